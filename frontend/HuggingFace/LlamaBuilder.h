@@ -1,0 +1,31 @@
+// Builds the forward graph of a LlamaForCausalLM in weft IR.
+#ifndef WEFT_FRONTEND_HUGGINGFACE_LLAMABUILDER_H
+#define WEFT_FRONTEND_HUGGINGFACE_LLAMABUILDER_H
+
+#include "frontend/HuggingFace/LlamaConfig.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/OwningOpRef.h"
+
+namespace weft::frontend {
+
+struct LlamaBuildOptions {
+  int64_t batch = 1;
+  int64_t seq = 128;
+  /// Element type of parameters and activations: "f32" or "bf16".
+  std::string dtype = "f32";
+};
+
+/// Builds `func.func @forward(%input_ids: tensor<BxSxi64>, %params...) ->
+/// tensor<BxSxVxdtype>` (logits) with the parameters in Hugging Face
+/// state-dict order, each argument carrying its checkpoint name in
+/// `weft.param`; with tied embeddings there is no lm_head parameter. Op
+/// locations name the module they come from ("model.layers.3.mlp"). Returns
+/// null after emitting a diagnostic for invalid options.
+mlir::OwningOpRef<mlir::ModuleOp>
+buildLlamaForward(mlir::MLIRContext &context, const LlamaConfig &config,
+                  const LlamaBuildOptions &options);
+
+} // namespace weft::frontend
+
+#endif // WEFT_FRONTEND_HUGGINGFACE_LLAMABUILDER_H

@@ -1,0 +1,85 @@
+// The weft dialect's registration, printing aliases and attribute verifiers.
+#include "ir/WeftDialect.h"
+
+#include "mlir/IR/DialectImplementation.h"
+#include "mlir/IR/OpImplementation.h"
+
+using namespace mlir;
+using namespace weft;
+
+#include "ir/WeftDialect.cpp.inc"
+
+namespace {
+/// Prints meshes as `#mesh`, `#mesh1`, … aliases at the top of a module.
+struct WeftOpAsmInterface : public OpAsmDialectInterface {
+  using OpAsmDialectInterface::OpAsmDialectInterface;
+  AliasResult getAlias(Attribute attr, raw_ostream &os) const override {
+    if (isa<MeshAttr>(attr)) {
+      os << "mesh";
+      return AliasResult::FinalAlias;
+    }
+    return AliasResult::NoAlias;
+  }
+};
+
+/// Checks a `weft.sharding` attached to a value of type `type`.
+LogicalResult verifyShardingOf(Type type, Attribute attr,
+                               function_ref<InFlightDiagnostic()> emitError) {
+  auto sharding = dyn_cast<ShardingAttr>(attr);
+  if (!sharding)
+    return emitError() << "'" << WeftDialect::kShardingAttrName
+                       << "' must be a #weft.sharding, found " << attr;
+  auto tensor = dyn_cast<RankedTensorType>(type);
+  if (!tensor)
+    return emitError() << "'" << WeftDialect::kShardingAttrName
+                       << "' applies to ranked tensors, found " << type;
+  if (sharding.getDims().size() != static_cast<size_t>(tensor.getRank()))
+    return emitError() << "sharding has " << sharding.getDims().size()
+                       << " dimension entries but the tensor " << type
+                       << " has rank " << tensor.getRank();
+  return success();
+}
+} // namespace
+
+void WeftDialect::initialize() {
+  registerAttributes();
+  addOperations<
+#define GET_OP_LIST
+#include "ir/WeftOps.cpp.inc"
+      >();
+  addInterfaces<WeftOpAsmInterface>();
+}
+
+LogicalResult WeftDialect::verifyOperationAttribute(Operation *op,
+                                                    NamedAttribute attr) {
+  if (attr.getName() == kShardingAttrName) {
+    if (op->getNumResults() != 1)
+      return op->emitOpError()
+             << "'" << kShardingAttrName << "' needs an op with one result";
+    return verifyShardingOf(op->getResult(0).getType(), attr.getValue(),
+                            [&] { return op->emitOpError(); });
+  }
+  return success();
+}
+
+LogicalResult WeftDialect::verifyRegionArgAttribute(Operation *op,
+                                                    unsigned regionIndex,
+                                                    unsigned argIndex,
+                                                    NamedAttribute attr) {
+  Type argType = op->getRegion(regionIndex).getArgument(argIndex).getType();
+  auto emit = [&] { return op->emitOpError() << "argument " << argIndex << ": "; };
+  if (attr.getName() == kShardingAttrName)
+    return verifyShardingOf(argType, attr.getValue(), emit);
+  if (attr.getName() == kParamAttrName || attr.getName() == kInputAttrName) {
+    auto name = dyn_cast<StringAttr>(attr.getValue());
+    if (!name || name.getValue().empty())
+      return emit() << "'" << attr.getName().getValue()
+                    << "' must be a non-empty string";
+  }
+  return success();
+}
+
+bool weft::isHostTensor(Type type) {
+  auto tensor = dyn_cast<RankedTensorType>(type);
+  return tensor && isa_and_nonnull<HostMemoryAttr>(tensor.getEncoding());
+}

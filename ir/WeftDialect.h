@@ -1,0 +1,30 @@
+// The weft dialect: attributes, interfaces and ops. Include this header to use
+// any of them.
+#ifndef WEFT_IR_WEFTDIALECT_H
+#define WEFT_IR_WEFTDIALECT_H
+
+#include "mlir/Bytecode/BytecodeOpInterface.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/Dialect.h"
+#include "mlir/IR/OpDefinition.h"
+#include "mlir/Interfaces/InferTypeOpInterface.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+
+#include "ir/WeftDialect.h.inc"
+#include "ir/WeftEnums.h.inc"
+
+#define GET_ATTRDEF_CLASSES
+#include "ir/WeftAttrs.h.inc"
+
+#include "ir/WeftInterfaces.h"
+
+#define GET_OP_CLASSES
+#include "ir/WeftOps.h.inc"
+
+namespace weft {
+/// True when `type` is a tensor in host memory (encoding #weft.host).
+bool isHostTensor(mlir::Type type);
+} // namespace weft
+
+#endif // WEFT_IR_WEFTDIALECT_H

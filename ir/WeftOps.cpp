@@ -1,0 +1,803 @@
+// Type inference and verification of the weft ops: each check implements one
+// numbered constraint of the op's description in WeftOps.td.
+#include "ir/WeftDialect.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/OpImplementation.h"
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/StringSet.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace weft;
+
+namespace {
+constexpr int64_t kDynamic = ShapedType::kDynamic;
+
+/// Emits "'weft.<op>' <message>" at `loc` (if any) and returns failure.
+template <typename OpT, typename... Args>
+LogicalResult fail(std::optional<Location> loc, Args &&...args) {
+  return emitOptionalError(loc, "'", OpT::getOperationName(), "' ",
+                           std::forward<Args>(args)...);
+}
+
+RankedTensorType tensorOf(Value value) {
+  return cast<RankedTensorType>(value.getType());
+}
+
+/// Two sizes agree unless both are static and differ.
+bool sizesAgree(int64_t a, int64_t b) {
+  return a == kDynamic || b == kDynamic || a == b;
+}
+
+bool shapesAgree(ArrayRef<int64_t> a, ArrayRef<int64_t> b) {
+  if (a.size() != b.size())
+    return false;
+  for (auto [x, y] : llvm::zip_equal(a, b))
+    if (!sizesAgree(x, y))
+      return false;
+  return true;
+}
+
+/// Number of elements, or kDynamic.
+int64_t numElements(ArrayRef<int64_t> shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    if (d == kDynamic)
+      return kDynamic;
+    n *= d;
+  }
+  return n;
+}
+
+bool inRange(int64_t dim, int64_t rank) { return dim >= 0 && dim < rank; }
+
+/// Collectives (C1): the axes exist, are unique and at least one is named.
+/// Returns the group size, or failure.
+template <typename OpT>
+FailureOr<int64_t> verifyGroup(std::optional<Location> loc, MeshAttr mesh,
+                               ArrayAttr axes) {
+  if (axes.empty()) {
+    (void)fail<OpT>(loc, "names no mesh axis; its group needs at least one");
+    return failure();
+  }
+  llvm::StringSet<> seen;
+  for (Attribute attr : axes) {
+    StringRef axis = cast<StringAttr>(attr).getValue();
+    if (!mesh.getAxis(axis)) {
+      (void)fail<OpT>(loc, "names axis \"", axis, "\", which is not in the mesh ",
+                      mesh);
+      return failure();
+    }
+    if (!seen.insert(axis).second) {
+      (void)fail<OpT>(loc, "names axis \"", axis, "\" twice");
+      return failure();
+    }
+  }
+  return mesh.getGroupSize(axes);
+}
+
+int64_t multiplySize(int64_t size, int64_t factor) {
+  return size == kDynamic ? kDynamic : size * factor;
+}
+int64_t divideSize(int64_t size, int64_t factor) {
+  return size == kDynamic ? kDynamic : size / factor;
+}
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// Elementwise: ODS infers the result type of ops whose types all match.
+//===----------------------------------------------------------------------===//
+
+
+LogicalResult CompareOp::inferReturnTypes(MLIRContext *context,
+                                          std::optional<Location>,
+                                          Adaptor adaptor,
+                                          SmallVectorImpl<Type> &types) {
+  types.push_back(RankedTensorType::get(tensorOf(adaptor.getLhs()).getShape(),
+                                        IntegerType::get(context, 1)));
+  return success();
+}
+
+LogicalResult SelectOp::verify() {
+  // C1 is the AllTypesMatch trait.
+  if (!shapesAgree(getPred().getType().getShape(), getType().getShape())) // C2
+    return emitOpError("needs pred of the shape of on_true, found ")
+           << getPred().getType() << " and " << getType();
+  return success();
+}
+
+LogicalResult ConvertOp::verify() {
+  if (!shapesAgree(getX().getType().getShape(), getType().getShape())) // C1
+    return emitOpError("changes the shape from ")
+           << getX().getType() << " to " << getType();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Linear algebra
+//===----------------------------------------------------------------------===//
+
+LogicalResult MatmulOp::inferReturnTypes(MLIRContext *,
+                                         std::optional<Location> loc,
+                                         Adaptor adaptor,
+                                         SmallVectorImpl<Type> &types) {
+  RankedTensorType lhs = tensorOf(adaptor.getLhs());
+  RankedTensorType rhs = tensorOf(adaptor.getRhs());
+  int64_t rank = lhs.getRank(), rhsRank = rhs.getRank();
+  if (rank < 2 || rhsRank < 2) // C1
+    return fail<MatmulOp>(loc, "needs operands of rank at least 2, found ", lhs,
+                          " and ", rhs);
+  if (rhsRank != rank && rhsRank != 2) // C2
+    return fail<MatmulOp>(loc, "needs rhs of rank ", rank, " or 2, found ", rhs);
+  SmallVector<int64_t> shape(lhs.getShape().drop_back(2));
+  if (rhsRank == rank && !shapesAgree(shape, rhs.getShape().drop_back(2))) // C3
+    return fail<MatmulOp>(loc, "has different batch dimensions in ", lhs,
+                          " and ", rhs);
+  bool tl = adaptor.getTransposeLhs(), tr = adaptor.getTransposeRhs();
+  int64_t m = lhs.getDimSize(rank - (tl ? 1 : 2));
+  int64_t k = lhs.getDimSize(rank - (tl ? 2 : 1));
+  int64_t rhsK = rhs.getDimSize(rhsRank - (tr ? 1 : 2));
+  int64_t n = rhs.getDimSize(rhsRank - (tr ? 2 : 1));
+  if (!sizesAgree(k, rhsK)) // C4
+    return fail<MatmulOp>(loc, "contracts a dimension of size ", k,
+                          " with one of size ", rhsK);
+  if (lhs.getElementType() != rhs.getElementType()) // C5
+    return fail<MatmulOp>(loc, "needs equal element types, found ",
+                          lhs.getElementType(), " and ", rhs.getElementType());
+  shape.append({m, n});
+  types.push_back(RankedTensorType::get(shape, lhs.getElementType()));
+  return success();
+}
+
+LogicalResult LinearOp::inferReturnTypes(MLIRContext *,
+                                         std::optional<Location> loc,
+                                         Adaptor adaptor,
+                                         SmallVectorImpl<Type> &types) {
+  RankedTensorType x = tensorOf(adaptor.getX());
+  RankedTensorType weight = tensorOf(adaptor.getWeight());
+  if (x.getRank() < 1 || weight.getRank() != 2) // C1
+    return fail<LinearOp>(loc, "needs x of rank >= 1 and a weight of rank 2, found ",
+                          x, " and ", weight);
+  if (!sizesAgree(x.getShape().back(), weight.getDimSize(1))) // C2
+    return fail<LinearOp>(loc, "has ", x.getShape().back(),
+                          " input features in x but weight ", weight, " expects ",
+                          weight.getDimSize(1));
+  if (Value biasValue = adaptor.getBias()) {
+    RankedTensorType bias = tensorOf(biasValue);
+    if (bias.getRank() != 1 || !sizesAgree(bias.getDimSize(0), weight.getDimSize(0))) // C3
+      return fail<LinearOp>(loc, "needs a bias of shape [", weight.getDimSize(0),
+                            "], found ", bias);
+    if (bias.getElementType() != x.getElementType()) // C4
+      return fail<LinearOp>(loc, "needs equal element types, found ",
+                            x.getElementType(), " and ", bias.getElementType());
+  }
+  if (weight.getElementType() != x.getElementType()) // C4
+    return fail<LinearOp>(loc, "needs equal element types, found ",
+                          x.getElementType(), " and ", weight.getElementType());
+  SmallVector<int64_t> shape(x.getShape().drop_back());
+  shape.push_back(weight.getDimSize(0));
+  types.push_back(RankedTensorType::get(shape, x.getElementType()));
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Reductions
+//===----------------------------------------------------------------------===//
+
+LogicalResult ReduceOp::inferReturnTypes(MLIRContext *,
+                                         std::optional<Location> loc,
+                                         Adaptor adaptor,
+                                         SmallVectorImpl<Type> &types) {
+  RankedTensorType x = tensorOf(adaptor.getX());
+  ArrayRef<int64_t> dims = adaptor.getDims();
+  for (auto [i, dim] : llvm::enumerate(dims)) // C1
+    if (!inRange(dim, x.getRank()) || (i > 0 && dim <= dims[i - 1]))
+      return fail<ReduceOp>(loc, "needs dims strictly increasing in [0, ",
+                            x.getRank(), "), found ", dim, " at position ", i);
+  if (adaptor.getKind() == ReduceKind::mean && !isa<FloatType>(x.getElementType())) // C2
+    return fail<ReduceOp>(loc, "takes the mean of floating-point tensors only, found ",
+                          x.getElementType());
+  SmallVector<int64_t> shape;
+  for (auto [d, size] : llvm::enumerate(x.getShape())) {
+    if (!llvm::is_contained(dims, static_cast<int64_t>(d)))
+      shape.push_back(size);
+    else if (adaptor.getKeepDims())
+      shape.push_back(1);
+  }
+  types.push_back(RankedTensorType::get(shape, x.getElementType()));
+  return success();
+}
+
+template <typename OpT>
+static LogicalResult inferSoftmaxLike(std::optional<Location> loc,
+                                      typename OpT::Adaptor adaptor,
+                                      SmallVectorImpl<Type> &types) {
+  RankedTensorType x = tensorOf(adaptor.getX());
+  if (!inRange(adaptor.getDim(), x.getRank())) // C1
+    return fail<OpT>(loc, "normalises along dim ", adaptor.getDim(),
+                     ", outside [0, ", x.getRank(), ")");
+  types.push_back(x);
+  return success();
+}
+
+LogicalResult SoftmaxOp::inferReturnTypes(MLIRContext *,
+                                          std::optional<Location> loc,
+                                          Adaptor adaptor,
+                                          SmallVectorImpl<Type> &types) {
+  return inferSoftmaxLike<SoftmaxOp>(loc, adaptor, types);
+}
+
+LogicalResult LogSoftmaxOp::inferReturnTypes(MLIRContext *,
+                                             std::optional<Location> loc,
+                                             Adaptor adaptor,
+                                             SmallVectorImpl<Type> &types) {
+  return inferSoftmaxLike<LogSoftmaxOp>(loc, adaptor, types);
+}
+
+//===----------------------------------------------------------------------===//
+// Shape and data movement
+//===----------------------------------------------------------------------===//
+
+LogicalResult ReshapeOp::verify() {
+  RankedTensorType x = getX().getType(), result = getType();
+  if (x.getElementType() != result.getElementType()) // C1
+    return emitOpError("changes the element type from ")
+           << x.getElementType() << " to " << result.getElementType();
+  int64_t from = numElements(x.getShape()), to = numElements(result.getShape());
+  if (!sizesAgree(from, to)) // C2
+    return emitOpError("reshapes ") << from << " elements into " << to;
+  return success();
+}
+
+LogicalResult TransposeOp::inferReturnTypes(MLIRContext *,
+                                            std::optional<Location> loc,
+                                            Adaptor adaptor,
+                                            SmallVectorImpl<Type> &types) {
+  RankedTensorType x = tensorOf(adaptor.getX());
+  ArrayRef<int64_t> perm = adaptor.getPermutation();
+  SmallVector<bool> seen(x.getRank(), false);
+  bool valid = static_cast<int64_t>(perm.size()) == x.getRank();
+  for (int64_t p : perm) {
+    valid = valid && inRange(p, x.getRank()) && !seen[p];
+    if (valid)
+      seen[p] = true;
+  }
+  if (!valid) // C1
+    return fail<TransposeOp>(loc, "needs a permutation of [0, ", x.getRank(),
+                             "), found [", perm, "]");
+  SmallVector<int64_t> shape;
+  for (int64_t p : perm)
+    shape.push_back(x.getDimSize(p));
+  types.push_back(RankedTensorType::get(shape, x.getElementType(), x.getEncoding()));
+  return success();
+}
+
+LogicalResult SliceOp::inferReturnTypes(MLIRContext *,
+                                        std::optional<Location> loc,
+                                        Adaptor adaptor,
+                                        SmallVectorImpl<Type> &types) {
+  RankedTensorType x = tensorOf(adaptor.getX());
+  ArrayRef<int64_t> start = adaptor.getStart(), limit = adaptor.getLimit(),
+                    stride = adaptor.getStride();
+  int64_t rank = x.getRank();
+  if (static_cast<int64_t>(start.size()) != rank ||
+      static_cast<int64_t>(limit.size()) != rank ||
+      static_cast<int64_t>(stride.size()) != rank) // C1
+    return fail<SliceOp>(loc, "needs start, limit and stride with ", rank,
+                         " entries each, found ", start.size(), ", ",
+                         limit.size(), " and ", stride.size());
+  SmallVector<int64_t> shape;
+  for (int64_t d = 0; d < rank; ++d) {
+    int64_t size = x.getDimSize(d);
+    if (start[d] < 0 || start[d] > limit[d] ||
+        (size != kDynamic && limit[d] > size)) // C2
+      return fail<SliceOp>(loc, "slices [", start[d], ", ", limit[d],
+                           ") of dimension ", d, " of size ", size);
+    if (stride[d] < 1) // C3
+      return fail<SliceOp>(loc, "needs strides >= 1, found ", stride[d],
+                           " for dimension ", d);
+    shape.push_back((limit[d] - start[d] + stride[d] - 1) / stride[d]);
+  }
+  types.push_back(RankedTensorType::get(shape, x.getElementType()));
+  return success();
+}
+
+LogicalResult ConcatOp::inferReturnTypes(MLIRContext *,
+                                         std::optional<Location> loc,
+                                         Adaptor adaptor,
+                                         SmallVectorImpl<Type> &types) {
+  ValueRange inputs = adaptor.getInputs();
+  if (inputs.empty()) // C1
+    return fail<ConcatOp>(loc, "needs at least one input");
+  RankedTensorType first = tensorOf(inputs[0]);
+  int64_t dim = adaptor.getDim();
+  if (!inRange(dim, first.getRank())) // C3
+    return fail<ConcatOp>(loc, "concatenates along dim ", dim, ", outside [0, ",
+                          first.getRank(), ")");
+  SmallVector<int64_t> shape(first.getShape());
+  for (Value input : inputs.drop_front()) {
+    RankedTensorType t = tensorOf(input);
+    if (t.getRank() != first.getRank() ||
+        t.getElementType() != first.getElementType()) // C2
+      return fail<ConcatOp>(loc, "needs inputs of one rank and element type, found ",
+                            first, " and ", t);
+    for (int64_t d = 0; d < t.getRank(); ++d) {
+      if (d == dim)
+        shape[d] = (shape[d] == kDynamic || t.getDimSize(d) == kDynamic)
+                       ? kDynamic
+                       : shape[d] + t.getDimSize(d);
+      else if (!sizesAgree(shape[d], t.getDimSize(d))) // C4
+        return fail<ConcatOp>(loc, "inputs ", first, " and ", t,
+                              " differ in dimension ", d);
+    }
+  }
+  types.push_back(RankedTensorType::get(shape, first.getElementType()));
+  return success();
+}
+
+LogicalResult BroadcastOp::verify() {
+  RankedTensorType x = getX().getType(), result = getType();
+  ArrayRef<int64_t> dims = getDims();
+  if (x.getElementType() != result.getElementType()) // C1
+    return emitOpError("changes the element type from ")
+           << x.getElementType() << " to " << result.getElementType();
+  if (static_cast<int64_t>(dims.size()) != x.getRank()) // C2
+    return emitOpError("needs one entry in dims per operand dimension (")
+           << x.getRank() << "), found " << dims.size();
+  for (auto [i, dim] : llvm::enumerate(dims)) {
+    if (!inRange(dim, result.getRank()) || (i > 0 && dim <= dims[i - 1])) // C3
+      return emitOpError("needs dims strictly increasing in [0, ")
+             << result.getRank() << "), found " << dim << " at position " << i;
+    int64_t from = x.getDimSize(i), to = result.getDimSize(dim);
+    if (from != 1 && !sizesAgree(from, to)) // C4
+      return emitOpError("broadcasts operand dimension ")
+             << i << " of size " << from << " into result dimension " << dim
+             << " of size " << to;
+  }
+  return success();
+}
+
+/// Shape `weft.gather` returns for a table of `table` shape, indices of
+/// `indices` shape, along `axis` (assumed valid).
+static SmallVector<int64_t> gatherShape(ArrayRef<int64_t> table,
+                                        ArrayRef<int64_t> indices, int64_t axis) {
+  SmallVector<int64_t> shape(table.take_front(axis));
+  shape.append(indices.begin(), indices.end());
+  shape.append(table.begin() + axis + 1, table.end());
+  return shape;
+}
+
+LogicalResult GatherOp::inferReturnTypes(MLIRContext *,
+                                         std::optional<Location> loc,
+                                         Adaptor adaptor,
+                                         SmallVectorImpl<Type> &types) {
+  RankedTensorType table = tensorOf(adaptor.getTable());
+  int64_t axis = adaptor.getAxis();
+  if (!inRange(axis, table.getRank())) // C1
+    return fail<GatherOp>(loc, "gathers along axis ", axis, ", outside [0, ",
+                          table.getRank(), ")");
+  types.push_back(RankedTensorType::get(
+      gatherShape(table.getShape(), tensorOf(adaptor.getIndices()).getShape(), axis),
+      table.getElementType()));
+  return success();
+}
+
+LogicalResult ScatterAddOp::inferReturnTypes(MLIRContext *,
+                                             std::optional<Location> loc,
+                                             Adaptor adaptor,
+                                             SmallVectorImpl<Type> &types) {
+  RankedTensorType base = tensorOf(adaptor.getBase());
+  RankedTensorType updates = tensorOf(adaptor.getUpdates());
+  int64_t axis = adaptor.getAxis();
+  if (!inRange(axis, base.getRank())) // C1
+    return fail<ScatterAddOp>(loc, "scatters along axis ", axis,
+                              ", outside [0, ", base.getRank(), ")");
+  SmallVector<int64_t> expected = gatherShape(
+      base.getShape(), tensorOf(adaptor.getIndices()).getShape(), axis);
+  if (!shapesAgree(expected, updates.getShape())) // C2
+    return fail<ScatterAddOp>(loc, "needs updates of shape [", expected,
+                              "], found ", updates);
+  if (updates.getElementType() != base.getElementType()) // C3
+    return fail<ScatterAddOp>(loc, "needs updates of element type ",
+                              base.getElementType(), ", found ",
+                              updates.getElementType());
+  types.push_back(base);
+  return success();
+}
+
+LogicalResult IotaOp::verify() {
+  if (!inRange(getDim(), getType().getRank())) // C1
+    return emitOpError("counts along dim ")
+           << getDim() << ", outside [0, " << getType().getRank() << ")";
+  return success();
+}
+
+LogicalResult ConstantOp::inferReturnTypes(MLIRContext *,
+                                           std::optional<Location> loc,
+                                           Adaptor adaptor,
+                                           SmallVectorImpl<Type> &types) {
+  auto type = dyn_cast<RankedTensorType>(adaptor.getValue().getType());
+  if (!type || !type.hasStaticShape()) // C1
+    return fail<ConstantOp>(loc, "needs a statically shaped tensor value, found ",
+                            adaptor.getValue().getType());
+  types.push_back(type);
+  return success();
+}
+
+OpFoldResult ConstantOp::fold(FoldAdaptor) { return getValue(); }
+
+//===----------------------------------------------------------------------===//
+// Transformer composites
+//===----------------------------------------------------------------------===//
+
+template <typename OpT>
+static LogicalResult verifyNormParam(std::optional<Location> loc,
+                                     RankedTensorType x, Value param,
+                                     StringRef name) {
+  RankedTensorType t = tensorOf(param);
+  if (t.getRank() != 1 || !sizesAgree(t.getDimSize(0), x.getShape().back())) // C2
+    return fail<OpT>(loc, "needs ", name, " of shape [", x.getShape().back(),
+                     "], found ", t);
+  if (t.getElementType() != x.getElementType()) // C3
+    return fail<OpT>(loc, "needs ", name, " of element type ", x.getElementType(),
+                     ", found ", t.getElementType());
+  return success();
+}
+
+template <typename OpT>
+static LogicalResult inferNorm(std::optional<Location> loc,
+                               typename OpT::Adaptor adaptor,
+                               SmallVectorImpl<Type> &types) {
+  RankedTensorType x = tensorOf(adaptor.getX());
+  if (x.getRank() < 1) // C1
+    return fail<OpT>(loc, "needs x of rank at least 1");
+  if (failed(verifyNormParam<OpT>(loc, x, adaptor.getWeight(), "weight")))
+    return failure();
+  if constexpr (std::is_same_v<OpT, LayerNormOp>)
+    if (Value bias = adaptor.getBias())
+      if (failed(verifyNormParam<OpT>(loc, x, bias, "bias")))
+        return failure();
+  if (adaptor.getEpsilon().convertToDouble() < 0) // C4
+    return fail<OpT>(loc, "needs epsilon >= 0, found ",
+                     adaptor.getEpsilon().convertToDouble());
+  types.push_back(x);
+  return success();
+}
+
+LogicalResult RmsNormOp::inferReturnTypes(MLIRContext *,
+                                          std::optional<Location> loc,
+                                          Adaptor adaptor,
+                                          SmallVectorImpl<Type> &types) {
+  return inferNorm<RmsNormOp>(loc, adaptor, types);
+}
+
+LogicalResult LayerNormOp::inferReturnTypes(MLIRContext *,
+                                            std::optional<Location> loc,
+                                            Adaptor adaptor,
+                                            SmallVectorImpl<Type> &types) {
+  return inferNorm<LayerNormOp>(loc, adaptor, types);
+}
+
+LogicalResult RopeOp::inferReturnTypes(MLIRContext *,
+                                       std::optional<Location> loc,
+                                       Adaptor adaptor,
+                                       SmallVectorImpl<Type> &types) {
+  RankedTensorType x = tensorOf(adaptor.getX());
+  RankedTensorType positions = tensorOf(adaptor.getPositions());
+  if (x.getRank() != 4) // C1
+    return fail<RopeOp>(loc, "needs x of rank 4 [batch, seq, heads, head_dim], found ", x);
+  if (positions.getRank() != 2 ||
+      !shapesAgree(positions.getShape(), x.getShape().take_front(2))) // C2
+    return fail<RopeOp>(loc, "needs positions of shape [", x.getDimSize(0), ", ",
+                        x.getDimSize(1), "], found ", positions);
+  int64_t headDim = x.getDimSize(3);
+  if (headDim != kDynamic && headDim % 2 != 0) // C3
+    return fail<RopeOp>(loc, "needs an even head_dim, found ", headDim);
+  if (!(adaptor.getTheta().convertToDouble() > 0)) // C4
+    return fail<RopeOp>(loc, "needs theta > 0, found ",
+                        adaptor.getTheta().convertToDouble());
+  types.push_back(x);
+  return success();
+}
+
+LogicalResult AttentionOp::inferReturnTypes(MLIRContext *,
+                                            std::optional<Location> loc,
+                                            Adaptor adaptor,
+                                            SmallVectorImpl<Type> &types) {
+  RankedTensorType q = tensorOf(adaptor.getQ()), k = tensorOf(adaptor.getK()),
+                   v = tensorOf(adaptor.getV());
+  if (q.getRank() != 4 || k.getRank() != 4 || v.getRank() != 4) // C1
+    return fail<AttentionOp>(loc, "needs q, k and v of rank 4 [batch, seq, heads, head_dim], found ",
+                             q, ", ", k, " and ", v);
+  if (!sizesAgree(q.getDimSize(0), k.getDimSize(0)) ||
+      !sizesAgree(q.getDimSize(0), v.getDimSize(0))) // C2
+    return fail<AttentionOp>(loc, "needs one batch size in q, k and v, found ",
+                             q, ", ", k, " and ", v);
+  if (!shapesAgree(k.getShape().take_front(3), v.getShape().take_front(3))) // C3
+    return fail<AttentionOp>(loc, "needs k and v with the same sequence length and heads, found ",
+                             k, " and ", v);
+  if (!sizesAgree(q.getDimSize(3), k.getDimSize(3))) // C4
+    return fail<AttentionOp>(loc, "needs q and k with the same head_dim, found ",
+                             q.getDimSize(3), " and ", k.getDimSize(3));
+  int64_t heads = q.getDimSize(2), kvHeads = k.getDimSize(2);
+  if (heads != kDynamic && kvHeads != kDynamic &&
+      (kvHeads == 0 || heads % kvHeads != 0)) // C5
+    return fail<AttentionOp>(loc, "needs query heads (", heads,
+                             ") to be a multiple of key/value heads (", kvHeads, ")");
+  if (q.getElementType() != k.getElementType() ||
+      q.getElementType() != v.getElementType()) // C6
+    return fail<AttentionOp>(loc, "needs q, k and v of one element type, found ",
+                             q.getElementType(), ", ", k.getElementType(), " and ",
+                             v.getElementType());
+  AttentionKind kind = adaptor.getKind();
+  int64_t sq = q.getDimSize(1), skv = k.getDimSize(1);
+  if (Value maskValue = adaptor.getMask()) { // C7
+    if (kind != AttentionKind::mask)
+      return fail<AttentionOp>(loc, "takes a mask only with kind 'mask', not '",
+                               stringifyAttentionKind(kind), "'");
+    RankedTensorType mask = tensorOf(maskValue);
+    bool ok = (mask.getRank() == 3 &&
+               shapesAgree(mask.getShape(), {q.getDimSize(0), sq, skv})) ||
+              (mask.getRank() == 2 && shapesAgree(mask.getShape(), {sq, skv}));
+    if (!ok)
+      return fail<AttentionOp>(loc, "needs a mask of shape [", q.getDimSize(0),
+                               ", ", sq, ", ", skv, "] or [", sq, ", ", skv,
+                               "], found ", mask);
+  } else if (kind == AttentionKind::mask) {
+    return fail<AttentionOp>(loc, "of kind 'mask' needs a mask operand");
+  }
+  if (Value slopesValue = adaptor.getAlibiSlopes()) { // C8
+    if (kind != AttentionKind::alibi)
+      return fail<AttentionOp>(loc, "takes alibi slopes only with kind 'alibi', not '",
+                               stringifyAttentionKind(kind), "'");
+    RankedTensorType slopes = tensorOf(slopesValue);
+    if (slopes.getRank() != 1 || !sizesAgree(slopes.getDimSize(0), heads))
+      return fail<AttentionOp>(loc, "needs alibi slopes of shape [", heads,
+                               "], found ", slopes);
+  } else if (kind == AttentionKind::alibi) {
+    return fail<AttentionOp>(loc, "of kind 'alibi' needs an alibi slopes operand");
+  }
+  if ((kind == AttentionKind::causal || kind == AttentionKind::alibi) &&
+      sq != kDynamic && skv != kDynamic && sq > skv) // C9
+    return fail<AttentionOp>(loc, "with a causal mask needs at most as many queries (",
+                             sq, ") as keys (", skv, ")");
+  if (FloatAttr scale = adaptor.getScaleAttr();
+      scale && !(scale.getValueAsDouble() > 0)) // C10
+    return fail<AttentionOp>(loc, "needs a positive scale, found ",
+                             scale.getValueAsDouble());
+  types.push_back(RankedTensorType::get(
+      {q.getDimSize(0), sq, heads, v.getDimSize(3)}, q.getElementType()));
+  return success();
+}
+
+double AttentionOp::getScaleOrDefault() {
+  if (std::optional<APFloat> scale = getScale())
+    return scale->convertToDouble();
+  return 1.0 / std::sqrt(static_cast<double>(getQ().getType().getDimSize(3)));
+}
+
+int64_t AttentionOp::getNumAttendingPairs() {
+  int64_t sq = getQ().getType().getDimSize(1), skv = getK().getType().getDimSize(1);
+  if (sq == kDynamic || skv == kDynamic)
+    return kDynamic;
+  if (getKind() == AttentionKind::causal || getKind() == AttentionKind::alibi)
+    return sq * (skv - sq) + sq * (sq + 1) / 2;
+  return sq * skv;
+}
+
+LogicalResult CrossEntropyOp::inferReturnTypes(MLIRContext *context,
+                                               std::optional<Location> loc,
+                                               Adaptor adaptor,
+                                               SmallVectorImpl<Type> &types) {
+  RankedTensorType logits = tensorOf(adaptor.getLogits());
+  RankedTensorType labels = tensorOf(adaptor.getLabels());
+  if (logits.getRank() < 1) // C1
+    return fail<CrossEntropyOp>(loc, "needs logits of rank at least 1");
+  if (!shapesAgree(labels.getShape(), logits.getShape().drop_back())) // C2
+    return fail<CrossEntropyOp>(loc, "needs labels of shape [",
+                                logits.getShape().drop_back(), "], found ", labels);
+  Type f32 = Float32Type::get(context);
+  if (adaptor.getReduction() == LossReduction::none)
+    types.push_back(RankedTensorType::get(labels.getShape(), f32));
+  else
+    types.push_back(RankedTensorType::get({}, f32));
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Collectives
+//===----------------------------------------------------------------------===//
+
+LogicalResult AllGatherOp::inferReturnTypes(MLIRContext *,
+                                            std::optional<Location> loc,
+                                            Adaptor adaptor,
+                                            SmallVectorImpl<Type> &types) {
+  FailureOr<int64_t> group =
+      verifyGroup<AllGatherOp>(loc, adaptor.getMesh(), adaptor.getAxes());
+  if (failed(group))
+    return failure();
+  RankedTensorType x = tensorOf(adaptor.getX());
+  int64_t dim = adaptor.getDim();
+  if (!inRange(dim, x.getRank())) // C2
+    return fail<AllGatherOp>(loc, "gathers along dim ", dim, ", outside [0, ",
+                             x.getRank(), ")");
+  SmallVector<int64_t> shape(x.getShape());
+  shape[dim] = multiplySize(shape[dim], *group);
+  types.push_back(RankedTensorType::get(shape, x.getElementType()));
+  return success();
+}
+
+LogicalResult ReduceScatterOp::inferReturnTypes(MLIRContext *,
+                                                std::optional<Location> loc,
+                                                Adaptor adaptor,
+                                                SmallVectorImpl<Type> &types) {
+  FailureOr<int64_t> group =
+      verifyGroup<ReduceScatterOp>(loc, adaptor.getMesh(), adaptor.getAxes());
+  if (failed(group))
+    return failure();
+  RankedTensorType x = tensorOf(adaptor.getX());
+  int64_t dim = adaptor.getDim();
+  if (!inRange(dim, x.getRank())) // C2
+    return fail<ReduceScatterOp>(loc, "scatters along dim ", dim,
+                                 ", outside [0, ", x.getRank(), ")");
+  SmallVector<int64_t> shape(x.getShape());
+  if (shape[dim] != kDynamic && shape[dim] % *group != 0) // C3
+    return fail<ReduceScatterOp>(loc, "splits dim ", dim, " of size ", shape[dim],
+                                 " over a group of ", *group, " ranks");
+  shape[dim] = divideSize(shape[dim], *group);
+  types.push_back(RankedTensorType::get(shape, x.getElementType()));
+  return success();
+}
+
+LogicalResult AllReduceOp::inferReturnTypes(MLIRContext *,
+                                            std::optional<Location> loc,
+                                            Adaptor adaptor,
+                                            SmallVectorImpl<Type> &types) {
+  if (failed(verifyGroup<AllReduceOp>(loc, adaptor.getMesh(), adaptor.getAxes())))
+    return failure();
+  types.push_back(adaptor.getX().getType());
+  return success();
+}
+
+LogicalResult AllToAllOp::inferReturnTypes(MLIRContext *,
+                                           std::optional<Location> loc,
+                                           Adaptor adaptor,
+                                           SmallVectorImpl<Type> &types) {
+  FailureOr<int64_t> group =
+      verifyGroup<AllToAllOp>(loc, adaptor.getMesh(), adaptor.getAxes());
+  if (failed(group))
+    return failure();
+  RankedTensorType x = tensorOf(adaptor.getX());
+  int64_t split = adaptor.getSplitDim(), concat = adaptor.getConcatDim();
+  if (!inRange(split, x.getRank()) || !inRange(concat, x.getRank())) // C2
+    return fail<AllToAllOp>(loc, "needs split and concat dims in [0, ",
+                            x.getRank(), "), found ", split, " and ", concat);
+  SmallVector<int64_t> shape(x.getShape());
+  if (shape[split] != kDynamic && shape[split] % *group != 0) // C3
+    return fail<AllToAllOp>(loc, "splits dim ", split, " of size ", shape[split],
+                            " over a group of ", *group, " ranks");
+  shape[split] = divideSize(shape[split], *group);
+  shape[concat] = multiplySize(shape[concat], *group);
+  types.push_back(RankedTensorType::get(shape, x.getElementType()));
+  return success();
+}
+
+template <typename OpT>
+static LogicalResult verifyPointToPoint(OpT op) {
+  FailureOr<int64_t> group =
+      verifyGroup<OpT>(op.getLoc(), op.getMesh(), op.getAxes());
+  if (failed(group))
+    return failure();
+  if (op.getOffset() % *group == 0) // C2
+    return op.emitOpError("has offset ")
+           << op.getOffset() << ", a multiple of the group size " << *group
+           << ": a rank would exchange with itself";
+  return success();
+}
+
+LogicalResult SendOp::verify() { return verifyPointToPoint(*this); }
+LogicalResult RecvOp::verify() { return verifyPointToPoint(*this); }
+
+LogicalResult CollectiveBroadcastOp::inferReturnTypes(
+    MLIRContext *, std::optional<Location> loc, Adaptor adaptor,
+    SmallVectorImpl<Type> &types) {
+  FailureOr<int64_t> group = verifyGroup<CollectiveBroadcastOp>(
+      loc, adaptor.getMesh(), adaptor.getAxes());
+  if (failed(group))
+    return failure();
+  if (!inRange(adaptor.getRoot(), *group)) // C2
+    return fail<CollectiveBroadcastOp>(loc, "has root ", adaptor.getRoot(),
+                                       ", outside the group [0, ", *group, ")");
+  types.push_back(adaptor.getX().getType());
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Quantization
+//===----------------------------------------------------------------------===//
+
+/// Checks bits and block size (C1, C2) and that `numel` splits into blocks
+/// (C3). Returns (bytes of values, number of blocks).
+template <typename OpT>
+static FailureOr<std::pair<int64_t, int64_t>>
+quantizedSizes(std::optional<Location> loc, int64_t numel, int64_t blockSize,
+               int64_t bits) {
+  if (bits != 8 && bits != 4) {
+    (void)fail<OpT>(loc, "supports 8 or 4 bits, found ", bits);
+    return failure();
+  }
+  if (blockSize < 1 || (bits == 4 && blockSize % 2 != 0)) {
+    (void)fail<OpT>(loc, "needs a block_size >= 1 (even for 4 bits), found ",
+                    blockSize);
+    return failure();
+  }
+  if (numel == kDynamic)
+    return std::make_pair(kDynamic, kDynamic);
+  if (numel % blockSize != 0) {
+    (void)fail<OpT>(loc, "cannot split ", numel, " elements into blocks of ",
+                    blockSize);
+    return failure();
+  }
+  return std::make_pair(numel * bits / 8, numel / blockSize);
+}
+
+LogicalResult QuantizeBlockwiseOp::inferReturnTypes(
+    MLIRContext *context, std::optional<Location> loc, Adaptor adaptor,
+    SmallVectorImpl<Type> &types) {
+  auto sizes = quantizedSizes<QuantizeBlockwiseOp>(
+      loc, numElements(tensorOf(adaptor.getX()).getShape()),
+      adaptor.getBlockSize(), adaptor.getBits());
+  if (failed(sizes))
+    return failure();
+  types.push_back(RankedTensorType::get({sizes->first}, IntegerType::get(context, 8)));
+  types.push_back(RankedTensorType::get({sizes->second}, Float32Type::get(context)));
+  return success();
+}
+
+LogicalResult DequantizeBlockwiseOp::verify() {
+  auto sizes = quantizedSizes<DequantizeBlockwiseOp>(
+      getLoc(), numElements(getType().getShape()), getBlockSize(), getBits());
+  if (failed(sizes))
+    return failure();
+  RankedTensorType values = getValues().getType(), scales = getScales().getType();
+  if (values.getRank() != 1 || scales.getRank() != 1 ||
+      !sizesAgree(values.getDimSize(0), sizes->first) ||
+      !sizesAgree(scales.getDimSize(0), sizes->second)) // C3
+    return emitOpError("needs values of shape [")
+           << sizes->first << "] and scales of shape [" << sizes->second
+           << "] for " << getType() << ", found " << values << " and " << scales;
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Memory
+//===----------------------------------------------------------------------===//
+
+LogicalResult OffloadOp::inferReturnTypes(MLIRContext *context,
+                                          std::optional<Location> loc,
+                                          Adaptor adaptor,
+                                          SmallVectorImpl<Type> &types) {
+  RankedTensorType x = tensorOf(adaptor.getX());
+  if (x.getEncoding()) // C1
+    return fail<OffloadOp>(loc, "needs a tensor in device memory, found ", x);
+  types.push_back(RankedTensorType::get(x.getShape(), x.getElementType(),
+                                        HostMemoryAttr::get(context)));
+  return success();
+}
+
+LogicalResult ReloadOp::inferReturnTypes(MLIRContext *,
+                                         std::optional<Location> loc,
+                                         Adaptor adaptor,
+                                         SmallVectorImpl<Type> &types) {
+  RankedTensorType x = tensorOf(adaptor.getX());
+  if (!isHostTensor(x)) // C1
+    return fail<ReloadOp>(loc, "needs a tensor in host memory (#weft.host), found ", x);
+  types.push_back(RankedTensorType::get(x.getShape(), x.getElementType()));
+  return success();
+}
+
+#define GET_OP_CLASSES
+#include "ir/WeftOps.cpp.inc"
+#include "ir/WeftInterfaces.cpp.inc"

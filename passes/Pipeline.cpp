@@ -1,0 +1,53 @@
+// The pipeline of named phases. Phases without passes yet are kept in order so
+// that --compile-to accepts every name of DESIGN.md from the start.
+#include "passes/Pipeline.h"
+
+#include "passes/ImportCleanup/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Transforms/Passes.h"
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/StringExtras.h"
+
+using namespace mlir;
+
+namespace {
+constexpr llvm::StringLiteral kPhases[] = {
+    "import-cleanup", "model",     "train",    "strategy",
+    "partition",      "memory",    "schedule", "bufferize",
+};
+
+void addImportCleanup(OpPassManager &pm) {
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  pm.addNestedPass<func::FuncOp>(weft::createCheckStaticShapes());
+}
+} // namespace
+
+llvm::ArrayRef<llvm::StringRef> weft::getPhaseNames() {
+  static const llvm::SmallVector<llvm::StringRef> names(std::begin(kPhases),
+                                                        std::end(kPhases));
+  return names;
+}
+
+LogicalResult weft::buildPipeline(OpPassManager &pm,
+                                  const PipelineOptions &options,
+                                  std::string &error) {
+  llvm::StringRef last = options.compileTo.empty()
+                             ? llvm::StringRef(kPhases[std::size(kPhases) - 1])
+                             : llvm::StringRef(options.compileTo);
+  if (!llvm::is_contained(getPhaseNames(), last)) {
+    error = "unknown phase '" + last.str() + "'; the phases are " +
+            llvm::join(getPhaseNames(), ", ");
+    return failure();
+  }
+  for (llvm::StringRef phase : getPhaseNames()) {
+    if (phase == "import-cleanup")
+      addImportCleanup(pm);
+    if (phase == last)
+      break;
+  }
+  return success();
+}
+
+void weft::registerPasses() { registerImportCleanupPasses(); }

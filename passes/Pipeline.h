@@ -1,0 +1,31 @@
+// The compiler's pipeline: named phases in order (DESIGN.md, "Data flow").
+#ifndef WEFT_PASSES_PIPELINE_H
+#define WEFT_PASSES_PIPELINE_H
+
+#include "mlir/Pass/PassManager.h"
+#include "llvm/ADT/ArrayRef.h"
+#include "llvm/ADT/StringRef.h"
+
+namespace weft {
+
+/// The phases, in pipeline order.
+llvm::ArrayRef<llvm::StringRef> getPhaseNames();
+
+struct PipelineOptions {
+  /// Stop after this phase (one of getPhaseNames()); empty runs them all.
+  std::string compileTo;
+};
+
+/// Adds the passes of every phase up to and including `options.compileTo` to
+/// `pm` (anchored on builtin.module). Fails, naming the valid phases, when
+/// compileTo is not a phase.
+llvm::LogicalResult buildPipeline(mlir::OpPassManager &pm,
+                                  const PipelineOptions &options,
+                                  std::string &error);
+
+/// Registers every weft pass, for weft-opt.
+void registerPasses();
+
+} // namespace weft
+
+#endif // WEFT_PASSES_PIPELINE_H

@@ -1,0 +1,73 @@
+// weft import: a model description to weft IR.
+#include "Commands.h"
+#include "ModelLoader.h"
+
+#include "ir/WeftDialect.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/AsmState.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Support/FileUtilities.h"
+#include "llvm/Support/ToolOutputFile.h"
+#include "llvm/Support/raw_ostream.h"
+
+using namespace mlir;
+using namespace weft::cli;
+
+const VerbSpec &weft::cli::importSpec() {
+  static const VerbSpec spec = [] {
+    VerbSpec s;
+    s.name = "import";
+    s.arguments = "MODEL";
+    s.summary = "Import a model into weft IR (a .mlir file).";
+    s.details =
+        "MODEL is a Hugging Face config.json, or a model folder holding one\n"
+        "(LlamaForCausalLM). The result is func.func @forward(input_ids,\n"
+        "parameters...) -> logits, each parameter named as in the checkpoint.";
+    s.options = shapeOptions();
+    s.options.push_back({"output", "o", "FILE", "write the IR here (default: stdout)"});
+    s.minPositional = s.maxPositional = 1;
+    return s;
+  }();
+  return spec;
+}
+
+int weft::cli::runImport(llvm::ArrayRef<std::string> args) {
+  ParsedArgs parsed;
+  if (int code = parseOrReport(args, importSpec(), parsed); code >= 0)
+    return code;
+  auto fail = [](llvm::Error error) {
+    llvm::errs() << "weft import: " << llvm::toString(std::move(error)) << "\n";
+    return 1;
+  };
+  ModelShapeOptions shape;
+  llvm::Expected<int64_t> batch = parsed.getPositiveInt("batch", 1);
+  if (!batch)
+    return fail(batch.takeError());
+  llvm::Expected<int64_t> seq = parsed.getPositiveInt("seq", 128);
+  if (!seq)
+    return fail(seq.takeError());
+  shape.build.batch = *batch;
+  shape.build.seq = *seq;
+  shape.build.dtype = parsed.get("dtype").value_or("f32");
+  shape.givenByUser = parsed.has("batch") || parsed.has("seq") || parsed.has("dtype");
+
+  MLIRContext context;
+  context.loadDialect<weft::WeftDialect, func::FuncDialect>();
+  llvm::SourceMgr sourceMgr;
+  SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
+  auto module = loadModel(context, sourceMgr, parsed.positional[0], shape);
+  if (!module)
+    return fail(module.takeError());
+
+  std::string error;
+  auto output = openOutputFile(parsed.get("output").value_or("-"), &error);
+  if (!output) {
+    llvm::errs() << "weft import: " << error << "\n";
+    return 1;
+  }
+  (*module)->print(output->os());
+  output->keep();
+  return 0;
+}

@@ -1,0 +1,59 @@
+// Loading models named on the command line.
+#include "ModelLoader.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Verifier.h"
+#include "mlir/Parser/Parser.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
+
+using namespace mlir;
+using namespace weft::cli;
+
+namespace {
+llvm::Error makeError(const llvm::Twine &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+}
+} // namespace
+
+llvm::Expected<OwningOpRef<ModuleOp>>
+weft::cli::loadModel(MLIRContext &context, llvm::SourceMgr &sourceMgr,
+                     llvm::StringRef path, const ModelShapeOptions &options) {
+  if (!llvm::sys::fs::exists(path))
+    return makeError(path + ": no such file or folder");
+  if (path.ends_with(".mlir")) {
+    if (options.givenByUser)
+      return makeError(path + " has its shapes fixed; --batch, --seq and --dtype "
+                              "apply to a config.json");
+    auto buffer = llvm::MemoryBuffer::getFile(path, /*IsText=*/true);
+    if (!buffer)
+      return makeError(path + ": " + buffer.getError().message());
+    sourceMgr.AddNewSourceBuffer(std::move(*buffer), llvm::SMLoc());
+    OwningOpRef<ModuleOp> module = parseSourceFile<ModuleOp>(sourceMgr, &context);
+    if (!module)
+      return makeError(path + " is not valid weft IR (see the error above)");
+    return std::move(module);
+  }
+  if (path.ends_with(".onnx"))
+    return makeError(path + ": ONNX import is not available yet; give a "
+                            "config.json or a .mlir file");
+  llvm::Expected<frontend::LlamaConfig> config = frontend::readLlamaConfig(path);
+  if (!config)
+    return config.takeError();
+  OwningOpRef<ModuleOp> module =
+      frontend::buildLlamaForward(context, *config, options.build);
+  if (!module)
+    return makeError(path + ": the graph could not be built (see the error above)");
+  if (failed(verify(*module)))
+    return makeError(path + ": the built graph does not verify (see the error above)");
+  return std::move(module);
+}
+
+Operation *weft::cli::findEntryFunction(ModuleOp module) {
+  if (auto forward = module.lookupSymbol<func::FuncOp>("forward"))
+    return forward;
+  auto funcs = module.getOps<func::FuncOp>();
+  if (!funcs.empty() && std::next(funcs.begin()) == funcs.end())
+    return *funcs.begin();
+  return nullptr;
+}

@@ -1,0 +1,34 @@
+// Loads what a user names on the command line into weft IR: a Hugging Face
+// config.json (or a folder holding one) through the graph builder, or a
+// .mlir file.
+#ifndef WEFT_TOOLS_WEFT_MODELLOADER_H
+#define WEFT_TOOLS_WEFT_MODELLOADER_H
+
+#include "frontend/HuggingFace/LlamaBuilder.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/OwningOpRef.h"
+#include "llvm/Support/Error.h"
+#include "llvm/Support/SourceMgr.h"
+
+namespace weft::cli {
+
+/// Build options for a config.json, and whether the user set any of them
+/// (they do not apply to a .mlir file, whose shapes are fixed).
+struct ModelShapeOptions {
+  frontend::LlamaBuildOptions build;
+  bool givenByUser = false;
+};
+
+/// Loads `path`. Diagnostics of a .mlir file go to the context's handler
+/// (file:line:col); the returned error then says the file is invalid.
+llvm::Expected<mlir::OwningOpRef<mlir::ModuleOp>>
+loadModel(mlir::MLIRContext &context, llvm::SourceMgr &sourceMgr,
+          llvm::StringRef path, const ModelShapeOptions &options);
+
+/// The function that computes the model: @forward, else the only function.
+mlir::Operation *findEntryFunction(mlir::ModuleOp module);
+
+} // namespace weft::cli
+
+#endif // WEFT_TOOLS_WEFT_MODELLOADER_H
