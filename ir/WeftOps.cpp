@@ -100,21 +100,6 @@ LogicalResult CompareOp::inferReturnTypes(MLIRContext *context,
   return success();
 }
 
-LogicalResult SelectOp::verify() {
-  // C1 is the AllTypesMatch trait.
-  if (!shapesAgree(getPred().getType().getShape(), getType().getShape())) // C2
-    return emitOpError("needs pred of the shape of on_true, found ")
-           << getPred().getType() << " and " << getType();
-  return success();
-}
-
-LogicalResult ConvertOp::verify() {
-  if (!shapesAgree(getX().getType().getShape(), getType().getShape())) // C1
-    return emitOpError("changes the shape from ")
-           << getX().getType() << " to " << getType();
-  return success();
-}
-
 //===----------------------------------------------------------------------===//
 // Linear algebra
 //===----------------------------------------------------------------------===//

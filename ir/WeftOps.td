@@ -104,7 +104,8 @@ class Weft_BinaryOp<string mnemonic, string formula, Type operandType>
   let description = "`result[i] = " # formula # "` for every index i. Operands "
     # "are never broadcast implicitly: use `weft.broadcast` first.\n\n"
     # "Example:\n```mlir\n%z = weft." # mnemonic # " %x, %y : tensor<4x16xf32>\n```\n\n"
-    # "Constraints:\n- (C1) both operands and the result have the same type.\n";
+    # "Constraints:\n- (C1) both operands and the result have the same type "
+    # "(trait SameOperandsAndResultType).\n";
   let arguments = (ins operandType:$lhs, operandType:$rhs);
   let results = (outs operandType:$result);
   let assemblyFormat = "$lhs `,` $rhs attr-dict `:` type($result)";
@@ -123,7 +124,8 @@ class Weft_UnaryOp<string mnemonic, string formula, Type operandType>
   let summary = "Elementwise " # mnemonic;
   let description = "`result[i] = " # formula # "` for every index i.\n\n"
     # "Example:\n```mlir\n%y = weft." # mnemonic # " %x : tensor<4x16xf32>\n```\n\n"
-    # "Constraints:\n- (C1) the operand and the result have the same type.\n";
+    # "Constraints:\n- (C1) the operand and the result have the same type "
+    # "(trait SameOperandsAndResultType).\n";
   let arguments = (ins operandType:$x);
   let results = (outs operandType:$result);
   let assemblyFormat = "$x attr-dict `:` type($result)";
@@ -155,7 +157,7 @@ def Weft_GeluOp
     ```
 
     Constraints:
-    - (C1) the operand and the result have the same type.
+    - (C1) the operand and the result have the same type (trait SameOperandsAndResultType).
   }];
   let arguments = (ins Weft_FloatTensor:$x,
       DefaultValuedAttr<Weft_GeluApproximationAttr, "::weft::GeluApproximation::none">:$approximation);
@@ -176,7 +178,7 @@ def Weft_CompareOp
     ```
 
     Constraints:
-    - (C1) both operands have the same type.
+    - (C1) both operands have the same type (trait SameTypeOperands).
   }];
   let arguments = (ins Weft_CompareDirectionAttr:$direction,
                        Weft_NumericTensor:$lhs, Weft_NumericTensor:$rhs);
@@ -197,8 +199,8 @@ def Weft_SelectOp
     ```
 
     Constraints:
-    - (C1) on_true and on_false have the same type.
-    - (C2) pred has the shape of on_true.
+    - (C1) on_true and on_false have the same type (trait AllTypesMatch).
+    - (C2) pred has the shape of on_true (trait Elementwise).
   }];
   let arguments = (ins Weft_PredTensor:$pred, Weft_NumericTensor:$on_true,
                        Weft_NumericTensor:$on_false);
@@ -206,7 +208,6 @@ def Weft_SelectOp
   let assemblyFormat = [{
     $pred `,` $on_true `,` $on_false attr-dict `:` type($pred) `,` type($on_true)
   }];
-  let hasVerifier = 1;
 }
 
 def Weft_ConvertOp : Weft_ComputeOp<"convert", "Elementwise", [Pure, Elementwise]> {
@@ -222,12 +223,11 @@ def Weft_ConvertOp : Weft_ComputeOp<"convert", "Elementwise", [Pure, Elementwise
     ```
 
     Constraints:
-    - (C1) the operand and the result have the same shape.
+    - (C1) the operand and the result have the same shape (trait Elementwise).
   }];
   let arguments = (ins Weft_NumericTensor:$x);
   let results = (outs Weft_NumericTensor:$result);
   let assemblyFormat = "$x attr-dict `:` type($x) `->` type($result)";
-  let hasVerifier = 1;
 }
 
 //===----------------------------------------------------------------------===//
@@ -414,7 +414,7 @@ def Weft_ScatterAddOp : Weft_InferredOp<"scatter_add", "Opaque", [Pure]> {
 
     Example:
     ```mlir
-    %g = weft.scatter_add %zero[%ids] += %dh axis 0
+    %g = weft.scatter_add %zero[%ids], %dh axis 0
         : (tensor<512x256xf32>, tensor<1x16xi64>, tensor<1x16x256xf32>) -> tensor<512x256xf32>
     ```
 
@@ -427,7 +427,7 @@ def Weft_ScatterAddOp : Weft_InferredOp<"scatter_add", "Opaque", [Pure]> {
                        Weft_NumericTensor:$updates, Weft_I64Attr:$axis);
   let results = (outs Weft_NumericTensor:$result);
   let assemblyFormat = [{
-    $base `[` $indices `]` `+` `=` $updates `axis` $axis attr-dict `:` functional-type(operands, results)
+    $base `[` $indices `]` `,` $updates `axis` $axis attr-dict `:` functional-type(operands, results)
   }];
 }
 

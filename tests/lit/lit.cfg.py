@@ -1,0 +1,14 @@
+# lit configuration for weft's FileCheck tests (tests/lit/<area>/).
+import os
+import lit.formats
+
+config.name = "weft"
+config.test_format = lit.formats.ShTest(execute_external=False)
+config.suffixes = [".mlir", ".test"]
+config.excludes = ["Inputs"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = config.weft_test_exec_root
+
+config.environment["PATH"] = os.pathsep.join(
+    [config.weft_tools_dir, config.llvm_tools_dir, config.environment.get("PATH", "")])
+config.substitutions.append(("%weft_src", config.weft_source_dir))
