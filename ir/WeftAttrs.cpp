@@ -64,9 +64,8 @@ LogicalResult MeshAttr::verify(function_ref<InFlightDiagnostic()> emitError,
       return emitError() << "mesh axis \"" << axis.getName()
                          << "\" is named twice";
     if (axis.getSize() < 1)
-      return emitError() << "mesh axis \"" << axis.getName()
-                         << "\" has size " << axis.getSize()
-                         << "; sizes must be at least 1";
+      return emitError() << "mesh axis \"" << axis.getName() << "\" has size "
+                         << axis.getSize() << "; sizes must be at least 1";
   }
   return success();
 }
@@ -125,7 +124,8 @@ Attribute ShardingAttr::parse(AsmParser &parser, Type) {
     dims.push_back(ArrayAttr::get(parser.getContext(), axes));
     return success();
   };
-  if (parser.parseLess() || parser.parseAttribute(mesh) || parser.parseComma() ||
+  if (parser.parseLess() || parser.parseAttribute(mesh) ||
+      parser.parseComma() ||
       parser.parseCommaSeparatedList(AsmParser::Delimiter::Square, parseDim) ||
       parser.parseGreater())
     return {};
@@ -140,9 +140,10 @@ void ShardingAttr::print(AsmPrinter &printer) const {
   printer << ", [";
   llvm::interleaveComma(getDims(), printer, [&](Attribute dim) {
     printer << '{';
-    llvm::interleaveComma(llvm::cast<ArrayAttr>(dim), printer, [&](Attribute axis) {
-      printer << '"' << llvm::cast<StringAttr>(axis).getValue() << '"';
-    });
+    llvm::interleaveComma(
+        llvm::cast<ArrayAttr>(dim), printer, [&](Attribute axis) {
+          printer << '"' << llvm::cast<StringAttr>(axis).getValue() << '"';
+        });
     printer << '}';
   });
   printer << "]>";

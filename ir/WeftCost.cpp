@@ -59,7 +59,7 @@ int64_t ringBytes(int64_t bytes, int64_t group) {
 } // namespace
 
 // Elementwise ops: 1 flop per result element.
-#define WEFT_ELEMENTWISE_COST(OpT)                                              \
+#define WEFT_ELEMENTWISE_COST(OpT)                                             \
   OpCost OpT::getCost() { return streamingCost(*this, 1, getType()); }
 WEFT_ELEMENTWISE_COST(AddOp)
 WEFT_ELEMENTWISE_COST(SubOp)

@@ -67,7 +67,9 @@ LogicalResult WeftDialect::verifyRegionArgAttribute(Operation *op,
                                                     unsigned argIndex,
                                                     NamedAttribute attr) {
   Type argType = op->getRegion(regionIndex).getArgument(argIndex).getType();
-  auto emit = [&] { return op->emitOpError() << "argument " << argIndex << ": "; };
+  auto emit = [&] {
+    return op->emitOpError() << "argument " << argIndex << ": ";
+  };
   if (attr.getName() == kShardingAttrName)
     return verifyShardingOf(argType, attr.getValue(), emit);
   if (attr.getName() == kParamAttrName || attr.getName() == kInputAttrName) {

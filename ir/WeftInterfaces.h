@@ -41,8 +41,10 @@ struct OpShardingRule {
   /// Size of each factor of the op's iteration space.
   llvm::SmallVector<int64_t> factorSizes;
   /// For each operand (result), for each dimension, the factors it is made of.
-  llvm::SmallVector<llvm::SmallVector<llvm::SmallVector<int64_t, 1>>> operandFactors;
-  llvm::SmallVector<llvm::SmallVector<llvm::SmallVector<int64_t, 1>>> resultFactors;
+  llvm::SmallVector<llvm::SmallVector<llvm::SmallVector<int64_t, 1>>>
+      operandFactors;
+  llvm::SmallVector<llvm::SmallVector<llvm::SmallVector<int64_t, 1>>>
+      resultFactors;
 };
 
 } // namespace weft

@@ -66,8 +66,8 @@ FailureOr<int64_t> verifyGroup(std::optional<Location> loc, MeshAttr mesh,
   for (Attribute attr : axes) {
     StringRef axis = cast<StringAttr>(attr).getValue();
     if (!mesh.getAxis(axis)) {
-      (void)fail<OpT>(loc, "names axis \"", axis, "\", which is not in the mesh ",
-                      mesh);
+      (void)fail<OpT>(loc, "names axis \"", axis,
+                      "\", which is not in the mesh ", mesh);
       return failure();
     }
     if (!seen.insert(axis).second) {
@@ -89,7 +89,6 @@ int64_t divideSize(int64_t size, int64_t factor) {
 //===----------------------------------------------------------------------===//
 // Elementwise: ODS infers the result type of ops whose types all match.
 //===----------------------------------------------------------------------===//
-
 
 LogicalResult CompareOp::inferReturnTypes(MLIRContext *context,
                                           std::optional<Location>,
@@ -115,7 +114,8 @@ LogicalResult MatmulOp::inferReturnTypes(MLIRContext *,
     return fail<MatmulOp>(loc, "needs operands of rank at least 2, found ", lhs,
                           " and ", rhs);
   if (rhsRank != rank && rhsRank != 2) // C2
-    return fail<MatmulOp>(loc, "needs rhs of rank ", rank, " or 2, found ", rhs);
+    return fail<MatmulOp>(loc, "needs rhs of rank ", rank, " or 2, found ",
+                          rhs);
   SmallVector<int64_t> shape(lhs.getShape().drop_back(2));
   if (rhsRank == rank && !shapesAgree(shape, rhs.getShape().drop_back(2))) // C3
     return fail<MatmulOp>(loc, "has different batch dimensions in ", lhs,
@@ -143,17 +143,19 @@ LogicalResult LinearOp::inferReturnTypes(MLIRContext *,
   RankedTensorType x = tensorOf(adaptor.getX());
   RankedTensorType weight = tensorOf(adaptor.getWeight());
   if (x.getRank() < 1 || weight.getRank() != 2) // C1
-    return fail<LinearOp>(loc, "needs x of rank >= 1 and a weight of rank 2, found ",
+    return fail<LinearOp>(loc,
+                          "needs x of rank >= 1 and a weight of rank 2, found ",
                           x, " and ", weight);
   if (!sizesAgree(x.getShape().back(), weight.getDimSize(1))) // C2
     return fail<LinearOp>(loc, "has ", x.getShape().back(),
-                          " input features in x but weight ", weight, " expects ",
-                          weight.getDimSize(1));
+                          " input features in x but weight ", weight,
+                          " expects ", weight.getDimSize(1));
   if (Value biasValue = adaptor.getBias()) {
     RankedTensorType bias = tensorOf(biasValue);
-    if (bias.getRank() != 1 || !sizesAgree(bias.getDimSize(0), weight.getDimSize(0))) // C3
-      return fail<LinearOp>(loc, "needs a bias of shape [", weight.getDimSize(0),
-                            "], found ", bias);
+    if (bias.getRank() != 1 ||
+        !sizesAgree(bias.getDimSize(0), weight.getDimSize(0))) // C3
+      return fail<LinearOp>(loc, "needs a bias of shape [",
+                            weight.getDimSize(0), "], found ", bias);
     if (bias.getElementType() != x.getElementType()) // C4
       return fail<LinearOp>(loc, "needs equal element types, found ",
                             x.getElementType(), " and ", bias.getElementType());
@@ -181,9 +183,11 @@ LogicalResult ReduceOp::inferReturnTypes(MLIRContext *,
     if (!inRange(dim, x.getRank()) || (i > 0 && dim <= dims[i - 1]))
       return fail<ReduceOp>(loc, "needs dims strictly increasing in [0, ",
                             x.getRank(), "), found ", dim, " at position ", i);
-  if (adaptor.getKind() == ReduceKind::mean && !isa<FloatType>(x.getElementType())) // C2
-    return fail<ReduceOp>(loc, "takes the mean of floating-point tensors only, found ",
-                          x.getElementType());
+  if (adaptor.getKind() == ReduceKind::mean &&
+      !isa<FloatType>(x.getElementType())) // C2
+    return fail<ReduceOp>(
+        loc, "takes the mean of floating-point tensors only, found ",
+        x.getElementType());
   SmallVector<int64_t> shape;
   for (auto [d, size] : llvm::enumerate(x.getShape())) {
     if (!llvm::is_contained(dims, static_cast<int64_t>(d)))
@@ -255,7 +259,8 @@ LogicalResult TransposeOp::inferReturnTypes(MLIRContext *,
   SmallVector<int64_t> shape;
   for (int64_t p : perm)
     shape.push_back(x.getDimSize(p));
-  types.push_back(RankedTensorType::get(shape, x.getElementType(), x.getEncoding()));
+  types.push_back(
+      RankedTensorType::get(shape, x.getElementType(), x.getEncoding()));
   return success();
 }
 
@@ -306,7 +311,8 @@ LogicalResult ConcatOp::inferReturnTypes(MLIRContext *,
     RankedTensorType t = tensorOf(input);
     if (t.getRank() != first.getRank() ||
         t.getElementType() != first.getElementType()) // C2
-      return fail<ConcatOp>(loc, "needs inputs of one rank and element type, found ",
+      return fail<ConcatOp>(loc,
+                            "needs inputs of one rank and element type, found ",
                             first, " and ", t);
     for (int64_t d = 0; d < t.getRank(); ++d) {
       if (d == dim)
@@ -346,8 +352,8 @@ LogicalResult BroadcastOp::verify() {
 
 /// Shape `weft.gather` returns for a table of `table` shape, indices of
 /// `indices` shape, along `axis` (assumed valid).
-static SmallVector<int64_t> gatherShape(ArrayRef<int64_t> table,
-                                        ArrayRef<int64_t> indices, int64_t axis) {
+static SmallVector<int64_t>
+gatherShape(ArrayRef<int64_t> table, ArrayRef<int64_t> indices, int64_t axis) {
   SmallVector<int64_t> shape(table.take_front(axis));
   shape.append(indices.begin(), indices.end());
   shape.append(table.begin() + axis + 1, table.end());
@@ -364,7 +370,8 @@ LogicalResult GatherOp::inferReturnTypes(MLIRContext *,
     return fail<GatherOp>(loc, "gathers along axis ", axis, ", outside [0, ",
                           table.getRank(), ")");
   types.push_back(RankedTensorType::get(
-      gatherShape(table.getShape(), tensorOf(adaptor.getIndices()).getShape(), axis),
+      gatherShape(table.getShape(), tensorOf(adaptor.getIndices()).getShape(),
+                  axis),
       table.getElementType()));
   return success();
 }
@@ -405,7 +412,8 @@ LogicalResult ConstantOp::inferReturnTypes(MLIRContext *,
                                            SmallVectorImpl<Type> &types) {
   auto type = dyn_cast<RankedTensorType>(adaptor.getValue().getType());
   if (!type || !type.hasStaticShape()) // C1
-    return fail<ConstantOp>(loc, "needs a statically shaped tensor value, found ",
+    return fail<ConstantOp>(loc,
+                            "needs a statically shaped tensor value, found ",
                             adaptor.getValue().getType());
   types.push_back(type);
   return success();
@@ -422,12 +430,13 @@ static LogicalResult verifyNormParam(std::optional<Location> loc,
                                      RankedTensorType x, Value param,
                                      StringRef name) {
   RankedTensorType t = tensorOf(param);
-  if (t.getRank() != 1 || !sizesAgree(t.getDimSize(0), x.getShape().back())) // C2
+  if (t.getRank() != 1 ||
+      !sizesAgree(t.getDimSize(0), x.getShape().back())) // C2
     return fail<OpT>(loc, "needs ", name, " of shape [", x.getShape().back(),
                      "], found ", t);
   if (t.getElementType() != x.getElementType()) // C3
-    return fail<OpT>(loc, "needs ", name, " of element type ", x.getElementType(),
-                     ", found ", t.getElementType());
+    return fail<OpT>(loc, "needs ", name, " of element type ",
+                     x.getElementType(), ", found ", t.getElementType());
   return success();
 }
 
@@ -472,11 +481,12 @@ LogicalResult RopeOp::inferReturnTypes(MLIRContext *,
   RankedTensorType x = tensorOf(adaptor.getX());
   RankedTensorType positions = tensorOf(adaptor.getPositions());
   if (x.getRank() != 4) // C1
-    return fail<RopeOp>(loc, "needs x of rank 4 [batch, seq, heads, head_dim], found ", x);
+    return fail<RopeOp>(
+        loc, "needs x of rank 4 [batch, seq, heads, head_dim], found ", x);
   if (positions.getRank() != 2 ||
       !shapesAgree(positions.getShape(), x.getShape().take_front(2))) // C2
-    return fail<RopeOp>(loc, "needs positions of shape [", x.getDimSize(0), ", ",
-                        x.getDimSize(1), "], found ", positions);
+    return fail<RopeOp>(loc, "needs positions of shape [", x.getDimSize(0),
+                        ", ", x.getDimSize(1), "], found ", positions);
   int64_t headDim = x.getDimSize(3);
   if (headDim != kDynamic && headDim % 2 != 0) // C3
     return fail<RopeOp>(loc, "needs an even head_dim, found ", headDim);
@@ -494,28 +504,33 @@ LogicalResult AttentionOp::inferReturnTypes(MLIRContext *,
   RankedTensorType q = tensorOf(adaptor.getQ()), k = tensorOf(adaptor.getK()),
                    v = tensorOf(adaptor.getV());
   if (q.getRank() != 4 || k.getRank() != 4 || v.getRank() != 4) // C1
-    return fail<AttentionOp>(loc, "needs q, k and v of rank 4 [batch, seq, heads, head_dim], found ",
-                             q, ", ", k, " and ", v);
+    return fail<AttentionOp>(
+        loc, "needs q, k and v of rank 4 [batch, seq, heads, head_dim], found ",
+        q, ", ", k, " and ", v);
   if (!sizesAgree(q.getDimSize(0), k.getDimSize(0)) ||
       !sizesAgree(q.getDimSize(0), v.getDimSize(0))) // C2
     return fail<AttentionOp>(loc, "needs one batch size in q, k and v, found ",
                              q, ", ", k, " and ", v);
-  if (!shapesAgree(k.getShape().take_front(3), v.getShape().take_front(3))) // C3
-    return fail<AttentionOp>(loc, "needs k and v with the same sequence length and heads, found ",
-                             k, " and ", v);
+  if (!shapesAgree(k.getShape().take_front(3),
+                   v.getShape().take_front(3))) // C3
+    return fail<AttentionOp>(
+        loc, "needs k and v with the same sequence length and heads, found ", k,
+        " and ", v);
   if (!sizesAgree(q.getDimSize(3), k.getDimSize(3))) // C4
-    return fail<AttentionOp>(loc, "needs q and k with the same head_dim, found ",
+    return fail<AttentionOp>(loc,
+                             "needs q and k with the same head_dim, found ",
                              q.getDimSize(3), " and ", k.getDimSize(3));
   int64_t heads = q.getDimSize(2), kvHeads = k.getDimSize(2);
   if (heads != kDynamic && kvHeads != kDynamic &&
       (kvHeads == 0 || heads % kvHeads != 0)) // C5
     return fail<AttentionOp>(loc, "needs query heads (", heads,
-                             ") to be a multiple of key/value heads (", kvHeads, ")");
+                             ") to be a multiple of key/value heads (", kvHeads,
+                             ")");
   if (q.getElementType() != k.getElementType() ||
       q.getElementType() != v.getElementType()) // C6
-    return fail<AttentionOp>(loc, "needs q, k and v of one element type, found ",
-                             q.getElementType(), ", ", k.getElementType(), " and ",
-                             v.getElementType());
+    return fail<AttentionOp>(
+        loc, "needs q, k and v of one element type, found ", q.getElementType(),
+        ", ", k.getElementType(), " and ", v.getElementType());
   AttentionKind kind = adaptor.getKind();
   int64_t sq = q.getDimSize(1), skv = k.getDimSize(1);
   if (Value maskValue = adaptor.getMask()) { // C7
@@ -535,19 +550,22 @@ LogicalResult AttentionOp::inferReturnTypes(MLIRContext *,
   }
   if (Value slopesValue = adaptor.getAlibiSlopes()) { // C8
     if (kind != AttentionKind::alibi)
-      return fail<AttentionOp>(loc, "takes alibi slopes only with kind 'alibi', not '",
-                               stringifyAttentionKind(kind), "'");
+      return fail<AttentionOp>(
+          loc, "takes alibi slopes only with kind 'alibi', not '",
+          stringifyAttentionKind(kind), "'");
     RankedTensorType slopes = tensorOf(slopesValue);
     if (slopes.getRank() != 1 || !sizesAgree(slopes.getDimSize(0), heads))
       return fail<AttentionOp>(loc, "needs alibi slopes of shape [", heads,
                                "], found ", slopes);
   } else if (kind == AttentionKind::alibi) {
-    return fail<AttentionOp>(loc, "of kind 'alibi' needs an alibi slopes operand");
+    return fail<AttentionOp>(loc,
+                             "of kind 'alibi' needs an alibi slopes operand");
   }
   if ((kind == AttentionKind::causal || kind == AttentionKind::alibi) &&
       sq != kDynamic && skv != kDynamic && sq > skv) // C9
-    return fail<AttentionOp>(loc, "with a causal mask needs at most as many queries (",
-                             sq, ") as keys (", skv, ")");
+    return fail<AttentionOp>(
+        loc, "with a causal mask needs at most as many queries (", sq,
+        ") as keys (", skv, ")");
   if (FloatAttr scale = adaptor.getScaleAttr();
       scale && !(scale.getValueAsDouble() > 0)) // C10
     return fail<AttentionOp>(loc, "needs a positive scale, found ",
@@ -564,7 +582,8 @@ double AttentionOp::getScaleOrDefault() {
 }
 
 int64_t AttentionOp::getNumAttendingPairs() {
-  int64_t sq = getQ().getType().getDimSize(1), skv = getK().getType().getDimSize(1);
+  int64_t sq = getQ().getType().getDimSize(1),
+          skv = getK().getType().getDimSize(1);
   if (sq == kDynamic || skv == kDynamic)
     return kDynamic;
   if (getKind() == AttentionKind::causal || getKind() == AttentionKind::alibi)
@@ -582,7 +601,8 @@ LogicalResult CrossEntropyOp::inferReturnTypes(MLIRContext *context,
     return fail<CrossEntropyOp>(loc, "needs logits of rank at least 1");
   if (!shapesAgree(labels.getShape(), logits.getShape().drop_back())) // C2
     return fail<CrossEntropyOp>(loc, "needs labels of shape [",
-                                logits.getShape().drop_back(), "], found ", labels);
+                                logits.getShape().drop_back(), "], found ",
+                                labels);
   Type f32 = Float32Type::get(context);
   if (adaptor.getReduction() == LossReduction::none)
     types.push_back(RankedTensorType::get(labels.getShape(), f32));
@@ -629,8 +649,9 @@ LogicalResult ReduceScatterOp::inferReturnTypes(MLIRContext *,
                                  ", outside [0, ", x.getRank(), ")");
   SmallVector<int64_t> shape(x.getShape());
   if (shape[dim] != kDynamic && shape[dim] % *group != 0) // C3
-    return fail<ReduceScatterOp>(loc, "splits dim ", dim, " of size ", shape[dim],
-                                 " over a group of ", *group, " ranks");
+    return fail<ReduceScatterOp>(loc, "splits dim ", dim, " of size ",
+                                 shape[dim], " over a group of ", *group,
+                                 " ranks");
   shape[dim] = divideSize(shape[dim], *group);
   types.push_back(RankedTensorType::get(shape, x.getElementType()));
   return success();
@@ -640,7 +661,8 @@ LogicalResult AllReduceOp::inferReturnTypes(MLIRContext *,
                                             std::optional<Location> loc,
                                             Adaptor adaptor,
                                             SmallVectorImpl<Type> &types) {
-  if (failed(verifyGroup<AllReduceOp>(loc, adaptor.getMesh(), adaptor.getAxes())))
+  if (failed(
+          verifyGroup<AllReduceOp>(loc, adaptor.getMesh(), adaptor.getAxes())))
     return failure();
   types.push_back(adaptor.getX().getType());
   return success();
@@ -661,16 +683,16 @@ LogicalResult AllToAllOp::inferReturnTypes(MLIRContext *,
                             x.getRank(), "), found ", split, " and ", concat);
   SmallVector<int64_t> shape(x.getShape());
   if (shape[split] != kDynamic && shape[split] % *group != 0) // C3
-    return fail<AllToAllOp>(loc, "splits dim ", split, " of size ", shape[split],
-                            " over a group of ", *group, " ranks");
+    return fail<AllToAllOp>(loc, "splits dim ", split, " of size ",
+                            shape[split], " over a group of ", *group,
+                            " ranks");
   shape[split] = divideSize(shape[split], *group);
   shape[concat] = multiplySize(shape[concat], *group);
   types.push_back(RankedTensorType::get(shape, x.getElementType()));
   return success();
 }
 
-template <typename OpT>
-static LogicalResult verifyPointToPoint(OpT op) {
+template <typename OpT> static LogicalResult verifyPointToPoint(OpT op) {
   FailureOr<int64_t> group =
       verifyGroup<OpT>(op.getLoc(), op.getMesh(), op.getAxes());
   if (failed(group))
@@ -736,8 +758,10 @@ LogicalResult QuantizeBlockwiseOp::inferReturnTypes(
       adaptor.getBlockSize(), adaptor.getBits());
   if (failed(sizes))
     return failure();
-  types.push_back(RankedTensorType::get({sizes->first}, IntegerType::get(context, 8)));
-  types.push_back(RankedTensorType::get({sizes->second}, Float32Type::get(context)));
+  types.push_back(
+      RankedTensorType::get({sizes->first}, IntegerType::get(context, 8)));
+  types.push_back(
+      RankedTensorType::get({sizes->second}, Float32Type::get(context)));
   return success();
 }
 
@@ -746,13 +770,15 @@ LogicalResult DequantizeBlockwiseOp::verify() {
       getLoc(), numElements(getType().getShape()), getBlockSize(), getBits());
   if (failed(sizes))
     return failure();
-  RankedTensorType values = getValues().getType(), scales = getScales().getType();
+  RankedTensorType values = getValues().getType(),
+                   scales = getScales().getType();
   if (values.getRank() != 1 || scales.getRank() != 1 ||
       !sizesAgree(values.getDimSize(0), sizes->first) ||
       !sizesAgree(scales.getDimSize(0), sizes->second)) // C3
     return emitOpError("needs values of shape [")
            << sizes->first << "] and scales of shape [" << sizes->second
-           << "] for " << getType() << ", found " << values << " and " << scales;
+           << "] for " << getType() << ", found " << values << " and "
+           << scales;
   return success();
 }
 
@@ -778,11 +804,12 @@ LogicalResult ReloadOp::inferReturnTypes(MLIRContext *,
                                          SmallVectorImpl<Type> &types) {
   RankedTensorType x = tensorOf(adaptor.getX());
   if (!isHostTensor(x)) // C1
-    return fail<ReloadOp>(loc, "needs a tensor in host memory (#weft.host), found ", x);
+    return fail<ReloadOp>(
+        loc, "needs a tensor in host memory (#weft.host), found ", x);
   types.push_back(RankedTensorType::get(x.getShape(), x.getElementType()));
   return success();
 }
 
 #define GET_OP_CLASSES
-#include "ir/WeftOps.cpp.inc"
 #include "ir/WeftInterfaces.cpp.inc"
+#include "ir/WeftOps.cpp.inc"

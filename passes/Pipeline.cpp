@@ -13,8 +13,8 @@ using namespace mlir;
 
 namespace {
 constexpr llvm::StringLiteral kPhases[] = {
-    "import-cleanup", "model",     "train",    "strategy",
-    "partition",      "memory",    "schedule", "bufferize",
+    "import-cleanup", "model",  "train",    "strategy",
+    "partition",      "memory", "schedule", "bufferize",
 };
 
 void addImportCleanup(OpPassManager &pm) {

@@ -60,10 +60,14 @@ void LlamaGraphBuilder::declareParams() {
   declareParam("model.embed_tokens.weight", {config.vocabSize, h});
   for (int64_t l = 0; l < config.numHiddenLayers; ++l) {
     std::string p = "model.layers." + std::to_string(l) + ".";
-    declareParam(p + "self_attn.q_proj.weight", {config.numAttentionHeads * d, h});
-    declareParam(p + "self_attn.k_proj.weight", {config.numKeyValueHeads * d, h});
-    declareParam(p + "self_attn.v_proj.weight", {config.numKeyValueHeads * d, h});
-    declareParam(p + "self_attn.o_proj.weight", {h, config.numAttentionHeads * d});
+    declareParam(p + "self_attn.q_proj.weight",
+                 {config.numAttentionHeads * d, h});
+    declareParam(p + "self_attn.k_proj.weight",
+                 {config.numKeyValueHeads * d, h});
+    declareParam(p + "self_attn.v_proj.weight",
+                 {config.numKeyValueHeads * d, h});
+    declareParam(p + "self_attn.o_proj.weight",
+                 {h, config.numAttentionHeads * d});
     declareParam(p + "mlp.gate_proj.weight", {config.intermediateSize, h});
     declareParam(p + "mlp.up_proj.weight", {config.intermediateSize, h});
     declareParam(p + "mlp.down_proj.weight", {h, config.intermediateSize});
@@ -75,7 +79,8 @@ void LlamaGraphBuilder::declareParams() {
     declareParam("lm_head.weight", {config.vocabSize, h});
 }
 
-Value LlamaGraphBuilder::buildAttention(int64_t layer, Value x, Value positions) {
+Value LlamaGraphBuilder::buildAttention(int64_t layer, Value x,
+                                        Value positions) {
   std::string p = "model.layers." + std::to_string(layer) + ".self_attn";
   Location loc = locFor(p);
   int64_t b = options.batch, s = options.seq, d = config.headDim;
@@ -94,9 +99,10 @@ Value LlamaGraphBuilder::buildAttention(int64_t layer, Value x, Value positions)
   Value q = rope(project("q_proj", heads));
   Value k = rope(project("k_proj", kvHeads));
   Value v = project("v_proj", kvHeads);
-  Value attn = builder.create<AttentionOp>(loc, AttentionKind::causal, q, k, v,
-                                           /*mask=*/Value(), /*alibi_slopes=*/Value(),
-                                           /*scale=*/FloatAttr());
+  Value attn =
+      builder.create<AttentionOp>(loc, AttentionKind::causal, q, k, v,
+                                  /*mask=*/Value(), /*alibi_slopes=*/Value(),
+                                  /*scale=*/FloatAttr());
   Value flat = builder.create<ReshapeOp>(loc, tensor({b, s, heads * d}), attn);
   return builder.create<LinearOp>(locFor(p + ".o_proj"), flat,
                                   param(p + ".o_proj.weight"), Value());
@@ -106,8 +112,8 @@ Value LlamaGraphBuilder::buildMlp(int64_t layer, Value x) {
   std::string p = "model.layers." + std::to_string(layer) + ".mlp";
   auto linear = [&](StringRef name, Value in) -> Value {
     std::string module = p + "." + name.str();
-    return builder.create<LinearOp>(locFor(module), in, param(module + ".weight"),
-                                    Value());
+    return builder.create<LinearOp>(locFor(module), in,
+                                    param(module + ".weight"), Value());
   };
   Location loc = locFor(p);
   Value gate = builder.create<SiluOp>(loc, linear("gate_proj", x));
@@ -126,18 +132,22 @@ OwningOpRef<ModuleOp> LlamaGraphBuilder::build() {
   argTypes.append(paramTypes);
   Type logitsType = tensor({b, s, config.vocabSize});
   auto func = builder.create<func::FuncOp>(
-      locFor("model"), "forward", builder.getFunctionType(argTypes, logitsType));
-  func.setArgAttr(0, WeftDialect::kInputAttrName, builder.getStringAttr("input_ids"));
+      locFor("model"), "forward",
+      builder.getFunctionType(argTypes, logitsType));
+  func.setArgAttr(0, WeftDialect::kInputAttrName,
+                  builder.getStringAttr("input_ids"));
   for (auto [i, name] : llvm::enumerate(paramNames))
-    func.setArgAttr(1 + i, WeftDialect::kParamAttrName, builder.getStringAttr(name));
-  func.setResultAttr(0, WeftDialect::kOutputAttrName, builder.getStringAttr("logits"));
+    func.setArgAttr(1 + i, WeftDialect::kParamAttrName,
+                    builder.getStringAttr(name));
+  func.setResultAttr(0, WeftDialect::kOutputAttrName,
+                     builder.getStringAttr("logits"));
   body = func.addEntryBlock();
   builder.setInsertionPointToStart(body);
 
   Value ids = body->getArgument(0);
-  Value hidden = builder.create<GatherOp>(locFor("model.embed_tokens"),
-                                          param("model.embed_tokens.weight"), ids,
-                                          /*axis=*/0);
+  Value hidden = builder.create<GatherOp>(
+      locFor("model.embed_tokens"), param("model.embed_tokens.weight"), ids,
+      /*axis=*/0);
   Value positions = builder.create<IotaOp>(locFor("model.rotary_emb"),
                                            tensor({b, s}, i64), /*dim=*/1);
   float eps = static_cast<float>(config.rmsNormEps);
@@ -148,7 +158,8 @@ OwningOpRef<ModuleOp> LlamaGraphBuilder::build() {
                                         builder.getF32FloatAttr(eps));
     hidden = builder.create<AddOp>(locFor(p + "self_attn"), hidden,
                                    buildAttention(l, x, positions));
-    x = builder.create<RmsNormOp>(locFor(p + "post_attention_layernorm"), hidden,
+    x = builder.create<RmsNormOp>(locFor(p + "post_attention_layernorm"),
+                                  hidden,
                                   param(p + "post_attention_layernorm.weight"),
                                   builder.getF32FloatAttr(eps));
     hidden = builder.create<AddOp>(locFor(p + "mlp"), hidden, buildMlp(l, x));
@@ -158,13 +169,15 @@ OwningOpRef<ModuleOp> LlamaGraphBuilder::build() {
                                      builder.getF32FloatAttr(eps));
   Value head = param(config.tieWordEmbeddings ? "model.embed_tokens.weight"
                                               : "lm_head.weight");
-  Value logits = builder.create<LinearOp>(locFor("lm_head"), hidden, head, Value());
+  Value logits =
+      builder.create<LinearOp>(locFor("lm_head"), hidden, head, Value());
   builder.create<func::ReturnOp>(locFor("model"), logits);
   return module;
 }
 
 OwningOpRef<ModuleOp>
-weft::frontend::buildLlamaForward(MLIRContext &context, const LlamaConfig &config,
+weft::frontend::buildLlamaForward(MLIRContext &context,
+                                  const LlamaConfig &config,
                                   const LlamaBuildOptions &options) {
   Location loc = FileLineColLoc::get(&context, config.path, 1, 1);
   if (options.batch < 1 || options.seq < 1) {
@@ -178,7 +191,8 @@ weft::frontend::buildLlamaForward(MLIRContext &context, const LlamaConfig &confi
   else if (options.dtype == "bf16")
     dtype = BFloat16Type::get(&context);
   else {
-    emitError(loc) << "unknown dtype '" << options.dtype << "'; expected f32 or bf16";
+    emitError(loc) << "unknown dtype '" << options.dtype
+                   << "'; expected f32 or bf16";
     return nullptr;
   }
   context.loadDialect<WeftDialect, func::FuncDialect>();

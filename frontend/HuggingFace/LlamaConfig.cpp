@@ -14,7 +14,8 @@ namespace {
 /// Collects the first error while fields are read; later reads are no-ops.
 class FieldReader {
 public:
-  FieldReader(const json &root, llvm::StringRef path) : root(root), path(path) {}
+  FieldReader(const json &root, llvm::StringRef path)
+      : root(root), path(path) {}
 
   void positiveInt(const char *field, int64_t &out, bool required) {
     const json *value = find(field, required);
@@ -48,7 +49,8 @@ public:
                          const char *why) {
     const json *value = find(field, /*required=*/false);
     if (value && !value->is_null() && *value != expected)
-      fail(std::string("field '") + field + "' is " + value->dump() + ": " + why);
+      fail(std::string("field '") + field + "' is " + value->dump() + ": " +
+           why);
   }
 
   void fail(std::string message) {
@@ -85,8 +87,8 @@ llvm::Error makeError(const std::string &message) {
 }
 } // namespace
 
-llvm::Expected<LlamaConfig> weft::frontend::parseLlamaConfig(llvm::StringRef text,
-                                                             llvm::StringRef path) {
+llvm::Expected<LlamaConfig>
+weft::frontend::parseLlamaConfig(llvm::StringRef text, llvm::StringRef path) {
   json root = json::parse(text.begin(), text.end(), nullptr,
                           /*allow_exceptions=*/false);
   if (root.is_discarded())
@@ -99,8 +101,8 @@ llvm::Expected<LlamaConfig> weft::frontend::parseLlamaConfig(llvm::StringRef tex
   config.path = path.str();
   FieldReader read(root, path);
   if (auto arch = root.find("architectures"); arch != root.end()) {
-    if (!arch->is_array() ||
-        std::find(arch->begin(), arch->end(), "LlamaForCausalLM") == arch->end())
+    if (!arch->is_array() || std::find(arch->begin(), arch->end(),
+                                       "LlamaForCausalLM") == arch->end())
       read.fail("field 'architectures' is " + arch->dump() +
                 "; this builder reads LlamaForCausalLM");
   }
@@ -115,9 +117,11 @@ llvm::Expected<LlamaConfig> weft::frontend::parseLlamaConfig(llvm::StringRef tex
   read.positiveNumber("rope_theta", config.ropeTheta);
   read.boolean("tie_word_embeddings", config.tieWordEmbeddings);
   read.unsupportedUnless("hidden_act", "silu", "only \"silu\" is supported");
-  read.unsupportedUnless("attention_bias", false, "attention biases are not supported yet");
+  read.unsupportedUnless("attention_bias", false,
+                         "attention biases are not supported yet");
   read.unsupportedUnless("mlp_bias", false, "MLP biases are not supported yet");
-  read.unsupportedUnless("rope_scaling", json(), "rope_scaling is not supported yet");
+  read.unsupportedUnless("rope_scaling", json(),
+                         "rope_scaling is not supported yet");
   if (!read.error.empty())
     return makeError(read.error);
 
@@ -144,7 +148,8 @@ llvm::Expected<LlamaConfig> weft::frontend::parseLlamaConfig(llvm::StringRef tex
   return config;
 }
 
-llvm::Expected<LlamaConfig> weft::frontend::readLlamaConfig(llvm::StringRef path) {
+llvm::Expected<LlamaConfig>
+weft::frontend::readLlamaConfig(llvm::StringRef path) {
   llvm::SmallString<256> file(path);
   if (llvm::sys::fs::is_directory(file))
     llvm::sys::path::append(file, "config.json");

@@ -9,10 +9,10 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/Pass/PassManager.h"
-#include "llvm/ADT/STLExtras.h"
 #include "mlir/Support/FileUtilities.h"
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
 #include "mlir/Transforms/Passes.h"
+#include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/InitLLVM.h"
@@ -35,8 +35,8 @@ int main(int argc, char **argv) {
   registerTransformsPasses();
   weft::registerPasses();
 
-  auto [inputFile, outputFile] =
-      registerAndParseCLIOptions(argc, argv, "weft optimizer driver\n", registry);
+  auto [inputFile, outputFile] = registerAndParseCLIOptions(
+      argc, argv, "weft optimizer driver\n", registry);
   MlirOptMainConfig config = MlirOptMainConfig::createFromCLOptions();
   if (!compileTo.empty()) {
     if (!llvm::is_contained(weft::getPhaseNames(), compileTo)) {

@@ -40,8 +40,8 @@ llvm::Expected<int64_t> ParsedArgs::getPositiveInt(llvm::StringRef name,
   return value;
 }
 
-llvm::Expected<ParsedArgs> weft::cli::parseArgs(llvm::ArrayRef<std::string> args,
-                                                const VerbSpec &spec) {
+llvm::Expected<ParsedArgs>
+weft::cli::parseArgs(llvm::ArrayRef<std::string> args, const VerbSpec &spec) {
   ParsedArgs parsed;
   for (size_t i = 0; i < args.size(); ++i) {
     llvm::StringRef arg = args[i];

@@ -22,10 +22,10 @@ struct OptionSpec {
 };
 
 struct VerbSpec {
-  std::string name;       // "inspect"
-  std::string arguments;  // "MODEL"
-  std::string summary;    // one line
-  std::string details;    // paragraphs after the usage line
+  std::string name;      // "inspect"
+  std::string arguments; // "MODEL"
+  std::string summary;   // one line
+  std::string details;   // paragraphs after the usage line
   std::vector<OptionSpec> options;
   size_t minPositional = 0, maxPositional = 0;
 };

@@ -26,7 +26,8 @@ const VerbSpec &weft::cli::importSpec() {
         "(LlamaForCausalLM). The result is func.func @forward(input_ids,\n"
         "parameters...) -> logits, each parameter named as in the checkpoint.";
     s.options = shapeOptions();
-    s.options.push_back({"output", "o", "FILE", "write the IR here (default: stdout)"});
+    s.options.push_back(
+        {"output", "o", "FILE", "write the IR here (default: stdout)"});
     s.minPositional = s.maxPositional = 1;
     return s;
   }();
@@ -51,7 +52,8 @@ int weft::cli::runImport(llvm::ArrayRef<std::string> args) {
   shape.build.batch = *batch;
   shape.build.seq = *seq;
   shape.build.dtype = parsed.get("dtype").value_or("f32");
-  shape.givenByUser = parsed.has("batch") || parsed.has("seq") || parsed.has("dtype");
+  shape.givenByUser =
+      parsed.has("batch") || parsed.has("seq") || parsed.has("dtype");
 
   MLIRContext context;
   context.loadDialect<weft::WeftDialect, func::FuncDialect>();

@@ -35,9 +35,10 @@ StringRef familyOf(Operation *op) {
     add("reduction", {"reduce", "softmax", "log_softmax"});
     add("shape", {"reshape", "transpose", "slice", "concat", "broadcast",
                   "gather", "scatter_add", "iota", "constant"});
-    add("transformer", {"rms_norm", "layer_norm", "rope", "attention", "cross_entropy"});
-    add("collective", {"all_gather", "reduce_scatter", "all_reduce", "all_to_all",
-                       "send", "recv", "collective_broadcast"});
+    add("transformer",
+        {"rms_norm", "layer_norm", "rope", "attention", "cross_entropy"});
+    add("collective", {"all_gather", "reduce_scatter", "all_reduce",
+                       "all_to_all", "send", "recv", "collective_broadcast"});
     add("quantization", {"quantize_blockwise", "dequantize_blockwise"});
     add("memory", {"offload", "reload"});
     return m;
@@ -72,8 +73,8 @@ std::string decimal(double value, StringRef unit) {
     ++i;
   }
   std::string text;
-  llvm::raw_string_ostream(text) << llvm::format(i ? "%.2f " : "%.0f ", value)
-                                 << prefixes[i] << unit;
+  llvm::raw_string_ostream(text)
+      << llvm::format(i ? "%.2f " : "%.0f ", value) << prefixes[i] << unit;
   return text;
 }
 
@@ -86,8 +87,8 @@ std::string binary(double bytes) {
     ++i;
   }
   std::string text;
-  llvm::raw_string_ostream(text) << llvm::format(i ? "%.1f " : "%.0f ", bytes)
-                                 << units[i];
+  llvm::raw_string_ostream(text)
+      << llvm::format(i ? "%.1f " : "%.0f ", bytes) << units[i];
   return text;
 }
 
@@ -110,8 +111,10 @@ const VerbSpec &weft::cli::inspectSpec() {
     s.arguments = "MODEL";
     s.summary = "Show what a model holds and what one forward step costs.";
     s.details =
-        "MODEL is a Hugging Face config.json, a folder holding one, or a .mlir\n"
-        "file. Prints the inputs, outputs and parameters, the ops by family and\n"
+        "MODEL is a Hugging Face config.json, a folder holding one, or a "
+        ".mlir\n"
+        "file. Prints the inputs, outputs and parameters, the ops by family "
+        "and\n"
         "the FLOPs, memory traffic, network bytes and host transfers of one\n"
         "forward step, from each op's cost (see ir/WeftInterfaces.td).";
     s.options = shapeOptions();
@@ -127,7 +130,8 @@ int weft::cli::runInspect(llvm::ArrayRef<std::string> args) {
   if (int code = parseOrReport(args, inspectSpec(), parsed); code >= 0)
     return code;
   auto fail = [](llvm::Error error) {
-    llvm::errs() << "weft inspect: " << llvm::toString(std::move(error)) << "\n";
+    llvm::errs() << "weft inspect: " << llvm::toString(std::move(error))
+                 << "\n";
     return 1;
   };
   ModelShapeOptions shape;
@@ -140,7 +144,8 @@ int weft::cli::runInspect(llvm::ArrayRef<std::string> args) {
   shape.build.batch = *batch;
   shape.build.seq = *seq;
   shape.build.dtype = parsed.get("dtype").value_or("f32");
-  shape.givenByUser = parsed.has("batch") || parsed.has("seq") || parsed.has("dtype");
+  shape.givenByUser =
+      parsed.has("batch") || parsed.has("seq") || parsed.has("dtype");
 
   MLIRContext context;
   context.loadDialect<WeftDialect, func::FuncDialect>();
@@ -158,13 +163,14 @@ int weft::cli::runInspect(llvm::ArrayRef<std::string> args) {
   }
 
   // Arguments: named inputs and parameters.
-  nlohmann::json inputs = nlohmann::json::array(), outputs = nlohmann::json::array();
+  nlohmann::json inputs = nlohmann::json::array(),
+                 outputs = nlohmann::json::array();
   int64_t paramCount = 0, paramBytes = 0, paramTensors = 0, tokens = 0;
   bool costKnown = true;
   for (BlockArgument arg : func.getArguments()) {
     auto type = dyn_cast<RankedTensorType>(arg.getType());
-    if (auto name = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
-                                                      WeftDialect::kParamAttrName)) {
+    if (auto name = func.getArgAttrOfType<StringAttr>(
+            arg.getArgNumber(), WeftDialect::kParamAttrName)) {
       if (!type || !type.hasStaticShape()) {
         costKnown = false;
         continue;
@@ -176,15 +182,18 @@ int weft::cli::runInspect(llvm::ArrayRef<std::string> args) {
     }
     auto name = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
                                                   WeftDialect::kInputAttrName);
-    std::string label = name ? name.str() : "arg" + std::to_string(arg.getArgNumber());
+    std::string label =
+        name ? name.str() : "arg" + std::to_string(arg.getArgNumber());
     inputs.push_back({{"name", label}, {"type", typeString(arg.getType())}});
     if (label == "input_ids" && type && type.hasStaticShape())
       tokens = type.getNumElements();
   }
   for (auto [i, type] : llvm::enumerate(func.getResultTypes())) {
-    auto name = func.getResultAttrOfType<StringAttr>(i, WeftDialect::kOutputAttrName);
-    outputs.push_back({{"name", name ? name.str() : "result" + std::to_string(i)},
-                       {"type", typeString(type)}});
+    auto name =
+        func.getResultAttrOfType<StringAttr>(i, WeftDialect::kOutputAttrName);
+    outputs.push_back(
+        {{"name", name ? name.str() : "result" + std::to_string(i)},
+         {"type", typeString(type)}});
   }
 
   // Ops by family, with their costs.
@@ -209,7 +218,8 @@ int weft::cli::runInspect(llvm::ArrayRef<std::string> args) {
     out["function"] = func.getSymName().str();
     out["inputs"] = inputs;
     out["outputs"] = outputs;
-    out["parameters"] = {{"count", paramCount}, {"tensors", paramTensors},
+    out["parameters"] = {{"count", paramCount},
+                         {"tensors", paramTensors},
                          {"bytes", paramBytes}};
     out["tokens"] = tokens;
     out["cost_known"] = costKnown;
@@ -240,10 +250,11 @@ int weft::cli::runInspect(llvm::ArrayRef<std::string> args) {
      << " tensors, " << binary(paramBytes) << "\n\n";
   os << llvm::left_justify("ops by family", 16) << llvm::right_justify("ops", 6)
      << llvm::right_justify("FLOPs", 14) << llvm::right_justify("memory", 12)
-     << llvm::right_justify("network", 12) << llvm::right_justify("host<->dev", 12)
-     << "\n";
+     << llvm::right_justify("network", 12)
+     << llvm::right_justify("host<->dev", 12) << "\n";
   auto row = [&](StringRef name, const FamilyTotals &t) {
-    os << "  " << llvm::left_justify(name, 14) << llvm::right_justify(std::to_string(t.ops), 6)
+    os << "  " << llvm::left_justify(name, 14)
+       << llvm::right_justify(std::to_string(t.ops), 6)
        << llvm::right_justify(decimal(t.cost.flops, "FLOP"), 14)
        << llvm::right_justify(binary(t.cost.memoryBytes), 12)
        << llvm::right_justify(binary(t.cost.commBytes), 12)
@@ -254,10 +265,11 @@ int weft::cli::runInspect(llvm::ArrayRef<std::string> args) {
       row(family, families[family]);
   row("total", total);
   if (!costKnown)
-    os << "\nsome shapes are dynamic: the counts above cover only the static ops\n";
+    os << "\nsome shapes are dynamic: the counts above cover only the static "
+          "ops\n";
   else if (tokens > 0)
-    os << "\nper forward step of " << withCommas(tokens) << " tokens: "
-       << decimal(total.cost.flops, "FLOP") << " ("
+    os << "\nper forward step of " << withCommas(tokens)
+       << " tokens: " << decimal(total.cost.flops, "FLOP") << " ("
        << decimal(static_cast<double>(total.cost.flops) / tokens, "FLOP")
        << " per token)\n";
   return 0;

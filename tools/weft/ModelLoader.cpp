@@ -23,13 +23,15 @@ weft::cli::loadModel(MLIRContext &context, llvm::SourceMgr &sourceMgr,
     return makeError(path + ": no such file or folder");
   if (path.ends_with(".mlir")) {
     if (options.givenByUser)
-      return makeError(path + " has its shapes fixed; --batch, --seq and --dtype "
-                              "apply to a config.json");
+      return makeError(path +
+                       " has its shapes fixed; --batch, --seq and --dtype "
+                       "apply to a config.json");
     auto buffer = llvm::MemoryBuffer::getFile(path, /*IsText=*/true);
     if (!buffer)
       return makeError(path + ": " + buffer.getError().message());
     sourceMgr.AddNewSourceBuffer(std::move(*buffer), llvm::SMLoc());
-    OwningOpRef<ModuleOp> module = parseSourceFile<ModuleOp>(sourceMgr, &context);
+    OwningOpRef<ModuleOp> module =
+        parseSourceFile<ModuleOp>(sourceMgr, &context);
     if (!module)
       return makeError(path + " is not valid weft IR (see the error above)");
     return std::move(module);
@@ -37,15 +39,18 @@ weft::cli::loadModel(MLIRContext &context, llvm::SourceMgr &sourceMgr,
   if (path.ends_with(".onnx"))
     return makeError(path + ": ONNX import is not available yet; give a "
                             "config.json or a .mlir file");
-  llvm::Expected<frontend::LlamaConfig> config = frontend::readLlamaConfig(path);
+  llvm::Expected<frontend::LlamaConfig> config =
+      frontend::readLlamaConfig(path);
   if (!config)
     return config.takeError();
   OwningOpRef<ModuleOp> module =
       frontend::buildLlamaForward(context, *config, options.build);
   if (!module)
-    return makeError(path + ": the graph could not be built (see the error above)");
+    return makeError(path +
+                     ": the graph could not be built (see the error above)");
   if (failed(verify(*module)))
-    return makeError(path + ": the built graph does not verify (see the error above)");
+    return makeError(path +
+                     ": the built graph does not verify (see the error above)");
   return std::move(module);
 }
 

@@ -22,9 +22,10 @@ void printUsage(llvm::raw_ostream &os) {
         "weft compiles language-model training and inference into static, "
         "inspectable\nper-rank plans. Commands:\n";
   for (const Verb &verb : kVerbs)
-    os << "  " << llvm::left_justify(verb.spec().name, 10) << verb.spec().summary
-       << "\n";
-  os << "\nRun 'weft <command> --help' for a command's arguments and options.\n";
+    os << "  " << llvm::left_justify(verb.spec().name, 10)
+       << verb.spec().summary << "\n";
+  os << "\nRun 'weft <command> --help' for a command's arguments and "
+        "options.\n";
 }
 } // namespace
 
@@ -49,7 +50,8 @@ std::vector<OptionSpec> weft::cli::shapeOptions() {
   return {
       {"batch", "", "B", "sequences per step for a config.json (default 1)"},
       {"seq", "", "N", "tokens per sequence for a config.json (default 128)"},
-      {"dtype", "", "T", "parameter and activation type: f32 (default) or bf16"},
+      {"dtype", "", "T",
+       "parameter and activation type: f32 (default) or bf16"},
   };
 }
 

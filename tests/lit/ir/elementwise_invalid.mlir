@@ -17,6 +17,126 @@ func.func @unary_c1(%x: tensor<4x16xf32>) {
 
 // -----
 
+func.func @sub_c1(%x: tensor<4x16xf32>, %y: tensor<4x16xbf16>) {
+  // expected-error@+1 {{'weft.sub' op requires the same type for all operands and results}}
+  %0 = "weft.sub"(%x, %y) : (tensor<4x16xf32>, tensor<4x16xbf16>) -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @mul_c1(%x: tensor<4x16xf32>, %y: tensor<4x16xbf16>) {
+  // expected-error@+1 {{'weft.mul' op requires the same type for all operands and results}}
+  %0 = "weft.mul"(%x, %y) : (tensor<4x16xf32>, tensor<4x16xbf16>) -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @div_c1(%x: tensor<4x16xf32>, %y: tensor<4x16xbf16>) {
+  // expected-error@+1 {{'weft.div' op requires the same type for all operands and results}}
+  %0 = "weft.div"(%x, %y) : (tensor<4x16xf32>, tensor<4x16xbf16>) -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @max_c1(%x: tensor<4x16xf32>, %y: tensor<4x16xbf16>) {
+  // expected-error@+1 {{'weft.max' op requires the same type for all operands and results}}
+  %0 = "weft.max"(%x, %y) : (tensor<4x16xf32>, tensor<4x16xbf16>) -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @min_c1(%x: tensor<4x16xf32>, %y: tensor<4x16xbf16>) {
+  // expected-error@+1 {{'weft.min' op requires the same type for all operands and results}}
+  %0 = "weft.min"(%x, %y) : (tensor<4x16xf32>, tensor<4x16xbf16>) -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @pow_c1(%x: tensor<4x16xf32>, %y: tensor<4x16xbf16>) {
+  // expected-error@+1 {{'weft.pow' op requires the same type for all operands and results}}
+  %0 = "weft.pow"(%x, %y) : (tensor<4x16xf32>, tensor<4x16xbf16>) -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @neg_c1(%x: tensor<4x16xf32>) {
+  // expected-error@+1 {{'weft.neg' op requires the same type for all operands and results}}
+  %0 = "weft.neg"(%x) : (tensor<4x16xf32>) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @abs_c1(%x: tensor<4x16xf32>) {
+  // expected-error@+1 {{'weft.abs' op requires the same type for all operands and results}}
+  %0 = "weft.abs"(%x) : (tensor<4x16xf32>) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @log_c1(%x: tensor<4x16xf32>) {
+  // expected-error@+1 {{'weft.log' op requires the same type for all operands and results}}
+  %0 = "weft.log"(%x) : (tensor<4x16xf32>) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @tanh_c1(%x: tensor<4x16xf32>) {
+  // expected-error@+1 {{'weft.tanh' op requires the same type for all operands and results}}
+  %0 = "weft.tanh"(%x) : (tensor<4x16xf32>) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @sigmoid_c1(%x: tensor<4x16xf32>) {
+  // expected-error@+1 {{'weft.sigmoid' op requires the same type for all operands and results}}
+  %0 = "weft.sigmoid"(%x) : (tensor<4x16xf32>) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @silu_c1(%x: tensor<4x16xf32>) {
+  // expected-error@+1 {{'weft.silu' op requires the same type for all operands and results}}
+  %0 = "weft.silu"(%x) : (tensor<4x16xf32>) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @rsqrt_c1(%x: tensor<4x16xf32>) {
+  // expected-error@+1 {{'weft.rsqrt' op requires the same type for all operands and results}}
+  %0 = "weft.rsqrt"(%x) : (tensor<4x16xf32>) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @sqrt_c1(%x: tensor<4x16xf32>) {
+  // expected-error@+1 {{'weft.sqrt' op requires the same type for all operands and results}}
+  %0 = "weft.sqrt"(%x) : (tensor<4x16xf32>) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @erf_c1(%x: tensor<4x16xf32>) {
+  // expected-error@+1 {{'weft.erf' op requires the same type for all operands and results}}
+  %0 = "weft.erf"(%x) : (tensor<4x16xf32>) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
 func.func @gelu_c1(%x: tensor<4x16xf32>) {
   // expected-error@+1 {{requires the same type for all operands and results}}
   %0 = "weft.gelu"(%x) : (tensor<4x16xf32>) -> tensor<4xf32>

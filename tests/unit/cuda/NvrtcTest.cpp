@@ -17,8 +17,9 @@ struct Compiled {
 
 Compiled compileForHopper(const char *source) {
   nvrtcProgram program;
-  EXPECT_EQ(nvrtcCreateProgram(&program, source, "kernel.cu", 0, nullptr, nullptr),
-            NVRTC_SUCCESS);
+  EXPECT_EQ(
+      nvrtcCreateProgram(&program, source, "kernel.cu", 0, nullptr, nullptr),
+      NVRTC_SUCCESS);
   const char *options[] = {"--gpu-architecture=sm_90a", "-std=c++17",
                            "-I" WEFT_CUDA_INCLUDE_DIR};
   Compiled compiled;
@@ -52,9 +53,12 @@ TEST(Nvrtc, CompilesABf16KernelForSm90a) {
 }
 
 TEST(Nvrtc, ReportsCompileErrorsWithTheLine) {
-  Compiled compiled = compileForHopper(
-      "extern \"C\" __global__ void broken(float *x) {\n  x[0] = undefined_name;\n}\n");
+  Compiled compiled =
+      compileForHopper("extern \"C\" __global__ void broken(float *x) {\n  "
+                       "x[0] = undefined_name;\n}\n");
   EXPECT_EQ(compiled.result, NVRTC_ERROR_COMPILATION);
-  EXPECT_NE(compiled.log.find("kernel.cu(2)"), std::string::npos) << compiled.log;
-  EXPECT_NE(compiled.log.find("undefined_name"), std::string::npos) << compiled.log;
+  EXPECT_NE(compiled.log.find("kernel.cu(2)"), std::string::npos)
+      << compiled.log;
+  EXPECT_NE(compiled.log.find("undefined_name"), std::string::npos)
+      << compiled.log;
 }

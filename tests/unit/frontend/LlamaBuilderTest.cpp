@@ -64,8 +64,9 @@ TEST(LlamaBuilder, ParametersMatchTheCheckpointLayout) {
   int64_t perLayer = h * q + 2 * h * kv + q * h + 3 * h * i + 2 * h;
   EXPECT_EQ(params.elements, v * h + 3 * perLayer + h + v * h);
 
-  EXPECT_EQ(func.getArgAttrOfType<StringAttr>(0, WeftDialect::kInputAttrName).str(),
-            "input_ids");
+  EXPECT_EQ(
+      func.getArgAttrOfType<StringAttr>(0, WeftDialect::kInputAttrName).str(),
+      "input_ids");
   auto logits = cast<RankedTensorType>(func.getResultTypes()[0]);
   EXPECT_EQ(logits.getShape(), ArrayRef<int64_t>({2, 16, 100}));
 }
@@ -104,5 +105,7 @@ TEST(LlamaBuilder, RejectsBadOptions) {
   EXPECT_FALSE(buildLlamaForward(context, smallConfig(), {1, 8, "f64"}));
   EXPECT_EQ(message, "unknown dtype 'f64'; expected f32 or bf16");
   EXPECT_FALSE(buildLlamaForward(context, smallConfig(), {0, 8, "f32"}));
-  EXPECT_EQ(message, "batch and sequence length must be positive, found batch 0 and seq 8");
+  EXPECT_EQ(
+      message,
+      "batch and sequence length must be positive, found batch 0 and seq 8");
 }

@@ -57,24 +57,29 @@ TEST(LlamaConfig, WrongTypeIsNamed) {
       "tie_word_embeddings": 1})")
                 .find("field 'tie_word_embeddings' must be true or false"),
             std::string::npos);
-  EXPECT_NE(errorOf(R"({"hidden_size": 64, "intermediate_size": 128,
+  EXPECT_NE(
+      errorOf(R"({"hidden_size": 64, "intermediate_size": 128,
       "num_attention_heads": 4, "num_hidden_layers": 0, "vocab_size": 100})")
-                .find("field 'num_hidden_layers' must be a positive integer, found 0"),
-            std::string::npos);
+          .find(
+              "field 'num_hidden_layers' must be a positive integer, found 0"),
+      std::string::npos);
 }
 
 TEST(LlamaConfig, RejectsWhatItCannotBuild) {
-  EXPECT_NE(errorOf(R"({"architectures": ["BloomForCausalLM"]})").find("LlamaForCausalLM"),
+  EXPECT_NE(errorOf(R"({"architectures": ["BloomForCausalLM"]})")
+                .find("LlamaForCausalLM"),
             std::string::npos);
   std::string base = R"("hidden_size": 64, "intermediate_size": 128,
       "num_attention_heads": 4, "num_hidden_layers": 2, "vocab_size": 100)";
-  EXPECT_NE(errorOf("{" + base + R"(, "rope_scaling": {"rope_type": "llama3"}})")
-                .find("field 'rope_scaling'"),
-            std::string::npos);
+  EXPECT_NE(
+      errorOf("{" + base + R"(, "rope_scaling": {"rope_type": "llama3"}})")
+          .find("field 'rope_scaling'"),
+      std::string::npos);
   EXPECT_NE(errorOf("{" + base + R"(, "num_key_value_heads": 3})")
                 .find("not a multiple of num_key_value_heads (3)"),
             std::string::npos);
-  EXPECT_NE(errorOf("{" + base + R"(, "hidden_act": "gelu"})").find("field 'hidden_act'"),
+  EXPECT_NE(errorOf("{" + base + R"(, "hidden_act": "gelu"})")
+                .find("field 'hidden_act'"),
             std::string::npos);
 }
 

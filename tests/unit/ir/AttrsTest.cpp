@@ -29,7 +29,8 @@ protected:
 } // namespace
 
 TEST_F(AttrsTest, MeshGroupSizes) {
-  auto mesh = dyn_cast_or_null<MeshAttr>(parse(R"(#weft.mesh<["dp"=2, "sp"=4, "tp"=3]>)"));
+  auto mesh = dyn_cast_or_null<MeshAttr>(
+      parse(R"(#weft.mesh<["dp"=2, "sp"=4, "tp"=3]>)"));
   ASSERT_TRUE(mesh);
   EXPECT_EQ(mesh.getNumRanks(), 24);
   EXPECT_EQ(mesh.getGroupSize(ArrayRef<StringRef>{"dp", "sp"}), 8);
@@ -51,15 +52,17 @@ TEST_F(AttrsTest, MeshConstraints) {
 }
 
 TEST_F(AttrsTest, ShardingShardsAndConstraints) {
-  auto sharding = dyn_cast_or_null<ShardingAttr>(
-      parse(R"(#weft.sharding<#weft.mesh<["dp"=2, "sp"=4]>, [{"dp", "sp"}, {}]>)"));
+  auto sharding = dyn_cast_or_null<ShardingAttr>(parse(
+      R"(#weft.sharding<#weft.mesh<["dp"=2, "sp"=4]>, [{"dp", "sp"}, {}]>)"));
   ASSERT_TRUE(sharding);
   EXPECT_EQ(sharding.getNumShards(0), 8);
   EXPECT_EQ(sharding.getNumShards(1), 1);
 
   EXPECT_FALSE(parse(R"(#weft.sharding<#weft.mesh<["dp"=2]>, [{"tp"}]>)"));
-  EXPECT_NE(lastError.find("sharding names axis \"tp\", which is not in the mesh"),
-            std::string::npos);
-  EXPECT_FALSE(parse(R"(#weft.sharding<#weft.mesh<["dp"=2]>, [{"dp"}, {"dp"}]>)"));
+  EXPECT_NE(
+      lastError.find("sharding names axis \"tp\", which is not in the mesh"),
+      std::string::npos);
+  EXPECT_FALSE(
+      parse(R"(#weft.sharding<#weft.mesh<["dp"=2]>, [{"dp"}, {"dp"}]>)"));
   EXPECT_EQ(lastError, "sharding uses axis \"dp\" twice");
 }

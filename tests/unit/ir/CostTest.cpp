@@ -52,12 +52,14 @@ TEST_F(CostTest, LlamaForwardMatchesTheHandFormula) {
   config.headDim = 32;
   config.path = "test";
   const int64_t batch = 2, seq = 64;
-  auto module = frontend::buildLlamaForward(context, config, {batch, seq, "bf16"});
+  auto module =
+      frontend::buildLlamaForward(context, config, {batch, seq, "bf16"});
   ASSERT_TRUE(module);
 
   const int64_t t = batch * seq, h = 256, i = 688, v = 512, d = 32;
   const int64_t q = 8 * d, kv = 4 * d, layers = 4;
-  int64_t linear = 2 * t * h * q + 2 * 2 * t * h * kv + 2 * t * q * h + 3 * 2 * t * h * i;
+  int64_t linear =
+      2 * t * h * q + 2 * 2 * t * h * kv + 2 * t * q * h + 3 * 2 * t * h * i;
   int64_t attention = batch * 8 * (seq * (seq + 1) / 2) * (2 * d + 2 * d);
   int64_t norms = 2 * 4 * t * h;
   int64_t rope = 3 * t * (q + kv);
@@ -118,19 +120,23 @@ TEST_F(CostTest, CollectivesUseRingVolumes) {
                  R"( ["sp"] dim 0 : (tensor<64x64xf32>) -> tensor<256x64xf32>)")
                 .commBytes,
             4 * bytes * 3 / 4);
-  EXPECT_EQ(cost("%0 = weft.reduce_scatter sum %x on " + mesh +
-                 R"( ["dp", "sp"] dim 0 : (tensor<64x64xf32>) -> tensor<8x64xf32>)")
-                .commBytes,
-            bytes * 7 / 8);
+  EXPECT_EQ(
+      cost("%0 = weft.reduce_scatter sum %x on " + mesh +
+           R"( ["dp", "sp"] dim 0 : (tensor<64x64xf32>) -> tensor<8x64xf32>)")
+          .commBytes,
+      bytes * 7 / 8);
   EXPECT_EQ(cost("%0 = weft.all_reduce sum %x on " + mesh +
                  R"( ["sp"] : tensor<64x64xf32>)")
                 .commBytes,
             2 * bytes * 3 / 4);
-  EXPECT_EQ(cost("%0 = weft.all_to_all %x on " + mesh +
-                 R"( ["sp"] split 0 concat 1 : (tensor<64x64xf32>) -> tensor<16x256xf32>)")
-                .commBytes,
-            bytes * 3 / 4);
-  EXPECT_EQ(cost("weft.send %x on " + mesh + R"( ["sp"] offset 1 : tensor<64x64xf32>)")
+  EXPECT_EQ(
+      cost(
+          "%0 = weft.all_to_all %x on " + mesh +
+          R"( ["sp"] split 0 concat 1 : (tensor<64x64xf32>) -> tensor<16x256xf32>)")
+          .commBytes,
+      bytes * 3 / 4);
+  EXPECT_EQ(cost("weft.send %x on " + mesh +
+                 R"( ["sp"] offset 1 : tensor<64x64xf32>)")
                 .commBytes,
             bytes);
   OpCost offload = cost(
