@@ -19,9 +19,6 @@ int runInspect(llvm::ArrayRef<std::string> args);
 int parseOrReport(llvm::ArrayRef<std::string> args, const VerbSpec &spec,
                   ParsedArgs &out);
 
-/// The shape options shared by import and inspect (--batch, --seq, --dtype).
-std::vector<OptionSpec> shapeOptions();
-
 } // namespace weft::cli
 
 #endif // WEFT_TOOLS_WEFT_COMMANDS_H

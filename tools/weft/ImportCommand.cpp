@@ -42,24 +42,15 @@ int weft::cli::runImport(llvm::ArrayRef<std::string> args) {
     llvm::errs() << "weft import: " << llvm::toString(std::move(error)) << "\n";
     return 1;
   };
-  ModelShapeOptions shape;
-  llvm::Expected<int64_t> batch = parsed.getPositiveInt("batch", 1);
-  if (!batch)
-    return fail(batch.takeError());
-  llvm::Expected<int64_t> seq = parsed.getPositiveInt("seq", 128);
-  if (!seq)
-    return fail(seq.takeError());
-  shape.build.batch = *batch;
-  shape.build.seq = *seq;
-  shape.build.dtype = parsed.get("dtype").value_or("f32");
-  shape.givenByUser =
-      parsed.has("batch") || parsed.has("seq") || parsed.has("dtype");
+  llvm::Expected<ModelShapeOptions> shape = readShapeOptions(parsed);
+  if (!shape)
+    return fail(shape.takeError());
 
   MLIRContext context;
   context.loadDialect<weft::WeftDialect, func::FuncDialect>();
   llvm::SourceMgr sourceMgr;
   SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
-  auto module = loadModel(context, sourceMgr, parsed.positional[0], shape);
+  auto module = loadModel(context, sourceMgr, parsed.positional[0], *shape);
   if (!module)
     return fail(module.takeError());
 

@@ -134,25 +134,16 @@ int weft::cli::runInspect(llvm::ArrayRef<std::string> args) {
                  << "\n";
     return 1;
   };
-  ModelShapeOptions shape;
-  llvm::Expected<int64_t> batch = parsed.getPositiveInt("batch", 1);
-  if (!batch)
-    return fail(batch.takeError());
-  llvm::Expected<int64_t> seq = parsed.getPositiveInt("seq", 128);
-  if (!seq)
-    return fail(seq.takeError());
-  shape.build.batch = *batch;
-  shape.build.seq = *seq;
-  shape.build.dtype = parsed.get("dtype").value_or("f32");
-  shape.givenByUser =
-      parsed.has("batch") || parsed.has("seq") || parsed.has("dtype");
+  llvm::Expected<ModelShapeOptions> shape = readShapeOptions(parsed);
+  if (!shape)
+    return fail(shape.takeError());
 
   MLIRContext context;
   context.loadDialect<WeftDialect, func::FuncDialect>();
   llvm::SourceMgr sourceMgr;
   SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
   const std::string &path = parsed.positional[0];
-  auto module = loadModel(context, sourceMgr, path, shape);
+  auto module = loadModel(context, sourceMgr, path, *shape);
   if (!module)
     return fail(module.takeError());
   auto func = dyn_cast_or_null<func::FuncOp>(findEntryFunction(**module));

@@ -16,6 +16,31 @@ llvm::Error makeError(const llvm::Twine &message) {
 }
 } // namespace
 
+std::vector<OptionSpec> weft::cli::shapeOptions() {
+  return {
+      {"batch", "", "B", "sequences per step for a config.json (default 1)"},
+      {"seq", "", "N", "tokens per sequence for a config.json (default 128)"},
+      {"dtype", "", "T",
+       "parameter and activation type: f32 (default) or bf16"},
+  };
+}
+
+llvm::Expected<ModelShapeOptions>
+weft::cli::readShapeOptions(const ParsedArgs &args) {
+  ModelShapeOptions shape;
+  llvm::Expected<int64_t> batch = args.getPositiveInt("batch", 1);
+  if (!batch)
+    return batch.takeError();
+  llvm::Expected<int64_t> seq = args.getPositiveInt("seq", 128);
+  if (!seq)
+    return seq.takeError();
+  shape.build.batch = *batch;
+  shape.build.seq = *seq;
+  shape.build.dtype = args.get("dtype").value_or("f32");
+  shape.givenByUser = args.has("batch") || args.has("seq") || args.has("dtype");
+  return shape;
+}
+
 llvm::Expected<OwningOpRef<ModuleOp>>
 weft::cli::loadModel(MLIRContext &context, llvm::SourceMgr &sourceMgr,
                      llvm::StringRef path, const ModelShapeOptions &options) {

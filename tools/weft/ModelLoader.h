@@ -4,6 +4,7 @@
 #ifndef WEFT_TOOLS_WEFT_MODELLOADER_H
 #define WEFT_TOOLS_WEFT_MODELLOADER_H
 
+#include "CommandLine.h"
 #include "frontend/HuggingFace/LlamaBuilder.h"
 
 #include "mlir/IR/BuiltinOps.h"
@@ -19,6 +20,12 @@ struct ModelShapeOptions {
   frontend::LlamaBuildOptions build;
   bool givenByUser = false;
 };
+
+/// The options that set a config.json's shapes: --batch, --seq, --dtype.
+std::vector<OptionSpec> shapeOptions();
+
+/// Reads the shapeOptions() from parsed arguments; errors name the option.
+llvm::Expected<ModelShapeOptions> readShapeOptions(const ParsedArgs &args);
 
 /// Loads `path`. Diagnostics of a .mlir file go to the context's handler
 /// (file:line:col); the returned error then says the file is invalid.

@@ -46,15 +46,6 @@ int weft::cli::parseOrReport(llvm::ArrayRef<std::string> args,
   return -1;
 }
 
-std::vector<OptionSpec> weft::cli::shapeOptions() {
-  return {
-      {"batch", "", "B", "sequences per step for a config.json (default 1)"},
-      {"seq", "", "N", "tokens per sequence for a config.json (default 128)"},
-      {"dtype", "", "T",
-       "parameter and activation type: f32 (default) or bf16"},
-  };
-}
-
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   if (argc < 2) {
