@@ -1,0 +1,130 @@
+// Blockwise attention with an online softmax (the FlashAttention recurrence)
+// on the CPU: each task owns one (batch, head, query block), streams key
+// blocks through two small GEMMs and never holds more than a block of scores.
+#include "kernels/cpu/Kernels.h"
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+using namespace weft::kernels::cpu;
+
+namespace {
+constexpr int64_t kQueryBlock = 64;
+constexpr int64_t kKeyBlock = 256;
+
+/// Restores OpenBLAS's thread count: GEMMs inside our parallel tasks must run
+/// single-threaded.
+class SingleThreadedBlas {
+public:
+  SingleThreadedBlas() : saved(openblas_get_num_threads()) {
+    openblas_set_num_threads(1);
+  }
+  ~SingleThreadedBlas() { openblas_set_num_threads(saved); }
+
+private:
+  int saved;
+};
+} // namespace
+
+int64_t
+weft::kernels::cpu::attentionWorkspacePerThread(const AttentionShape &s) {
+  // scores, accumulator, running max and sum.
+  return kQueryBlock * kKeyBlock + kQueryBlock * s.dv + 2 * kQueryBlock;
+}
+
+void weft::kernels::cpu::attention(const float *q, const float *k,
+                                   const float *v, const uint8_t *mask,
+                                   bool maskPerBatch, const float *slopes,
+                                   float *out, const AttentionShape &s,
+                                   AttentionKind kind, float scale,
+                                   float *workspace, int threads) {
+  const int64_t groups = s.heads / s.kvHeads;
+  const int64_t offset = s.skv - s.sq; // position of query 0
+  const int64_t queryBlocks = (s.sq + kQueryBlock - 1) / kQueryBlock;
+  const int64_t tasks = s.batch * s.heads * queryBlocks;
+  const int64_t perThread = attentionWorkspacePerThread(s);
+  const bool causal =
+      kind == AttentionKind::Causal || kind == AttentionKind::Alibi;
+  const float negInf = -std::numeric_limits<float>::infinity();
+  SingleThreadedBlas singleThreaded;
+
+#pragma omp parallel for schedule(dynamic) num_threads(threads)
+  for (int64_t task = 0; task < tasks; ++task) {
+    const int64_t qb = task % queryBlocks;
+    const int64_t h = (task / queryBlocks) % s.heads;
+    const int64_t b = task / (queryBlocks * s.heads);
+    const int64_t kh = h / groups;
+    const int64_t i0 = qb * kQueryBlock;
+    const int64_t rows = std::min(kQueryBlock, s.sq - i0);
+
+    float *scores = workspace + omp_get_thread_num() * perThread;
+    float *acc = scores + kQueryBlock * kKeyBlock;
+    float *rowMax = acc + kQueryBlock * s.dv;
+    float *rowSum = rowMax + kQueryBlock;
+    std::fill(acc, acc + rows * s.dv, 0.0f);
+    std::fill(rowMax, rowMax + rows, negInf);
+    std::fill(rowSum, rowSum + rows, 0.0f);
+
+    const float *qBlock = q + ((b * s.sq + i0) * s.heads + h) * s.dqk;
+    // Keys beyond the last query's position are never attended causally.
+    const int64_t keyEnd = causal ? std::min(s.skv, offset + i0 + rows) : s.skv;
+    for (int64_t j0 = 0; j0 < keyEnd; j0 += kKeyBlock) {
+      const int64_t cols = std::min(kKeyBlock, keyEnd - j0);
+      const float *kBlock = k + ((b * s.skv + j0) * s.kvHeads + kh) * s.dqk;
+      const float *vBlock = v + ((b * s.skv + j0) * s.kvHeads + kh) * s.dv;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, s.dqk,
+                  scale, qBlock, s.heads * s.dqk, kBlock, s.kvHeads * s.dqk,
+                  0.0f, scores, kKeyBlock);
+      for (int64_t r = 0; r < rows; ++r) {
+        float *row = scores + r * kKeyBlock;
+        const int64_t i = i0 + r;
+        if (kind == AttentionKind::Alibi)
+          for (int64_t c = 0; c < cols; ++c)
+            row[c] += slopes[h] * static_cast<float>(j0 + c - (offset + i));
+        if (causal)
+          for (int64_t c = std::max<int64_t>(0, offset + i + 1 - j0); c < cols;
+               ++c)
+            row[c] = negInf;
+        if (kind == AttentionKind::Mask) {
+          const uint8_t *m =
+              mask + ((maskPerBatch ? b * s.sq : 0) + i) * s.skv + j0;
+          for (int64_t c = 0; c < cols; ++c)
+            if (!m[c])
+              row[c] = negInf;
+        }
+        float blockMax = negInf;
+        for (int64_t c = 0; c < cols; ++c)
+          blockMax = std::max(blockMax, row[c]);
+        const float newMax = std::max(rowMax[r], blockMax);
+        if (newMax == negInf) { // nothing attended so far
+          std::fill(row, row + cols, 0.0f);
+          continue;
+        }
+        const float correction = std::exp(rowMax[r] - newMax);
+        float sum = 0.0f;
+        for (int64_t c = 0; c < cols; ++c) {
+          row[c] = std::exp(row[c] - newMax);
+          sum += row[c];
+        }
+        rowSum[r] = rowSum[r] * correction + sum;
+        rowMax[r] = newMax;
+        float *accRow = acc + r * s.dv;
+        for (int64_t d = 0; d < s.dv; ++d)
+          accRow[d] *= correction;
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, s.dv, cols,
+                  1.0f, scores, kKeyBlock, vBlock, s.kvHeads * s.dv, 1.0f, acc,
+                  s.dv);
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      float *dst = out + ((b * s.sq + i0 + r) * s.heads + h) * s.dv;
+      const float inv = rowSum[r] > 0 ? 1.0f / rowSum[r] : 0.0f;
+      for (int64_t d = 0; d < s.dv; ++d)
+        dst[d] = acc[r * s.dv + d] * inv;
+    }
+  }
+}

@@ -1,0 +1,83 @@
+// Hand-written CPU kernels: the library calls of CPU plans and the numeric
+// reference for every other backend. All tensors are dense, row-major fp32
+// (indices int64, predicates one byte per element). Each kernel writes every
+// element of its output and reads nothing outside its inputs.
+#ifndef WEFT_KERNELS_CPU_KERNELS_H
+#define WEFT_KERNELS_CPU_KERNELS_H
+
+#include <cstddef>
+#include <cstdint>
+
+namespace weft::kernels::cpu {
+
+/// y[r, o] = sum_i x[r, i] * w[o, i] + bias[o] (bias may be null): a
+/// torch.nn.Linear over `rows` rows.
+void linear(const float *x, const float *w, const float *bias, float *y,
+            int64_t rows, int64_t in, int64_t out);
+
+/// Batched matrix product: for each of `batch` batches,
+/// c = op(a) · op(b) with op transposing when asked; a is [M, K] ([K, M]
+/// transposed), b is [K, N] ([N, K] transposed). `bBatchStride` is 0 when one
+/// b serves every batch.
+void matmul(const float *a, const float *b, float *c, int64_t batch, int64_t m,
+            int64_t n, int64_t k, bool transposeA, bool transposeB,
+            int64_t bBatchStride);
+
+enum class AttentionKind { Full, Causal, Alibi, Mask };
+
+struct AttentionShape {
+  int64_t batch, sq, skv, heads, kvHeads, dqk, dv;
+};
+
+/// Floats of workspace one thread of `attention` needs.
+int64_t attentionWorkspacePerThread(const AttentionShape &shape);
+
+/// Scaled dot-product attention computed block by block with an online
+/// softmax: memory O(blocks), never an Sq×Skv matrix. q [B, Sq, Hq, Dqk],
+/// k [B, Skv, Hkv, Dqk], v [B, Skv, Hkv, Dv], out [B, Sq, Hq, Dv]. Query head h
+/// reads kv head h / (Hq / Hkv). The queries are the last Sq of Skv positions.
+/// `mask` ([B, Sq, Skv] when maskPerBatch, else [Sq, Skv]; nonzero attends) is
+/// read for kind Mask, `slopes` [Hq] for Alibi. A query that attends to no key
+/// gets zeros. `workspace` holds threads × attentionWorkspacePerThread floats.
+void attention(const float *q, const float *k, const float *v,
+               const uint8_t *mask, bool maskPerBatch, const float *slopes,
+               float *out, const AttentionShape &shape, AttentionKind kind,
+               float scale, float *workspace, int threads);
+
+/// y = x / sqrt(mean(x², row) + eps) * w over rows of `cols`.
+void rmsNorm(const float *x, const float *w, float *y, int64_t rows,
+             int64_t cols, float eps);
+
+/// y = (x − mean) / sqrt(var + eps) * w + bias (bias may be null).
+void layerNorm(const float *x, const float *w, const float *bias, float *y,
+               int64_t rows, int64_t cols, float eps);
+
+/// Rotary embedding of x [B, S, H, D] at positions [B, S]; see weft.rope.
+void rope(const float *x, const int64_t *positions, float *y, int64_t batch,
+          int64_t seq, int64_t heads, int64_t headDim, double theta,
+          bool interleaved);
+
+/// Softmax (or log-softmax) along the middle dimension of x viewed as
+/// [outer, dim, inner].
+void softmax(const float *x, float *y, int64_t outer, int64_t dim,
+             int64_t inner, bool logarithm);
+
+/// out[a, i, b] = table[a, indices[i], b] with table viewed as
+/// [outer, size, inner] and `count` indices. Returns the first index outside
+/// [0, size), or -1 when all are valid (then out is fully written).
+int64_t gather(const float *table, const int64_t *indices, float *out,
+               int64_t outer, int64_t size, int64_t inner, int64_t count);
+
+enum class LossReduction { Mean, Sum, None };
+
+/// Cross-entropy of logits [tokens, vocab] against labels [tokens]; labels
+/// equal to ignoreIndex contribute nothing. Writes one value (Mean, Sum) or
+/// `tokens` values (None). Returns the first token whose label is neither in
+/// [0, vocab) nor ignoreIndex, or -1.
+int64_t crossEntropy(const float *logits, const int64_t *labels, float *out,
+                     int64_t tokens, int64_t vocab, int64_t ignoreIndex,
+                     LossReduction reduction);
+
+} // namespace weft::kernels::cpu
+
+#endif // WEFT_KERNELS_CPU_KERNELS_H

@@ -1,0 +1,332 @@
+// Every CPU kernel against a plain reference on random inputs, with the
+// output poisoned with NaN first so that an unwritten element fails, at
+// several shapes including odd ones.
+#include "kernels/cpu/Kernels.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
+
+using namespace weft::kernels::cpu;
+
+namespace {
+std::vector<float> randomFloats(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> v(n);
+  for (float &x : v)
+    x = dist(rng);
+  return v;
+}
+
+std::vector<float> poisoned(size_t n) {
+  return std::vector<float>(n, std::numeric_limits<float>::quiet_NaN());
+}
+
+/// Every element within `tol` relative error (absolute below 1).
+void expectClose(const std::vector<float> &actual,
+                 const std::vector<double> &expected, double tol = 1e-5) {
+  ASSERT_EQ(actual.size(), expected.size());
+  for (size_t i = 0; i < actual.size(); ++i) {
+    double bound = tol * std::max(1.0, std::abs(expected[i]));
+    ASSERT_TRUE(std::abs(actual[i] - expected[i]) <= bound)
+        << "element " << i << ": " << actual[i] << " vs " << expected[i];
+  }
+}
+} // namespace
+
+class LinearTest
+    : public ::testing::TestWithParam<std::tuple<int, int, int, bool>> {};
+
+TEST_P(LinearTest, MatchesReference) {
+  auto [rows, in, out, withBias] = GetParam();
+  auto x = randomFloats(rows * in, 1), w = randomFloats(out * in, 2),
+       bias = randomFloats(out, 3);
+  auto y = poisoned(rows * out);
+  linear(x.data(), w.data(), withBias ? bias.data() : nullptr, y.data(), rows,
+         in, out);
+  std::vector<double> ref(rows * out);
+  for (int r = 0; r < rows; ++r)
+    for (int o = 0; o < out; ++o) {
+      double s = withBias ? bias[o] : 0.0;
+      for (int i = 0; i < in; ++i)
+        s += double(x[r * in + i]) * w[o * in + i];
+      ref[r * out + o] = s;
+    }
+  expectClose(y, ref, 1e-4);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, LinearTest,
+                         ::testing::Values(std::make_tuple(1, 1, 1, false),
+                                           std::make_tuple(7, 13, 5, true),
+                                           std::make_tuple(33, 64, 17, false),
+                                           std::make_tuple(128, 256, 96,
+                                                           true)));
+
+TEST(Matmul, BatchedWithTransposesAndSharedRhs) {
+  const int batch = 3, m = 5, n = 7, k = 11;
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (bool shared : {false, true}) {
+        auto a = randomFloats(batch * m * k, 4),
+             b = randomFloats(batch * k * n, 5);
+        auto c = poisoned(batch * m * n);
+        matmul(a.data(), b.data(), c.data(), batch, m, n, k, ta, tb,
+               shared ? 0 : k * n);
+        std::vector<double> ref(batch * m * n);
+        for (int bi = 0; bi < batch; ++bi)
+          for (int i = 0; i < m; ++i)
+            for (int j = 0; j < n; ++j) {
+              double s = 0;
+              for (int l = 0; l < k; ++l) {
+                float av =
+                    ta ? a[bi * m * k + l * m + i] : a[bi * m * k + i * k + l];
+                const float *bb = b.data() + (shared ? 0 : bi * k * n);
+                float bv = tb ? bb[j * k + l] : bb[l * n + j];
+                s += double(av) * bv;
+              }
+              ref[(bi * m + i) * n + j] = s;
+            }
+        expectClose(c, ref, 1e-4);
+      }
+}
+
+struct AttentionCase {
+  AttentionShape shape;
+  AttentionKind kind;
+  bool maskPerBatch;
+};
+
+class AttentionTest : public ::testing::TestWithParam<AttentionCase> {};
+
+TEST_P(AttentionTest, MatchesNaiveSoftmaxAttention) {
+  const AttentionCase &c = GetParam();
+  const AttentionShape &s = c.shape;
+  auto q = randomFloats(s.batch * s.sq * s.heads * s.dqk, 10);
+  auto k = randomFloats(s.batch * s.skv * s.kvHeads * s.dqk, 11);
+  auto v = randomFloats(s.batch * s.skv * s.kvHeads * s.dv, 12);
+  auto slopes = randomFloats(s.heads, 13, 0.1f);
+  std::mt19937 rng(14);
+  std::vector<uint8_t> mask((c.maskPerBatch ? s.batch : 1) * s.sq * s.skv);
+  for (auto &m : mask)
+    m = rng() % 3 != 0;
+  if (c.kind == AttentionKind::Mask) // one query that sees nothing
+    std::fill_n(mask.begin(), s.skv, 0);
+  const float scale = 1.0f / std::sqrt(float(s.dqk));
+  const int threads = 2;
+  std::vector<float> workspace(threads * attentionWorkspacePerThread(s),
+                               std::numeric_limits<float>::quiet_NaN());
+  auto out = poisoned(s.batch * s.sq * s.heads * s.dv);
+  attention(q.data(), k.data(), v.data(), mask.data(), c.maskPerBatch,
+            slopes.data(), out.data(), s, c.kind, scale, workspace.data(),
+            threads);
+
+  std::vector<double> ref(out.size());
+  const int64_t offset = s.skv - s.sq;
+  for (int64_t b = 0; b < s.batch; ++b)
+    for (int64_t h = 0; h < s.heads; ++h)
+      for (int64_t i = 0; i < s.sq; ++i) {
+        int64_t kh = h / (s.heads / s.kvHeads);
+        std::vector<double> p(s.skv);
+        double max = -INFINITY;
+        for (int64_t j = 0; j < s.skv; ++j) {
+          bool allowed = true;
+          if (c.kind == AttentionKind::Causal || c.kind == AttentionKind::Alibi)
+            allowed = j <= offset + i;
+          if (c.kind == AttentionKind::Mask)
+            allowed = mask[((c.maskPerBatch ? b * s.sq : 0) + i) * s.skv + j];
+          double dot = 0;
+          for (int64_t d = 0; d < s.dqk; ++d)
+            dot += double(q[((b * s.sq + i) * s.heads + h) * s.dqk + d]) *
+                   k[((b * s.skv + j) * s.kvHeads + kh) * s.dqk + d];
+          dot *= scale;
+          if (c.kind == AttentionKind::Alibi)
+            dot += slopes[h] * double(j - (offset + i));
+          p[j] = allowed ? dot : -INFINITY;
+          max = std::max(max, p[j]);
+        }
+        double sum = 0;
+        for (double &x : p) {
+          x = max == -INFINITY ? 0 : std::exp(x - max);
+          sum += x;
+        }
+        for (int64_t d = 0; d < s.dv; ++d) {
+          double o = 0;
+          for (int64_t j = 0; j < s.skv; ++j)
+            o += p[j] * v[((b * s.skv + j) * s.kvHeads + kh) * s.dv + d];
+          ref[((b * s.sq + i) * s.heads + h) * s.dv + d] =
+              sum > 0 ? o / sum : 0;
+        }
+      }
+  expectClose(out, ref, 2e-5);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Kinds, AttentionTest,
+    ::testing::Values(
+        AttentionCase{{1, 16, 16, 4, 4, 8, 8}, AttentionKind::Causal, false},
+        AttentionCase{{2, 77, 77, 8, 2, 16, 16}, AttentionKind::Causal, false},
+        AttentionCase{
+            {1, 300, 300, 2, 1, 32, 24}, AttentionKind::Causal, false},
+        AttentionCase{{2, 5, 530, 4, 2, 8, 8}, AttentionKind::Causal, false},
+        AttentionCase{{1, 65, 257, 3, 3, 7, 5}, AttentionKind::Full, false},
+        AttentionCase{{2, 70, 70, 4, 1, 16, 16}, AttentionKind::Alibi, false},
+        AttentionCase{{2, 33, 40, 2, 2, 8, 8}, AttentionKind::Mask, true},
+        AttentionCase{{1, 90, 300, 4, 2, 8, 8}, AttentionKind::Mask, false}));
+
+TEST(RmsNorm, MatchesReference) {
+  for (auto [rows, cols] : {std::pair{1, 1}, {3, 7}, {37, 256}}) {
+    auto x = randomFloats(rows * cols, 20), w = randomFloats(cols, 21);
+    auto y = poisoned(rows * cols);
+    rmsNorm(x.data(), w.data(), y.data(), rows, cols, 1e-5f);
+    std::vector<double> ref(rows * cols);
+    for (int r = 0; r < rows; ++r) {
+      double ss = 0;
+      for (int c = 0; c < cols; ++c)
+        ss += double(x[r * cols + c]) * x[r * cols + c];
+      double inv = 1 / std::sqrt(ss / cols + 1e-5);
+      for (int c = 0; c < cols; ++c)
+        ref[r * cols + c] = x[r * cols + c] * inv * w[c];
+    }
+    expectClose(y, ref);
+  }
+}
+
+TEST(LayerNorm, MatchesReferenceWithAndWithoutBias) {
+  for (bool withBias : {false, true})
+    for (auto [rows, cols] : {std::pair{1, 2}, {5, 13}, {16, 300}}) {
+      auto x = randomFloats(rows * cols, 22, 3.0f), w = randomFloats(cols, 23),
+           b = randomFloats(cols, 24);
+      auto y = poisoned(rows * cols);
+      layerNorm(x.data(), w.data(), withBias ? b.data() : nullptr, y.data(),
+                rows, cols, 1e-5f);
+      std::vector<double> ref(rows * cols);
+      for (int r = 0; r < rows; ++r) {
+        double mean = 0, var = 0;
+        for (int c = 0; c < cols; ++c)
+          mean += x[r * cols + c];
+        mean /= cols;
+        for (int c = 0; c < cols; ++c)
+          var += (x[r * cols + c] - mean) * (x[r * cols + c] - mean);
+        var /= cols;
+        for (int c = 0; c < cols; ++c)
+          ref[r * cols + c] =
+              (x[r * cols + c] - mean) / std::sqrt(var + 1e-5) * w[c] +
+              (withBias ? b[c] : 0);
+      }
+      expectClose(y, ref, 2e-5);
+    }
+}
+
+TEST(Rope, MatchesReferenceInBothLayouts) {
+  const int64_t batch = 2, seq = 9, heads = 3, dim = 10;
+  auto x = randomFloats(batch * seq * heads * dim, 30);
+  std::vector<int64_t> pos(batch * seq);
+  for (size_t i = 0; i < pos.size(); ++i)
+    pos[i] = (i * 37) % 1000;
+  for (bool interleaved : {false, true}) {
+    auto y = poisoned(x.size());
+    rope(x.data(), pos.data(), y.data(), batch, seq, heads, dim, 10000.0,
+         interleaved);
+    std::vector<double> ref(x.size());
+    for (int64_t t = 0; t < batch * seq; ++t)
+      for (int64_t h = 0; h < heads; ++h)
+        for (int64_t j = 0; j < dim / 2; ++j) {
+          double angle = pos[t] / std::pow(10000.0, 2.0 * j / dim);
+          int64_t a = interleaved ? 2 * j : j,
+                  b = interleaved ? 2 * j + 1 : j + dim / 2;
+          const float *in = x.data() + (t * heads + h) * dim;
+          ref[(t * heads + h) * dim + a] =
+              in[a] * std::cos(angle) - in[b] * std::sin(angle);
+          ref[(t * heads + h) * dim + b] =
+              in[b] * std::cos(angle) + in[a] * std::sin(angle);
+        }
+    // Angles are computed in fp32 as transformers does: allow for it.
+    expectClose(y, ref, 2e-4);
+  }
+}
+
+TEST(Softmax, MatchesReferenceAlongAnyDimension) {
+  for (bool logarithm : {false, true})
+    for (auto [outer, dim, inner] :
+         {std::tuple{1, 1, 1}, {3, 17, 1}, {2, 9, 5}}) {
+      auto x = randomFloats(outer * dim * inner, 40, 4.0f);
+      auto y = poisoned(x.size());
+      softmax(x.data(), y.data(), outer, dim, inner, logarithm);
+      std::vector<double> ref(x.size());
+      for (int o = 0; o < outer; ++o)
+        for (int i = 0; i < inner; ++i) {
+          double sum = 0;
+          for (int d = 0; d < dim; ++d)
+            sum += std::exp(double(x[(o * dim + d) * inner + i]));
+          for (int d = 0; d < dim; ++d) {
+            double e = x[(o * dim + d) * inner + i];
+            ref[(o * dim + d) * inner + i] =
+                logarithm ? e - std::log(sum) : std::exp(e) / sum;
+          }
+        }
+      expectClose(y, ref);
+    }
+}
+
+TEST(Gather, CopiesRowsAndReportsBadIndices) {
+  const int64_t outer = 2, size = 7, inner = 3;
+  auto table = randomFloats(outer * size * inner, 50);
+  std::vector<int64_t> idx = {6, 0, 3, 3, 5};
+  auto out = poisoned(outer * idx.size() * inner);
+  EXPECT_EQ(gather(table.data(), idx.data(), out.data(), outer, size, inner,
+                   idx.size()),
+            -1);
+  std::vector<double> ref(out.size());
+  for (int64_t a = 0; a < outer; ++a)
+    for (size_t i = 0; i < idx.size(); ++i)
+      for (int64_t b = 0; b < inner; ++b)
+        ref[(a * idx.size() + i) * inner + b] =
+            table[(a * size + idx[i]) * inner + b];
+  expectClose(out, ref, 0);
+  idx[2] = 7;
+  EXPECT_EQ(gather(table.data(), idx.data(), out.data(), outer, size, inner,
+                   idx.size()),
+            2);
+}
+
+TEST(CrossEntropy, IgnoresTokensAndWeighsTheMean) {
+  const int64_t tokens = 11, vocab = 19;
+  auto logits = randomFloats(tokens * vocab, 60, 3.0f);
+  std::vector<int64_t> labels(tokens);
+  for (int64_t t = 0; t < tokens; ++t)
+    labels[t] = t % 4 == 0 ? -100 : (t * 7) % vocab;
+  std::vector<double> perToken(tokens, 0.0);
+  double total = 0;
+  int counted = 0;
+  for (int64_t t = 0; t < tokens; ++t) {
+    if (labels[t] == -100)
+      continue;
+    double sum = 0;
+    for (int64_t c = 0; c < vocab; ++c)
+      sum += std::exp(double(logits[t * vocab + c]));
+    perToken[t] = std::log(sum) - logits[t * vocab + labels[t]];
+    total += perToken[t];
+    ++counted;
+  }
+  auto none = poisoned(tokens), mean = poisoned(1), sum = poisoned(1);
+  EXPECT_EQ(crossEntropy(logits.data(), labels.data(), none.data(), tokens,
+                         vocab, -100, LossReduction::None),
+            -1);
+  EXPECT_EQ(crossEntropy(logits.data(), labels.data(), mean.data(), tokens,
+                         vocab, -100, LossReduction::Mean),
+            -1);
+  EXPECT_EQ(crossEntropy(logits.data(), labels.data(), sum.data(), tokens,
+                         vocab, -100, LossReduction::Sum),
+            -1);
+  expectClose(none, perToken);
+  expectClose(mean, {total / counted});
+  expectClose(sum, {total});
+  labels[3] = vocab;
+  EXPECT_EQ(crossEntropy(logits.data(), labels.data(), sum.data(), tokens,
+                         vocab, -100, LossReduction::Sum),
+            3);
+}
