@@ -174,3 +174,18 @@ LogicalResult ShardingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
 int64_t ShardingAttr::getNumShards(unsigned dim) const {
   return getMesh().getGroupSize(llvm::cast<ArrayAttr>(getDims()[dim]));
 }
+
+//===----------------------------------------------------------------------===//
+// BufferAttr
+//===----------------------------------------------------------------------===//
+
+LogicalResult BufferAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                 StringRef region, int64_t offset) {
+  if (region != "arena" && region != "parameters" && region != "constants")
+    return emitError() << "unknown memory region \"" << region
+                       << "\"; expected arena, parameters or constants";
+  if (offset < 0 || offset % 64 != 0)
+    return emitError() << "buffer offset " << offset
+                       << " is not a non-negative multiple of 64";
+  return success();
+}

@@ -119,4 +119,24 @@ def Weft_HostMemoryAttr : Weft_Attr<"HostMemory", "host"> {
   }];
 }
 
+def Weft_BufferAttr : Weft_Attr<"Buffer", "buffer"> {
+  let summary = "Where a value lives once buffers are assigned";
+  let description = [{
+    Set by the bufferize phase on every op result (`weft.buffers`, one per
+    result) and function argument (`weft.buffer`): the memory region and the
+    byte offset in it. Values in the arena are 64-byte aligned; a reshape
+    shares its operand's buffer.
+
+    Example: `#weft.buffer<"arena", 4096>`.
+
+    Constraints:
+    - (C1) the region is "arena", "parameters" or "constants".
+    - (C2) the offset is non-negative and a multiple of 64.
+  }];
+  let parameters = (ins StringRefParameter<"memory region">:$region,
+                        "int64_t":$offset);
+  let assemblyFormat = "`<` $region `,` $offset `>`";
+  let genVerifyDecl = 1;
+}
+
 #endif // WEFT_ATTRS_TD

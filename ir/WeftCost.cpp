@@ -264,3 +264,13 @@ OpCost ReloadOp::getCost() {
   cost.transferBytes = bytesOf(getType());
   return cost;
 }
+
+OpCost FusionGroupOp::getCost() {
+  // The ops inside compute; only the group's inputs and results touch memory.
+  OpCost cost;
+  getBody().walk([&](CostOpInterface op) { cost.flops += op.getCost().flops; });
+  if (!allStatic(*this))
+    return OpCost::unknown();
+  cost.memoryBytes = operandAndResultBytes(*this);
+  return cost;
+}

@@ -3,6 +3,7 @@
 #include "ir/WeftDialect.h"
 
 #include "mlir/IR/Builders.h"
+#include "mlir/Interfaces/ControlFlowInterfaces.h"
 #include "mlir/IR/OpImplementation.h"
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringSet.h"
@@ -810,6 +811,45 @@ LogicalResult ReloadOp::inferReturnTypes(MLIRContext *,
   return success();
 }
 
-#define GET_OP_CLASSES
+//===----------------------------------------------------------------------===//
+// Scheduling
+//===----------------------------------------------------------------------===//
+
+YieldOp FusionGroupOp::getYield() {
+  return cast<YieldOp>(getBody().front().getTerminator());
+}
+
+int64_t FusionGroupOp::getRowLength() {
+  auto type = cast<RankedTensorType>(getResult(0).getType());
+  return type.getRank() == 0 ? 1 : type.getShape().back();
+}
+
+SmallVector<Value> FusionGroupOp::getRowScratchValues() {
+  SmallVector<Value> scratch;
+  ValueRange yielded = getYield().getValues();
+  for (Operation &op : getBody().front().without_terminator())
+    for (Value result : op.getResults())
+      if (!llvm::is_contained(yielded, result))
+        scratch.push_back(result);
+  return scratch;
+}
+
+int64_t FusionGroupOp::getScratchBytesPerThread() {
+  int64_t rowBytes = (getRowLength() * 8 + 63) / 64 * 64;
+  return rowBytes * static_cast<int64_t>(getRowScratchValues().size());
+}
+
+LogicalResult FusionGroupOp::verify() {
+  Block &body = getBody().front();
+  if (body.getArgumentTypes() != getInputs().getTypes()) // C1
+    return emitOpError("needs body arguments of the input types");
+  if (getYield().getValues().getTypes() != getResultTypes()) // C2
+    return emitOpError("yields values whose types differ from its results");
+  if (getNumResults() == 0) // C3
+    return emitOpError("needs at least one result");
+  return success();
+}
+
 #include "ir/WeftInterfaces.cpp.inc"
+#define GET_OP_CLASSES
 #include "ir/WeftOps.cpp.inc"

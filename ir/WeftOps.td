@@ -6,6 +6,7 @@
 include "ir/WeftDialect.td"
 include "ir/WeftAttrs.td"
 include "ir/WeftInterfaces.td"
+include "mlir/Interfaces/ControlFlowInterfaces.td"
 include "mlir/Interfaces/InferTypeOpInterface.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 include "mlir/IR/BuiltinAttributeInterfaces.td"
@@ -905,6 +906,75 @@ def Weft_ReloadOp : Weft_InferredOp<"reload", "Opaque"> {
   let arguments = (ins AnyRankedTensor:$x);
   let results = (outs AnyRankedTensor:$result);
   let assemblyFormat = "$x attr-dict `:` functional-type(operands, results)";
+}
+
+//===----------------------------------------------------------------------===//
+// Scheduling
+//===----------------------------------------------------------------------===//
+
+def Weft_FusionGroupOp : Weft_Op<"fusion_group", [
+    IsolatedFromAbove, SingleBlockImplicitTerminator<"YieldOp">,
+    DeclareOpInterfaceMethods<Weft_CostOpInterface>, Weft_FusibleOpInterface]> {
+  let summary = "Ops that run as one generated kernel";
+  let description = [{
+    The schedule phase groups elementwise and row-reduction ops that share one
+    iteration space (the same result shape) into a fusion group; code
+    generation turns each group into one kernel that keeps the values the
+    group does not yield in registers or per-thread scratch. The body's
+    arguments are the inputs; `weft.yield` lists the results.
+
+    Example:
+    ```mlir
+    %h, %n = weft.fusion_group (%x, %o, %w : tensor<1x16x256xf32>, tensor<1x16x256xf32>, tensor<256xf32>) {
+    ^bb0(%a: tensor<1x16x256xf32>, %b: tensor<1x16x256xf32>, %c: tensor<256xf32>):
+      %0 = weft.add %a, %b : tensor<1x16x256xf32>
+      %1 = weft.rms_norm %0, %c epsilon 1.0e-05 : (tensor<1x16x256xf32>, tensor<256xf32>) -> tensor<1x16x256xf32>
+      weft.yield %0, %1 : tensor<1x16x256xf32>, tensor<1x16x256xf32>
+    } : tensor<1x16x256xf32>, tensor<1x16x256xf32>
+    ```
+
+    Constraints:
+    - (C1) the body's arguments have the types of the inputs.
+    - (C2) the yielded values have the types of the results.
+    - (C3) at least one result.
+  }];
+  let arguments = (ins Variadic<AnyRankedTensor>:$inputs);
+  let results = (outs Variadic<AnyRankedTensor>:$results);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = [{
+    (`(` $inputs^ `:` type($inputs) `)`)? $body attr-dict `:` type($results)
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    ::weft::FusionKind getFusionKind() { return ::weft::FusionKind::Opaque; }
+    YieldOp getYield();
+    /// The length of one row of the group's iteration space: the last
+    /// dimension of its results (1 for scalars).
+    int64_t getRowLength();
+    /// Values computed in the body that the group does not yield; the
+    /// generated kernel keeps one row of each in per-thread scratch.
+    ::llvm::SmallVector<::mlir::Value> getRowScratchValues();
+    /// Scratch bytes per thread: 8 bytes per element of each scratch row,
+    /// each row 64-byte aligned.
+    int64_t getScratchBytesPerThread();
+  }];
+}
+
+def Weft_YieldOp : Weft_Op<"yield", [Pure, Terminator, ReturnLike,
+                                     HasParent<"FusionGroupOp">]> {
+  let summary = "Ends a fusion group, naming its results";
+  let description = [{
+    Example:
+    ```mlir
+    weft.yield %0, %1 : tensor<4xf32>, tensor<4xf32>
+    ```
+
+    Constraints:
+    - (C1) the parent is a `weft.fusion_group` (trait HasParent).
+  }];
+  let arguments = (ins Variadic<AnyRankedTensor>:$values);
+  let builders = [OpBuilder<(ins), [{ /* empty yield */ }]>];
+  let assemblyFormat = "($values^ `:` type($values))? attr-dict";
 }
 
 #endif // WEFT_OPS_TD

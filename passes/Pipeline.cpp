@@ -2,7 +2,9 @@
 // that --compile-to accepts every name of DESIGN.md from the start.
 #include "passes/Pipeline.h"
 
+#include "passes/Bufferize/Passes.h"
 #include "passes/ImportCleanup/Passes.h"
+#include "passes/Schedule/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Transforms/Passes.h"
@@ -44,10 +46,19 @@ LogicalResult weft::buildPipeline(OpPassManager &pm,
   for (llvm::StringRef phase : getPhaseNames()) {
     if (phase == "import-cleanup")
       addImportCleanup(pm);
+    if (phase == "schedule")
+      pm.addNestedPass<func::FuncOp>(weft::createFormFusionGroups());
+    if (phase == "bufferize")
+      pm.addNestedPass<func::FuncOp>(
+          weft::createAssignBuffers(weft::AssignBuffersOptions{options.threads}));
     if (phase == last)
       break;
   }
   return success();
 }
 
-void weft::registerPasses() { registerImportCleanupPasses(); }
+void weft::registerPasses() {
+  registerImportCleanupPasses();
+  registerSchedulePasses();
+  registerBufferizePasses();
+}

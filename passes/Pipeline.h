@@ -14,6 +14,8 @@ llvm::ArrayRef<llvm::StringRef> getPhaseNames();
 struct PipelineOptions {
   /// Stop after this phase (one of getPhaseNames()); empty runs them all.
   std::string compileTo;
+  /// Threads the CPU workspace is planned for (0: this machine's cores).
+  int threads = 0;
 };
 
 /// Adds the passes of every phase up to and including `options.compileTo` to

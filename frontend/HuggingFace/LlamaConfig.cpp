@@ -115,6 +115,20 @@ weft::frontend::parseLlamaConfig(llvm::StringRef text, llvm::StringRef path) {
   read.positiveInt("head_dim", config.headDim, false);
   read.positiveNumber("rms_norm_eps", config.rmsNormEps);
   read.positiveNumber("rope_theta", config.ropeTheta);
+  // transformers 5 writes {"rope_parameters": {"rope_type", "rope_theta"}}.
+  if (auto rope = root.find("rope_parameters");
+      rope != root.end() && !rope->is_null()) {
+    if (!rope->is_object()) {
+      read.fail("field 'rope_parameters' must be an object, found " + rope->dump());
+    } else {
+      FieldReader ropeRead(*rope, path);
+      ropeRead.positiveNumber("rope_theta", config.ropeTheta);
+      ropeRead.unsupportedUnless("rope_type", "default",
+                                 "only the default rotary embedding is supported yet");
+      if (!ropeRead.error.empty())
+        read.fail(ropeRead.error.substr(path.size() + 2) + " (in 'rope_parameters')");
+    }
+  }
   read.boolean("tie_word_embeddings", config.tieWordEmbeddings);
   read.unsupportedUnless("hidden_act", "silu", "only \"silu\" is supported");
   read.unsupportedUnless("attention_bias", false,

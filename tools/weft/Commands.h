@@ -10,8 +10,14 @@ namespace weft::cli {
 const VerbSpec &importSpec();
 int runImport(llvm::ArrayRef<std::string> args);
 
+const VerbSpec &compileSpec();
+int runCompile(llvm::ArrayRef<std::string> args);
+
 const VerbSpec &inspectSpec();
 int runInspect(llvm::ArrayRef<std::string> args);
+
+const VerbSpec &runSpec();
+int runRun(llvm::ArrayRef<std::string> args);
 
 /// Parses `args` for `spec` into `out` and returns -1 when the verb should go
 /// on; otherwise returns the exit code after printing the usage (0 for

@@ -14,7 +14,9 @@ struct Verb {
 
 const Verb kVerbs[] = {
     {importSpec, runImport},
+    {compileSpec, runCompile},
     {inspectSpec, runInspect},
+    {runSpec, runRun},
 };
 
 void printUsage(llvm::raw_ostream &os) {

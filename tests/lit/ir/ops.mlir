@@ -192,3 +192,20 @@ func.func @dynamic(%x: tensor<?x16x256xf32>, %w: tensor<64x256xf32>) {
   %0 = weft.linear %x, %w : (tensor<?x16x256xf32>, tensor<64x256xf32>) -> tensor<?x16x64xf32>
   return
 }
+
+// CHECK-LABEL: func.func @scheduling
+func.func @scheduling(%x: tensor<2x8xf32>, %w: tensor<8xf32>) -> (tensor<2x8xf32>, tensor<2x8xf32>) {
+  // CHECK: %[[G:.*]]:2 = weft.fusion_group(%{{.*}}, %{{.*}} : tensor<2x8xf32>, tensor<8xf32>) {
+  // CHECK-NEXT: ^bb0(%[[A:.*]]: tensor<2x8xf32>, %[[B:.*]]: tensor<8xf32>):
+  // CHECK-NEXT: %[[E:.*]] = weft.exp %[[A]] : tensor<2x8xf32>
+  // CHECK-NEXT: %[[N:.*]] = weft.rms_norm %[[E]], %[[B]]
+  // CHECK-NEXT: weft.yield %[[E]], %[[N]] : tensor<2x8xf32>, tensor<2x8xf32>
+  // CHECK-NEXT: } {weft.buffers = [#weft.buffer<"arena", 0>, #weft.buffer<"arena", 128>]} : tensor<2x8xf32>, tensor<2x8xf32>
+  %e, %n = weft.fusion_group (%x, %w : tensor<2x8xf32>, tensor<8xf32>) {
+  ^bb0(%a: tensor<2x8xf32>, %b: tensor<8xf32>):
+    %0 = weft.exp %a : tensor<2x8xf32>
+    %1 = weft.rms_norm %0, %b epsilon 1.0e-05 : (tensor<2x8xf32>, tensor<8xf32>) -> tensor<2x8xf32>
+    weft.yield %0, %1 : tensor<2x8xf32>, tensor<2x8xf32>
+  } {weft.buffers = [#weft.buffer<"arena", 0>, #weft.buffer<"arena", 128>]} : tensor<2x8xf32>, tensor<2x8xf32>
+  return %e, %n : tensor<2x8xf32>, tensor<2x8xf32>
+}

@@ -1,0 +1,220 @@
+// Generating C++ for fusion groups. Each value of the group gets a row
+// pointer: an input's row, a result's row in its output buffer, or a row of
+// per-thread scratch; each op is a loop over the row's columns.
+#include "codegen/Cpu/FusionGroupSource.h"
+
+#include "mlir/IR/Diagnostics.h"
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/ADT/TypeSwitch.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/raw_ostream.h"
+
+using namespace mlir;
+using namespace weft;
+
+namespace {
+std::string floatLiteral(double value) {
+  std::string text;
+  llvm::raw_string_ostream(text) << llvm::format("%.9g", value);
+  if (text.find_first_of(".en") == std::string::npos)
+    text += ".0";
+  return text + "f";
+}
+
+FailureOr<StringRef> cppType(Operation *where, Type type) {
+  Type element = cast<RankedTensorType>(type).getElementType();
+  if (element.isF32())
+    return StringRef("float");
+  if (element.isInteger(64))
+    return StringRef("int64_t");
+  if (element.isInteger(32))
+    return StringRef("int32_t");
+  if (element.isInteger(8))
+    return StringRef("int8_t");
+  if (element.isInteger(1))
+    return StringRef("uint8_t");
+  return where->emitError() << "has element type " << element
+                            << ", which the CPU backend does not run yet "
+                               "(f32, i64, i32, i8 and i1 only)";
+}
+
+/// The expression computing element `c` of an elementwise op's result from
+/// the row pointers of its operands; empty when the op is not elementwise.
+std::string elementwiseExpression(Operation *op, ArrayRef<std::string> in) {
+  auto x = [&](unsigned i) { return in[i] + "[c]"; };
+  return llvm::TypeSwitch<Operation *, std::string>(op)
+      .Case([&](AddOp) { return x(0) + " + " + x(1); })
+      .Case([&](SubOp) { return x(0) + " - " + x(1); })
+      .Case([&](MulOp) { return x(0) + " * " + x(1); })
+      .Case([&](DivOp) { return x(0) + " / " + x(1); })
+      .Case([&](MaxOp) { return "std::max(" + x(0) + ", " + x(1) + ")"; })
+      .Case([&](MinOp) { return "std::min(" + x(0) + ", " + x(1) + ")"; })
+      .Case([&](PowOp) { return "std::pow(" + x(0) + ", " + x(1) + ")"; })
+      .Case([&](NegOp) { return "-" + x(0); })
+      .Case([&](AbsOp) { return "std::abs(" + x(0) + ")"; })
+      .Case([&](ExpOp) { return "std::exp(" + x(0) + ")"; })
+      .Case([&](LogOp) { return "std::log(" + x(0) + ")"; })
+      .Case([&](TanhOp) { return "std::tanh(" + x(0) + ")"; })
+      .Case([&](SigmoidOp) { return "1.0f / (1.0f + std::exp(-" + x(0) + "))"; })
+      .Case([&](SiluOp) { return x(0) + " / (1.0f + std::exp(-" + x(0) + "))"; })
+      .Case([&](RsqrtOp) { return "1.0f / std::sqrt(" + x(0) + ")"; })
+      .Case([&](SqrtOp) { return "std::sqrt(" + x(0) + ")"; })
+      .Case([&](ErfOp) { return "std::erf(" + x(0) + ")"; })
+      .Case([&](GeluOp op) {
+        if (op.getApproximation() == GeluApproximation::tanh)
+          return "0.5f * " + x(0) + " * (1.0f + std::tanh(0.7978845608f * (" +
+                 x(0) + " + 0.044715f * " + x(0) + " * " + x(0) + " * " + x(0) +
+                 ")))";
+        return "0.5f * " + x(0) + " * (1.0f + std::erf(" + x(0) +
+               " * 0.70710678118f))";
+      })
+      .Case([&](CompareOp op) {
+        const char *symbols[] = {"==", "!=", "<", "<=", ">", ">="};
+        return std::string("static_cast<uint8_t>(") + x(0) + " " +
+               symbols[static_cast<int>(op.getDirection())] + " " + x(1) + ")";
+      })
+      .Case([&](SelectOp) { return x(0) + " ? " + x(1) + " : " + x(2); })
+      .Default([](Operation *) { return std::string(); });
+}
+} // namespace
+
+FailureOr<std::pair<std::string, std::string>>
+weft::codegen::generateFusionGroupSource(FusionGroupOp group,
+                                         int64_t scratchStride) {
+  Block &body = group.getBody().front();
+  auto groupType = cast<RankedTensorType>(group.getResult(0).getType());
+  const int64_t cols = group.getRowLength();
+  const int64_t rows = groupType.getNumElements() / std::max<int64_t>(cols, 1);
+  const int64_t scratchRowBytes = (cols * 8 + 63) / 64 * 64;
+
+  std::string code;
+  llvm::raw_string_ostream os(code);
+  llvm::DenseMap<Value, std::string> row;
+  unsigned arg = 0, next = 0;
+  auto name = [&](Value v) { return row[v] = "v" + std::to_string(next++); };
+
+  // Inputs: a full row, or a per-column vector (norm weights).
+  for (BlockArgument input : body.getArguments()) {
+    auto type = cast<RankedTensorType>(input.getType());
+    FailureOr<StringRef> t = cppType(group, type);
+    if (failed(t))
+      return failure();
+    bool full = type.getShape() == groupType.getShape();
+    if (!full && !(type.getRank() == 1 && type.getDimSize(0) == cols))
+      return group.emitError() << "input " << input.getArgNumber() << " of type "
+                               << type << " is neither a row nor a column";
+    os << "    const " << *t << " *" << name(input) << " = reinterpret_cast<const "
+       << *t << " *>(args[" << arg++ << "])" << (full ? " + r * kCols" : "")
+       << ";\n";
+  }
+  // Results write straight into their output rows; the rest use scratch.
+  YieldOp yield = group.getYield();
+  SmallVector<std::string> outputs;
+  for (Value result : yield.getValues()) {
+    FailureOr<StringRef> t = cppType(group, result.getType());
+    if (failed(t))
+      return failure();
+    std::string out = "out" + std::to_string(outputs.size());
+    os << "    " << *t << " *" << out << " = reinterpret_cast<" << *t
+       << " *>(args[" << arg++ << "]) + r * kCols;\n";
+    outputs.push_back(out);
+    if (!row.count(result) && result.getDefiningOp())
+      row[result] = out;
+  }
+  const unsigned workspaceArg = arg;
+  unsigned scratchIndex = 0;
+  for (Value v : group.getRowScratchValues()) {
+    FailureOr<StringRef> t = cppType(v.getDefiningOp(), v.getType());
+    if (failed(t))
+      return failure();
+    os << "    " << *t << " *" << name(v) << " = reinterpret_cast<" << *t
+       << " *>(scratch + " << scratchIndex++ * scratchRowBytes << ");\n";
+  }
+
+  for (Operation &op : body.without_terminator()) {
+    SmallVector<std::string> in;
+    for (Value operand : op.getOperands())
+      in.push_back(row.lookup(operand));
+    const std::string &out = row[op.getResult(0)];
+    os << "    // " << op.getName() << "\n";
+    std::string expression = elementwiseExpression(&op, in);
+    if (auto convert = dyn_cast<ConvertOp>(op)) {
+      FailureOr<StringRef> t = cppType(&op, convert.getType());
+      if (failed(t))
+        return failure();
+      expression = "static_cast<" + t->str() + ">(" + in[0] + "[c])";
+    }
+    if (!expression.empty()) {
+      os << "    for (int64_t c = 0; c < kCols; ++c)\n      " << out
+         << "[c] = " << expression << ";\n";
+    } else if (auto norm = dyn_cast<RmsNormOp>(op)) {
+      os << "    {\n      float sum = 0.0f;\n"
+         << "      for (int64_t c = 0; c < kCols; ++c)\n        sum += " << in[0]
+         << "[c] * " << in[0] << "[c];\n"
+         << "      const float inv = 1.0f / std::sqrt(sum / kCols + "
+         << floatLiteral(norm.getEpsilon().convertToDouble()) << ");\n"
+         << "      for (int64_t c = 0; c < kCols; ++c)\n        " << out
+         << "[c] = " << in[0] << "[c] * inv * " << in[1] << "[c];\n    }\n";
+    } else if (auto norm = dyn_cast<LayerNormOp>(op)) {
+      os << "    {\n      float mean = 0.0f, var = 0.0f;\n"
+         << "      for (int64_t c = 0; c < kCols; ++c)\n        mean += " << in[0]
+         << "[c];\n      mean /= kCols;\n"
+         << "      for (int64_t c = 0; c < kCols; ++c)\n        var += (" << in[0]
+         << "[c] - mean) * (" << in[0] << "[c] - mean);\n"
+         << "      const float inv = 1.0f / std::sqrt(var / kCols + "
+         << floatLiteral(norm.getEpsilon().convertToDouble()) << ");\n"
+         << "      for (int64_t c = 0; c < kCols; ++c)\n        " << out
+         << "[c] = (" << in[0] << "[c] - mean) * inv * " << in[1] << "[c]"
+         << (norm.getBias() ? " + " + in[2] + "[c]" : "") << ";\n    }\n";
+    } else if (isa<SoftmaxOp, LogSoftmaxOp>(op)) {
+      bool logarithm = isa<LogSoftmaxOp>(op);
+      os << "    {\n      float max = -INFINITY, sum = 0.0f;\n"
+         << "      for (int64_t c = 0; c < kCols; ++c)\n        max = std::max(max, "
+         << in[0] << "[c]);\n"
+         << "      for (int64_t c = 0; c < kCols; ++c)\n        sum += std::exp("
+         << in[0] << "[c] - max);\n";
+      if (logarithm)
+        os << "      const float logSum = std::log(sum) + max;\n"
+           << "      for (int64_t c = 0; c < kCols; ++c)\n        " << out
+           << "[c] = " << in[0] << "[c] - logSum;\n    }\n";
+      else
+        os << "      const float inv = 1.0f / sum;\n"
+           << "      for (int64_t c = 0; c < kCols; ++c)\n        " << out
+           << "[c] = std::exp(" << in[0] << "[c] - max) * inv;\n    }\n";
+    } else {
+      return op.emitError() << "cannot be generated as part of a CPU fusion group";
+    }
+  }
+  // A value yielded twice (or an input yielded) still needs its copy.
+  for (auto [i, value] : llvm::enumerate(yield.getValues()))
+    if (row.lookup(value) != outputs[i])
+      os << "    for (int64_t c = 0; c < kCols; ++c)\n      " << outputs[i]
+         << "[c] = " << row.lookup(value) << "[c];\n";
+
+  std::string opNames;
+  for (Operation &op : body.without_terminator())
+    opNames += (opNames.empty() ? "" : ", ") + op.getName().stripDialect().str();
+  std::string source;
+  llvm::raw_string_ostream src(source);
+  src << "// weft fusion group: " << opNames << " over " << rows << " rows of "
+      << cols << "\n"
+      << "#include <algorithm>\n#include <cmath>\n#include <cstdint>\n"
+      << "#include <omp.h>\n\n"
+      << "extern \"C\" void @ENTRY@(char *const *args, int threads) {\n"
+      << "  constexpr int64_t kRows = " << rows << ", kCols = " << cols << ";\n"
+      << "#pragma omp parallel for num_threads(threads) schedule(static)\n"
+      << "  for (int64_t r = 0; r < kRows; ++r) {\n"
+      << "    char *scratch = args[" << workspaceArg << "] + "
+      << "static_cast<int64_t>(omp_get_thread_num()) * " << scratchStride << ";\n"
+      << "    (void)scratch;\n"
+      << code << "  }\n}\n";
+
+  uint64_t hash = 1469598103934665603ull;
+  for (unsigned char ch : source)
+    hash = (hash ^ ch) * 1099511628211ull;
+  std::string entry = "weft_group_" + llvm::utohexstr(hash, /*LowerCase=*/true);
+  size_t at = source.find("@ENTRY@");
+  source.replace(at, 7, entry);
+  return std::make_pair(entry, source);
+}

@@ -1,0 +1,429 @@
+// The CPU plan builder. The library calls' argument order is the runtime's
+// (runtime/cpu/CpuExecutor.cpp).
+#include "codegen/CpuPlanBuilder.h"
+
+#include "codegen/Cpu/FusionGroupSource.h"
+#include "codegen/Cpu/KernelCompiler.h"
+#include "ir/WeftDialect.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/StringMap.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/raw_ostream.h"
+
+using namespace mlir;
+using namespace weft;
+
+namespace {
+int64_t product(ArrayRef<int64_t> dims) {
+  int64_t n = 1;
+  for (int64_t d : dims)
+    n *= d;
+  return n;
+}
+
+/// The module name of a location ("model.layers.0.mlp"), or "".
+std::string nameOf(Location loc) {
+  if (auto name = dyn_cast<NameLoc>(loc))
+    return name.getName().str();
+  if (auto fused = dyn_cast<FusedLoc>(loc))
+    for (Location inner : fused.getLocations())
+      if (std::string name = nameOf(inner); !name.empty())
+        return name;
+  return "";
+}
+
+class PlanBuilder {
+public:
+  PlanBuilder(func::FuncOp func, const codegen::CpuPlanOptions &options)
+      : func(func), options(options) {}
+  FailureOr<plan::Plan> build();
+
+private:
+  FailureOr<plan::DType> dtypeOf(Location loc, Type type);
+  FailureOr<int> bufferOf(Value value, Operation *where);
+  LogicalResult requireF32(Operation *op);
+  LogicalResult lowerOp(Operation *op, plan::Step &step);
+  LogicalResult lowerFusionGroup(FusionGroupOp group, plan::Step &step);
+  LogicalResult writeConstant(ConstantOp op);
+  int64_t funcAttr(StringRef name) {
+    return func->getAttrOfType<IntegerAttr>(name).getInt();
+  }
+
+  func::FuncOp func;
+  const codegen::CpuPlanOptions &options;
+  plan::Plan plan;
+  DenseMap<Value, int> buffers;
+  llvm::StringMap<int> kernelByEntry;
+  int workspace = -1;
+};
+} // namespace
+
+FailureOr<plan::DType> PlanBuilder::dtypeOf(Location loc, Type type) {
+  Type element = cast<RankedTensorType>(type).getElementType();
+  if (element.isF32())
+    return plan::F32;
+  if (element.isBF16())
+    return plan::BF16;
+  if (element.isF16())
+    return plan::F16;
+  if (element.isInteger(64))
+    return plan::I64;
+  if (element.isInteger(32))
+    return plan::I32;
+  if (element.isInteger(8))
+    return plan::I8;
+  if (element.isInteger(1))
+    return plan::I1;
+  return emitError(loc) << "no plan dtype for " << element;
+}
+
+FailureOr<int> PlanBuilder::bufferOf(Value value, Operation *where) {
+  if (auto it = buffers.find(value); it != buffers.end())
+    return it->second;
+  BufferAttr attr;
+  std::string name;
+  if (auto arg = dyn_cast<BlockArgument>(value)) {
+    attr = func.getArgAttrOfType<BufferAttr>(arg.getArgNumber(), "weft.buffer");
+    auto param = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
+                                                   WeftDialect::kParamAttrName);
+    auto input = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
+                                                   WeftDialect::kInputAttrName);
+    name = param ? param.str() : input ? input.str() : "arg" + std::to_string(arg.getArgNumber());
+  } else {
+    Operation *def = value.getDefiningOp();
+    auto all = def->getAttrOfType<ArrayAttr>("weft.buffers");
+    if (all)
+      attr = dyn_cast<BufferAttr>(all[cast<OpResult>(value).getResultNumber()]);
+    name = nameOf(def->getLoc());
+    if (name.empty())
+      name = def->getName().stripDialect().str();
+  }
+  if (!attr)
+    return where->emitError() << "uses a value without a buffer; run the "
+                                 "bufferize phase before code generation";
+  auto type = cast<RankedTensorType>(value.getType());
+  FailureOr<plan::DType> dtype = dtypeOf(where->getLoc(), type);
+  if (failed(dtype))
+    return failure();
+  plan::Buffer *buffer = plan.add_buffers();
+  buffer->set_name(name);
+  buffer->set_region(attr.getRegion() == "parameters" ? plan::PARAMETERS
+                     : attr.getRegion() == "constants" ? plan::CONSTANTS
+                                                       : plan::ARENA);
+  buffer->set_offset(attr.getOffset());
+  buffer->set_bytes(type.getNumElements() * ((type.getElementTypeBitWidth() + 7) / 8));
+  buffer->set_dtype(*dtype);
+  for (int64_t d : type.getShape())
+    buffer->add_shape(d);
+  return buffers[value] = plan.buffers_size() - 1;
+}
+
+LogicalResult PlanBuilder::requireF32(Operation *op) {
+  SmallVector<Type> types(op->getOperandTypes());
+  llvm::append_range(types, op->getResultTypes());
+  for (Type type : types) {
+    Type element = cast<RankedTensorType>(type).getElementType();
+    if (isa<FloatType>(element) && !element.isF32())
+      return op->emitError() << "computes in " << element
+                             << "; the CPU backend runs f32 for now";
+  }
+  return success();
+}
+
+LogicalResult PlanBuilder::writeConstant(ConstantOp op) {
+  auto value = dyn_cast<DenseElementsAttr>(op.getValue());
+  if (!value)
+    return op.emitError("needs a dense constant value");
+  int64_t offset = cast<BufferAttr>(
+                       op->getAttrOfType<ArrayAttr>("weft.buffers")[0])
+                       .getOffset();
+  std::string &data = *plan.mutable_constants();
+  char *dst = data.data() + offset;
+  Type element = value.getElementType();
+  auto write = [&](auto range) {
+    for (auto v : range) {
+      std::memcpy(dst, &v, sizeof(v));
+      dst += sizeof(v);
+    }
+  };
+  if (element.isF32())
+    write(value.getValues<float>());
+  else if (element.isInteger(64))
+    write(value.getValues<int64_t>());
+  else if (element.isInteger(32))
+    write(value.getValues<int32_t>());
+  else if (element.isInteger(1))
+    for (bool b : value.getValues<bool>())
+      *dst++ = b ? 1 : 0;
+  else
+    return op.emitError() << "has constant elements of type " << element
+                          << ", which CPU plans do not hold yet";
+  return success();
+}
+
+LogicalResult PlanBuilder::lowerFusionGroup(FusionGroupOp group, plan::Step &step) {
+  auto source = codegen::generateFusionGroupSource(
+      group, funcAttr("weft.workspace_per_thread"));
+  if (failed(source))
+    return failure();
+  auto [entry, text] = *source;
+  auto it = kernelByEntry.find(entry);
+  if (it == kernelByEntry.end()) {
+    llvm::Expected<codegen::CompiledKernel> compiled = codegen::compileCpuKernel(text);
+    if (!compiled)
+      return group.emitError() << llvm::toString(compiled.takeError());
+    plan::Kernel *kernel = plan.add_kernels();
+    kernel->set_name(entry);
+    kernel->set_backend(plan::Kernel::CPU_SHARED_OBJECT);
+    kernel->set_entry(entry);
+    kernel->set_source(text);
+    kernel->set_image(std::move(compiled->image));
+    kernel->set_content_hash(compiled->contentHash);
+    kernel->set_target(compiled->target);
+    it = kernelByEntry.insert({entry, plan.kernels_size() - 1}).first;
+    if (!options.dumpKernelsDir.empty()) {
+      llvm::SmallString<256> path(options.dumpKernelsDir);
+      llvm::sys::path::append(path, entry + ".cpp");
+      std::error_code ec;
+      llvm::raw_fd_ostream file(path, ec);
+      if (ec)
+        return group.emitError() << "cannot write " << path << ": " << ec.message();
+      file << text;
+    }
+  }
+  plan::KernelLaunch *launch = step.mutable_launch();
+  launch->set_kernel(it->second);
+  SmallVector<Value> values(group.getInputs());
+  llvm::append_range(values, group.getResults());
+  for (Value v : values) {
+    FailureOr<int> id = bufferOf(v, group);
+    if (failed(id))
+      return failure();
+    launch->add_buffers(*id);
+  }
+  launch->add_buffers(workspace);
+  return success();
+}
+
+LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
+  if (auto group = dyn_cast<FusionGroupOp>(op))
+    return lowerFusionGroup(group, step);
+  if (failed(requireF32(op)))
+    return failure();
+  plan::LibraryCall *call = step.mutable_call();
+  auto use = [&](Value v) -> LogicalResult {
+    if (!v) {
+      call->add_buffers(-1);
+      return success();
+    }
+    FailureOr<int> id = bufferOf(v, op);
+    if (failed(id))
+      return failure();
+    call->add_buffers(*id);
+    return success();
+  };
+  auto ints = [&](std::initializer_list<int64_t> values) {
+    for (int64_t v : values)
+      call->add_ints(v);
+  };
+  auto shape = [](Value v) { return cast<RankedTensorType>(v.getType()).getShape(); };
+
+  if (auto linear = dyn_cast<LinearOp>(op)) {
+    call->set_function("linear");
+    int64_t in = shape(linear.getWeight())[1], out = shape(linear.getWeight())[0];
+    if (failed(use(linear.getX())) || failed(use(linear.getWeight())) ||
+        failed(use(linear.getBias())) || failed(use(linear.getResult())))
+      return failure();
+    ints({product(shape(linear.getX())) / in, in, out});
+    return success();
+  }
+  if (auto matmul = dyn_cast<MatmulOp>(op)) {
+    call->set_function("matmul");
+    ArrayRef<int64_t> result = shape(matmul.getResult()), lhs = shape(matmul.getLhs());
+    int64_t m = result[result.size() - 2], n = result.back();
+    int64_t k = lhs[lhs.size() - (matmul.getTransposeLhs() ? 2 : 1)];
+    int64_t batch = product(result.drop_back(2));
+    bool sharedRhs = shape(matmul.getRhs()).size() == 2 && result.size() > 2;
+    if (failed(use(matmul.getLhs())) || failed(use(matmul.getRhs())) ||
+        failed(use(matmul.getResult())))
+      return failure();
+    ints({batch, m, n, k, matmul.getTransposeLhs(), matmul.getTransposeRhs(),
+          sharedRhs ? 0 : k * n});
+    return success();
+  }
+  if (auto attention = dyn_cast<AttentionOp>(op)) {
+    call->set_function("attention");
+    ArrayRef<int64_t> q = shape(attention.getQ()), k = shape(attention.getK());
+    if (failed(use(attention.getQ())) || failed(use(attention.getK())) ||
+        failed(use(attention.getV())) || failed(use(attention.getMask())) ||
+        failed(use(attention.getAlibiSlopes())) || failed(use(attention.getResult())))
+      return failure();
+    call->add_buffers(workspace);
+    bool maskPerBatch = attention.getMask() && shape(attention.getMask()).size() == 3;
+    ints({q[0], q[1], k[1], q[2], k[2], q[3], shape(attention.getV())[3],
+          static_cast<int64_t>(attention.getKind()), maskPerBatch});
+    call->add_floats(attention.getScaleOrDefault());
+    return success();
+  }
+  if (auto rope = dyn_cast<RopeOp>(op)) {
+    call->set_function("rope");
+    ArrayRef<int64_t> x = shape(rope.getX());
+    if (failed(use(rope.getX())) || failed(use(rope.getPositions())) ||
+        failed(use(rope.getResult())))
+      return failure();
+    ints({x[0], x[1], x[2], x[3], rope.getInterleaved()});
+    call->add_floats(rope.getTheta().convertToDouble());
+    return success();
+  }
+  if (isa<SoftmaxOp, LogSoftmaxOp>(op)) {
+    call->set_function("softmax");
+    int64_t dim = op->getAttrOfType<IntegerAttr>("dim").getInt();
+    ArrayRef<int64_t> x = shape(op->getOperand(0));
+    if (failed(use(op->getOperand(0))) || failed(use(op->getResult(0))))
+      return failure();
+    ints({product(x.take_front(dim)), x[dim], product(x.drop_front(dim + 1)),
+          isa<LogSoftmaxOp>(op)});
+    return success();
+  }
+  if (auto gather = dyn_cast<GatherOp>(op)) {
+    call->set_function("gather");
+    ArrayRef<int64_t> table = shape(gather.getTable());
+    int64_t axis = gather.getAxis();
+    if (!cast<RankedTensorType>(gather.getTable().getType()).getElementType().isF32())
+      return op->emitError("gathers from an f32 table only on the CPU for now");
+    if (failed(use(gather.getTable())) || failed(use(gather.getIndices())) ||
+        failed(use(gather.getResult())))
+      return failure();
+    ints({product(table.take_front(axis)), table[axis],
+          product(table.drop_front(axis + 1)), product(shape(gather.getIndices()))});
+    return success();
+  }
+  if (auto loss = dyn_cast<CrossEntropyOp>(op)) {
+    call->set_function("cross_entropy");
+    ArrayRef<int64_t> logits = shape(loss.getLogits());
+    if (failed(use(loss.getLogits())) || failed(use(loss.getLabels())) ||
+        failed(use(loss.getResult())))
+      return failure();
+    ints({product(logits.drop_back()), logits.back(), loss.getIgnoreIndex(),
+          static_cast<int64_t>(loss.getReduction())});
+    return success();
+  }
+  if (auto iota = dyn_cast<IotaOp>(op)) {
+    if (!iota.getType().getElementType().isInteger(64))
+      return op->emitError("iota produces i64 only on the CPU for now");
+    call->set_function("iota");
+    ArrayRef<int64_t> y = shape(iota.getResult());
+    int64_t dim = iota.getDim();
+    if (failed(use(iota.getResult())))
+      return failure();
+    ints({product(y.take_front(dim)), y[dim], product(y.drop_front(dim + 1))});
+    return success();
+  }
+  return op->emitError() << "has no CPU lowering yet";
+}
+
+FailureOr<plan::Plan> PlanBuilder::build() {
+  for (StringRef attr : {"weft.arena_bytes", "weft.workspace_bytes",
+                         "weft.workspace_per_thread", "weft.parameter_bytes",
+                         "weft.constant_bytes", "weft.threads", "weft.activation_bytes"})
+    if (!func->getAttrOfType<IntegerAttr>(attr))
+      return func.emitError() << "has no '" << attr
+                              << "'; run the bufferize phase before code generation";
+  plan.set_model(options.model);
+  plan.set_strategy("single rank");
+  plan.set_threads(static_cast<int>(funcAttr("weft.threads")));
+  plan::Memory *memory = plan.mutable_memory();
+  memory->set_parameters(funcAttr("weft.parameter_bytes"));
+  memory->set_activations(funcAttr("weft.activation_bytes"));
+  memory->set_workspace(funcAttr("weft.workspace_bytes"));
+  memory->set_arena(funcAttr("weft.arena_bytes"));
+  memory->set_constants(funcAttr("weft.constant_bytes"));
+  memory->set_peak(memory->parameters() + memory->arena() + memory->constants());
+  plan.mutable_constants()->assign(memory->constants(), '\0');
+
+  plan::Buffer *ws = plan.add_buffers();
+  ws->set_name("workspace");
+  ws->set_region(plan::ARENA);
+  ws->set_offset(funcAttr("weft.activation_bytes"));
+  ws->set_bytes(funcAttr("weft.workspace_bytes"));
+  ws->set_dtype(plan::I8);
+  ws->add_shape(funcAttr("weft.workspace_bytes"));
+  workspace = 0;
+
+  for (BlockArgument arg : func.getArguments()) {
+    FailureOr<int> id = bufferOf(arg, func);
+    if (failed(id))
+      return failure();
+    if (auto param = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
+                                                       WeftDialect::kParamAttrName)) {
+      plan::Binding *binding = plan.add_parameters();
+      binding->set_name(param.str());
+      binding->set_buffer(*id);
+    } else {
+      plan::Binding *binding = plan.add_inputs();
+      binding->set_name(plan.buffers(*id).name());
+      binding->set_buffer(*id);
+    }
+  }
+
+  plan::Stream *stream = plan.add_streams();
+  stream->set_name("compute");
+  plan::Cost *cost = plan.mutable_cost();
+  for (Operation &op : func.getBody().front()) {
+    if (auto ret = dyn_cast<func::ReturnOp>(op)) {
+      for (auto [i, value] : llvm::enumerate(ret.getOperands())) {
+        if (isa<BlockArgument>(value))
+          return ret.emitError() << "returns argument "
+                                 << cast<BlockArgument>(value).getArgNumber()
+                                 << " itself; CPU plans return computed values";
+        FailureOr<int> id = bufferOf(value, ret);
+        if (failed(id))
+          return failure();
+        auto name = func.getResultAttrOfType<StringAttr>(i, WeftDialect::kOutputAttrName);
+        plan::Binding *binding = plan.add_outputs();
+        binding->set_name(name ? name.str() : "result" + std::to_string(i));
+        binding->set_buffer(*id);
+      }
+      continue;
+    }
+    if (auto opCost = dyn_cast<CostOpInterface>(op)) {
+      OpCost c = opCost.getCost();
+      cost->set_flops(cost->flops() + c.flops);
+      cost->set_memory_bytes(cost->memory_bytes() + c.memoryBytes);
+      cost->set_comm_bytes(cost->comm_bytes() + c.commBytes);
+      cost->set_transfer_bytes(cost->transfer_bytes() + c.transferBytes);
+    }
+    if (isa<ReshapeOp>(op)) // a view: its buffer is its operand's
+      continue;
+    if (auto constant = dyn_cast<ConstantOp>(op)) {
+      if (failed(writeConstant(constant)))
+        return failure();
+      continue;
+    }
+    plan::Step step;
+    step.set_name(nameOf(op.getLoc()));
+    if (step.name().empty())
+      step.set_name(op.getName().stripDialect().str());
+    if (auto live = op.getAttrOfType<IntegerAttr>("weft.live_bytes"))
+      step.set_live_bytes(live.getInt());
+    if (failed(lowerOp(&op, step)))
+      return failure();
+    *stream->add_steps() = std::move(step);
+  }
+  return std::move(plan);
+}
+
+FailureOr<plan::Plan> weft::codegen::buildCpuPlan(ModuleOp module,
+                                                  const CpuPlanOptions &options) {
+  auto func = module.lookupSymbol<func::FuncOp>("forward");
+  if (!func) {
+    auto funcs = module.getOps<func::FuncOp>();
+    if (funcs.empty() || std::next(funcs.begin()) != funcs.end())
+      return module.emitError("needs a @forward function (or a single function)");
+    func = *funcs.begin();
+  }
+  return PlanBuilder(func, options).build();
+}

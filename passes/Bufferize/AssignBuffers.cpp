@@ -1,0 +1,190 @@
+// weft-assign-buffers: liveness and best-fit placement in one arena.
+#include "passes/Bufferize/Passes.h"
+
+#include "kernels/cpu/Kernels.h"
+
+#include "mlir/IR/Builders.h"
+#include "llvm/ADT/DenseMap.h"
+
+#include <algorithm>
+#include <thread>
+
+namespace weft {
+#define GEN_PASS_DEF_ASSIGNBUFFERS
+#include "passes/Bufferize/Passes.h.inc"
+} // namespace weft
+
+using namespace mlir;
+using namespace weft;
+
+namespace {
+constexpr int64_t kAlignment = 64;
+
+int64_t alignUp(int64_t bytes) {
+  return (bytes + kAlignment - 1) / kAlignment * kAlignment;
+}
+
+/// One stretch of arena memory and the op positions it is live over.
+struct Storage {
+  int64_t bytes;
+  int first, last; // inclusive; inputs start at -1
+  int64_t offset = -1;
+};
+
+struct AssignBuffers : public weft::impl::AssignBuffersBase<AssignBuffers> {
+  using AssignBuffersBase::AssignBuffersBase;
+
+  void runOnOperation() override {
+    func::FuncOp func = getOperation();
+    Builder b(&getContext());
+    Block &body = func.getBody().front();
+    auto bufferAttr = [&](StringRef region, int64_t offset) {
+      return BufferAttr::get(&getContext(), region, offset);
+    };
+
+    // Storage of every arena value (a reshape reuses its operand's).
+    std::vector<Storage> storages;
+    DenseMap<Value, unsigned> storageOf;
+    int64_t parameterBytes = 0, constantBytes = 0;
+    for (BlockArgument arg : func.getArguments()) {
+      if (!isa<RankedTensorType>(arg.getType()) ||
+          !cast<RankedTensorType>(arg.getType()).hasStaticShape()) {
+        func.emitError() << "argument " << arg.getArgNumber()
+                         << " needs a static tensor type to be given memory";
+        return signalPassFailure();
+      }
+      if (func.getArgAttr(arg.getArgNumber(), WeftDialect::kParamAttrName)) {
+        func.setArgAttr(arg.getArgNumber(), "weft.buffer",
+                        bufferAttr("parameters", parameterBytes));
+        parameterBytes += alignedBytes(arg.getType());
+        continue;
+      }
+      storageOf[arg] = storages.size();
+      storages.push_back({alignedBytes(arg.getType()), -1, -1});
+    }
+
+    int position = 0;
+    int64_t scratchPerThread = 0;
+    for (Operation &op : body.without_terminator()) {
+      scratchPerThread = std::max(scratchPerThread, cpuScratchBytesPerThread(&op));
+      for (Value result : op.getResults()) {
+        auto type = dyn_cast<RankedTensorType>(result.getType());
+        if (!type || !type.hasStaticShape()) {
+          op.emitError() << "needs static result types to be given memory";
+          return signalPassFailure();
+        }
+        if (isa<ReshapeOp>(op) && storageOf.count(op.getOperand(0))) {
+          storageOf[result] = storageOf[op.getOperand(0)];
+        } else if (!isa<ConstantOp>(op)) {
+          storageOf[result] = storages.size();
+          storages.push_back({alignedBytes(type), position, position});
+        }
+      }
+      ++position;
+    }
+    const int end = position; // the return
+    // Live ranges: to the last use, and to the end for returned values.
+    position = 0;
+    for (Operation &op : body) {
+      for (Value operand : op.getOperands()) {
+        auto it = storageOf.find(operand);
+        if (it == storageOf.end())
+          continue;
+        Storage &s = storages[it->second];
+        s.last = std::max(s.last, op.hasTrait<OpTrait::IsTerminator>() ? end : position);
+      }
+      ++position;
+    }
+
+    // Largest first, each at the lowest offset free over its live range.
+    std::vector<unsigned> order(storages.size());
+    for (unsigned i = 0; i < order.size(); ++i)
+      order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](unsigned a, unsigned b) {
+      return storages[a].bytes > storages[b].bytes;
+    });
+    std::vector<unsigned> placed;
+    int64_t activationBytes = 0;
+    for (unsigned index : order) {
+      Storage &s = storages[index];
+      std::vector<std::pair<int64_t, int64_t>> taken;
+      for (unsigned other : placed) {
+        const Storage &o = storages[other];
+        if (o.first <= s.last && s.first <= o.last)
+          taken.push_back({o.offset, o.offset + o.bytes});
+      }
+      std::sort(taken.begin(), taken.end());
+      int64_t offset = 0;
+      for (auto [begin, finish] : taken) {
+        if (offset + s.bytes <= begin)
+          break;
+        offset = std::max(offset, finish);
+      }
+      s.offset = offset;
+      activationBytes = std::max(activationBytes, offset + s.bytes);
+      placed.push_back(index);
+    }
+
+    // Annotate arguments, ops and the function.
+    for (BlockArgument arg : func.getArguments())
+      if (storageOf.count(arg))
+        func.setArgAttr(arg.getArgNumber(), "weft.buffer",
+                        bufferAttr("arena", storages[storageOf[arg]].offset));
+    position = 0;
+    for (Operation &op : body.without_terminator()) {
+      SmallVector<Attribute> buffers;
+      for (Value result : op.getResults()) {
+        if (isa<ConstantOp>(op)) {
+          buffers.push_back(bufferAttr("constants", constantBytes));
+          constantBytes += alignedBytes(result.getType());
+        } else {
+          buffers.push_back(bufferAttr("arena", storages[storageOf[result]].offset));
+        }
+      }
+      op.setAttr("weft.buffers", b.getArrayAttr(buffers));
+      int64_t live = 0;
+      for (const Storage &s : storages)
+        if (s.first <= position && position <= s.last)
+          live += s.bytes;
+      op.setAttr("weft.live_bytes", b.getI64IntegerAttr(live));
+      ++position;
+    }
+    int planThreads = threads > 0 ? threads
+                                  : std::max(1u, std::thread::hardware_concurrency());
+    int64_t workspaceBytes = alignUp(scratchPerThread) * planThreads;
+    func->setAttr("weft.threads", b.getI64IntegerAttr(planThreads));
+    func->setAttr("weft.activation_bytes", b.getI64IntegerAttr(activationBytes));
+    func->setAttr("weft.workspace_per_thread",
+                  b.getI64IntegerAttr(alignUp(scratchPerThread)));
+    func->setAttr("weft.workspace_bytes", b.getI64IntegerAttr(workspaceBytes));
+    func->setAttr("weft.arena_bytes",
+                  b.getI64IntegerAttr(activationBytes + workspaceBytes));
+    func->setAttr("weft.parameter_bytes", b.getI64IntegerAttr(parameterBytes));
+    func->setAttr("weft.constant_bytes", b.getI64IntegerAttr(constantBytes));
+  }
+};
+} // namespace
+
+int64_t weft::alignedBytes(Type type) {
+  auto tensor = cast<RankedTensorType>(type);
+  int64_t bits = tensor.getElementTypeBitWidth();
+  return alignUp(tensor.getNumElements() * ((bits + 7) / 8));
+}
+
+int64_t weft::cpuScratchBytesPerThread(Operation *op) {
+  if (auto attention = dyn_cast<AttentionOp>(op)) {
+    RankedTensorType q = attention.getQ().getType();
+    kernels::cpu::AttentionShape shape{
+        q.getDimSize(0),
+        q.getDimSize(1),
+        attention.getK().getType().getDimSize(1),
+        q.getDimSize(2),
+        attention.getK().getType().getDimSize(2),
+        q.getDimSize(3),
+        attention.getV().getType().getDimSize(3)};
+    return 4 * kernels::cpu::attentionWorkspacePerThread(shape);
+  }
+  if (auto group = dyn_cast<FusionGroupOp>(op))
+    return group.getScratchBytesPerThread();
+  return 0;
+}

@@ -1,0 +1,32 @@
+// Passes of the bufferize phase: liveness, arena offsets, exact peak bytes.
+#ifndef WEFT_PASSES_BUFFERIZE_PASSES_TD
+#define WEFT_PASSES_BUFFERIZE_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def AssignBuffers : Pass<"weft-assign-buffers", "mlir::func::FuncOp"> {
+  let summary = "Places every tensor at an offset in one arena";
+  let description = [{
+    Computes each value's live range over the function's (scheduled) op
+    order — a reshape shares its operand's storage; inputs live from the
+    start and outputs to the end — and packs the ranges into one arena,
+    largest first, each at the lowest 64-byte aligned offset that no
+    overlapping range occupies. Parameters get consecutive offsets in the
+    parameter region and constants in the constant region. The per-thread
+    scratch of attention and fusion-group kernels is planned as a workspace
+    after the activations for `threads` threads.
+
+    Results: `weft.buffers` (one #weft.buffer per result) and
+    `weft.live_bytes` on every op, `weft.buffer` on every argument, and on
+    the function `weft.activation_bytes`, `weft.workspace_bytes` (and its
+    `weft.workspace_per_thread`), `weft.arena_bytes` (their sum: what the
+    runtime allocates), `weft.parameter_bytes`, `weft.constant_bytes` and
+    `weft.threads`.
+  }];
+  let options = [
+    Option<"threads", "threads", "int", "0",
+           "threads the workspace is planned for (0: this machine's cores)">,
+  ];
+}
+
+#endif // WEFT_PASSES_BUFFERIZE_PASSES_TD

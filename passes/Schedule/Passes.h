@@ -1,0 +1,17 @@
+// The schedule phase's passes.
+#ifndef WEFT_PASSES_SCHEDULE_PASSES_H
+#define WEFT_PASSES_SCHEDULE_PASSES_H
+
+#include "ir/WeftDialect.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Pass/Pass.h"
+
+namespace weft {
+#define GEN_PASS_DECL
+#include "passes/Schedule/Passes.h.inc"
+#define GEN_PASS_REGISTRATION
+#include "passes/Schedule/Passes.h.inc"
+} // namespace weft
+
+#endif // WEFT_PASSES_SCHEDULE_PASSES_H

@@ -1,0 +1,162 @@
+// Plan files: atomic writes, and reads that reject anything truncated,
+// corrupted, of another version or internally inconsistent.
+#include "runtime/PlanFile.h"
+
+#include "runtime/Error.h"
+
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <fstream>
+#include <sstream>
+#include <unistd.h>
+
+using namespace weft::runtime;
+using weft::plan::Plan;
+
+namespace {
+constexpr char kMagic[8] = {'W', 'E', 'F', 'T', 'P', 'L', 'A', 'N'};
+
+uint64_t fnv1a(const std::string &bytes) {
+  uint64_t hash = 1469598103934665603ull;
+  for (unsigned char c : bytes) {
+    hash ^= c;
+    hash *= 1099511628211ull;
+  }
+  return hash;
+}
+
+std::string serialize(const Plan &plan) {
+  std::string bytes;
+  if (!plan.SerializeToString(&bytes))
+    throw Error("cannot serialize the plan");
+  return bytes;
+}
+
+void checkReferences(const Plan &plan, const std::string &path) {
+  auto fail = [&](const std::string &what) {
+    throw Error(path + ": inconsistent plan: " + what);
+  };
+  const int buffers = plan.buffers_size();
+  auto checkBuffer = [&](int id, const std::string &where) {
+    if (id < -1 || id >= buffers)
+      fail(where + " refers to buffer " + std::to_string(id) + " of " +
+           std::to_string(buffers));
+  };
+  for (const auto &buffer : plan.buffers()) {
+    int64_t limit = buffer.region() == weft::plan::ARENA ? plan.memory().arena()
+                    : buffer.region() == weft::plan::PARAMETERS
+                        ? plan.memory().parameters()
+                        : plan.memory().constants();
+    if (buffer.offset() < 0 || buffer.bytes() < 0 ||
+        buffer.offset() + buffer.bytes() > limit)
+      fail("buffer '" + buffer.name() + "' lies outside its region");
+  }
+  for (const auto &stream : plan.streams())
+    for (const auto &step : stream.steps()) {
+      if (step.has_launch()) {
+        if (step.launch().kernel() < 0 ||
+            step.launch().kernel() >= plan.kernels_size())
+          fail("step '" + step.name() + "' launches a missing kernel");
+        for (int id : step.launch().buffers())
+          checkBuffer(id, "step '" + step.name() + "'");
+      } else if (step.has_call()) {
+        for (int id : step.call().buffers())
+          checkBuffer(id, "step '" + step.name() + "'");
+      } else {
+        fail("step '" + step.name() + "' has no operation");
+      }
+    }
+  for (const auto *bindings : {&plan.parameters(), &plan.inputs(), &plan.outputs()})
+    for (const auto &binding : *bindings)
+      if (binding.buffer() < 0 || binding.buffer() >= buffers)
+        fail("'" + binding.name() + "' is bound to a missing buffer");
+  if (static_cast<int64_t>(plan.constants().size()) != plan.memory().constants())
+    fail("the constants hold " + std::to_string(plan.constants().size()) +
+         " bytes, the memory table says " +
+         std::to_string(plan.memory().constants()));
+}
+} // namespace
+
+uint64_t weft::runtime::planChecksum(const Plan &plan) {
+  Plan copy = plan;
+  copy.set_checksum(0);
+  return fnv1a(serialize(copy));
+}
+
+void weft::runtime::writePlan(Plan plan, const std::string &path) {
+  plan.set_format_version(kPlanFormatVersion);
+  plan.set_checksum(planChecksum(plan));
+  std::string bytes(kMagic, sizeof(kMagic));
+  bytes += serialize(plan);
+
+  std::string temporary = path + ".tmp." + std::to_string(getpid());
+  int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0)
+    throw Error(path + ": cannot write: " + std::strerror(errno));
+  size_t written = 0;
+  while (written < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + written, bytes.size() - written);
+    if (n < 0) {
+      int err = errno;
+      ::close(fd);
+      ::unlink(temporary.c_str());
+      throw Error(path + ": cannot write: " + std::strerror(err));
+    }
+    written += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0 ||
+      std::rename(temporary.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(temporary.c_str());
+    throw Error(path + ": cannot write: " + std::strerror(err));
+  }
+}
+
+Plan weft::runtime::readPlan(const std::string &path) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file)
+    throw Error(path + ": cannot open: " + std::strerror(errno));
+  std::stringstream contents;
+  contents << file.rdbuf();
+  std::string bytes = contents.str();
+  if (bytes.size() < sizeof(kMagic) ||
+      std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0)
+    throw Error(path + ": not a weft plan (no WEFTPLAN header)");
+  Plan plan;
+  if (!plan.ParseFromArray(bytes.data() + sizeof(kMagic),
+                           static_cast<int>(bytes.size() - sizeof(kMagic))))
+    throw Error(path + ": truncated or corrupted plan (it does not parse)");
+  if (plan.format_version() != kPlanFormatVersion)
+    throw Error(path + ": plan format version " +
+                std::to_string(plan.format_version()) +
+                ", this runtime reads version " +
+                std::to_string(kPlanFormatVersion) + "; recompile the plan");
+  if (plan.checksum() != planChecksum(plan))
+    throw Error(path + ": corrupted plan (checksum mismatch)");
+  checkReferences(plan, path);
+  return plan;
+}
+
+const char *weft::runtime::dtypeName(plan::DType dtype) {
+  switch (dtype) {
+  case plan::F32: return "f32";
+  case plan::BF16: return "bf16";
+  case plan::F16: return "f16";
+  case plan::I64: return "i64";
+  case plan::I32: return "i32";
+  case plan::I8: return "i8";
+  case plan::I1: return "i1";
+  default: return "unknown";
+  }
+}
+
+int64_t weft::runtime::dtypeBytes(plan::DType dtype) {
+  switch (dtype) {
+  case plan::F32: case plan::I32: return 4;
+  case plan::BF16: case plan::F16: return 2;
+  case plan::I64: return 8;
+  case plan::I8: case plan::I1: return 1;
+  default: return 0;
+  }
+}

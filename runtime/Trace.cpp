@@ -1,0 +1,44 @@
+// The trace in the Chrome trace-event JSON format.
+#include "runtime/Trace.h"
+
+#include "runtime/Error.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstring>
+#include <fstream>
+
+using namespace weft::runtime;
+
+TraceWriter::TraceWriter() : origin(std::chrono::steady_clock::now()) {}
+
+double TraceWriter::now() const {
+  return std::chrono::duration<double, std::micro>(
+             std::chrono::steady_clock::now() - origin)
+      .count();
+}
+
+void TraceWriter::addStep(const std::string &name, const std::string &category,
+                          double startMicros, double micros, int64_t liveBytes) {
+  events.push_back({name, category, startMicros, micros, liveBytes});
+}
+
+void TraceWriter::write(const std::string &path) const {
+  nlohmann::json trace = {{"displayTimeUnit", "ms"},
+                          {"traceEvents", nlohmann::json::array()}};
+  auto &out = trace["traceEvents"];
+  out.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", 0},
+                 {"args", {{"name", "weft cpu"}}}});
+  for (const Event &e : events) {
+    out.push_back({{"name", e.name}, {"cat", e.category}, {"ph", "X"},
+                   {"ts", e.start}, {"dur", e.duration}, {"pid", 0}, {"tid", 0}});
+    out.push_back({{"name", "arena live bytes"}, {"ph", "C"}, {"ts", e.start},
+                   {"pid", 0}, {"args", {{"bytes", e.liveBytes}}}});
+  }
+  std::ofstream file(path);
+  if (!file)
+    throw Error(path + ": cannot write: " + std::strerror(errno));
+  file << trace.dump() << "\n";
+  if (!file)
+    throw Error(path + ": cannot write: " + std::strerror(errno));
+}

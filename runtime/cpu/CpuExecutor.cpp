@@ -1,0 +1,307 @@
+// The CPU executor. Library calls (the hand-written kernels of kernels/cpu)
+// take their buffers, ints and floats in the order listed in `bindCall`.
+#include "runtime/cpu/CpuExecutor.h"
+
+#include "kernels/cpu/Kernels.h"
+#include "runtime/Error.h"
+#include "runtime/PlanFile.h"
+
+#include <dlfcn.h>
+#include <omp.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+
+using namespace weft::runtime;
+namespace cpu = weft::kernels::cpu;
+using weft::plan::Buffer;
+
+namespace {
+/// A generated kernel's entry: base pointers of its buffers, thread count.
+using KernelEntry = void (*)(char *const *, int);
+
+struct AlignedBlock {
+  char *data = nullptr;
+  explicit AlignedBlock(int64_t bytes) {
+    // Sizes are planned in multiples of 64 bytes; keep the exact size so
+    // that AddressSanitizer sees any access past the planned end.
+    if (bytes > 0)
+      data = static_cast<char *>(std::aligned_alloc(64, bytes));
+    if (bytes > 0 && !data)
+      throw Error("cannot allocate " + std::to_string(bytes) + " bytes");
+  }
+  ~AlignedBlock() { std::free(data); }
+};
+
+/// A shared object loaded from bytes through an anonymous file. The file
+/// stays open while the object is loaded: the loader knows objects by path,
+/// and a reused descriptor number would alias another kernel.
+struct SharedObject {
+  void *handle = nullptr;
+  int fd = -1;
+  SharedObject(const std::string &image, const std::string &name) {
+    fd = memfd_create(name.c_str(), MFD_CLOEXEC);
+    if (fd < 0)
+      throw Error("kernel " + name + ": memfd_create: " + std::strerror(errno));
+    if (::write(fd, image.data(), image.size()) !=
+        static_cast<ssize_t>(image.size())) {
+      ::close(fd);
+      throw Error("kernel " + name + ": cannot stage its image");
+    }
+    std::string path = "/proc/self/fd/" + std::to_string(fd);
+    handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!handle) {
+      ::close(fd);
+      throw Error("kernel " + name + ": cannot load: " + dlerror());
+    }
+  }
+  ~SharedObject() {
+    if (handle)
+      dlclose(handle);
+    if (fd >= 0)
+      ::close(fd);
+  }
+};
+} // namespace
+
+struct CpuExecutor::Loaded {
+  AlignedBlock arena, parameters, constants;
+  std::vector<std::unique_ptr<SharedObject>> objects;
+  std::vector<KernelEntry> entries;
+  Loaded(int64_t arenaBytes, int64_t parameterBytes, int64_t constantBytes)
+      : arena(arenaBytes), parameters(parameterBytes), constants(constantBytes) {}
+};
+
+CpuExecutor::CpuExecutor(const plan::Plan &plan, std::string planName,
+                         int requestedThreads)
+    : plan(plan), planName(std::move(planName)) {
+  threads = plan.threads() > 0 ? plan.threads() : 1;
+  if (requestedThreads > 0 && requestedThreads < threads)
+    threads = requestedThreads;
+  arenaSize = plan.memory().arena();
+  loaded = std::make_unique<Loaded>(arenaSize, plan.memory().parameters(),
+                                    plan.memory().constants());
+  std::memcpy(loaded->constants.data, plan.constants().data(),
+              plan.constants().size());
+  for (const auto &kernel : plan.kernels()) {
+    if (kernel.backend() != plan::Kernel::CPU_SHARED_OBJECT)
+      throw Error(this->planName + ": kernel " + kernel.name() +
+                  " is not for the CPU; this plan needs another device");
+    __builtin_cpu_init();
+    if (kernel.target() == "x86-64-v3" &&
+        !(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")))
+      throw Error(this->planName + ": kernel " + kernel.name() +
+                  " needs x86-64-v3 (AVX2, FMA), which this CPU lacks; "
+                  "recompile the plan on this machine");
+    loaded->objects.push_back(std::make_unique<SharedObject>(kernel.image(), kernel.name()));
+    void *symbol = dlsym(loaded->objects.back()->handle, kernel.entry().c_str());
+    if (!symbol)
+      throw Error(this->planName + ": kernel " + kernel.name() + " has no symbol " +
+                  kernel.entry());
+    loaded->entries.push_back(reinterpret_cast<KernelEntry>(symbol));
+  }
+  inputSet.assign(plan.inputs_size(), false);
+  prepareSteps();
+}
+
+CpuExecutor::~CpuExecutor() = default;
+
+char *CpuExecutor::address(int bufferId) const {
+  if (bufferId < 0)
+    return nullptr;
+  const Buffer &buffer = plan.buffers(bufferId);
+  switch (buffer.region()) {
+  case plan::ARENA:
+    return loaded->arena.data + buffer.offset();
+  case plan::PARAMETERS:
+    return loaded->parameters.data + buffer.offset();
+  case plan::CONSTANTS:
+    return loaded->constants.data + buffer.offset();
+  default:
+    throw Error(planName + ": buffer '" + buffer.name() + "' has no region");
+  }
+}
+
+void CpuExecutor::prepareSteps() {
+  for (const auto &stream : plan.streams()) {
+    for (const auto &step : stream.steps()) {
+      if (step.has_launch()) {
+        std::vector<char *> args;
+        for (int id : step.launch().buffers())
+          args.push_back(address(id));
+        KernelEntry entry = loaded->entries[step.launch().kernel()];
+        int n = threads;
+        steps.push_back([entry, args, n] { entry(args.data(), n); });
+        continue;
+      }
+      const auto &call = step.call();
+      const std::string &fn = call.function();
+      auto fail = [&](const std::string &what) {
+        return Error(planName + ": step '" + step.name() + "' (" + fn + "): " + what);
+      };
+      auto arity = [&](int buffers, int ints, int floats) {
+        if (call.buffers_size() != buffers || call.ints_size() != ints ||
+            call.floats_size() != floats)
+          throw fail("expects " + std::to_string(buffers) + " buffers, " +
+                     std::to_string(ints) + " ints and " + std::to_string(floats) +
+                     " floats");
+      };
+      // Everything the step's closure needs is copied into it.
+      std::vector<char *> p;
+      for (int id : call.buffers())
+        p.push_back(address(id));
+      std::vector<int64_t> ints(call.ints().begin(), call.ints().end());
+      auto f = [p](int i) { return reinterpret_cast<float *>(p[i]); };
+      auto ix = [p](int i) { return reinterpret_cast<int64_t *>(p[i]); };
+      auto in = [ints](int i) { return ints[i]; };
+      const std::string name = step.name();
+      const int n = threads;
+      if (fn == "linear") { // x, w, bias?, y; rows, in, out
+        arity(4, 3, 0);
+        steps.push_back([=] { cpu::linear(f(0), f(1), f(2), f(3), in(0), in(1), in(2)); });
+      } else if (fn == "matmul") { // a, b, c; batch, m, n, k, ta, tb, bStride
+        arity(3, 7, 0);
+        steps.push_back([=] {
+          cpu::matmul(f(0), f(1), f(2), in(0), in(1), in(2), in(3), in(4), in(5), in(6));
+        });
+      } else if (fn == "attention") {
+        // q, k, v, mask?, slopes?, out, workspace;
+        // batch, sq, skv, heads, kvHeads, dqk, dv, kind, maskPerBatch; scale
+        arity(7, 9, 1);
+        cpu::AttentionShape s{in(0), in(1), in(2), in(3), in(4), in(5), in(6)};
+        auto kind = static_cast<cpu::AttentionKind>(in(7));
+        bool perBatch = in(8) != 0;
+        float scale = static_cast<float>(call.floats(0));
+        auto mask = reinterpret_cast<const uint8_t *>(p[3]);
+        steps.push_back([=] {
+          cpu::attention(f(0), f(1), f(2), mask, perBatch, f(4), f(5), s, kind,
+                         scale, f(6), n);
+        });
+      } else if (fn == "rope") { // x, positions, y; batch, seq, heads, dim, interleaved; theta
+        arity(3, 5, 1);
+        double theta = call.floats(0);
+        steps.push_back([=] {
+          cpu::rope(f(0), ix(1), f(2), in(0), in(1), in(2), in(3), theta, in(4) != 0);
+        });
+      } else if (fn == "softmax") { // x, y; outer, dim, inner, logarithm
+        arity(2, 4, 0);
+        steps.push_back([=] { cpu::softmax(f(0), f(1), in(0), in(1), in(2), in(3) != 0); });
+      } else if (fn == "gather") { // table, indices, out; outer, size, inner, count
+        arity(3, 4, 0);
+        steps.push_back([=] {
+          int64_t bad = cpu::gather(f(0), ix(1), f(2), in(0), in(1), in(2), in(3));
+          if (bad >= 0)
+            throw Error(planName + ": step '" + name + "': index " +
+                        std::to_string(ix(1)[bad]) + " at position " +
+                        std::to_string(bad) + " is outside [0, " +
+                        std::to_string(in(1)) + ")");
+        });
+      } else if (fn == "cross_entropy") { // logits, labels, out; tokens, vocab, ignore, reduction
+        arity(3, 4, 0);
+        auto reduction = static_cast<cpu::LossReduction>(in(3));
+        steps.push_back([=] {
+          int64_t bad = cpu::crossEntropy(f(0), ix(1), f(2), in(0), in(1), in(2), reduction);
+          if (bad >= 0)
+            throw Error(planName + ": step '" + name + "': label " +
+                        std::to_string(ix(1)[bad]) + " of token " +
+                        std::to_string(bad) + " is outside [0, " +
+                        std::to_string(in(1)) + ")");
+        });
+      } else if (fn == "iota") { // y (i64); outer, size, inner
+        arity(1, 3, 0);
+        steps.push_back([=] {
+          int64_t *y = ix(0);
+          for (int64_t o = 0; o < in(0); ++o)
+            for (int64_t i = 0; i < in(1); ++i)
+              for (int64_t j = 0; j < in(2); ++j)
+                y[(o * in(1) + i) * in(2) + j] = i;
+        });
+      } else if (fn == "copy") { // src, dst; bytes
+        arity(2, 1, 0);
+        steps.push_back([=] { std::memmove(p[1], p[0], in(0)); });
+      } else {
+        throw fail("this runtime has no library function '" + fn + "'");
+      }
+    }
+  }
+}
+
+void CpuExecutor::loadParameters(const SafetensorsCheckpoint &checkpoint) {
+  for (const auto &param : plan.parameters()) {
+    const Buffer &buffer = plan.buffers(param.buffer());
+    if (buffer.dtype() != plan::F32)
+      throw Error(planName + ": parameter '" + param.name() + "' is " +
+                  dtypeName(buffer.dtype()) + "; the CPU runtime loads f32 parameters");
+    std::vector<int64_t> shape(buffer.shape().begin(), buffer.shape().end());
+    checkpoint.readAsF32(param.name(), shape,
+                         reinterpret_cast<float *>(address(param.buffer())));
+  }
+}
+
+void CpuExecutor::initializeParameters(uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 0.02f);
+  for (const auto &param : plan.parameters()) {
+    const Buffer &buffer = plan.buffers(param.buffer());
+    float *data = reinterpret_cast<float *>(address(param.buffer()));
+    int64_t count = buffer.bytes() / 4;
+    bool norm = param.name().find("norm") != std::string::npos;
+    for (int64_t i = 0; i < count; ++i)
+      data[i] = norm ? 1.0f : normal(rng);
+  }
+}
+
+void CpuExecutor::setInput(const std::string &name, const HostTensor &tensor) {
+  for (int i = 0; i < plan.inputs_size(); ++i) {
+    if (plan.inputs(i).name() != name)
+      continue;
+    const Buffer &buffer = plan.buffers(plan.inputs(i).buffer());
+    std::vector<int64_t> shape(buffer.shape().begin(), buffer.shape().end());
+    if (tensor.dtype != buffer.dtype() || tensor.shape != shape)
+      throw Error("input '" + name + "' is " + describe(tensor.dtype, tensor.shape) +
+                  ", the plan expects " + describe(buffer.dtype(), shape));
+    std::memcpy(address(plan.inputs(i).buffer()), tensor.bytes.data(),
+                tensor.bytes.size());
+    inputSet[i] = true;
+    return;
+  }
+  std::string names;
+  for (const auto &input : plan.inputs())
+    names += (names.empty() ? "" : ", ") + input.name();
+  throw Error(planName + " has no input '" + name + "'; its inputs are " + names);
+}
+
+void CpuExecutor::run(TraceWriter *trace) {
+  for (int i = 0; i < plan.inputs_size(); ++i)
+    if (!inputSet[i])
+      throw Error("input '" + plan.inputs(i).name() + "' was not given");
+  omp_set_num_threads(threads);
+  size_t index = 0;
+  for (const auto &stream : plan.streams())
+    for (const auto &step : stream.steps()) {
+      double start = trace ? trace->now() : 0;
+      steps[index++]();
+      if (trace)
+        trace->addStep(step.name(), step.has_launch() ? "kernel" : step.call().function(),
+                       start, trace->now() - start, step.live_bytes());
+    }
+}
+
+HostTensor CpuExecutor::output(const std::string &name) const {
+  for (const auto &output : plan.outputs()) {
+    if (output.name() != name)
+      continue;
+    const Buffer &buffer = plan.buffers(output.buffer());
+    HostTensor tensor;
+    tensor.dtype = buffer.dtype();
+    tensor.shape.assign(buffer.shape().begin(), buffer.shape().end());
+    const char *data = address(output.buffer());
+    tensor.bytes.assign(data, data + buffer.bytes());
+    return tensor;
+  }
+  throw Error(planName + " has no output '" + name + "'");
+}

@@ -1,0 +1,193 @@
+// End to end on the CPU: the tiny Llama fixture made with Hugging Face's own
+// LlamaForCausalLM (tests/fixtures/make_llama_fixture.py) compiles to a plan,
+// round-trips through a plan file, loads its bf16 safetensors and reproduces
+// HF's fp32 logits; the arena the runtime allocates is the planned peak; bad
+// plans, inputs and weights are rejected with messages naming them.
+#include "codegen/CpuPlanBuilder.h"
+#include "frontend/HuggingFace/LlamaBuilder.h"
+#include "passes/Pipeline.h"
+#include "runtime/Error.h"
+#include "runtime/PlanFile.h"
+#include "runtime/cpu/CpuExecutor.h"
+
+#include "mlir/Pass/PassManager.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+using namespace weft;
+namespace rt = weft::runtime;
+
+namespace {
+const std::string kFixture = WEFT_SOURCE_DIR "/tests/fixtures/tiny-llama";
+
+std::string tempPath(const std::string &name) {
+  return ::testing::TempDir() + "/weft_" + name;
+}
+
+/// Compiles the fixture's config for batch 2 × seq 64 (once per process).
+const plan::Plan &fixturePlan() {
+  static const plan::Plan compiled = [] {
+    mlir::MLIRContext context;
+    auto config = frontend::readLlamaConfig(kFixture);
+    EXPECT_TRUE(static_cast<bool>(config));
+    auto module = frontend::buildLlamaForward(context, *config, {2, 64, "f32"});
+    mlir::PassManager pm(&context);
+    std::string error;
+    EXPECT_TRUE(succeeded(buildPipeline(pm, {"", 2}, error))) << error;
+    EXPECT_TRUE(succeeded(pm.run(*module)));
+    auto plan = codegen::buildCpuPlan(*module, {kFixture, ""});
+    EXPECT_TRUE(succeeded(plan));
+    return *plan;
+  }();
+  return compiled;
+}
+
+std::string readFile(const std::string &path) {
+  std::ifstream file(path, std::ios::binary);
+  std::stringstream s;
+  s << file.rdbuf();
+  return s.str();
+}
+
+void writeFile(const std::string &path, const std::string &bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+template <typename Fn> std::string errorOf(Fn fn) {
+  try {
+    fn();
+  } catch (const rt::Error &error) {
+    return error.what();
+  }
+  return "(no error)";
+}
+} // namespace
+
+TEST(CpuForward, TinyLlamaMatchesHuggingFace) {
+  const std::string path = tempPath("tiny.plan");
+  rt::writePlan(fixturePlan(), path);
+  plan::Plan plan = rt::readPlan(path);
+  rt::CpuExecutor executor(plan, path);
+  executor.loadParameters(rt::SafetensorsCheckpoint(kFixture));
+  executor.setInput("input_ids", rt::readNpy(kFixture + "/input_ids.npy"));
+  executor.run();
+
+  rt::HostTensor logits = executor.output("logits");
+  rt::HostTensor expected = rt::readNpy(kFixture + "/logits.npy");
+  ASSERT_EQ(logits.shape, expected.shape);
+  auto *a = reinterpret_cast<const float *>(logits.bytes.data());
+  auto *b = reinterpret_cast<const float *>(expected.bytes.data());
+  double maxError = 0, maxValue = 0;
+  for (int64_t i = 0; i < expected.numElements(); ++i) {
+    ASSERT_FALSE(std::isnan(a[i])) << "logit " << i;
+    maxError = std::max(maxError, std::abs(double(a[i]) - b[i]));
+    maxValue = std::max(maxValue, std::abs(double(b[i])));
+  }
+  // Relative to the largest logit (elementwise ratios blow up near zero).
+  EXPECT_LT(maxError / maxValue, 1e-4) << "max abs error " << maxError;
+  RecordProperty("max_relative_error", std::to_string(maxError / maxValue));
+  std::printf("fixture: max |weft - HF| = %.3g, relative to max |logit| %.3g\n",
+              maxError, maxError / maxValue);
+}
+
+TEST(CpuForward, ArenaIsThePlannedPeak) {
+  const plan::Plan &plan = fixturePlan();
+  rt::CpuExecutor executor(plan, "fixture");
+  EXPECT_EQ(executor.arenaBytes(), plan.memory().arena());
+  EXPECT_EQ(plan.memory().arena(),
+            plan.memory().activations() + plan.memory().workspace());
+  EXPECT_EQ(plan.memory().peak(), plan.memory().parameters() +
+                                      plan.memory().arena() +
+                                      plan.memory().constants());
+  // Every arena buffer lies inside the arena, and the largest live set the
+  // planner reports fits in the activations.
+  int64_t maxLive = 0;
+  for (const auto &step : plan.streams(0).steps())
+    maxLive = std::max(maxLive, step.live_bytes());
+  EXPECT_LE(maxLive, plan.memory().activations());
+  for (const auto &buffer : plan.buffers())
+    if (buffer.region() == plan::ARENA)
+      EXPECT_LE(buffer.offset() + buffer.bytes(), plan.memory().arena()) << buffer.name();
+  // Fusion: one kernel per distinct group, shared by the four layers.
+  EXPECT_LE(plan.kernels_size(), 5);
+  int launches = 0;
+  for (const auto &step : plan.streams(0).steps())
+    launches += step.has_launch();
+  EXPECT_EQ(launches, 1 + 4 * 3);
+}
+
+TEST(CpuForward, RejectsBadPlanFiles) {
+  const std::string good = tempPath("good.plan");
+  rt::writePlan(fixturePlan(), good);
+  const std::string bytes = readFile(good);
+
+  const std::string truncated = tempPath("truncated.plan");
+  writeFile(truncated, bytes.substr(0, bytes.size() / 2));
+  EXPECT_EQ(errorOf([&] { rt::readPlan(truncated); }),
+            truncated + ": truncated or corrupted plan (it does not parse)");
+
+  const std::string corrupted = tempPath("corrupted.plan");
+  std::string flipped = bytes;
+  flipped[flipped.size() - 1000] ^= 0x5a; // inside a kernel image
+  writeFile(corrupted, flipped);
+  EXPECT_EQ(errorOf([&] { rt::readPlan(corrupted); }),
+            corrupted + ": corrupted plan (checksum mismatch)");
+
+  const std::string notPlan = tempPath("not.plan");
+  writeFile(notPlan, "hello");
+  EXPECT_EQ(errorOf([&] { rt::readPlan(notPlan); }),
+            notPlan + ": not a weft plan (no WEFTPLAN header)");
+
+  plan::Plan future = fixturePlan();
+  const std::string versioned = tempPath("future.plan");
+  rt::writePlan(future, versioned);
+  plan::Plan read = rt::readPlan(versioned);
+  read.set_format_version(rt::kPlanFormatVersion + 1);
+  read.set_checksum(rt::planChecksum(read));
+  std::string serialized;
+  read.SerializeToString(&serialized);
+  writeFile(versioned, "WEFTPLAN" + serialized);
+  EXPECT_EQ(errorOf([&] { rt::readPlan(versioned); }),
+            versioned + ": plan format version 2, this runtime reads version 1; "
+                        "recompile the plan");
+}
+
+TEST(CpuForward, RejectsBadInputs) {
+  rt::CpuExecutor executor(fixturePlan(), "fixture");
+  EXPECT_EQ(errorOf([&] { executor.run(); }), "input 'input_ids' was not given");
+  rt::HostTensor wrong = rt::readNpy(kFixture + "/input_ids.npy");
+  wrong.shape = {1, 128};
+  EXPECT_EQ(errorOf([&] { executor.setInput("input_ids", wrong); }),
+            "input 'input_ids' is 1x128xi64, the plan expects 2x64xi64");
+  EXPECT_EQ(errorOf([&] { executor.setInput("tokens", wrong); }),
+            "fixture has no input 'tokens'; its inputs are input_ids");
+  rt::HostTensor ids = rt::readNpy(kFixture + "/input_ids.npy");
+  reinterpret_cast<int64_t *>(ids.bytes.data())[5] = 512;
+  executor.setInput("input_ids", ids);
+  EXPECT_EQ(errorOf([&] { executor.run(); }),
+            "fixture: step 'model.embed_tokens': index 512 at position 5 is "
+            "outside [0, 512)");
+}
+
+TEST(CpuForward, RejectsWeightsOfTheWrongShape) {
+  // A checkpoint whose embedding has one row too few.
+  const std::string path = tempPath("wrong.safetensors");
+  std::string header = R"({"model.embed_tokens.weight":{"dtype":"F32","shape":[511,256],"data_offsets":[0,523264]}})";
+  uint64_t size = header.size();
+  std::string bytes(reinterpret_cast<const char *>(&size), 8);
+  bytes += header + std::string(523264, '\0');
+  writeFile(path, bytes);
+  rt::CpuExecutor executor(fixturePlan(), "fixture");
+  EXPECT_EQ(errorOf([&] { executor.loadParameters(rt::SafetensorsCheckpoint(path)); }),
+            path + ": tensor 'model.embed_tokens.weight' has shape [511, 256], "
+                   "the model expects [512, 256]");
+  writeFile(path, bytes.substr(0, 50));
+  EXPECT_EQ(errorOf([&] { rt::SafetensorsCheckpoint checkpoint(path); }),
+            path + ": header of " + std::to_string(size) +
+                " bytes runs past the end of the file");
+}

@@ -1,0 +1,25 @@
+// RUN: weft-opt %s -pass-pipeline='builtin.module(func.func(weft-assign-buffers{threads=2}))' | FileCheck %s
+
+// Lifetimes: the input dies at the exp, so the linear reuses its memory, and
+// the exp dies at the linear, so the tanh reuses the exp's; the reshape
+// shares its operand's buffer; the parameter goes to its own region; returned
+// values live to the end. 4x8xf32 = 128 bytes: the peak is two of them.
+// CHECK-LABEL: func.func @lifetimes(
+// CHECK-SAME: %{{.*}}: tensor<4x8xf32> {weft.buffer = #weft.buffer<"arena", [[B:[0-9]+]]>}
+// CHECK-SAME: %{{.*}}: tensor<8x8xf32> {weft.buffer = #weft.buffer<"parameters", 0>, weft.param = "w"}
+// CHECK-SAME: weft.activation_bytes = 256 : i64
+// CHECK-SAME: weft.arena_bytes = 256 : i64
+// CHECK-SAME: weft.parameter_bytes = 256 : i64
+// CHECK-SAME: weft.threads = 2 : i64
+// CHECK-SAME: weft.workspace_bytes = 0 : i64
+// CHECK: weft.exp {{.*}}weft.buffers = [#weft.buffer<"arena", [[A:[0-9]+]]>]
+// CHECK: weft.linear {{.*}}weft.buffers = [#weft.buffer<"arena", [[B]]>]
+// CHECK: weft.reshape {{.*}}weft.buffers = [#weft.buffer<"arena", [[B]]>]
+// CHECK: weft.tanh {{.*}}weft.buffers = [#weft.buffer<"arena", [[A]]>]
+func.func @lifetimes(%x: tensor<4x8xf32>, %w: tensor<8x8xf32> {weft.param = "w"}) -> (tensor<32xf32>, tensor<4x8xf32>) {
+  %0 = weft.exp %x : tensor<4x8xf32>
+  %1 = weft.linear %0, %w : (tensor<4x8xf32>, tensor<8x8xf32>) -> tensor<4x8xf32>
+  %2 = weft.reshape %1 : tensor<4x8xf32> -> tensor<32xf32>
+  %3 = weft.tanh %1 : tensor<4x8xf32>
+  return %2, %3 : tensor<32xf32>, tensor<4x8xf32>
+}

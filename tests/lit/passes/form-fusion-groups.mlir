@@ -1,0 +1,76 @@
+// RUN: weft-opt %s -split-input-file -pass-pipeline='builtin.module(func.func(weft-form-fusion-groups))' | FileCheck %s
+
+// Residual add + RMSNorm: one group that yields both the sum (the next
+// residual) and the normalised value.
+// CHECK-LABEL: func.func @residual_norm
+// CHECK: %[[G:.*]]:2 = weft.fusion_group(%{{.*}}, %{{.*}}, %{{.*}} : tensor<2x8xf32>, tensor<2x8xf32>, tensor<8xf32>)
+// CHECK-NEXT: ^bb0(%[[A:.*]]: tensor<2x8xf32>, %[[B:.*]]: tensor<2x8xf32>, %[[W:.*]]: tensor<8xf32>):
+// CHECK-NEXT: %[[S:.*]] = weft.add %[[A]], %[[B]]
+// CHECK-NEXT: %[[N:.*]] = weft.rms_norm %[[S]], %[[W]]
+// CHECK-NEXT: weft.yield %[[S]], %[[N]]
+// CHECK: %[[L:.*]] = weft.linear %[[G]]#1
+// CHECK: weft.fusion_group(%[[G]]#0, %[[L]] :
+func.func @residual_norm(%h: tensor<2x8xf32>, %o: tensor<2x8xf32>, %w: tensor<8xf32>, %m: tensor<8x8xf32>) -> tensor<2x8xf32> {
+  %0 = weft.add %h, %o : tensor<2x8xf32>
+  %1 = weft.rms_norm %0, %w epsilon 1.0e-05 : (tensor<2x8xf32>, tensor<8xf32>) -> tensor<2x8xf32>
+  %2 = weft.linear %1, %m : (tensor<2x8xf32>, tensor<8x8xf32>) -> tensor<2x8xf32>
+  %3 = weft.add %0, %2 : tensor<2x8xf32>
+  return %3 : tensor<2x8xf32>
+}
+
+// -----
+
+// SwiGLU: silu(gate) waits for the up projection and fuses with the product;
+// the group takes the place of the multiply, after both projections.
+// CHECK-LABEL: func.func @swiglu
+// CHECK: %[[GATE:.*]] = weft.linear
+// CHECK-NEXT: %[[UP:.*]] = weft.linear
+// CHECK-NEXT: %[[G:.*]] = weft.fusion_group(%[[GATE]], %[[UP]] :
+// CHECK: weft.silu
+// CHECK-NEXT: weft.mul
+// CHECK-NEXT: weft.yield
+// CHECK: weft.linear %[[G]]
+func.func @swiglu(%x: tensor<2x8xf32>, %wg: tensor<16x8xf32>, %wu: tensor<16x8xf32>, %wd: tensor<8x16xf32>) -> tensor<2x8xf32> {
+  %g = weft.linear %x, %wg : (tensor<2x8xf32>, tensor<16x8xf32>) -> tensor<2x16xf32>
+  %s = weft.silu %g : tensor<2x16xf32>
+  %u = weft.linear %x, %wu : (tensor<2x8xf32>, tensor<16x8xf32>) -> tensor<2x16xf32>
+  %m = weft.mul %s, %u : tensor<2x16xf32>
+  %d = weft.linear %m, %wd : (tensor<2x16xf32>, tensor<8x16xf32>) -> tensor<2x8xf32>
+  return %d : tensor<2x8xf32>
+}
+
+// -----
+
+// A group may not move past a use of its value: the linear reads the exp
+// before the add, so the add starts a group of its own.
+// CHECK-LABEL: func.func @blocked
+// CHECK: %[[E:.*]] = weft.fusion_group
+// CHECK: weft.exp
+// CHECK: %[[L:.*]] = weft.linear %[[E]]
+// CHECK: weft.fusion_group(%[[E]], %[[L]]
+// CHECK: weft.add
+func.func @blocked(%x: tensor<2x8xf32>, %w: tensor<8x8xf32>) -> tensor<2x8xf32> {
+  %e = weft.exp %x : tensor<2x8xf32>
+  %l = weft.linear %e, %w : (tensor<2x8xf32>, tensor<8x8xf32>) -> tensor<2x8xf32>
+  %a = weft.add %e, %l : tensor<2x8xf32>
+  return %a : tensor<2x8xf32>
+}
+
+// -----
+
+// Different shapes never share a group; softmax fuses only along the last
+// dimension.
+// CHECK-LABEL: func.func @shapes
+// CHECK: weft.fusion_group
+// CHECK-NEXT: ^bb0
+// CHECK-NEXT: weft.exp
+// CHECK-NEXT: weft.yield
+// CHECK: weft.softmax %{{.*}} dim 0
+// CHECK: weft.fusion_group
+// CHECK: weft.softmax %{{.*}} dim 1
+func.func @shapes(%x: tensor<2x8xf32>) -> (tensor<2x8xf32>, tensor<2x8xf32>) {
+  %e = weft.exp %x : tensor<2x8xf32>
+  %s0 = weft.softmax %e dim 0 : tensor<2x8xf32>
+  %s1 = weft.softmax %s0 dim 1 : tensor<2x8xf32>
+  return %s0, %s1 : tensor<2x8xf32>, tensor<2x8xf32>
+}

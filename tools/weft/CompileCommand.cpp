@@ -1,0 +1,120 @@
+// weft compile: a model to a Plan file (or to IR at a named phase).
+#include "Commands.h"
+#include "ModelLoader.h"
+#include "PlanCompiler.h"
+
+#include "ir/WeftDialect.h"
+#include "passes/Pipeline.h"
+#include "runtime/Error.h"
+#include "runtime/PlanFile.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Support/FileUtilities.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/ToolOutputFile.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <chrono>
+
+using namespace mlir;
+using namespace weft::cli;
+
+const VerbSpec &weft::cli::compileSpec() {
+  static const VerbSpec spec = [] {
+    VerbSpec s;
+    s.name = "compile";
+    s.arguments = "MODEL";
+    s.summary = "Compile a model into a Plan for the CPU.";
+    s.details =
+        "MODEL is a Hugging Face config.json, a folder holding one, or a .mlir\n"
+        "file. The plan holds every buffer, kernel and step of one forward pass\n"
+        "and its exact memory; 'weft inspect' shows it, 'weft run' runs it.\n"
+        "--compile-to PHASE prints the IR after that phase instead (phases: " +
+        llvm::join(weft::getPhaseNames(), ", ") + ").";
+    s.options = shapeOptions();
+    s.options.push_back({"output", "o", "FILE", "the plan (or IR) to write (default: stdout for IR)"});
+    s.options.push_back({"compile-to", "", "PHASE", "stop after PHASE and print the IR"});
+    s.options.push_back({"threads", "", "N", "threads the plan is made for (default: all cores)"});
+    s.options.push_back({"dump-kernels", "", "DIR", "write each generated kernel's source to DIR"});
+    s.minPositional = s.maxPositional = 1;
+    return s;
+  }();
+  return spec;
+}
+
+int weft::cli::runCompile(llvm::ArrayRef<std::string> args) {
+  ParsedArgs parsed;
+  if (int code = parseOrReport(args, compileSpec(), parsed); code >= 0)
+    return code;
+  auto fail = [](llvm::Error error) {
+    llvm::errs() << "weft compile: " << llvm::toString(std::move(error)) << "\n";
+    return 1;
+  };
+  llvm::Expected<ModelShapeOptions> shape = readShapeOptions(parsed);
+  if (!shape)
+    return fail(shape.takeError());
+  llvm::Expected<int64_t> threads = parsed.getPositiveInt("threads", 0);
+  if (!threads)
+    return fail(threads.takeError());
+  CompileOptions options;
+  options.model = parsed.positional[0];
+  options.compileTo = parsed.get("compile-to").value_or("");
+  options.threads = static_cast<int>(*threads);
+  options.dumpKernelsDir = parsed.get("dump-kernels").value_or("");
+  if (!options.compileTo.empty() &&
+      !llvm::is_contained(weft::getPhaseNames(), options.compileTo)) {
+    llvm::errs() << "weft compile: unknown phase '" << options.compileTo
+                 << "'; the phases are " << llvm::join(weft::getPhaseNames(), ", ")
+                 << "\n";
+    return 2;
+  }
+  if (!options.dumpKernelsDir.empty())
+    if (std::error_code ec = llvm::sys::fs::create_directories(options.dumpKernelsDir))
+      return fail(llvm::createStringError(ec, options.dumpKernelsDir + ": " + ec.message()));
+
+  MLIRContext context;
+  context.loadDialect<weft::WeftDialect, func::FuncDialect>();
+  llvm::SourceMgr sourceMgr;
+  SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
+  auto module = loadModel(context, sourceMgr, options.model, *shape);
+  if (!module)
+    return fail(module.takeError());
+
+  std::string output = parsed.get("output").value_or("");
+  if (!options.compileTo.empty()) {
+    if (llvm::Error error = runPipeline(**module, options))
+      return fail(std::move(error));
+    std::string error;
+    auto file = openOutputFile(output.empty() ? "-" : output, &error);
+    if (!file) {
+      llvm::errs() << "weft compile: " << error << "\n";
+      return 1;
+    }
+    (*module)->print(file->os());
+    file->keep();
+    return 0;
+  }
+  if (output.empty()) {
+    llvm::errs() << "weft compile: give the plan file with -o FILE\n\n"
+                 << usage(compileSpec());
+    return 2;
+  }
+  auto start = std::chrono::steady_clock::now();
+  llvm::Expected<weft::plan::Plan> plan = compilePlan(**module, options);
+  if (!plan)
+    return fail(plan.takeError());
+  try {
+    weft::runtime::writePlan(std::move(*plan), output);
+  } catch (const weft::runtime::Error &error) {
+    llvm::errs() << "weft compile: " << error.what() << "\n";
+    return 1;
+  }
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  llvm::errs() << "weft compile: wrote " << output << " in "
+               << llvm::format("%.2f", seconds) << " s\n";
+  return 0;
+}

@@ -1,0 +1,32 @@
+// The compiler driver behind `weft compile` and `weft run`: the pipeline of
+// passes, then code generation into a Plan.
+#ifndef WEFT_TOOLS_WEFT_PLANCOMPILER_H
+#define WEFT_TOOLS_WEFT_PLANCOMPILER_H
+
+#include "runtime/plan.pb.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/Support/Error.h"
+
+#include <string>
+
+namespace weft::cli {
+
+struct CompileOptions {
+  std::string model;          // recorded in the plan
+  std::string compileTo;      // stop after this phase (no plan then)
+  int threads = 0;            // 0: this machine's cores
+  std::string dumpKernelsDir; // write generated kernel sources here
+};
+
+/// Runs the pipeline on `module` in place. Diagnostics go to the context's
+/// handler; the error then says the compilation failed.
+llvm::Error runPipeline(mlir::ModuleOp module, const CompileOptions &options);
+
+/// Runs the whole pipeline and builds the CPU plan.
+llvm::Expected<plan::Plan> compilePlan(mlir::ModuleOp module,
+                                       const CompileOptions &options);
+
+} // namespace weft::cli
+
+#endif // WEFT_TOOLS_WEFT_PLANCOMPILER_H

@@ -1,0 +1,162 @@
+// weft run: one forward pass of a plan (or of a model compiled on the fly).
+#include "Commands.h"
+#include "ModelLoader.h"
+#include "PlanCompiler.h"
+
+#include "ir/WeftDialect.h"
+#include "runtime/Error.h"
+#include "runtime/PlanFile.h"
+#include "runtime/Safetensors.h"
+#include "runtime/cpu/CpuExecutor.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <chrono>
+
+using namespace mlir;
+using namespace weft::cli;
+namespace rt = weft::runtime;
+
+const VerbSpec &weft::cli::runSpec() {
+  static const VerbSpec spec = [] {
+    VerbSpec s;
+    s.name = "run";
+    s.arguments = "PLAN_OR_MODEL";
+    s.summary = "Run one forward pass on the CPU.";
+    s.details =
+        "PLAN_OR_MODEL is a .plan file from 'weft compile', or a model that is\n"
+        "compiled first (config.json, a model folder or a .mlir file). Weights\n"
+        "come from --weights (a .safetensors file, or a folder with\n"
+        "model.safetensors or a sharded index), from the model folder itself,\n"
+        "or are drawn from --random-weights SEED. Inputs are .npy files; each\n"
+        "output is written to OUT/<name>.npy.";
+    s.options = shapeOptions();
+    s.options.push_back({"weights", "", "PATH", "safetensors checkpoint to load"});
+    s.options.push_back({"random-weights", "", "SEED", "draw weights from SEED instead"});
+    s.options.push_back({"input", "", "NAME=FILE", "an input as .npy (repeatable)"});
+    s.options.push_back({"output-dir", "", "OUT", "where outputs are written"});
+    s.options.push_back({"trace", "", "FILE", "write a Chrome/Perfetto trace"});
+    s.options.push_back({"threads", "", "N", "threads to run with (at most the plan's)"});
+    s.minPositional = s.maxPositional = 1;
+    return s;
+  }();
+  return spec;
+}
+
+int weft::cli::runRun(llvm::ArrayRef<std::string> args) {
+  ParsedArgs parsed;
+  if (int code = parseOrReport(args, runSpec(), parsed); code >= 0)
+    return code;
+  auto fail = [](const std::string &message) {
+    llvm::errs() << "weft run: " << message << "\n";
+    return 1;
+  };
+  // --input may repeat: collect every occurrence.
+  std::vector<std::pair<std::string, std::string>> inputs;
+  for (size_t i = 0; i < args.size(); ++i) {
+    llvm::StringRef arg = args[i];
+    std::string value;
+    if (arg == "--input" && i + 1 < args.size())
+      value = args[++i];
+    else if (arg.starts_with("--input="))
+      value = arg.drop_front(8).str();
+    else
+      continue;
+    auto [name, file] = llvm::StringRef(value).split('=');
+    if (name.empty() || file.empty()) {
+      llvm::errs() << "weft run: --input expects NAME=FILE.npy, found '" << value
+                   << "'\n";
+      return 2;
+    }
+    inputs.push_back({name.str(), file.str()});
+  }
+  std::optional<std::string> outputDir = parsed.get("output-dir");
+  if (!outputDir) {
+    llvm::errs() << "weft run: give --output-dir OUT\n\n" << usage(runSpec());
+    return 2;
+  }
+  llvm::Expected<int64_t> threads = parsed.getPositiveInt("threads", 0);
+  if (!threads)
+    return fail(llvm::toString(threads.takeError()));
+  const std::string &model = parsed.positional[0];
+
+  try {
+    weft::plan::Plan plan;
+    if (llvm::StringRef(model).ends_with(".plan")) {
+      plan = rt::readPlan(model);
+    } else {
+      llvm::Expected<ModelShapeOptions> shape = readShapeOptions(parsed);
+      if (!shape)
+        return fail(llvm::toString(shape.takeError()));
+      MLIRContext context;
+      context.loadDialect<weft::WeftDialect, func::FuncDialect>();
+      llvm::SourceMgr sourceMgr;
+      SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
+      auto module = loadModel(context, sourceMgr, model, *shape);
+      if (!module)
+        return fail(llvm::toString(module.takeError()));
+      CompileOptions options;
+      options.model = model;
+      options.threads = static_cast<int>(*threads);
+      llvm::Expected<weft::plan::Plan> compiled = compilePlan(**module, options);
+      if (!compiled)
+        return fail(llvm::toString(compiled.takeError()));
+      plan = std::move(*compiled);
+    }
+
+    rt::CpuExecutor executor(plan, model, static_cast<int>(*threads));
+    if (auto seed = parsed.get("random-weights")) {
+      executor.initializeParameters(std::stoull(*seed));
+    } else {
+      std::string weights = parsed.get("weights").value_or("");
+      if (weights.empty() && llvm::sys::fs::is_directory(model))
+        weights = model;
+      if (weights.empty() && plan.parameters_size() > 0)
+        return fail("the model has " + std::to_string(plan.parameters_size()) +
+                    " parameters: give --weights PATH or --random-weights SEED");
+      if (!weights.empty())
+        executor.loadParameters(rt::SafetensorsCheckpoint(weights));
+    }
+    for (const auto &[name, file] : inputs)
+      executor.setInput(name, rt::readNpy(file));
+
+    std::unique_ptr<rt::TraceWriter> trace;
+    if (parsed.has("trace"))
+      trace = std::make_unique<rt::TraceWriter>();
+    auto start = std::chrono::steady_clock::now();
+    executor.run(trace.get());
+    double ms = std::chrono::duration<double, std::milli>(
+                    std::chrono::steady_clock::now() - start)
+                    .count();
+
+    if (std::error_code ec = llvm::sys::fs::create_directories(*outputDir))
+      return fail(*outputDir + ": " + ec.message());
+    for (const auto &output : plan.outputs()) {
+      llvm::SmallString<256> path(*outputDir);
+      llvm::sys::path::append(path, output.name() + ".npy");
+      rt::HostTensor tensor = executor.output(output.name());
+      rt::writeNpy(std::string(path), tensor);
+      llvm::outs() << "wrote " << path << " (" << rt::describe(tensor.dtype, tensor.shape)
+                   << ")\n";
+    }
+    if (trace) {
+      trace->write(*parsed.get("trace"));
+      llvm::outs() << "wrote trace " << *parsed.get("trace") << "\n";
+    }
+    llvm::outs() << "ran " << plan.streams(0).steps_size() << " steps in "
+                 << llvm::format("%.2f", ms) << " ms; arena "
+                 << executor.arenaBytes() << " bytes (planned "
+                 << plan.memory().arena() << ")\n";
+  } catch (const rt::Error &error) {
+    return fail(error.what());
+  } catch (const std::exception &error) {
+    return fail(std::string("unexpected error: ") + error.what());
+  }
+  return 0;
+}
