@@ -91,7 +91,9 @@ FailureOr<int> PlanBuilder::bufferOf(Value value, Operation *where) {
                                                    WeftDialect::kParamAttrName);
     auto input = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
                                                    WeftDialect::kInputAttrName);
-    name = param ? param.str() : input ? input.str() : "arg" + std::to_string(arg.getArgNumber());
+    name = param   ? param.str()
+           : input ? input.str()
+                   : "arg" + std::to_string(arg.getArgNumber());
   } else {
     Operation *def = value.getDefiningOp();
     auto all = def->getAttrOfType<ArrayAttr>("weft.buffers");
@@ -110,11 +112,12 @@ FailureOr<int> PlanBuilder::bufferOf(Value value, Operation *where) {
     return failure();
   plan::Buffer *buffer = plan.add_buffers();
   buffer->set_name(name);
-  buffer->set_region(attr.getRegion() == "parameters" ? plan::PARAMETERS
+  buffer->set_region(attr.getRegion() == "parameters"  ? plan::PARAMETERS
                      : attr.getRegion() == "constants" ? plan::CONSTANTS
                                                        : plan::ARENA);
   buffer->set_offset(attr.getOffset());
-  buffer->set_bytes(type.getNumElements() * ((type.getElementTypeBitWidth() + 7) / 8));
+  buffer->set_bytes(type.getNumElements() *
+                    ((type.getElementTypeBitWidth() + 7) / 8));
   buffer->set_dtype(*dtype);
   for (int64_t d : type.getShape())
     buffer->add_shape(d);
@@ -137,9 +140,9 @@ LogicalResult PlanBuilder::writeConstant(ConstantOp op) {
   auto value = dyn_cast<DenseElementsAttr>(op.getValue());
   if (!value)
     return op.emitError("needs a dense constant value");
-  int64_t offset = cast<BufferAttr>(
-                       op->getAttrOfType<ArrayAttr>("weft.buffers")[0])
-                       .getOffset();
+  int64_t offset =
+      cast<BufferAttr>(op->getAttrOfType<ArrayAttr>("weft.buffers")[0])
+          .getOffset();
   std::string &data = *plan.mutable_constants();
   char *dst = data.data() + offset;
   Type element = value.getElementType();
@@ -164,7 +167,8 @@ LogicalResult PlanBuilder::writeConstant(ConstantOp op) {
   return success();
 }
 
-LogicalResult PlanBuilder::lowerFusionGroup(FusionGroupOp group, plan::Step &step) {
+LogicalResult PlanBuilder::lowerFusionGroup(FusionGroupOp group,
+                                            plan::Step &step) {
   auto source = codegen::generateFusionGroupSource(
       group, funcAttr("weft.workspace_per_thread"));
   if (failed(source))
@@ -172,7 +176,8 @@ LogicalResult PlanBuilder::lowerFusionGroup(FusionGroupOp group, plan::Step &ste
   auto [entry, text] = *source;
   auto it = kernelByEntry.find(entry);
   if (it == kernelByEntry.end()) {
-    llvm::Expected<codegen::CompiledKernel> compiled = codegen::compileCpuKernel(text);
+    llvm::Expected<codegen::CompiledKernel> compiled =
+        codegen::compileCpuKernel(text);
     if (!compiled)
       return group.emitError() << llvm::toString(compiled.takeError());
     plan::Kernel *kernel = plan.add_kernels();
@@ -190,7 +195,8 @@ LogicalResult PlanBuilder::lowerFusionGroup(FusionGroupOp group, plan::Step &ste
       std::error_code ec;
       llvm::raw_fd_ostream file(path, ec);
       if (ec)
-        return group.emitError() << "cannot write " << path << ": " << ec.message();
+        return group.emitError()
+               << "cannot write " << path << ": " << ec.message();
       file << text;
     }
   }
@@ -229,11 +235,14 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
     for (int64_t v : values)
       call->add_ints(v);
   };
-  auto shape = [](Value v) { return cast<RankedTensorType>(v.getType()).getShape(); };
+  auto shape = [](Value v) {
+    return cast<RankedTensorType>(v.getType()).getShape();
+  };
 
   if (auto linear = dyn_cast<LinearOp>(op)) {
     call->set_function("linear");
-    int64_t in = shape(linear.getWeight())[1], out = shape(linear.getWeight())[0];
+    int64_t in = shape(linear.getWeight())[1],
+            out = shape(linear.getWeight())[0];
     if (failed(use(linear.getX())) || failed(use(linear.getWeight())) ||
         failed(use(linear.getBias())) || failed(use(linear.getResult())))
       return failure();
@@ -242,7 +251,8 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
   }
   if (auto matmul = dyn_cast<MatmulOp>(op)) {
     call->set_function("matmul");
-    ArrayRef<int64_t> result = shape(matmul.getResult()), lhs = shape(matmul.getLhs());
+    ArrayRef<int64_t> result = shape(matmul.getResult()),
+                      lhs = shape(matmul.getLhs());
     int64_t m = result[result.size() - 2], n = result.back();
     int64_t k = lhs[lhs.size() - (matmul.getTransposeLhs() ? 2 : 1)];
     int64_t batch = product(result.drop_back(2));
@@ -259,10 +269,12 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
     ArrayRef<int64_t> q = shape(attention.getQ()), k = shape(attention.getK());
     if (failed(use(attention.getQ())) || failed(use(attention.getK())) ||
         failed(use(attention.getV())) || failed(use(attention.getMask())) ||
-        failed(use(attention.getAlibiSlopes())) || failed(use(attention.getResult())))
+        failed(use(attention.getAlibiSlopes())) ||
+        failed(use(attention.getResult())))
       return failure();
     call->add_buffers(workspace);
-    bool maskPerBatch = attention.getMask() && shape(attention.getMask()).size() == 3;
+    bool maskPerBatch =
+        attention.getMask() && shape(attention.getMask()).size() == 3;
     ints({q[0], q[1], k[1], q[2], k[2], q[3], shape(attention.getV())[3],
           static_cast<int64_t>(attention.getKind()), maskPerBatch});
     call->add_floats(attention.getScaleOrDefault());
@@ -292,13 +304,16 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
     call->set_function("gather");
     ArrayRef<int64_t> table = shape(gather.getTable());
     int64_t axis = gather.getAxis();
-    if (!cast<RankedTensorType>(gather.getTable().getType()).getElementType().isF32())
+    if (!cast<RankedTensorType>(gather.getTable().getType())
+             .getElementType()
+             .isF32())
       return op->emitError("gathers from an f32 table only on the CPU for now");
     if (failed(use(gather.getTable())) || failed(use(gather.getIndices())) ||
         failed(use(gather.getResult())))
       return failure();
     ints({product(table.take_front(axis)), table[axis],
-          product(table.drop_front(axis + 1)), product(shape(gather.getIndices()))});
+          product(table.drop_front(axis + 1)),
+          product(shape(gather.getIndices()))});
     return success();
   }
   if (auto loss = dyn_cast<CrossEntropyOp>(op)) {
@@ -326,12 +341,14 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
 }
 
 FailureOr<plan::Plan> PlanBuilder::build() {
-  for (StringRef attr : {"weft.arena_bytes", "weft.workspace_bytes",
-                         "weft.workspace_per_thread", "weft.parameter_bytes",
-                         "weft.constant_bytes", "weft.threads", "weft.activation_bytes"})
+  for (StringRef attr :
+       {"weft.arena_bytes", "weft.workspace_bytes", "weft.workspace_per_thread",
+        "weft.parameter_bytes", "weft.constant_bytes", "weft.threads",
+        "weft.activation_bytes"})
     if (!func->getAttrOfType<IntegerAttr>(attr))
-      return func.emitError() << "has no '" << attr
-                              << "'; run the bufferize phase before code generation";
+      return func.emitError()
+             << "has no '" << attr
+             << "'; run the bufferize phase before code generation";
   plan.set_model(options.model);
   plan.set_strategy("single rank");
   plan.set_threads(static_cast<int>(funcAttr("weft.threads")));
@@ -341,7 +358,8 @@ FailureOr<plan::Plan> PlanBuilder::build() {
   memory->set_workspace(funcAttr("weft.workspace_bytes"));
   memory->set_arena(funcAttr("weft.arena_bytes"));
   memory->set_constants(funcAttr("weft.constant_bytes"));
-  memory->set_peak(memory->parameters() + memory->arena() + memory->constants());
+  memory->set_peak(memory->parameters() + memory->arena() +
+                   memory->constants());
   plan.mutable_constants()->assign(memory->constants(), '\0');
 
   plan::Buffer *ws = plan.add_buffers();
@@ -357,8 +375,8 @@ FailureOr<plan::Plan> PlanBuilder::build() {
     FailureOr<int> id = bufferOf(arg, func);
     if (failed(id))
       return failure();
-    if (auto param = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
-                                                       WeftDialect::kParamAttrName)) {
+    if (auto param = func.getArgAttrOfType<StringAttr>(
+            arg.getArgNumber(), WeftDialect::kParamAttrName)) {
       plan::Binding *binding = plan.add_parameters();
       binding->set_name(param.str());
       binding->set_buffer(*id);
@@ -382,7 +400,8 @@ FailureOr<plan::Plan> PlanBuilder::build() {
         FailureOr<int> id = bufferOf(value, ret);
         if (failed(id))
           return failure();
-        auto name = func.getResultAttrOfType<StringAttr>(i, WeftDialect::kOutputAttrName);
+        auto name = func.getResultAttrOfType<StringAttr>(
+            i, WeftDialect::kOutputAttrName);
         plan::Binding *binding = plan.add_outputs();
         binding->set_name(name ? name.str() : "result" + std::to_string(i));
         binding->set_buffer(*id);
@@ -416,13 +435,14 @@ FailureOr<plan::Plan> PlanBuilder::build() {
   return std::move(plan);
 }
 
-FailureOr<plan::Plan> weft::codegen::buildCpuPlan(ModuleOp module,
-                                                  const CpuPlanOptions &options) {
+FailureOr<plan::Plan>
+weft::codegen::buildCpuPlan(ModuleOp module, const CpuPlanOptions &options) {
   auto func = module.lookupSymbol<func::FuncOp>("forward");
   if (!func) {
     auto funcs = module.getOps<func::FuncOp>();
     if (funcs.empty() || std::next(funcs.begin()) != funcs.end())
-      return module.emitError("needs a @forward function (or a single function)");
+      return module.emitError(
+          "needs a @forward function (or a single function)");
     func = *funcs.begin();
   }
   return PlanBuilder(func, options).build();

@@ -3,8 +3,8 @@
 #include "ir/WeftDialect.h"
 
 #include "mlir/IR/Builders.h"
-#include "mlir/Interfaces/ControlFlowInterfaces.h"
 #include "mlir/IR/OpImplementation.h"
+#include "mlir/Interfaces/ControlFlowInterfaces.h"
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringSet.h"
 

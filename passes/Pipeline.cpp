@@ -49,8 +49,8 @@ LogicalResult weft::buildPipeline(OpPassManager &pm,
     if (phase == "schedule")
       pm.addNestedPass<func::FuncOp>(weft::createFormFusionGroups());
     if (phase == "bufferize")
-      pm.addNestedPass<func::FuncOp>(
-          weft::createAssignBuffers(weft::AssignBuffersOptions{options.threads}));
+      pm.addNestedPass<func::FuncOp>(weft::createAssignBuffers(
+          weft::AssignBuffersOptions{options.threads}));
     if (phase == last)
       break;
   }

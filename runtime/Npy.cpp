@@ -17,8 +17,9 @@ struct NpyType {
   DType dtype;
 };
 constexpr NpyType kTypes[] = {
-    {"<f4", weft::plan::F32}, {"<f2", weft::plan::F16}, {"<i8", weft::plan::I64},
-    {"<i4", weft::plan::I32}, {"|i1", weft::plan::I8},  {"|b1", weft::plan::I1},
+    {"<f4", weft::plan::F32}, {"<f2", weft::plan::F16},
+    {"<i8", weft::plan::I64}, {"<i4", weft::plan::I32},
+    {"|i1", weft::plan::I8},  {"|b1", weft::plan::I1},
 };
 
 /// The value of 'key' in the header dict, up to the next top-level comma.
@@ -98,13 +99,15 @@ HostTensor weft::runtime::readNpy(const std::string &path) {
   const size_t dataStart = headerStart + headerLength;
   if (bytes.size() - dataStart != dataBytes)
     throw Error(path + ": holds " + std::to_string(bytes.size() - dataStart) +
-                " data bytes, its header (" + describe(tensor.dtype, tensor.shape) +
-                ") needs " + std::to_string(dataBytes));
+                " data bytes, its header (" +
+                describe(tensor.dtype, tensor.shape) + ") needs " +
+                std::to_string(dataBytes));
   tensor.bytes.assign(bytes.begin() + dataStart, bytes.end());
   return tensor;
 }
 
-void weft::runtime::writeNpy(const std::string &path, const HostTensor &tensor) {
+void weft::runtime::writeNpy(const std::string &path,
+                             const HostTensor &tensor) {
   const char *descr = nullptr;
   for (const NpyType &type : kTypes)
     if (type.dtype == tensor.dtype)

@@ -67,11 +67,13 @@ void checkReferences(const Plan &plan, const std::string &path) {
         fail("step '" + step.name() + "' has no operation");
       }
     }
-  for (const auto *bindings : {&plan.parameters(), &plan.inputs(), &plan.outputs()})
+  for (const auto *bindings :
+       {&plan.parameters(), &plan.inputs(), &plan.outputs()})
     for (const auto &binding : *bindings)
       if (binding.buffer() < 0 || binding.buffer() >= buffers)
         fail("'" + binding.name() + "' is bound to a missing buffer");
-  if (static_cast<int64_t>(plan.constants().size()) != plan.memory().constants())
+  if (static_cast<int64_t>(plan.constants().size()) !=
+      plan.memory().constants())
     fail("the constants hold " + std::to_string(plan.constants().size()) +
          " bytes, the memory table says " +
          std::to_string(plan.memory().constants()));
@@ -140,23 +142,39 @@ Plan weft::runtime::readPlan(const std::string &path) {
 
 const char *weft::runtime::dtypeName(plan::DType dtype) {
   switch (dtype) {
-  case plan::F32: return "f32";
-  case plan::BF16: return "bf16";
-  case plan::F16: return "f16";
-  case plan::I64: return "i64";
-  case plan::I32: return "i32";
-  case plan::I8: return "i8";
-  case plan::I1: return "i1";
-  default: return "unknown";
+  case plan::F32:
+    return "f32";
+  case plan::BF16:
+    return "bf16";
+  case plan::F16:
+    return "f16";
+  case plan::I64:
+    return "i64";
+  case plan::I32:
+    return "i32";
+  case plan::I8:
+    return "i8";
+  case plan::I1:
+    return "i1";
+  default:
+    return "unknown";
   }
 }
 
 int64_t weft::runtime::dtypeBytes(plan::DType dtype) {
   switch (dtype) {
-  case plan::F32: case plan::I32: return 4;
-  case plan::BF16: case plan::F16: return 2;
-  case plan::I64: return 8;
-  case plan::I8: case plan::I1: return 1;
-  default: return 0;
+  case plan::F32:
+  case plan::I32:
+    return 4;
+  case plan::BF16:
+  case plan::F16:
+    return 2;
+  case plan::I64:
+    return 8;
+  case plan::I8:
+  case plan::I1:
+    return 1;
+  default:
+    return 0;
   }
 }

@@ -117,7 +117,8 @@ SafetensorsCheckpoint::SafetensorsCheckpoint(const std::string &path)
   }
   std::string single = path + "/model.safetensors";
   if (!exists(single))
-    throw Error(path + ": no model.safetensors or model.safetensors.index.json");
+    throw Error(path +
+                ": no model.safetensors or model.safetensors.index.json");
   openFile(single);
 }
 
@@ -132,7 +133,8 @@ void SafetensorsCheckpoint::openFile(const std::string &path) {
   auto mapping = std::make_unique<Mapping>();
   mapping->size = static_cast<size_t>(st.st_size);
   if (mapping->size > 0)
-    mapping->address = ::mmap(nullptr, mapping->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    mapping->address =
+        ::mmap(nullptr, mapping->size, PROT_READ, MAP_PRIVATE, fd, 0);
   ::close(fd);
   if (mapping->size < 8 || mapping->address == MAP_FAILED)
     throw Error(path + ": not a safetensors file (too short to hold a header)");
@@ -154,10 +156,10 @@ void SafetensorsCheckpoint::openFile(const std::string &path) {
     auto bad = [&](const std::string &what) {
       return Error(path + ": tensor '" + name + "': " + what);
     };
-    if (!entry.is_object() || !entry.contains("dtype") || !entry["dtype"].is_string() ||
-        !entry.contains("shape") || !entry["shape"].is_array() ||
-        !entry.contains("data_offsets") || !entry["data_offsets"].is_array() ||
-        entry["data_offsets"].size() != 2)
+    if (!entry.is_object() || !entry.contains("dtype") ||
+        !entry["dtype"].is_string() || !entry.contains("shape") ||
+        !entry["shape"].is_array() || !entry.contains("data_offsets") ||
+        !entry["data_offsets"].is_array() || entry["data_offsets"].size() != 2)
       throw bad("expected dtype, shape and data_offsets");
     Tensor tensor;
     tensor.file = path;
@@ -172,7 +174,8 @@ void SafetensorsCheckpoint::openFile(const std::string &path) {
     auto &offsets = entry["data_offsets"];
     if (!offsets[0].is_number_unsigned() || !offsets[1].is_number_unsigned())
       throw bad("data_offsets must be non-negative integers");
-    uint64_t begin = offsets[0].get<uint64_t>(), end = offsets[1].get<uint64_t>();
+    uint64_t begin = offsets[0].get<uint64_t>(),
+             end = offsets[1].get<uint64_t>();
     if (begin > end || end > dataSize)
       throw bad("data_offsets [" + std::to_string(begin) + ", " +
                 std::to_string(end) + ") lie outside the " +
@@ -181,8 +184,8 @@ void SafetensorsCheckpoint::openFile(const std::string &path) {
     if (size == 0)
       throw bad("unknown dtype '" + tensor.dtype + "'");
     if (static_cast<uint64_t>(count * size) != end - begin)
-      throw bad(std::to_string(end - begin) + " bytes for " + tensor.dtype + " " +
-                shapeString(tensor.shape));
+      throw bad(std::to_string(end - begin) + " bytes for " + tensor.dtype +
+                " " + shapeString(tensor.shape));
     tensor.data = data + begin;
     tensor.bytes = end - begin;
     if (byName.count(name))

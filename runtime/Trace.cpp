@@ -19,7 +19,8 @@ double TraceWriter::now() const {
 }
 
 void TraceWriter::addStep(const std::string &name, const std::string &category,
-                          double startMicros, double micros, int64_t liveBytes) {
+                          double startMicros, double micros,
+                          int64_t liveBytes) {
   events.push_back({name, category, startMicros, micros, liveBytes});
 }
 
@@ -27,13 +28,23 @@ void TraceWriter::write(const std::string &path) const {
   nlohmann::json trace = {{"displayTimeUnit", "ms"},
                           {"traceEvents", nlohmann::json::array()}};
   auto &out = trace["traceEvents"];
-  out.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", 0},
+  out.push_back({{"name", "process_name"},
+                 {"ph", "M"},
+                 {"pid", 0},
                  {"args", {{"name", "weft cpu"}}}});
   for (const Event &e : events) {
-    out.push_back({{"name", e.name}, {"cat", e.category}, {"ph", "X"},
-                   {"ts", e.start}, {"dur", e.duration}, {"pid", 0}, {"tid", 0}});
-    out.push_back({{"name", "arena live bytes"}, {"ph", "C"}, {"ts", e.start},
-                   {"pid", 0}, {"args", {{"bytes", e.liveBytes}}}});
+    out.push_back({{"name", e.name},
+                   {"cat", e.category},
+                   {"ph", "X"},
+                   {"ts", e.start},
+                   {"dur", e.duration},
+                   {"pid", 0},
+                   {"tid", 0}});
+    out.push_back({{"name", "arena live bytes"},
+                   {"ph", "C"},
+                   {"ts", e.start},
+                   {"pid", 0},
+                   {"args", {{"bytes", e.liveBytes}}}});
   }
   std::ofstream file(path);
   if (!file)

@@ -56,8 +56,10 @@ std::string elementwiseExpression(Operation *op, ArrayRef<std::string> in) {
       .Case([&](ExpOp) { return "std::exp(" + x(0) + ")"; })
       .Case([&](LogOp) { return "std::log(" + x(0) + ")"; })
       .Case([&](TanhOp) { return "std::tanh(" + x(0) + ")"; })
-      .Case([&](SigmoidOp) { return "1.0f / (1.0f + std::exp(-" + x(0) + "))"; })
-      .Case([&](SiluOp) { return x(0) + " / (1.0f + std::exp(-" + x(0) + "))"; })
+      .Case(
+          [&](SigmoidOp) { return "1.0f / (1.0f + std::exp(-" + x(0) + "))"; })
+      .Case(
+          [&](SiluOp) { return x(0) + " / (1.0f + std::exp(-" + x(0) + "))"; })
       .Case([&](RsqrtOp) { return "1.0f / std::sqrt(" + x(0) + ")"; })
       .Case([&](SqrtOp) { return "std::sqrt(" + x(0) + ")"; })
       .Case([&](ErfOp) { return "std::erf(" + x(0) + ")"; })
@@ -102,11 +104,12 @@ weft::codegen::generateFusionGroupSource(FusionGroupOp group,
       return failure();
     bool full = type.getShape() == groupType.getShape();
     if (!full && !(type.getRank() == 1 && type.getDimSize(0) == cols))
-      return group.emitError() << "input " << input.getArgNumber() << " of type "
-                               << type << " is neither a row nor a column";
-    os << "    const " << *t << " *" << name(input) << " = reinterpret_cast<const "
-       << *t << " *>(args[" << arg++ << "])" << (full ? " + r * kCols" : "")
-       << ";\n";
+      return group.emitError()
+             << "input " << input.getArgNumber() << " of type " << type
+             << " is neither a row nor a column";
+    os << "    const " << *t << " *" << name(input)
+       << " = reinterpret_cast<const " << *t << " *>(args[" << arg++ << "])"
+       << (full ? " + r * kCols" : "") << ";\n";
   }
   // Results write straight into their output rows; the rest use scratch.
   YieldOp yield = group.getYield();
@@ -150,18 +153,18 @@ weft::codegen::generateFusionGroupSource(FusionGroupOp group,
          << "[c] = " << expression << ";\n";
     } else if (auto norm = dyn_cast<RmsNormOp>(op)) {
       os << "    {\n      float sum = 0.0f;\n"
-         << "      for (int64_t c = 0; c < kCols; ++c)\n        sum += " << in[0]
-         << "[c] * " << in[0] << "[c];\n"
+         << "      for (int64_t c = 0; c < kCols; ++c)\n        sum += "
+         << in[0] << "[c] * " << in[0] << "[c];\n"
          << "      const float inv = 1.0f / std::sqrt(sum / kCols + "
          << floatLiteral(norm.getEpsilon().convertToDouble()) << ");\n"
          << "      for (int64_t c = 0; c < kCols; ++c)\n        " << out
          << "[c] = " << in[0] << "[c] * inv * " << in[1] << "[c];\n    }\n";
     } else if (auto norm = dyn_cast<LayerNormOp>(op)) {
       os << "    {\n      float mean = 0.0f, var = 0.0f;\n"
-         << "      for (int64_t c = 0; c < kCols; ++c)\n        mean += " << in[0]
-         << "[c];\n      mean /= kCols;\n"
-         << "      for (int64_t c = 0; c < kCols; ++c)\n        var += (" << in[0]
-         << "[c] - mean) * (" << in[0] << "[c] - mean);\n"
+         << "      for (int64_t c = 0; c < kCols; ++c)\n        mean += "
+         << in[0] << "[c];\n      mean /= kCols;\n"
+         << "      for (int64_t c = 0; c < kCols; ++c)\n        var += ("
+         << in[0] << "[c] - mean) * (" << in[0] << "[c] - mean);\n"
          << "      const float inv = 1.0f / std::sqrt(var / kCols + "
          << floatLiteral(norm.getEpsilon().convertToDouble()) << ");\n"
          << "      for (int64_t c = 0; c < kCols; ++c)\n        " << out
@@ -170,9 +173,11 @@ weft::codegen::generateFusionGroupSource(FusionGroupOp group,
     } else if (isa<SoftmaxOp, LogSoftmaxOp>(op)) {
       bool logarithm = isa<LogSoftmaxOp>(op);
       os << "    {\n      float max = -INFINITY, sum = 0.0f;\n"
-         << "      for (int64_t c = 0; c < kCols; ++c)\n        max = std::max(max, "
+         << "      for (int64_t c = 0; c < kCols; ++c)\n        max = "
+            "std::max(max, "
          << in[0] << "[c]);\n"
-         << "      for (int64_t c = 0; c < kCols; ++c)\n        sum += std::exp("
+         << "      for (int64_t c = 0; c < kCols; ++c)\n        sum += "
+            "std::exp("
          << in[0] << "[c] - max);\n";
       if (logarithm)
         os << "      const float logSum = std::log(sum) + max;\n"
@@ -183,7 +188,8 @@ weft::codegen::generateFusionGroupSource(FusionGroupOp group,
            << "      for (int64_t c = 0; c < kCols; ++c)\n        " << out
            << "[c] = std::exp(" << in[0] << "[c] - max) * inv;\n    }\n";
     } else {
-      return op.emitError() << "cannot be generated as part of a CPU fusion group";
+      return op.emitError()
+             << "cannot be generated as part of a CPU fusion group";
     }
   }
   // A value yielded twice (or an input yielded) still needs its copy.
@@ -194,7 +200,8 @@ weft::codegen::generateFusionGroupSource(FusionGroupOp group,
 
   std::string opNames;
   for (Operation &op : body.without_terminator())
-    opNames += (opNames.empty() ? "" : ", ") + op.getName().stripDialect().str();
+    opNames +=
+        (opNames.empty() ? "" : ", ") + op.getName().stripDialect().str();
   std::string source;
   llvm::raw_string_ostream src(source);
   src << "// weft fusion group: " << opNames << " over " << rows << " rows of "
@@ -206,7 +213,8 @@ weft::codegen::generateFusionGroupSource(FusionGroupOp group,
       << "#pragma omp parallel for num_threads(threads) schedule(static)\n"
       << "  for (int64_t r = 0; r < kRows; ++r) {\n"
       << "    char *scratch = args[" << workspaceArg << "] + "
-      << "static_cast<int64_t>(omp_get_thread_num()) * " << scratchStride << ";\n"
+      << "static_cast<int64_t>(omp_get_thread_num()) * " << scratchStride
+      << ";\n"
       << "    (void)scratch;\n"
       << code << "  }\n}\n";
 

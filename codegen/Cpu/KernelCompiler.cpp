@@ -60,10 +60,12 @@ weft::codegen::compileCpuKernel(const std::string &source) {
                      "' that CPU kernels are built with (set CXX)");
   CompiledKernel kernel;
   kernel.target = hostTarget();
-  std::vector<std::string> flags = {"-std=c++17", "-O3", "-fPIC", "-shared",
-                                    "-fopenmp", "-march=" + kernel.target,
+  std::vector<std::string> flags = {"-std=c++17",     "-O3",
+                                    "-fPIC",          "-shared",
+                                    "-fopenmp",       "-march=" + kernel.target,
                                     "-fno-math-errno"};
-  kernel.contentHash = hashOf(*compiler + "\n" + llvm::join(flags, " ") + "\n" + source);
+  kernel.contentHash =
+      hashOf(*compiler + "\n" + llvm::join(flags, " ") + "\n" + source);
 
   std::string dir = kernelCacheDir();
   llvm::SmallString<256> object(dir);
@@ -73,7 +75,8 @@ weft::codegen::compileCpuKernel(const std::string &source) {
     return kernel;
   }
   if (std::error_code ec = llvm::sys::fs::create_directories(dir))
-    return makeError("cannot create the kernel cache " + dir + ": " + ec.message());
+    return makeError("cannot create the kernel cache " + dir + ": " +
+                     ec.message());
 
   std::string base = std::string(object) + "." + std::to_string(getpid());
   std::string sourcePath = base + ".cpp", outputPath = base + ".so",
@@ -89,23 +92,26 @@ weft::codegen::compileCpuKernel(const std::string &source) {
   for (const std::string &flag : flags)
     args.push_back(flag);
   args.insert(args.end(), {"-o", outputPath, sourcePath});
-  std::optional<llvm::StringRef> redirects[] = {std::nullopt, llvm::StringRef(logPath),
-                                                llvm::StringRef(logPath)};
+  std::optional<llvm::StringRef> redirects[] = {
+      std::nullopt, llvm::StringRef(logPath), llvm::StringRef(logPath)};
   std::string message;
-  int status = llvm::sys::ExecuteAndWait(*compiler, args, std::nullopt, redirects,
-                                         /*SecondsToWait=*/300, 0, &message);
+  int status =
+      llvm::sys::ExecuteAndWait(*compiler, args, std::nullopt, redirects,
+                                /*SecondsToWait=*/300, 0, &message);
   auto log = llvm::MemoryBuffer::getFile(logPath);
   std::string output = log ? (*log)->getBuffer().str() : "";
   llvm::sys::fs::remove(sourcePath);
   llvm::sys::fs::remove(logPath);
   if (status != 0) {
     llvm::sys::fs::remove(outputPath);
-    return makeError("the C++ compiler failed on a generated kernel (" +
-                     (message.empty() ? "exit " + std::to_string(status) : message) +
-                     "):\n" + output);
+    return makeError(
+        "the C++ compiler failed on a generated kernel (" +
+        (message.empty() ? "exit " + std::to_string(status) : message) +
+        "):\n" + output);
   }
   if (std::error_code ec = llvm::sys::fs::rename(outputPath, object))
-    return makeError("cannot store " + std::string(object) + ": " + ec.message());
+    return makeError("cannot store " + std::string(object) + ": " +
+                     ec.message());
   auto image = llvm::MemoryBuffer::getFile(object, /*IsText=*/false);
   if (!image)
     return makeError("cannot read back " + std::string(object));

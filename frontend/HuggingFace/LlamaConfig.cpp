@@ -119,14 +119,17 @@ weft::frontend::parseLlamaConfig(llvm::StringRef text, llvm::StringRef path) {
   if (auto rope = root.find("rope_parameters");
       rope != root.end() && !rope->is_null()) {
     if (!rope->is_object()) {
-      read.fail("field 'rope_parameters' must be an object, found " + rope->dump());
+      read.fail("field 'rope_parameters' must be an object, found " +
+                rope->dump());
     } else {
       FieldReader ropeRead(*rope, path);
       ropeRead.positiveNumber("rope_theta", config.ropeTheta);
-      ropeRead.unsupportedUnless("rope_type", "default",
-                                 "only the default rotary embedding is supported yet");
+      ropeRead.unsupportedUnless(
+          "rope_type", "default",
+          "only the default rotary embedding is supported yet");
       if (!ropeRead.error.empty())
-        read.fail(ropeRead.error.substr(path.size() + 2) + " (in 'rope_parameters')");
+        read.fail(ropeRead.error.substr(path.size() + 2) +
+                  " (in 'rope_parameters')");
     }
   }
   read.boolean("tie_word_embeddings", config.tieWordEmbeddings);

@@ -66,7 +66,8 @@ struct AssignBuffers : public weft::impl::AssignBuffersBase<AssignBuffers> {
     int position = 0;
     int64_t scratchPerThread = 0;
     for (Operation &op : body.without_terminator()) {
-      scratchPerThread = std::max(scratchPerThread, cpuScratchBytesPerThread(&op));
+      scratchPerThread =
+          std::max(scratchPerThread, cpuScratchBytesPerThread(&op));
       for (Value result : op.getResults()) {
         auto type = dyn_cast<RankedTensorType>(result.getType());
         if (!type || !type.hasStaticShape()) {
@@ -91,7 +92,8 @@ struct AssignBuffers : public weft::impl::AssignBuffersBase<AssignBuffers> {
         if (it == storageOf.end())
           continue;
         Storage &s = storages[it->second];
-        s.last = std::max(s.last, op.hasTrait<OpTrait::IsTerminator>() ? end : position);
+        s.last = std::max(
+            s.last, op.hasTrait<OpTrait::IsTerminator>() ? end : position);
       }
       ++position;
     }
@@ -138,7 +140,8 @@ struct AssignBuffers : public weft::impl::AssignBuffersBase<AssignBuffers> {
           buffers.push_back(bufferAttr("constants", constantBytes));
           constantBytes += alignedBytes(result.getType());
         } else {
-          buffers.push_back(bufferAttr("arena", storages[storageOf[result]].offset));
+          buffers.push_back(
+              bufferAttr("arena", storages[storageOf[result]].offset));
         }
       }
       op.setAttr("weft.buffers", b.getArrayAttr(buffers));
@@ -149,11 +152,13 @@ struct AssignBuffers : public weft::impl::AssignBuffersBase<AssignBuffers> {
       op.setAttr("weft.live_bytes", b.getI64IntegerAttr(live));
       ++position;
     }
-    int planThreads = threads > 0 ? threads
-                                  : std::max(1u, std::thread::hardware_concurrency());
+    int planThreads = threads > 0
+                          ? threads
+                          : std::max(1u, std::thread::hardware_concurrency());
     int64_t workspaceBytes = alignUp(scratchPerThread) * planThreads;
     func->setAttr("weft.threads", b.getI64IntegerAttr(planThreads));
-    func->setAttr("weft.activation_bytes", b.getI64IntegerAttr(activationBytes));
+    func->setAttr("weft.activation_bytes",
+                  b.getI64IntegerAttr(activationBytes));
     func->setAttr("weft.workspace_per_thread",
                   b.getI64IntegerAttr(alignUp(scratchPerThread)));
     func->setAttr("weft.workspace_bytes", b.getI64IntegerAttr(workspaceBytes));

@@ -75,8 +75,8 @@ struct FormFusionGroups
         Group &group = groups[it->second];
         if (shapeOf(group.ops.front()) != shapeOf(&op) || !canJoin(group, &op))
           continue;
-        if (!chosen || position[groups[*chosen].ops.back()] <
-                           position[group.ops.back()])
+        if (!chosen ||
+            position[groups[*chosen].ops.back()] < position[group.ops.back()])
           chosen = it->second;
       }
       if (!chosen) {

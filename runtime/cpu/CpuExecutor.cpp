@@ -73,7 +73,8 @@ struct CpuExecutor::Loaded {
   std::vector<std::unique_ptr<SharedObject>> objects;
   std::vector<KernelEntry> entries;
   Loaded(int64_t arenaBytes, int64_t parameterBytes, int64_t constantBytes)
-      : arena(arenaBytes), parameters(parameterBytes), constants(constantBytes) {}
+      : arena(arenaBytes), parameters(parameterBytes),
+        constants(constantBytes) {}
 };
 
 CpuExecutor::CpuExecutor(const plan::Plan &plan, std::string planName,
@@ -97,11 +98,13 @@ CpuExecutor::CpuExecutor(const plan::Plan &plan, std::string planName,
       throw Error(this->planName + ": kernel " + kernel.name() +
                   " needs x86-64-v3 (AVX2, FMA), which this CPU lacks; "
                   "recompile the plan on this machine");
-    loaded->objects.push_back(std::make_unique<SharedObject>(kernel.image(), kernel.name()));
-    void *symbol = dlsym(loaded->objects.back()->handle, kernel.entry().c_str());
+    loaded->objects.push_back(
+        std::make_unique<SharedObject>(kernel.image(), kernel.name()));
+    void *symbol =
+        dlsym(loaded->objects.back()->handle, kernel.entry().c_str());
     if (!symbol)
-      throw Error(this->planName + ": kernel " + kernel.name() + " has no symbol " +
-                  kernel.entry());
+      throw Error(this->planName + ": kernel " + kernel.name() +
+                  " has no symbol " + kernel.entry());
     loaded->entries.push_back(reinterpret_cast<KernelEntry>(symbol));
   }
   inputSet.assign(plan.inputs_size(), false);
@@ -141,14 +144,15 @@ void CpuExecutor::prepareSteps() {
       const auto &call = step.call();
       const std::string &fn = call.function();
       auto fail = [&](const std::string &what) {
-        return Error(planName + ": step '" + step.name() + "' (" + fn + "): " + what);
+        return Error(planName + ": step '" + step.name() + "' (" + fn +
+                     "): " + what);
       };
       auto arity = [&](int buffers, int ints, int floats) {
         if (call.buffers_size() != buffers || call.ints_size() != ints ||
             call.floats_size() != floats)
           throw fail("expects " + std::to_string(buffers) + " buffers, " +
-                     std::to_string(ints) + " ints and " + std::to_string(floats) +
-                     " floats");
+                     std::to_string(ints) + " ints and " +
+                     std::to_string(floats) + " floats");
       };
       // Everything the step's closure needs is copied into it.
       std::vector<char *> p;
@@ -162,11 +166,13 @@ void CpuExecutor::prepareSteps() {
       const int n = threads;
       if (fn == "linear") { // x, w, bias?, y; rows, in, out
         arity(4, 3, 0);
-        steps.push_back([=] { cpu::linear(f(0), f(1), f(2), f(3), in(0), in(1), in(2)); });
+        steps.push_back(
+            [=] { cpu::linear(f(0), f(1), f(2), f(3), in(0), in(1), in(2)); });
       } else if (fn == "matmul") { // a, b, c; batch, m, n, k, ta, tb, bStride
         arity(3, 7, 0);
         steps.push_back([=] {
-          cpu::matmul(f(0), f(1), f(2), in(0), in(1), in(2), in(3), in(4), in(5), in(6));
+          cpu::matmul(f(0), f(1), f(2), in(0), in(1), in(2), in(3), in(4),
+                      in(5), in(6));
         });
       } else if (fn == "attention") {
         // q, k, v, mask?, slopes?, out, workspace;
@@ -181,30 +187,37 @@ void CpuExecutor::prepareSteps() {
           cpu::attention(f(0), f(1), f(2), mask, perBatch, f(4), f(5), s, kind,
                          scale, f(6), n);
         });
-      } else if (fn == "rope") { // x, positions, y; batch, seq, heads, dim, interleaved; theta
+      } else if (fn == "rope") { // x, positions, y; batch, seq, heads, dim,
+                                 // interleaved; theta
         arity(3, 5, 1);
         double theta = call.floats(0);
         steps.push_back([=] {
-          cpu::rope(f(0), ix(1), f(2), in(0), in(1), in(2), in(3), theta, in(4) != 0);
+          cpu::rope(f(0), ix(1), f(2), in(0), in(1), in(2), in(3), theta,
+                    in(4) != 0);
         });
       } else if (fn == "softmax") { // x, y; outer, dim, inner, logarithm
         arity(2, 4, 0);
-        steps.push_back([=] { cpu::softmax(f(0), f(1), in(0), in(1), in(2), in(3) != 0); });
-      } else if (fn == "gather") { // table, indices, out; outer, size, inner, count
+        steps.push_back(
+            [=] { cpu::softmax(f(0), f(1), in(0), in(1), in(2), in(3) != 0); });
+      } else if (fn ==
+                 "gather") { // table, indices, out; outer, size, inner, count
         arity(3, 4, 0);
         steps.push_back([=] {
-          int64_t bad = cpu::gather(f(0), ix(1), f(2), in(0), in(1), in(2), in(3));
+          int64_t bad =
+              cpu::gather(f(0), ix(1), f(2), in(0), in(1), in(2), in(3));
           if (bad >= 0)
             throw Error(planName + ": step '" + name + "': index " +
                         std::to_string(ix(1)[bad]) + " at position " +
                         std::to_string(bad) + " is outside [0, " +
                         std::to_string(in(1)) + ")");
         });
-      } else if (fn == "cross_entropy") { // logits, labels, out; tokens, vocab, ignore, reduction
+      } else if (fn == "cross_entropy") { // logits, labels, out; tokens, vocab,
+                                          // ignore, reduction
         arity(3, 4, 0);
         auto reduction = static_cast<cpu::LossReduction>(in(3));
         steps.push_back([=] {
-          int64_t bad = cpu::crossEntropy(f(0), ix(1), f(2), in(0), in(1), in(2), reduction);
+          int64_t bad = cpu::crossEntropy(f(0), ix(1), f(2), in(0), in(1),
+                                          in(2), reduction);
           if (bad >= 0)
             throw Error(planName + ": step '" + name + "': label " +
                         std::to_string(ix(1)[bad]) + " of token " +
@@ -235,7 +248,8 @@ void CpuExecutor::loadParameters(const SafetensorsCheckpoint &checkpoint) {
     const Buffer &buffer = plan.buffers(param.buffer());
     if (buffer.dtype() != plan::F32)
       throw Error(planName + ": parameter '" + param.name() + "' is " +
-                  dtypeName(buffer.dtype()) + "; the CPU runtime loads f32 parameters");
+                  dtypeName(buffer.dtype()) +
+                  "; the CPU runtime loads f32 parameters");
     std::vector<int64_t> shape(buffer.shape().begin(), buffer.shape().end());
     checkpoint.readAsF32(param.name(), shape,
                          reinterpret_cast<float *>(address(param.buffer())));
@@ -262,8 +276,9 @@ void CpuExecutor::setInput(const std::string &name, const HostTensor &tensor) {
     const Buffer &buffer = plan.buffers(plan.inputs(i).buffer());
     std::vector<int64_t> shape(buffer.shape().begin(), buffer.shape().end());
     if (tensor.dtype != buffer.dtype() || tensor.shape != shape)
-      throw Error("input '" + name + "' is " + describe(tensor.dtype, tensor.shape) +
-                  ", the plan expects " + describe(buffer.dtype(), shape));
+      throw Error("input '" + name + "' is " +
+                  describe(tensor.dtype, tensor.shape) + ", the plan expects " +
+                  describe(buffer.dtype(), shape));
     std::memcpy(address(plan.inputs(i).buffer()), tensor.bytes.data(),
                 tensor.bytes.size());
     inputSet[i] = true;
@@ -272,7 +287,8 @@ void CpuExecutor::setInput(const std::string &name, const HostTensor &tensor) {
   std::string names;
   for (const auto &input : plan.inputs())
     names += (names.empty() ? "" : ", ") + input.name();
-  throw Error(planName + " has no input '" + name + "'; its inputs are " + names);
+  throw Error(planName + " has no input '" + name + "'; its inputs are " +
+              names);
 }
 
 void CpuExecutor::run(TraceWriter *trace) {
@@ -286,7 +302,8 @@ void CpuExecutor::run(TraceWriter *trace) {
       double start = trace ? trace->now() : 0;
       steps[index++]();
       if (trace)
-        trace->addStep(step.name(), step.has_launch() ? "kernel" : step.call().function(),
+        trace->addStep(step.name(),
+                       step.has_launch() ? "kernel" : step.call().function(),
                        start, trace->now() - start, step.live_bytes());
     }
 }

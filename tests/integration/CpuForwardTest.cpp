@@ -112,7 +112,8 @@ TEST(CpuForward, ArenaIsThePlannedPeak) {
   EXPECT_LE(maxLive, plan.memory().activations());
   for (const auto &buffer : plan.buffers())
     if (buffer.region() == plan::ARENA)
-      EXPECT_LE(buffer.offset() + buffer.bytes(), plan.memory().arena()) << buffer.name();
+      EXPECT_LE(buffer.offset() + buffer.bytes(), plan.memory().arena())
+          << buffer.name();
   // Fusion: one kernel per distinct group, shared by the four layers.
   EXPECT_LE(plan.kernels_size(), 5);
   int launches = 0;
@@ -153,13 +154,15 @@ TEST(CpuForward, RejectsBadPlanFiles) {
   read.SerializeToString(&serialized);
   writeFile(versioned, "WEFTPLAN" + serialized);
   EXPECT_EQ(errorOf([&] { rt::readPlan(versioned); }),
-            versioned + ": plan format version 2, this runtime reads version 1; "
-                        "recompile the plan");
+            versioned +
+                ": plan format version 2, this runtime reads version 1; "
+                "recompile the plan");
 }
 
 TEST(CpuForward, RejectsBadInputs) {
   rt::CpuExecutor executor(fixturePlan(), "fixture");
-  EXPECT_EQ(errorOf([&] { executor.run(); }), "input 'input_ids' was not given");
+  EXPECT_EQ(errorOf([&] { executor.run(); }),
+            "input 'input_ids' was not given");
   rt::HostTensor wrong = rt::readNpy(kFixture + "/input_ids.npy");
   wrong.shape = {1, 128};
   EXPECT_EQ(errorOf([&] { executor.setInput("input_ids", wrong); }),
@@ -177,13 +180,16 @@ TEST(CpuForward, RejectsBadInputs) {
 TEST(CpuForward, RejectsWeightsOfTheWrongShape) {
   // A checkpoint whose embedding has one row too few.
   const std::string path = tempPath("wrong.safetensors");
-  std::string header = R"({"model.embed_tokens.weight":{"dtype":"F32","shape":[511,256],"data_offsets":[0,523264]}})";
+  std::string header =
+      R"({"model.embed_tokens.weight":{"dtype":"F32","shape":[511,256],"data_offsets":[0,523264]}})";
   uint64_t size = header.size();
   std::string bytes(reinterpret_cast<const char *>(&size), 8);
   bytes += header + std::string(523264, '\0');
   writeFile(path, bytes);
   rt::CpuExecutor executor(fixturePlan(), "fixture");
-  EXPECT_EQ(errorOf([&] { executor.loadParameters(rt::SafetensorsCheckpoint(path)); }),
+  EXPECT_EQ(errorOf([&] {
+              executor.loadParameters(rt::SafetensorsCheckpoint(path));
+            }),
             path + ": tensor 'model.embed_tokens.weight' has shape [511, 256], "
                    "the model expects [512, 256]");
   writeFile(path, bytes.substr(0, 50));

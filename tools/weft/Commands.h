@@ -16,6 +16,9 @@ int runCompile(llvm::ArrayRef<std::string> args);
 const VerbSpec &inspectSpec();
 int runInspect(llvm::ArrayRef<std::string> args);
 
+/// `weft inspect` of a .plan file.
+int inspectPlan(const std::string &path, bool json);
+
 const VerbSpec &runSpec();
 int runRun(llvm::ArrayRef<std::string> args);
 

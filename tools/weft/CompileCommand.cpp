@@ -30,16 +30,22 @@ const VerbSpec &weft::cli::compileSpec() {
     s.arguments = "MODEL";
     s.summary = "Compile a model into a Plan for the CPU.";
     s.details =
-        "MODEL is a Hugging Face config.json, a folder holding one, or a .mlir\n"
-        "file. The plan holds every buffer, kernel and step of one forward pass\n"
+        "MODEL is a Hugging Face config.json, a folder holding one, or a "
+        ".mlir\n"
+        "file. The plan holds every buffer, kernel and step of one forward "
+        "pass\n"
         "and its exact memory; 'weft inspect' shows it, 'weft run' runs it.\n"
         "--compile-to PHASE prints the IR after that phase instead (phases: " +
         llvm::join(weft::getPhaseNames(), ", ") + ").";
     s.options = shapeOptions();
-    s.options.push_back({"output", "o", "FILE", "the plan (or IR) to write (default: stdout for IR)"});
-    s.options.push_back({"compile-to", "", "PHASE", "stop after PHASE and print the IR"});
-    s.options.push_back({"threads", "", "N", "threads the plan is made for (default: all cores)"});
-    s.options.push_back({"dump-kernels", "", "DIR", "write each generated kernel's source to DIR"});
+    s.options.push_back({"output", "o", "FILE",
+                         "the plan (or IR) to write (default: stdout for IR)"});
+    s.options.push_back(
+        {"compile-to", "", "PHASE", "stop after PHASE and print the IR"});
+    s.options.push_back({"threads", "", "N",
+                         "threads the plan is made for (default: all cores)"});
+    s.options.push_back({"dump-kernels", "", "DIR",
+                         "write each generated kernel's source to DIR"});
     s.minPositional = s.maxPositional = 1;
     return s;
   }();
@@ -51,7 +57,8 @@ int weft::cli::runCompile(llvm::ArrayRef<std::string> args) {
   if (int code = parseOrReport(args, compileSpec(), parsed); code >= 0)
     return code;
   auto fail = [](llvm::Error error) {
-    llvm::errs() << "weft compile: " << llvm::toString(std::move(error)) << "\n";
+    llvm::errs() << "weft compile: " << llvm::toString(std::move(error))
+                 << "\n";
     return 1;
   };
   llvm::Expected<ModelShapeOptions> shape = readShapeOptions(parsed);
@@ -68,13 +75,15 @@ int weft::cli::runCompile(llvm::ArrayRef<std::string> args) {
   if (!options.compileTo.empty() &&
       !llvm::is_contained(weft::getPhaseNames(), options.compileTo)) {
     llvm::errs() << "weft compile: unknown phase '" << options.compileTo
-                 << "'; the phases are " << llvm::join(weft::getPhaseNames(), ", ")
-                 << "\n";
+                 << "'; the phases are "
+                 << llvm::join(weft::getPhaseNames(), ", ") << "\n";
     return 2;
   }
   if (!options.dumpKernelsDir.empty())
-    if (std::error_code ec = llvm::sys::fs::create_directories(options.dumpKernelsDir))
-      return fail(llvm::createStringError(ec, options.dumpKernelsDir + ": " + ec.message()));
+    if (std::error_code ec =
+            llvm::sys::fs::create_directories(options.dumpKernelsDir))
+      return fail(llvm::createStringError(ec, options.dumpKernelsDir + ": " +
+                                                  ec.message()));
 
   MLIRContext context;
   context.loadDialect<weft::WeftDialect, func::FuncDialect>();
@@ -113,7 +122,9 @@ int weft::cli::runCompile(llvm::ArrayRef<std::string> args) {
     llvm::errs() << "weft compile: " << error.what() << "\n";
     return 1;
   }
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
   llvm::errs() << "weft compile: wrote " << output << " in "
                << llvm::format("%.2f", seconds) << " s\n";
   return 0;

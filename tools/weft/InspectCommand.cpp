@@ -1,5 +1,6 @@
 // weft inspect: what a model holds and what one forward step costs.
 #include "Commands.h"
+#include "Format.h"
 #include "ModelLoader.h"
 
 #include "ir/WeftDialect.h"
@@ -54,44 +55,6 @@ struct FamilyTotals {
   OpCost cost;
 };
 
-std::string withCommas(int64_t n) {
-  std::string digits = std::to_string(n < 0 ? -n : n), out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i && (digits.size() - i) % 3 == 0)
-      out += ',';
-    out += digits[i];
-  }
-  return n < 0 ? "-" + out : out;
-}
-
-/// "1.61 G" style, powers of 1000.
-std::string decimal(double value, StringRef unit) {
-  const char *prefixes[] = {"", "K", "M", "G", "T", "P"};
-  int i = 0;
-  while (value >= 1000 && i < 5) {
-    value /= 1000;
-    ++i;
-  }
-  std::string text;
-  llvm::raw_string_ostream(text)
-      << llvm::format(i ? "%.2f " : "%.0f ", value) << prefixes[i] << unit;
-  return text;
-}
-
-/// "12.0 MiB" style, powers of 1024.
-std::string binary(double bytes) {
-  const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int i = 0;
-  while (bytes >= 1024 && i < 4) {
-    bytes /= 1024;
-    ++i;
-  }
-  std::string text;
-  llvm::raw_string_ostream(text)
-      << llvm::format(i ? "%.1f " : "%.0f ", bytes) << units[i];
-  return text;
-}
-
 std::string typeString(Type type) {
   std::string text;
   llvm::raw_string_ostream os(text);
@@ -143,6 +106,15 @@ int weft::cli::runInspect(llvm::ArrayRef<std::string> args) {
   llvm::SourceMgr sourceMgr;
   SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
   const std::string &path = parsed.positional[0];
+  if (llvm::StringRef(path).ends_with(".plan")) {
+    if (shape->givenByUser) {
+      llvm::errs() << "weft inspect: " << path
+                   << " is compiled; --batch, --seq and --dtype apply to a "
+                      "config.json\n";
+      return 1;
+    }
+    return inspectPlan(path, parsed.has("json"));
+  }
   auto module = loadModel(context, sourceMgr, path, *shape);
   if (!module)
     return fail(module.takeError());

@@ -14,13 +14,15 @@ llvm::Error makeError(const llvm::Twine &message) {
 }
 } // namespace
 
-llvm::Error weft::cli::runPipeline(ModuleOp module, const CompileOptions &options) {
+llvm::Error weft::cli::runPipeline(ModuleOp module,
+                                   const CompileOptions &options) {
   PassManager pm(module->getContext());
   std::string error;
   if (failed(buildPipeline(pm, {options.compileTo, options.threads}, error)))
     return makeError(error);
   if (failed(pm.run(module)))
-    return makeError(options.model + ": compilation failed (see the error above)");
+    return makeError(options.model +
+                     ": compilation failed (see the error above)");
   return llvm::Error::success();
 }
 
@@ -33,6 +35,7 @@ weft::cli::compilePlan(ModuleOp module, const CompileOptions &options) {
   FailureOr<plan::Plan> plan =
       codegen::buildCpuPlan(module, {options.model, options.dumpKernelsDir});
   if (failed(plan))
-    return makeError(options.model + ": code generation failed (see the error above)");
+    return makeError(options.model +
+                     ": code generation failed (see the error above)");
   return std::move(*plan);
 }

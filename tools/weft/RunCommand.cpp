@@ -30,19 +30,25 @@ const VerbSpec &weft::cli::runSpec() {
     s.arguments = "PLAN_OR_MODEL";
     s.summary = "Run one forward pass on the CPU.";
     s.details =
-        "PLAN_OR_MODEL is a .plan file from 'weft compile', or a model that is\n"
-        "compiled first (config.json, a model folder or a .mlir file). Weights\n"
+        "PLAN_OR_MODEL is a .plan file from 'weft compile', or a model that "
+        "is\n"
+        "compiled first (config.json, a model folder or a .mlir file). "
+        "Weights\n"
         "come from --weights (a .safetensors file, or a folder with\n"
         "model.safetensors or a sharded index), from the model folder itself,\n"
         "or are drawn from --random-weights SEED. Inputs are .npy files; each\n"
         "output is written to OUT/<name>.npy.";
     s.options = shapeOptions();
-    s.options.push_back({"weights", "", "PATH", "safetensors checkpoint to load"});
-    s.options.push_back({"random-weights", "", "SEED", "draw weights from SEED instead"});
-    s.options.push_back({"input", "", "NAME=FILE", "an input as .npy (repeatable)"});
+    s.options.push_back(
+        {"weights", "", "PATH", "safetensors checkpoint to load"});
+    s.options.push_back(
+        {"random-weights", "", "SEED", "draw weights from SEED instead"});
+    s.options.push_back(
+        {"input", "", "NAME=FILE", "an input as .npy (repeatable)"});
     s.options.push_back({"output-dir", "", "OUT", "where outputs are written"});
     s.options.push_back({"trace", "", "FILE", "write a Chrome/Perfetto trace"});
-    s.options.push_back({"threads", "", "N", "threads to run with (at most the plan's)"});
+    s.options.push_back(
+        {"threads", "", "N", "threads to run with (at most the plan's)"});
     s.minPositional = s.maxPositional = 1;
     return s;
   }();
@@ -70,8 +76,8 @@ int weft::cli::runRun(llvm::ArrayRef<std::string> args) {
       continue;
     auto [name, file] = llvm::StringRef(value).split('=');
     if (name.empty() || file.empty()) {
-      llvm::errs() << "weft run: --input expects NAME=FILE.npy, found '" << value
-                   << "'\n";
+      llvm::errs() << "weft run: --input expects NAME=FILE.npy, found '"
+                   << value << "'\n";
       return 2;
     }
     inputs.push_back({name.str(), file.str()});
@@ -104,7 +110,8 @@ int weft::cli::runRun(llvm::ArrayRef<std::string> args) {
       CompileOptions options;
       options.model = model;
       options.threads = static_cast<int>(*threads);
-      llvm::Expected<weft::plan::Plan> compiled = compilePlan(**module, options);
+      llvm::Expected<weft::plan::Plan> compiled =
+          compilePlan(**module, options);
       if (!compiled)
         return fail(llvm::toString(compiled.takeError()));
       plan = std::move(*compiled);
@@ -118,8 +125,9 @@ int weft::cli::runRun(llvm::ArrayRef<std::string> args) {
       if (weights.empty() && llvm::sys::fs::is_directory(model))
         weights = model;
       if (weights.empty() && plan.parameters_size() > 0)
-        return fail("the model has " + std::to_string(plan.parameters_size()) +
-                    " parameters: give --weights PATH or --random-weights SEED");
+        return fail(
+            "the model has " + std::to_string(plan.parameters_size()) +
+            " parameters: give --weights PATH or --random-weights SEED");
       if (!weights.empty())
         executor.loadParameters(rt::SafetensorsCheckpoint(weights));
     }
@@ -142,8 +150,8 @@ int weft::cli::runRun(llvm::ArrayRef<std::string> args) {
       llvm::sys::path::append(path, output.name() + ".npy");
       rt::HostTensor tensor = executor.output(output.name());
       rt::writeNpy(std::string(path), tensor);
-      llvm::outs() << "wrote " << path << " (" << rt::describe(tensor.dtype, tensor.shape)
-                   << ")\n";
+      llvm::outs() << "wrote " << path << " ("
+                   << rt::describe(tensor.dtype, tensor.shape) << ")\n";
     }
     if (trace) {
       trace->write(*parsed.get("trace"));

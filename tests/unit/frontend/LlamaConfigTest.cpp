@@ -107,11 +107,15 @@ TEST(LlamaConfig, ReadsTransformers5RopeParameters) {
   std::string base = R"("hidden_size": 64, "intermediate_size": 128,
       "num_attention_heads": 4, "num_hidden_layers": 2, "vocab_size": 100)";
   auto config = parseLlamaConfig(
-      "{" + base + R"(, "rope_parameters": {"rope_type": "default", "rope_theta": 500000.0}})",
+      "{" + base +
+          R"(, "rope_parameters": {"rope_type": "default", "rope_theta": 500000.0}})",
       "cfg.json");
   ASSERT_TRUE(static_cast<bool>(config)) << llvm::toString(config.takeError());
   EXPECT_DOUBLE_EQ(config->ropeTheta, 500000.0);
-  EXPECT_EQ(errorOf("{" + base + R"(, "rope_parameters": {"rope_type": "llama3", "rope_theta": 5e5}})"),
-            "cfg.json: field 'rope_type' is \"llama3\": only the default rotary "
-            "embedding is supported yet (in 'rope_parameters')");
+  EXPECT_EQ(
+      errorOf(
+          "{" + base +
+          R"(, "rope_parameters": {"rope_type": "llama3", "rope_theta": 5e5}})"),
+      "cfg.json: field 'rope_type' is \"llama3\": only the default rotary "
+      "embedding is supported yet (in 'rope_parameters')");
 }

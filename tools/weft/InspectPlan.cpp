@@ -1,0 +1,122 @@
+// weft inspect of a .plan file: memory, kernels, steps and buffers.
+#include "Commands.h"
+#include "Format.h"
+
+#include "runtime/Error.h"
+#include "runtime/HostTensor.h"
+#include "runtime/PlanFile.h"
+
+#include "llvm/Support/raw_ostream.h"
+
+#include <nlohmann/json.hpp>
+
+namespace rt = weft::runtime;
+
+namespace {
+std::string describeBuffer(const weft::plan::Buffer &buffer) {
+  return rt::describe(buffer.dtype(),
+                      {buffer.shape().begin(), buffer.shape().end()});
+}
+
+const char *regionName(weft::plan::Region region) {
+  switch (region) {
+  case weft::plan::ARENA:
+    return "arena";
+  case weft::plan::PARAMETERS:
+    return "parameters";
+  case weft::plan::CONSTANTS:
+    return "constants";
+  default:
+    return "?";
+  }
+}
+
+/// "add, rms_norm over 128 rows of 256" from the source's first line.
+std::string kernelSummary(const weft::plan::Kernel &kernel) {
+  llvm::StringRef first = llvm::StringRef(kernel.source()).split('\n').first;
+  first.consume_front("// weft fusion group: ");
+  return first.str();
+}
+} // namespace
+
+int weft::cli::inspectPlan(const std::string &path, bool json) {
+  plan::Plan plan;
+  try {
+    plan = rt::readPlan(path);
+  } catch (const rt::Error &error) {
+    llvm::errs() << "weft inspect: " << error.what() << "\n";
+    return 1;
+  }
+  const plan::Memory &m = plan.memory();
+  if (json) {
+    nlohmann::json out;
+    out["plan"] = path;
+    out["format_version"] = plan.format_version();
+    out["model"] = plan.model();
+    out["threads"] = plan.threads();
+    out["memory"] = {
+        {"parameters", m.parameters()}, {"activations", m.activations()},
+        {"workspace", m.workspace()},   {"arena", m.arena()},
+        {"constants", m.constants()},   {"peak", m.peak()}};
+    out["cost"] = {{"flops", plan.cost().flops()},
+                   {"memory_bytes", plan.cost().memory_bytes()}};
+    out["kernels"] = nlohmann::json::array();
+    for (const auto &k : plan.kernels())
+      out["kernels"].push_back({{"name", k.name()},
+                                {"target", k.target()},
+                                {"image_bytes", k.image().size()},
+                                {"summary", kernelSummary(k)}});
+    int steps = 0;
+    for (const auto &stream : plan.streams())
+      steps += stream.steps_size();
+    out["steps"] = steps;
+    out["buffers"] = plan.buffers_size();
+    llvm::outs() << out.dump(2) << "\n";
+    return 0;
+  }
+
+  llvm::raw_ostream &os = llvm::outs();
+  os << "plan         " << path << " (format " << plan.format_version()
+     << ", from " << plan.model() << ", " << plan.strategy() << ", "
+     << plan.threads() << " threads)\n";
+  for (const auto &input : plan.inputs())
+    os << "input        " << input.name() << ": "
+       << describeBuffer(plan.buffers(input.buffer())) << "\n";
+  for (const auto &output : plan.outputs())
+    os << "output       " << output.name() << ": "
+       << describeBuffer(plan.buffers(output.buffer())) << "\n";
+  os << "memory       peak " << binary(m.peak()) << " = parameters "
+     << binary(m.parameters()) << " + arena " << binary(m.arena())
+     << " (activations " << binary(m.activations()) << ", workspace "
+     << binary(m.workspace()) << ") + constants " << binary(m.constants())
+     << "\n";
+  os << "cost         " << decimal(plan.cost().flops(), "FLOP") << ", "
+     << binary(plan.cost().memory_bytes()) << " of memory traffic per step\n";
+  os << "kernels      " << plan.kernels_size() << " generated\n";
+  for (const auto &k : plan.kernels())
+    os << "  " << k.name() << "  " << k.target() << ", "
+       << binary(k.image().size()) << ": " << kernelSummary(k) << "\n";
+  for (const auto &stream : plan.streams()) {
+    os << "steps        " << stream.steps_size() << " on stream "
+       << stream.name() << "\n";
+    for (int i = 0; i < stream.steps_size(); ++i) {
+      const auto &step = stream.steps(i);
+      std::string what = step.has_launch()
+                             ? plan.kernels(step.launch().kernel()).name()
+                             : step.call().function();
+      os << "  " << llvm::right_justify(std::to_string(i), 4) << "  "
+         << llvm::left_justify(step.name(), 44) << llvm::left_justify(what, 30)
+         << " live " << binary(step.live_bytes()) << "\n";
+    }
+  }
+  os << "buffers      " << plan.buffers_size() << "\n";
+  for (int i = 0; i < plan.buffers_size(); ++i) {
+    const auto &b = plan.buffers(i);
+    os << "  " << llvm::right_justify(std::to_string(i), 4) << "  "
+       << llvm::left_justify(b.name(), 48)
+       << llvm::left_justify(regionName(b.region()), 11)
+       << llvm::right_justify(std::to_string(b.offset()), 12) << "  "
+       << describeBuffer(b) << "\n";
+  }
+  return 0;
+}
