@@ -64,6 +64,13 @@ weft::codegen::compileCpuKernel(const std::string &source) {
                                     "-fPIC",          "-shared",
                                     "-fopenmp",       "-march=" + kernel.target,
                                     "-fno-math-errno"};
+  // Extra flags, e.g. -fsanitize=address to check kernels under ASan.
+  if (auto extra = llvm::sys::Process::GetEnv("WEFT_KERNEL_FLAGS")) {
+    llvm::SmallVector<llvm::StringRef> words;
+    llvm::StringRef(*extra).split(words, ' ', -1, /*KeepEmpty=*/false);
+    for (llvm::StringRef word : words)
+      flags.push_back(word.str());
+  }
   kernel.contentHash =
       hashOf(*compiler + "\n" + llvm::join(flags, " ") + "\n" + source);
 

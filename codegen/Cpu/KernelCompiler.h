@@ -19,8 +19,9 @@ struct CompiledKernel {
 /// else ~/.cache/weft/kernels.
 std::string kernelCacheDir();
 
-/// Compiles `source` (or takes it from the cache). Errors carry the
-/// compiler's output.
+/// Compiles `source` (or takes it from the cache) with $CXX (default c++)
+/// and any extra flags in $WEFT_KERNEL_FLAGS. Errors carry the compiler's
+/// output.
 llvm::Expected<CompiledKernel> compileCpuKernel(const std::string &source);
 
 } // namespace weft::codegen

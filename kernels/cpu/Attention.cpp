@@ -1,6 +1,7 @@
 // Blockwise attention with an online softmax (the FlashAttention recurrence)
 // on the CPU: each task owns one (batch, head, query block), streams key
 // blocks through two small GEMMs and never holds more than a block of scores.
+// OpenBLAS (OpenMP build) runs the GEMMs single-threaded inside our tasks.
 #include "kernels/cpu/Kernels.h"
 
 #include <cblas.h>
@@ -16,18 +17,6 @@ namespace {
 constexpr int64_t kQueryBlock = 64;
 constexpr int64_t kKeyBlock = 256;
 
-/// Restores OpenBLAS's thread count: GEMMs inside our parallel tasks must run
-/// single-threaded.
-class SingleThreadedBlas {
-public:
-  SingleThreadedBlas() : saved(openblas_get_num_threads()) {
-    openblas_set_num_threads(1);
-  }
-  ~SingleThreadedBlas() { openblas_set_num_threads(saved); }
-
-private:
-  int saved;
-};
 } // namespace
 
 int64_t
@@ -50,7 +39,6 @@ void weft::kernels::cpu::attention(const float *q, const float *k,
   const bool causal =
       kind == AttentionKind::Causal || kind == AttentionKind::Alibi;
   const float negInf = -std::numeric_limits<float>::infinity();
-  SingleThreadedBlas singleThreaded;
 
 #pragma omp parallel for schedule(dynamic) num_threads(threads)
   for (int64_t task = 0; task < tasks; ++task) {

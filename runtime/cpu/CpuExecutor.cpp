@@ -108,6 +108,7 @@ CpuExecutor::CpuExecutor(const plan::Plan &plan, std::string planName,
     loaded->entries.push_back(reinterpret_cast<KernelEntry>(symbol));
   }
   inputSet.assign(plan.inputs_size(), false);
+  inputs.resize(plan.inputs_size());
   prepareSteps();
 }
 
@@ -279,8 +280,7 @@ void CpuExecutor::setInput(const std::string &name, const HostTensor &tensor) {
       throw Error("input '" + name + "' is " +
                   describe(tensor.dtype, tensor.shape) + ", the plan expects " +
                   describe(buffer.dtype(), shape));
-    std::memcpy(address(plan.inputs(i).buffer()), tensor.bytes.data(),
-                tensor.bytes.size());
+    inputs[i] = tensor;
     inputSet[i] = true;
     return;
   }
@@ -295,6 +295,11 @@ void CpuExecutor::run(TraceWriter *trace) {
   for (int i = 0; i < plan.inputs_size(); ++i)
     if (!inputSet[i])
       throw Error("input '" + plan.inputs(i).name() + "' was not given");
+  // The arena reuses an input's memory once it is dead: copy every input in
+  // at the start of each run.
+  for (int i = 0; i < plan.inputs_size(); ++i)
+    std::memcpy(address(plan.inputs(i).buffer()), inputs[i].bytes.data(),
+                inputs[i].bytes.size());
   omp_set_num_threads(threads);
   size_t index = 0;
   for (const auto &stream : plan.streams())

@@ -29,7 +29,8 @@ public:
   /// Fills the parameters from `seed`: normal(0, 0.02), norm weights one.
   void initializeParameters(uint64_t seed);
 
-  /// Copies an input in; its dtype and shape must match the plan's exactly.
+  /// Keeps an input for every following run; its dtype and shape must match
+  /// the plan's exactly.
   void setInput(const std::string &name, const HostTensor &tensor);
   /// Runs every step; records each in `trace` when given. Throws Error naming
   /// the step when a kernel rejects its data (an index out of range).
@@ -51,6 +52,7 @@ private:
   int64_t arenaSize = 0;
   std::unique_ptr<Loaded> loaded;
   std::vector<bool> inputSet;
+  std::vector<HostTensor> inputs;
   std::vector<std::function<void()>> steps;
 };
 

@@ -17,6 +17,7 @@
 #include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <algorithm>
 #include <chrono>
 
 using namespace mlir;
@@ -45,10 +46,13 @@ const VerbSpec &weft::cli::runSpec() {
         {"random-weights", "", "SEED", "draw weights from SEED instead"});
     s.options.push_back(
         {"input", "", "NAME=FILE", "an input as .npy (repeatable)"});
-    s.options.push_back({"output-dir", "", "OUT", "where outputs are written"});
+    s.options.push_back(
+        {"output-dir", "", "OUT", "where outputs are written (default: nowhere)"});
     s.options.push_back({"trace", "", "FILE", "write a Chrome/Perfetto trace"});
     s.options.push_back(
         {"threads", "", "N", "threads to run with (at most the plan's)"});
+    s.options.push_back(
+        {"repeat", "", "N", "time N more runs after the first; print the median"});
     s.minPositional = s.maxPositional = 1;
     return s;
   }();
@@ -82,14 +86,14 @@ int weft::cli::runRun(llvm::ArrayRef<std::string> args) {
     }
     inputs.push_back({name.str(), file.str()});
   }
+  // Without --output-dir nothing is written (timing runs).
   std::optional<std::string> outputDir = parsed.get("output-dir");
-  if (!outputDir) {
-    llvm::errs() << "weft run: give --output-dir OUT\n\n" << usage(runSpec());
-    return 2;
-  }
   llvm::Expected<int64_t> threads = parsed.getPositiveInt("threads", 0);
   if (!threads)
     return fail(llvm::toString(threads.takeError()));
+  llvm::Expected<int64_t> repeat = parsed.getPositiveInt("repeat", 0);
+  if (!repeat)
+    return fail(llvm::toString(repeat.takeError()));
   const std::string &model = parsed.positional[0];
 
   try {
@@ -137,15 +141,24 @@ int weft::cli::runRun(llvm::ArrayRef<std::string> args) {
     std::unique_ptr<rt::TraceWriter> trace;
     if (parsed.has("trace"))
       trace = std::make_unique<rt::TraceWriter>();
-    auto start = std::chrono::steady_clock::now();
-    executor.run(trace.get());
-    double ms = std::chrono::duration<double, std::milli>(
-                    std::chrono::steady_clock::now() - start)
-                    .count();
+    auto timed = [&](rt::TraceWriter *traceWriter) {
+      auto start = std::chrono::steady_clock::now();
+      executor.run(traceWriter);
+      return std::chrono::duration<double, std::milli>(
+                 std::chrono::steady_clock::now() - start)
+          .count();
+    };
+    double ms = timed(trace.get());
+    std::vector<double> times;
+    for (int64_t i = 0; i < *repeat; ++i)
+      times.push_back(timed(nullptr));
 
-    if (std::error_code ec = llvm::sys::fs::create_directories(*outputDir))
-      return fail(*outputDir + ": " + ec.message());
+    if (outputDir)
+      if (std::error_code ec = llvm::sys::fs::create_directories(*outputDir))
+        return fail(*outputDir + ": " + ec.message());
     for (const auto &output : plan.outputs()) {
+      if (!outputDir)
+        break;
       llvm::SmallString<256> path(*outputDir);
       llvm::sys::path::append(path, output.name() + ".npy");
       rt::HostTensor tensor = executor.output(output.name());
@@ -161,6 +174,13 @@ int weft::cli::runRun(llvm::ArrayRef<std::string> args) {
                  << llvm::format("%.2f", ms) << " ms; arena "
                  << executor.arenaBytes() << " bytes (planned "
                  << plan.memory().arena() << ")\n";
+    if (!times.empty()) {
+      std::sort(times.begin(), times.end());
+      llvm::outs() << "median " << llvm::format("%.3f", times[times.size() / 2])
+                   << " ms over " << times.size() << " runs (min "
+                   << llvm::format("%.3f", times.front()) << ", max "
+                   << llvm::format("%.3f", times.back()) << ")\n";
+    }
   } catch (const rt::Error &error) {
     return fail(error.what());
   } catch (const std::exception &error) {
