@@ -197,3 +197,68 @@ TEST(CpuForward, RejectsWeightsOfTheWrongShape) {
             path + ": header of " + std::to_string(size) +
                 " bytes runs past the end of the file");
 }
+
+namespace {
+/// Writes `names` of `from` into one safetensors file at `path`.
+void writeShard(const rt::SafetensorsCheckpoint &from,
+                const std::vector<std::string> &names,
+                const std::string &path) {
+  std::string header = "{", data;
+  for (const std::string &name : names) {
+    const auto *t = from.find(name);
+    std::string shape;
+    for (int64_t d : t->shape)
+      shape += (shape.empty() ? "" : ",") + std::to_string(d);
+    header += (header.size() > 1 ? "," : "") + std::string("\"") + name +
+              "\":{\"dtype\":\"" + t->dtype + "\",\"shape\":[" + shape +
+              "],\"data_offsets\":[" + std::to_string(data.size()) + "," +
+              std::to_string(data.size() + t->bytes) + "]}";
+    data.append(t->data, t->bytes);
+  }
+  header += "}";
+  uint64_t size = header.size();
+  writeFile(path, std::string(reinterpret_cast<const char *>(&size), 8) +
+                      header + data);
+}
+
+rt::HostTensor runFixture(const rt::SafetensorsCheckpoint &weights) {
+  rt::CpuExecutor executor(fixturePlan(), "fixture");
+  executor.loadParameters(weights);
+  executor.setInput("input_ids", rt::readNpy(kFixture + "/input_ids.npy"));
+  executor.run();
+  return executor.output("logits");
+}
+} // namespace
+
+TEST(CpuForward, ShardedCheckpointGivesTheSameLogits) {
+  rt::SafetensorsCheckpoint single(kFixture);
+  std::vector<std::string> names;
+  for (const auto &[name, tensor] : single.tensors())
+    names.push_back(name);
+  const std::string dir = tempPath("sharded");
+  std::system(("rm -rf " + dir + " && mkdir -p " + dir).c_str());
+  std::vector<std::string> first(names.begin(),
+                                 names.begin() + names.size() / 2),
+      second(names.begin() + names.size() / 2, names.end());
+  writeShard(single, first, dir + "/model-00001-of-00002.safetensors");
+  writeShard(single, second, dir + "/model-00002-of-00002.safetensors");
+  std::string index = "{\"metadata\":{},\"weight_map\":{";
+  for (size_t i = 0; i < names.size(); ++i)
+    index += (i ? "," : "") + std::string("\"") + names[i] + "\":\"model-0000" +
+             (i < first.size() ? "1" : "2") + "-of-00002.safetensors\"";
+  writeFile(dir + "/model.safetensors.index.json", index + "}}");
+
+  rt::HostTensor fromSingle = runFixture(single);
+  rt::HostTensor fromShards = runFixture(rt::SafetensorsCheckpoint(dir));
+  EXPECT_EQ(fromSingle.bytes, fromShards.bytes);
+
+  // An index that names a tensor its shard does not hold.
+  writeFile(dir + "/model.safetensors.index.json",
+            "{\"weight_map\":{\"model.norm.weight\":\"model-00001-of-00002."
+            "safetensors\"}}");
+  EXPECT_EQ(
+      errorOf([&] { rt::SafetensorsCheckpoint checkpoint(dir); }),
+      dir +
+          "/model.safetensors.index.json: tensor 'model.norm.weight' is not in "
+          "model-00001-of-00002.safetensors");
+}

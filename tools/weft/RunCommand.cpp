@@ -46,13 +46,13 @@ const VerbSpec &weft::cli::runSpec() {
         {"random-weights", "", "SEED", "draw weights from SEED instead"});
     s.options.push_back(
         {"input", "", "NAME=FILE", "an input as .npy (repeatable)"});
-    s.options.push_back(
-        {"output-dir", "", "OUT", "where outputs are written (default: nowhere)"});
+    s.options.push_back({"output-dir", "", "OUT",
+                         "where outputs are written (default: nowhere)"});
     s.options.push_back({"trace", "", "FILE", "write a Chrome/Perfetto trace"});
     s.options.push_back(
         {"threads", "", "N", "threads to run with (at most the plan's)"});
-    s.options.push_back(
-        {"repeat", "", "N", "time N more runs after the first; print the median"});
+    s.options.push_back({"repeat", "", "N",
+                         "time N more runs after the first; print the median"});
     s.minPositional = s.maxPositional = 1;
     return s;
   }();
