@@ -85,11 +85,8 @@ int weft::cli::runCompile(llvm::ArrayRef<std::string> args) {
       return fail(llvm::createStringError(ec, options.dumpKernelsDir + ": " +
                                                   ec.message()));
 
-  MLIRContext context;
-  context.loadDialect<weft::WeftDialect, func::FuncDialect>();
-  llvm::SourceMgr sourceMgr;
-  SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
-  auto module = loadModel(context, sourceMgr, options.model, *shape);
+  ModelLoader loader;
+  auto module = loader.load(options.model, *shape);
   if (!module)
     return fail(module.takeError());
 

@@ -46,11 +46,8 @@ int weft::cli::runImport(llvm::ArrayRef<std::string> args) {
   if (!shape)
     return fail(shape.takeError());
 
-  MLIRContext context;
-  context.loadDialect<weft::WeftDialect, func::FuncDialect>();
-  llvm::SourceMgr sourceMgr;
-  SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
-  auto module = loadModel(context, sourceMgr, parsed.positional[0], *shape);
+  ModelLoader loader;
+  auto module = loader.load(parsed.positional[0], *shape);
   if (!module)
     return fail(module.takeError());
 

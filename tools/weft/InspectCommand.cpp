@@ -101,10 +101,7 @@ int weft::cli::runInspect(llvm::ArrayRef<std::string> args) {
   if (!shape)
     return fail(shape.takeError());
 
-  MLIRContext context;
-  context.loadDialect<WeftDialect, func::FuncDialect>();
-  llvm::SourceMgr sourceMgr;
-  SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
+  ModelLoader loader;
   const std::string &path = parsed.positional[0];
   if (llvm::StringRef(path).ends_with(".plan")) {
     if (shape->givenByUser) {
@@ -115,7 +112,7 @@ int weft::cli::runInspect(llvm::ArrayRef<std::string> args) {
     }
     return inspectPlan(path, parsed.has("json"));
   }
-  auto module = loadModel(context, sourceMgr, path, *shape);
+  auto module = loader.load(path, *shape);
   if (!module)
     return fail(module.takeError());
   auto func = dyn_cast_or_null<func::FuncOp>(findEntryFunction(**module));

@@ -1,6 +1,8 @@
 // Loading models named on the command line.
 #include "ModelLoader.h"
 
+#include "ir/WeftDialect.h"
+
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Verifier.h"
 #include "mlir/Parser/Parser.h"
@@ -8,6 +10,7 @@
 #include "llvm/Support/MemoryBuffer.h"
 
 using namespace mlir;
+using namespace weft;
 using namespace weft::cli;
 
 namespace {
@@ -41,9 +44,12 @@ weft::cli::readShapeOptions(const ParsedArgs &args) {
   return shape;
 }
 
+ModelLoader::ModelLoader() : diagnostics(sourceMgr, &context) {
+  context.loadDialect<WeftDialect, func::FuncDialect>();
+}
+
 llvm::Expected<OwningOpRef<ModuleOp>>
-weft::cli::loadModel(MLIRContext &context, llvm::SourceMgr &sourceMgr,
-                     llvm::StringRef path, const ModelShapeOptions &options) {
+ModelLoader::load(llvm::StringRef path, const ModelShapeOptions &options) {
   if (!llvm::sys::fs::exists(path))
     return makeError(path + ": no such file or folder");
   if (path.ends_with(".mlir")) {

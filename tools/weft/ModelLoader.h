@@ -8,6 +8,8 @@
 #include "frontend/HuggingFace/LlamaBuilder.h"
 
 #include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/OwningOpRef.h"
 #include "llvm/Support/Error.h"
 #include "llvm/Support/SourceMgr.h"
@@ -27,11 +29,23 @@ std::vector<OptionSpec> shapeOptions();
 /// Reads the shapeOptions() from parsed arguments; errors name the option.
 llvm::Expected<ModelShapeOptions> readShapeOptions(const ParsedArgs &args);
 
-/// Loads `path`. Diagnostics of a .mlir file go to the context's handler
-/// (file:line:col); the returned error then says the file is invalid.
-llvm::Expected<mlir::OwningOpRef<mlir::ModuleOp>>
-loadModel(mlir::MLIRContext &context, llvm::SourceMgr &sourceMgr,
-          llvm::StringRef path, const ModelShapeOptions &options);
+/// An MLIR context with weft's dialects whose diagnostics print with the
+/// file:line:col of the source, and the models loaded into it (which must not
+/// outlive it).
+class ModelLoader {
+public:
+  ModelLoader();
+  /// Loads `path`: a config.json or a folder holding one (built with
+  /// `options`), or a .mlir file. Diagnostics of a .mlir file are printed; the
+  /// returned error then says the file is invalid.
+  llvm::Expected<mlir::OwningOpRef<mlir::ModuleOp>>
+  load(llvm::StringRef path, const ModelShapeOptions &options);
+
+private:
+  mlir::MLIRContext context;
+  llvm::SourceMgr sourceMgr;
+  mlir::SourceMgrDiagnosticHandler diagnostics;
+};
 
 /// The function that computes the model: @forward, else the only function.
 mlir::Operation *findEntryFunction(mlir::ModuleOp module);

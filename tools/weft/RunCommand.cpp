@@ -104,11 +104,8 @@ int weft::cli::runRun(llvm::ArrayRef<std::string> args) {
       llvm::Expected<ModelShapeOptions> shape = readShapeOptions(parsed);
       if (!shape)
         return fail(llvm::toString(shape.takeError()));
-      MLIRContext context;
-      context.loadDialect<weft::WeftDialect, func::FuncDialect>();
-      llvm::SourceMgr sourceMgr;
-      SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
-      auto module = loadModel(context, sourceMgr, model, *shape);
+      ModelLoader loader;
+      auto module = loader.load(model, *shape);
       if (!module)
         return fail(llvm::toString(module.takeError()));
       CompileOptions options;
