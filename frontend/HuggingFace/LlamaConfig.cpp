@@ -55,7 +55,7 @@ public:
 
   void fail(std::string message) {
     if (error.empty())
-      error = path.str() + ": " + message;
+      error = std::move(message);
   }
 
   std::string error;
@@ -67,19 +67,20 @@ private:
     auto it = root.find(field);
     if (it == root.end() || (it->is_null() && !required)) {
       if (required)
-        fail(std::string("required field '") + field + "' is missing");
+        fail("required field '" + prefix + field + "' is missing");
       return nullptr;
     }
     return &*it;
   }
 
   void wrong(const char *field, const char *expected, const json &found) {
-    fail(std::string("field '") + field + "' must be " + expected + ", found " +
+    fail("field '" + prefix + field + "' must be " + expected + ", found " +
          found.dump() + " (" + found.type_name() + ")");
   }
 
   const json &root;
   llvm::StringRef path;
+  std::string prefix;
 };
 
 llvm::Error makeError(const std::string &message) {
@@ -122,14 +123,13 @@ weft::frontend::parseLlamaConfig(llvm::StringRef text, llvm::StringRef path) {
       read.fail("field 'rope_parameters' must be an object, found " +
                 rope->dump());
     } else {
-      FieldReader ropeRead(*rope, path);
+      FieldReader ropeRead(*rope, path, "rope_parameters.");
       ropeRead.positiveNumber("rope_theta", config.ropeTheta);
       ropeRead.unsupportedUnless(
           "rope_type", "default",
           "only the default rotary embedding is supported yet");
       if (!ropeRead.error.empty())
-        read.fail(ropeRead.error.substr(path.size() + 2) +
-                  " (in 'rope_parameters')");
+        read.fail(ropeRead.error);
     }
   }
   read.boolean("tie_word_embeddings", config.tieWordEmbeddings);
@@ -140,7 +140,7 @@ weft::frontend::parseLlamaConfig(llvm::StringRef text, llvm::StringRef path) {
   read.unsupportedUnless("rope_scaling", json(),
                          "rope_scaling is not supported yet");
   if (!read.error.empty())
-    return makeError(read.error);
+    return makeError(path.str() + ": " + read.error);
 
   if (config.numKeyValueHeads == 0)
     config.numKeyValueHeads = config.numAttentionHeads;

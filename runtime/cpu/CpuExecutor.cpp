@@ -107,7 +107,6 @@ CpuExecutor::CpuExecutor(const plan::Plan &plan, std::string planName,
                   " has no symbol " + kernel.entry());
     loaded->entries.push_back(reinterpret_cast<KernelEntry>(symbol));
   }
-  inputSet.assign(plan.inputs_size(), false);
   inputs.resize(plan.inputs_size());
   prepareSteps();
 }
@@ -281,7 +280,6 @@ void CpuExecutor::setInput(const std::string &name, const HostTensor &tensor) {
                   describe(tensor.dtype, tensor.shape) + ", the plan expects " +
                   describe(buffer.dtype(), shape));
     inputs[i] = tensor;
-    inputSet[i] = true;
     return;
   }
   std::string names;
@@ -293,7 +291,7 @@ void CpuExecutor::setInput(const std::string &name, const HostTensor &tensor) {
 
 void CpuExecutor::run(TraceWriter *trace) {
   for (int i = 0; i < plan.inputs_size(); ++i)
-    if (!inputSet[i])
+    if (inputs[i].dtype == plan::DTYPE_UNSPECIFIED)
       throw Error("input '" + plan.inputs(i).name() + "' was not given");
   // The arena reuses an input's memory once it is dead: copy every input in
   // at the start of each run.

@@ -51,8 +51,7 @@ private:
   int threads;
   int64_t arenaSize = 0;
   std::unique_ptr<Loaded> loaded;
-  std::vector<bool> inputSet;
-  std::vector<HostTensor> inputs;
+  std::vector<HostTensor> inputs; // dtype unspecified until given
   std::vector<std::function<void()>> steps;
 };
 
