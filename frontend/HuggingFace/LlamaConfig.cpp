@@ -14,8 +14,10 @@ namespace {
 /// Collects the first error while fields are read; later reads are no-ops.
 class FieldReader {
 public:
-  FieldReader(const json &root, llvm::StringRef path)
-      : root(root), path(path) {}
+  /// Reads fields of `root`; messages name them after `prefix`
+  /// ("rope_parameters." for a nested object).
+  FieldReader(const json &root, llvm::StringRef path, std::string prefix = "")
+      : root(root), path(path), prefix(std::move(prefix)) {}
 
   void positiveInt(const char *field, int64_t &out, bool required) {
     const json *value = find(field, required);
@@ -49,8 +51,7 @@ public:
                          const char *why) {
     const json *value = find(field, /*required=*/false);
     if (value && !value->is_null() && *value != expected)
-      fail(std::string("field '") + field + "' is " + value->dump() + ": " +
-           why);
+      fail("field '" + prefix + field + "' is " + value->dump() + ": " + why);
   }
 
   void fail(std::string message) {

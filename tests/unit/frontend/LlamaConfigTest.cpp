@@ -116,6 +116,6 @@ TEST(LlamaConfig, ReadsTransformers5RopeParameters) {
       errorOf(
           "{" + base +
           R"(, "rope_parameters": {"rope_type": "llama3", "rope_theta": 5e5}})"),
-      "cfg.json: field 'rope_type' is \"llama3\": only the default rotary "
-      "embedding is supported yet (in 'rope_parameters')");
+      "cfg.json: field 'rope_parameters.rope_type' is \"llama3\": only the "
+      "default rotary embedding is supported yet");
 }
