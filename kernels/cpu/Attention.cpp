@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 using namespace weft::kernels::cpu;
 
@@ -107,6 +108,19 @@ inline void valueTile(const float *probs, const float *values, int64_t stride,
         acc[r * width + e] += probs[r * kKeyBlock + c] * values[c * stride + e];
 }
 
+/// Calls fn(std::integral_constant<int, R>, r0) over [0, rows) in tiles of
+/// R = 6 rows (6 × 16 accumulators fill 12 of the 16 AVX registers), then 4,
+/// then 1.
+template <typename Fn> inline void forRowTiles(int64_t rows, Fn fn) {
+  int64_t r0 = 0;
+  for (; r0 + 6 <= rows; r0 += 6)
+    fn(std::integral_constant<int, 6>(), r0);
+  for (; r0 + 4 <= rows; r0 += 4)
+    fn(std::integral_constant<int, 4>(), r0);
+  for (; r0 < rows; ++r0)
+    fn(std::integral_constant<int, 1>(), r0);
+}
+
 /// max(row[0..cols)) with eight independent lanes, so that it vectorises.
 inline float rowMaximum(const float *row, int64_t cols) {
   float lanes[8];
@@ -176,13 +190,10 @@ runTask(const Task &t, int64_t b, int64_t h, int64_t i0, int64_t rows,
       for (int64_t d = 0; d < s.dqk; ++d)
         keysT[d * kKeyBlock + c] = key[d];
     }
-    int64_t r0 = 0;
-    for (; r0 + 4 <= rows; r0 += 4)
-      scoreTile<4>(queries + r0, keysT, scores + r0 * kKeyBlock, padded, s.dqk,
-                   t.scale);
-    for (; r0 < rows; ++r0)
-      scoreTile<1>(queries + r0, keysT, scores + r0 * kKeyBlock, padded, s.dqk,
-                   t.scale);
+    forRowTiles(rows, [&](auto tile, int64_t r0) {
+      scoreTile<decltype(tile)::value>(
+          queries + r0, keysT, scores + r0 * kKeyBlock, padded, s.dqk, t.scale);
+    });
 
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t i = i0 + r;
@@ -220,13 +231,10 @@ runTask(const Task &t, int64_t b, int64_t h, int64_t i0, int64_t rows,
 
     const float *values = t.v + ((b * s.skv + j0) * s.kvHeads + kh) * s.dv;
     const int64_t stride = s.kvHeads * s.dv;
-    r0 = 0;
-    for (; r0 + 4 <= rows; r0 += 4)
-      valueTile<4>(scores + r0 * kKeyBlock, values, stride, cols,
-                   acc + r0 * s.dv, s.dv);
-    for (; r0 < rows; ++r0)
-      valueTile<1>(scores + r0 * kKeyBlock, values, stride, cols,
-                   acc + r0 * s.dv, s.dv);
+    forRowTiles(rows, [&](auto tile, int64_t r0) {
+      valueTile<decltype(tile)::value>(scores + r0 * kKeyBlock, values, stride,
+                                       cols, acc + r0 * s.dv, s.dv);
+    });
   }
   for (int64_t r = 0; r < rows; ++r) {
     float *dst = t.out + ((b * s.sq + i0 + r) * s.heads + h) * s.dv;
