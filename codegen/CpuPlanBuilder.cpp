@@ -116,8 +116,7 @@ FailureOr<int> PlanBuilder::bufferOf(Value value, Operation *where) {
                      : attr.getRegion() == "constants" ? plan::CONSTANTS
                                                        : plan::ARENA);
   buffer->set_offset(attr.getOffset());
-  buffer->set_bytes(type.getNumElements() *
-                    ((type.getElementTypeBitWidth() + 7) / 8));
+  buffer->set_bytes(tensorBytes(type));
   buffer->set_dtype(*dtype);
   for (int64_t d : type.getShape())
     buffer->add_shape(d);
@@ -437,13 +436,8 @@ FailureOr<plan::Plan> PlanBuilder::build() {
 
 FailureOr<plan::Plan>
 weft::codegen::buildCpuPlan(ModuleOp module, const CpuPlanOptions &options) {
-  auto func = module.lookupSymbol<func::FuncOp>("forward");
-  if (!func) {
-    auto funcs = module.getOps<func::FuncOp>();
-    if (funcs.empty() || std::next(funcs.begin()) != funcs.end())
-      return module.emitError(
-          "needs a @forward function (or a single function)");
-    func = *funcs.begin();
-  }
+  func::FuncOp func = findEntryFunction(module);
+  if (!func)
+    return module.emitError("needs a @forward function (or a single function)");
   return PlanBuilder(func, options).build();
 }

@@ -13,14 +13,7 @@ int64_t numElements(Type type) {
   return tensor.hasStaticShape() ? tensor.getNumElements() : kDynamic;
 }
 
-/// Bytes of a tensor in memory; i1 is stored in a byte.
-int64_t bytesOf(Type type) {
-  int64_t n = numElements(type);
-  if (n == kDynamic)
-    return kDynamic;
-  int64_t bits = cast<RankedTensorType>(type).getElementTypeBitWidth();
-  return n * ((bits + 7) / 8);
-}
+int64_t bytesOf(Type type) { return tensorBytes(type); }
 
 bool allStatic(Operation *op) {
   auto isStatic = [](Type t) {

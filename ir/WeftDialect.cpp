@@ -1,6 +1,8 @@
 // The weft dialect's registration, printing aliases and attribute verifiers.
 #include "ir/WeftDialect.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/DialectImplementation.h"
 #include "mlir/IR/OpImplementation.h"
 
@@ -79,6 +81,22 @@ LogicalResult WeftDialect::verifyRegionArgAttribute(Operation *op,
                     << "' must be a non-empty string";
   }
   return success();
+}
+
+int64_t weft::tensorBytes(Type type) {
+  auto tensor = cast<RankedTensorType>(type);
+  if (!tensor.hasStaticShape())
+    return ShapedType::kDynamic;
+  return tensor.getNumElements() * ((tensor.getElementTypeBitWidth() + 7) / 8);
+}
+
+func::FuncOp weft::findEntryFunction(ModuleOp module) {
+  if (auto forward = module.lookupSymbol<func::FuncOp>("forward"))
+    return forward;
+  auto funcs = module.getOps<func::FuncOp>();
+  if (!funcs.empty() && std::next(funcs.begin()) == funcs.end())
+    return *funcs.begin();
+  return nullptr;
 }
 
 bool weft::isHostTensor(Type type) {

@@ -5,6 +5,7 @@
 
 #include "mlir/Bytecode/BytecodeOpInterface.h"
 #include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/Dialect.h"
 #include "mlir/IR/OpDefinition.h"
@@ -23,9 +24,21 @@
 #define GET_OP_CLASSES
 #include "ir/WeftOps.h.inc"
 
+namespace mlir::func {
+class FuncOp;
+} // namespace mlir::func
+
 namespace weft {
 /// True when `type` is a tensor in host memory (encoding #weft.host).
 bool isHostTensor(mlir::Type type);
+
+/// Bytes of a ranked tensor in memory (an i1 takes a byte), or
+/// ShapedType::kDynamic when its shape is not static.
+int64_t tensorBytes(mlir::Type type);
+
+/// The function that computes a model: @forward, else the module's only
+/// function; null when there is neither.
+mlir::func::FuncOp findEntryFunction(mlir::ModuleOp module);
 } // namespace weft
 
 #endif // WEFT_IR_WEFTDIALECT_H

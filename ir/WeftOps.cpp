@@ -834,9 +834,13 @@ SmallVector<Value> FusionGroupOp::getRowScratchValues() {
   return scratch;
 }
 
+int64_t FusionGroupOp::getScratchRowBytes() {
+  return (getRowLength() * 8 + 63) / 64 * 64;
+}
+
 int64_t FusionGroupOp::getScratchBytesPerThread() {
-  int64_t rowBytes = (getRowLength() * 8 + 63) / 64 * 64;
-  return rowBytes * static_cast<int64_t>(getRowScratchValues().size());
+  return getScratchRowBytes() *
+         static_cast<int64_t>(getRowScratchValues().size());
 }
 
 LogicalResult FusionGroupOp::verify() {

@@ -954,8 +954,9 @@ def Weft_FusionGroupOp : Weft_Op<"fusion_group", [
     /// Values computed in the body that the group does not yield; the
     /// generated kernel keeps one row of each in per-thread scratch.
     ::llvm::SmallVector<::mlir::Value> getRowScratchValues();
-    /// Scratch bytes per thread: 8 bytes per element of each scratch row,
-    /// each row 64-byte aligned.
+    /// Bytes of one scratch row: 8 per element, rounded up to 64.
+    int64_t getScratchRowBytes();
+    /// Scratch bytes per thread: one row per scratch value.
     int64_t getScratchBytesPerThread();
   }];
 }

@@ -3,6 +3,8 @@
 // per-thread scratch; each op is a loop over the row's columns.
 #include "codegen/Cpu/FusionGroupSource.h"
 
+#include "codegen/Cpu/KernelCompiler.h"
+
 #include "mlir/IR/Diagnostics.h"
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/StringExtras.h"
@@ -88,7 +90,7 @@ weft::codegen::generateFusionGroupSource(FusionGroupOp group,
   auto groupType = cast<RankedTensorType>(group.getResult(0).getType());
   const int64_t cols = group.getRowLength();
   const int64_t rows = groupType.getNumElements() / std::max<int64_t>(cols, 1);
-  const int64_t scratchRowBytes = (cols * 8 + 63) / 64 * 64;
+  const int64_t scratchRowBytes = group.getScratchRowBytes();
 
   std::string code;
   llvm::raw_string_ostream os(code);
@@ -218,10 +220,7 @@ weft::codegen::generateFusionGroupSource(FusionGroupOp group,
       << "    (void)scratch;\n"
       << code << "  }\n}\n";
 
-  uint64_t hash = 1469598103934665603ull;
-  for (unsigned char ch : source)
-    hash = (hash ^ ch) * 1099511628211ull;
-  std::string entry = "weft_group_" + llvm::utohexstr(hash, /*LowerCase=*/true);
+  std::string entry = "weft_group_" + codegen::contentHash(source);
   size_t at = source.find("@ENTRY@");
   source.replace(at, 7, entry);
   return std::make_pair(entry, source);

@@ -20,13 +20,6 @@ llvm::Error makeError(const llvm::Twine &message) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
 }
 
-std::string hashOf(const std::string &text) {
-  uint64_t hash = 1469598103934665603ull;
-  for (unsigned char c : text)
-    hash = (hash ^ c) * 1099511628211ull;
-  return llvm::utohexstr(hash, /*LowerCase=*/true);
-}
-
 std::string hostTarget() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
@@ -34,6 +27,13 @@ std::string hostTarget() {
              : "x86-64";
 }
 } // namespace
+
+std::string weft::codegen::contentHash(llvm::StringRef text) {
+  uint64_t hash = 1469598103934665603ull;
+  for (unsigned char c : text)
+    hash = (hash ^ c) * 1099511628211ull;
+  return llvm::utohexstr(hash, /*LowerCase=*/true);
+}
 
 std::string weft::codegen::kernelCacheDir() {
   if (auto dir = llvm::sys::Process::GetEnv("WEFT_CACHE_DIR"))
@@ -72,7 +72,7 @@ weft::codegen::compileCpuKernel(const std::string &source) {
       flags.push_back(word.str());
   }
   kernel.contentHash =
-      hashOf(*compiler + "\n" + llvm::join(flags, " ") + "\n" + source);
+      contentHash(*compiler + "\n" + llvm::join(flags, " ") + "\n" + source);
 
   std::string dir = kernelCacheDir();
   llvm::SmallString<256> object(dir);

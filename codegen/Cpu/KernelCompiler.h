@@ -15,6 +15,9 @@ struct CompiledKernel {
   std::string target;      // the instruction set it needs ("x86-64-v3")
 };
 
+/// FNV-1a 64 of `text` in hex: names kernels and keys the cache.
+std::string contentHash(llvm::StringRef text);
+
 /// The kernel cache folder: $WEFT_CACHE_DIR, else $XDG_CACHE_HOME/weft/kernels,
 /// else ~/.cache/weft/kernels.
 std::string kernelCacheDir();

@@ -170,11 +170,7 @@ struct AssignBuffers : public weft::impl::AssignBuffersBase<AssignBuffers> {
 };
 } // namespace
 
-int64_t weft::alignedBytes(Type type) {
-  auto tensor = cast<RankedTensorType>(type);
-  int64_t bits = tensor.getElementTypeBitWidth();
-  return alignUp(tensor.getNumElements() * ((bits + 7) / 8));
-}
+int64_t weft::alignedBytes(Type type) { return alignUp(tensorBytes(type)); }
 
 int64_t weft::cpuScratchBytesPerThread(Operation *op) {
   if (auto attention = dyn_cast<AttentionOp>(op)) {

@@ -25,7 +25,12 @@ std::optional<std::string> ParsedArgs::get(llvm::StringRef name) const {
   auto it = values.find(name);
   if (it == values.end())
     return std::nullopt;
-  return it->second;
+  return it->second.back();
+}
+
+std::vector<std::string> ParsedArgs::getAll(llvm::StringRef name) const {
+  auto it = values.find(name);
+  return it == values.end() ? std::vector<std::string>() : it->second;
 }
 
 llvm::Expected<int64_t> ParsedArgs::getPositiveInt(llvm::StringRef name,
@@ -46,7 +51,7 @@ weft::cli::parseArgs(llvm::ArrayRef<std::string> args, const VerbSpec &spec) {
   for (size_t i = 0; i < args.size(); ++i) {
     llvm::StringRef arg = args[i];
     if (arg == "--help" || arg == "-h") {
-      parsed.values["help"] = "";
+      parsed.values["help"].push_back("");
       return parsed;
     }
     if (!arg.starts_with("-") || arg == "-") {
@@ -60,13 +65,13 @@ weft::cli::parseArgs(llvm::ArrayRef<std::string> args, const VerbSpec &spec) {
     if (option->valueName.empty()) {
       if (flag.size() != arg.size())
         return makeError("option '" + flag + "' takes no value");
-      parsed.values[option->name] = "";
+      parsed.values[option->name].push_back("");
       continue;
     }
     if (flag.size() != arg.size()) {
-      parsed.values[option->name] = inlineValue.str();
+      parsed.values[option->name].push_back(inlineValue.str());
     } else if (i + 1 < args.size()) {
-      parsed.values[option->name] = args[++i];
+      parsed.values[option->name].push_back(args[++i]);
     } else {
       return makeError("option '" + flag + "' needs a value (" +
                        option->valueName + ")");

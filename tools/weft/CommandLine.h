@@ -35,12 +35,15 @@ public:
   std::vector<std::string> positional;
 
   bool has(llvm::StringRef name) const { return values.count(name) != 0; }
+  /// The last value given for --name.
   std::optional<std::string> get(llvm::StringRef name) const;
+  /// Every value given for --name, in order (options may repeat).
+  std::vector<std::string> getAll(llvm::StringRef name) const;
   /// The value of --name as a positive integer, `fallback` when absent.
   llvm::Expected<int64_t> getPositiveInt(llvm::StringRef name,
                                          int64_t fallback) const;
 
-  llvm::StringMap<std::string> values;
+  llvm::StringMap<std::vector<std::string>> values;
 };
 
 /// Parses `args` (after the verb) against `spec`. The error message names the

@@ -62,9 +62,6 @@ std::string typeString(Type type) {
   return text;
 }
 
-int64_t bytesOf(RankedTensorType type) {
-  return type.getNumElements() * ((type.getElementTypeBitWidth() + 7) / 8);
-}
 } // namespace
 
 const VerbSpec &weft::cli::inspectSpec() {
@@ -115,7 +112,7 @@ int weft::cli::runInspect(llvm::ArrayRef<std::string> args) {
   auto module = loader.load(path, *shape);
   if (!module)
     return fail(module.takeError());
-  auto func = dyn_cast_or_null<func::FuncOp>(findEntryFunction(**module));
+  auto func = findEntryFunction(**module);
   if (!func) {
     llvm::errs() << "weft inspect: " << path
                  << " has no @forward function (nor a single function)\n";
@@ -137,7 +134,7 @@ int weft::cli::runInspect(llvm::ArrayRef<std::string> args) {
       }
       ++paramTensors;
       paramCount += type.getNumElements();
-      paramBytes += bytesOf(type);
+      paramBytes += tensorBytes(type);
       continue;
     }
     auto name = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),

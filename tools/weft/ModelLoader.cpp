@@ -84,12 +84,3 @@ ModelLoader::load(llvm::StringRef path, const ModelShapeOptions &options) {
                      ": the built graph does not verify (see the error above)");
   return std::move(module);
 }
-
-Operation *weft::cli::findEntryFunction(ModuleOp module) {
-  if (auto forward = module.lookupSymbol<func::FuncOp>("forward"))
-    return forward;
-  auto funcs = module.getOps<func::FuncOp>();
-  if (!funcs.empty() && std::next(funcs.begin()) == funcs.end())
-    return *funcs.begin();
-  return nullptr;
-}

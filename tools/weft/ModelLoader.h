@@ -47,9 +47,6 @@ private:
   mlir::SourceMgrDiagnosticHandler diagnostics;
 };
 
-/// The function that computes the model: @forward, else the only function.
-mlir::Operation *findEntryFunction(mlir::ModuleOp module);
-
 } // namespace weft::cli
 
 #endif // WEFT_TOOLS_WEFT_MODELLOADER_H

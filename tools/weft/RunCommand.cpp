@@ -67,17 +67,8 @@ int weft::cli::runRun(llvm::ArrayRef<std::string> args) {
     llvm::errs() << "weft run: " << message << "\n";
     return 1;
   };
-  // --input may repeat: collect every occurrence.
   std::vector<std::pair<std::string, std::string>> inputs;
-  for (size_t i = 0; i < args.size(); ++i) {
-    llvm::StringRef arg = args[i];
-    std::string value;
-    if (arg == "--input" && i + 1 < args.size())
-      value = args[++i];
-    else if (arg.starts_with("--input="))
-      value = arg.drop_front(8).str();
-    else
-      continue;
+  for (const std::string &value : parsed.getAll("input")) {
     auto [name, file] = llvm::StringRef(value).split('=');
     if (name.empty() || file.empty()) {
       llvm::errs() << "weft run: --input expects NAME=FILE.npy, found '"
