@@ -1,9 +1,11 @@
 // Blockwise attention with an online softmax (the FlashAttention recurrence)
-// on the CPU: each task owns one (batch, head, query block) and streams key
-// blocks through it, never holding more than a block of scores. The block
-// products are loops whose inner dimension is contiguous (the key block is
-// transposed once per block), built for AVX2+FMA and for plain x86-64 and
-// chosen at load time.
+// on the CPU. Each task owns one (batch, kv head, query block) with every
+// query head of that kv head's group, and streams key blocks through it,
+// never holding more than a block of scores. Each key and value block is
+// packed once per task into 16-column panels, so that the block products
+// stream contiguous memory while their results stay in registers; under a
+// causal mask a row tile stops at its last attended column. Built for
+// AVX2+FMA and for plain x86-64, chosen at load time.
 #include "kernels/cpu/Kernels.h"
 
 #include <omp.h>
@@ -16,7 +18,7 @@
 using namespace weft::kernels::cpu;
 
 namespace {
-constexpr int64_t kQueryBlock = 64;
+constexpr int64_t kTaskRows = 128;
 constexpr int64_t kKeyBlock = 256;
 
 /// e^x for x ≤ 0 (scores minus their running maximum), within 2 ulp, and
@@ -51,18 +53,20 @@ inline Vector8 load8(const float *p) {
 
 inline void store8(float *p, Vector8 v) { __builtin_memcpy(p, &v, sizeof(v)); }
 
-/// scores[r][c] = scale · Σ_d queries[r][d] · keysT[d][c] for R rows and
-/// columns [0, padded), padded a multiple of 16: a 16-column strip of R rows
-/// stays in registers while d runs.
+/// scores[r][c] = scale · Σ_d queries[r][d] · keys[d][c] for R rows and
+/// columns [0, padded), padded a multiple of 16. `keys` is packed in panels of
+/// 16 columns ([padded / 16][depth][16]), so that each strip streams
+/// contiguously while its R × 16 results stay in registers.
 template <int R>
-inline void scoreTile(const float *const *queries, const float *keysT,
+inline void scoreTile(const float *const *queries, const float *keys,
                       float *scores, int64_t padded, int64_t depth,
                       float scale) {
   for (int64_t c0 = 0; c0 < padded; c0 += 16) {
+    const float *panel = keys + c0 * depth;
     Vector8 acc[R][2] = {};
     for (int64_t d = 0; d < depth; ++d) {
-      const Vector8 k0 = load8(keysT + d * kKeyBlock + c0);
-      const Vector8 k1 = load8(keysT + d * kKeyBlock + c0 + 8);
+      const Vector8 k0 = load8(panel + d * 16);
+      const Vector8 k1 = load8(panel + d * 16 + 8);
       for (int r = 0; r < R; ++r) {
         const float q = queries[r][d];
         acc[r][0] += q * k0;
@@ -76,21 +80,22 @@ inline void scoreTile(const float *const *queries, const float *keysT,
   }
 }
 
-/// acc[r][e] += Σ_c probs[r][c] · values[c][e] for R rows; values' rows are
-/// `stride` apart. Strips of 16 output columns stay in registers.
+/// acc[r][e] += Σ_c probs[r][c] · values[c][e] for R rows, c in [0, cols),
+/// e in [0, width), width a multiple of 16. `values` is packed in panels of 16
+/// columns ([width / 16][kKeyBlock][16]).
 template <int R>
-inline void valueTile(const float *probs, const float *values, int64_t stride,
-                      int64_t cols, float *acc, int64_t width) {
-  int64_t e0 = 0;
-  for (; e0 + 16 <= width; e0 += 16) {
+inline void valueTile(const float *probs, const float *values, int64_t cols,
+                      float *acc, int64_t width) {
+  for (int64_t e0 = 0; e0 < width; e0 += 16) {
+    const float *panel = values + e0 * kKeyBlock;
     Vector8 a[R][2];
     for (int r = 0; r < R; ++r) {
       a[r][0] = load8(acc + r * width + e0);
       a[r][1] = load8(acc + r * width + e0 + 8);
     }
     for (int64_t c = 0; c < cols; ++c) {
-      const Vector8 v0 = load8(values + c * stride + e0);
-      const Vector8 v1 = load8(values + c * stride + e0 + 8);
+      const Vector8 v0 = load8(panel + c * 16);
+      const Vector8 v1 = load8(panel + c * 16 + 8);
       for (int r = 0; r < R; ++r) {
         const float p = probs[r * kKeyBlock + c];
         a[r][0] += p * v0;
@@ -102,10 +107,6 @@ inline void valueTile(const float *probs, const float *values, int64_t stride,
       store8(acc + r * width + e0 + 8, a[r][1]);
     }
   }
-  for (int r = 0; r < R; ++r)
-    for (int64_t c = 0; c < cols; ++c)
-      for (int64_t e = e0; e < width; ++e)
-        acc[r * width + e] += probs[r * kKeyBlock + c] * values[c * stride + e];
 }
 
 /// Calls fn(std::integral_constant<int, R>, r0) over [0, rows) in tiles of
@@ -134,13 +135,63 @@ inline float rowMaximum(const float *row, int64_t cols) {
     result = std::max(result, row[c]);
   return result;
 }
+
+/// Replaces row[0..cols) by e^(row − maximum) and returns their sum, with
+/// eight independent partial sums so that it vectorises.
+inline float exponentiateRow(float *row, int64_t cols, float maximum) {
+  float lanes[8] = {};
+  int64_t c = 0;
+  for (; c + 8 <= cols; c += 8)
+    for (int k = 0; k < 8; ++k) {
+      row[c + k] = expNonPositive(row[c + k] - maximum);
+      lanes[k] += row[c + k];
+    }
+  float result = 0.0f;
+  for (; c < cols; ++c) {
+    row[c] = expNonPositive(row[c] - maximum);
+    result += row[c];
+  }
+  for (int k = 0; k < 8; ++k)
+    result += lanes[k];
+  return result;
+}
+
+int64_t roundUp16(int64_t n) { return (n + 15) / 16 * 16; }
 } // namespace
 
-int64_t
-weft::kernels::cpu::attentionWorkspacePerThread(const AttentionShape &s) {
-  // scores, transposed key block, accumulator, running max and sum.
-  return kQueryBlock * kKeyBlock + s.dqk * kKeyBlock + kQueryBlock * s.dv +
-         2 * kQueryBlock;
+namespace {
+/// Query rows per head in one task: a task covers every query head that
+/// shares a kv head, so that each key and value block it streams serves
+/// kTaskRows rows.
+int64_t headRows(const AttentionShape &s) {
+  return std::max<int64_t>(1, kTaskRows / (s.heads / s.kvHeads));
+}
+
+int64_t keyBlocks(const AttentionShape &s) {
+  return (s.skv + kKeyBlock - 1) / kKeyBlock;
+}
+
+/// Floats of one packed key block and of one packed value block.
+int64_t packedKeyFloats(const AttentionShape &s) { return s.dqk * kKeyBlock; }
+int64_t packedValueFloats(const AttentionShape &s) {
+  return roundUp16(s.dv) * kKeyBlock;
+}
+
+int64_t packedFloats(const AttentionShape &s) {
+  return s.batch * s.kvHeads * keyBlocks(s) *
+         (packedKeyFloats(s) + packedValueFloats(s));
+}
+
+int64_t perThreadFloats(const AttentionShape &s) {
+  const int64_t rows = headRows(s) * (s.heads / s.kvHeads);
+  // scores, accumulator, running max and sum.
+  return rows * kKeyBlock + rows * roundUp16(s.dv) + 2 * rows;
+}
+} // namespace
+
+int64_t weft::kernels::cpu::attentionWorkspace(const AttentionShape &s,
+                                               int threads) {
+  return packedFloats(s) + threads * perThreadFloats(s);
 }
 
 namespace {
@@ -153,94 +204,154 @@ struct Task {
   AttentionShape s;
   AttentionKind kind;
   float scale;
+  float *packed; // every key block, then every value block
+
+  int64_t blockIndex(int64_t b, int64_t kh, int64_t j0) const {
+    return (b * s.kvHeads + kh) * keyBlocks(s) + j0 / kKeyBlock;
+  }
+  float *keyBlock(int64_t b, int64_t kh, int64_t j0) const {
+    return packed + blockIndex(b, kh, j0) * packedKeyFloats(s);
+  }
+  float *valueBlock(int64_t b, int64_t kh, int64_t j0) const {
+    return packed + s.batch * s.kvHeads * keyBlocks(s) * packedKeyFloats(s) +
+           blockIndex(b, kh, j0) * packedValueFloats(s);
+  }
 };
 
-/// One (batch, head, query block): rows [i0, i0 + rows) of head h.
-__attribute__((target_clones("arch=x86-64-v3", "default"))) void
-runTask(const Task &t, int64_t b, int64_t h, int64_t i0, int64_t rows,
+/// Packs keys [j0, j0 + cols) of kv head kh into 16-column panels
+/// ([roundUp16(cols) / 16][dqk][16], zeros beyond cols) and their values
+/// into [roundUp16(dv) / 16][kKeyBlock][16] (zeros beyond dv).
+void packBlock(const Task &t, int64_t b, int64_t kh, int64_t j0) {
+  const AttentionShape &s = t.s;
+  const int64_t cols = std::min(kKeyBlock, s.skv - j0);
+  float *keys = t.keyBlock(b, kh, j0);
+  for (int64_t c0 = 0; c0 < roundUp16(cols); c0 += 16) {
+    float *panel = keys + c0 * s.dqk;
+    for (int64_t c = c0; c < c0 + 16; ++c) {
+      if (c >= cols) {
+        for (int64_t d = 0; d < s.dqk; ++d)
+          panel[d * 16 + c - c0] = 0.0f;
+        continue;
+      }
+      const float *key = t.k + ((b * s.skv + j0 + c) * s.kvHeads + kh) * s.dqk;
+      for (int64_t d = 0; d < s.dqk; ++d)
+        panel[d * 16 + c - c0] = key[d];
+    }
+  }
+  float *values = t.valueBlock(b, kh, j0);
+  for (int64_t c = 0; c < cols; ++c) {
+    const float *value = t.v + ((b * s.skv + j0 + c) * s.kvHeads + kh) * s.dv;
+    for (int64_t e0 = 0; e0 < s.dv; e0 += 16) {
+      float *dst = values + e0 * kKeyBlock + c * 16;
+      if (e0 + 16 <= s.dv) {
+        store8(dst, load8(value + e0));
+        store8(dst + 8, load8(value + e0 + 8));
+        continue;
+      }
+      for (int64_t e = 0; e < 16; ++e)
+        dst[e] = e0 + e < s.dv ? value[e0 + e] : 0.0f;
+    }
+  }
+}
+
+/// One (batch, kv head, query block): rows [i0, i0 + rows) of every query
+/// head reading kv head kh. Row g · rows + r of the workspace is query i0 + r
+/// of head kh · group + g.
+__attribute__((target_clones("arch=x86-64-v3", "default"), flatten)) void
+runTask(const Task &t, int64_t b, int64_t kh, int64_t i0, int64_t rows,
         float *workspace) {
   const AttentionShape &s = t.s;
-  const int64_t kh = h / (s.heads / s.kvHeads);
+  const int64_t group = s.heads / s.kvHeads;
+  const int64_t taskRows = group * rows;
+  const int64_t width = roundUp16(s.dv);
   const int64_t offset = s.skv - s.sq; // position of query 0
   const bool causal =
       t.kind == AttentionKind::Causal || t.kind == AttentionKind::Alibi;
   const float negInf = -std::numeric_limits<float>::infinity();
   float *scores = workspace;
-  float *keysT = scores + kQueryBlock * kKeyBlock;
-  float *acc = keysT + s.dqk * kKeyBlock;
-  float *rowMax = acc + kQueryBlock * s.dv;
-  float *rowSum = rowMax + kQueryBlock;
-  std::fill(acc, acc + rows * s.dv, 0.0f);
-  std::fill(rowMax, rowMax + rows, negInf);
-  std::fill(rowSum, rowSum + rows, 0.0f);
+  float *acc = scores + headRows(s) * group * kKeyBlock;
+  float *rowMax = acc + headRows(s) * group * width;
+  float *rowSum = rowMax + headRows(s) * group;
+  std::fill(acc, acc + taskRows * width, 0.0f);
+  std::fill(rowMax, rowMax + taskRows, negInf);
+  std::fill(rowSum, rowSum + taskRows, 0.0f);
 
+  const int64_t qStride = s.heads * s.dqk;
   // Keys beyond the last query's position are never attended causally.
   const int64_t keyEnd = causal ? std::min(s.skv, offset + i0 + rows) : s.skv;
-  const float *queries[kQueryBlock];
-  for (int64_t r = 0; r < rows; ++r)
-    queries[r] = t.q + ((b * s.sq + i0 + r) * s.heads + h) * s.dqk;
   for (int64_t j0 = 0; j0 < keyEnd; j0 += kKeyBlock) {
     const int64_t cols = std::min(kKeyBlock, keyEnd - j0);
-    const int64_t padded = (cols + 15) / 16 * 16;
-    for (int64_t d = 0; d < s.dqk; ++d)
-      std::fill(keysT + d * kKeyBlock + cols, keysT + d * kKeyBlock + padded,
-                0.0f);
-    for (int64_t c = 0; c < cols; ++c) {
-      const float *key = t.k + ((b * s.skv + j0 + c) * s.kvHeads + kh) * s.dqk;
-      for (int64_t d = 0; d < s.dqk; ++d)
-        keysT[d * kKeyBlock + c] = key[d];
+    const float *keys = t.keyBlock(b, kh, j0);
+    const float *values = t.valueBlock(b, kh, j0);
+    // Columns a tile of rows [r0, r0 + R) can attend: under a causal mask
+    // the last row's.
+    auto tileColumns = [&](int64_t r0, int64_t tileRows) {
+      return causal ? std::clamp<int64_t>(offset + i0 + r0 + tileRows - j0, 0,
+                                          cols)
+                    : cols;
+    };
+    for (int64_t g = 0; g < group; ++g) {
+      const float *q =
+          t.q + ((b * s.sq + i0) * s.heads + kh * group + g) * s.dqk;
+      forRowTiles(rows, [&](auto tile, int64_t r0) {
+        constexpr int R = decltype(tile)::value;
+        const int64_t limit = tileColumns(r0, R);
+        if (limit == 0)
+          return;
+        const float *queries[R];
+        for (int r = 0; r < R; ++r)
+          queries[r] = q + (r0 + r) * qStride;
+        scoreTile<R>(queries, keys, scores + (g * rows + r0) * kKeyBlock,
+                     roundUp16(limit), s.dqk, t.scale);
+      });
     }
-    forRowTiles(rows, [&](auto tile, int64_t r0) {
-      scoreTile<decltype(tile)::value>(
-          queries + r0, keysT, scores + r0 * kKeyBlock, padded, s.dqk, t.scale);
-    });
 
-    for (int64_t r = 0; r < rows; ++r) {
-      const int64_t i = i0 + r;
-      float *row = scores + r * kKeyBlock;
+    for (int64_t row = 0; row < taskRows; ++row) {
+      const int64_t h = kh * group + row / rows;
+      const int64_t i = i0 + row % rows;
+      float *scoreRow = scores + row * kKeyBlock;
       if (t.kind == AttentionKind::Alibi)
         for (int64_t c = 0; c < cols; ++c)
-          row[c] += t.slopes[h] * static_cast<float>(j0 + c - (offset + i));
+          scoreRow[c] +=
+              t.slopes[h] * static_cast<float>(j0 + c - (offset + i));
       if (causal)
         for (int64_t c = std::max<int64_t>(0, offset + i + 1 - j0); c < cols;
              ++c)
-          row[c] = negInf;
+          scoreRow[c] = negInf;
       if (t.kind == AttentionKind::Mask) {
         const uint8_t *m =
             t.mask + ((t.maskPerBatch ? b * s.sq : 0) + i) * s.skv + j0;
         for (int64_t c = 0; c < cols; ++c)
-          row[c] = m[c] ? row[c] : negInf;
+          scoreRow[c] = m[c] ? scoreRow[c] : negInf;
       }
-      const float newMax = std::max(rowMax[r], rowMaximum(row, cols));
+      const float newMax = std::max(rowMax[row], rowMaximum(scoreRow, cols));
       if (newMax == negInf) { // nothing attended so far: contributes nothing
-        std::fill(row, row + cols, 0.0f);
+        std::fill(scoreRow, scoreRow + cols, 0.0f);
         continue;
       }
-      const float correction = expNonPositive(rowMax[r] - newMax);
-      float sum = 0.0f;
-      for (int64_t c = 0; c < cols; ++c)
-        row[c] = expNonPositive(row[c] - newMax);
-      for (int64_t c = 0; c < cols; ++c)
-        sum += row[c];
-      rowSum[r] = rowSum[r] * correction + sum;
-      rowMax[r] = newMax;
-      float *accRow = acc + r * s.dv;
-      for (int64_t e = 0; e < s.dv; ++e)
+      const float correction = expNonPositive(rowMax[row] - newMax);
+      const float sum = exponentiateRow(scoreRow, cols, newMax);
+      rowSum[row] = rowSum[row] * correction + sum;
+      rowMax[row] = newMax;
+      float *accRow = acc + row * width;
+      for (int64_t e = 0; e < width; ++e)
         accRow[e] *= correction;
     }
 
-    const float *values = t.v + ((b * s.skv + j0) * s.kvHeads + kh) * s.dv;
-    const int64_t stride = s.kvHeads * s.dv;
-    forRowTiles(rows, [&](auto tile, int64_t r0) {
-      valueTile<decltype(tile)::value>(scores + r0 * kKeyBlock, values, stride,
-                                       cols, acc + r0 * s.dv, s.dv);
-    });
+    for (int64_t g = 0; g < group; ++g)
+      forRowTiles(rows, [&](auto tile, int64_t r0) {
+        constexpr int R = decltype(tile)::value;
+        const int64_t row = g * rows + r0;
+        valueTile<R>(scores + row * kKeyBlock, values, tileColumns(r0, R),
+                     acc + row * width, width);
+      });
   }
-  for (int64_t r = 0; r < rows; ++r) {
-    float *dst = t.out + ((b * s.sq + i0 + r) * s.heads + h) * s.dv;
-    const float inv = rowSum[r] > 0 ? 1.0f / rowSum[r] : 0.0f;
+  for (int64_t row = 0; row < taskRows; ++row) {
+    const int64_t h = kh * group + row / rows;
+    float *dst = t.out + ((b * s.sq + i0 + row % rows) * s.heads + h) * s.dv;
+    const float inv = rowSum[row] > 0 ? 1.0f / rowSum[row] : 0.0f;
     for (int64_t e = 0; e < s.dv; ++e)
-      dst[e] = acc[r * s.dv + e] * inv;
+      dst[e] = acc[row * width + e] * inv;
   }
 }
 } // namespace
@@ -251,18 +362,28 @@ void weft::kernels::cpu::attention(const float *q, const float *k,
                                    float *out, const AttentionShape &s,
                                    AttentionKind kind, float scale,
                                    float *workspace, int threads) {
-  const Task task{q, k, v, mask, maskPerBatch, slopes, out, s, kind, scale};
-  const int64_t queryBlocks = (s.sq + kQueryBlock - 1) / kQueryBlock;
-  const int64_t tasks = s.batch * s.heads * queryBlocks;
-  const int64_t perThread = attentionWorkspacePerThread(s);
-#pragma omp parallel for schedule(dynamic) num_threads(threads)
-  for (int64_t index = 0; index < tasks; ++index) {
-    // Latest query blocks first: under a causal mask they are the longest.
-    const int64_t qb = queryBlocks - 1 - index % queryBlocks;
-    const int64_t h = (index / queryBlocks) % s.heads;
-    const int64_t b = index / (queryBlocks * s.heads);
-    const int64_t i0 = qb * kQueryBlock;
-    runTask(task, b, h, i0, std::min(kQueryBlock, s.sq - i0),
-            workspace + omp_get_thread_num() * perThread);
+  const Task task{q,   k, v,    mask,  maskPerBatch, slopes,
+                  out, s, kind, scale, workspace};
+  float *perThread = workspace + packedFloats(s);
+  const int64_t blockRows = headRows(s);
+  const int64_t queryBlocks = (s.sq + blockRows - 1) / blockRows;
+  const int64_t tasks = s.batch * s.kvHeads * queryBlocks;
+#pragma omp parallel num_threads(threads)
+  {
+#pragma omp for
+    for (int64_t index = 0; index < s.batch * s.kvHeads * keyBlocks(s); ++index)
+      packBlock(task, index / (s.kvHeads * keyBlocks(s)),
+                index / keyBlocks(s) % s.kvHeads,
+                index % keyBlocks(s) * kKeyBlock);
+#pragma omp for schedule(dynamic)
+    for (int64_t index = 0; index < tasks; ++index) {
+      // Latest query blocks first: under a causal mask they are the longest.
+      const int64_t qb = queryBlocks - 1 - index % queryBlocks;
+      const int64_t kh = (index / queryBlocks) % s.kvHeads;
+      const int64_t b = index / (queryBlocks * s.kvHeads);
+      const int64_t i0 = qb * blockRows;
+      runTask(task, b, kh, i0, std::min(blockRows, s.sq - i0),
+              perThread + omp_get_thread_num() * perThreadFloats(s));
+    }
   }
 }

@@ -29,8 +29,10 @@ struct AttentionShape {
   int64_t batch, sq, skv, heads, kvHeads, dqk, dv;
 };
 
-/// Floats of workspace one thread of `attention` needs.
-int64_t attentionWorkspacePerThread(const AttentionShape &shape);
+/// Floats of workspace `attention` needs with `threads` threads: the keys
+/// and values packed once per call (O(Skv · d)) and, per thread, one block of
+/// scores and accumulators (independent of the sequence length).
+int64_t attentionWorkspace(const AttentionShape &shape, int threads);
 
 /// Scaled dot-product attention computed block by block with an online
 /// softmax: memory O(blocks), never an Sq×Skv matrix. q [B, Sq, Hq, Dqk],
@@ -38,7 +40,7 @@ int64_t attentionWorkspacePerThread(const AttentionShape &shape);
 /// reads kv head h / (Hq / Hkv). The queries are the last Sq of Skv positions.
 /// `mask` ([B, Sq, Skv] when maskPerBatch, else [Sq, Skv]; nonzero attends) is
 /// read for kind Mask, `slopes` [Hq] for Alibi. A query that attends to no key
-/// gets zeros. `workspace` holds threads × attentionWorkspacePerThread floats.
+/// gets zeros. `workspace` holds attentionWorkspace(shape, threads) floats.
 void attention(const float *q, const float *k, const float *v,
                const uint8_t *mask, bool maskPerBatch, const float *slopes,
                float *out, const AttentionShape &shape, AttentionKind kind,

@@ -63,11 +63,17 @@ struct AssignBuffers : public weft::impl::AssignBuffersBase<AssignBuffers> {
       storages.push_back({alignedBytes(arg.getType()), -1, -1});
     }
 
+    const int planThreads =
+        threads > 0 ? threads
+                    : std::max(1u, std::thread::hardware_concurrency());
     int position = 0;
-    int64_t scratchPerThread = 0;
+    int64_t groupScratchPerThread = 0, workspaceBytes = 0;
     for (Operation &op : body.without_terminator()) {
-      scratchPerThread =
-          std::max(scratchPerThread, cpuScratchBytesPerThread(&op));
+      if (auto group = dyn_cast<FusionGroupOp>(op))
+        groupScratchPerThread = std::max(
+            groupScratchPerThread, alignUp(group.getScratchBytesPerThread()));
+      workspaceBytes =
+          std::max(workspaceBytes, cpuWorkspaceBytes(&op, planThreads));
       for (Value result : op.getResults()) {
         auto type = dyn_cast<RankedTensorType>(result.getType());
         if (!type || !type.hasStaticShape()) {
@@ -152,15 +158,11 @@ struct AssignBuffers : public weft::impl::AssignBuffersBase<AssignBuffers> {
       op.setAttr("weft.live_bytes", b.getI64IntegerAttr(live));
       ++position;
     }
-    int planThreads = threads > 0
-                          ? threads
-                          : std::max(1u, std::thread::hardware_concurrency());
-    int64_t workspaceBytes = alignUp(scratchPerThread) * planThreads;
     func->setAttr("weft.threads", b.getI64IntegerAttr(planThreads));
     func->setAttr("weft.activation_bytes",
                   b.getI64IntegerAttr(activationBytes));
     func->setAttr("weft.workspace_per_thread",
-                  b.getI64IntegerAttr(alignUp(scratchPerThread)));
+                  b.getI64IntegerAttr(groupScratchPerThread));
     func->setAttr("weft.workspace_bytes", b.getI64IntegerAttr(workspaceBytes));
     func->setAttr("weft.arena_bytes",
                   b.getI64IntegerAttr(activationBytes + workspaceBytes));
@@ -172,7 +174,7 @@ struct AssignBuffers : public weft::impl::AssignBuffersBase<AssignBuffers> {
 
 int64_t weft::alignedBytes(Type type) { return alignUp(tensorBytes(type)); }
 
-int64_t weft::cpuScratchBytesPerThread(Operation *op) {
+int64_t weft::cpuWorkspaceBytes(Operation *op, int threads) {
   if (auto attention = dyn_cast<AttentionOp>(op)) {
     RankedTensorType q = attention.getQ().getType();
     kernels::cpu::AttentionShape shape{
@@ -183,9 +185,9 @@ int64_t weft::cpuScratchBytesPerThread(Operation *op) {
         attention.getK().getType().getDimSize(2),
         q.getDimSize(3),
         attention.getV().getType().getDimSize(3)};
-    return 4 * kernels::cpu::attentionWorkspacePerThread(shape);
+    return alignUp(4 * kernels::cpu::attentionWorkspace(shape, threads));
   }
   if (auto group = dyn_cast<FusionGroupOp>(op))
-    return group.getScratchBytesPerThread();
+    return alignUp(group.getScratchBytesPerThread()) * threads;
   return 0;
 }

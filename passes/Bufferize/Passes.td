@@ -12,14 +12,15 @@ def AssignBuffers : Pass<"weft-assign-buffers", "mlir::func::FuncOp"> {
     start and outputs to the end — and packs the ranges into one arena,
     largest first, each at the lowest 64-byte aligned offset that no
     overlapping range occupies. Parameters get consecutive offsets in the
-    parameter region and constants in the constant region. The per-thread
-    scratch of attention and fusion-group kernels is planned as a workspace
-    after the activations for `threads` threads.
+    parameter region and constants in the constant region. The scratch of
+    attention and fusion-group kernels is planned as a workspace after the
+    activations for `threads` threads: the largest any one op needs.
 
     Results: `weft.buffers` (one #weft.buffer per result) and
     `weft.live_bytes` on every op, `weft.buffer` on every argument, and on
-    the function `weft.activation_bytes`, `weft.workspace_bytes` (and its
-    `weft.workspace_per_thread`), `weft.arena_bytes` (their sum: what the
+    the function `weft.activation_bytes`, `weft.workspace_bytes`, the
+    per-thread stride of fusion-group scratch in it
+    (`weft.workspace_per_thread`), `weft.arena_bytes` (their sum: what the
     runtime allocates), `weft.parameter_bytes`, `weft.constant_bytes` and
     `weft.threads`.
   }];

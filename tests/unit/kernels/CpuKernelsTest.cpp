@@ -117,7 +117,7 @@ TEST_P(AttentionTest, MatchesNaiveSoftmaxAttention) {
     std::fill_n(mask.begin(), s.skv, 0);
   const float scale = 1.0f / std::sqrt(float(s.dqk));
   const int threads = 2;
-  std::vector<float> workspace(threads * attentionWorkspacePerThread(s),
+  std::vector<float> workspace(attentionWorkspace(s, threads),
                                std::numeric_limits<float>::quiet_NaN());
   auto out = poisoned(s.batch * s.sq * s.heads * s.dv);
   attention(q.data(), k.data(), v.data(), mask.data(), c.maskPerBatch,
@@ -173,6 +173,8 @@ INSTANTIATE_TEST_SUITE_P(
             {1, 300, 300, 2, 1, 32, 24}, AttentionKind::Causal, false},
         AttentionCase{{2, 5, 530, 4, 2, 8, 8}, AttentionKind::Causal, false},
         AttentionCase{{1, 65, 257, 3, 3, 7, 5}, AttentionKind::Full, false},
+        AttentionCase{{1, 50, 50, 16, 2, 16, 20}, AttentionKind::Causal, false},
+        AttentionCase{{1, 600, 600, 4, 2, 64, 64}, AttentionKind::Causal, false},
         AttentionCase{{2, 70, 70, 4, 1, 16, 16}, AttentionKind::Alibi, false},
         AttentionCase{{2, 33, 40, 2, 2, 8, 8}, AttentionKind::Mask, true},
         AttentionCase{{1, 90, 300, 4, 2, 8, 8}, AttentionKind::Mask, false}));
