@@ -129,8 +129,11 @@ LogicalResult PlanBuilder::requireF32(Operation *op) {
   for (Type type : types) {
     Type element = cast<RankedTensorType>(type).getElementType();
     if (isa<FloatType>(element) && !element.isF32())
-      return op->emitError() << "computes in " << element
-                             << "; the CPU backend runs f32 for now";
+      return op->emitError()
+             << "computes in " << element
+             << "; the CPU backend computes in f32 (bf16 tensors are "
+                "widened by weft-legalize-cpu-types; other float types are "
+                "not run yet)";
   }
   return success();
 }
@@ -216,7 +219,11 @@ LogicalResult PlanBuilder::lowerFusionGroup(FusionGroupOp group,
 LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
   if (auto group = dyn_cast<FusionGroupOp>(op))
     return lowerFusionGroup(group, step);
-  if (failed(requireF32(op)))
+  auto linear = dyn_cast<LinearOp>(op);
+  const bool bf16Linear =
+      linear &&
+      cast<RankedTensorType>(linear.getType()).getElementType().isBF16();
+  if (!bf16Linear && !isa<GatherOp, IotaOp>(op) && failed(requireF32(op)))
     return failure();
   plan::LibraryCall *call = step.mutable_call();
   auto use = [&](Value v) -> LogicalResult {
@@ -238,13 +245,17 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
     return cast<RankedTensorType>(v.getType()).getShape();
   };
 
-  if (auto linear = dyn_cast<LinearOp>(op)) {
-    call->set_function("linear");
+  if (linear) {
+    // weft-legalize-cpu-types leaves a bf16 linear only when all its floats
+    // are bf16.
+    call->set_function(bf16Linear ? "linear_bf16" : "linear");
     int64_t in = shape(linear.getWeight())[1],
             out = shape(linear.getWeight())[0];
     if (failed(use(linear.getX())) || failed(use(linear.getWeight())) ||
         failed(use(linear.getBias())) || failed(use(linear.getResult())))
       return failure();
+    if (bf16Linear)
+      call->add_buffers(workspace);
     ints({product(shape(linear.getX())) / in, in, out});
     return success();
   }
@@ -303,10 +314,6 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
     call->set_function("gather");
     ArrayRef<int64_t> table = shape(gather.getTable());
     int64_t axis = gather.getAxis();
-    if (!cast<RankedTensorType>(gather.getTable().getType())
-             .getElementType()
-             .isF32())
-      return op->emitError("gathers from an f32 table only on the CPU for now");
     if (failed(use(gather.getTable())) || failed(use(gather.getIndices())) ||
         failed(use(gather.getResult())))
       return failure();

@@ -825,12 +825,18 @@ int64_t FusionGroupOp::getRowLength() {
 }
 
 SmallVector<Value> FusionGroupOp::getRowScratchValues() {
+  auto isBf16 = [](Value v) {
+    return cast<RankedTensorType>(v.getType()).getElementType().isBF16();
+  };
   SmallVector<Value> scratch;
   ValueRange yielded = getYield().getValues();
   for (Operation &op : getBody().front().without_terminator())
     for (Value result : op.getResults())
-      if (!llvm::is_contained(yielded, result))
+      if (!llvm::is_contained(yielded, result) || isBf16(result))
         scratch.push_back(result);
+  for (BlockArgument input : getBody().front().getArguments())
+    if (isBf16(input))
+      scratch.push_back(input);
   return scratch;
 }
 

@@ -951,8 +951,9 @@ def Weft_FusionGroupOp : Weft_Op<"fusion_group", [
     /// The length of one row of the group's iteration space: the last
     /// dimension of its results (1 for scalars).
     int64_t getRowLength();
-    /// Values computed in the body that the group does not yield; the
-    /// generated kernel keeps one row of each in per-thread scratch.
+    /// Values whose rows the generated kernel keeps in per-thread scratch:
+    /// those computed in the body that the group does not yield, and every
+    /// bf16 input and result (held widened to f32), in that order.
     ::llvm::SmallVector<::mlir::Value> getRowScratchValues();
     /// Bytes of one scratch row: 8 per element, rounded up to 64.
     int64_t getScratchRowBytes();

@@ -46,8 +46,10 @@ LogicalResult weft::buildPipeline(OpPassManager &pm,
   for (llvm::StringRef phase : getPhaseNames()) {
     if (phase == "import-cleanup")
       addImportCleanup(pm);
-    if (phase == "schedule")
+    if (phase == "schedule") {
+      pm.addNestedPass<func::FuncOp>(weft::createLegalizeCpuTypes());
       pm.addNestedPass<func::FuncOp>(weft::createFormFusionGroups());
+    }
     if (phase == "bufferize")
       pm.addNestedPass<func::FuncOp>(weft::createAssignBuffers(
           weft::AssignBuffersOptions{options.threads}));

@@ -30,6 +30,13 @@ std::string describe(plan::DType dtype, const std::vector<int64_t> &shape);
 /// Throws Error naming the file.
 HostTensor readNpy(const std::string &path);
 
+/// `tensor` with bf16 elements widened to f32 (NumPy has no bf16); any
+/// other tensor as it is.
+HostTensor widenBf16(const HostTensor &tensor);
+
+/// `tensor` (f32) with its elements rounded to bf16.
+HostTensor narrowToBf16(const HostTensor &tensor);
+
 /// Writes `tensor` as a .npy file. Throws Error naming the file.
 void writeNpy(const std::string &path, const HostTensor &tensor);
 

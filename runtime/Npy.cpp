@@ -2,6 +2,8 @@
 // literal with descr, fortran_order and shape, then the raw data.
 #include "runtime/Error.h"
 #include "runtime/HostTensor.h"
+
+#include "kernels/cpu/Kernels.h"
 #include "runtime/PlanFile.h"
 
 #include <cstring>
@@ -140,4 +142,24 @@ void weft::runtime::writeNpy(const std::string &path,
   file.write(tensor.bytes.data(), tensor.bytes.size());
   if (!file)
     throw Error(path + ": cannot write: " + std::strerror(errno));
+}
+
+HostTensor weft::runtime::widenBf16(const HostTensor &tensor) {
+  if (tensor.dtype != plan::BF16)
+    return tensor;
+  HostTensor wide{plan::F32, tensor.shape, {}};
+  wide.bytes.resize(tensor.numElements() * 4);
+  kernels::cpu::bf16ToF32(
+      reinterpret_cast<const uint16_t *>(tensor.bytes.data()),
+      reinterpret_cast<float *>(wide.bytes.data()), tensor.numElements());
+  return wide;
+}
+
+HostTensor weft::runtime::narrowToBf16(const HostTensor &tensor) {
+  HostTensor narrow{plan::BF16, tensor.shape, {}};
+  narrow.bytes.resize(tensor.numElements() * 2);
+  kernels::cpu::f32ToBf16(reinterpret_cast<const float *>(tensor.bytes.data()),
+                          reinterpret_cast<uint16_t *>(narrow.bytes.data()),
+                          tensor.numElements());
+  return narrow;
 }

@@ -2,8 +2,10 @@
 // of {name: {dtype, shape, data_offsets}}, then the data, memory-mapped.
 #include "runtime/Safetensors.h"
 
+#include "kernels/cpu/Kernels.h"
 #include "runtime/Error.h"
 #include "runtime/HostTensor.h"
+#include "runtime/PlanFile.h"
 
 #include <nlohmann/json.hpp>
 
@@ -47,37 +49,6 @@ int64_t elementBytes(const std::string &dtype) {
   if (dtype == "I8" || dtype == "U8" || dtype == "BOOL")
     return 1;
   return 0;
-}
-
-float bf16ToFloat(uint16_t bits) {
-  uint32_t word = static_cast<uint32_t>(bits) << 16;
-  float value;
-  std::memcpy(&value, &word, 4);
-  return value;
-}
-
-float f16ToFloat(uint16_t h) {
-  uint32_t sign = (h & 0x8000u) << 16, exponent = (h >> 10) & 0x1f,
-           mantissa = h & 0x3ff, word;
-  if (exponent == 0) {
-    if (mantissa == 0) {
-      word = sign;
-    } else { // subnormal: normalise
-      exponent = 127 - 15 + 1;
-      while (!(mantissa & 0x400)) {
-        mantissa <<= 1;
-        --exponent;
-      }
-      word = sign | exponent << 23 | (mantissa & 0x3ff) << 13;
-    }
-  } else if (exponent == 31) {
-    word = sign | 0x7f800000u | mantissa << 13;
-  } else {
-    word = sign | (exponent + 127 - 15) << 23 | mantissa << 13;
-  }
-  float value;
-  std::memcpy(&value, &word, 4);
-  return value;
 }
 
 std::string shapeString(const std::vector<int64_t> &shape) {
@@ -201,9 +172,9 @@ SafetensorsCheckpoint::find(const std::string &name) const {
   return it == byName.end() ? nullptr : &it->second;
 }
 
-void SafetensorsCheckpoint::readAsF32(const std::string &name,
-                                      const std::vector<int64_t> &shape,
-                                      float *dst) const {
+void SafetensorsCheckpoint::read(const std::string &name,
+                                 const std::vector<int64_t> &shape,
+                                 plan::DType dtype, void *dst) const {
   const Tensor *tensor = find(name);
   if (!tensor)
     throw Error(where + ": has no tensor '" + name + "'");
@@ -211,18 +182,32 @@ void SafetensorsCheckpoint::readAsF32(const std::string &name,
     throw Error(tensor->file + ": tensor '" + name + "' has shape " +
                 shapeString(tensor->shape) + ", the model expects " +
                 shapeString(shape));
-  const size_t count = tensor->bytes / elementBytes(tensor->dtype);
-  if (tensor->dtype == "F32") {
-    std::memcpy(dst, tensor->data, tensor->bytes);
-  } else if (tensor->dtype == "BF16" || tensor->dtype == "F16") {
-    const bool bf16 = tensor->dtype == "BF16";
-    for (size_t i = 0; i < count; ++i) {
-      uint16_t bits;
-      std::memcpy(&bits, tensor->data + 2 * i, 2);
-      dst[i] = bf16 ? bf16ToFloat(bits) : f16ToFloat(bits);
-    }
-  } else {
+  if (tensor->dtype != "F32" && tensor->dtype != "BF16" &&
+      tensor->dtype != "F16")
     throw Error(tensor->file + ": tensor '" + name + "' has dtype " +
                 tensor->dtype + "; expected F32, BF16 or F16");
+  if (dtype != plan::F32 && dtype != plan::BF16)
+    throw Error(tensor->file + ": tensor '" + name + "' is wanted as " +
+                dtypeName(dtype) + "; weights load as f32 or bf16");
+  const size_t count = tensor->bytes / elementBytes(tensor->dtype);
+  const std::string wanted = dtype == plan::F32 ? "F32" : "BF16";
+  if (tensor->dtype == wanted) {
+    std::memcpy(dst, tensor->data, tensor->bytes);
+    return;
+  }
+  for (size_t i = 0; i < count; ++i) {
+    float value;
+    if (tensor->dtype == "F32") {
+      std::memcpy(&value, tensor->data + 4 * i, 4);
+    } else {
+      uint16_t bits;
+      std::memcpy(&bits, tensor->data + 2 * i, 2);
+      value = tensor->dtype == "BF16" ? kernels::cpu::bf16ToFloat(bits)
+                                      : kernels::cpu::f16ToFloat(bits);
+    }
+    if (dtype == plan::F32)
+      static_cast<float *>(dst)[i] = value;
+    else
+      static_cast<uint16_t *>(dst)[i] = kernels::cpu::floatToBf16(value);
   }
 }

@@ -4,6 +4,8 @@
 #ifndef WEFT_RUNTIME_SAFETENSORS_H
 #define WEFT_RUNTIME_SAFETENSORS_H
 
+#include "runtime/plan.pb.h"
+
 #include <map>
 #include <memory>
 #include <string>
@@ -31,10 +33,11 @@ public:
   const Tensor *find(const std::string &name) const;
   const std::map<std::string, Tensor> &tensors() const { return byName; }
 
-  /// Copies `name` into `dst` as f32 (from F32, BF16 or F16) after checking
-  /// that its shape is `shape`. Throws Error naming the file and tensor.
-  void readAsF32(const std::string &name, const std::vector<int64_t> &shape,
-                 float *dst) const;
+  /// Copies `name` into `dst` as `dtype` (F32 or BF16; from F32, BF16 or
+  /// F16, rounding to nearest even where bits are lost) after checking that
+  /// its shape is `shape`. Throws Error naming the file and tensor.
+  void read(const std::string &name, const std::vector<int64_t> &shape,
+            plan::DType dtype, void *dst) const;
 
 private:
   struct Mapping;

@@ -24,10 +24,17 @@ std::string floatLiteral(double value) {
   return text + "f";
 }
 
-FailureOr<StringRef> cppType(Operation *where, Type type) {
+bool isBf16(Type type) {
+  return cast<RankedTensorType>(type).getElementType().isBF16();
+}
+
+/// The C++ type a row of `type` is stored in (bf16 as its bits).
+FailureOr<StringRef> storageType(Operation *where, Type type) {
   Type element = cast<RankedTensorType>(type).getElementType();
   if (element.isF32())
     return StringRef("float");
+  if (element.isBF16())
+    return StringRef("uint16_t");
   if (element.isInteger(64))
     return StringRef("int64_t");
   if (element.isInteger(32))
@@ -38,8 +45,29 @@ FailureOr<StringRef> cppType(Operation *where, Type type) {
     return StringRef("uint8_t");
   return where->emitError() << "has element type " << element
                             << ", which the CPU backend does not run yet "
-                               "(f32, i64, i32, i8 and i1 only)";
+                               "(f32, bf16, i64, i32, i8 and i1 only)";
 }
+
+/// The C++ type a row of `type` is computed in: bf16 widens to float.
+FailureOr<StringRef> computeType(Operation *where, Type type) {
+  if (isBf16(type))
+    return StringRef("float");
+  return storageType(where, type);
+}
+
+/// bf16 ⇄ f32 in generated code: round to nearest even, NaN kept NaN.
+constexpr const char *kBf16Helpers = R"(
+static inline float weftBf16ToFloat(uint16_t bits) {
+  return __builtin_bit_cast(float, static_cast<uint32_t>(bits) << 16);
+}
+static inline uint16_t weftFloatToBf16(float value) {
+  uint32_t word = __builtin_bit_cast(uint32_t, value);
+  if ((word & 0x7fffffffu) > 0x7f800000u)
+    return static_cast<uint16_t>(word >> 16 | 0x40);
+  word += 0x7fffu + (word >> 16 & 1);
+  return static_cast<uint16_t>(word >> 16);
+}
+)";
 
 /// The expression computing element `c` of an elementwise op's result from
 /// the row pointers of its operands; empty when the op is not elementwise.
@@ -98,10 +126,25 @@ weft::codegen::generateFusionGroupSource(FusionGroupOp group,
   unsigned arg = 0, next = 0;
   auto name = [&](Value v) { return row[v] = "v" + std::to_string(next++); };
 
+  // Rows kept in per-thread scratch (see getRowScratchValues); bf16 rows
+  // are widened into them and narrowed out of them.
+  llvm::DenseMap<Value, int64_t> scratchOffset;
+  for (Value v : group.getRowScratchValues())
+    scratchOffset[v] = scratchOffset.size() * scratchRowBytes;
+  bool usesBf16 = false;
+  auto declareScratch = [&](Value v, Operation *where) -> LogicalResult {
+    FailureOr<StringRef> t = computeType(where, v.getType());
+    if (failed(t))
+      return failure();
+    os << "    " << *t << " *" << name(v) << " = reinterpret_cast<" << *t
+       << " *>(scratch + " << scratchOffset.lookup(v) << ");\n";
+    return success();
+  };
+
   // Inputs: a full row, or a per-column vector (norm weights).
   for (BlockArgument input : body.getArguments()) {
     auto type = cast<RankedTensorType>(input.getType());
-    FailureOr<StringRef> t = cppType(group, type);
+    FailureOr<StringRef> t = storageType(group, type);
     if (failed(t))
       return failure();
     bool full = type.getShape() == groupType.getShape();
@@ -109,33 +152,43 @@ weft::codegen::generateFusionGroupSource(FusionGroupOp group,
       return group.emitError()
              << "input " << input.getArgNumber() << " of type " << type
              << " is neither a row nor a column";
-    os << "    const " << *t << " *" << name(input)
-       << " = reinterpret_cast<const " << *t << " *>(args[" << arg++ << "])"
-       << (full ? " + r * kCols" : "") << ";\n";
+    std::string pointer =
+        "const " + t->str() + " *in" + std::to_string(input.getArgNumber());
+    os << "    " << pointer << " = reinterpret_cast<const " << *t << " *>(args["
+       << arg++ << "])" << (full ? " + r * kCols" : "") << ";\n";
+    if (isBf16(type)) {
+      usesBf16 = true;
+      if (failed(declareScratch(input, group)))
+        return failure();
+      os << "    for (int64_t c = 0; c < kCols; ++c)\n      " << row[input]
+         << "[c] = weftBf16ToFloat(in" << input.getArgNumber() << "[c]);\n";
+    } else {
+      row[input] = "in" + std::to_string(input.getArgNumber());
+    }
   }
-  // Results write straight into their output rows; the rest use scratch.
+  // Results write straight into their output rows (bf16 ones after
+  // narrowing from scratch); the rest use scratch.
   YieldOp yield = group.getYield();
   SmallVector<std::string> outputs;
   for (Value result : yield.getValues()) {
-    FailureOr<StringRef> t = cppType(group, result.getType());
+    FailureOr<StringRef> t = storageType(group, result.getType());
     if (failed(t))
       return failure();
     std::string out = "out" + std::to_string(outputs.size());
     os << "    " << *t << " *" << out << " = reinterpret_cast<" << *t
        << " *>(args[" << arg++ << "]) + r * kCols;\n";
     outputs.push_back(out);
-    if (!row.count(result) && result.getDefiningOp())
+    if (!row.count(result) && result.getDefiningOp() &&
+        !isBf16(result.getType()))
       row[result] = out;
   }
   const unsigned workspaceArg = arg;
-  unsigned scratchIndex = 0;
-  for (Value v : group.getRowScratchValues()) {
-    FailureOr<StringRef> t = cppType(v.getDefiningOp(), v.getType());
-    if (failed(t))
-      return failure();
-    os << "    " << *t << " *" << name(v) << " = reinterpret_cast<" << *t
-       << " *>(scratch + " << scratchIndex++ * scratchRowBytes << ");\n";
-  }
+  for (Value v : group.getRowScratchValues())
+    if (!row.count(v) && v.getDefiningOp()) {
+      usesBf16 |= isBf16(v.getType());
+      if (failed(declareScratch(v, v.getDefiningOp())))
+        return failure();
+    }
 
   for (Operation &op : body.without_terminator()) {
     SmallVector<std::string> in;
@@ -145,10 +198,12 @@ weft::codegen::generateFusionGroupSource(FusionGroupOp group,
     os << "    // " << op.getName() << "\n";
     std::string expression = elementwiseExpression(&op, in);
     if (auto convert = dyn_cast<ConvertOp>(op)) {
-      FailureOr<StringRef> t = cppType(&op, convert.getType());
+      FailureOr<StringRef> t = computeType(&op, convert.getType());
       if (failed(t))
         return failure();
       expression = "static_cast<" + t->str() + ">(" + in[0] + "[c])";
+      if (isBf16(convert.getType())) // round to bf16's precision
+        expression = "weftBf16ToFloat(weftFloatToBf16(" + expression + "))";
     }
     if (!expression.empty()) {
       os << "    for (int64_t c = 0; c < kCols; ++c)\n      " << out
@@ -194,9 +249,13 @@ weft::codegen::generateFusionGroupSource(FusionGroupOp group,
              << "cannot be generated as part of a CPU fusion group";
     }
   }
-  // A value yielded twice (or an input yielded) still needs its copy.
+  // bf16 results are narrowed from scratch; a value yielded twice (or an
+  // input yielded) still needs its copy.
   for (auto [i, value] : llvm::enumerate(yield.getValues()))
-    if (row.lookup(value) != outputs[i])
+    if (isBf16(value.getType()))
+      os << "    for (int64_t c = 0; c < kCols; ++c)\n      " << outputs[i]
+         << "[c] = weftFloatToBf16(" << row.lookup(value) << "[c]);\n";
+    else if (row.lookup(value) != outputs[i])
       os << "    for (int64_t c = 0; c < kCols; ++c)\n      " << outputs[i]
          << "[c] = " << row.lookup(value) << "[c];\n";
 
@@ -209,7 +268,8 @@ weft::codegen::generateFusionGroupSource(FusionGroupOp group,
   src << "// weft fusion group: " << opNames << " over " << rows << " rows of "
       << cols << "\n"
       << "#include <algorithm>\n#include <cmath>\n#include <cstdint>\n"
-      << "#include <omp.h>\n\n"
+      << "#include <omp.h>\n"
+      << (usesBf16 ? kBf16Helpers : "") << "\n"
       << "extern \"C\" void @ENTRY@(char *const *args, int threads) {\n"
       << "  constexpr int64_t kRows = " << rows << ", kCols = " << cols << ";\n"
       << "#pragma omp parallel for num_threads(threads) schedule(static)\n"

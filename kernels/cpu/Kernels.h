@@ -1,7 +1,8 @@
 // Hand-written CPU kernels: the library calls of CPU plans and the numeric
-// reference for every other backend. All tensors are dense, row-major fp32
-// (indices int64, predicates one byte per element). Each kernel writes every
-// element of its output and reads nothing outside its inputs.
+// reference for every other backend. All tensors are dense and row-major;
+// floats are fp32 unless a kernel says bf16 (stored as uint16_t, computed in
+// fp32); indices are int64, predicates one byte per element. Each kernel
+// writes every element of its output and reads nothing outside its inputs.
 #ifndef WEFT_KERNELS_CPU_KERNELS_H
 #define WEFT_KERNELS_CPU_KERNELS_H
 
@@ -10,10 +11,40 @@
 
 namespace weft::kernels::cpu {
 
+/// bf16 is the upper half of an fp32.
+inline float bf16ToFloat(uint16_t bits) {
+  return __builtin_bit_cast(float, static_cast<uint32_t>(bits) << 16);
+}
+
+/// fp32 → bf16, rounding to nearest even; NaN stays NaN.
+inline uint16_t floatToBf16(float value) {
+  uint32_t word = __builtin_bit_cast(uint32_t, value);
+  if ((word & 0x7fffffffu) > 0x7f800000u)
+    return static_cast<uint16_t>(word >> 16 | 0x40);
+  word += 0x7fffu + (word >> 16 & 1);
+  return static_cast<uint16_t>(word >> 16);
+}
+
+/// IEEE half → fp32.
+float f16ToFloat(uint16_t bits);
+
+void bf16ToF32(const uint16_t *x, float *y, int64_t n);
+void f32ToBf16(const float *x, uint16_t *y, int64_t n);
+
 /// y[r, o] = sum_i x[r, i] * w[o, i] + bias[o] (bias may be null): a
 /// torch.nn.Linear over `rows` rows.
 void linear(const float *x, const float *w, const float *bias, float *y,
             int64_t rows, int64_t in, int64_t out);
+
+/// Floats of workspace `linearBf16` needs.
+int64_t linearBf16Workspace(int64_t rows, int64_t in, int64_t out);
+
+/// `linear` over bf16 x, w, bias (may be null) and y, computed in fp32: tiles
+/// of x and w are widened into `workspace` for the fp32 GEMM and each result
+/// is rounded once. The weights stay bf16 in memory.
+void linearBf16(const uint16_t *x, const uint16_t *w, const uint16_t *bias,
+                uint16_t *y, int64_t rows, int64_t in, int64_t out,
+                float *workspace);
 
 /// Batched matrix product: for each of `batch` batches,
 /// c = op(a) · op(b) with op transposing when asked; a is [M, K] ([K, M]
@@ -65,10 +96,11 @@ void softmax(const float *x, float *y, int64_t outer, int64_t dim,
              int64_t inner, bool logarithm);
 
 /// out[a, i, b] = table[a, indices[i], b] with table viewed as
-/// [outer, size, inner] and `count` indices. Returns the first index outside
+/// [outer, size, inner] and `count` indices, for elements of any type
+/// (`innerBytes` bytes per [a, i]). Returns the first index outside
 /// [0, size), or -1 when all are valid (then out is fully written).
-int64_t gather(const float *table, const int64_t *indices, float *out,
-               int64_t outer, int64_t size, int64_t inner, int64_t count);
+int64_t gather(const void *table, const int64_t *indices, void *out,
+               int64_t outer, int64_t size, int64_t innerBytes, int64_t count);
 
 enum class LossReduction { Mean, Sum, None };
 

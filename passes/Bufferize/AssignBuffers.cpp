@@ -187,6 +187,13 @@ int64_t weft::cpuWorkspaceBytes(Operation *op, int threads) {
         attention.getV().getType().getDimSize(3)};
     return alignUp(4 * kernels::cpu::attentionWorkspace(shape, threads));
   }
+  if (auto linear = dyn_cast<LinearOp>(op);
+      linear && linear.getType().getElementType().isBF16()) {
+    ArrayRef<int64_t> weight = linear.getWeight().getType().getShape();
+    int64_t rows = linear.getType().getNumElements() / weight[0];
+    return alignUp(
+        4 * kernels::cpu::linearBf16Workspace(rows, weight[1], weight[0]));
+  }
   if (auto group = dyn_cast<FusionGroupOp>(op))
     return alignUp(group.getScratchBytesPerThread()) * threads;
   return 0;

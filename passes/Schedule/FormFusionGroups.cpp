@@ -14,10 +14,7 @@ namespace weft {
 using namespace mlir;
 using namespace weft;
 
-namespace {
-/// Ops a generated row kernel computes: elementwise ops, and reductions
-/// along the last dimension of their (single) result.
-bool isGroupable(Operation *op) {
+bool weft::isRowKernelOp(Operation *op) {
   if (op->getNumResults() != 1 || !isa<CostOpInterface>(op))
     return false;
   if (op->hasTrait<OpTrait::Elementwise>())
@@ -34,6 +31,7 @@ bool isGroupable(Operation *op) {
   return false;
 }
 
+namespace {
 ArrayRef<int64_t> shapeOf(Operation *op) {
   return cast<RankedTensorType>(op->getResult(0).getType()).getShape();
 }
@@ -64,7 +62,7 @@ struct FormFusionGroups
       return true;
     };
     for (Operation &op : body) {
-      if (!isGroupable(&op))
+      if (!isRowKernelOp(&op))
         continue;
       std::optional<unsigned> chosen;
       for (Value operand : op.getOperands()) {

@@ -19,4 +19,21 @@ def FormFusionGroups : Pass<"weft-form-fusion-groups", "mlir::func::FuncOp"> {
   let dependentDialects = ["::weft::WeftDialect"];
 }
 
+def LegalizeCpuTypes : Pass<"weft-legalize-cpu-types", "mlir::func::FuncOp"> {
+  let summary = "Computes in f32 around CPU kernels that have no bf16 form";
+  let description = [{
+    CPU plans keep bf16 tensors in bf16 (half the memory of f32) and compute
+    in f32. Generated row kernels widen and narrow inside themselves, `linear`
+    widens tiles of its bf16 input and weight in its workspace, and gather
+    and reshape move bf16 as it is. Around every other op with a bf16
+    operand or result (attention, rope, matmul, cross_entropy, softmax along
+    another dimension than the last, ...) this pass converts the bf16
+    operands to f32 and the results back to bf16, so that the op itself
+    computes in f32 and every value keeps its type. Runs before
+    `weft-form-fusion-groups`, which fuses the conversions into their
+    neighbours' row kernels.
+  }];
+  let dependentDialects = ["::weft::WeftDialect"];
+}
+
 #endif // WEFT_PASSES_SCHEDULE_PASSES_TD

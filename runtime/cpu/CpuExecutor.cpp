@@ -154,6 +154,23 @@ void CpuExecutor::prepareSteps() {
                      std::to_string(ints) + " ints and " +
                      std::to_string(floats) + " floats");
       };
+      // Float buffers must hold `dtype` (the workspace, which holds bytes,
+      // aside); -1 marks an absent optional buffer.
+      auto floatsAre = [&](plan::DType dtype) {
+        for (int i = 0; i < call.buffers_size(); ++i) {
+          int id = call.buffers(i);
+          if (id < 0)
+            continue;
+          const Buffer &buffer = plan.buffers(id);
+          plan::DType actual = buffer.dtype();
+          bool isFloat = actual == plan::F32 || actual == plan::BF16 ||
+                         actual == plan::F16;
+          if (isFloat && actual != dtype && buffer.name() != "workspace")
+            throw fail("buffer " + std::to_string(i) + " ('" + buffer.name() +
+                       "') is " + dtypeName(actual) + ", expected " +
+                       dtypeName(dtype));
+        }
+      };
       // Everything the step's closure needs is copied into it.
       std::vector<char *> p;
       for (int id : call.buffers())
@@ -161,13 +178,24 @@ void CpuExecutor::prepareSteps() {
       std::vector<int64_t> ints(call.ints().begin(), call.ints().end());
       auto f = [p](int i) { return reinterpret_cast<float *>(p[i]); };
       auto ix = [p](int i) { return reinterpret_cast<int64_t *>(p[i]); };
+      auto bf = [p](int i) { return reinterpret_cast<uint16_t *>(p[i]); };
       auto in = [ints](int i) { return ints[i]; };
       const std::string name = step.name();
       const int n = threads;
+      if (fn != "linear_bf16" && fn != "gather" && fn != "copy")
+        floatsAre(plan::F32);
       if (fn == "linear") { // x, w, bias?, y; rows, in, out
         arity(4, 3, 0);
         steps.push_back(
             [=] { cpu::linear(f(0), f(1), f(2), f(3), in(0), in(1), in(2)); });
+      } else if (fn == "linear_bf16") { // x, w, bias?, y, workspace; rows,
+                                        // in, out
+        arity(5, 3, 0);
+        floatsAre(plan::BF16);
+        steps.push_back([=] {
+          cpu::linearBf16(bf(0), bf(1), bf(2), bf(3), in(0), in(1), in(2),
+                          f(4));
+        });
       } else if (fn == "matmul") { // a, b, c; batch, m, n, k, ta, tb, bStride
         arity(3, 7, 0);
         steps.push_back([=] {
@@ -202,9 +230,14 @@ void CpuExecutor::prepareSteps() {
       } else if (fn ==
                  "gather") { // table, indices, out; outer, size, inner, count
         arity(3, 4, 0);
+        const plan::DType element = plan.buffers(call.buffers(0)).dtype();
+        if (plan.buffers(call.buffers(2)).dtype() != element)
+          throw fail(std::string("gathers ") + dtypeName(element) + " into " +
+                     dtypeName(plan.buffers(call.buffers(2)).dtype()));
+        const int64_t innerBytes = in(2) * dtypeBytes(element);
         steps.push_back([=] {
           int64_t bad =
-              cpu::gather(f(0), ix(1), f(2), in(0), in(1), in(2), in(3));
+              cpu::gather(p[0], ix(1), p[2], in(0), in(1), innerBytes, in(3));
           if (bad >= 0)
             throw Error(planName + ": step '" + name + "': index " +
                         std::to_string(ix(1)[bad]) + " at position " +
@@ -246,13 +279,9 @@ void CpuExecutor::prepareSteps() {
 void CpuExecutor::loadParameters(const SafetensorsCheckpoint &checkpoint) {
   for (const auto &param : plan.parameters()) {
     const Buffer &buffer = plan.buffers(param.buffer());
-    if (buffer.dtype() != plan::F32)
-      throw Error(planName + ": parameter '" + param.name() + "' is " +
-                  dtypeName(buffer.dtype()) +
-                  "; the CPU runtime loads f32 parameters");
     std::vector<int64_t> shape(buffer.shape().begin(), buffer.shape().end());
-    checkpoint.readAsF32(param.name(), shape,
-                         reinterpret_cast<float *>(address(param.buffer())));
+    checkpoint.read(param.name(), shape, buffer.dtype(),
+                    address(param.buffer()));
   }
 }
 
@@ -261,11 +290,21 @@ void CpuExecutor::initializeParameters(uint64_t seed) {
   std::normal_distribution<float> normal(0.0f, 0.02f);
   for (const auto &param : plan.parameters()) {
     const Buffer &buffer = plan.buffers(param.buffer());
-    float *data = reinterpret_cast<float *>(address(param.buffer()));
-    int64_t count = buffer.bytes() / 4;
-    bool norm = param.name().find("norm") != std::string::npos;
-    for (int64_t i = 0; i < count; ++i)
-      data[i] = norm ? 1.0f : normal(rng);
+    if (buffer.dtype() != plan::F32 && buffer.dtype() != plan::BF16)
+      throw Error(planName + ": parameter '" + param.name() + "' is " +
+                  dtypeName(buffer.dtype()) +
+                  "; random parameters are f32 or bf16");
+    const bool bf16 = buffer.dtype() == plan::BF16;
+    char *data = address(param.buffer());
+    const int64_t count = buffer.bytes() / dtypeBytes(buffer.dtype());
+    const bool norm = param.name().find("norm") != std::string::npos;
+    for (int64_t i = 0; i < count; ++i) {
+      const float value = norm ? 1.0f : normal(rng);
+      if (bf16)
+        reinterpret_cast<uint16_t *>(data)[i] = cpu::floatToBf16(value);
+      else
+        reinterpret_cast<float *>(data)[i] = value;
+    }
   }
 }
 
@@ -275,6 +314,11 @@ void CpuExecutor::setInput(const std::string &name, const HostTensor &tensor) {
       continue;
     const Buffer &buffer = plan.buffers(plan.inputs(i).buffer());
     std::vector<int64_t> shape(buffer.shape().begin(), buffer.shape().end());
+    if (buffer.dtype() == plan::BF16 && tensor.dtype == plan::F32 &&
+        tensor.shape == shape) { // NumPy has no bf16: round f32 inputs
+      inputs[i] = narrowToBf16(tensor);
+      return;
+    }
     if (tensor.dtype != buffer.dtype() || tensor.shape != shape)
       throw Error("input '" + name + "' is " +
                   describe(tensor.dtype, tensor.shape) + ", the plan expects " +

@@ -1,7 +1,8 @@
 // End to end on the CPU: the tiny Llama fixture made with Hugging Face's own
 // LlamaForCausalLM (tests/fixtures/make_llama_fixture.py) compiles to a plan,
 // round-trips through a plan file, loads its bf16 safetensors and reproduces
-// HF's fp32 logits; the arena the runtime allocates is the planned peak; bad
+// HF's fp32 logits (and, stored in bf16, its bf16 logits); the arena the
+// runtime allocates is the planned peak; bad
 // plans, inputs and weights are rejected with messages naming them.
 #include "codegen/CpuPlanBuilder.h"
 #include "frontend/HuggingFace/LlamaBuilder.h"
@@ -29,22 +30,55 @@ std::string tempPath(const std::string &name) {
   return ::testing::TempDir() + "/weft_" + name;
 }
 
-/// Compiles the fixture's config for batch 2 × seq 64 (once per process).
+plan::Plan compileFixture(const std::string &dtype) {
+  mlir::MLIRContext context;
+  auto config = frontend::readLlamaConfig(kFixture);
+  EXPECT_TRUE(static_cast<bool>(config));
+  auto module = frontend::buildLlamaForward(context, *config, {2, 64, dtype});
+  mlir::PassManager pm(&context);
+  std::string error;
+  EXPECT_TRUE(succeeded(buildPipeline(pm, {"", 2}, error))) << error;
+  EXPECT_TRUE(succeeded(pm.run(*module)));
+  auto plan = codegen::buildCpuPlan(*module, {kFixture, ""});
+  EXPECT_TRUE(succeeded(plan));
+  return *plan;
+}
+
+/// The fixture's config compiled for batch 2 × seq 64 (once per process).
 const plan::Plan &fixturePlan() {
-  static const plan::Plan compiled = [] {
-    mlir::MLIRContext context;
-    auto config = frontend::readLlamaConfig(kFixture);
-    EXPECT_TRUE(static_cast<bool>(config));
-    auto module = frontend::buildLlamaForward(context, *config, {2, 64, "f32"});
-    mlir::PassManager pm(&context);
-    std::string error;
-    EXPECT_TRUE(succeeded(buildPipeline(pm, {"", 2}, error))) << error;
-    EXPECT_TRUE(succeeded(pm.run(*module)));
-    auto plan = codegen::buildCpuPlan(*module, {kFixture, ""});
-    EXPECT_TRUE(succeeded(plan));
-    return *plan;
-  }();
+  static const plan::Plan compiled = compileFixture("f32");
   return compiled;
+}
+
+/// max |a − b| relative to max |b| (elementwise ratios blow up near zero);
+/// infinite on a shape mismatch or a NaN.
+double relativeError(const rt::HostTensor &actual,
+                     const rt::HostTensor &expected) {
+  EXPECT_EQ(actual.shape, expected.shape);
+  if (actual.shape != expected.shape)
+    return INFINITY;
+  auto *a = reinterpret_cast<const float *>(actual.bytes.data());
+  auto *b = reinterpret_cast<const float *>(expected.bytes.data());
+  double maxError = 0, maxValue = 0;
+  for (int64_t i = 0; i < expected.numElements(); ++i) {
+    if (std::isnan(a[i]))
+      return INFINITY;
+    maxError = std::max(maxError, std::abs(double(a[i]) - b[i]));
+    maxValue = std::max(maxValue, std::abs(double(b[i])));
+  }
+  return maxError / maxValue;
+}
+
+/// Runs `plan` on the fixture's weights and inputs; the relative error of
+/// its logits against the fixture's `expectedFile`.
+double relativeErrorAgainst(const plan::Plan &plan,
+                            const std::string &expectedFile) {
+  rt::CpuExecutor executor(plan, "fixture");
+  executor.loadParameters(rt::SafetensorsCheckpoint(kFixture));
+  executor.setInput("input_ids", rt::readNpy(kFixture + "/input_ids.npy"));
+  executor.run();
+  return relativeError(rt::widenBf16(executor.output("logits")),
+                       rt::readNpy(kFixture + "/" + expectedFile));
 }
 
 std::string readFile(const std::string &path) {
@@ -69,30 +103,36 @@ template <typename Fn> std::string errorOf(Fn fn) {
 } // namespace
 
 TEST(CpuForward, TinyLlamaMatchesHuggingFace) {
+  // Through a plan file, as `weft compile` and `weft run` use it.
   const std::string path = tempPath("tiny.plan");
   rt::writePlan(fixturePlan(), path);
-  plan::Plan plan = rt::readPlan(path);
-  rt::CpuExecutor executor(plan, path);
-  executor.loadParameters(rt::SafetensorsCheckpoint(kFixture));
-  executor.setInput("input_ids", rt::readNpy(kFixture + "/input_ids.npy"));
-  executor.run();
+  const double error = relativeErrorAgainst(rt::readPlan(path), "logits.npy");
+  EXPECT_LT(error, 1e-4);
+  RecordProperty("max_relative_error", std::to_string(error));
+  std::printf("fixture: max |weft - HF| relative to max |logit| %.3g\n", error);
+}
 
-  rt::HostTensor logits = executor.output("logits");
-  rt::HostTensor expected = rt::readNpy(kFixture + "/logits.npy");
-  ASSERT_EQ(logits.shape, expected.shape);
-  auto *a = reinterpret_cast<const float *>(logits.bytes.data());
-  auto *b = reinterpret_cast<const float *>(expected.bytes.data());
-  double maxError = 0, maxValue = 0;
-  for (int64_t i = 0; i < expected.numElements(); ++i) {
-    ASSERT_FALSE(std::isnan(a[i])) << "logit " << i;
-    maxError = std::max(maxError, std::abs(double(a[i]) - b[i]));
-    maxValue = std::max(maxValue, std::abs(double(b[i])));
-  }
-  // Relative to the largest logit (elementwise ratios blow up near zero).
-  EXPECT_LT(maxError / maxValue, 1e-4) << "max abs error " << maxError;
-  RecordProperty("max_relative_error", std::to_string(maxError / maxValue));
-  std::printf("fixture: max |weft - HF| = %.3g, relative to max |logit| %.3g\n",
-              maxError, maxError / maxValue);
+TEST(CpuForward, Bf16StorageComputesInF32) {
+  const plan::Plan bf16 = compileFixture("bf16");
+  // Parameters and activations are stored in half the bytes...
+  EXPECT_EQ(2 * bf16.memory().parameters(),
+            fixturePlan().memory().parameters());
+  EXPECT_LT(bf16.memory().activations(), fixturePlan().memory().activations());
+  for (const auto &param : bf16.parameters())
+    EXPECT_EQ(bf16.buffers(param.buffer()).dtype(), plan::BF16) << param.name();
+  // ...and computed in f32, rounding where HF's bf16 model rounds or less
+  // often: near HF's bf16 logits, and closer to the f32 logits than HF's
+  // own bf16 run is.
+  const double againstHfBf16 = relativeErrorAgainst(bf16, "logits_bf16.npy");
+  const double againstF32 = relativeErrorAgainst(bf16, "logits.npy");
+  const double hfBf16AgainstF32 =
+      relativeError(rt::readNpy(kFixture + "/logits_bf16.npy"),
+                    rt::readNpy(kFixture + "/logits.npy"));
+  EXPECT_LT(againstHfBf16, 2e-2);
+  EXPECT_LT(againstF32, hfBf16AgainstF32);
+  std::printf("bf16: max |weft - HF bf16| %.3g, |weft - HF f32| %.3g "
+              "(relative to max |logit|)\n",
+              againstHfBf16, againstF32);
 }
 
 TEST(CpuForward, ArenaIsThePlannedPeak) {

@@ -149,7 +149,8 @@ int weft::cli::runRun(llvm::ArrayRef<std::string> args) {
         break;
       llvm::SmallString<256> path(*outputDir);
       llvm::sys::path::append(path, output.name() + ".npy");
-      rt::HostTensor tensor = executor.output(output.name());
+      // NumPy has no bf16: bf16 outputs are written widened to f32.
+      rt::HostTensor tensor = rt::widenBf16(executor.output(output.name()));
       rt::writeNpy(std::string(path), tensor);
       llvm::outs() << "wrote " << path << " ("
                    << rt::describe(tensor.dtype, tensor.shape) << ")\n";

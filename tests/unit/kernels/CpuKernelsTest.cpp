@@ -66,6 +66,44 @@ INSTANTIATE_TEST_SUITE_P(Shapes, LinearTest,
                                            std::make_tuple(128, 256, 96,
                                                            true)));
 
+class LinearBf16Test
+    : public ::testing::TestWithParam<std::tuple<int, int, int, bool>> {};
+
+/// bf16 in, f32 compute, one rounding out: every result is the bf16 nearest
+/// the exact product of the bf16 inputs (up to f32 summation error).
+TEST_P(LinearBf16Test, RoundsTheF32ResultOnce) {
+  auto [rows, in, out, withBias] = GetParam();
+  auto toBf16 = [](const std::vector<float> &v) {
+    std::vector<uint16_t> b(v.size());
+    f32ToBf16(v.data(), b.data(), v.size());
+    return b;
+  };
+  auto x = toBf16(randomFloats(rows * in, 11)),
+       w = toBf16(randomFloats(out * in, 12)),
+       bias = toBf16(randomFloats(out, 13));
+  std::vector<uint16_t> y(rows * out, 0x7fc1); // NaN
+  std::vector<float> workspace(linearBf16Workspace(rows, in, out), NAN);
+  linearBf16(x.data(), w.data(), withBias ? bias.data() : nullptr, y.data(),
+             rows, in, out, workspace.data());
+  for (int r = 0; r < rows; ++r)
+    for (int o = 0; o < out; ++o) {
+      double s = withBias ? bf16ToFloat(bias[o]) : 0.0;
+      for (int i = 0; i < in; ++i)
+        s += double(bf16ToFloat(x[r * in + i])) * bf16ToFloat(w[o * in + i]);
+      const float actual = bf16ToFloat(y[r * out + o]);
+      ASSERT_LE(std::abs(actual - s), std::max(1.0, std::abs(s)) / 256 + 1e-4)
+          << "row " << r << ", column " << o;
+    }
+}
+
+// Shapes past the 512-row and 512-column tiles, odd remainders included.
+INSTANTIATE_TEST_SUITE_P(Shapes, LinearBf16Test,
+                         ::testing::Values(std::make_tuple(1, 3, 1, true),
+                                           std::make_tuple(9, 31, 7, false),
+                                           std::make_tuple(530, 40, 600, true),
+                                           std::make_tuple(1100, 16, 33,
+                                                           false)));
+
 TEST(Matmul, BatchedWithTransposesAndSharedRhs) {
   const int batch = 3, m = 5, n = 7, k = 11;
   for (bool ta : {false, true})
@@ -174,7 +212,8 @@ INSTANTIATE_TEST_SUITE_P(
         AttentionCase{{2, 5, 530, 4, 2, 8, 8}, AttentionKind::Causal, false},
         AttentionCase{{1, 65, 257, 3, 3, 7, 5}, AttentionKind::Full, false},
         AttentionCase{{1, 50, 50, 16, 2, 16, 20}, AttentionKind::Causal, false},
-        AttentionCase{{1, 600, 600, 4, 2, 64, 64}, AttentionKind::Causal, false},
+        AttentionCase{
+            {1, 600, 600, 4, 2, 64, 64}, AttentionKind::Causal, false},
         AttentionCase{{2, 70, 70, 4, 1, 16, 16}, AttentionKind::Alibi, false},
         AttentionCase{{2, 33, 40, 2, 2, 8, 8}, AttentionKind::Mask, true},
         AttentionCase{{1, 90, 300, 4, 2, 8, 8}, AttentionKind::Mask, false}));
@@ -279,7 +318,7 @@ TEST(Gather, CopiesRowsAndReportsBadIndices) {
   auto table = randomFloats(outer * size * inner, 50);
   std::vector<int64_t> idx = {6, 0, 3, 3, 5};
   auto out = poisoned(outer * idx.size() * inner);
-  EXPECT_EQ(gather(table.data(), idx.data(), out.data(), outer, size, inner,
+  EXPECT_EQ(gather(table.data(), idx.data(), out.data(), outer, size, inner * 4,
                    idx.size()),
             -1);
   std::vector<double> ref(out.size());
@@ -290,9 +329,50 @@ TEST(Gather, CopiesRowsAndReportsBadIndices) {
             table[(a * size + idx[i]) * inner + b];
   expectClose(out, ref, 0);
   idx[2] = 7;
-  EXPECT_EQ(gather(table.data(), idx.data(), out.data(), outer, size, inner,
+  EXPECT_EQ(gather(table.data(), idx.data(), out.data(), outer, size, inner * 4,
                    idx.size()),
             2);
+}
+
+TEST(Gather, MovesBf16AsItIs) {
+  const int64_t size = 9, inner = 5;
+  std::vector<uint16_t> table(size * inner);
+  for (size_t i = 0; i < table.size(); ++i)
+    table[i] = static_cast<uint16_t>(0x3f80 + 7 * i);
+  std::vector<int64_t> idx = {8, 1, 1};
+  std::vector<uint16_t> out(idx.size() * inner, 0xffff);
+  ASSERT_EQ(gather(table.data(), idx.data(), out.data(), 1, size, inner * 2,
+                   idx.size()),
+            -1);
+  for (size_t i = 0; i < idx.size(); ++i)
+    for (int64_t b = 0; b < inner; ++b)
+      EXPECT_EQ(out[i * inner + b], table[idx[i] * inner + b]);
+}
+
+TEST(Bf16, RoundsToNearestEvenAndKeepsSpecials) {
+  auto bits = [](float f) { return __builtin_bit_cast(uint32_t, f); };
+  auto fromBits = [](uint32_t u) { return __builtin_bit_cast(float, u); };
+  EXPECT_EQ(floatToBf16(1.0f), 0x3f80);
+  // Halfway cases go to the even neighbour; above halfway rounds up.
+  EXPECT_EQ(floatToBf16(fromBits(0x3f808000)), 0x3f80);
+  EXPECT_EQ(floatToBf16(fromBits(0x3f818000)), 0x3f82);
+  EXPECT_EQ(floatToBf16(fromBits(0x3f808001)), 0x3f81);
+  EXPECT_EQ(floatToBf16(-INFINITY), 0xff80);
+  EXPECT_TRUE(std::isnan(bf16ToFloat(floatToBf16(NAN))));
+  // The largest finite float rounds to infinity, as in PyTorch.
+  EXPECT_EQ(floatToBf16(fromBits(0x7f7fffff)), 0x7f80);
+  auto x = randomFloats(1001, 60);
+  std::vector<uint16_t> narrow(x.size(), 0);
+  std::vector<float> wide = poisoned(x.size());
+  f32ToBf16(x.data(), narrow.data(), x.size());
+  bf16ToF32(narrow.data(), wide.data(), x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    EXPECT_EQ(bits(wide[i]) & 0xffff, 0u);
+    EXPECT_LE(std::abs(wide[i] - x[i]), std::abs(x[i]) * (1.0f / 256));
+  }
+  EXPECT_EQ(f16ToFloat(0x3c00), 1.0f);
+  EXPECT_EQ(f16ToFloat(0xc000), -2.0f);
+  EXPECT_EQ(f16ToFloat(0x0001), std::ldexp(1.0f, -24)); // smallest subnormal
 }
 
 TEST(CrossEntropy, IgnoresTokensAndWeighsTheMean) {

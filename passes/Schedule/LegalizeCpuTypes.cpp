@@ -1,0 +1,75 @@
+// weft-legalize-cpu-types: f32 compute around the CPU kernels that have no
+// bf16 form.
+#include "passes/Schedule/Passes.h"
+
+#include "mlir/IR/Builders.h"
+
+namespace weft {
+#define GEN_PASS_DEF_LEGALIZECPUTYPES
+#include "passes/Schedule/Passes.h.inc"
+} // namespace weft
+
+using namespace mlir;
+using namespace weft;
+
+namespace {
+bool isBf16(Type type) {
+  auto tensor = dyn_cast<RankedTensorType>(type);
+  return tensor && tensor.getElementType().isBF16();
+}
+
+/// Ops whose CPU code takes bf16 as it is: generated row kernels (which
+/// widen to f32 inside), linear (bf16 tiles widened in its workspace) when
+/// all of its floats are bf16, and ops that only move or make data.
+bool runsInBf16(Operation *op) {
+  if (isRowKernelOp(op) || isa<GatherOp, ReshapeOp, ConstantOp, IotaOp>(op))
+    return true;
+  if (auto linear = dyn_cast<LinearOp>(op))
+    return llvm::all_of(op->getOperandTypes(), isBf16) &&
+           isBf16(linear.getType());
+  return false;
+}
+
+struct LegalizeCpuTypes
+    : public weft::impl::LegalizeCpuTypesBase<LegalizeCpuTypes> {
+  void runOnOperation() override {
+    SmallVector<Operation *> widen;
+    getOperation().walk([&](Operation *op) {
+      if (op->getDialect() != getContext().getLoadedDialect<WeftDialect>() ||
+          op->getNumRegions() != 0 || runsInBf16(op))
+        return;
+      if (llvm::any_of(op->getOperandTypes(), isBf16) ||
+          llvm::any_of(op->getResultTypes(), isBf16))
+        widen.push_back(op);
+    });
+    for (Operation *op : widen) {
+      OpBuilder b(op);
+      auto f32 = [&](Type type) {
+        return cast<RankedTensorType>(type).clone(b.getF32Type());
+      };
+      SmallVector<Value> operands;
+      for (Value operand : op->getOperands())
+        operands.push_back(isBf16(operand.getType())
+                               ? b.create<ConvertOp>(op->getLoc(),
+                                                     f32(operand.getType()),
+                                                     operand)
+                                     .getResult()
+                               : operand);
+      OperationState state(op->getLoc(), op->getName());
+      state.addOperands(operands);
+      state.addAttributes(op->getAttrs());
+      for (Type type : op->getResultTypes())
+        state.addTypes(isBf16(type) ? f32(type) : type);
+      Operation *wide = b.create(state);
+      SmallVector<Value> results;
+      for (auto [old, result] : llvm::zip(op->getResults(), wide->getResults()))
+        results.push_back(isBf16(old.getType())
+                              ? Value(b.create<ConvertOp>(
+                                    op->getLoc(), old.getType(), result))
+                              : Value(result));
+      op->replaceAllUsesWith(results);
+      op->erase();
+    }
+  }
+};
+} // namespace
