@@ -5,6 +5,7 @@
 #include "codegen/Cpu/FusionGroupSource.h"
 #include "codegen/Cpu/KernelCompiler.h"
 #include "ir/WeftDialect.h"
+#include "kernels/cpu/Kernels.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "llvm/ADT/DenseMap.h"
@@ -22,6 +23,12 @@ int64_t product(ArrayRef<int64_t> dims) {
   for (int64_t d : dims)
     n *= d;
   return n;
+}
+
+/// Bytes of one element of a tensor type (i1 takes a byte).
+int64_t elementBytes(Type type) {
+  Type element = cast<RankedTensorType>(type).getElementType();
+  return tensorBytes(RankedTensorType::get({1}, element));
 }
 
 /// The module name of a location ("model.layers.0.mlp"), or "".
@@ -47,6 +54,7 @@ private:
   LogicalResult requireF32(Operation *op);
   LogicalResult lowerOp(Operation *op, plan::Step &step);
   LogicalResult lowerFusionGroup(FusionGroupOp group, plan::Step &step);
+  LogicalResult lowerStridedCopy(mlir::Operation *op, plan::LibraryCall &call);
   LogicalResult writeConstant(ConstantOp op);
   int64_t funcAttr(StringRef name) {
     return func->getAttrOfType<IntegerAttr>(name).getInt();
@@ -216,6 +224,55 @@ LogicalResult PlanBuilder::lowerFusionGroup(FusionGroupOp group,
   return success();
 }
 
+/// Transpose, slice and broadcast: a copy of the result's box out of a
+/// strided view of the operand (see kernels::cpu::copyStrided).
+LogicalResult PlanBuilder::lowerStridedCopy(Operation *op,
+                                            plan::LibraryCall &call) {
+  call.set_function("copy_strided");
+  Value x = op->getOperand(0), y = op->getResult(0);
+  ArrayRef<int64_t> in = cast<RankedTensorType>(x.getType()).getShape();
+  ArrayRef<int64_t> out = cast<RankedTensorType>(y.getType()).getShape();
+  if (out.size() > kernels::cpu::StridedCopy::kMaxRank)
+    return op->emitError() << "has rank " << out.size()
+                           << "; CPU copies take rank "
+                           << kernels::cpu::StridedCopy::kMaxRank << " at most";
+  SmallVector<int64_t> inStrides(in.size(), 1), outStrides(out.size(), 1);
+  for (int d = static_cast<int>(in.size()) - 2; d >= 0; --d)
+    inStrides[d] = inStrides[d + 1] * in[d + 1];
+  for (int d = static_cast<int>(out.size()) - 2; d >= 0; --d)
+    outStrides[d] = outStrides[d + 1] * out[d + 1];
+  int64_t srcOffset = 0;
+  SmallVector<int64_t> srcStrides(out.size(), 0);
+  if (auto transpose = dyn_cast<TransposeOp>(op)) {
+    for (auto [d, from] : llvm::enumerate(transpose.getPermutation()))
+      srcStrides[d] = inStrides[from];
+  } else if (auto slice = dyn_cast<SliceOp>(op)) {
+    for (size_t d = 0; d < in.size(); ++d) {
+      srcOffset += slice.getStart()[d] * inStrides[d];
+      srcStrides[d] = slice.getStride()[d] * inStrides[d];
+    }
+  } else {
+    auto broadcast = cast<BroadcastOp>(op);
+    for (auto [j, d] : llvm::enumerate(broadcast.getDims()))
+      srcStrides[d] = in[j] == 1 ? 0 : inStrides[j];
+  }
+  for (Value v : {x, y}) {
+    FailureOr<int> id = bufferOf(v, op);
+    if (failed(id))
+      return failure();
+    call.add_buffers(*id);
+  }
+  call.add_ints(elementBytes(x.getType()));
+  call.add_ints(static_cast<int64_t>(out.size()));
+  call.add_ints(srcOffset);
+  call.add_ints(0);
+  for (ArrayRef<int64_t> values :
+       {out, ArrayRef<int64_t>(srcStrides), ArrayRef<int64_t>(outStrides)})
+    for (int64_t v : values)
+      call.add_ints(v);
+  return success();
+}
+
 LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
   if (auto group = dyn_cast<FusionGroupOp>(op))
     return lowerFusionGroup(group, step);
@@ -223,8 +280,18 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
   const bool bf16Linear =
       linear &&
       cast<RankedTensorType>(linear.getType()).getElementType().isBF16();
-  if (!bf16Linear && !isa<GatherOp, IotaOp>(op) && failed(requireF32(op)))
+  // Data movement takes any element type; the rest computes in f32.
+  if (!bf16Linear &&
+      !isa<GatherOp, IotaOp, TransposeOp, SliceOp, BroadcastOp, ConcatOp>(op) &&
+      failed(requireF32(op)))
     return failure();
+  // Integer arithmetic has no CPU kernels yet.
+  if (isa<MatmulOp, ReduceOp, ScatterAddOp>(op))
+    for (Type type : op->getResultTypes())
+      if (!cast<RankedTensorType>(type).getElementType().isF32())
+        return op->emitError() << "computes in "
+                               << cast<RankedTensorType>(type).getElementType()
+                               << "; the CPU backend runs it in f32 only";
   plan::LibraryCall *call = step.mutable_call();
   auto use = [&](Value v) -> LogicalResult {
     if (!v) {
@@ -330,6 +397,48 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
       return failure();
     ints({product(logits.drop_back()), logits.back(), loss.getIgnoreIndex(),
           static_cast<int64_t>(loss.getReduction())});
+    return success();
+  }
+  if (isa<TransposeOp, SliceOp, BroadcastOp>(op))
+    return lowerStridedCopy(op, *call);
+  if (auto concat = dyn_cast<ConcatOp>(op)) {
+    call->set_function("concat");
+    ArrayRef<int64_t> result = shape(concat.getResult());
+    const int64_t dim = concat.getDim();
+    for (Value input : concat.getInputs())
+      if (failed(use(input)))
+        return failure();
+    if (failed(use(concat.getResult())))
+      return failure();
+    call->add_ints(product(result.take_front(dim)));
+    for (Value input : concat.getInputs())
+      call->add_ints(product(shape(input).drop_front(dim)) *
+                     elementBytes(input.getType()));
+    return success();
+  }
+  if (auto reduce = dyn_cast<ReduceOp>(op)) {
+    call->set_function("reduce");
+    ArrayRef<int64_t> x = shape(reduce.getX());
+    if (failed(use(reduce.getX())) || failed(use(reduce.getResult())))
+      return failure();
+    ints({static_cast<int64_t>(reduce.getKind()),
+          static_cast<int64_t>(x.size())});
+    for (int64_t d : x)
+      call->add_ints(d);
+    for (int64_t d = 0; d < static_cast<int64_t>(x.size()); ++d)
+      call->add_ints(llvm::is_contained(reduce.getDims(), d));
+    return success();
+  }
+  if (auto scatter = dyn_cast<ScatterAddOp>(op)) {
+    call->set_function("scatter_add");
+    ArrayRef<int64_t> base = shape(scatter.getBase());
+    int64_t axis = scatter.getAxis();
+    if (failed(use(scatter.getBase())) || failed(use(scatter.getIndices())) ||
+        failed(use(scatter.getUpdates())) || failed(use(scatter.getResult())))
+      return failure();
+    ints({product(base.take_front(axis)), base[axis],
+          product(base.drop_front(axis + 1)),
+          product(shape(scatter.getIndices()))});
     return success();
   }
   if (auto iota = dyn_cast<IotaOp>(op)) {

@@ -102,6 +102,43 @@ void softmax(const float *x, float *y, int64_t outer, int64_t dim,
 int64_t gather(const void *table, const int64_t *indices, void *out,
                int64_t outer, int64_t size, int64_t innerBytes, int64_t count);
 
+/// A copy of a `shape` box between two strided views (strides in elements;
+/// a stride of 0 repeats an element, which is how broadcasts read).
+struct StridedCopy {
+  static constexpr int kMaxRank = 8;
+  int rank;
+  int64_t elementBytes;
+  int64_t shape[kMaxRank];
+  int64_t srcOffset, srcStrides[kMaxRank];
+  int64_t dstOffset, dstStrides[kMaxRank];
+};
+
+/// dst[dstOffset + Σ i_d · dstStrides[d]] = src[srcOffset + Σ i_d ·
+/// srcStrides[d]] for every index i of the box: transpose, slice and
+/// broadcast are such copies into a dense result.
+void copyStrided(const void *src, void *dst, const StridedCopy &copy);
+
+/// Concatenation: row o of the output is row o of each input in turn, input
+/// k's rows `rowBytes[k]` long (the inputs viewed as [outer, rest]).
+void concat(const void *const *inputs, const int64_t *rowBytes, int count,
+            void *out, int64_t outer);
+
+enum class ReduceKind { Sum, Max, Min, Mean };
+
+/// y = x reduced over the dimensions d with reduced[d] ≠ 0, y dense over the
+/// kept ones in order. Sums accumulate in double; NaN propagates through
+/// max and min.
+void reduce(const float *x, float *y, const int64_t *shape,
+            const uint8_t *reduced, int rank, ReduceKind kind);
+
+/// out = base, then out[a, indices[i], b] += updates[a, i, b] with base viewed
+/// as [outer, size, inner] and `count` indices; repeated indices accumulate.
+/// out may be base. Returns the first index outside [0, size), or -1 (then
+/// out is fully written).
+int64_t scatterAdd(const float *base, const int64_t *indices,
+                   const float *updates, float *out, int64_t outer,
+                   int64_t size, int64_t inner, int64_t count);
+
 enum class LossReduction { Mean, Sum, None };
 
 /// Cross-entropy of logits [tokens, vocab] against labels [tokens]; labels

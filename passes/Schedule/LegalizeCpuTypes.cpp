@@ -22,7 +22,8 @@ bool isBf16(Type type) {
 /// widen to f32 inside), linear (bf16 tiles widened in its workspace) when
 /// all of its floats are bf16, and ops that only move or make data.
 bool runsInBf16(Operation *op) {
-  if (isRowKernelOp(op) || isa<GatherOp, ReshapeOp, ConstantOp, IotaOp>(op))
+  if (isRowKernelOp(op) || isa<GatherOp, ReshapeOp, ConstantOp, IotaOp,
+                               TransposeOp, SliceOp, BroadcastOp, ConcatOp>(op))
     return true;
   if (auto linear = dyn_cast<LinearOp>(op))
     return llvm::all_of(op->getOperandTypes(), isBf16) &&

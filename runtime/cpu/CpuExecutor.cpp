@@ -182,8 +182,13 @@ void CpuExecutor::prepareSteps() {
       auto in = [ints](int i) { return ints[i]; };
       const std::string name = step.name();
       const int n = threads;
-      if (fn != "linear_bf16" && fn != "gather" && fn != "copy")
+      const bool movesAnyType = fn == "gather" || fn == "copy" ||
+                                fn == "copy_strided" || fn == "concat";
+      if (fn != "linear_bf16" && !movesAnyType)
         floatsAre(plan::F32);
+      auto bufferBytes = [&](int i) {
+        return plan.buffers(call.buffers(i)).bytes();
+      };
       if (fn == "linear") { // x, w, bias?, y; rows, in, out
         arity(4, 3, 0);
         steps.push_back(
@@ -265,6 +270,82 @@ void CpuExecutor::prepareSteps() {
             for (int64_t i = 0; i < in(1); ++i)
               for (int64_t j = 0; j < in(2); ++j)
                 y[(o * in(1) + i) * in(2) + j] = i;
+        });
+      } else if (fn == "copy_strided") {
+        // src, dst; elementBytes, rank, srcOffset, dstOffset, shape[rank],
+        // srcStrides[rank], dstStrides[rank]
+        if (call.buffers_size() != 2 || call.ints_size() < 4)
+          throw fail("expects 2 buffers and at least 4 ints");
+        cpu::StridedCopy copy{};
+        copy.elementBytes = in(0);
+        copy.rank = static_cast<int>(in(1));
+        if (copy.rank < 0 || copy.rank > cpu::StridedCopy::kMaxRank ||
+            call.ints_size() != 4 + 3 * copy.rank || copy.elementBytes <= 0)
+          throw fail("has a malformed strided copy");
+        copy.srcOffset = in(2);
+        copy.dstOffset = in(3);
+        // The box's last element must lie inside both buffers.
+        int64_t srcEnd = copy.srcOffset, dstEnd = copy.dstOffset;
+        bool empty = false;
+        for (int d = 0; d < copy.rank; ++d) {
+          copy.shape[d] = in(4 + d);
+          copy.srcStrides[d] = in(4 + copy.rank + d);
+          copy.dstStrides[d] = in(4 + 2 * copy.rank + d);
+          empty |= copy.shape[d] == 0;
+          srcEnd += (copy.shape[d] - 1) * copy.srcStrides[d];
+          dstEnd += (copy.shape[d] - 1) * copy.dstStrides[d];
+        }
+        if (!empty && (copy.srcOffset < 0 || copy.dstOffset < 0 ||
+                       (srcEnd + 1) * copy.elementBytes > bufferBytes(0) ||
+                       (dstEnd + 1) * copy.elementBytes > bufferBytes(1)))
+          throw fail("copies outside its buffers");
+        steps.push_back([=] { cpu::copyStrided(p[0], p[1], copy); });
+      } else if (fn == "concat") { // inputs..., out; outer, rowBytes...
+        const int count = call.buffers_size() - 1;
+        if (count < 1 || call.ints_size() != 1 + count)
+          throw fail("expects n + 1 buffers and n + 1 ints");
+        std::vector<const void *> parts(p.begin(), p.end() - 1);
+        std::vector<int64_t> rowBytes(ints.begin() + 1, ints.end());
+        int64_t total = 0;
+        for (int k = 0; k < count; ++k) {
+          if (rowBytes[k] < 0 || rowBytes[k] * in(0) != bufferBytes(k))
+            throw fail("input " + std::to_string(k) + " does not hold " +
+                       std::to_string(in(0)) + " rows of " +
+                       std::to_string(rowBytes[k]) + " bytes");
+          total += rowBytes[k];
+        }
+        if (total * in(0) != bufferBytes(count))
+          throw fail("output does not hold the concatenation");
+        steps.push_back([=] {
+          cpu::concat(parts.data(), rowBytes.data(), count, p.back(), in(0));
+        });
+      } else if (fn == "reduce") { // x, y; kind, rank, shape..., reduced...
+        if (call.buffers_size() != 2 || call.ints_size() < 2 ||
+            call.ints_size() != 2 + 2 * in(1))
+          throw fail("expects 2 buffers and 2 + 2 × rank ints");
+        const int rank = static_cast<int>(in(1));
+        std::vector<int64_t> dims(ints.begin() + 2, ints.begin() + 2 + rank);
+        std::vector<uint8_t> reduced(ints.begin() + 2 + rank, ints.end());
+        int64_t elements = 1;
+        for (int64_t d : dims)
+          elements *= d;
+        if (elements * 4 != bufferBytes(0))
+          throw fail("input does not hold the reduced shape");
+        auto kind = static_cast<cpu::ReduceKind>(in(0));
+        steps.push_back([=] {
+          cpu::reduce(f(0), f(1), dims.data(), reduced.data(), rank, kind);
+        });
+      } else if (fn == "scatter_add") { // base, indices, updates, out; outer,
+                                        // size, inner, count
+        arity(4, 4, 0);
+        steps.push_back([=] {
+          int64_t bad = cpu::scatterAdd(f(0), ix(1), f(2), f(3), in(0), in(1),
+                                        in(2), in(3));
+          if (bad >= 0)
+            throw Error(planName + ": step '" + name + "': index " +
+                        std::to_string(ix(1)[bad]) + " at position " +
+                        std::to_string(bad) + " is outside [0, " +
+                        std::to_string(in(1)) + ")");
         });
       } else if (fn == "copy") { // src, dst; bytes
         arity(2, 1, 0);

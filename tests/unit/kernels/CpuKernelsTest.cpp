@@ -412,3 +412,109 @@ TEST(CrossEntropy, IgnoresTokensAndWeighsTheMean) {
                          vocab, -100, LossReduction::Sum),
             3);
 }
+
+TEST(CopyStrided, TransposesSlicesAndBroadcasts) {
+  // x [2, 3, 4] transposed by [2, 0, 1] into [4, 2, 3].
+  auto x = randomFloats(24, 70);
+  StridedCopy transpose{3, 4, {4, 2, 3}, 0, {1, 12, 4}, 0, {6, 3, 1}};
+  auto y = poisoned(24);
+  copyStrided(x.data(), y.data(), transpose);
+  for (int a = 0; a < 2; ++a)
+    for (int b = 0; b < 3; ++b)
+      for (int c = 0; c < 4; ++c)
+        EXPECT_EQ(y[c * 6 + a * 3 + b], x[a * 12 + b * 4 + c]);
+  // x[1:2, 0:3:2, 1:4:2] into [1, 2, 2].
+  StridedCopy slice{3, 4, {1, 2, 2}, 12 + 1, {12, 8, 2}, 0, {4, 2, 1}};
+  auto s = poisoned(4);
+  copyStrided(x.data(), s.data(), slice);
+  for (int b = 0; b < 2; ++b)
+    for (int c = 0; c < 2; ++c)
+      EXPECT_EQ(s[b * 2 + c], x[12 + b * 2 * 4 + 1 + c * 2]);
+  // A [3] row of bf16 (2-byte elements) broadcast into [2, 3].
+  std::vector<uint16_t> row = {1, 2, 3}, grid(6, 0xffff);
+  StridedCopy broadcast{2, 2, {2, 3}, 0, {0, 1}, 0, {3, 1}};
+  copyStrided(row.data(), grid.data(), broadcast);
+  EXPECT_EQ(grid, (std::vector<uint16_t>{1, 2, 3, 1, 2, 3}));
+}
+
+TEST(Concat, InterleavesRowsOfEachInput) {
+  auto a = randomFloats(2 * 3, 71), b = randomFloats(2 * 1, 72),
+       c = randomFloats(2 * 2, 73);
+  const void *inputs[] = {a.data(), b.data(), c.data()};
+  const int64_t rowBytes[] = {12, 4, 8};
+  auto out = poisoned(2 * 6);
+  concat(inputs, rowBytes, 3, out.data(), 2);
+  for (int o = 0; o < 2; ++o) {
+    std::vector<float> expected = {a[o * 3], a[o * 3 + 1], a[o * 3 + 2],
+                                   b[o],     c[o * 2],     c[o * 2 + 1]};
+    for (int j = 0; j < 6; ++j)
+      EXPECT_EQ(out[o * 6 + j], expected[j]);
+  }
+}
+
+TEST(Reduce, AnyDimensionsEveryKind) {
+  const int64_t shape[] = {3, 5, 4};
+  auto x = randomFloats(60, 74);
+  for (auto kind :
+       {ReduceKind::Sum, ReduceKind::Max, ReduceKind::Min, ReduceKind::Mean})
+    for (int mask = 1; mask < 8; ++mask) {
+      const uint8_t reduced[] = {uint8_t(mask & 1), uint8_t(mask >> 1 & 1),
+                                 uint8_t(mask >> 2 & 1)};
+      int64_t outputs = 1;
+      for (int d = 0; d < 3; ++d)
+        outputs *= reduced[d] ? 1 : shape[d];
+      auto y = poisoned(outputs);
+      reduce(x.data(), y.data(), shape, reduced, 3, kind);
+      std::vector<double> ref(outputs, 0.0);
+      std::vector<int64_t> seen(outputs, 0);
+      for (int i = 0; i < 3; ++i)
+        for (int j = 0; j < 5; ++j)
+          for (int k = 0; k < 4; ++k) {
+            int64_t o = 0;
+            const int idx[] = {i, j, k};
+            for (int d = 0; d < 3; ++d)
+              if (!reduced[d])
+                o = o * shape[d] + idx[d];
+            const double v = x[(i * 5 + j) * 4 + k];
+            if (kind == ReduceKind::Max)
+              ref[o] = seen[o] ? std::max(ref[o], v) : v;
+            else if (kind == ReduceKind::Min)
+              ref[o] = seen[o] ? std::min(ref[o], v) : v;
+            else
+              ref[o] += v;
+            ++seen[o];
+          }
+      if (kind == ReduceKind::Mean)
+        for (int64_t o = 0; o < outputs; ++o)
+          ref[o] /= seen[o];
+      expectClose(y, ref, 1e-6);
+    }
+  // NaN propagates through max.
+  x[7] = NAN;
+  const uint8_t all[] = {1, 1, 1};
+  float y = 0;
+  reduce(x.data(), &y, shape, all, 3, ReduceKind::Max);
+  EXPECT_TRUE(std::isnan(y));
+}
+
+TEST(ScatterAdd, AccumulatesRepeatedIndicesAndReportsBadOnes) {
+  const int64_t outer = 2, size = 5, inner = 300; // past one column chunk
+  auto base = randomFloats(outer * size * inner, 75);
+  std::vector<int64_t> idx = {4, 1, 4, 0};
+  auto updates = randomFloats(outer * idx.size() * inner, 76);
+  auto out = poisoned(base.size());
+  ASSERT_EQ(scatterAdd(base.data(), idx.data(), updates.data(), out.data(),
+                       outer, size, inner, idx.size()),
+            -1);
+  std::vector<double> ref(base.begin(), base.end());
+  for (int64_t a = 0; a < outer; ++a)
+    for (size_t i = 0; i < idx.size(); ++i)
+      for (int64_t b = 0; b < inner; ++b)
+        ref[(a * size + idx[i]) * inner + b] +=
+            updates[(a * idx.size() + i) * inner + b];
+  expectClose(out, ref, 1e-6);
+  idx[3] = -1;
+  EXPECT_EQ(scatterAdd(base.data(), idx.data(), updates.data(), out.data(),
+                       outer, size, inner, idx.size()),
+            3);
+}

@@ -1,0 +1,208 @@
+// Data-movement and reduction ops through the whole CPU path (schedule,
+// bufferize, plan, runtime) against plain references on random inputs:
+// transpose, slice, broadcast, concat, reduce and scatter_add, in f32 and
+// with bf16 storage.
+#include "codegen/CpuPlanBuilder.h"
+#include "ir/WeftDialect.h"
+#include "kernels/cpu/Kernels.h"
+#include "passes/Pipeline.h"
+#include "runtime/cpu/CpuExecutor.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <random>
+
+using namespace weft;
+namespace rt = weft::runtime;
+namespace cpu = weft::kernels::cpu;
+
+namespace {
+std::vector<float> randomFloats(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist;
+  std::vector<float> v(n);
+  for (float &x : v)
+    x = dist(rng);
+  return v;
+}
+
+rt::HostTensor f32Tensor(const std::vector<int64_t> &shape,
+                         const std::vector<float> &values) {
+  rt::HostTensor t{plan::F32, shape, {}};
+  t.bytes.resize(values.size() * 4);
+  std::memcpy(t.bytes.data(), values.data(), t.bytes.size());
+  return t;
+}
+
+rt::HostTensor i64Tensor(const std::vector<int64_t> &shape,
+                         const std::vector<int64_t> &values) {
+  rt::HostTensor t{plan::I64, shape, {}};
+  t.bytes.resize(values.size() * 8);
+  std::memcpy(t.bytes.data(), values.data(), t.bytes.size());
+  return t;
+}
+
+/// Compiles `source` (one @forward) for the CPU, runs it on `inputs` (named
+/// arg0, arg1, … in order) and returns result 0 as floats.
+std::vector<float> run(const std::string &source,
+                       const std::vector<rt::HostTensor> &inputs) {
+  mlir::MLIRContext context;
+  context.loadDialect<WeftDialect, mlir::func::FuncDialect>();
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      mlir::parseSourceString<mlir::ModuleOp>(source, &context);
+  EXPECT_TRUE(module);
+  if (!module)
+    return {};
+  mlir::PassManager pm(&context);
+  std::string error;
+  EXPECT_TRUE(succeeded(buildPipeline(pm, {"", 2}, error))) << error;
+  EXPECT_TRUE(succeeded(pm.run(*module)));
+  auto plan = codegen::buildCpuPlan(*module, {"ops", ""});
+  EXPECT_TRUE(succeeded(plan));
+  if (failed(plan))
+    return {};
+  rt::CpuExecutor executor(*plan, "ops");
+  for (size_t i = 0; i < inputs.size(); ++i)
+    executor.setInput("arg" + std::to_string(i), inputs[i]);
+  executor.run();
+  rt::HostTensor out = rt::widenBf16(executor.output("result0"));
+  std::vector<float> values(out.numElements());
+  std::memcpy(values.data(), out.bytes.data(), out.bytes.size());
+  return values;
+}
+
+void expectNear(const std::vector<float> &actual,
+                const std::vector<double> &expected, double tol) {
+  ASSERT_EQ(actual.size(), expected.size());
+  for (size_t i = 0; i < actual.size(); ++i)
+    ASSERT_NEAR(actual[i], expected[i],
+                tol * std::max(1.0, std::abs(expected[i])))
+        << "element " << i;
+}
+
+float roundBf16(float x) { return cpu::bf16ToFloat(cpu::floatToBf16(x)); }
+} // namespace
+
+TEST(CpuOps, Transpose) {
+  auto x = randomFloats(24, 1);
+  auto y = run(R"(
+    func.func @forward(%x: tensor<2x3x4xf32>) -> tensor<4x2x3xf32> {
+      %t = weft.transpose %x [2, 0, 1] : (tensor<2x3x4xf32>) -> tensor<4x2x3xf32>
+      return %t : tensor<4x2x3xf32>
+    })",
+               {f32Tensor({2, 3, 4}, x)});
+  std::vector<double> ref(24);
+  for (int a = 0; a < 2; ++a)
+    for (int b = 0; b < 3; ++b)
+      for (int c = 0; c < 4; ++c)
+        ref[c * 6 + a * 3 + b] = x[a * 12 + b * 4 + c];
+  expectNear(y, ref, 0);
+}
+
+TEST(CpuOps, StridedSlice) {
+  auto x = randomFloats(30, 2);
+  auto y = run(R"(
+    func.func @forward(%x: tensor<5x6xf32>) -> tensor<2x2xf32> {
+      %s = weft.slice %x [1, 1] [5, 6] [2, 3] : (tensor<5x6xf32>) -> tensor<2x2xf32>
+      return %s : tensor<2x2xf32>
+    })",
+               {f32Tensor({5, 6}, x)});
+  std::vector<double> ref;
+  for (int i = 1; i < 5; i += 2)
+    for (int j = 1; j < 6; j += 3)
+      ref.push_back(x[i * 6 + j]);
+  expectNear(y, ref, 0);
+}
+
+TEST(CpuOps, BroadcastOfSizeOneAndNewDimensions) {
+  auto x = randomFloats(3, 3);
+  auto y = run(R"(
+    func.func @forward(%x: tensor<3x1xf32>) -> tensor<2x3x4xf32> {
+      %b = weft.broadcast %x dims [1, 2] : tensor<3x1xf32> -> tensor<2x3x4xf32>
+      return %b : tensor<2x3x4xf32>
+    })",
+               {f32Tensor({3, 1}, x)});
+  std::vector<double> ref;
+  for (int a = 0; a < 2; ++a)
+    for (int b = 0; b < 3; ++b)
+      for (int c = 0; c < 4; ++c)
+        ref.push_back(x[b]);
+  expectNear(y, ref, 0);
+}
+
+TEST(CpuOps, ConcatAlongAMiddleDimension) {
+  auto a = randomFloats(2 * 3 * 2, 4), b = randomFloats(2 * 1 * 2, 5);
+  auto y = run(R"(
+    func.func @forward(%a: tensor<2x3x2xf32>, %b: tensor<2x1x2xf32>) -> tensor<2x4x2xf32> {
+      %c = weft.concat %a, %b dim 1 : (tensor<2x3x2xf32>, tensor<2x1x2xf32>) -> tensor<2x4x2xf32>
+      return %c : tensor<2x4x2xf32>
+    })",
+               {f32Tensor({2, 3, 2}, a), f32Tensor({2, 1, 2}, b)});
+  std::vector<double> ref;
+  for (int o = 0; o < 2; ++o) {
+    for (int j = 0; j < 6; ++j)
+      ref.push_back(a[o * 6 + j]);
+    for (int j = 0; j < 2; ++j)
+      ref.push_back(b[o * 2 + j]);
+  }
+  expectNear(y, ref, 0);
+}
+
+TEST(CpuOps, ReduceMeanOverNonAdjacentDimensions) {
+  auto x = randomFloats(3 * 4 * 5, 6);
+  auto y = run(R"(
+    func.func @forward(%x: tensor<3x4x5xf32>) -> tensor<1x4x1xf32> {
+      %r = weft.reduce mean %x dims [0, 2] keep_dims : (tensor<3x4x5xf32>) -> tensor<1x4x1xf32>
+      return %r : tensor<1x4x1xf32>
+    })",
+               {f32Tensor({3, 4, 5}, x)});
+  std::vector<double> ref(4, 0.0);
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 4; ++j)
+      for (int k = 0; k < 5; ++k)
+        ref[j] += x[(i * 4 + j) * 5 + k] / 15.0;
+  expectNear(y, ref, 1e-6);
+}
+
+TEST(CpuOps, ScatterAddAccumulatesRepeatedIndices) {
+  auto base = randomFloats(5 * 4, 7), updates = randomFloats(3 * 4, 8);
+  std::vector<int64_t> ids = {3, 0, 3};
+  auto y = run(R"(
+    func.func @forward(%base: tensor<5x4xf32>, %ids: tensor<3xi64>, %u: tensor<3x4xf32>) -> tensor<5x4xf32> {
+      %s = weft.scatter_add %base[%ids], %u axis 0 : (tensor<5x4xf32>, tensor<3xi64>, tensor<3x4xf32>) -> tensor<5x4xf32>
+      return %s : tensor<5x4xf32>
+    })",
+               {f32Tensor({5, 4}, base), i64Tensor({3}, ids),
+                f32Tensor({3, 4}, updates)});
+  std::vector<double> ref(base.begin(), base.end());
+  for (int i = 0; i < 3; ++i)
+    for (int b = 0; b < 4; ++b)
+      ref[ids[i] * 4 + b] += updates[i * 4 + b];
+  expectNear(y, ref, 1e-6);
+}
+
+// bf16 storage: the transpose moves bf16 as it is; the reduce is widened to
+// f32 by weft-legalize-cpu-types and its result rounded once.
+TEST(CpuOps, Bf16TransposeThenReduce) {
+  auto x = randomFloats(6 * 8, 9);
+  auto y = run(R"(
+    func.func @forward(%x: tensor<6x8xbf16>) -> tensor<8xbf16> {
+      %t = weft.transpose %x [1, 0] : (tensor<6x8xbf16>) -> tensor<8x6xbf16>
+      %r = weft.reduce sum %t dims [1] : (tensor<8x6xbf16>) -> tensor<8xbf16>
+      return %r : tensor<8xbf16>
+    })",
+               {f32Tensor({6, 8}, x)}); // rounded to bf16 on the way in
+  std::vector<double> ref(8, 0.0);
+  for (int i = 0; i < 6; ++i)
+    for (int j = 0; j < 8; ++j)
+      ref[j] += roundBf16(x[i * 8 + j]);
+  for (double &r : ref)
+    r = roundBf16(static_cast<float>(r));
+  expectNear(y, ref, 1e-6);
+}
