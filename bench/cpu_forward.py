@@ -3,9 +3,12 @@
 ONNX Runtime, side by side in one run, with the same thread count.
 
 Models: examples/tiny-llama and bench/configs/small-llama (hidden 1024, 8
-layers), batch 1, at each sequence length. Each engine runs in its own
-process (peak RSS from wait4), warms up once and reports the median of
---repeat timed forward passes. weft also reports its planned peak (exact:
+layers), batch 1, at each sequence length; weft in fp32 and with bf16 storage
+(weft-bf16: parameters and activations in bf16, computed in fp32). Each engine
+runs in its own
+process (peak RSS from wait4), warms up once and times --repeat forward
+passes; the engines take turns for --rounds rounds and each reports the median
+of its rounds' medians (the machines are shared and noisy). weft also reports its planned peak (exact:
 parameters + arena) and its workspace, which holds the attention blocks.
 
   python3 bench/cpu_forward.py [--seqs 512 2048 8192] [--threads 2] [--json out.json]
@@ -19,6 +22,7 @@ import json
 import os
 import pathlib
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -99,12 +103,13 @@ def run_measured(cmd, env=None):
         return out.read(), usage.ru_maxrss * 1024
 
 
-def bench_weft(model, seq, threads, repeat, work):
-    plan = work / f"{model}-{seq}.plan"
+def bench_weft(model, seq, threads, repeat, work, dtype="f32"):
+    plan = work / f"{model}-{seq}-{dtype}.plan"
     ids = work / f"ids-{seq}.npy"
     start = time.perf_counter()
     subprocess.run([WEFT, "compile", MODELS[model], "--seq", str(seq), "--threads",
-                    str(threads), "-o", plan], check=True, capture_output=True)
+                    str(threads), "--dtype", dtype, "-o", plan], check=True,
+                   capture_output=True)
     compile_s = time.perf_counter() - start
     info = json.loads(subprocess.run([WEFT, "inspect", plan, "--json"], check=True,
                                      capture_output=True, text=True).stdout)
@@ -145,7 +150,11 @@ def main():
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--repeat", type=int, default=3,
                         help="timed runs per measurement (1 from seq 8192 on)")
-    parser.add_argument("--engines", nargs="+", default=["weft", "torch", "onnxruntime"])
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternating rounds of every engine; the median is "
+                             "reported (1 from seq 8192 on)")
+    parser.add_argument("--engines", nargs="+",
+                        default=["weft", "weft-bf16", "torch", "onnxruntime"])
     parser.add_argument("--json", default="bench/cpu_forward.json")
     args = parser.parse_args()
     if not WEFT.exists():
@@ -162,19 +171,36 @@ def main():
                         np.random.default_rng(0).integers(0, vocab, (1, seq), dtype=np.int64))
                 row = {"model": model, "seq": seq, "threads": args.threads}
                 repeat = args.repeat if seq < 8192 else 1
-                for engine in args.engines:
-                    try:
-                        if engine == "weft":
-                            r = bench_weft(model, seq, args.threads, repeat, work)
-                        elif engine == "torch":
-                            r = bench_torch(model, seq, args.threads, repeat)
-                        else:
-                            r = bench_ort(model, seq, args.threads, repeat, work, vocab)
-                        r["tokens_per_s"] = seq / r["median_s"]
-                    except Exception as error:  # a peer that fails is reported, not fatal
-                        r = {"error": str(error).splitlines()[0][:200]}
+                rounds = args.rounds if seq < 8192 else 1
+                # Engines take turns, round after round, so that a slow spell
+                # of the shared machine hits all of them alike.
+                measured = {engine: [] for engine in args.engines}
+                for _ in range(rounds):
+                    for engine in args.engines:
+                        if measured[engine] and "error" in measured[engine][-1]:
+                            continue
+                        try:
+                            if engine in ("weft", "weft-bf16"):
+                                r = bench_weft(model, seq, args.threads, repeat, work,
+                                               "bf16" if engine == "weft-bf16" else "f32")
+                            elif engine == "torch":
+                                r = bench_torch(model, seq, args.threads, repeat)
+                            else:
+                                r = bench_ort(model, seq, args.threads, repeat, work, vocab)
+                        except Exception as error:  # a peer that fails is reported, not fatal
+                            r = {"error": str(error).splitlines()[0][:200]}
+                        measured[engine].append(r)
+                        print(f"  {model} seq {seq} {engine}: {r}", file=sys.stderr, flush=True)
+                for engine, runs in measured.items():
+                    if "error" in runs[-1]:
+                        row[engine] = runs[-1]
+                        continue
+                    r = dict(runs[0])
+                    r["median_s"] = statistics.median(x["median_s"] for x in runs)
+                    r["peak_rss"] = max(x["peak_rss"] for x in runs)
+                    r["rounds"] = len(runs)
+                    r["tokens_per_s"] = seq / r["median_s"]
                     row[engine] = r
-                    print(f"  {model} seq {seq} {engine}: {r}", file=sys.stderr, flush=True)
                 results.append(row)
 
     mib = 1 << 20
