@@ -353,7 +353,8 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
     bool maskPerBatch =
         attention.getMask() && shape(attention.getMask()).size() == 3;
     ints({q[0], q[1], k[1], q[2], k[2], q[3], shape(attention.getV())[3],
-          static_cast<int64_t>(attention.getKind()), maskPerBatch});
+          static_cast<int64_t>(attention.getKind()), maskPerBatch,
+          attention.getWindow().value_or(0)});
     call->add_floats(attention.getScaleOrDefault());
     return success();
   }
@@ -365,6 +366,9 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
       return failure();
     ints({x[0], x[1], x[2], x[3], rope.getInterleaved()});
     call->add_floats(rope.getTheta().convertToDouble());
+    if (std::optional<ArrayRef<double>> frequencies = rope.getFrequencies())
+      for (double f : *frequencies)
+        call->add_floats(f);
     return success();
   }
   if (isa<SoftmaxOp, LogSoftmaxOp>(op)) {

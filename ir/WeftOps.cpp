@@ -494,6 +494,17 @@ LogicalResult RopeOp::inferReturnTypes(MLIRContext *,
   if (!(adaptor.getTheta().convertToDouble() > 0)) // C4
     return fail<RopeOp>(loc, "needs theta > 0, found ",
                         adaptor.getTheta().convertToDouble());
+  if (std::optional<ArrayRef<double>> frequencies =
+          adaptor.getFrequencies()) { // C5
+    if (headDim != kDynamic &&
+        static_cast<int64_t>(frequencies->size()) != headDim / 2)
+      return fail<RopeOp>(loc, "needs head_dim / 2 = ", headDim / 2,
+                          " frequencies, found ", frequencies->size());
+    for (double f : *frequencies)
+      if (!(f > 0) || !std::isfinite(f))
+        return fail<RopeOp>(loc, "needs finite positive frequencies, found ",
+                            f);
+  }
   types.push_back(x);
   return success();
 }
@@ -571,6 +582,14 @@ LogicalResult AttentionOp::inferReturnTypes(MLIRContext *,
       scale && !(scale.getValueAsDouble() > 0)) // C10
     return fail<AttentionOp>(loc, "needs a positive scale, found ",
                              scale.getValueAsDouble());
+  if (std::optional<int64_t> window = adaptor.getWindow()) { // C11
+    if (*window < 1)
+      return fail<AttentionOp>(loc, "needs a positive window, found ", *window);
+    if (kind != AttentionKind::causal && kind != AttentionKind::alibi)
+      return fail<AttentionOp>(
+          loc, "takes a window only with kind 'causal' or 'alibi', not '",
+          stringifyAttentionKind(kind), "'");
+  }
   types.push_back(RankedTensorType::get(
       {q.getDimSize(0), sq, heads, v.getDimSize(3)}, q.getElementType()));
   return success();
@@ -587,9 +606,19 @@ int64_t AttentionOp::getNumAttendingPairs() {
           skv = getK().getType().getDimSize(1);
   if (sq == kDynamic || skv == kDynamic)
     return kDynamic;
-  if (getKind() == AttentionKind::causal || getKind() == AttentionKind::alibi)
-    return sq * (skv - sq) + sq * (sq + 1) / 2;
-  return sq * skv;
+  if (getKind() != AttentionKind::causal && getKind() != AttentionKind::alibi)
+    return sq * skv;
+  const int64_t offset = skv - sq; // position of query 0
+  std::optional<int64_t> window = getWindow();
+  if (!window)
+    return sq * offset + sq * (sq + 1) / 2;
+  // Query at position p attends min(p + 1, window) keys: sum over
+  // p in [offset, skv).
+  auto attendedUpTo = [&](int64_t end) { // Σ_{p < end} min(p + 1, W)
+    const int64_t ramp = std::min(end, *window);
+    return ramp * (ramp + 1) / 2 + (end - ramp) * *window;
+  };
+  return attendedUpTo(skv) - attendedUpTo(offset);
 }
 
 LogicalResult CrossEntropyOp::inferReturnTypes(MLIRContext *context,

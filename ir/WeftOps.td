@@ -527,7 +527,9 @@ def Weft_RopeOp : Weft_InferredOp<"rope", "Elementwise", [Pure]> {
   let description = [{
     x is [batch, seq, heads, head_dim]; positions [batch, seq] holds each
     token's global position p. With D = head_dim and inverse frequencies
-    `f_j = theta^(−2j/D)`, pairs are rotated by the angle p·f_j:
+    `f_j = theta^(−2j/D)` — or the D/2 `frequencies` given, which is how
+    scaled variants (linear, Llama 3) are expressed —, pairs are rotated by
+    the angle p·f_j:
     `(x_a, x_b) → (x_a·cos − x_b·sin, x_b·cos + x_a·sin)`, where the pairs are
     (j, j + D/2) (Llama's `rotate_half`, the default) or (2j, 2j+1) under
     `interleaved` (GPT-J).
@@ -542,12 +544,15 @@ def Weft_RopeOp : Weft_InferredOp<"rope", "Elementwise", [Pure]> {
     - (C2) positions has rank 2 and x's batch and sequence sizes.
     - (C3) head_dim is even.
     - (C4) theta > 0.
+    - (C5) frequencies, when given, are head_dim / 2 finite positive numbers.
   }];
   let arguments = (ins Weft_FloatTensor:$x, Weft_IntTensor:$positions,
-                       F64Attr:$theta, UnitAttr:$interleaved);
+                       F64Attr:$theta, UnitAttr:$interleaved,
+                       OptionalAttr<DenseF64ArrayAttr>:$frequencies);
   let results = (outs Weft_FloatTensor:$result);
   let assemblyFormat = [{
-    $x `,` $positions `theta` $theta (`interleaved` $interleaved^)? attr-dict `:` functional-type(operands, results)
+    $x `,` $positions `theta` $theta (`interleaved` $interleaved^)?
+    (`frequencies` $frequencies^)? attr-dict `:` functional-type(operands, results)
   }];
 }
 
@@ -567,6 +572,8 @@ def Weft_AttentionOp : Weft_InferredOp<"attention", "Opaque",
       position), `alibi_slopes` giving one slope per query head (BLOOM).
     - `mask`: query i attends to key j where `mask[b, i, j]` is true; the mask
       is [batch, Sq, Skv] or [Sq, Skv].
+    A `window` W (sliding-window attention, Mistral) further limits a causal
+    or ALiBi query at position i' to the W keys i' − W < j ≤ i'.
 
     Example:
     ```mlir
@@ -587,16 +594,19 @@ def Weft_AttentionOp : Weft_InferredOp<"attention", "Opaque",
       shape [Hq].
     - (C9) for `causal` and `alibi`, Sq ≤ Skv.
     - (C10) scale, when given, is positive.
+    - (C11) window, when given, is positive and the kind is `causal` or
+      `alibi`.
   }];
   let arguments = (ins Weft_AttentionKindAttr:$kind, Weft_FloatTensor:$q,
                        Weft_FloatTensor:$k, Weft_FloatTensor:$v,
                        Optional<Weft_PredTensor>:$mask,
                        Optional<Weft_FloatTensor>:$alibi_slopes,
-                       OptionalAttr<F32Attr>:$scale);
+                       OptionalAttr<F32Attr>:$scale,
+                       OptionalAttr<Weft_I64Attr>:$window);
   let results = (outs Weft_FloatTensor:$result);
   let assemblyFormat = [{
     $kind $q `,` $k `,` $v (`mask` `(` $mask^ `)`)? (`slopes` `(` $alibi_slopes^ `)`)?
-    (`scale` $scale^)? attr-dict `:` functional-type(operands, results)
+    (`scale` $scale^)? (`window` $window^)? attr-dict `:` functional-type(operands, results)
   }];
   let extraClassDeclaration = fusionDecl # [{
     /// The scale applied to q·k: the attribute, or 1/sqrt(head_dim).

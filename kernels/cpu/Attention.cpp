@@ -204,7 +204,8 @@ struct Task {
   AttentionShape s;
   AttentionKind kind;
   float scale;
-  float *packed; // every key block, then every value block
+  int64_t window; // 0: none
+  float *packed;  // every key block, then every value block
 
   int64_t blockIndex(int64_t b, int64_t kh, int64_t j0) const {
     return (b * s.kvHeads + kh) * keyBlocks(s) + j0 / kKeyBlock;
@@ -277,9 +278,15 @@ runTask(const Task &t, int64_t b, int64_t kh, int64_t i0, int64_t rows,
   std::fill(rowSum, rowSum + taskRows, 0.0f);
 
   const int64_t qStride = s.heads * s.dqk;
-  // Keys beyond the last query's position are never attended causally.
+  // Keys beyond the last query's position are never attended causally, nor
+  // keys a window before the first query's.
   const int64_t keyEnd = causal ? std::min(s.skv, offset + i0 + rows) : s.skv;
-  for (int64_t j0 = 0; j0 < keyEnd; j0 += kKeyBlock) {
+  const int64_t keyBegin =
+      causal && t.window > 0
+          ? std::max<int64_t>(0, offset + i0 - t.window + 1) / kKeyBlock *
+                kKeyBlock
+          : 0;
+  for (int64_t j0 = keyBegin; j0 < keyEnd; j0 += kKeyBlock) {
     const int64_t cols = std::min(kKeyBlock, keyEnd - j0);
     const float *keys = t.keyBlock(b, kh, j0);
     const float *values = t.valueBlock(b, kh, j0);
@@ -317,6 +324,10 @@ runTask(const Task &t, int64_t b, int64_t kh, int64_t i0, int64_t rows,
       if (causal)
         for (int64_t c = std::max<int64_t>(0, offset + i + 1 - j0); c < cols;
              ++c)
+          scoreRow[c] = negInf;
+      if (causal && t.window > 0)
+        for (int64_t c = 0;
+             c < std::min<int64_t>(cols, offset + i - t.window + 1 - j0); ++c)
           scoreRow[c] = negInf;
       if (t.kind == AttentionKind::Mask) {
         const uint8_t *m =
@@ -361,9 +372,10 @@ void weft::kernels::cpu::attention(const float *q, const float *k,
                                    bool maskPerBatch, const float *slopes,
                                    float *out, const AttentionShape &s,
                                    AttentionKind kind, float scale,
-                                   float *workspace, int threads) {
+                                   int64_t window, float *workspace,
+                                   int threads) {
   const Task task{q,   k, v,    mask,  maskPerBatch, slopes,
-                  out, s, kind, scale, workspace};
+                  out, s, kind, scale, window,       workspace};
   float *perThread = workspace + packedFloats(s);
   const int64_t blockRows = headRows(s);
   const int64_t queryBlocks = (s.sq + blockRows - 1) / blockRows;

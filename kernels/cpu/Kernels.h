@@ -70,12 +70,14 @@ int64_t attentionWorkspace(const AttentionShape &shape, int threads);
 /// k [B, Skv, Hkv, Dqk], v [B, Skv, Hkv, Dv], out [B, Sq, Hq, Dv]. Query head h
 /// reads kv head h / (Hq / Hkv). The queries are the last Sq of Skv positions.
 /// `mask` ([B, Sq, Skv] when maskPerBatch, else [Sq, Skv]; nonzero attends) is
-/// read for kind Mask, `slopes` [Hq] for Alibi. A query that attends to no key
-/// gets zeros. `workspace` holds attentionWorkspace(shape, threads) floats.
+/// read for kind Mask, `slopes` [Hq] for Alibi. A `window` W > 0 limits a
+/// Causal or Alibi query at position p to keys p − W < j ≤ p (0: no window).
+/// A query that attends to no key gets zeros. `workspace` holds
+/// attentionWorkspace(shape, threads) floats.
 void attention(const float *q, const float *k, const float *v,
                const uint8_t *mask, bool maskPerBatch, const float *slopes,
                float *out, const AttentionShape &shape, AttentionKind kind,
-               float scale, float *workspace, int threads);
+               float scale, int64_t window, float *workspace, int threads);
 
 /// y = x / sqrt(mean(x², row) + eps) * w over rows of `cols`.
 void rmsNorm(const float *x, const float *w, float *y, int64_t rows,
@@ -85,10 +87,11 @@ void rmsNorm(const float *x, const float *w, float *y, int64_t rows,
 void layerNorm(const float *x, const float *w, const float *bias, float *y,
                int64_t rows, int64_t cols, float eps);
 
-/// Rotary embedding of x [B, S, H, D] at positions [B, S]; see weft.rope.
+/// Rotary embedding of x [B, S, H, D] at positions [B, S]; see weft.rope. The
+/// D/2 inverse frequencies are `frequencies` when given, else theta^(−2j/D).
 void rope(const float *x, const int64_t *positions, float *y, int64_t batch,
           int64_t seq, int64_t heads, int64_t headDim, double theta,
-          bool interleaved);
+          bool interleaved, const double *frequencies = nullptr);
 
 /// Softmax (or log-softmax) along the middle dimension of x viewed as
 /// [outer, dim, inner].

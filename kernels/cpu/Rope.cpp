@@ -8,12 +8,14 @@
 void weft::kernels::cpu::rope(const float *x, const int64_t *positions,
                               float *y, int64_t batch, int64_t seq,
                               int64_t heads, int64_t headDim, double theta,
-                              bool interleaved) {
+                              bool interleaved, const double *frequencies) {
   const int64_t half = headDim / 2;
   std::vector<float> invFreq(half);
   for (int64_t j = 0; j < half; ++j)
     invFreq[j] = static_cast<float>(
-        1.0 / std::pow(theta, static_cast<double>(2 * j) / headDim));
+        frequencies
+            ? frequencies[j]
+            : 1.0 / std::pow(theta, static_cast<double>(2 * j) / headDim));
 #pragma omp parallel for
   for (int64_t t = 0; t < batch * seq; ++t) {
     const float p = static_cast<float>(positions[t]);

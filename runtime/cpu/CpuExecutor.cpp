@@ -209,8 +209,9 @@ void CpuExecutor::prepareSteps() {
         });
       } else if (fn == "attention") {
         // q, k, v, mask?, slopes?, out, workspace;
-        // batch, sq, skv, heads, kvHeads, dqk, dv, kind, maskPerBatch; scale
-        arity(7, 9, 1);
+        // batch, sq, skv, heads, kvHeads, dqk, dv, kind, maskPerBatch,
+        // window; scale
+        arity(7, 10, 1);
         cpu::AttentionShape s{in(0), in(1), in(2), in(3), in(4), in(5), in(6)};
         auto kind = static_cast<cpu::AttentionKind>(in(7));
         bool perBatch = in(8) != 0;
@@ -218,15 +219,20 @@ void CpuExecutor::prepareSteps() {
         auto mask = reinterpret_cast<const uint8_t *>(p[3]);
         steps.push_back([=] {
           cpu::attention(f(0), f(1), f(2), mask, perBatch, f(4), f(5), s, kind,
-                         scale, f(6), n);
+                         scale, in(9), f(6), n);
         });
       } else if (fn == "rope") { // x, positions, y; batch, seq, heads, dim,
-                                 // interleaved; theta
-        arity(3, 5, 1);
+                                 // interleaved; theta, frequencies...?
+        if (call.buffers_size() != 3 || call.ints_size() != 5 ||
+            (call.floats_size() != 1 && call.floats_size() != 1 + in(3) / 2))
+          throw fail("expects 3 buffers, 5 ints and 1 or 1 + dim / 2 floats");
         double theta = call.floats(0);
+        std::vector<double> frequencies(call.floats().begin() + 1,
+                                        call.floats().end());
         steps.push_back([=] {
           cpu::rope(f(0), ix(1), f(2), in(0), in(1), in(2), in(3), theta,
-                    in(4) != 0);
+                    in(4) != 0,
+                    frequencies.empty() ? nullptr : frequencies.data());
         });
       } else if (fn == "softmax") { // x, y; outer, dim, inner, logarithm
         arity(2, 4, 0);

@@ -5,7 +5,7 @@
 // runtime allocates is the planned peak; bad
 // plans, inputs and weights are rejected with messages naming them.
 #include "codegen/CpuPlanBuilder.h"
-#include "frontend/HuggingFace/LlamaBuilder.h"
+#include "frontend/HuggingFace/ModelBuilder.h"
 #include "passes/Pipeline.h"
 #include "runtime/Error.h"
 #include "runtime/PlanFile.h"
@@ -30,18 +30,24 @@ std::string tempPath(const std::string &name) {
   return ::testing::TempDir() + "/weft_" + name;
 }
 
-plan::Plan compileFixture(const std::string &dtype) {
+/// Compiles the model in fixture folder `dir` for batch 2 × `seq`.
+plan::Plan compileModel(const std::string &dir, const std::string &dtype,
+                        int64_t seq = 64) {
   mlir::MLIRContext context;
-  auto config = frontend::readLlamaConfig(kFixture);
+  auto config = frontend::readModelConfig(dir);
   EXPECT_TRUE(static_cast<bool>(config));
-  auto module = frontend::buildLlamaForward(context, *config, {2, 64, dtype});
+  auto module = frontend::buildForward(context, *config, {2, seq, dtype});
   mlir::PassManager pm(&context);
   std::string error;
   EXPECT_TRUE(succeeded(buildPipeline(pm, {"", 2}, error))) << error;
   EXPECT_TRUE(succeeded(pm.run(*module)));
-  auto plan = codegen::buildCpuPlan(*module, {kFixture, ""});
+  auto plan = codegen::buildCpuPlan(*module, {dir, ""});
   EXPECT_TRUE(succeeded(plan));
   return *plan;
+}
+
+plan::Plan compileFixture(const std::string &dtype) {
+  return compileModel(kFixture, dtype);
 }
 
 /// The fixture's config compiled for batch 2 × seq 64 (once per process).
@@ -69,16 +75,17 @@ double relativeError(const rt::HostTensor &actual,
   return maxError / maxValue;
 }
 
-/// Runs `plan` on the fixture's weights and inputs; the relative error of
-/// its logits against the fixture's `expectedFile`.
+/// Runs `plan` on the weights and inputs of fixture folder `dir`; the
+/// relative error of its logits against the folder's `expectedFile`.
 double relativeErrorAgainst(const plan::Plan &plan,
-                            const std::string &expectedFile) {
+                            const std::string &expectedFile,
+                            const std::string &dir = kFixture) {
   rt::CpuExecutor executor(plan, "fixture");
-  executor.loadParameters(rt::SafetensorsCheckpoint(kFixture));
-  executor.setInput("input_ids", rt::readNpy(kFixture + "/input_ids.npy"));
+  executor.loadParameters(rt::SafetensorsCheckpoint(dir));
+  executor.setInput("input_ids", rt::readNpy(dir + "/input_ids.npy"));
   executor.run();
   return relativeError(rt::widenBf16(executor.output("logits")),
-                       rt::readNpy(kFixture + "/" + expectedFile));
+                       rt::readNpy(dir + "/" + expectedFile));
 }
 
 std::string readFile(const std::string &path) {
@@ -134,6 +141,30 @@ TEST(CpuForward, Bf16StorageComputesInF32) {
               "(relative to max |logit|)\n",
               againstHfBf16, againstF32);
 }
+
+/// Each architecture's fixture (tests/fixtures/make_hf_fixtures.py) against
+/// the logits of Hugging Face's own model class.
+class HuggingFaceFixture : public ::testing::TestWithParam<const char *> {};
+
+TEST_P(HuggingFaceFixture, MatchesHuggingFace) {
+  const std::string dir =
+      std::string(WEFT_SOURCE_DIR "/tests/fixtures/") + GetParam();
+  const double error =
+      relativeErrorAgainst(compileModel(dir, "f32", 32), "logits.npy", dir);
+  EXPECT_LT(error, 1e-4);
+  RecordProperty("max_relative_error", std::to_string(error));
+  std::printf("%s: max |weft - HF| relative to max |logit| %.3g\n", GetParam(),
+              error);
+}
+
+INSTANTIATE_TEST_SUITE_P(Architectures, HuggingFaceFixture,
+                         ::testing::Values("tiny-llama3", "tiny-mistral",
+                                           "tiny-qwen2", "tiny-bloom"),
+                         [](const auto &info) {
+                           std::string name = info.param;
+                           name.erase(0, 5); // "tiny-"
+                           return name;
+                         });
 
 TEST(CpuForward, ArenaIsThePlannedPeak) {
   const plan::Plan &plan = fixturePlan();

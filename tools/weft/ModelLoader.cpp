@@ -70,12 +70,12 @@ ModelLoader::load(llvm::StringRef path, const ModelShapeOptions &options) {
   if (path.ends_with(".onnx"))
     return makeError(path + ": ONNX import is not available yet; give a "
                             "config.json or a .mlir file");
-  llvm::Expected<frontend::LlamaConfig> config =
-      frontend::readLlamaConfig(path);
+  llvm::Expected<frontend::ModelConfig> config =
+      frontend::readModelConfig(path);
   if (!config)
     return config.takeError();
   OwningOpRef<ModuleOp> module =
-      frontend::buildLlamaForward(context, *config, options.build);
+      frontend::buildForward(context, *config, options.build);
   if (!module)
     return makeError(path +
                      ": the graph could not be built (see the error above)");

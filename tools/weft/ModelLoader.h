@@ -5,7 +5,7 @@
 #define WEFT_TOOLS_WEFT_MODELLOADER_H
 
 #include "CommandLine.h"
-#include "frontend/HuggingFace/LlamaBuilder.h"
+#include "frontend/HuggingFace/ModelBuilder.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/Diagnostics.h"
@@ -19,7 +19,7 @@ namespace weft::cli {
 /// Build options for a config.json, and whether the user set any of them
 /// (they do not apply to a .mlir file, whose shapes are fixed).
 struct ModelShapeOptions {
-  frontend::LlamaBuildOptions build;
+  frontend::BuildOptions build;
   bool givenByUser = false;
 };
 

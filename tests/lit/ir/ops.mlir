@@ -123,7 +123,8 @@ func.func @shape(%x: tensor<1x16x256xf32>, %a: tensor<2x3xf32>, %b: tensor<2x5xf
 func.func @transformer(%x: tensor<1x16x256xf32>, %w: tensor<256xf32>, %q: tensor<1x16x8x32xf32>,
                        %k: tensor<1x16x4x32xf32>, %v: tensor<1x16x4x32xf32>,
                        %pos: tensor<1x16xi64>, %mask: tensor<16x16xi1>,
-                       %slopes: tensor<8xf32>, %logits: tensor<1x16x512xf32>) {
+                       %slopes: tensor<8xf32>, %logits: tensor<1x16x512xf32>,
+                       %small: tensor<1x16x8x4xf32>) {
   // CHECK: weft.rms_norm %{{.*}}, %{{.*}} epsilon 9.99999974E-6 : (tensor<1x16x256xf32>, tensor<256xf32>) -> tensor<1x16x256xf32>
   %0 = weft.rms_norm %x, %w epsilon 1.0e-05 : (tensor<1x16x256xf32>, tensor<256xf32>) -> tensor<1x16x256xf32>
   // CHECK: weft.layer_norm %{{.*}}, %{{.*}}, %{{.*}} epsilon 9.99999974E-6 : (tensor<1x16x256xf32>, tensor<256xf32>, tensor<256xf32>) -> tensor<1x16x256xf32>
@@ -142,6 +143,10 @@ func.func @transformer(%x: tensor<1x16x256xf32>, %w: tensor<256xf32>, %q: tensor
   %7 = weft.attention mask %q, %k, %v mask(%mask) : (tensor<1x16x8x32xf32>, tensor<1x16x4x32xf32>, tensor<1x16x4x32xf32>, tensor<16x16xi1>) -> tensor<1x16x8x32xf32>
   // CHECK: weft.attention alibi %{{.*}}, %{{.*}}, %{{.*}} slopes(%{{.*}}) : (tensor<1x16x8x32xf32>, tensor<1x16x4x32xf32>, tensor<1x16x4x32xf32>, tensor<8xf32>) -> tensor<1x16x8x32xf32>
   %8 = weft.attention alibi %q, %k, %v slopes(%slopes) : (tensor<1x16x8x32xf32>, tensor<1x16x4x32xf32>, tensor<1x16x4x32xf32>, tensor<8xf32>) -> tensor<1x16x8x32xf32>
+  // CHECK: weft.attention causal %{{.*}}, %{{.*}}, %{{.*}} window 4 : (tensor<1x16x8x32xf32>, tensor<1x16x4x32xf32>, tensor<1x16x4x32xf32>) -> tensor<1x16x8x32xf32>
+  %sw = weft.attention causal %q, %k, %v window 4 : (tensor<1x16x8x32xf32>, tensor<1x16x4x32xf32>, tensor<1x16x4x32xf32>) -> tensor<1x16x8x32xf32>
+  // CHECK: weft.rope %{{.*}}, %{{.*}} theta 1.000000e+04 frequencies [1.000000e+00, 5.000000e-01{{.*}}] : (tensor<1x16x8x4xf32>, tensor<1x16xi64>) -> tensor<1x16x8x4xf32>
+  %rf = weft.rope %small, %pos theta 1.0e+04 frequencies [1.0, 0.5] : (tensor<1x16x8x4xf32>, tensor<1x16xi64>) -> tensor<1x16x8x4xf32>
   // CHECK: weft.cross_entropy %{{.*}}, %{{.*}} ignore_index -100 reduction mean : (tensor<1x16x512xf32>, tensor<1x16xi64>) -> tensor<f32>
   %9 = weft.cross_entropy %logits, %pos ignore_index -100 reduction mean : (tensor<1x16x512xf32>, tensor<1x16xi64>) -> tensor<f32>
   // CHECK: weft.cross_entropy %{{.*}}, %{{.*}} ignore_index 0 reduction none : (tensor<1x16x512xf32>, tensor<1x16xi64>) -> tensor<1x16xf32>

@@ -109,6 +109,42 @@ func.func @rope_c4(%x: tensor<1x16x8x32xf32>, %p: tensor<1x16xi64>) {
 
 // -----
 
+func.func @rope_c5(%x: tensor<1x16x8x4xf32>, %p: tensor<1x16xi64>) {
+  // expected-error@+2 {{'weft.rope' needs head_dim / 2 = 2 frequencies, found 3}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = weft.rope %x, %p theta 1.0e+04 frequencies [1.0, 0.5, 0.25] : (tensor<1x16x8x4xf32>, tensor<1x16xi64>) -> tensor<1x16x8x4xf32>
+  return
+}
+
+// -----
+
+func.func @rope_c5_sign(%x: tensor<1x16x8x4xf32>, %p: tensor<1x16xi64>) {
+  // expected-error@+2 {{'weft.rope' needs finite positive frequencies, found -1.0}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = weft.rope %x, %p theta 1.0e+04 frequencies [1.0, -1.0] : (tensor<1x16x8x4xf32>, tensor<1x16xi64>) -> tensor<1x16x8x4xf32>
+  return
+}
+
+// -----
+
+func.func @attention_c11(%q: tensor<1x16x8x32xf32>, %k: tensor<1x16x4x32xf32>) {
+  // expected-error@+2 {{'weft.attention' takes a window only with kind 'causal' or 'alibi', not 'full'}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = weft.attention full %q, %k, %k window 4 : (tensor<1x16x8x32xf32>, tensor<1x16x4x32xf32>, tensor<1x16x4x32xf32>) -> tensor<1x16x8x32xf32>
+  return
+}
+
+// -----
+
+func.func @attention_c11_size(%q: tensor<1x16x8x32xf32>, %k: tensor<1x16x4x32xf32>) {
+  // expected-error@+2 {{'weft.attention' needs a positive window, found 0}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = weft.attention causal %q, %k, %k window 0 : (tensor<1x16x8x32xf32>, tensor<1x16x4x32xf32>, tensor<1x16x4x32xf32>) -> tensor<1x16x8x32xf32>
+  return
+}
+
+// -----
+
 func.func @attention_c1(%q: tensor<16x8x32xf32>, %k: tensor<1x16x4x32xf32>) {
   // expected-error@+2 {{'weft.attention' needs q, k and v of rank 4}}
   // expected-error@+1 {{failed to infer returned types}}

@@ -1,6 +1,7 @@
 // The cost interface against hand-derived formulas: a whole Llama forward,
-// attention's causal pair count, and the collectives' ring volumes.
-#include "frontend/HuggingFace/LlamaBuilder.h"
+// attention's causal and sliding-window pair counts, and the collectives' ring
+// volumes.
+#include "frontend/HuggingFace/ModelBuilder.h"
 #include "ir/WeftDialect.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -42,7 +43,7 @@ protected:
 } // namespace
 
 TEST_F(CostTest, LlamaForwardMatchesTheHandFormula) {
-  frontend::LlamaConfig config;
+  frontend::ModelConfig config;
   config.hiddenSize = 256;
   config.intermediateSize = 688;
   config.numAttentionHeads = 8;
@@ -52,8 +53,7 @@ TEST_F(CostTest, LlamaForwardMatchesTheHandFormula) {
   config.headDim = 32;
   config.path = "test";
   const int64_t batch = 2, seq = 64;
-  auto module =
-      frontend::buildLlamaForward(context, config, {batch, seq, "bf16"});
+  auto module = frontend::buildForward(context, config, {batch, seq, "bf16"});
   ASSERT_TRUE(module);
 
   const int64_t t = batch * seq, h = 256, i = 688, v = 512, d = 32;
@@ -106,6 +106,17 @@ TEST_F(CostTest, AttentionCountsOnlyAttendingPairs) {
       return
     })");
   EXPECT_EQ(full.flops, 2 * 8 * 12 * (2 * 4 + 2 * 6));
+
+  // A sliding window of 3: query at position p sees min(p + 1, 3) keys.
+  OpCost window = costOfFirstOp(context, R"(
+    func.func @f(%q: tensor<1x8x2x4xf32>, %k: tensor<1x12x1x4xf32>, %v: tensor<1x12x1x6xf32>) {
+      %0 = weft.attention causal %q, %k, %v window 3 : (tensor<1x8x2x4xf32>, tensor<1x12x1x4xf32>, tensor<1x12x1x6xf32>) -> tensor<1x8x2x6xf32>
+      return
+    })");
+  int64_t windowPairs = 0;
+  for (int64_t p = 4; p < 12; ++p)
+    windowPairs += std::min<int64_t>(p + 1, 3);
+  EXPECT_EQ(window.flops, 2 * windowPairs * (2 * 4 + 2 * 6));
 }
 
 TEST_F(CostTest, CollectivesUseRingVolumes) {

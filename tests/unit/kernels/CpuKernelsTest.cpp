@@ -136,6 +136,7 @@ struct AttentionCase {
   AttentionShape shape;
   AttentionKind kind;
   bool maskPerBatch;
+  int64_t window = 0; // sliding window, 0: none
 };
 
 class AttentionTest : public ::testing::TestWithParam<AttentionCase> {};
@@ -159,8 +160,8 @@ TEST_P(AttentionTest, MatchesNaiveSoftmaxAttention) {
                                std::numeric_limits<float>::quiet_NaN());
   auto out = poisoned(s.batch * s.sq * s.heads * s.dv);
   attention(q.data(), k.data(), v.data(), mask.data(), c.maskPerBatch,
-            slopes.data(), out.data(), s, c.kind, scale, workspace.data(),
-            threads);
+            slopes.data(), out.data(), s, c.kind, scale, c.window,
+            workspace.data(), threads);
 
   std::vector<double> ref(out.size());
   const int64_t offset = s.skv - s.sq;
@@ -173,7 +174,8 @@ TEST_P(AttentionTest, MatchesNaiveSoftmaxAttention) {
         for (int64_t j = 0; j < s.skv; ++j) {
           bool allowed = true;
           if (c.kind == AttentionKind::Causal || c.kind == AttentionKind::Alibi)
-            allowed = j <= offset + i;
+            allowed =
+                j <= offset + i && (c.window == 0 || j > offset + i - c.window);
           if (c.kind == AttentionKind::Mask)
             allowed = mask[((c.maskPerBatch ? b * s.sq : 0) + i) * s.skv + j];
           double dot = 0;
@@ -215,6 +217,13 @@ INSTANTIATE_TEST_SUITE_P(
         AttentionCase{
             {1, 600, 600, 4, 2, 64, 64}, AttentionKind::Causal, false},
         AttentionCase{{2, 70, 70, 4, 1, 16, 16}, AttentionKind::Alibi, false},
+        // Sliding windows: shorter than a block, spanning blocks, and with
+        // queries that are the last of more keys.
+        AttentionCase{{1, 40, 40, 4, 2, 8, 8}, AttentionKind::Causal, false, 7},
+        AttentionCase{
+            {2, 700, 700, 4, 2, 16, 16}, AttentionKind::Causal, false, 300},
+        AttentionCase{
+            {1, 20, 600, 2, 1, 8, 8}, AttentionKind::Alibi, false, 33},
         AttentionCase{{2, 33, 40, 2, 2, 8, 8}, AttentionKind::Mask, true},
         AttentionCase{{1, 90, 300, 4, 2, 8, 8}, AttentionKind::Mask, false}));
 

@@ -1,5 +1,5 @@
 // The Llama graph builder: parameters as in HF checkpoints, a valid graph.
-#include "frontend/HuggingFace/LlamaBuilder.h"
+#include "frontend/HuggingFace/ModelBuilder.h"
 #include "ir/WeftDialect.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -12,8 +12,8 @@ using namespace weft;
 using namespace weft::frontend;
 
 namespace {
-LlamaConfig smallConfig() {
-  LlamaConfig config;
+ModelConfig smallConfig() {
+  ModelConfig config;
   config.hiddenSize = 64;
   config.intermediateSize = 96;
   config.numAttentionHeads = 8;
@@ -46,8 +46,8 @@ Params paramsOf(func::FuncOp func) {
 
 TEST(LlamaBuilder, ParametersMatchTheCheckpointLayout) {
   MLIRContext context;
-  LlamaConfig config = smallConfig();
-  auto module = buildLlamaForward(context, config, {2, 16, "f32"});
+  ModelConfig config = smallConfig();
+  auto module = buildForward(context, config, {2, 16, "f32"});
   ASSERT_TRUE(module);
   ASSERT_TRUE(succeeded(verify(*module)));
   auto func = module->lookupSymbol<func::FuncOp>("forward");
@@ -73,9 +73,9 @@ TEST(LlamaBuilder, ParametersMatchTheCheckpointLayout) {
 
 TEST(LlamaBuilder, TiedEmbeddingsHaveNoLmHead) {
   MLIRContext context;
-  LlamaConfig config = smallConfig();
+  ModelConfig config = smallConfig();
   config.tieWordEmbeddings = true;
-  auto module = buildLlamaForward(context, config, {1, 8, "bf16"});
+  auto module = buildForward(context, config, {1, 8, "bf16"});
   ASSERT_TRUE(module);
   ASSERT_TRUE(succeeded(verify(*module)));
   auto func = module->lookupSymbol<func::FuncOp>("forward");
@@ -102,9 +102,9 @@ TEST(LlamaBuilder, RejectsBadOptions) {
     message = diag.str();
     return success();
   });
-  EXPECT_FALSE(buildLlamaForward(context, smallConfig(), {1, 8, "f64"}));
+  EXPECT_FALSE(buildForward(context, smallConfig(), {1, 8, "f64"}));
   EXPECT_EQ(message, "unknown dtype 'f64'; expected f32 or bf16");
-  EXPECT_FALSE(buildLlamaForward(context, smallConfig(), {0, 8, "f32"}));
+  EXPECT_FALSE(buildForward(context, smallConfig(), {0, 8, "f32"}));
   EXPECT_EQ(
       message,
       "batch and sequence length must be positive, found batch 0 and seq 8");

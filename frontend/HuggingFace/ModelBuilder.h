@@ -1,15 +1,15 @@
-// Builds the forward graph of a LlamaForCausalLM in weft IR.
-#ifndef WEFT_FRONTEND_HUGGINGFACE_LLAMABUILDER_H
-#define WEFT_FRONTEND_HUGGINGFACE_LLAMABUILDER_H
+// Builds the forward graph of a Hugging Face causal LM in weft IR.
+#ifndef WEFT_FRONTEND_HUGGINGFACE_MODELBUILDER_H
+#define WEFT_FRONTEND_HUGGINGFACE_MODELBUILDER_H
 
-#include "frontend/HuggingFace/LlamaConfig.h"
+#include "frontend/HuggingFace/ModelConfig.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/OwningOpRef.h"
 
 namespace weft::frontend {
 
-struct LlamaBuildOptions {
+struct BuildOptions {
   int64_t batch = 1;
   int64_t seq = 128;
   /// Element type of parameters and activations: "f32" or "bf16".
@@ -22,10 +22,10 @@ struct LlamaBuildOptions {
 /// `weft.param`; with tied embeddings there is no lm_head parameter. Op
 /// locations name the module they come from ("model.layers.3.mlp"). Returns
 /// null after emitting a diagnostic for invalid options.
-mlir::OwningOpRef<mlir::ModuleOp>
-buildLlamaForward(mlir::MLIRContext &context, const LlamaConfig &config,
-                  const LlamaBuildOptions &options);
+mlir::OwningOpRef<mlir::ModuleOp> buildForward(mlir::MLIRContext &context,
+                                               const ModelConfig &config,
+                                               const BuildOptions &options);
 
 } // namespace weft::frontend
 
-#endif // WEFT_FRONTEND_HUGGINGFACE_LLAMABUILDER_H
+#endif // WEFT_FRONTEND_HUGGINGFACE_MODELBUILDER_H
