@@ -278,11 +278,16 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
     return lowerFusionGroup(group, step);
   auto linear = dyn_cast<LinearOp>(op);
   const bool bf16Linear =
-      linear &&
-      cast<RankedTensorType>(linear.getType()).getElementType().isBF16();
+      (linear &&
+       cast<RankedTensorType>(linear.getType()).getElementType().isBF16()) ||
+      (isa<GroupedLinearOp>(op) &&
+       cast<RankedTensorType>(op->getResultTypes()[0])
+           .getElementType()
+           .isBF16());
   // Data movement takes any element type; the rest computes in f32.
   if (!bf16Linear &&
-      !isa<GatherOp, IotaOp, TransposeOp, SliceOp, BroadcastOp, ConcatOp>(op) &&
+      !isa<GatherOp, IotaOp, TransposeOp, SliceOp, BroadcastOp, ConcatOp,
+           MoeDispatchOp>(op) &&
       failed(requireF32(op)))
     return failure();
   // Integer arithmetic has no CPU kernels yet.
@@ -443,6 +448,52 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
     ints({product(base.take_front(axis)), base[axis],
           product(base.drop_front(axis + 1)),
           product(shape(scatter.getIndices()))});
+    return success();
+  }
+  if (auto gate = dyn_cast<MoeGateOp>(op)) {
+    call->set_function("moe_gate");
+    ArrayRef<int64_t> logits = shape(gate.getLogits());
+    if (failed(use(gate.getLogits())) || failed(use(gate.getWeights())) ||
+        failed(use(gate.getExperts())))
+      return failure();
+    ints({product(logits.drop_back()), logits.back(), gate.getTopK(),
+          gate.getNormalize()});
+    return success();
+  }
+  if (auto dispatch = dyn_cast<MoeDispatchOp>(op)) {
+    call->set_function("moe_dispatch");
+    ArrayRef<int64_t> experts = shape(dispatch.getExperts());
+    if (failed(use(dispatch.getX())) || failed(use(dispatch.getExperts())) ||
+        failed(use(dispatch.getRows())) || failed(use(dispatch.getOffsets())))
+      return failure();
+    ints({experts[0], experts[1], dispatch.getNumExperts(),
+          shape(dispatch.getX())[1] * elementBytes(dispatch.getX().getType())});
+    return success();
+  }
+  if (auto grouped = dyn_cast<GroupedLinearOp>(op)) {
+    const bool bf16 = grouped.getType().getElementType().isBF16();
+    call->set_function(bf16 ? "grouped_linear_bf16" : "grouped_linear");
+    if (failed(use(grouped.getX())) || failed(use(grouped.getOffsets())))
+      return failure();
+    for (Value w : grouped.getWeights())
+      if (failed(use(w)))
+        return failure();
+    if (failed(use(grouped.getResult())))
+      return failure();
+    if (bf16)
+      call->add_buffers(workspace);
+    ArrayRef<int64_t> w = shape(grouped.getWeights().front());
+    ints({static_cast<int64_t>(grouped.getWeights().size()), w[1], w[0]});
+    return success();
+  }
+  if (auto combine = dyn_cast<MoeCombineOp>(op)) {
+    call->set_function("moe_combine");
+    ArrayRef<int64_t> weights = shape(combine.getWeights());
+    if (failed(use(combine.getRows())) || failed(use(combine.getWeights())) ||
+        failed(use(combine.getExperts())) || failed(use(combine.getResult())))
+      return failure();
+    ints({weights[0], weights[1], combine.getNumExperts(),
+          shape(combine.getRows())[1]});
     return success();
   }
   if (auto iota = dyn_cast<IotaOp>(op)) {

@@ -168,6 +168,44 @@ OpCost CrossEntropyOp::getCost() {
   return cost;
 }
 
+OpCost MoeGateOp::getCost() {
+  if (!allStatic(*this))
+    return OpCost::unknown();
+  OpCost cost;
+  // Softmax (about 5 per logit) and a top-k scan per token.
+  cost.flops = 6 * numElements(getLogits().getType());
+  cost.memoryBytes = operandAndResultBytes(*this);
+  return cost;
+}
+
+OpCost MoeDispatchOp::getCost() {
+  if (!allStatic(*this))
+    return OpCost::unknown();
+  OpCost cost;
+  cost.memoryBytes =
+      operandAndResultBytes(*this) + bytesOf(getRows().getType());
+  return cost;
+}
+
+OpCost GroupedLinearOp::getCost() {
+  if (!allStatic(*this))
+    return OpCost::unknown();
+  OpCost cost;
+  RankedTensorType x = getX().getType();
+  cost.flops = 2 * numElements(x) * getType().getDimSize(1);
+  cost.memoryBytes = operandAndResultBytes(*this);
+  return cost;
+}
+
+OpCost MoeCombineOp::getCost() {
+  if (!allStatic(*this))
+    return OpCost::unknown();
+  OpCost cost;
+  cost.flops = 2 * numElements(getRows().getType());
+  cost.memoryBytes = operandAndResultBytes(*this);
+  return cost;
+}
+
 OpCost AllGatherOp::getCost() {
   if (!allStatic(*this))
     return OpCost::unknown();

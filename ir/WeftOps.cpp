@@ -621,6 +621,108 @@ int64_t AttentionOp::getNumAttendingPairs() {
   return attendedUpTo(skv) - attendedUpTo(offset);
 }
 
+LogicalResult MoeGateOp::inferReturnTypes(MLIRContext *context,
+                                          std::optional<Location> loc,
+                                          Adaptor adaptor,
+                                          SmallVectorImpl<Type> &types) {
+  RankedTensorType logits = tensorOf(adaptor.getLogits());
+  if (logits.getRank() < 1) // C1
+    return fail<MoeGateOp>(loc, "needs logits of rank at least 1");
+  const int64_t experts = logits.getShape().back(), k = adaptor.getTopK();
+  if (k < 1 || (experts != kDynamic && k > experts)) // C2
+    return fail<MoeGateOp>(loc, "needs 1 <= top_k <= ", experts,
+                           " experts, found ", k);
+  SmallVector<int64_t> shape(logits.getShape());
+  shape.back() = k;
+  types.push_back(RankedTensorType::get(shape, logits.getElementType()));
+  types.push_back(RankedTensorType::get(shape, IntegerType::get(context, 64)));
+  return success();
+}
+
+LogicalResult MoeDispatchOp::inferReturnTypes(MLIRContext *context,
+                                              std::optional<Location> loc,
+                                              Adaptor adaptor,
+                                              SmallVectorImpl<Type> &types) {
+  RankedTensorType x = tensorOf(adaptor.getX()),
+                   experts = tensorOf(adaptor.getExperts());
+  if (x.getRank() != 2 || experts.getRank() != 2 ||
+      !sizesAgree(x.getDimSize(0), experts.getDimSize(0))) // C1
+    return fail<MoeDispatchOp>(
+        loc, "needs x [tokens, hidden] and experts [tokens, k], found ", x,
+        " and ", experts);
+  if (adaptor.getNumExperts() < 1) // C2
+    return fail<MoeDispatchOp>(loc, "needs num_experts >= 1, found ",
+                               adaptor.getNumExperts());
+  int64_t t = experts.getDimSize(0), k = experts.getDimSize(1);
+  int64_t rows = t == kDynamic || k == kDynamic ? kDynamic : t * k;
+  types.push_back(
+      RankedTensorType::get({rows, x.getDimSize(1)}, x.getElementType()));
+  types.push_back(RankedTensorType::get({adaptor.getNumExperts() + 1},
+                                        IntegerType::get(context, 64)));
+  return success();
+}
+
+LogicalResult GroupedLinearOp::inferReturnTypes(MLIRContext *,
+                                                std::optional<Location> loc,
+                                                Adaptor adaptor,
+                                                SmallVectorImpl<Type> &types) {
+  RankedTensorType x = tensorOf(adaptor.getX()),
+                   offsets = tensorOf(adaptor.getOffsets());
+  const int64_t groups = adaptor.getWeights().size();
+  if (x.getRank() != 2 || offsets.getRank() != 1 || groups == 0 ||
+      !sizesAgree(offsets.getDimSize(0), groups + 1)) // C1
+    return fail<GroupedLinearOp>(loc, "needs x [rows, in] and offsets [",
+                                 groups + 1, "], found ", x, " and ", offsets);
+  RankedTensorType first = tensorOf(adaptor.getWeights().front());
+  for (Value w : adaptor.getWeights()) {
+    RankedTensorType weight = tensorOf(w);
+    if (weight.getRank() != 2 ||
+        !sizesAgree(weight.getDimSize(1), x.getDimSize(1)) ||
+        !shapesAgree(weight.getShape(), first.getShape())) // C2
+      return fail<GroupedLinearOp>(loc, "needs every weight of shape [out, ",
+                                   x.getDimSize(1), "] like the first (", first,
+                                   "), found ", weight);
+    if (weight.getElementType() != x.getElementType()) // C3
+      return fail<GroupedLinearOp>(loc, "needs weights of x's element type ",
+                                   x.getElementType(), ", found ", weight);
+  }
+  types.push_back(RankedTensorType::get({x.getDimSize(0), first.getDimSize(0)},
+                                        x.getElementType()));
+  return success();
+}
+
+LogicalResult MoeCombineOp::inferReturnTypes(MLIRContext *,
+                                             std::optional<Location> loc,
+                                             Adaptor adaptor,
+                                             SmallVectorImpl<Type> &types) {
+  RankedTensorType rows = tensorOf(adaptor.getRows()),
+                   weights = tensorOf(adaptor.getWeights()),
+                   experts = tensorOf(adaptor.getExperts());
+  int64_t t = weights.getRank() == 2 ? weights.getDimSize(0) : kDynamic,
+          k = weights.getRank() == 2 ? weights.getDimSize(1) : kDynamic;
+  if (rows.getRank() != 2 || weights.getRank() != 2 ||
+      !shapesAgree(weights.getShape(), experts.getShape()) ||
+      (t != kDynamic && k != kDynamic &&
+       !sizesAgree(rows.getDimSize(0), t * k))) // C1
+    return fail<MoeCombineOp>(
+        loc,
+        "needs rows [tokens * k, hidden], weights and experts [tokens, "
+        "k], found ",
+        rows, ", ", weights, " and ", experts);
+  if (rows.getElementType() != weights.getElementType()) // C2
+    return fail<MoeCombineOp>(loc,
+                              "needs rows and weights of one element type, "
+                              "found ",
+                              rows.getElementType(), " and ",
+                              weights.getElementType());
+  if (adaptor.getNumExperts() < 1) // C3
+    return fail<MoeCombineOp>(loc, "needs num_experts >= 1, found ",
+                              adaptor.getNumExperts());
+  types.push_back(
+      RankedTensorType::get({t, rows.getDimSize(1)}, rows.getElementType()));
+  return success();
+}
+
 LogicalResult CrossEntropyOp::inferReturnTypes(MLIRContext *context,
                                                std::optional<Location> loc,
                                                Adaptor adaptor,

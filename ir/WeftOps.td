@@ -648,6 +648,120 @@ def Weft_CrossEntropyOp : Weft_InferredOp<"cross_entropy", "RowReduction", [Pure
 }
 
 //===----------------------------------------------------------------------===//
+// Mixture of experts
+//===----------------------------------------------------------------------===//
+
+def Weft_MoeGateOp : Weft_InferredOp<"moe_gate", "Opaque", [Pure]> {
+  let summary = "Top-k routing: softmax over experts, the k best, renormalised";
+  let description = [{
+    For each token's router logits (the last dimension, one per expert) the
+    softmax is computed in fp32 and the `top_k` largest probabilities are
+    chosen, highest first (ties to the lower expert); under `normalize` the
+    chosen weights are divided by their sum (Mixtral). Results: the weights,
+    in the logits' element type, and the chosen experts' indices.
+
+    Example:
+    ```mlir
+    %w, %e = weft.moe_gate %logits top_k 2 normalize
+        : (tensor<16x8xf32>) -> (tensor<16x2xf32>, tensor<16x2xi64>)
+    ```
+
+    Constraints:
+    - (C1) logits have rank at least 1.
+    - (C2) 1 ≤ top_k ≤ the number of experts.
+  }];
+  let arguments = (ins Weft_FloatTensor:$logits, Weft_I64Attr:$top_k,
+                       UnitAttr:$normalize);
+  let results = (outs Weft_FloatTensor:$weights, Weft_IntTensor:$experts);
+  let assemblyFormat = [{
+    $logits `top_k` $top_k (`normalize` $normalize^)? attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def Weft_MoeDispatchOp : Weft_InferredOp<"moe_dispatch", "Opaque", [Pure]> {
+  let summary = "Token rows sorted by the expert they are routed to";
+  let description = [{
+    x is [T, H] and experts [T, K] (from `weft.moe_gate`). Each (token, slot)
+    pair becomes one row of the result [T·K, H], rows grouped by expert in
+    expert order and, within an expert, in token order (a stable counting
+    sort). `offsets` [E + 1] gives each expert's first row, the last entry
+    T·K. Static shapes whatever the routing: no token is dropped.
+
+    Example:
+    ```mlir
+    %rows, %offsets = weft.moe_dispatch %x, %e num_experts 8
+        : (tensor<16x64xf32>, tensor<16x2xi64>) -> (tensor<32x64xf32>, tensor<9xi64>)
+    ```
+
+    Constraints:
+    - (C1) x has rank 2 and experts has rank 2 with x's number of tokens.
+    - (C2) num_experts ≥ 1 (an index outside [0, num_experts) is an error
+      when the op runs).
+  }];
+  let arguments = (ins AnyRankedTensor:$x, Weft_IntTensor:$experts,
+                       Weft_I64Attr:$num_experts);
+  let results = (outs AnyRankedTensor:$rows, Weft_IntTensor:$offsets);
+  let assemblyFormat = [{
+    $x `,` $experts `num_experts` $num_experts attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def Weft_GroupedLinearOp : Weft_InferredOp<"grouped_linear", "Opaque", [Pure]> {
+  let summary = "A linear per group of rows, each group with its own weight";
+  let description = [{
+    Rows [offsets[g], offsets[g + 1]) of x [N, in] are multiplied by weight g
+    [out, in] (`x · w_gᵀ`, as `weft.linear`): the expert computation after
+    `weft.moe_dispatch`. One weight operand per group, so that each expert's
+    parameter keeps its checkpoint name.
+
+    Example:
+    ```mlir
+    %h = weft.grouped_linear %rows, %offsets, %w0, %w1
+        : (tensor<32x64xf32>, tensor<3xi64>, tensor<128x64xf32>, tensor<128x64xf32>) -> tensor<32x128xf32>
+    ```
+
+    Constraints:
+    - (C1) x has rank 2 and offsets has rank 1 with one entry per weight plus one.
+    - (C2) every weight has rank 2, x's input size and the first weight's shape.
+    - (C3) x and the weights have one element type.
+  }];
+  let arguments = (ins Weft_FloatTensor:$x, Weft_IntTensor:$offsets,
+                       Variadic<Weft_FloatTensor>:$weights);
+  let results = (outs Weft_FloatTensor:$result);
+  let assemblyFormat = [{
+    $x `,` $offsets `,` $weights attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def Weft_MoeCombineOp : Weft_InferredOp<"moe_combine", "Opaque", [Pure]> {
+  let summary = "Weighted sum of each token's expert outputs";
+  let description = [{
+    The inverse of `weft.moe_dispatch`: rows [T·K, H] in dispatch order, the
+    routing weights [T, K] and experts [T, K]; token t's result is
+    `Σ_k weights[t, k] · rows[slot(t, k)]`, slot the row dispatch gave the
+    pair.
+
+    Example:
+    ```mlir
+    %y = weft.moe_combine %rows, %w, %e num_experts 8
+        : (tensor<32x64xf32>, tensor<16x2xf32>, tensor<16x2xi64>) -> tensor<16x64xf32>
+    ```
+
+    Constraints:
+    - (C1) rows has rank 2; weights and experts have rank 2 and one shape
+      [T, K] with T·K rows.
+    - (C2) rows and weights have one element type.
+    - (C3) num_experts ≥ 1, as given to the dispatch.
+  }];
+  let arguments = (ins Weft_FloatTensor:$rows, Weft_FloatTensor:$weights,
+                       Weft_IntTensor:$experts, Weft_I64Attr:$num_experts);
+  let results = (outs Weft_FloatTensor:$result);
+  let assemblyFormat = [{
+    $rows `,` $weights `,` $experts `num_experts` $num_experts attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
 // Collectives
 //===----------------------------------------------------------------------===//
 

@@ -50,6 +50,7 @@ private:
   Value layerNorm(const std::string &module, Value x);
   Value buildLlamaAttention(int64_t layer, Value x, Value positions);
   Value buildLlamaMlp(int64_t layer, Value x);
+  Value buildMixtralMoe(int64_t layer, Value x);
   std::vector<float> alibiSlopes() const;
   Value buildBloomAttention(int64_t layer, Value x, Value slopes);
   Value buildBloomMlp(int64_t layer, Value x);
@@ -99,9 +100,20 @@ void GraphBuilder::declareParams() {
       linear(p + "self_attn.k_proj", c.numKeyValueHeads * d, h, c.qkvBias);
       linear(p + "self_attn.v_proj", c.numKeyValueHeads * d, h, c.qkvBias);
       linear(p + "self_attn.o_proj", h, c.numAttentionHeads * d, c.outputBias);
-      linear(p + "mlp.gate_proj", c.intermediateSize, h, c.mlpBias);
-      linear(p + "mlp.up_proj", c.intermediateSize, h, c.mlpBias);
-      linear(p + "mlp.down_proj", h, c.intermediateSize, c.mlpBias);
+      if (c.architecture == Architecture::Mixtral) {
+        std::string moe = p + "block_sparse_moe.";
+        declareParam(moe + "gate.weight", {c.numLocalExperts, h});
+        for (int64_t e = 0; e < c.numLocalExperts; ++e) {
+          std::string expert = moe + "experts." + std::to_string(e) + ".";
+          declareParam(expert + "w1.weight", {c.intermediateSize, h});
+          declareParam(expert + "w2.weight", {h, c.intermediateSize});
+          declareParam(expert + "w3.weight", {c.intermediateSize, h});
+        }
+      } else {
+        linear(p + "mlp.gate_proj", c.intermediateSize, h, c.mlpBias);
+        linear(p + "mlp.up_proj", c.intermediateSize, h, c.mlpBias);
+        linear(p + "mlp.down_proj", h, c.intermediateSize, c.mlpBias);
+      }
       declareParam(p + "input_layernorm.weight", {h});
       declareParam(p + "post_attention_layernorm.weight", {h});
     }
@@ -156,6 +168,39 @@ Value GraphBuilder::buildLlamaMlp(int64_t layer, Value x) {
   Value gate = builder.create<SiluOp>(loc, linear(p + ".gate_proj", x));
   Value up = linear(p + ".up_proj", x);
   return linear(p + ".down_proj", builder.create<MulOp>(loc, gate, up));
+}
+
+/// Mixtral's sparse MoE block: top-k routing, tokens dispatched to their
+/// experts, each expert a SwiGLU (w1 gate, w3 up, w2 down), outputs combined
+/// with the routing weights.
+Value GraphBuilder::buildMixtralMoe(int64_t layer, Value x) {
+  std::string p = "model.layers." + std::to_string(layer) + ".block_sparse_moe";
+  Location loc = locFor(p);
+  const int64_t tokens = options.batch * options.seq, h = config.hiddenSize;
+  const int64_t experts = config.numLocalExperts;
+  Value flat = builder.create<ReshapeOp>(loc, tensor({tokens, h}), x);
+  Value logits = linear(p + ".gate", flat);
+  auto gate = builder.create<MoeGateOp>(
+      loc, logits, builder.getI64IntegerAttr(config.numExpertsPerTok),
+      builder.getUnitAttr());
+  auto dispatch = builder.create<MoeDispatchOp>(
+      loc, flat, gate.getExperts(), builder.getI64IntegerAttr(experts));
+  auto expertLinear = [&](StringRef which, Value rows) -> Value {
+    SmallVector<Value> weights;
+    for (int64_t e = 0; e < experts; ++e)
+      weights.push_back(param(p + ".experts." + std::to_string(e) + "." +
+                              which.str() + ".weight"));
+    return builder.create<GroupedLinearOp>(loc, rows, dispatch.getOffsets(),
+                                           weights);
+  };
+  Value hiddenRows = builder.create<MulOp>(
+      loc, builder.create<SiluOp>(loc, expertLinear("w1", dispatch.getRows())),
+      expertLinear("w3", dispatch.getRows()));
+  Value combined = builder.create<MoeCombineOp>(
+      loc, expertLinear("w2", hiddenRows), gate.getWeights(), gate.getExperts(),
+      builder.getI64IntegerAttr(experts));
+  return builder.create<ReshapeOp>(loc, tensor({options.batch, options.seq, h}),
+                                   combined);
 }
 
 /// BLOOM's ALiBi slopes (transformers' build_alibi_tensor): a geometric
@@ -276,8 +321,11 @@ OwningOpRef<ModuleOp> GraphBuilder::build() {
       hidden = builder.create<AddOp>(locFor(p + "self_attn"), hidden,
                                      buildLlamaAttention(l, x, positions));
       x = rmsNorm(p + "post_attention_layernorm", hidden);
-      hidden =
-          builder.create<AddOp>(locFor(p + "mlp"), hidden, buildLlamaMlp(l, x));
+      hidden = config.architecture == Architecture::Mixtral
+                   ? builder.create<AddOp>(locFor(p + "block_sparse_moe"),
+                                           hidden, buildMixtralMoe(l, x))
+                   : builder.create<AddOp>(locFor(p + "mlp"), hidden,
+                                           buildLlamaMlp(l, x));
     }
     hidden = rmsNorm("model.norm", hidden);
   }
@@ -305,11 +353,6 @@ weft::frontend::buildForward(MLIRContext &context, const ModelConfig &config,
   else {
     emitError(loc) << "unknown dtype '" << options.dtype
                    << "'; expected f32 or bf16";
-    return nullptr;
-  }
-  if (config.architecture == Architecture::Mixtral) {
-    emitError(loc) << "MixtralForCausalLM needs weft's MoE ops, which are not "
-                      "built yet";
     return nullptr;
   }
   context.loadDialect<WeftDialect, func::FuncDialect>();

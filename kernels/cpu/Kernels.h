@@ -142,6 +142,40 @@ int64_t scatterAdd(const float *base, const int64_t *indices,
                    const float *updates, float *out, int64_t outer,
                    int64_t size, int64_t inner, int64_t count);
 
+/// Top-k routing per token over `numExperts` logits: softmax (in double),
+/// the k most probable experts highest first (ties to the lower index), their
+/// probabilities divided by their sum under `normalize`.
+void moeGate(const float *logits, float *weights, int64_t *experts,
+             int64_t tokens, int64_t numExperts, int64_t k, bool normalize);
+
+/// Copies row t of x into rows[slot(t, j)] for each of token t's k experts,
+/// slots grouped by expert in expert order and in (token, j) order within one;
+/// offsets [numExperts + 1] get each expert's first slot. Rows are
+/// `rowBytes` long (any element type). Returns the first (token, j) pair whose
+/// expert is outside [0, numExperts), or -1.
+int64_t moeDispatch(const void *x, const int64_t *experts, void *rows,
+                    int64_t *offsets, int64_t tokens, int64_t k,
+                    int64_t numExperts, int64_t rowBytes);
+
+/// `linear` (no bias) of rows [offsets[g], offsets[g + 1]) of x by weights[g],
+/// for each of `groups` groups.
+void groupedLinear(const float *x, const int64_t *offsets,
+                   const float *const *weights, float *y, int64_t groups,
+                   int64_t in, int64_t out);
+
+/// groupedLinear over bf16 as linearBf16 computes it; `workspace` holds
+/// linearBf16Workspace(rows, in, out) floats.
+void groupedLinearBf16(const uint16_t *x, const int64_t *offsets,
+                       const uint16_t *const *weights, uint16_t *y,
+                       int64_t groups, int64_t in, int64_t out,
+                       float *workspace);
+
+/// y[t] = Σ_j weights[t, j] · rows[slot(t, j)] with moeDispatch's slots.
+/// Returns the first pair whose expert is outside [0, numExperts), or -1.
+int64_t moeCombine(const float *rows, const float *weights,
+                   const int64_t *experts, float *y, int64_t tokens, int64_t k,
+                   int64_t numExperts, int64_t hidden);
+
 enum class LossReduction { Mean, Sum, None };
 
 /// Cross-entropy of logits [tokens, vocab] against labels [tokens]; labels

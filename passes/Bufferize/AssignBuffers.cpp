@@ -194,6 +194,15 @@ int64_t weft::cpuWorkspaceBytes(Operation *op, int threads) {
     return alignUp(
         4 * kernels::cpu::linearBf16Workspace(rows, weight[1], weight[0]));
   }
+  if (auto grouped = dyn_cast<GroupedLinearOp>(op);
+      grouped && grouped.getType().getElementType().isBF16()) {
+    ArrayRef<int64_t> weight =
+        cast<RankedTensorType>(grouped.getWeights().front().getType())
+            .getShape();
+    return alignUp(
+        4 * kernels::cpu::linearBf16Workspace(grouped.getType().getDimSize(0),
+                                              weight[1], weight[0]));
+  }
   if (auto group = dyn_cast<FusionGroupOp>(op))
     return alignUp(group.getScratchBytesPerThread()) * threads;
   return 0;

@@ -22,12 +22,15 @@ bool isBf16(Type type) {
 /// widen to f32 inside), linear (bf16 tiles widened in its workspace) when
 /// all of its floats are bf16, and ops that only move or make data.
 bool runsInBf16(Operation *op) {
-  if (isRowKernelOp(op) || isa<GatherOp, ReshapeOp, ConstantOp, IotaOp,
-                               TransposeOp, SliceOp, BroadcastOp, ConcatOp>(op))
+  if (isRowKernelOp(op) ||
+      isa<GatherOp, ReshapeOp, ConstantOp, IotaOp, TransposeOp, SliceOp,
+          BroadcastOp, ConcatOp, MoeDispatchOp>(op))
     return true;
   if (auto linear = dyn_cast<LinearOp>(op))
     return llvm::all_of(op->getOperandTypes(), isBf16) &&
            isBf16(linear.getType());
+  if (auto grouped = dyn_cast<GroupedLinearOp>(op))
+    return isBf16(grouped.getType()); // C3: x and weights alike
   return false;
 }
 

@@ -181,10 +181,20 @@ void CpuExecutor::prepareSteps() {
       auto bf = [p](int i) { return reinterpret_cast<uint16_t *>(p[i]); };
       auto in = [ints](int i) { return ints[i]; };
       const std::string name = step.name();
+      // "<what> <value> <where> <position> is outside [0, <bound>)".
+      auto outside = [planName = planName,
+                      name](const char *what, int64_t value, const char *where,
+                            int64_t position, int64_t bound) {
+        return Error(planName + ": step '" + name + "': " + what + " " +
+                     std::to_string(value) + " " + where + " " +
+                     std::to_string(position) + " is outside [0, " +
+                     std::to_string(bound) + ")");
+      };
       const int n = threads;
       const bool movesAnyType = fn == "gather" || fn == "copy" ||
-                                fn == "copy_strided" || fn == "concat";
-      if (fn != "linear_bf16" && !movesAnyType)
+                                fn == "copy_strided" || fn == "concat" ||
+                                fn == "moe_dispatch";
+      if (fn != "linear_bf16" && fn != "grouped_linear_bf16" && !movesAnyType)
         floatsAre(plan::F32);
       auto bufferBytes = [&](int i) {
         return plan.buffers(call.buffers(i)).bytes();
@@ -250,10 +260,7 @@ void CpuExecutor::prepareSteps() {
           int64_t bad =
               cpu::gather(p[0], ix(1), p[2], in(0), in(1), innerBytes, in(3));
           if (bad >= 0)
-            throw Error(planName + ": step '" + name + "': index " +
-                        std::to_string(ix(1)[bad]) + " at position " +
-                        std::to_string(bad) + " is outside [0, " +
-                        std::to_string(in(1)) + ")");
+            throw outside("index", ix(1)[bad], "at position", bad, in(1));
         });
       } else if (fn == "cross_entropy") { // logits, labels, out; tokens, vocab,
                                           // ignore, reduction
@@ -263,10 +270,7 @@ void CpuExecutor::prepareSteps() {
           int64_t bad = cpu::crossEntropy(f(0), ix(1), f(2), in(0), in(1),
                                           in(2), reduction);
           if (bad >= 0)
-            throw Error(planName + ": step '" + name + "': label " +
-                        std::to_string(ix(1)[bad]) + " of token " +
-                        std::to_string(bad) + " is outside [0, " +
-                        std::to_string(in(1)) + ")");
+            throw outside("label", ix(1)[bad], "of token", bad, in(1));
         });
       } else if (fn == "iota") { // y (i64); outer, size, inner
         arity(1, 3, 0);
@@ -348,10 +352,59 @@ void CpuExecutor::prepareSteps() {
           int64_t bad = cpu::scatterAdd(f(0), ix(1), f(2), f(3), in(0), in(1),
                                         in(2), in(3));
           if (bad >= 0)
-            throw Error(planName + ": step '" + name + "': index " +
-                        std::to_string(ix(1)[bad]) + " at position " +
-                        std::to_string(bad) + " is outside [0, " +
-                        std::to_string(in(1)) + ")");
+            throw outside("index", ix(1)[bad], "at position", bad, in(1));
+        });
+      } else if (fn == "moe_gate") { // logits, weights, experts; tokens,
+                                     // experts, k, normalize
+        arity(3, 4, 0);
+        steps.push_back([=] {
+          cpu::moeGate(f(0), f(1), ix(2), in(0), in(1), in(2), in(3) != 0);
+        });
+      } else if (fn == "moe_dispatch") { // x, experts, rows, offsets; tokens,
+                                         // k, experts, rowBytes
+        arity(4, 4, 0);
+        if (in(0) * in(3) != bufferBytes(0) ||
+            in(0) * in(1) * in(3) != bufferBytes(2) ||
+            (in(2) + 1) * 8 != bufferBytes(3))
+          throw fail("buffers do not hold the dispatch's shapes");
+        steps.push_back([=] {
+          int64_t bad = cpu::moeDispatch(p[0], ix(1), p[2], ix(3), in(0), in(1),
+                                         in(2), in(3));
+          if (bad >= 0)
+            throw outside("expert", ix(1)[bad], "of pair", bad, in(2));
+        });
+      } else if (fn == "grouped_linear" || fn == "grouped_linear_bf16") {
+        // x, offsets, weights..., y[, workspace]; groups, in, out
+        const bool bf16 = fn == "grouped_linear_bf16";
+        if (call.ints_size() != 3 ||
+            call.buffers_size() != 3 + in(0) + (bf16 ? 1 : 0))
+          throw fail("expects 3 ints and a buffer per group");
+        if (bf16)
+          floatsAre(plan::BF16);
+        const int64_t groups = in(0);
+        std::vector<const float *> weights;
+        std::vector<const uint16_t *> bf16Weights;
+        for (int64_t g = 0; g < groups; ++g) {
+          weights.push_back(f(2 + g));
+          bf16Weights.push_back(bf(2 + g));
+        }
+        const int out = 2 + static_cast<int>(groups);
+        steps.push_back([=] {
+          if (bf16)
+            cpu::groupedLinearBf16(bf(0), ix(1), bf16Weights.data(), bf(out),
+                                   groups, in(1), in(2), f(out + 1));
+          else
+            cpu::groupedLinear(f(0), ix(1), weights.data(), f(out), groups,
+                               in(1), in(2));
+        });
+      } else if (fn == "moe_combine") { // rows, weights, experts, y; tokens,
+                                        // k, experts, hidden
+        arity(4, 4, 0);
+        steps.push_back([=] {
+          int64_t bad = cpu::moeCombine(f(0), f(1), ix(2), f(3), in(0), in(1),
+                                        in(2), in(3));
+          if (bad >= 0)
+            throw outside("expert", ix(2)[bad], "of pair", bad, in(2));
         });
       } else if (fn == "copy") { // src, dst; bytes
         arity(2, 1, 0);

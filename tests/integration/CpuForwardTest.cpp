@@ -159,7 +159,8 @@ TEST_P(HuggingFaceFixture, MatchesHuggingFace) {
 
 INSTANTIATE_TEST_SUITE_P(Architectures, HuggingFaceFixture,
                          ::testing::Values("tiny-llama3", "tiny-mistral",
-                                           "tiny-qwen2", "tiny-bloom"),
+                                           "tiny-qwen2", "tiny-mixtral",
+                                           "tiny-bloom"),
                          [](const auto &info) {
                            std::string name = info.param;
                            name.erase(0, 5); // "tiny-"

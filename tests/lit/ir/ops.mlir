@@ -154,6 +154,19 @@ func.func @transformer(%x: tensor<1x16x256xf32>, %w: tensor<256xf32>, %q: tensor
   return
 }
 
+// CHECK-LABEL: func.func @mixture_of_experts
+func.func @mixture_of_experts(%x: tensor<16x64xf32>, %logits: tensor<16x4xf32>, %w: tensor<128x64xf32>) {
+  // CHECK: weft.moe_gate %{{.*}} top_k 2 normalize : (tensor<16x4xf32>) -> (tensor<16x2xf32>, tensor<16x2xi64>)
+  %g:2 = weft.moe_gate %logits top_k 2 normalize : (tensor<16x4xf32>) -> (tensor<16x2xf32>, tensor<16x2xi64>)
+  // CHECK: weft.moe_dispatch %{{.*}}, %{{.*}} num_experts 4 : (tensor<16x64xf32>, tensor<16x2xi64>) -> (tensor<32x64xf32>, tensor<5xi64>)
+  %d:2 = weft.moe_dispatch %x, %g#1 num_experts 4 : (tensor<16x64xf32>, tensor<16x2xi64>) -> (tensor<32x64xf32>, tensor<5xi64>)
+  // CHECK: weft.grouped_linear %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} : (tensor<32x64xf32>, tensor<5xi64>, tensor<128x64xf32>, tensor<128x64xf32>, tensor<128x64xf32>, tensor<128x64xf32>) -> tensor<32x128xf32>
+  %h = weft.grouped_linear %d#0, %d#1, %w, %w, %w, %w : (tensor<32x64xf32>, tensor<5xi64>, tensor<128x64xf32>, tensor<128x64xf32>, tensor<128x64xf32>, tensor<128x64xf32>) -> tensor<32x128xf32>
+  // CHECK: weft.moe_combine %{{.*}}, %{{.*}}, %{{.*}} num_experts 4 : (tensor<32x64xf32>, tensor<16x2xf32>, tensor<16x2xi64>) -> tensor<16x64xf32>
+  %y = weft.moe_combine %d#0, %g#0, %g#1 num_experts 4 : (tensor<32x64xf32>, tensor<16x2xf32>, tensor<16x2xi64>) -> tensor<16x64xf32>
+  return
+}
+
 // CHECK-LABEL: func.func @collectives
 func.func @collectives(%x: tensor<8x64xf32>, %act: tensor<1x512x32x128xbf16>) {
   // CHECK: weft.all_gather %{{.*}} on #[[MESH]] ["dp", "sp"] dim 0 : (tensor<8x64xf32>) -> tensor<64x64xf32>

@@ -286,3 +286,39 @@ func.func @cross_entropy_c2(%l: tensor<1x16x512xf32>, %y: tensor<1x15xi64>) {
   %0 = weft.cross_entropy %l, %y ignore_index -100 reduction mean : (tensor<1x16x512xf32>, tensor<1x15xi64>) -> tensor<f32>
   return
 }
+
+// -----
+
+func.func @moe_gate_c2(%l: tensor<16x4xf32>) {
+  // expected-error@+2 {{'weft.moe_gate' needs 1 <= top_k <= 4 experts, found 5}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0:2 = weft.moe_gate %l top_k 5 : (tensor<16x4xf32>) -> (tensor<16x5xf32>, tensor<16x5xi64>)
+  return
+}
+
+// -----
+
+func.func @moe_dispatch_c1(%x: tensor<16x64xf32>, %e: tensor<8x2xi64>) {
+  // expected-error@+2 {{'weft.moe_dispatch' needs x [tokens, hidden] and experts [tokens, k], found 'tensor<16x64xf32>' and 'tensor<8x2xi64>'}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0:2 = weft.moe_dispatch %x, %e num_experts 4 : (tensor<16x64xf32>, tensor<8x2xi64>) -> (tensor<16x64xf32>, tensor<5xi64>)
+  return
+}
+
+// -----
+
+func.func @grouped_linear_c2(%x: tensor<32x64xf32>, %o: tensor<3xi64>, %a: tensor<128x64xf32>, %b: tensor<64x64xf32>) {
+  // expected-error@+2 {{'weft.grouped_linear' needs every weight of shape [out, 64] like the first ('tensor<128x64xf32>'), found 'tensor<64x64xf32>'}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = weft.grouped_linear %x, %o, %a, %b : (tensor<32x64xf32>, tensor<3xi64>, tensor<128x64xf32>, tensor<64x64xf32>) -> tensor<32x128xf32>
+  return
+}
+
+// -----
+
+func.func @moe_combine_c1(%r: tensor<30x64xf32>, %w: tensor<16x2xf32>, %e: tensor<16x2xi64>) {
+  // expected-error@+2 {{'weft.moe_combine' needs rows [tokens * k, hidden], weights and experts [tokens, k], found 'tensor<30x64xf32>', 'tensor<16x2xf32>' and 'tensor<16x2xi64>'}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = weft.moe_combine %r, %w, %e num_experts 4 : (tensor<30x64xf32>, tensor<16x2xf32>, tensor<16x2xi64>) -> tensor<16x64xf32>
+  return
+}

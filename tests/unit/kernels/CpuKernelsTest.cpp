@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -526,4 +527,67 @@ TEST(ScatterAdd, AccumulatesRepeatedIndicesAndReportsBadOnes) {
   EXPECT_EQ(scatterAdd(base.data(), idx.data(), updates.data(), out.data(),
                        outer, size, inner, idx.size()),
             3);
+}
+
+TEST(Moe, GateDispatchExpertsCombineMatchTheDenseMixture) {
+  const int64_t tokens = 37, experts = 5, k = 2, in = 12, out = 9;
+  auto logits = randomFloats(tokens * experts, 80);
+  auto x = randomFloats(tokens * in, 81);
+  std::vector<std::vector<float>> w;
+  std::vector<const float *> weights;
+  for (int64_t e = 0; e < experts; ++e) {
+    w.push_back(randomFloats(out * in, 82 + e));
+    weights.push_back(w.back().data());
+  }
+  auto gateWeights = poisoned(tokens * k);
+  std::vector<int64_t> chosen(tokens * k, -7);
+  moeGate(logits.data(), gateWeights.data(), chosen.data(), tokens, experts, k,
+          /*normalize=*/true);
+  auto rows = poisoned(tokens * k * in);
+  std::vector<int64_t> offsets(experts + 1, -7);
+  ASSERT_EQ(moeDispatch(x.data(), chosen.data(), rows.data(), offsets.data(),
+                        tokens, k, experts, in * 4),
+            -1);
+  EXPECT_EQ(offsets.front(), 0);
+  EXPECT_EQ(offsets.back(), tokens * k);
+  auto expertOut = poisoned(tokens * k * out);
+  groupedLinear(rows.data(), offsets.data(), weights.data(), expertOut.data(),
+                experts, in, out);
+  auto y = poisoned(tokens * out);
+  ASSERT_EQ(moeCombine(expertOut.data(), gateWeights.data(), chosen.data(),
+                       y.data(), tokens, k, experts, out),
+            -1);
+
+  std::vector<double> ref(tokens * out, 0.0);
+  for (int64_t t = 0; t < tokens; ++t) {
+    // The reference routing: softmax, the two most probable, renormalised.
+    const float *l = logits.data() + t * experts;
+    std::vector<int64_t> order(experts);
+    for (int64_t e = 0; e < experts; ++e)
+      order[e] = e;
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int64_t a, int64_t b) { return l[a] > l[b]; });
+    double z = 0, top = 0;
+    for (int64_t e = 0; e < experts; ++e)
+      z += std::exp(double(l[e]));
+    for (int64_t j = 0; j < k; ++j)
+      top += std::exp(double(l[order[j]])) / z;
+    for (int64_t j = 0; j < k; ++j) {
+      const int64_t e = order[j];
+      EXPECT_EQ(chosen[t * k + j], e);
+      const double p = std::exp(double(l[e])) / z / top;
+      EXPECT_NEAR(gateWeights[t * k + j], p, 1e-6);
+      for (int64_t o = 0; o < out; ++o) {
+        double s = 0;
+        for (int64_t i = 0; i < in; ++i)
+          s += double(x[t * in + i]) * w[e][o * in + i];
+        ref[t * out + o] += p * s;
+      }
+    }
+  }
+  expectClose(y, ref, 1e-4);
+  chosen[5] = experts; // an expert that does not exist
+  EXPECT_EQ(moeDispatch(x.data(), chosen.data(), rows.data(), offsets.data(),
+                        tokens, k, experts, in * 4),
+            5);
 }
