@@ -23,12 +23,17 @@ const VerbSpec &weft::cli::importSpec() {
     s.summary = "Import a model into weft IR (a .mlir file).";
     s.details =
         "MODEL is a Hugging Face config.json, or a model folder holding one\n"
-        "(LlamaForCausalLM). The result is func.func @forward(input_ids,\n"
-        "parameters...) -> logits, each parameter named as in the checkpoint.";
+        "(Llama, Mistral, Qwen2, Mixtral, BLOOM): the result is func.func\n"
+        "@forward(input_ids, parameters...) -> logits, each parameter named\n"
+        "as in the checkpoint. Or an ONNX model (opset 13-17): inputs and\n"
+        "outputs as in the graph, initializers as constants.";
     s.options = shapeOptions();
     s.options.push_back(
+        {"list-ops", "", "", "print the ONNX ops weft imports and exit"});
+    s.options.push_back(
         {"output", "o", "FILE", "write the IR here (default: stdout)"});
-    s.minPositional = s.maxPositional = 1;
+    s.minPositional = 0;
+    s.maxPositional = 1;
     return s;
   }();
   return spec;
@@ -42,6 +47,14 @@ int weft::cli::runImport(llvm::ArrayRef<std::string> args) {
     llvm::errs() << "weft import: " << llvm::toString(std::move(error)) << "\n";
     return 1;
   };
+  if (parsed.has("list-ops")) {
+    for (const std::string &op : frontend::supportedOnnxOps())
+      llvm::outs() << op << "\n";
+    return 0;
+  }
+  if (parsed.positional.empty())
+    return fail(llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                        "expected MODEL (see --help)"));
   llvm::Expected<ModelShapeOptions> shape = readShapeOptions(parsed);
   if (!shape)
     return fail(shape.takeError());

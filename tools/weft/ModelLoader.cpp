@@ -25,6 +25,8 @@ std::vector<OptionSpec> weft::cli::shapeOptions() {
       {"seq", "", "N", "tokens per sequence for a config.json (default 128)"},
       {"dtype", "", "T",
        "parameter and activation type: f32 (default) or bf16"},
+      {"input-shape", "", "NAME=AxB",
+       "static shape of an ONNX input with symbolic dimensions (repeatable)"},
   };
 }
 
@@ -41,6 +43,22 @@ weft::cli::readShapeOptions(const ParsedArgs &args) {
   shape.build.seq = *seq;
   shape.build.dtype = args.get("dtype").value_or("f32");
   shape.givenByUser = args.has("batch") || args.has("seq") || args.has("dtype");
+  for (const std::string &value : args.getAll("input-shape")) {
+    size_t eq = value.find('=');
+    std::vector<int64_t> dims;
+    bool ok = eq != std::string::npos && eq > 0;
+    llvm::SmallVector<llvm::StringRef> parts;
+    llvm::StringRef(value).substr(eq + 1).split(parts, 'x');
+    for (llvm::StringRef part : parts) {
+      int64_t d;
+      ok &= !part.getAsInteger(10, d) && d >= 0;
+      dims.push_back(d);
+    }
+    if (!ok)
+      return makeError("--input-shape " + value +
+                       ": expected NAME=AxBx… with non-negative sizes");
+    shape.onnx.inputShapes[value.substr(0, eq)] = dims;
+  }
   return shape;
 }
 
@@ -67,9 +85,21 @@ ModelLoader::load(llvm::StringRef path, const ModelShapeOptions &options) {
       return makeError(path + " is not valid weft IR (see the error above)");
     return std::move(module);
   }
-  if (path.ends_with(".onnx"))
-    return makeError(path + ": ONNX import is not available yet; give a "
-                            "config.json or a .mlir file");
+  if (path.ends_with(".onnx")) {
+    if (options.givenByUser)
+      return makeError(path + ": --batch, --seq and --dtype apply to a "
+                              "config.json; give ONNX inputs' shapes with "
+                              "--input-shape NAME=AxB");
+    frontend::OnnxImportError error;
+    OwningOpRef<ModuleOp> module =
+        frontend::importOnnx(context, path.str(), options.onnx, error);
+    if (!module)
+      return makeError(error.message);
+    if (failed(verify(*module)))
+      return makeError(path + ": the imported graph does not verify (see the "
+                              "error above)");
+    return std::move(module);
+  }
   llvm::Expected<frontend::ModelConfig> config =
       frontend::readModelConfig(path);
   if (!config)

@@ -1,11 +1,12 @@
 // Loads what a user names on the command line into weft IR: a Hugging Face
-// config.json (or a folder holding one) through the graph builder, or a
-// .mlir file.
+// config.json (or a folder holding one) through the graph builder, an ONNX
+// file through the ONNX importer, or a .mlir file.
 #ifndef WEFT_TOOLS_WEFT_MODELLOADER_H
 #define WEFT_TOOLS_WEFT_MODELLOADER_H
 
 #include "CommandLine.h"
 #include "frontend/HuggingFace/ModelBuilder.h"
+#include "frontend/Onnx/OnnxImporter.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/Diagnostics.h"
@@ -21,6 +22,8 @@ namespace weft::cli {
 struct ModelShapeOptions {
   frontend::BuildOptions build;
   bool givenByUser = false;
+  /// --input-shape NAME=AxB (repeatable), for ONNX models.
+  frontend::OnnxImportOptions onnx;
 };
 
 /// The options that set a config.json's shapes: --batch, --seq, --dtype.

@@ -1,0 +1,45 @@
+// Importing ONNX models (opset 13 to 17) into weft IR.
+#ifndef WEFT_FRONTEND_ONNX_ONNXIMPORTER_H
+#define WEFT_FRONTEND_ONNX_ONNXIMPORTER_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/OwningOpRef.h"
+#include "llvm/Support/Error.h"
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace weft::frontend {
+
+struct OnnxImportOptions {
+  /// Static shapes for graph inputs whose dimensions are symbolic
+  /// (`--input-shape input_ids=1x2048`), by input name.
+  std::map<std::string, std::vector<int64_t>> inputShapes;
+};
+
+/// An importer error: `unsupported` when the model uses an op, attribute or
+/// type weft does not import (the conformance runner counts those apart from
+/// failures).
+struct OnnxImportError {
+  std::string message;
+  bool unsupported = false;
+};
+
+/// Imports the model at `path` as `func.func @forward(inputs...) ->
+/// (outputs...)`, inputs and outputs named as in the graph (`weft.input`,
+/// `weft.output`). Initializers (including external data) become constants.
+/// Integer shape computations on known values (Shape → Gather → Concat →
+/// Reshape and the like) are folded at import. Returns null and sets `error`
+/// naming the file and the node on failure.
+mlir::OwningOpRef<mlir::ModuleOp> importOnnx(mlir::MLIRContext &context,
+                                             const std::string &path,
+                                             const OnnxImportOptions &options,
+                                             OnnxImportError &error);
+
+/// The ONNX ops weft imports with the opset range of each ("Add 13-17").
+std::vector<std::string> supportedOnnxOps();
+
+} // namespace weft::frontend
+
+#endif // WEFT_FRONTEND_ONNX_ONNXIMPORTER_H

@@ -1,0 +1,297 @@
+// The ONNX backend conformance runner: imports each test model of the ONNX
+// backend test data (Debian's libonnx-testdata), compiles it for the CPU,
+// runs it on the test's inputs and compares with its expected outputs.
+// Prints passed / failed / unsupported per op and in total; exits non-zero
+// when a test of a supported op fails.
+//
+//   weft-onnx-conformance DIR... [--verbose]
+#include "codegen/CpuPlanBuilder.h"
+#include "frontend/Onnx/OnnxImporter.h"
+#include "passes/Pipeline.h"
+#include "runtime/Error.h"
+#include "runtime/cpu/CpuExecutor.h"
+
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/Pass/PassManager.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
+
+#include <onnx/onnx_pb.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+
+using namespace weft;
+namespace rt = weft::runtime;
+
+namespace {
+enum class Outcome { Passed, Failed, Unsupported };
+
+struct Result {
+  Outcome outcome;
+  std::string why;
+};
+
+bool readTensor(const std::string &path, onnx::TensorProto &tensor) {
+  std::ifstream in(path, std::ios::binary);
+  return in && tensor.ParseFromIstream(&in);
+}
+
+/// The tensor as a runtime HostTensor (f32, i64, i32, bool), or nullopt.
+std::optional<rt::HostTensor> toHost(const onnx::TensorProto &t) {
+  rt::HostTensor h;
+  h.shape.assign(t.dims().begin(), t.dims().end());
+  for (int64_t d : h.shape)
+    if (d < 0 || d > (1 << 24))
+      return std::nullopt; // not a tensor (a sequence or map file)
+  const int64_t n = h.numElements();
+  if (n > (1 << 26))
+    return std::nullopt;
+  auto fill = [&](auto typed, int64_t width, plan::DType dtype, auto &field) {
+    using T = decltype(typed);
+    h.dtype = dtype;
+    h.bytes.resize(n * width);
+    if (!t.raw_data().empty()) {
+      if (static_cast<int64_t>(t.raw_data().size()) != n * width)
+        return false;
+      std::memcpy(h.bytes.data(), t.raw_data().data(), n * width);
+      return true;
+    }
+    if (field.size() != n)
+      return false;
+    for (int64_t i = 0; i < n; ++i) {
+      T v = static_cast<T>(field.Get(i));
+      std::memcpy(h.bytes.data() + i * width, &v, width);
+    }
+    return true;
+  };
+  bool ok = false;
+  switch (t.data_type()) {
+  case onnx::TensorProto::FLOAT:
+    ok = fill(float(), 4, plan::F32, t.float_data());
+    break;
+  case onnx::TensorProto::INT64:
+    ok = fill(int64_t(), 8, plan::I64, t.int64_data());
+    break;
+  case onnx::TensorProto::INT32:
+    ok = fill(int32_t(), 4, plan::I32, t.int32_data());
+    break;
+  case onnx::TensorProto::BOOL:
+    ok = fill(uint8_t(), 1, plan::I1, t.int32_data());
+    break;
+  default:
+    return std::nullopt;
+  }
+  if (!ok)
+    return std::nullopt;
+  return h;
+}
+
+std::vector<std::string> dataFiles(const std::string &dir, const char *kind) {
+  std::vector<std::string> files;
+  for (int i = 0;; ++i) {
+    std::string file = dir + "/" + kind + "_" + std::to_string(i) + ".pb";
+    if (!llvm::sys::fs::exists(file))
+      return files;
+    files.push_back(file);
+  }
+}
+
+/// Compares as numpy.testing.assert_allclose(actual, expected, rtol=1e-3,
+/// atol=1e-5) does; NaN equals NaN.
+std::string compare(const rt::HostTensor &actual,
+                    const rt::HostTensor &expected) {
+  if (actual.shape != expected.shape || actual.dtype != expected.dtype)
+    return "output is " + rt::describe(actual.dtype, actual.shape) +
+           ", expected " + rt::describe(expected.dtype, expected.shape);
+  const int64_t n = expected.numElements();
+  for (int64_t i = 0; i < n; ++i) {
+    double a, e;
+    switch (expected.dtype) {
+    case plan::F32: {
+      float x, y;
+      std::memcpy(&x, actual.bytes.data() + 4 * i, 4);
+      std::memcpy(&y, expected.bytes.data() + 4 * i, 4);
+      a = x, e = y;
+      break;
+    }
+    case plan::I64: {
+      int64_t x, y;
+      std::memcpy(&x, actual.bytes.data() + 8 * i, 8);
+      std::memcpy(&y, expected.bytes.data() + 8 * i, 8);
+      a = x, e = y;
+      break;
+    }
+    case plan::I32: {
+      int32_t x, y;
+      std::memcpy(&x, actual.bytes.data() + 4 * i, 4);
+      std::memcpy(&y, expected.bytes.data() + 4 * i, 4);
+      a = x, e = y;
+      break;
+    }
+    default:
+      a = actual.bytes[i] != 0, e = expected.bytes[i] != 0;
+    }
+    if (std::isnan(a) && std::isnan(e))
+      continue;
+    if (!(std::abs(a - e) <= 1e-5 + 1e-3 * std::abs(e)))
+      return "element " + std::to_string(i) + " is " + std::to_string(a) +
+             ", expected " + std::to_string(e);
+  }
+  return "";
+}
+
+Result runTest(const std::string &dir) {
+  const std::string model = dir + "/model.onnx";
+  const std::string data = dir + "/test_data_set_0";
+  std::vector<rt::HostTensor> inputs, outputs;
+  std::vector<std::string> inputNames;
+  for (const std::string &file : dataFiles(data, "input")) {
+    onnx::TensorProto t;
+    auto host = readTensor(file, t) ? toHost(t) : std::nullopt;
+    if (!host)
+      return {Outcome::Unsupported, file + ": input of a type not run"};
+    inputs.push_back(*host);
+    inputNames.push_back(t.name());
+  }
+  for (const std::string &file : dataFiles(data, "output")) {
+    onnx::TensorProto t;
+    auto host = readTensor(file, t) ? toHost(t) : std::nullopt;
+    if (!host)
+      return {Outcome::Unsupported, file + ": output of a type not run"};
+    outputs.push_back(*host);
+  }
+  // Input names and static shapes come from the graph and the data.
+  onnx::ModelProto proto;
+  {
+    std::ifstream in(model, std::ios::binary);
+    if (!proto.ParseFromIstream(&in))
+      return {Outcome::Failed, model + " does not parse"};
+  }
+  std::vector<std::string> graphInputs;
+  std::set<std::string> initializers;
+  for (const auto &init : proto.graph().initializer())
+    initializers.insert(init.name());
+  for (const auto &input : proto.graph().input())
+    if (!initializers.count(input.name()))
+      graphInputs.push_back(input.name());
+  if (graphInputs.size() != inputs.size())
+    return {Outcome::Unsupported, "optional inputs are not run"};
+  frontend::OnnxImportOptions options;
+  for (size_t i = 0; i < inputs.size(); ++i)
+    options.inputShapes[graphInputs[i]] = inputs[i].shape;
+
+  mlir::MLIRContext context;
+  std::string diagnostics;
+  mlir::ScopedDiagnosticHandler handler(&context, [&](mlir::Diagnostic &d) {
+    diagnostics += d.str() + "; ";
+    return mlir::success();
+  });
+  frontend::OnnxImportError error;
+  auto module = frontend::importOnnx(context, model, options, error);
+  if (!module)
+    return {error.unsupported ? Outcome::Unsupported : Outcome::Failed,
+            error.message};
+  mlir::PassManager pm(&context);
+  std::string pipelineError;
+  if (failed(buildPipeline(pm, {"", 2}, pipelineError)) ||
+      failed(pm.run(*module)))
+    return {Outcome::Failed, "compile: " + diagnostics};
+  auto plan = codegen::buildCpuPlan(*module, {model, ""});
+  if (failed(plan))
+    return {Outcome::Unsupported, "no CPU lowering: " + diagnostics};
+  try {
+    rt::CpuExecutor executor(*plan, model, 2);
+    for (size_t i = 0; i < inputs.size(); ++i)
+      executor.setInput(graphInputs[i], inputs[i]);
+    executor.run();
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      std::string mismatch =
+          compare(executor.output(proto.graph().output(i).name()), outputs[i]);
+      if (!mismatch.empty())
+        return {Outcome::Failed,
+                proto.graph().output(i).name() + ": " + mismatch};
+    }
+  } catch (const rt::Error &e) {
+    return {Outcome::Failed, std::string("run: ") + e.what()};
+  }
+  return {Outcome::Passed, ""};
+}
+
+/// The op a node test is for: its graph's first node's type.
+std::string opOf(const std::string &dir) {
+  onnx::ModelProto proto;
+  std::ifstream in(dir + "/model.onnx", std::ios::binary);
+  if (!proto.ParseFromIstream(&in) || proto.graph().node_size() == 0)
+    return "?";
+  return proto.graph().node(0).op_type();
+}
+} // namespace
+
+int main(int argc, char **argv) {
+  bool verbose = false;
+  std::vector<std::string> roots;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--verbose")
+      verbose = true;
+    else
+      roots.push_back(argv[i]);
+  }
+  struct Counts {
+    int passed = 0, failed = 0, unsupported = 0;
+  };
+  std::map<std::string, Counts> byOp;
+  Counts total;
+  std::vector<std::string> failures;
+  for (const std::string &root : roots) {
+    std::error_code ec;
+    std::vector<std::string> dirs;
+    for (llvm::sys::fs::directory_iterator it(root, ec), end; it != end && !ec;
+         it.increment(ec))
+      if (llvm::sys::fs::exists(it->path() + "/model.onnx"))
+        dirs.push_back(it->path());
+    std::sort(dirs.begin(), dirs.end());
+    for (const std::string &dir : dirs) {
+      if (verbose)
+        std::fprintf(stderr, "running %s\n", dir.c_str());
+      Result r;
+      try {
+        r = runTest(dir);
+      } catch (const std::exception &e) {
+        r = {Outcome::Failed, std::string("exception: ") + e.what()};
+      }
+      Counts &c = byOp[opOf(dir)];
+      std::string name = llvm::sys::path::filename(dir).str();
+      switch (r.outcome) {
+      case Outcome::Passed:
+        ++c.passed, ++total.passed;
+        break;
+      case Outcome::Failed:
+        ++c.failed, ++total.failed;
+        failures.push_back(name + ": " + r.why);
+        break;
+      case Outcome::Unsupported:
+        ++c.unsupported, ++total.unsupported;
+        if (verbose)
+          std::printf("unsupported %s: %s\n", name.c_str(), r.why.c_str());
+      }
+    }
+  }
+  std::printf("%-28s %7s %7s %12s\n", "op", "passed", "failed", "unsupported");
+  for (const auto &[op, c] : byOp)
+    if (c.passed || c.failed)
+      std::printf("%-28s %7d %7d %12d\n", op.c_str(), c.passed, c.failed,
+                  c.unsupported);
+  int unsupportedOps = 0;
+  for (const auto &[op, c] : byOp)
+    unsupportedOps += !c.passed && !c.failed;
+  std::printf("(%d more ops with every test unsupported)\n", unsupportedOps);
+  std::printf("total: %d passed, %d failed, %d unsupported\n", total.passed,
+              total.failed, total.unsupported);
+  for (const std::string &f : failures)
+    std::printf("FAILED %s\n", f.c_str());
+  return total.failed == 0 ? 0 : 1;
+}
