@@ -725,6 +725,176 @@ void Importer::registerHandlers() {
       define(node, 0, builder.create<ReduceOp>(loc(node), kind, x, axes, keep));
     };
   };
+  auto compare = [&](CompareDirection direction) {
+    return [this, direction](const onnx::NodeProto &node) {
+      auto [x, y] =
+          broadcastPair(loc(node), value(node.input(0)), value(node.input(1)));
+      define(node, 0, builder.create<CompareOp>(loc(node), direction, x, y));
+    };
+  };
+  handlers["Equal"] = compare(CompareDirection::eq);
+  handlers["Less"] = compare(CompareDirection::lt);
+  handlers["LessOrEqual"] = compare(CompareDirection::le);
+  handlers["Greater"] = compare(CompareDirection::gt);
+  handlers["GreaterOrEqual"] = compare(CompareDirection::ge);
+  auto splatLike = [this](Location at, Value like, double v) -> Value {
+    RankedTensorType type = typeOf(like);
+    Type element = type.getElementType();
+    Attribute scalar = isa<FloatType>(element)
+                           ? Attribute(builder.getFloatAttr(element, v))
+                           : Attribute(builder.getIntegerAttr(
+                                 element, static_cast<int64_t>(v)));
+    return builder.create<ConstantOp>(
+        at, DenseElementsAttr::get(type, cast<TypedAttr>(scalar)));
+  };
+  handlers["Not"] = [=](const onnx::NodeProto &node) {
+    Value x = value(node.input(0));
+    define(node, 0,
+           builder.create<CompareOp>(loc(node), CompareDirection::eq, x,
+                                     splatLike(loc(node), x, 0)));
+  };
+  auto logical = [=](bool isAnd) {
+    return [=](const onnx::NodeProto &node) {
+      auto [x, y] =
+          broadcastPair(loc(node), value(node.input(0)), value(node.input(1)));
+      // And: x ? y : false; Or: x ? true : y.
+      define(node, 0,
+             isAnd ? builder.create<SelectOp>(loc(node), x, y,
+                                              splatLike(loc(node), x, 0))
+                   : builder.create<SelectOp>(loc(node), x,
+                                              splatLike(loc(node), x, 1), y));
+    };
+  };
+  handlers["And"] = logical(true);
+  handlers["Or"] = logical(false);
+  handlers["Where"] = [this](const onnx::NodeProto &node) {
+    Value c = value(node.input(0)), x = value(node.input(1)),
+          y = value(node.input(2));
+    auto [c1, x1] = broadcastPair(loc(node), c, x);
+    auto [x2, y2] = broadcastPair(loc(node), x1, y);
+    auto [c2, y3] = broadcastPair(loc(node), c1, y2);
+    define(node, 0,
+           builder.create<SelectOp>(
+               loc(node), broadcastTo(loc(node), c2, typeOf(x2).getShape()), x2,
+               y3));
+  };
+  handlers["Expand"] = [this](const onnx::NodeProto &node) {
+    Value x = value(node.input(0));
+    std::vector<int64_t> shape = intsOf(node.input(1), "Expand's shape");
+    ArrayRef<int64_t> in = typeOf(x).getShape();
+    const size_t rank = std::max(in.size(), shape.size());
+    SmallVector<int64_t> out(rank);
+    for (size_t i = 0; i < rank; ++i) {
+      int64_t p = i + in.size() >= rank ? in[i + in.size() - rank] : 1;
+      int64_t q = i + shape.size() >= rank ? shape[i + shape.size() - rank] : 1;
+      if (p != q && p != 1 && q != 1)
+        invalid("Expand " + label(node) + ": shapes do not broadcast");
+      out[i] = p == 1 ? q : p;
+    }
+    Value y = broadcastTo(loc(node), x, out);
+    if (y == x) // ONNX still produces a new tensor
+      y = builder.create<ReshapeOp>(loc(node), typeOf(x), x);
+    define(node, 0, y);
+  };
+  handlers["Slice"] = [this](const onnx::NodeProto &node) {
+    Value x = value(node.input(0));
+    ArrayRef<int64_t> in = typeOf(x).getShape();
+    const int64_t rank = in.size();
+    std::vector<int64_t> starts = intsOf(node.input(1), "Slice's starts");
+    std::vector<int64_t> ends = intsOf(node.input(2), "Slice's ends");
+    std::vector<int64_t> axes, steps;
+    if (node.input_size() > 3 && !node.input(3).empty())
+      axes = intsOf(node.input(3), "Slice's axes");
+    else
+      for (size_t i = 0; i < starts.size(); ++i)
+        axes.push_back(i);
+    if (node.input_size() > 4 && !node.input(4).empty())
+      steps = intsOf(node.input(4), "Slice's steps");
+    else
+      steps.assign(starts.size(), 1);
+    SmallVector<int64_t> start(rank, 0), limit(in), stride(rank, 1), shape(in);
+    for (size_t i = 0; i < axes.size(); ++i) {
+      const int64_t a = normalizeAxis(axes[i], rank), size = in[a];
+      if (steps[i] < 1)
+        unsupported("Slice " + label(node) +
+                    " with a negative or zero step is not imported");
+      auto clampIndex = [&](int64_t v) {
+        v = v < 0 ? v + size : v;
+        return std::clamp<int64_t>(v, 0, size);
+      };
+      start[a] = clampIndex(starts[i]);
+      limit[a] = std::max(start[a], clampIndex(ends[i]));
+      stride[a] = steps[i];
+      shape[a] = (limit[a] - start[a] + steps[i] - 1) / steps[i];
+    }
+    define(node, 0,
+           builder.create<SliceOp>(loc(node), typeOf(x).clone(shape), x, start,
+                                   limit, stride));
+  };
+  handlers["ConstantOfShape"] = [this](const onnx::NodeProto &node) {
+    std::vector<int64_t> shape =
+        intsOf(node.input(0), "ConstantOfShape's shape");
+    Literal fill{onnx::TensorProto::FLOAT, {1}, {0.0}, {}};
+    if (const auto *v = attribute(node, "value"); v && v->has_t())
+      fill = readTensor(v->t());
+    Literal r{fill.type, shape};
+    if (fill.isInteger())
+      r.ints.assign(r.size(), fill.ints.at(0));
+    else
+      r.floats.assign(r.size(), fill.floats.at(0));
+    defineLiteral(node, 0, r);
+  };
+  handlers["Range"] = [this](const onnx::NodeProto &node) {
+    const Literal *s = literal(node.input(0)), *l = literal(node.input(1)),
+                  *d = literal(node.input(2));
+    if (!s || !l || !d)
+      unsupported("Range " + label(node) +
+                  " with bounds computed at run time is not imported");
+    const double start = s->at(0), limit = l->at(0), delta = d->at(0);
+    if (delta == 0)
+      invalid("Range " + label(node) + " has a zero delta");
+    const int64_t n = std::max<int64_t>(
+        0, static_cast<int64_t>(std::ceil((limit - start) / delta)));
+    Literal r{s->type, {n}};
+    for (int64_t i = 0; i < n; ++i) {
+      if (s->isInteger())
+        r.ints.push_back(static_cast<int64_t>(start + i * delta));
+      else
+        r.floats.push_back(start + i * delta);
+    }
+    defineLiteral(node, 0, r);
+  };
+  handlers["Clip"] = [=](const onnx::NodeProto &node) {
+    Value y = value(node.input(0));
+    if (node.input_size() > 1 && !node.input(1).empty())
+      y = builder.create<MaxOp>(
+          loc(node), y,
+          broadcastTo(loc(node), value(node.input(1)), typeOf(y).getShape()));
+    if (node.input_size() > 2 && !node.input(2).empty())
+      y = builder.create<MinOp>(
+          loc(node), y,
+          broadcastTo(loc(node), value(node.input(2)), typeOf(y).getShape()));
+    if (y == value(node.input(0)))
+      y = builder.create<ReshapeOp>(loc(node), typeOf(y), y);
+    define(node, 0, y);
+  };
+  handlers["LayerNormalization"] = [this](const onnx::NodeProto &node) {
+    Value x = value(node.input(0));
+    const int64_t rank = typeOf(x).getRank();
+    if (normalizeAxis(intAttr(node, "axis", -1), rank) != rank - 1)
+      unsupported("LayerNormalization " + label(node) +
+                  " over more than the last dimension is not imported");
+    if (node.output_size() > 1)
+      unsupported("LayerNormalization " + label(node) +
+                  " with Mean / InvStdDev outputs is not imported");
+    Value bias = node.input_size() > 2 && !node.input(2).empty()
+                     ? value(node.input(2))
+                     : Value();
+    define(node, 0,
+           builder.create<LayerNormOp>(
+               loc(node), x, value(node.input(1)), bias,
+               builder.getF32FloatAttr(floatAttr(node, "epsilon", 1e-5f))));
+  };
   handlers["ReduceSum"] = reduce(ReduceKind::sum, true);
   handlers["ReduceMean"] = reduce(ReduceKind::mean, opset >= 18);
   handlers["ReduceMax"] = reduce(ReduceKind::max, opset >= 18);
@@ -835,15 +1005,32 @@ weft::frontend::importOnnx(MLIRContext &context, const std::string &path,
 }
 
 std::vector<std::string> weft::frontend::supportedOnnxOps() {
-  std::vector<std::string> names = {
-      "Abs",        "Add",       "Cast",       "Concat",     "Constant",
-      "Div",        "Erf",       "Exp",        "Flatten",    "Gather",
-      "Gemm",       "Identity",  "Log",        "LogSoftmax", "MatMul",
-      "Max",        "Min",       "Mul",        "Neg",        "Pow",
-      "Reciprocal", "ReduceMax", "ReduceMean", "ReduceMin",  "ReduceSum",
-      "Relu",       "Reshape",   "Shape",      "Sigmoid",    "Softmax",
-      "Sqrt",       "Squeeze",   "Sub",        "Tanh",       "Transpose",
-      "Unsqueeze"};
+  std::vector<std::string> names = {"Abs",       "Add",
+                                    "And",       "Cast",
+                                    "Clip",      "Concat",
+                                    "Constant",  "ConstantOfShape",
+                                    "Div",       "Equal",
+                                    "Erf",       "Exp",
+                                    "Expand",    "Flatten",
+                                    "Gather",    "Gemm",
+                                    "Greater",   "GreaterOrEqual",
+                                    "Identity",  "LayerNormalization",
+                                    "Less",      "LessOrEqual",
+                                    "Log",       "LogSoftmax",
+                                    "MatMul",    "Max",
+                                    "Min",       "Mul",
+                                    "Neg",       "Not",
+                                    "Or",        "Pow",
+                                    "Range",     "Reciprocal",
+                                    "ReduceMax", "ReduceMean",
+                                    "ReduceMin", "ReduceSum",
+                                    "Relu",      "Reshape",
+                                    "Shape",     "Sigmoid",
+                                    "Slice",     "Softmax",
+                                    "Sqrt",      "Squeeze",
+                                    "Sub",       "Tanh",
+                                    "Transpose", "Unsqueeze",
+                                    "Where"};
   for (std::string &name : names)
     name += " 13-17";
   return names;
