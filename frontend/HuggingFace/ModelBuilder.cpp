@@ -321,11 +321,10 @@ OwningOpRef<ModuleOp> GraphBuilder::build() {
       hidden = builder.create<AddOp>(locFor(p + "self_attn"), hidden,
                                      buildLlamaAttention(l, x, positions));
       x = rmsNorm(p + "post_attention_layernorm", hidden);
-      hidden = config.architecture == Architecture::Mixtral
-                   ? builder.create<AddOp>(locFor(p + "block_sparse_moe"),
-                                           hidden, buildMixtralMoe(l, x))
-                   : builder.create<AddOp>(locFor(p + "mlp"), hidden,
-                                           buildLlamaMlp(l, x));
+      const bool moe = config.architecture == Architecture::Mixtral;
+      hidden = builder.create<AddOp>(
+          locFor(p + (moe ? "block_sparse_moe" : "mlp")), hidden,
+          moe ? buildMixtralMoe(l, x) : buildLlamaMlp(l, x));
     }
     hidden = rmsNorm("model.norm", hidden);
   }

@@ -327,18 +327,26 @@ Value Importer::broadcastTo(Location at, Value v, ArrayRef<int64_t> shape) {
       builder.getDenseI64ArrayAttr(dims));
 }
 
-std::pair<Value, Value> Importer::broadcastPair(Location at, Value a, Value b) {
-  ArrayRef<int64_t> x = typeOf(a).getShape(), y = typeOf(b).getShape();
+/// The numpy broadcast of two shapes; `what` starts the message when they do
+/// not broadcast.
+SmallVector<int64_t> broadcastShape(ArrayRef<int64_t> x, ArrayRef<int64_t> y,
+                                    const std::string &what) {
   const size_t rank = std::max(x.size(), y.size());
   SmallVector<int64_t> shape(rank);
   for (size_t i = 0; i < rank; ++i) {
     int64_t p = i + x.size() >= rank ? x[i + x.size() - rank] : 1;
     int64_t q = i + y.size() >= rank ? y[i + y.size() - rank] : 1;
     if (p != q && p != 1 && q != 1)
-      invalid("shapes do not broadcast: dimension " + std::to_string(i) +
+      invalid(what + " do not broadcast: dimension " + std::to_string(i) +
               " is " + std::to_string(p) + " and " + std::to_string(q));
     shape[i] = p == 1 ? q : p;
   }
+  return shape;
+}
+
+std::pair<Value, Value> Importer::broadcastPair(Location at, Value a, Value b) {
+  SmallVector<int64_t> shape =
+      broadcastShape(typeOf(a).getShape(), typeOf(b).getShape(), "shapes");
   return {broadcastTo(at, a, shape), broadcastTo(at, b, shape)};
 }
 
@@ -593,27 +601,17 @@ void Importer::registerHandlers() {
     if (x.size() < 2 || y.size() < 2)
       unsupported("MatMul " + label(node) + " of a vector is not imported");
     // Broadcast the batch dimensions; a rank-2 rhs is shared as it is.
-    SmallVector<int64_t> batch;
-    ArrayRef<int64_t> xb = x.drop_back(2), yb = y.drop_back(2);
-    const size_t rank = std::max(xb.size(), yb.size());
-    for (size_t i = 0; i < rank; ++i) {
-      int64_t p = i + xb.size() >= rank ? xb[i + xb.size() - rank] : 1;
-      int64_t q = i + yb.size() >= rank ? yb[i + yb.size() - rank] : 1;
-      if (p != q && p != 1 && q != 1)
-        invalid("MatMul " + label(node) +
-                ": batch dimensions do not "
-                "broadcast");
-      batch.push_back(p == 1 ? q : p);
-    }
+    SmallVector<int64_t> batch =
+        broadcastShape(x.drop_back(2), y.drop_back(2),
+                       "MatMul " + label(node) + ": batch dimensions");
     auto with = [&](ArrayRef<int64_t> tail) {
       SmallVector<int64_t> s(batch);
       s.append(tail.begin(), tail.end());
       return s;
     };
     a = broadcastTo(loc(node), a, with(x.take_back(2)));
-    if (y.size() > 2 || !batch.empty())
-      if (y.size() > 2)
-        b = broadcastTo(loc(node), b, with(y.take_back(2)));
+    if (y.size() > 2)
+      b = broadcastTo(loc(node), b, with(y.take_back(2)));
     define(node, 0,
            builder.create<MatmulOp>(loc(node), a, b, UnitAttr(), UnitAttr()));
   };
@@ -770,28 +768,21 @@ void Importer::registerHandlers() {
   handlers["Where"] = [this](const onnx::NodeProto &node) {
     Value c = value(node.input(0)), x = value(node.input(1)),
           y = value(node.input(2));
-    auto [c1, x1] = broadcastPair(loc(node), c, x);
-    auto [x2, y2] = broadcastPair(loc(node), x1, y);
-    auto [c2, y3] = broadcastPair(loc(node), c1, y2);
+    const std::string what = "Where " + label(node) + ": shapes";
+    SmallVector<int64_t> shape = broadcastShape(
+        broadcastShape(typeOf(c).getShape(), typeOf(x).getShape(), what),
+        typeOf(y).getShape(), what);
     define(node, 0,
-           builder.create<SelectOp>(
-               loc(node), broadcastTo(loc(node), c2, typeOf(x2).getShape()), x2,
-               y3));
+           builder.create<SelectOp>(loc(node), broadcastTo(loc(node), c, shape),
+                                    broadcastTo(loc(node), x, shape),
+                                    broadcastTo(loc(node), y, shape)));
   };
   handlers["Expand"] = [this](const onnx::NodeProto &node) {
     Value x = value(node.input(0));
     std::vector<int64_t> shape = intsOf(node.input(1), "Expand's shape");
-    ArrayRef<int64_t> in = typeOf(x).getShape();
-    const size_t rank = std::max(in.size(), shape.size());
-    SmallVector<int64_t> out(rank);
-    for (size_t i = 0; i < rank; ++i) {
-      int64_t p = i + in.size() >= rank ? in[i + in.size() - rank] : 1;
-      int64_t q = i + shape.size() >= rank ? shape[i + shape.size() - rank] : 1;
-      if (p != q && p != 1 && q != 1)
-        invalid("Expand " + label(node) + ": shapes do not broadcast");
-      out[i] = p == 1 ? q : p;
-    }
-    Value y = broadcastTo(loc(node), x, out);
+    Value y = broadcastTo(loc(node), x,
+                          broadcastShape(typeOf(x).getShape(), shape,
+                                         "Expand " + label(node) + ": shapes"));
     if (y == x) // ONNX still produces a new tensor
       y = builder.create<ReshapeOp>(loc(node), typeOf(x), x);
     define(node, 0, y);
