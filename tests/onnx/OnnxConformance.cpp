@@ -108,33 +108,25 @@ std::string compare(const rt::HostTensor &actual,
     return "output is " + rt::describe(actual.dtype, actual.shape) +
            ", expected " + rt::describe(expected.dtype, expected.shape);
   const int64_t n = expected.numElements();
+  auto element = [](const rt::HostTensor &t, int64_t i) -> double {
+    auto load = [&](auto typed) {
+      decltype(typed) v;
+      std::memcpy(&v, t.bytes.data() + i * sizeof(v), sizeof(v));
+      return static_cast<double>(v);
+    };
+    switch (t.dtype) {
+    case plan::F32:
+      return load(float());
+    case plan::I64:
+      return load(int64_t());
+    case plan::I32:
+      return load(int32_t());
+    default: // bool
+      return t.bytes[i] != 0;
+    }
+  };
   for (int64_t i = 0; i < n; ++i) {
-    double a, e;
-    switch (expected.dtype) {
-    case plan::F32: {
-      float x, y;
-      std::memcpy(&x, actual.bytes.data() + 4 * i, 4);
-      std::memcpy(&y, expected.bytes.data() + 4 * i, 4);
-      a = x, e = y;
-      break;
-    }
-    case plan::I64: {
-      int64_t x, y;
-      std::memcpy(&x, actual.bytes.data() + 8 * i, 8);
-      std::memcpy(&y, expected.bytes.data() + 8 * i, 8);
-      a = x, e = y;
-      break;
-    }
-    case plan::I32: {
-      int32_t x, y;
-      std::memcpy(&x, actual.bytes.data() + 4 * i, 4);
-      std::memcpy(&y, expected.bytes.data() + 4 * i, 4);
-      a = x, e = y;
-      break;
-    }
-    default:
-      a = actual.bytes[i] != 0, e = expected.bytes[i] != 0;
-    }
+    const double a = element(actual, i), e = element(expected, i);
     if (std::isnan(a) && std::isnan(e))
       continue;
     if (!(std::abs(a - e) <= 1e-5 + 1e-3 * std::abs(e)))
