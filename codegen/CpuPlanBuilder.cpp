@@ -276,16 +276,13 @@ LogicalResult PlanBuilder::lowerStridedCopy(Operation *op,
 LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
   if (auto group = dyn_cast<FusionGroupOp>(op))
     return lowerFusionGroup(group, step);
-  auto linear = dyn_cast<LinearOp>(op);
-  const bool bf16Linear =
-      (linear &&
-       cast<RankedTensorType>(linear.getType()).getElementType().isBF16()) ||
-      (isa<GroupedLinearOp>(op) &&
-       cast<RankedTensorType>(op->getResultTypes()[0])
-           .getElementType()
-           .isBF16());
+  // linear and grouped_linear run bf16 as it is: weft-legalize-cpu-types
+  // leaves them bf16 only when all their floats are.
+  const bool bf16Gemm =
+      isa<LinearOp, GroupedLinearOp>(op) &&
+      cast<RankedTensorType>(op->getResultTypes()[0]).getElementType().isBF16();
   // Data movement takes any element type; the rest computes in f32.
-  if (!bf16Linear &&
+  if (!bf16Gemm &&
       !isa<GatherOp, IotaOp, TransposeOp, SliceOp, BroadcastOp, ConcatOp,
            MoeDispatchOp>(op) &&
       failed(requireF32(op)))
@@ -317,16 +314,14 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
     return cast<RankedTensorType>(v.getType()).getShape();
   };
 
-  if (linear) {
-    // weft-legalize-cpu-types leaves a bf16 linear only when all its floats
-    // are bf16.
-    call->set_function(bf16Linear ? "linear_bf16" : "linear");
+  if (auto linear = dyn_cast<LinearOp>(op)) {
+    call->set_function(bf16Gemm ? "linear_bf16" : "linear");
     int64_t in = shape(linear.getWeight())[1],
             out = shape(linear.getWeight())[0];
     if (failed(use(linear.getX())) || failed(use(linear.getWeight())) ||
         failed(use(linear.getBias())) || failed(use(linear.getResult())))
       return failure();
-    if (bf16Linear)
+    if (bf16Gemm)
       call->add_buffers(workspace);
     ints({product(shape(linear.getX())) / in, in, out});
     return success();
@@ -471,8 +466,7 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
     return success();
   }
   if (auto grouped = dyn_cast<GroupedLinearOp>(op)) {
-    const bool bf16 = grouped.getType().getElementType().isBF16();
-    call->set_function(bf16 ? "grouped_linear_bf16" : "grouped_linear");
+    call->set_function(bf16Gemm ? "grouped_linear_bf16" : "grouped_linear");
     if (failed(use(grouped.getX())) || failed(use(grouped.getOffsets())))
       return failure();
     for (Value w : grouped.getWeights())
@@ -480,7 +474,7 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
         return failure();
     if (failed(use(grouped.getResult())))
       return failure();
-    if (bf16)
+    if (bf16Gemm)
       call->add_buffers(workspace);
     ArrayRef<int64_t> w = shape(grouped.getWeights().front());
     ints({static_cast<int64_t>(grouped.getWeights().size()), w[1], w[0]});

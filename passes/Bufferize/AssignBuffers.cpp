@@ -187,21 +187,18 @@ int64_t weft::cpuWorkspaceBytes(Operation *op, int threads) {
         attention.getV().getType().getDimSize(3)};
     return alignUp(4 * kernels::cpu::attentionWorkspace(shape, threads));
   }
-  if (auto linear = dyn_cast<LinearOp>(op);
-      linear && linear.getType().getElementType().isBF16()) {
-    ArrayRef<int64_t> weight = linear.getWeight().getType().getShape();
-    int64_t rows = linear.getType().getNumElements() / weight[0];
-    return alignUp(
-        4 * kernels::cpu::linearBf16Workspace(rows, weight[1], weight[0]));
-  }
-  if (auto grouped = dyn_cast<GroupedLinearOp>(op);
-      grouped && grouped.getType().getElementType().isBF16()) {
-    ArrayRef<int64_t> weight =
-        cast<RankedTensorType>(grouped.getWeights().front().getType())
-            .getShape();
-    return alignUp(
-        4 * kernels::cpu::linearBf16Workspace(grouped.getType().getDimSize(0),
-                                              weight[1], weight[0]));
+  // bf16 linears widen tiles of their rows and of each weight (a grouped
+  // linear's weights one after another) in the workspace.
+  if (isa<LinearOp, GroupedLinearOp>(op)) {
+    auto result = cast<RankedTensorType>(op->getResultTypes()[0]);
+    if (!result.getElementType().isBF16())
+      return 0;
+    Value weight = isa<LinearOp>(op)
+                       ? cast<LinearOp>(op).getWeight()
+                       : cast<GroupedLinearOp>(op).getWeights().front();
+    ArrayRef<int64_t> w = cast<RankedTensorType>(weight.getType()).getShape();
+    return alignUp(4 * kernels::cpu::linearBf16Workspace(
+                           result.getNumElements() / w[0], w[1], w[0]));
   }
   if (auto group = dyn_cast<FusionGroupOp>(op))
     return alignUp(group.getScratchBytesPerThread()) * threads;
