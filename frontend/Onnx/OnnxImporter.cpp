@@ -3,6 +3,7 @@
 // subgraphs fold to static shapes, and become weft.constant only when a
 // computed op reads them.
 #include "frontend/Onnx/OnnxImporter.h"
+#include "frontend/Onnx/OnnxLiteral.h"
 
 #include "ir/WeftDialect.h"
 
@@ -23,40 +24,14 @@ using namespace mlir;
 using namespace weft;
 using namespace weft::frontend;
 
+using namespace weft::frontend::onnx_import;
+
 namespace {
-/// A tensor whose value is known at import: data as doubles (floats) or
-/// int64 (integers and bools).
-struct Literal {
-  int32_t type = onnx::TensorProto::FLOAT;
-  std::vector<int64_t> shape;
-  std::vector<double> floats;
-  std::vector<int64_t> ints;
+/// The opsets whose semantics the handlers follow: 13 (the last change of
+/// most ops weft imports) to 20 (Gelu). torch.onnx.export writes 18 or 20.
+constexpr int64_t kMinOpset = 13, kMaxOpset = 20;
 
-  bool isInteger() const {
-    return type == onnx::TensorProto::INT64 ||
-           type == onnx::TensorProto::INT32 || type == onnx::TensorProto::BOOL;
-  }
-  int64_t size() const {
-    return std::accumulate(shape.begin(), shape.end(), int64_t{1},
-                           std::multiplies<>());
-  }
-  double at(int64_t i) const {
-    return isInteger() ? static_cast<double>(ints[i]) : floats[i];
-  }
-};
-
-/// Raised inside the importer; caught at the top.
-struct ImportFailure {
-  std::string message;
-  bool unsupported;
-};
-
-[[noreturn]] void unsupported(const std::string &message) {
-  throw ImportFailure{message, true};
-}
-[[noreturn]] void invalid(const std::string &message) {
-  throw ImportFailure{message, false};
-}
+std::vector<int64_t> vec(ArrayRef<int64_t> a) { return {a.begin(), a.end()}; }
 
 int64_t product(ArrayRef<int64_t> dims) {
   return std::accumulate(dims.begin(), dims.end(), int64_t{1},
@@ -79,7 +54,6 @@ private:
   using Handler = std::function<void(const onnx::NodeProto &)>;
 
   Type elementType(int32_t onnxType, const std::string &what);
-  Literal readTensor(const onnx::TensorProto &tensor);
   Value materialize(const Literal &literal);
   Value value(const std::string &name);
   const Literal *literal(const std::string &name);
@@ -102,6 +76,7 @@ private:
   std::pair<Value, Value> broadcastPair(Location at, Value a, Value b);
   std::vector<int64_t> intsOf(const std::string &name, const char *what);
   void registerHandlers();
+  void importNode(const onnx::NodeProto &node);
 
   MLIRContext &context;
   std::string path;
@@ -113,47 +88,6 @@ private:
   const onnx::NodeProto *current = nullptr;
 };
 
-const onnx::AttributeProto *attribute(const onnx::NodeProto &node,
-                                      const char *name) {
-  for (const auto &a : node.attribute())
-    if (a.name() == name)
-      return &a;
-  return nullptr;
-}
-
-int64_t intAttr(const onnx::NodeProto &node, const char *name,
-                int64_t otherwise) {
-  const auto *a = attribute(node, name);
-  return a ? a->i() : otherwise;
-}
-
-float floatAttr(const onnx::NodeProto &node, const char *name,
-                float otherwise) {
-  const auto *a = attribute(node, name);
-  return a ? a->f() : otherwise;
-}
-
-std::vector<int64_t> intsAttr(const onnx::NodeProto &node, const char *name) {
-  const auto *a = attribute(node, name);
-  if (!a)
-    return {};
-  return {a->ints().begin(), a->ints().end()};
-}
-
-/// A node for messages: its name, or the first value it writes.
-std::string label(const onnx::NodeProto &node) {
-  if (!node.name().empty())
-    return "'" + node.name() + "'";
-  return "(" + node.op_type() + " writing '" +
-         (node.output_size() ? node.output(0) : "") + "')";
-}
-
-int64_t normalizeAxis(int64_t axis, int64_t rank) {
-  if (axis < -rank || axis >= std::max<int64_t>(rank, 1))
-    invalid("axis " + std::to_string(axis) + " is outside a rank-" +
-            std::to_string(rank) + " tensor");
-  return axis < 0 ? axis + rank : axis;
-}
 } // namespace
 
 Type Importer::elementType(int32_t onnxType, const std::string &what) {
@@ -174,95 +108,6 @@ Type Importer::elementType(int32_t onnxType, const std::string &what) {
                     static_cast<onnx::TensorProto::DataType>(onnxType)) +
                 "; weft imports FLOAT, BFLOAT16, INT64, INT32 and BOOL");
   }
-}
-
-Literal Importer::readTensor(const onnx::TensorProto &tensor) {
-  Literal l;
-  l.type = tensor.data_type();
-  l.shape.assign(tensor.dims().begin(), tensor.dims().end());
-  const std::string what = "tensor '" + tensor.name() + "'";
-  elementType(l.type, what); // rejects what weft cannot hold
-  std::string raw = tensor.raw_data();
-  if (tensor.data_location() == onnx::TensorProto::EXTERNAL) {
-    std::string location;
-    int64_t offset = 0, length = -1;
-    for (const auto &entry : tensor.external_data()) {
-      if (entry.key() == "location")
-        location = entry.value();
-      else if (entry.key() == "offset")
-        offset = std::stoll(entry.value());
-      else if (entry.key() == "length")
-        length = std::stoll(entry.value());
-    }
-    llvm::SmallString<256> file(llvm::sys::path::parent_path(path));
-    llvm::sys::path::append(file, location);
-    std::ifstream in(std::string(file), std::ios::binary);
-    if (!in)
-      invalid(what + ": cannot open its external data " + std::string(file));
-    in.seekg(0, std::ios::end);
-    const int64_t size = in.tellg();
-    if (length < 0)
-      length = size - offset;
-    if (offset < 0 || offset + length > size)
-      invalid(what + ": external data [" + std::to_string(offset) + ", " +
-              std::to_string(offset + length) + ") runs past the end of " +
-              std::string(file) + " (" + std::to_string(size) + " bytes)");
-    raw.resize(length);
-    in.seekg(offset);
-    in.read(raw.data(), length);
-  }
-  const int64_t n = l.size();
-  auto need = [&](int64_t have) {
-    if (have != n)
-      invalid(what + " holds " + std::to_string(have) +
-              " elements, its shape needs " + std::to_string(n));
-  };
-  switch (l.type) {
-  case onnx::TensorProto::FLOAT:
-    if (!raw.empty()) {
-      need(raw.size() / 4);
-      l.floats.resize(n);
-      for (int64_t i = 0; i < n; ++i) {
-        float f;
-        std::memcpy(&f, raw.data() + 4 * i, 4);
-        l.floats[i] = f;
-      }
-    } else {
-      need(tensor.float_data_size());
-      l.floats.assign(tensor.float_data().begin(), tensor.float_data().end());
-    }
-    break;
-  case onnx::TensorProto::INT64:
-    if (!raw.empty()) {
-      need(raw.size() / 8);
-      l.ints.resize(n);
-      std::memcpy(l.ints.data(), raw.data(), 8 * n);
-    } else {
-      need(tensor.int64_data_size());
-      l.ints.assign(tensor.int64_data().begin(), tensor.int64_data().end());
-    }
-    break;
-  case onnx::TensorProto::INT32:
-  case onnx::TensorProto::BOOL: {
-    const int64_t width = l.type == onnx::TensorProto::BOOL ? 1 : 4;
-    if (!raw.empty()) {
-      need(raw.size() / width);
-      l.ints.resize(n);
-      for (int64_t i = 0; i < n; ++i) {
-        int32_t v = 0;
-        std::memcpy(&v, raw.data() + width * i, width);
-        l.ints[i] = width == 1 ? (v & 0xff) != 0 : v;
-      }
-    } else {
-      need(tensor.int32_data_size());
-      l.ints.assign(tensor.int32_data().begin(), tensor.int32_data().end());
-    }
-    break;
-  }
-  default:
-    unsupported(what + ": its element type is not read yet");
-  }
-  return l;
 }
 
 Value Importer::materialize(const Literal &l) {
@@ -327,26 +172,10 @@ Value Importer::broadcastTo(Location at, Value v, ArrayRef<int64_t> shape) {
       builder.getDenseI64ArrayAttr(dims));
 }
 
-/// The numpy broadcast of two shapes; `what` starts the message when they do
-/// not broadcast.
-SmallVector<int64_t> broadcastShape(ArrayRef<int64_t> x, ArrayRef<int64_t> y,
-                                    const std::string &what) {
-  const size_t rank = std::max(x.size(), y.size());
-  SmallVector<int64_t> shape(rank);
-  for (size_t i = 0; i < rank; ++i) {
-    int64_t p = i + x.size() >= rank ? x[i + x.size() - rank] : 1;
-    int64_t q = i + y.size() >= rank ? y[i + y.size() - rank] : 1;
-    if (p != q && p != 1 && q != 1)
-      invalid(what + " do not broadcast: dimension " + std::to_string(i) +
-              " is " + std::to_string(p) + " and " + std::to_string(q));
-    shape[i] = p == 1 ? q : p;
-  }
-  return shape;
-}
-
 std::pair<Value, Value> Importer::broadcastPair(Location at, Value a, Value b) {
-  SmallVector<int64_t> shape =
-      broadcastShape(typeOf(a).getShape(), typeOf(b).getShape(), "shapes");
+  std::vector<int64_t> shape =
+      broadcastShape(vec(typeOf(a).getShape()), vec(typeOf(b).getShape()),
+                     "node " + label(*current) + ": shapes");
   return {broadcastTo(at, a, shape), broadcastTo(at, b, shape)};
 }
 
@@ -354,29 +183,6 @@ void Importer::registerHandlers() {
   auto binary = [&](auto tag) {
     using OpT = decltype(tag);
     return [this](const onnx::NodeProto &node) {
-      const Literal *a = literal(node.input(0)), *b = literal(node.input(1));
-      // Integer arithmetic on known values (shape computations) folds.
-      if (a && b && a->isInteger() && b->isInteger() &&
-          (a->size() == 1 || b->size() == 1 || a->shape == b->shape)) {
-        Literal r = a->size() >= b->size() ? *a : *b;
-        for (int64_t i = 0; i < r.size(); ++i) {
-          int64_t x = a->ints[a->size() == 1 ? 0 : i],
-                  y = b->ints[b->size() == 1 ? 0 : i];
-          if constexpr (std::is_same_v<OpT, AddOp>)
-            r.ints[i] = x + y;
-          else if constexpr (std::is_same_v<OpT, SubOp>)
-            r.ints[i] = x - y;
-          else if constexpr (std::is_same_v<OpT, MulOp>)
-            r.ints[i] = x * y;
-          else if constexpr (std::is_same_v<OpT, DivOp>) {
-            if (y == 0)
-              invalid("node " + label(node) + " divides by zero");
-            r.ints[i] = x / y;
-          } else
-            unsupported("integer " + node.op_type() + " is not folded");
-        }
-        return defineLiteral(node, 0, r);
-      }
       auto [x, y] =
           broadcastPair(loc(node), value(node.input(0)), value(node.input(1)));
       define(node, 0, builder.create<OpT>(loc(node), x, y));
@@ -446,11 +252,28 @@ void Importer::registerHandlers() {
     entries[node.output(0)] = entries.at(node.input(0));
   };
   handlers["Constant"] = [this](const onnx::NodeProto &node) {
-    const auto *t = attribute(node, "value");
-    if (!t || !t->has_t())
-      unsupported("Constant " + label(node) +
-                  " without a tensor 'value' is not imported");
-    defineLiteral(node, 0, readTensor(t->t()));
+    using onnx::TensorProto;
+    if (const auto *t = attribute(node, "value"); t && t->has_t())
+      return defineLiteral(node, 0, readTensor(t->t(), path));
+    if (const auto *f = attribute(node, "value_float"))
+      return defineLiteral(node, 0, Literal{TensorProto::FLOAT, {}, {f->f()}});
+    if (const auto *f = attribute(node, "value_floats"))
+      return defineLiteral(node, 0,
+                           Literal{TensorProto::FLOAT,
+                                   {f->floats_size()},
+                                   {f->floats().begin(), f->floats().end()}});
+    if (const auto *i = attribute(node, "value_int"))
+      return defineLiteral(node, 0,
+                           Literal{TensorProto::INT64, {}, {}, {i->i()}});
+    if (const auto *i = attribute(node, "value_ints"))
+      return defineLiteral(node, 0,
+                           Literal{TensorProto::INT64,
+                                   {i->ints_size()},
+                                   {},
+                                   {i->ints().begin(), i->ints().end()}});
+    unsupported("Constant " + label(node) +
+                " holds no tensor, float or int value (sparse and string "
+                "constants are not imported)");
   };
   handlers["Shape"] = [this](const onnx::NodeProto &node) {
     ArrayRef<int64_t> shape = typeOf(value(node.input(0))).getShape();
@@ -464,21 +287,6 @@ void Importer::registerHandlers() {
   };
   handlers["Cast"] = [this](const onnx::NodeProto &node) {
     const int32_t to = intAttr(node, "to", 0);
-    if (const Literal *l = literal(node.input(0))) {
-      Literal r = *l;
-      r.type = to;
-      if (r.isInteger() && !l->isInteger())
-        for (double f : l->floats)
-          r.ints.push_back(static_cast<int64_t>(f));
-      if (!r.isInteger() && l->isInteger())
-        for (int64_t i : l->ints)
-          r.floats.push_back(static_cast<double>(i));
-      if (to == onnx::TensorProto::BOOL)
-        for (int64_t &i : r.ints)
-          i = i != 0;
-      elementType(to, "Cast " + label(node) + "");
-      return defineLiteral(node, 0, r);
-    }
     Value x = value(node.input(0));
     Type element = elementType(to, "Cast " + label(node) + "");
     if (element == typeOf(x).getElementType())
@@ -601,11 +409,11 @@ void Importer::registerHandlers() {
     if (x.size() < 2 || y.size() < 2)
       unsupported("MatMul " + label(node) + " of a vector is not imported");
     // Broadcast the batch dimensions; a rank-2 rhs is shared as it is.
-    SmallVector<int64_t> batch =
-        broadcastShape(x.drop_back(2), y.drop_back(2),
+    std::vector<int64_t> batch =
+        broadcastShape(vec(x.drop_back(2)), vec(y.drop_back(2)),
                        "MatMul " + label(node) + ": batch dimensions");
     auto with = [&](ArrayRef<int64_t> tail) {
-      SmallVector<int64_t> s(batch);
+      SmallVector<int64_t> s(batch.begin(), batch.end());
       s.append(tail.begin(), tail.end());
       return s;
     };
@@ -637,18 +445,7 @@ void Importer::registerHandlers() {
     define(node, 0, y);
   };
   handlers["Gather"] = [this](const onnx::NodeProto &node) {
-    const Literal *data = literal(node.input(0)), *idx = literal(node.input(1));
-    if (data && idx && data->isInteger() && data->shape.size() == 1) {
-      Literal r{data->type, idx->shape};
-      for (int64_t i : idx->ints) {
-        int64_t j = i < 0 ? i + data->size() : i;
-        if (j < 0 || j >= data->size())
-          invalid("Gather " + label(node) + ": index " + std::to_string(i) +
-                  " is outside [0, " + std::to_string(data->size()) + ")");
-        r.ints.push_back(data->ints[j]);
-      }
-      return defineLiteral(node, 0, r);
-    }
+    const Literal *idx = literal(node.input(1));
     Value table = value(node.input(0));
     int64_t axis =
         normalizeAxis(intAttr(node, "axis", 0), typeOf(table).getRank());
@@ -680,18 +477,6 @@ void Importer::registerHandlers() {
                                     builder.getI64IntegerAttr(axis)));
   };
   handlers["Concat"] = [this](const onnx::NodeProto &node) {
-    bool allLiteral = true;
-    for (const auto &in : node.input())
-      allLiteral &= literal(in) && literal(in)->isInteger() &&
-                    literal(in)->shape.size() == 1;
-    if (allLiteral) {
-      Literal r{literal(node.input(0))->type, {0}};
-      for (const auto &in : node.input())
-        r.ints.insert(r.ints.end(), literal(in)->ints.begin(),
-                      literal(in)->ints.end());
-      r.shape = {static_cast<int64_t>(r.ints.size())};
-      return defineLiteral(node, 0, r);
-    }
     SmallVector<Value> inputs;
     for (const auto &in : node.input())
       inputs.push_back(value(in));
@@ -769,9 +554,10 @@ void Importer::registerHandlers() {
     Value c = value(node.input(0)), x = value(node.input(1)),
           y = value(node.input(2));
     const std::string what = "Where " + label(node) + ": shapes";
-    SmallVector<int64_t> shape = broadcastShape(
-        broadcastShape(typeOf(c).getShape(), typeOf(x).getShape(), what),
-        typeOf(y).getShape(), what);
+    std::vector<int64_t> shape =
+        broadcastShape(broadcastShape(vec(typeOf(c).getShape()),
+                                      vec(typeOf(x).getShape()), what),
+                       vec(typeOf(y).getShape()), what);
     define(node, 0,
            builder.create<SelectOp>(loc(node), broadcastTo(loc(node), c, shape),
                                     broadcastTo(loc(node), x, shape),
@@ -781,7 +567,7 @@ void Importer::registerHandlers() {
     Value x = value(node.input(0));
     std::vector<int64_t> shape = intsOf(node.input(1), "Expand's shape");
     Value y = broadcastTo(loc(node), x,
-                          broadcastShape(typeOf(x).getShape(), shape,
+                          broadcastShape(vec(typeOf(x).getShape()), shape,
                                          "Expand " + label(node) + ": shapes"));
     if (y == x) // ONNX still produces a new tensor
       y = builder.create<ReshapeOp>(loc(node), typeOf(x), x);
@@ -822,38 +608,26 @@ void Importer::registerHandlers() {
            builder.create<SliceOp>(loc(node), typeOf(x).clone(shape), x, start,
                                    limit, stride));
   };
+  // Reached only when the result is too large to fold: a splat constant.
   handlers["ConstantOfShape"] = [this](const onnx::NodeProto &node) {
     std::vector<int64_t> shape =
         intsOf(node.input(0), "ConstantOfShape's shape");
-    Literal fill{onnx::TensorProto::FLOAT, {1}, {0.0}, {}};
+    Literal fill{onnx::TensorProto::FLOAT, {}, {0.0}, {}};
     if (const auto *v = attribute(node, "value"); v && v->has_t())
-      fill = readTensor(v->t());
-    Literal r{fill.type, shape};
-    if (fill.isInteger())
-      r.ints.assign(r.size(), fill.ints.at(0));
-    else
-      r.floats.assign(r.size(), fill.floats.at(0));
-    defineLiteral(node, 0, r);
-  };
-  handlers["Range"] = [this](const onnx::NodeProto &node) {
-    const Literal *s = literal(node.input(0)), *l = literal(node.input(1)),
-                  *d = literal(node.input(2));
-    if (!s || !l || !d)
-      unsupported("Range " + label(node) +
-                  " with bounds computed at run time is not imported");
-    const double start = s->at(0), limit = l->at(0), delta = d->at(0);
-    if (delta == 0)
-      invalid("Range " + label(node) + " has a zero delta");
-    const int64_t n = std::max<int64_t>(
-        0, static_cast<int64_t>(std::ceil((limit - start) / delta)));
-    Literal r{s->type, {n}};
-    for (int64_t i = 0; i < n; ++i) {
-      if (s->isInteger())
-        r.ints.push_back(static_cast<int64_t>(start + i * delta));
-      else
-        r.floats.push_back(start + i * delta);
-    }
-    defineLiteral(node, 0, r);
+      fill = readTensor(v->t(), path);
+    if (fill.size() != 1)
+      invalid("ConstantOfShape " + label(node) +
+              ": value does not hold one element");
+    Type element = elementType(fill.type, "ConstantOfShape " + label(node));
+    Attribute scalar =
+        fill.isInteger()
+            ? Attribute(builder.getIntegerAttr(element, fill.ints[0]))
+            : Attribute(builder.getFloatAttr(element, fill.floats[0]));
+    define(node, 0,
+           builder.create<ConstantOp>(
+               loc(node),
+               DenseElementsAttr::get(RankedTensorType::get(shape, element),
+                                      cast<TypedAttr>(scalar))));
   };
   handlers["Clip"] = [=](const onnx::NodeProto &node) {
     Value y = value(node.input(0));
@@ -892,6 +666,45 @@ void Importer::registerHandlers() {
   handlers["ReduceMin"] = reduce(ReduceKind::min, opset >= 18);
 }
 
+void Importer::importNode(const onnx::NodeProto &node) {
+  current = &node;
+  if (!node.domain().empty() && node.domain() != "ai.onnx")
+    unsupported("node " + label(node) + " is in domain '" + node.domain() +
+                "'");
+  // A node whose inputs are all known is evaluated here (shape subgraphs,
+  // masks, rotary tables); `fold` declines ops it does not evaluate and
+  // results past its size limit.
+  std::vector<const Literal *> known;
+  bool allKnown = true;
+  for (const std::string &input : node.input()) {
+    const Literal *l = input.empty() ? nullptr : literal(input);
+    allKnown &= input.empty() || l;
+    known.push_back(l);
+  }
+  if (allKnown && node.input_size() > 0)
+    if (auto results = fold(node, known)) {
+      for (size_t i = 0; i < results->size(); ++i)
+        defineLiteral(node, i, std::move((*results)[i]));
+      return;
+    }
+  if (foldOnly(node.op_type())) {
+    for (int i = 0; i < node.input_size(); ++i)
+      if (!node.input(i).empty() && !literal(node.input(i)))
+        unsupported(node.op_type() + " " + label(node) + " reads '" +
+                    node.input(i) +
+                    "', which is computed at run time; weft evaluates " +
+                    node.op_type() + " only on values known at import");
+    unsupported(node.op_type() + " " + label(node) +
+                ": its result is too large to evaluate at import");
+  }
+  auto handler = handlers.find(node.op_type());
+  if (handler == handlers.end())
+    unsupported("node " + label(node) + ": op " + node.op_type() +
+                " is not imported (weft import --list-ops lists those that "
+                "are)");
+  handler->second(node);
+}
+
 OwningOpRef<ModuleOp> Importer::run() {
   onnx::ModelProto model;
   {
@@ -904,9 +717,9 @@ OwningOpRef<ModuleOp> Importer::run() {
   for (const auto &o : model.opset_import())
     if (o.domain().empty() || o.domain() == "ai.onnx")
       opset = o.version();
-  if (opset < 13 || opset > 17)
-    unsupported("opset " + std::to_string(opset) +
-                "; weft imports opset 13 to 17");
+  if (opset < kMinOpset || opset > kMaxOpset)
+    unsupported("opset " + std::to_string(opset) + "; weft imports opset " +
+                std::to_string(kMinOpset) + " to " + std::to_string(kMaxOpset));
   registerHandlers();
   context.loadDialect<WeftDialect, func::FuncDialect>();
   const onnx::GraphProto &graph = model.graph();
@@ -915,7 +728,7 @@ OwningOpRef<ModuleOp> Importer::run() {
       ModuleOp::create(FileLineColLoc::get(&context, path, 1, 1));
   builder.setInsertionPointToEnd(module->getBody());
   for (const auto &init : graph.initializer())
-    entries[init.name()] = Entry{Value(), readTensor(init)};
+    entries[init.name()] = Entry{Value(), readTensor(init, path)};
 
   SmallVector<Type> inputTypes;
   std::vector<std::string> inputNames;
@@ -925,10 +738,25 @@ OwningOpRef<ModuleOp> Importer::run() {
     const auto &t = input.type().tensor_type();
     std::vector<int64_t> shape;
     auto given = options.inputShapes.find(input.name());
+    const auto &dims = t.shape().dim();
     if (given != options.inputShapes.end()) {
       shape = given->second;
+      if (t.has_shape() && dims.size() != static_cast<int>(shape.size()))
+        invalid("--input-shape gives input '" + input.name() + "' rank " +
+                std::to_string(shape.size()) + "; the model has rank " +
+                std::to_string(dims.size()));
+      for (int d = 0; d < dims.size() && t.has_shape(); ++d)
+        if (dims[d].has_dim_value() && dims[d].dim_value() != shape[d])
+          invalid("--input-shape gives input '" + input.name() +
+                  "' dimension " + std::to_string(d) + " = " +
+                  std::to_string(shape[d]) + "; the model fixes it to " +
+                  std::to_string(dims[d].dim_value()));
     } else {
-      for (const auto &d : t.shape().dim()) {
+      if (!t.has_shape())
+        unsupported("input '" + input.name() +
+                    "' has no shape; give it with --input-shape " +
+                    input.name() + "=AxB…");
+      for (const auto &d : dims) {
         if (!d.has_dim_value())
           unsupported(
               "input '" + input.name() + "' has a symbolic dimension" +
@@ -952,18 +780,8 @@ OwningOpRef<ModuleOp> Importer::run() {
   }
   builder.setInsertionPointToStart(body);
 
-  for (const auto &node : graph.node()) {
-    current = &node;
-    if (!node.domain().empty() && node.domain() != "ai.onnx")
-      unsupported("node " + label(node) + " is in domain '" + node.domain() +
-                  "'");
-    auto handler = handlers.find(node.op_type());
-    if (handler == handlers.end())
-      unsupported("node " + label(node) + ": op " + node.op_type() +
-                  " is not imported (weft import --list-ops lists those that "
-                  "are)");
-    handler->second(node);
-  }
+  for (const auto &node : graph.node())
+    importNode(node);
 
   SmallVector<Value> results;
   for (const auto &output : graph.output()) {

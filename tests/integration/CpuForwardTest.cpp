@@ -4,6 +4,7 @@
 // HF's fp32 logits (and, stored in bf16, its bf16 logits); the arena the
 // runtime allocates is the planned peak; bad
 // plans, inputs and weights are rejected with messages naming them.
+#include "RelativeError.h"
 #include "codegen/CpuPlanBuilder.h"
 #include "frontend/HuggingFace/ModelBuilder.h"
 #include "passes/Pipeline.h"
@@ -22,6 +23,7 @@
 
 using namespace weft;
 namespace rt = weft::runtime;
+using weft::testing::relativeError;
 
 namespace {
 const std::string kFixture = WEFT_SOURCE_DIR "/tests/fixtures/tiny-llama";
@@ -54,25 +56,6 @@ plan::Plan compileFixture(const std::string &dtype) {
 const plan::Plan &fixturePlan() {
   static const plan::Plan compiled = compileFixture("f32");
   return compiled;
-}
-
-/// max |a − b| relative to max |b| (elementwise ratios blow up near zero);
-/// infinite on a shape mismatch or a NaN.
-double relativeError(const rt::HostTensor &actual,
-                     const rt::HostTensor &expected) {
-  EXPECT_EQ(actual.shape, expected.shape);
-  if (actual.shape != expected.shape)
-    return INFINITY;
-  auto *a = reinterpret_cast<const float *>(actual.bytes.data());
-  auto *b = reinterpret_cast<const float *>(expected.bytes.data());
-  double maxError = 0, maxValue = 0;
-  for (int64_t i = 0; i < expected.numElements(); ++i) {
-    if (std::isnan(a[i]))
-      return INFINITY;
-    maxError = std::max(maxError, std::abs(double(a[i]) - b[i]));
-    maxValue = std::max(maxValue, std::abs(double(b[i])));
-  }
-  return maxError / maxValue;
 }
 
 /// Runs `plan` on the weights and inputs of fixture folder `dir`; the

@@ -1,0 +1,80 @@
+// Internal to the ONNX importer: values known at import time (initializers,
+// Constants, shapes and what is computed from them only) and the host
+// evaluator that folds nodes over them, so that an export's shape subgraphs,
+// masks and rotary tables become static shapes and constants.
+#ifndef WEFT_FRONTEND_ONNX_ONNXLITERAL_H
+#define WEFT_FRONTEND_ONNX_ONNXLITERAL_H
+
+#include <onnx/onnx_pb.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace weft::frontend::onnx_import {
+
+/// A tensor whose value is known at import: data as doubles (FLOAT, rounded
+/// to float after every operation) or int64 (INT64, INT32, BOOL).
+struct Literal {
+  int32_t type = onnx::TensorProto::FLOAT;
+  std::vector<int64_t> shape;
+  std::vector<double> floats;
+  std::vector<int64_t> ints;
+
+  bool isInteger() const { return isIntegerType(type); }
+  int64_t size() const;
+  double at(int64_t i) const {
+    return isInteger() ? static_cast<double>(ints[i]) : floats[i];
+  }
+
+  static bool isIntegerType(int32_t type) {
+    return type == onnx::TensorProto::INT64 ||
+           type == onnx::TensorProto::INT32 || type == onnx::TensorProto::BOOL;
+  }
+};
+
+/// Raised anywhere in the importer and caught at its top: `unsupported` when
+/// the model is valid ONNX that weft does not import.
+struct ImportFailure {
+  std::string message;
+  bool unsupported;
+};
+[[noreturn]] void unsupported(const std::string &message);
+[[noreturn]] void invalid(const std::string &message);
+
+const onnx::AttributeProto *attribute(const onnx::NodeProto &node,
+                                      const char *name);
+int64_t intAttr(const onnx::NodeProto &node, const char *name,
+                int64_t otherwise);
+float floatAttr(const onnx::NodeProto &node, const char *name, float otherwise);
+std::vector<int64_t> intsAttr(const onnx::NodeProto &node, const char *name);
+/// A node for messages: its name, or its op and the first value it writes.
+std::string label(const onnx::NodeProto &node);
+/// `axis` in [-rank, rank) made non-negative, or an invalid-model error.
+int64_t normalizeAxis(int64_t axis, int64_t rank);
+/// The numpy broadcast of two shapes; `what` starts the message when they do
+/// not broadcast.
+std::vector<int64_t> broadcastShape(const std::vector<int64_t> &x,
+                                    const std::vector<int64_t> &y,
+                                    const std::string &what);
+
+/// Reads an initializer or Constant tensor; external data is resolved next
+/// to `modelPath`.
+Literal readTensor(const onnx::TensorProto &tensor,
+                   const std::string &modelPath);
+
+/// Evaluates `node` when every input it reads is known (`inputs[i]` null for
+/// an omitted optional input). Returns nothing when the op is not evaluated
+/// on the host or its result would exceed the folding limit; the importer
+/// then emits IR.
+std::optional<std::vector<Literal>>
+fold(const onnx::NodeProto &node, const std::vector<const Literal *> &inputs);
+
+/// The ops `fold` evaluates and the importer has no IR lowering for:
+/// they import only when their inputs are known.
+bool foldOnly(const std::string &opType);
+
+} // namespace weft::frontend::onnx_import
+
+#endif // WEFT_FRONTEND_ONNX_ONNXLITERAL_H
