@@ -45,6 +45,14 @@ public:
       : context(context), path(path), options(options), builder(&context) {}
 
   OwningOpRef<ModuleOp> run();
+  /// The ops with a handler (that emit IR).
+  std::vector<std::string> opNames() {
+    registerHandlers();
+    std::vector<std::string> names;
+    for (const auto &[name, handler] : handlers)
+      names.push_back(name);
+    return names;
+  }
 
 private:
   struct Entry {
@@ -74,6 +82,10 @@ private:
   }
   Value broadcastTo(Location at, Value v, ArrayRef<int64_t> shape);
   std::pair<Value, Value> broadcastPair(Location at, Value a, Value b);
+  Value transposed(Location at, Value v, ArrayRef<int64_t> perm);
+  Value reshaped(Location at, Value v, ArrayRef<int64_t> shape);
+  Value splat(Location at, RankedTensorType type, double v);
+  Value einsum(const onnx::NodeProto &node);
   std::vector<int64_t> intsOf(const std::string &name, const char *what);
   void registerHandlers();
   void importNode(const onnx::NodeProto &node);
@@ -177,6 +189,191 @@ std::pair<Value, Value> Importer::broadcastPair(Location at, Value a, Value b) {
       broadcastShape(vec(typeOf(a).getShape()), vec(typeOf(b).getShape()),
                      "node " + label(*current) + ": shapes");
   return {broadcastTo(at, a, shape), broadcastTo(at, b, shape)};
+}
+
+Value Importer::transposed(Location at, Value v, ArrayRef<int64_t> perm) {
+  bool identity = true;
+  for (size_t d = 0; d < perm.size(); ++d)
+    identity &= perm[d] == static_cast<int64_t>(d);
+  if (identity)
+    return v;
+  SmallVector<int64_t> shape;
+  for (int64_t p : perm)
+    shape.push_back(typeOf(v).getDimSize(p));
+  return builder.create<TransposeOp>(at, typeOf(v).clone(shape), v,
+                                     builder.getDenseI64ArrayAttr(perm));
+}
+
+Value Importer::reshaped(Location at, Value v, ArrayRef<int64_t> shape) {
+  if (typeOf(v).getShape() == shape)
+    return v;
+  return builder.create<ReshapeOp>(at, typeOf(v).clone(shape), v);
+}
+
+Value Importer::splat(Location at, RankedTensorType type, double v) {
+  Type element = type.getElementType();
+  Attribute scalar =
+      isa<FloatType>(element)
+          ? Attribute(builder.getFloatAttr(element, v))
+          : Attribute(builder.getIntegerAttr(element, static_cast<int64_t>(v)));
+  return builder.create<ConstantOp>(
+      at, DenseElementsAttr::get(type, cast<TypedAttr>(scalar)));
+}
+
+/// Einsum as weft's batched matmul: operand letters summed away alone are
+/// reduced first, then each operand is transposed to (batch, free,
+/// contracted) and reshaped to rank 3, and the product is reshaped and
+/// transposed to the output's letters. One or two operands; `...` stands
+/// for the same leading dimensions in each; no diagonals.
+Value Importer::einsum(const onnx::NodeProto &node) {
+  const auto *attr = attribute(node, "equation");
+  if (!attr)
+    invalid("Einsum " + label(node) + " has no equation");
+  std::string equation;
+  for (char c : attr->s())
+    if (c != ' ')
+      equation += c;
+  const int operands = node.input_size();
+  if (operands < 1 || operands > 2)
+    unsupported("Einsum " + label(node) + " of " + std::to_string(operands) +
+                " operands is not imported (one or two are)");
+  const size_t arrow = equation.find("->");
+  std::string lhs = equation.substr(0, arrow);
+  std::vector<std::string> terms;
+  for (size_t at = 0;;) {
+    size_t comma = lhs.find(',', at);
+    terms.push_back(lhs.substr(at, comma - at));
+    if (comma == std::string::npos)
+      break;
+    at = comma + 1;
+  }
+  if (static_cast<int>(terms.size()) != operands)
+    invalid("Einsum " + label(node) + ": equation '" + attr->s() + "' has " +
+            std::to_string(terms.size()) + " terms for " +
+            std::to_string(operands) + " inputs");
+  // `...` becomes as many fresh uppercase-free letters as it covers.
+  std::vector<Value> inputs;
+  std::string ellipsis;
+  auto expand = [&](std::string term, int64_t rank) {
+    const size_t dots = term.find("...");
+    if (dots == std::string::npos)
+      return term;
+    const int64_t covered = rank - static_cast<int64_t>(term.size()) + 3;
+    if (covered < 0)
+      invalid("Einsum " + label(node) + ": term '" + term +
+              "' has more letters than its input has dimensions");
+    std::string fresh;
+    for (int64_t i = 0; i < covered; ++i)
+      fresh += static_cast<char>('0' + i); // digits never clash with letters
+    if (!ellipsis.empty() && ellipsis != fresh)
+      unsupported("Einsum " + label(node) +
+                  ": '...' covering different ranks is not imported");
+    ellipsis = fresh;
+    return term.replace(dots, 3, fresh);
+  };
+  for (int i = 0; i < operands; ++i) {
+    inputs.push_back(value(node.input(i)));
+    terms[i] = expand(terms[i], typeOf(inputs[i]).getRank());
+    if (static_cast<int64_t>(terms[i].size()) != typeOf(inputs[i]).getRank())
+      invalid("Einsum " + label(node) + ": term '" + terms[i] + "' has " +
+              std::to_string(terms[i].size()) + " letters for a rank-" +
+              std::to_string(typeOf(inputs[i]).getRank()) + " input");
+    for (size_t a = 0; a < terms[i].size(); ++a)
+      if (terms[i].find(terms[i][a], a + 1) != std::string::npos)
+        unsupported("Einsum " + label(node) + ": a repeated letter in '" +
+                    terms[i] + "' (a diagonal) is not imported");
+  }
+  std::string out;
+  if (arrow != std::string::npos) {
+    out = equation.substr(arrow + 2);
+    if (out.find("...") != std::string::npos)
+      out.replace(out.find("..."), 3, ellipsis);
+  } else { // implicit: '...' first, then letters seen once, sorted
+    std::map<char, int> count;
+    for (const std::string &t : terms)
+      for (char c : t)
+        count[c] += 1;
+    out = ellipsis;
+    for (auto [c, n] : count)
+      if (n == 1 && !std::isdigit(c))
+        out += c;
+  }
+  std::map<char, int64_t> size;
+  for (int i = 0; i < operands; ++i)
+    for (size_t a = 0; a < terms[i].size(); ++a) {
+      const int64_t d = typeOf(inputs[i]).getDimSize(a);
+      auto [it, fresh] = size.emplace(terms[i][a], d);
+      if (!fresh && it->second != d)
+        invalid("Einsum " + label(node) + ": '" + std::string(1, it->first) +
+                "' is " + std::to_string(it->second) + " and " +
+                std::to_string(d));
+    }
+  for (char c : out)
+    if (!size.count(c))
+      invalid("Einsum " + label(node) + ": output letter '" +
+              std::string(1, c) + "' is in no input");
+  const Location at = loc(node);
+  auto in = [&](const std::string &t, char c) {
+    return t.find(c) != std::string::npos;
+  };
+  // Letters in one operand only and not in the output are summed first.
+  for (int i = 0; i < operands; ++i) {
+    const std::string &other = terms[operands - 1 - i];
+    std::vector<int64_t> axes;
+    std::string kept;
+    for (size_t a = 0; a < terms[i].size(); ++a) {
+      const char c = terms[i][a];
+      if (!in(out, c) && (operands == 1 || !in(other, c)))
+        axes.push_back(a);
+      else
+        kept += c;
+    }
+    if (!axes.empty()) {
+      inputs[i] =
+          builder.create<ReduceOp>(at, ReduceKind::sum, inputs[i], axes, false);
+      terms[i] = kept;
+    }
+  }
+  if (operands == 1) {
+    SmallVector<int64_t> perm;
+    for (char c : out)
+      perm.push_back(terms[0].find(c));
+    return transposed(at, inputs[0], perm);
+  }
+  std::string batch, left, right, contracted;
+  for (char c : terms[0]) {
+    if (in(terms[1], c))
+      (in(out, c) ? batch : contracted) += c;
+    else
+      left += c;
+  }
+  for (char c : terms[1])
+    if (!in(terms[0], c))
+      right += c;
+  auto arrange = [&](int i, const std::string &order) {
+    SmallVector<int64_t> perm;
+    for (char c : order)
+      perm.push_back(terms[i].find(c));
+    return transposed(at, inputs[i], perm);
+  };
+  auto extent = [&](const std::string &letters) {
+    int64_t n = 1;
+    for (char c : letters)
+      n *= size[c];
+    return n;
+  };
+  const int64_t b = extent(batch), m = extent(left), k = extent(contracted),
+                n = extent(right);
+  Value a3 = reshaped(at, arrange(0, batch + left + contracted), {b, m, k});
+  Value b3 = reshaped(at, arrange(1, batch + contracted + right), {b, k, n});
+  Value product = builder.create<MatmulOp>(at, a3, b3, UnitAttr(), UnitAttr());
+  const std::string order = batch + left + right;
+  SmallVector<int64_t> shape, perm;
+  for (char c : order)
+    shape.push_back(size[c]);
+  for (char c : out)
+    perm.push_back(order.find(c));
+  return transposed(at, reshaped(at, product, shape), perm);
 }
 
 void Importer::registerHandlers() {
@@ -284,6 +481,13 @@ void Importer::registerHandlers() {
     Literal l{onnx::TensorProto::INT64, {std::max<int64_t>(0, end - start)}};
     l.ints.assign(shape.begin() + start, shape.begin() + std::max(start, end));
     defineLiteral(node, 0, l);
+  };
+  handlers["Size"] = [this](const onnx::NodeProto &node) {
+    defineLiteral(node, 0,
+                  Literal{onnx::TensorProto::INT64,
+                          {},
+                          {},
+                          {product(typeOf(value(node.input(0))).getShape())}});
   };
   handlers["Cast"] = [this](const onnx::NodeProto &node) {
     const int32_t to = intAttr(node, "to", 0);
@@ -520,21 +724,11 @@ void Importer::registerHandlers() {
   handlers["LessOrEqual"] = compare(CompareDirection::le);
   handlers["Greater"] = compare(CompareDirection::gt);
   handlers["GreaterOrEqual"] = compare(CompareDirection::ge);
-  auto splatLike = [this](Location at, Value like, double v) -> Value {
-    RankedTensorType type = typeOf(like);
-    Type element = type.getElementType();
-    Attribute scalar = isa<FloatType>(element)
-                           ? Attribute(builder.getFloatAttr(element, v))
-                           : Attribute(builder.getIntegerAttr(
-                                 element, static_cast<int64_t>(v)));
-    return builder.create<ConstantOp>(
-        at, DenseElementsAttr::get(type, cast<TypedAttr>(scalar)));
-  };
   handlers["Not"] = [=](const onnx::NodeProto &node) {
     Value x = value(node.input(0));
     define(node, 0,
            builder.create<CompareOp>(loc(node), CompareDirection::eq, x,
-                                     splatLike(loc(node), x, 0)));
+                                     splat(loc(node), typeOf(x), 0)));
   };
   auto logical = [=](bool isAnd) {
     return [=](const onnx::NodeProto &node) {
@@ -543,9 +737,9 @@ void Importer::registerHandlers() {
       // And: x ? y : false; Or: x ? true : y.
       define(node, 0,
              isAnd ? builder.create<SelectOp>(loc(node), x, y,
-                                              splatLike(loc(node), x, 0))
-                   : builder.create<SelectOp>(loc(node), x,
-                                              splatLike(loc(node), x, 1), y));
+                                              splat(loc(node), typeOf(x), 0))
+                   : builder.create<SelectOp>(
+                         loc(node), x, splat(loc(node), typeOf(x), 1), y));
     };
   };
   handlers["And"] = logical(true);
@@ -660,6 +854,127 @@ void Importer::registerHandlers() {
                loc(node), x, value(node.input(1)), bias,
                builder.getF32FloatAttr(floatAttr(node, "epsilon", 1e-5f))));
   };
+  handlers["Einsum"] = [this](const onnx::NodeProto &node) {
+    define(node, 0, einsum(node));
+  };
+  handlers["Split"] = [this](const onnx::NodeProto &node) {
+    Value x = value(node.input(0));
+    ArrayRef<int64_t> in = typeOf(x).getShape();
+    const int64_t rank = in.size();
+    const int64_t axis = normalizeAxis(intAttr(node, "axis", 0), rank);
+    const Literal *given = nullptr;
+    if (node.input_size() > 1 && !node.input(1).empty()) {
+      given = literal(node.input(1));
+      if (!given)
+        intsOf(node.input(1), "Split's sizes"); // says it must be known
+    }
+    int64_t begin = 0;
+    for (auto [i, size] : llvm::enumerate(splitSizes(node, given, in[axis]))) {
+      SmallVector<int64_t> start(rank, 0), limit(in), stride(rank, 1),
+          shape(in);
+      start[axis] = begin;
+      limit[axis] = begin + size;
+      shape[axis] = size;
+      define(node, i,
+             builder.create<SliceOp>(loc(node), typeOf(x).clone(shape), x,
+                                     start, limit, stride));
+      begin += size;
+    }
+  };
+  handlers["Tile"] = [this](const onnx::NodeProto &node) {
+    // x[d0, d1] tiled (r0, r1) is x broadcast to [r0, d0, r1, d1], reshaped.
+    Value x = value(node.input(0));
+    ArrayRef<int64_t> in = typeOf(x).getShape();
+    std::vector<int64_t> repeats = intsOf(node.input(1), "Tile's repeats");
+    if (repeats.size() != in.size())
+      invalid("Tile " + label(node) + ": " + std::to_string(repeats.size()) +
+              " repeats for a rank-" + std::to_string(in.size()) + " input");
+    SmallVector<int64_t> wide, dims, shape;
+    for (size_t d = 0; d < in.size(); ++d) {
+      if (repeats[d] < 0)
+        invalid("Tile " + label(node) + " has a negative repeat");
+      wide.append({repeats[d], in[d]});
+      dims.push_back(2 * d + 1);
+      shape.push_back(repeats[d] * in[d]);
+    }
+    Value b = builder.create<BroadcastOp>(loc(node), typeOf(x).clone(wide), x,
+                                          builder.getDenseI64ArrayAttr(dims));
+    define(node, 0, reshaped(loc(node), b, shape));
+  };
+  handlers["Trilu"] = [this](const onnx::NodeProto &node) {
+    Value x = value(node.input(0));
+    ArrayRef<int64_t> shape = typeOf(x).getShape();
+    if (shape.size() < 2)
+      invalid("Trilu " + label(node) + " needs a rank of at least 2");
+    int64_t k = 0;
+    if (node.input_size() > 1 && !node.input(1).empty())
+      k = intsOf(node.input(1), "Trilu's k").at(0);
+    const bool upper = intAttr(node, "upper", 1);
+    const int64_t rows = shape[shape.size() - 2], cols = shape.back();
+    Literal keep{onnx::TensorProto::BOOL, {rows, cols}};
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < cols; ++j)
+        keep.ints.push_back(upper ? j - i >= k : j - i <= k);
+    Value mask = broadcastTo(loc(node), materialize(keep), shape);
+    define(node, 0,
+           builder.create<SelectOp>(loc(node), mask, x,
+                                    splat(loc(node), typeOf(x), 0)));
+  };
+  handlers["CumSum"] = [this](const onnx::NodeProto &node) {
+    // Along the last axis, a product with a triangle of ones: out[j] =
+    // sum over i of x[i]·T[i][j], T[i][j] = 1 where i <= j (exclusive: i < j;
+    // reverse: i >= j).
+    Value x = value(node.input(0));
+    RankedTensorType type = typeOf(x);
+    if (!isa<FloatType>(type.getElementType()))
+      unsupported("CumSum " + label(node) +
+                  " of run-time integers is not imported");
+    std::vector<int64_t> axisValue = intsOf(node.input(1), "CumSum's axis");
+    if (axisValue.size() != 1)
+      invalid("CumSum " + label(node) + ": axis is not a scalar");
+    const int64_t rank = type.getRank(),
+                  axis = normalizeAxis(axisValue[0], rank),
+                  n = type.getDimSize(axis);
+    const bool exclusive = intAttr(node, "exclusive", 0),
+               reverse = intAttr(node, "reverse", 0);
+    Literal triangle{onnx::TensorProto::FLOAT, {n, n}};
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < n; ++j)
+        triangle.floats.push_back(reverse ? (exclusive ? i > j : i >= j)
+                                          : (exclusive ? i < j : i <= j));
+    Value t = materialize(triangle);
+    if (typeOf(t).getElementType() != type.getElementType())
+      t = builder.create<ConvertOp>(loc(node),
+                                    typeOf(t).clone(type.getElementType()), t);
+    SmallVector<int64_t> perm;
+    for (int64_t d = 0; d < rank; ++d)
+      if (d != axis)
+        perm.push_back(d);
+    perm.push_back(axis);
+    Value last = transposed(loc(node), x, perm);
+    SmallVector<int64_t> lastShape(typeOf(last).getShape());
+    Value rows = reshaped(loc(node), last, {product(lastShape) / n, n});
+    Value sums =
+        builder.create<MatmulOp>(loc(node), rows, t, UnitAttr(), UnitAttr());
+    SmallVector<int64_t> inverse(rank);
+    for (int64_t d = 0; d < rank; ++d)
+      inverse[perm[d]] = d;
+    define(
+        node, 0,
+        transposed(loc(node), reshaped(loc(node), sums, lastShape), inverse));
+  };
+  handlers["Gelu"] = [this](const onnx::NodeProto &node) {
+    const auto *a = attribute(node, "approximate");
+    const std::string approximate = a ? a->s() : "none";
+    if (approximate != "none" && approximate != "tanh")
+      invalid("Gelu " + label(node) + ": approximate '" + approximate +
+              "' is neither 'none' nor 'tanh'");
+    define(node, 0,
+           builder.create<GeluOp>(loc(node), value(node.input(0)),
+                                  approximate == "tanh"
+                                      ? GeluApproximation::tanh
+                                      : GeluApproximation::none));
+  };
   handlers["ReduceSum"] = reduce(ReduceKind::sum, true);
   handlers["ReduceMean"] = reduce(ReduceKind::mean, opset >= 18);
   handlers["ReduceMax"] = reduce(ReduceKind::max, opset >= 18);
@@ -687,7 +1002,7 @@ void Importer::importNode(const onnx::NodeProto &node) {
         defineLiteral(node, i, std::move((*results)[i]));
       return;
     }
-  if (foldOnly(node.op_type())) {
+  if (foldOnlyOps().count(node.op_type())) {
     for (int i = 0; i < node.input_size(); ++i)
       if (!node.input(i).empty() && !literal(node.input(i)))
         unsupported(node.op_type() + " " + label(node) + " reads '" +
@@ -736,6 +1051,15 @@ OwningOpRef<ModuleOp> Importer::run() {
     if (entries.count(input.name())) // an initializer listed as an input
       continue;
     const auto &t = input.type().tensor_type();
+    if (auto known = options.knownInputs.find(input.name());
+        known != options.knownInputs.end()) {
+      Literal l{t.elem_type(), known->second.shape, {}, known->second.values};
+      if (!l.isInteger() || l.size() != static_cast<int64_t>(l.ints.size()))
+        invalid("input '" + input.name() +
+                "' given at import is not an integer tensor of its shape");
+      entries[input.name()] = Entry{Value(), std::move(l)};
+      continue;
+    }
     std::vector<int64_t> shape;
     auto given = options.inputShapes.find(input.name());
     const auto &dims = t.shape().dim();
@@ -814,33 +1138,13 @@ weft::frontend::importOnnx(MLIRContext &context, const std::string &path,
 }
 
 std::vector<std::string> weft::frontend::supportedOnnxOps() {
-  std::vector<std::string> names = {"Abs",       "Add",
-                                    "And",       "Cast",
-                                    "Clip",      "Concat",
-                                    "Constant",  "ConstantOfShape",
-                                    "Div",       "Equal",
-                                    "Erf",       "Exp",
-                                    "Expand",    "Flatten",
-                                    "Gather",    "Gemm",
-                                    "Greater",   "GreaterOrEqual",
-                                    "Identity",  "LayerNormalization",
-                                    "Less",      "LessOrEqual",
-                                    "Log",       "LogSoftmax",
-                                    "MatMul",    "Max",
-                                    "Min",       "Mul",
-                                    "Neg",       "Not",
-                                    "Or",        "Pow",
-                                    "Range",     "Reciprocal",
-                                    "ReduceMax", "ReduceMean",
-                                    "ReduceMin", "ReduceSum",
-                                    "Relu",      "Reshape",
-                                    "Shape",     "Sigmoid",
-                                    "Slice",     "Softmax",
-                                    "Sqrt",      "Squeeze",
-                                    "Sub",       "Tanh",
-                                    "Transpose", "Unsqueeze",
-                                    "Where"};
-  for (std::string &name : names)
-    name += " 13-17";
+  MLIRContext context;
+  OnnxImportOptions options;
+  std::vector<std::string> names;
+  for (const std::string &op : Importer(context, "", options).opNames())
+    names.push_back(op + (op == "Gelu" ? " 20" : " 13-20"));
+  for (const std::string &op : foldOnlyOps())
+    names.push_back(op + " 13-20 (on values known at import)");
+  std::sort(names.begin(), names.end());
   return names;
 }

@@ -1,4 +1,4 @@
-// Importing ONNX models (opset 13 to 17) into weft IR.
+// Importing ONNX models (opset 13 to 20) into weft IR.
 #ifndef WEFT_FRONTEND_ONNX_ONNXIMPORTER_H
 #define WEFT_FRONTEND_ONNX_ONNXIMPORTER_H
 
@@ -16,6 +16,15 @@ struct OnnxImportOptions {
   /// Static shapes for graph inputs whose dimensions are symbolic
   /// (`--input-shape input_ids=1x2048`), by input name.
   std::map<std::string, std::vector<int64_t>> inputShapes;
+
+  /// Integer graph inputs whose values are fixed at import, by name: they
+  /// fold like initializers (a Split's sizes or a Trilu's k given as graph
+  /// inputs) and are not inputs of the imported function.
+  struct KnownInput {
+    std::vector<int64_t> shape;
+    std::vector<int64_t> values;
+  };
+  std::map<std::string, KnownInput> knownInputs;
 };
 
 /// An importer error: `unsupported` when the model uses an op, attribute or
@@ -37,7 +46,8 @@ mlir::OwningOpRef<mlir::ModuleOp> importOnnx(mlir::MLIRContext &context,
                                              const OnnxImportOptions &options,
                                              OnnxImportError &error);
 
-/// The ONNX ops weft imports with the opset range of each ("Add 13-17").
+/// The ONNX ops weft imports with the opset range of each ("Add 13-20"),
+/// sorted; those evaluated only on values known at import say so.
 std::vector<std::string> supportedOnnxOps();
 
 } // namespace weft::frontend

@@ -531,25 +531,10 @@ Literal trilu(const onnx::NodeProto &node,
 std::vector<Literal> split(const onnx::NodeProto &node,
                            const std::vector<const Literal *> &in) {
   const Literal &x = *in[0];
-  const int64_t rank = x.shape.size();
-  const int64_t axis = normalizeAxis(intAttr(node, "axis", 0), rank);
-  std::vector<int64_t> sizes = in.size() > 1 && in[1]
-                                   ? intsOf(in[1], node, "split")
-                                   : intsAttr(node, "split");
-  const int64_t outputs = node.output_size(), dim = x.shape[axis];
-  if (sizes.empty()) { // equal parts, the last one smaller (num_outputs)
-    const int64_t part = (dim + outputs - 1) / std::max<int64_t>(outputs, 1);
-    for (int64_t i = 0; i < outputs; ++i)
-      sizes.push_back(std::clamp<int64_t>(dim - i * part, 0, part));
-  }
-  if (static_cast<int64_t>(sizes.size()) != outputs ||
-      std::accumulate(sizes.begin(), sizes.end(), int64_t{0}) != dim)
-    invalid("Split " + label(node) + ": " + std::to_string(sizes.size()) +
-            " parts summing to " +
-            std::to_string(
-                std::accumulate(sizes.begin(), sizes.end(), int64_t{0})) +
-            " for " + std::to_string(outputs) + " outputs and dimension " +
-            std::to_string(dim));
+  const int64_t axis = normalizeAxis(intAttr(node, "axis", 0), x.shape.size());
+  const int64_t dim = x.shape[axis];
+  const std::vector<int64_t> sizes =
+      splitSizes(node, in.size() > 1 ? in[1] : nullptr, dim);
   std::vector<Literal> parts;
   const int64_t outer = product(x.shape, 0, axis),
                 inner = product(x.shape, axis + 1);
@@ -958,6 +943,26 @@ Literal readTensor(const onnx::TensorProto &tensor,
   return l;
 }
 
+std::vector<int64_t> splitSizes(const onnx::NodeProto &node,
+                                const Literal *split, int64_t dim) {
+  std::vector<int64_t> sizes =
+      split ? intsOf(split, node, "split") : intsAttr(node, "split");
+  const int64_t outputs = node.output_size();
+  if (sizes.empty()) { // equal parts, the last one smaller (num_outputs)
+    const int64_t part = (dim + outputs - 1) / std::max<int64_t>(outputs, 1);
+    for (int64_t i = 0; i < outputs; ++i)
+      sizes.push_back(std::clamp<int64_t>(dim - i * part, 0, part));
+  }
+  const int64_t total = std::accumulate(sizes.begin(), sizes.end(), int64_t{0});
+  if (static_cast<int64_t>(sizes.size()) != outputs || total != dim ||
+      std::any_of(sizes.begin(), sizes.end(), [](int64_t s) { return s < 0; }))
+    invalid("Split " + label(node) + ": " + std::to_string(sizes.size()) +
+            " parts summing to " + std::to_string(total) + " for " +
+            std::to_string(outputs) + " outputs and dimension " +
+            std::to_string(dim));
+  return sizes;
+}
+
 std::optional<std::vector<Literal>>
 fold(const onnx::NodeProto &node, const std::vector<const Literal *> &inputs) {
   try {
@@ -967,11 +972,11 @@ fold(const onnx::NodeProto &node, const std::vector<const Literal *> &inputs) {
   }
 }
 
-bool foldOnly(const std::string &opType) {
+const std::set<std::string> &foldOnlyOps() {
   static const std::set<std::string> ops = {
-      "Size", "Cos",  "Sin",      "Floor",  "Ceil",       "Sign", "Xor",
-      "Mod",  "Tile", "GatherND", "CumSum", "ReduceProd", "Range"};
-  return ops.count(opType) > 0;
+      "Ceil",  "Cos",        "Floor", "GatherND", "Mod",
+      "Range", "ReduceProd", "Sign",  "Sin",      "Xor"};
+  return ops;
 }
 
 } // namespace weft::frontend::onnx_import

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -64,6 +65,12 @@ std::vector<int64_t> broadcastShape(const std::vector<int64_t> &x,
 Literal readTensor(const onnx::TensorProto &tensor,
                    const std::string &modelPath);
 
+/// The sizes of Split's parts along a dimension of `dim`: its `split` input
+/// (null when omitted) or attribute, else equal parts (the last smaller, as
+/// opset 18's num_outputs has it).
+std::vector<int64_t> splitSizes(const onnx::NodeProto &node,
+                                const Literal *split, int64_t dim);
+
 /// Evaluates `node` when every input it reads is known (`inputs[i]` null for
 /// an omitted optional input). Returns nothing when the op is not evaluated
 /// on the host or its result would exceed the folding limit; the importer
@@ -73,7 +80,7 @@ fold(const onnx::NodeProto &node, const std::vector<const Literal *> &inputs);
 
 /// The ops `fold` evaluates and the importer has no IR lowering for:
 /// they import only when their inputs are known.
-bool foldOnly(const std::string &opType);
+const std::set<std::string> &foldOnlyOps();
 
 } // namespace weft::frontend::onnx_import
 

@@ -12,3 +12,4 @@ config.test_exec_root = config.weft_test_exec_root
 config.environment["PATH"] = os.pathsep.join(
     [config.weft_tools_dir, config.llvm_tools_dir, config.environment.get("PATH", "")])
 config.substitutions.append(("%weft_src", config.weft_source_dir))
+config.substitutions.append(("%{onnxdata}", "/usr/include/onnx/backend/test/data"))

@@ -7,6 +7,7 @@
 //   weft-onnx-conformance DIR... [--verbose]
 #include "codegen/CpuPlanBuilder.h"
 #include "frontend/Onnx/OnnxImporter.h"
+#include "frontend/Onnx/OnnxTensor.h"
 #include "passes/Pipeline.h"
 #include "runtime/Error.h"
 #include "runtime/cpu/CpuExecutor.h"
@@ -18,6 +19,7 @@
 
 #include <onnx/onnx_pb.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -35,59 +37,16 @@ struct Result {
   std::string why;
 };
 
-bool readTensor(const std::string &path, onnx::TensorProto &tensor) {
-  std::ifstream in(path, std::ios::binary);
-  return in && tensor.ParseFromIstream(&in);
-}
-
-/// The tensor as a runtime HostTensor (f32, i64, i32, bool), or nullopt.
-std::optional<rt::HostTensor> toHost(const onnx::TensorProto &t) {
-  rt::HostTensor h;
-  h.shape.assign(t.dims().begin(), t.dims().end());
-  for (int64_t d : h.shape)
-    if (d < 0 || d > (1 << 24))
-      return std::nullopt; // not a tensor (a sequence or map file)
-  const int64_t n = h.numElements();
-  if (n > (1 << 26))
-    return std::nullopt;
-  auto fill = [&](auto typed, int64_t width, plan::DType dtype, auto &field) {
-    using T = decltype(typed);
-    h.dtype = dtype;
-    h.bytes.resize(n * width);
-    if (!t.raw_data().empty()) {
-      if (static_cast<int64_t>(t.raw_data().size()) != n * width)
-        return false;
-      std::memcpy(h.bytes.data(), t.raw_data().data(), n * width);
-      return true;
-    }
-    if (field.size() != n)
-      return false;
-    for (int64_t i = 0; i < n; ++i) {
-      T v = static_cast<T>(field.Get(i));
-      std::memcpy(h.bytes.data() + i * width, &v, width);
-    }
-    return true;
-  };
-  bool ok = false;
-  switch (t.data_type()) {
-  case onnx::TensorProto::FLOAT:
-    ok = fill(float(), 4, plan::F32, t.float_data());
-    break;
-  case onnx::TensorProto::INT64:
-    ok = fill(int64_t(), 8, plan::I64, t.int64_data());
-    break;
-  case onnx::TensorProto::INT32:
-    ok = fill(int32_t(), 4, plan::I32, t.int32_data());
-    break;
-  case onnx::TensorProto::BOOL:
-    ok = fill(uint8_t(), 1, plan::I1, t.int32_data());
-    break;
-  default:
+/// A test data file as a host tensor, or why it is not run (a sequence, a
+/// map, an element type weft has no kernels for).
+std::optional<rt::HostTensor> readData(const std::string &file,
+                                       std::string &why) {
+  try {
+    return frontend::readOnnxTensor(file);
+  } catch (const rt::Error &e) {
+    why = e.what();
     return std::nullopt;
   }
-  if (!ok)
-    return std::nullopt;
-  return h;
 }
 
 std::vector<std::string> dataFiles(const std::string &dir, const char *kind) {
@@ -141,19 +100,17 @@ Result runTest(const std::string &dir) {
   const std::string data = dir + "/test_data_set_0";
   std::vector<rt::HostTensor> inputs, outputs;
   std::vector<std::string> inputNames;
+  std::string why;
   for (const std::string &file : dataFiles(data, "input")) {
-    onnx::TensorProto t;
-    auto host = readTensor(file, t) ? toHost(t) : std::nullopt;
+    auto host = readData(file, why);
     if (!host)
-      return {Outcome::Unsupported, file + ": input of a type not run"};
+      return {Outcome::Unsupported, "input not run: " + why};
     inputs.push_back(*host);
-    inputNames.push_back(t.name());
   }
   for (const std::string &file : dataFiles(data, "output")) {
-    onnx::TensorProto t;
-    auto host = readTensor(file, t) ? toHost(t) : std::nullopt;
+    auto host = readData(file, why);
     if (!host)
-      return {Outcome::Unsupported, file + ": output of a type not run"};
+      return {Outcome::Unsupported, "output not run: " + why};
     outputs.push_back(*host);
   }
   // Input names and static shapes come from the graph and the data.
@@ -184,6 +141,33 @@ Result runTest(const std::string &dir) {
   });
   frontend::OnnxImportError error;
   auto module = frontend::importOnnx(context, model, options, error);
+  // An integer input that a node needs at import (a Split's sizes, a
+  // Trilu's k) is given as a known value, as a user with a fixed model
+  // would, one at a time as the importer names them.
+  while (!module) {
+    const size_t at = error.message.find("computed at run time");
+    const size_t close = error.message.rfind('\'', at);
+    const size_t open = close == std::string::npos || close == 0
+                            ? std::string::npos
+                            : error.message.rfind('\'', close - 1);
+    if (at == std::string::npos || open == std::string::npos)
+      break;
+    const std::string name = error.message.substr(open + 1, close - open - 1);
+    auto input = std::find(graphInputs.begin(), graphInputs.end(), name);
+    if (input == graphInputs.end() || options.knownInputs.count(name))
+      break;
+    const rt::HostTensor &t = inputs[input - graphInputs.begin()];
+    if (t.dtype != plan::I64 && t.dtype != plan::I32)
+      break;
+    auto &known = options.knownInputs[name];
+    known.shape = t.shape;
+    for (int64_t e = 0; e < t.numElements(); ++e)
+      known.values.push_back(
+          t.dtype == plan::I64
+              ? reinterpret_cast<const int64_t *>(t.bytes.data())[e]
+              : reinterpret_cast<const int32_t *>(t.bytes.data())[e]);
+    module = frontend::importOnnx(context, model, options, error);
+  }
   if (!module)
     return {error.unsupported ? Outcome::Unsupported : Outcome::Failed,
             error.message};
@@ -198,7 +182,8 @@ Result runTest(const std::string &dir) {
   try {
     rt::CpuExecutor executor(*plan, model, 2);
     for (size_t i = 0; i < inputs.size(); ++i)
-      executor.setInput(graphInputs[i], inputs[i]);
+      if (!options.knownInputs.count(graphInputs[i]))
+        executor.setInput(graphInputs[i], inputs[i]);
     executor.run();
     for (size_t i = 0; i < outputs.size(); ++i) {
       std::string mismatch =

@@ -3,6 +3,7 @@
 #include "ModelLoader.h"
 #include "PlanCompiler.h"
 
+#include "frontend/Onnx/OnnxTensor.h"
 #include "ir/WeftDialect.h"
 #include "runtime/Error.h"
 #include "runtime/PlanFile.h"
@@ -37,15 +38,17 @@ const VerbSpec &weft::cli::runSpec() {
         "Weights\n"
         "come from --weights (a .safetensors file, or a folder with\n"
         "model.safetensors or a sharded index), from the model folder itself,\n"
-        "or are drawn from --random-weights SEED. Inputs are .npy files; each\n"
+        "or are drawn from --random-weights SEED. Inputs are .npy files or "
+        "ONNX\n"
+        "TensorProto .pb files (as the ONNX test data holds them); each\n"
         "output is written to OUT/<name>.npy.";
     s.options = shapeOptions();
     s.options.push_back(
         {"weights", "", "PATH", "safetensors checkpoint to load"});
     s.options.push_back(
         {"random-weights", "", "SEED", "draw weights from SEED instead"});
-    s.options.push_back(
-        {"input", "", "NAME=FILE", "an input as .npy (repeatable)"});
+    s.options.push_back({"input", "", "NAME=FILE",
+                         "an input as .npy or ONNX .pb (repeatable)"});
     s.options.push_back({"output-dir", "", "OUT",
                          "where outputs are written (default: nowhere)"});
     s.options.push_back({"trace", "", "FILE", "write a Chrome/Perfetto trace"});
@@ -71,8 +74,9 @@ int weft::cli::runRun(llvm::ArrayRef<std::string> args) {
   for (const std::string &value : parsed.getAll("input")) {
     auto [name, file] = llvm::StringRef(value).split('=');
     if (name.empty() || file.empty()) {
-      llvm::errs() << "weft run: --input expects NAME=FILE.npy, found '"
-                   << value << "'\n";
+      llvm::errs()
+          << "weft run: --input expects NAME=FILE (.npy or .pb), found '"
+          << value << "'\n";
       return 2;
     }
     inputs.push_back({name.str(), file.str()});
@@ -124,7 +128,9 @@ int weft::cli::runRun(llvm::ArrayRef<std::string> args) {
         executor.loadParameters(rt::SafetensorsCheckpoint(weights));
     }
     for (const auto &[name, file] : inputs)
-      executor.setInput(name, rt::readNpy(file));
+      executor.setInput(name, llvm::StringRef(file).ends_with(".pb")
+                                  ? weft::frontend::readOnnxTensor(file)
+                                  : rt::readNpy(file));
 
     std::unique_ptr<rt::TraceWriter> trace;
     if (parsed.has("trace"))
