@@ -1053,10 +1053,15 @@ OwningOpRef<ModuleOp> Importer::run() {
     const auto &t = input.type().tensor_type();
     if (auto known = options.knownInputs.find(input.name());
         known != options.knownInputs.end()) {
-      Literal l{t.elem_type(), known->second.shape, {}, known->second.values};
-      if (!l.isInteger() || l.size() != static_cast<int64_t>(l.ints.size()))
-        invalid("input '" + input.name() +
-                "' given at import is not an integer tensor of its shape");
+      const auto &[shape, ints, floats] = known->second;
+      Literal l{t.elem_type(), shape, floats, ints};
+      elementType(l.type, "input '" + input.name() + "'");
+      if (l.size() !=
+          static_cast<int64_t>(l.isInteger() ? l.ints.size() : l.floats.size()))
+        invalid(
+            "input '" + input.name() + "' given at import holds " +
+            std::to_string(l.isInteger() ? l.ints.size() : l.floats.size()) +
+            " values of its type, its shape needs " + std::to_string(l.size()));
       entries[input.name()] = Entry{Value(), std::move(l)};
       continue;
     }
@@ -1110,10 +1115,10 @@ OwningOpRef<ModuleOp> Importer::run() {
   SmallVector<Value> results;
   for (const auto &output : graph.output()) {
     Value v = value(output.name());
+    // A plan's outputs are computed buffers: an input or a value known at
+    // import is copied into one.
     if (isa<BlockArgument>(v) || v.getDefiningOp<ConstantOp>())
-      unsupported("output '" + output.name() +
-                  "' is an input or a constant; weft plans return computed "
-                  "values");
+      v = builder.create<ReshapeOp>(v.getLoc(), v.getType(), v);
     results.push_back(v);
   }
   builder.create<func::ReturnOp>(func.getLoc(), results);

@@ -17,12 +17,14 @@ struct OnnxImportOptions {
   /// (`--input-shape input_ids=1x2048`), by input name.
   std::map<std::string, std::vector<int64_t>> inputShapes;
 
-  /// Integer graph inputs whose values are fixed at import, by name: they
-  /// fold like initializers (a Split's sizes or a Trilu's k given as graph
-  /// inputs) and are not inputs of the imported function.
+  /// Graph inputs whose values are fixed at import, by name: they fold like
+  /// initializers (a Split's sizes or a Trilu's k given as graph inputs) and
+  /// are not inputs of the imported function. `ints` for integer and bool
+  /// inputs, `floats` for FLOAT ones.
   struct KnownInput {
     std::vector<int64_t> shape;
-    std::vector<int64_t> values;
+    std::vector<int64_t> ints;
+    std::vector<double> floats;
   };
   std::map<std::string, KnownInput> knownInputs;
 };

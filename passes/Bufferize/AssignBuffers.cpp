@@ -80,8 +80,11 @@ struct AssignBuffers : public weft::impl::AssignBuffersBase<AssignBuffers> {
           op.emitError() << "needs static result types to be given memory";
           return signalPassFailure();
         }
-        if (isa<ReshapeOp>(op) && storageOf.count(op.getOperand(0))) {
-          storageOf[result] = storageOf[op.getOperand(0)];
+        // A reshape is a view of its operand's memory: an arena storage's,
+        // or a constant's or parameter's (annotated below).
+        if (isa<ReshapeOp>(op)) {
+          if (storageOf.count(op.getOperand(0)))
+            storageOf[result] = storageOf[op.getOperand(0)];
         } else if (!isa<ConstantOp>(op)) {
           storageOf[result] = storages.size();
           storages.push_back({alignedBytes(type), position, position});
@@ -138,13 +141,24 @@ struct AssignBuffers : public weft::impl::AssignBuffersBase<AssignBuffers> {
       if (storageOf.count(arg))
         func.setArgAttr(arg.getArgNumber(), "weft.buffer",
                         bufferAttr("arena", storages[storageOf[arg]].offset));
+    // Values outside the arena (parameters, constants) by their buffer, for
+    // the reshapes that view them.
+    DenseMap<Value, Attribute> outside;
+    for (BlockArgument arg : func.getArguments())
+      if (auto attr = func.getArgAttr(arg.getArgNumber(), "weft.buffer");
+          attr && !storageOf.count(arg))
+        outside[arg] = attr;
     position = 0;
     for (Operation &op : body.without_terminator()) {
       SmallVector<Attribute> buffers;
       for (Value result : op.getResults()) {
         if (isa<ConstantOp>(op)) {
           buffers.push_back(bufferAttr("constants", constantBytes));
+          outside[result] = buffers.back();
           constantBytes += alignedBytes(result.getType());
+        } else if (isa<ReshapeOp>(op) && outside.count(op.getOperand(0))) {
+          buffers.push_back(outside[op.getOperand(0)]);
+          outside[result] = buffers.back();
         } else {
           buffers.push_back(
               bufferAttr("arena", storages[storageOf[result]].offset));

@@ -4,7 +4,11 @@
 // Prints passed / failed / unsupported per op and in total; exits non-zero
 // when a test of a supported op fails.
 //
-//   weft-onnx-conformance DIR... [--verbose]
+// With --known-inputs every test input is given to the importer as a known
+// value, so the importer's host evaluator computes the outputs at import:
+// the same tests check it.
+//
+//   weft-onnx-conformance DIR... [--known-inputs] [--verbose]
 #include "codegen/CpuPlanBuilder.h"
 #include "frontend/Onnx/OnnxImporter.h"
 #include "frontend/Onnx/OnnxTensor.h"
@@ -95,7 +99,32 @@ std::string compare(const rt::HostTensor &actual,
   return "";
 }
 
-Result runTest(const std::string &dir) {
+/// Gives `t` to the importer as the known value of input `name`.
+void makeKnown(frontend::OnnxImportOptions &options, const std::string &name,
+               const rt::HostTensor &t) {
+  auto &known = options.knownInputs[name];
+  known.shape = t.shape;
+  for (int64_t e = 0; e < t.numElements(); ++e) {
+    switch (t.dtype) {
+    case plan::F32:
+      known.floats.push_back(
+          reinterpret_cast<const float *>(t.bytes.data())[e]);
+      break;
+    case plan::I64:
+      known.ints.push_back(
+          reinterpret_cast<const int64_t *>(t.bytes.data())[e]);
+      break;
+    case plan::I32:
+      known.ints.push_back(
+          reinterpret_cast<const int32_t *>(t.bytes.data())[e]);
+      break;
+    default: // bool
+      known.ints.push_back(t.bytes[e] != 0);
+    }
+  }
+}
+
+Result runTest(const std::string &dir, bool allKnown) {
   const std::string model = dir + "/model.onnx";
   const std::string data = dir + "/test_data_set_0";
   std::vector<rt::HostTensor> inputs, outputs;
@@ -133,6 +162,10 @@ Result runTest(const std::string &dir) {
   for (size_t i = 0; i < inputs.size(); ++i)
     options.inputShapes[graphInputs[i]] = inputs[i].shape;
 
+  if (allKnown)
+    for (size_t i = 0; i < inputs.size(); ++i)
+      makeKnown(options, graphInputs[i], inputs[i]);
+
   mlir::MLIRContext context;
   std::string diagnostics;
   mlir::ScopedDiagnosticHandler handler(&context, [&](mlir::Diagnostic &d) {
@@ -159,13 +192,7 @@ Result runTest(const std::string &dir) {
     const rt::HostTensor &t = inputs[input - graphInputs.begin()];
     if (t.dtype != plan::I64 && t.dtype != plan::I32)
       break;
-    auto &known = options.knownInputs[name];
-    known.shape = t.shape;
-    for (int64_t e = 0; e < t.numElements(); ++e)
-      known.values.push_back(
-          t.dtype == plan::I64
-              ? reinterpret_cast<const int64_t *>(t.bytes.data())[e]
-              : reinterpret_cast<const int32_t *>(t.bytes.data())[e]);
+    makeKnown(options, name, t);
     module = frontend::importOnnx(context, model, options, error);
   }
   if (!module)
@@ -209,10 +236,12 @@ std::string opOf(const std::string &dir) {
 } // namespace
 
 int main(int argc, char **argv) {
-  bool verbose = false;
+  bool verbose = false, allKnown = false;
   std::vector<std::string> roots;
   for (int i = 1; i < argc; ++i) {
-    if (std::string(argv[i]) == "--verbose")
+    if (std::string(argv[i]) == "--known-inputs")
+      allKnown = true;
+    else if (std::string(argv[i]) == "--verbose")
       verbose = true;
     else
       roots.push_back(argv[i]);
@@ -236,7 +265,7 @@ int main(int argc, char **argv) {
         std::fprintf(stderr, "running %s\n", dir.c_str());
       Result r;
       try {
-        r = runTest(dir);
+        r = runTest(dir, allKnown);
       } catch (const std::exception &e) {
         r = {Outcome::Failed, std::string("exception: ") + e.what()};
       }

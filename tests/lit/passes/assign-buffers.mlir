@@ -23,3 +23,18 @@ func.func @lifetimes(%x: tensor<4x8xf32>, %w: tensor<8x8xf32> {weft.param = "w"}
   %3 = weft.tanh %1 : tensor<4x8xf32>
   return %2, %3 : tensor<32xf32>, tensor<4x8xf32>
 }
+
+// A reshape of a constant or a parameter views its region: no arena memory.
+// CHECK-LABEL: func.func @views_outside_the_arena(
+// CHECK-SAME: weft.activation_bytes = 0 : i64
+// CHECK: weft.constant {{.*}}weft.buffers = [#weft.buffer<"constants", 0>]
+// CHECK: weft.reshape {{.*}}weft.buffers = [#weft.buffer<"constants", 0>]
+// CHECK: weft.reshape {{.*}}weft.buffers = [#weft.buffer<"parameters", 0>]
+// CHECK: weft.reshape {{.*}}weft.buffers = [#weft.buffer<"parameters", 0>]
+func.func @views_outside_the_arena(%w: tensor<2x4xf32> {weft.param = "w"}) -> (tensor<4xf32>, tensor<4x2xf32>) {
+  %c = weft.constant dense<1.0> : tensor<2x2xf32>
+  %0 = weft.reshape %c : tensor<2x2xf32> -> tensor<4xf32>
+  %1 = weft.reshape %w : tensor<2x4xf32> -> tensor<8xf32>
+  %2 = weft.reshape %1 : tensor<8xf32> -> tensor<4x2xf32>
+  return %0, %2 : tensor<4xf32>, tensor<4x2xf32>
+}
