@@ -17,6 +17,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <numeric>
 #include <optional>
 
@@ -55,9 +56,13 @@ public:
   }
 
 private:
+  /// What a name holds: a computed value, a value known at import (or
+  /// both, once materialized), or a sequence of tensors (SplitToSequence,
+  /// SequenceInsert, a Loop's carried sequence), which import resolves.
   struct Entry {
     Value value;
     std::optional<Literal> literal;
+    std::shared_ptr<const std::vector<Entry>> sequence;
   };
   using Handler = std::function<void(const onnx::NodeProto &)>;
 
@@ -75,11 +80,32 @@ private:
                         FileLineColLoc::get(&context, path, 1, 1));
   }
   void define(const onnx::NodeProto &node, int output, Value v) {
-    entries[node.output(output)] = Entry{v, std::nullopt};
+    bind(node.output(output), Entry{v, std::nullopt, nullptr});
   }
   void defineLiteral(const onnx::NodeProto &node, int output, Literal l) {
-    entries[node.output(output)] = Entry{Value(), std::move(l)};
+    bind(node.output(output), Entry{Value(), std::move(l), nullptr});
   }
+  void defineSequence(const onnx::NodeProto &node, int output,
+                      std::vector<Entry> items) {
+    bind(node.output(output),
+         Entry{Value(), std::nullopt,
+               std::make_shared<const std::vector<Entry>>(std::move(items))});
+  }
+  /// Names are bound in the innermost open scope (a Loop body or an If
+  /// branch being imported); closing it restores what they held outside.
+  void bind(const std::string &name, Entry entry);
+  const Entry &lookup(const std::string &name);
+  const std::vector<Entry> &sequenceOf(const std::string &name);
+  /// Imports `graph` (a Loop body, an If branch) inline with `inputs` bound
+  /// to its inputs; what its outputs hold.
+  std::vector<Entry> importSubgraph(const onnx::GraphProto &graph,
+                                    const std::vector<Entry> &inputs);
+  /// `items` (tensors of one rank and type) concatenated along `axis`, or
+  /// stacked along a new one.
+  Entry concatEntries(const onnx::NodeProto &node,
+                      const std::vector<Entry> &items, int64_t axis,
+                      bool newAxis);
+  void registerControlFlow();
   Value broadcastTo(Location at, Value v, ArrayRef<int64_t> shape);
   std::pair<Value, Value> broadcastPair(Location at, Value a, Value b);
   Value transposed(Location at, Value v, ArrayRef<int64_t> perm);
@@ -95,6 +121,8 @@ private:
   const OnnxImportOptions &options;
   OpBuilder builder;
   std::map<std::string, Entry> entries;
+  /// Per open scope, what each name it rebound held before (nullopt: none).
+  std::vector<std::map<std::string, std::optional<Entry>>> scopes;
   std::map<std::string, Handler> handlers;
   int64_t opset = 0;
   const onnx::NodeProto *current = nullptr;
@@ -144,14 +172,41 @@ Value Importer::materialize(const Literal &l) {
   return builder.create<ConstantOp>(builder.getUnknownLoc(), attr);
 }
 
-Value Importer::value(const std::string &name) {
+void Importer::bind(const std::string &name, Entry entry) {
+  if (!scopes.empty() && !scopes.back().count(name)) {
+    auto it = entries.find(name);
+    scopes.back()[name] =
+        it == entries.end() ? std::nullopt : std::optional<Entry>(it->second);
+  }
+  entries[name] = std::move(entry);
+}
+
+const Importer::Entry &Importer::lookup(const std::string &name) {
   auto it = entries.find(name);
   if (it == entries.end())
     invalid("node " + (current ? label(*current) : "") + " reads '" + name +
             "', which nothing defines");
-  if (!it->second.value)
-    it->second.value = materialize(*it->second.literal);
-  return it->second.value;
+  return it->second;
+}
+
+const std::vector<Importer::Entry> &
+Importer::sequenceOf(const std::string &name) {
+  const Entry &entry = lookup(name);
+  if (!entry.sequence)
+    invalid("node " + label(*current) + " reads '" + name +
+            "' as a sequence; it is a tensor");
+  return *entry.sequence;
+}
+
+Value Importer::value(const std::string &name) {
+  lookup(name);
+  Entry &entry = entries[name];
+  if (entry.sequence)
+    invalid("node " + (current ? label(*current) : "") + " reads '" + name +
+            "' as a tensor; it is a sequence");
+  if (!entry.value)
+    entry.value = materialize(*entry.literal);
+  return entry.value;
 }
 
 const Literal *Importer::literal(const std::string &name) {
@@ -376,6 +431,297 @@ Value Importer::einsum(const onnx::NodeProto &node) {
   return transposed(at, reshaped(at, product, shape), perm);
 }
 
+std::vector<Importer::Entry>
+Importer::importSubgraph(const onnx::GraphProto &graph,
+                         const std::vector<Entry> &inputs) {
+  const onnx::NodeProto *outer = current;
+  if (graph.input_size() != static_cast<int>(inputs.size()))
+    invalid("node " + label(*outer) + ": its graph '" + graph.name() +
+            "' takes " + std::to_string(graph.input_size()) + " inputs, " +
+            std::to_string(inputs.size()) + " are given");
+  scopes.emplace_back();
+  for (const auto &init : graph.initializer())
+    bind(init.name(), Entry{Value(), readTensor(init, path), nullptr});
+  for (int i = 0; i < graph.input_size(); ++i)
+    bind(graph.input(i).name(), inputs[i]);
+  for (const auto &node : graph.node())
+    importNode(node);
+  current = outer;
+  std::vector<Entry> results;
+  for (const auto &output : graph.output())
+    results.push_back(lookup(output.name()));
+  // Close the scope: restore what its names held outside.
+  for (auto &[name, before] : scopes.back()) {
+    if (before)
+      entries[name] = std::move(*before);
+    else
+      entries.erase(name);
+  }
+  scopes.pop_back();
+  return results;
+}
+
+Importer::Entry Importer::concatEntries(const onnx::NodeProto &node,
+                                        const std::vector<Entry> &items,
+                                        int64_t axis, bool newAxis) {
+  if (items.empty())
+    invalid("node " + label(node) + " concatenates an empty sequence");
+  bool known = true;
+  for (const Entry &item : items) {
+    if (item.sequence)
+      invalid("node " + label(node) + " concatenates a sequence of sequences");
+    known &= item.literal.has_value();
+  }
+  auto shapeOf = [&](const Entry &e) {
+    return e.literal ? e.literal->shape : vec(typeOf(e.value).getShape());
+  };
+  const int64_t rank = shapeOf(items[0]).size() + (newAxis ? 1 : 0);
+  axis = normalizeAxis(axis, rank);
+  auto widened = [&](std::vector<int64_t> shape) {
+    if (newAxis)
+      shape.insert(shape.begin() + axis, 1);
+    return shape;
+  };
+  if (known) {
+    std::vector<Literal> parts;
+    for (const Entry &item : items) {
+      parts.push_back(*item.literal);
+      parts.back().shape = widened(parts.back().shape);
+    }
+    std::vector<const Literal *> in;
+    for (const Literal &p : parts)
+      in.push_back(&p);
+    return Entry{Value(), concatLiterals(node, in, axis), nullptr};
+  }
+  SmallVector<Value> values;
+  for (const Entry &item : items) {
+    Value v = item.value ? item.value : materialize(*item.literal);
+    values.push_back(reshaped(loc(node), v, widened(shapeOf(item))));
+  }
+  if (values.size() == 1)
+    return Entry{values[0], std::nullopt, nullptr};
+  return Entry{builder.create<ConcatOp>(loc(node), values,
+                                        builder.getI64IntegerAttr(axis)),
+               std::nullopt, nullptr};
+}
+
+/// Control flow and sequences resolve at import: a Loop whose trip count and
+/// condition are known unrolls (its body imported once per iteration), an
+/// If whose condition is known imports its branch, and sequences are lists
+/// of tensors the importer holds.
+void Importer::registerControlFlow() {
+  handlers["Loop"] = [this](const onnx::NodeProto &node) {
+    // Past this many iterations a loop is not unrolled.
+    constexpr int64_t kMaxIterations = 4096;
+    const auto *body = attribute(node, "body");
+    if (!body || !body->has_g())
+      invalid("Loop " + label(node) + " has no body graph");
+    auto knownScalar = [&](int index,
+                           const char *what) -> std::optional<int64_t> {
+      if (node.input_size() <= index || node.input(index).empty())
+        return std::nullopt;
+      const Literal *l = literal(node.input(index));
+      if (!l || !l->isInteger() || l->size() != 1)
+        unsupported("Loop " + label(node) + ": its " + what + " '" +
+                    node.input(index) +
+                    "' is computed at run time; weft unrolls loops whose "
+                    "trip count and condition are known at import");
+      return l->ints[0];
+    };
+    const std::optional<int64_t> trips = knownScalar(0, "trip count");
+    bool keepGoing = knownScalar(1, "condition").value_or(1) != 0;
+    const int carried = node.input_size() - 2;
+    const int scans = body->g().output_size() - 1 - carried;
+    if (carried < 0 || scans < 0 || node.output_size() != carried + scans)
+      invalid("Loop " + label(node) + ": " + std::to_string(carried) +
+              " carried values, a body of " +
+              std::to_string(body->g().output_size()) + " outputs and " +
+              std::to_string(node.output_size()) + " outputs do not match");
+    std::vector<Entry> state;
+    for (int i = 0; i < carried; ++i)
+      state.push_back(lookup(node.input(2 + i)));
+    std::vector<std::vector<Entry>> scanned(scans);
+    int64_t i = 0;
+    for (; keepGoing && (!trips || i < *trips); ++i) {
+      if (i == kMaxIterations)
+        unsupported("Loop " + label(node) + " runs past " +
+                    std::to_string(kMaxIterations) +
+                    " iterations; weft unrolls shorter loops");
+      std::vector<Entry> inputs = {
+          Entry{Value(), Literal{onnx::TensorProto::INT64, {}, {}, {i}},
+                nullptr},
+          Entry{Value(), Literal{onnx::TensorProto::BOOL, {}, {}, {1}},
+                nullptr}};
+      inputs.insert(inputs.end(), state.begin(), state.end());
+      std::vector<Entry> results = importSubgraph(body->g(), inputs);
+      const Entry &condition = results[0];
+      if (!condition.literal || condition.literal->size() != 1)
+        unsupported("Loop " + label(node) +
+                    ": its body's condition is computed at run time; weft "
+                    "unrolls loops whose condition is known at import");
+      keepGoing = condition.literal->at(0) != 0;
+      state.assign(results.begin() + 1, results.begin() + 1 + carried);
+      for (int k = 0; k < scans; ++k)
+        scanned[k].push_back(results[1 + carried + k]);
+    }
+    for (int k = 0; k < carried; ++k)
+      bind(node.output(k), state[k]);
+    for (int k = 0; k < scans; ++k) {
+      if (scanned[k].empty())
+        unsupported("Loop " + label(node) +
+                    " runs no iteration; its scan outputs have no shape");
+      bind(node.output(carried + k), concatEntries(node, scanned[k], 0, true));
+    }
+  };
+  handlers["If"] = [this](const onnx::NodeProto &node) {
+    const Literal *condition = literal(node.input(0));
+    if (!condition || condition->size() != 1)
+      unsupported("If " + label(node) + ": its condition '" + node.input(0) +
+                  "' is computed at run time; weft imports the branch of a "
+                  "condition known at import");
+    const auto *branch =
+        attribute(node, condition->at(0) != 0 ? "then_branch" : "else_branch");
+    if (!branch || !branch->has_g())
+      invalid("If " + label(node) + " lacks a branch graph");
+    std::vector<Entry> results = importSubgraph(branch->g(), {});
+    if (static_cast<int>(results.size()) != node.output_size())
+      invalid("If " + label(node) + ": its branch has " +
+              std::to_string(results.size()) + " outputs for " +
+              std::to_string(node.output_size()));
+    for (size_t k = 0; k < results.size(); ++k)
+      bind(node.output(k), results[k]);
+  };
+  handlers["SequenceEmpty"] = [this](const onnx::NodeProto &node) {
+    defineSequence(node, 0, {});
+  };
+  handlers["SequenceConstruct"] = [this](const onnx::NodeProto &node) {
+    std::vector<Entry> items;
+    for (const std::string &input : node.input()) {
+      items.push_back(lookup(input));
+      if (items.back().sequence)
+        invalid("SequenceConstruct " + label(node) + ": '" + input +
+                "' is a sequence");
+    }
+    defineSequence(node, 0, std::move(items));
+  };
+  // A position in [-n, n) (SequenceAt, SequenceErase) or [-n, n]
+  // (SequenceInsert), known at import.
+  auto position = [this](const onnx::NodeProto &node, int64_t n,
+                         bool orEnd) -> int64_t {
+    std::vector<int64_t> p = intsOf(node.input(1), "the sequence position");
+    if (p.size() != 1 || p[0] < -n || p[0] > (orEnd ? n : n - 1))
+      invalid(node.op_type() + " " + label(node) + ": position " +
+              (p.size() == 1 ? std::to_string(p[0]) : "(not a scalar)") +
+              " is outside a sequence of " + std::to_string(n));
+    return p[0] < 0 ? p[0] + n : p[0];
+  };
+  handlers["SequenceAt"] = [=](const onnx::NodeProto &node) {
+    const std::vector<Entry> &items = sequenceOf(node.input(0));
+    bind(node.output(0), items[position(node, items.size(), false)]);
+  };
+  handlers["SequenceLength"] = [this](const onnx::NodeProto &node) {
+    defineLiteral(
+        node, 0,
+        Literal{onnx::TensorProto::INT64,
+                {},
+                {},
+                {static_cast<int64_t>(sequenceOf(node.input(0)).size())}});
+  };
+  handlers["SequenceInsert"] = [=](const onnx::NodeProto &node) {
+    std::vector<Entry> items = sequenceOf(node.input(0));
+    const int64_t at = node.input_size() > 2 && !node.input(2).empty()
+                           ? position(node, items.size(), true)
+                           : static_cast<int64_t>(items.size());
+    items.insert(items.begin() + at, lookup(node.input(1)));
+    defineSequence(node, 0, std::move(items));
+  };
+  handlers["SequenceErase"] = [=](const onnx::NodeProto &node) {
+    std::vector<Entry> items = sequenceOf(node.input(0));
+    if (items.empty())
+      invalid("SequenceErase " + label(node) +
+              " erases from an empty sequence");
+    const int64_t at = node.input_size() > 1 && !node.input(1).empty()
+                           ? position(node, items.size(), false)
+                           : static_cast<int64_t>(items.size()) - 1;
+    items.erase(items.begin() + at);
+    defineSequence(node, 0, std::move(items));
+  };
+  handlers["SplitToSequence"] = [this](const onnx::NodeProto &node) {
+    const Entry &x = lookup(node.input(0));
+    std::vector<int64_t> shape =
+        x.literal ? x.literal->shape
+                  : vec(typeOf(value(node.input(0))).getShape());
+    const int64_t rank = shape.size();
+    const int64_t axis = normalizeAxis(intAttr(node, "axis", 0), rank),
+                  dim = shape[axis];
+    std::vector<int64_t> sizes;
+    bool squeeze = false;
+    if (node.input_size() > 1 && !node.input(1).empty()) {
+      const Literal *split = literal(node.input(1));
+      if (!split || !split->isInteger())
+        intsOf(node.input(1), "SplitToSequence's split"); // names it
+      if (split->shape.empty()) { // chunks of one size, the last smaller
+        const int64_t chunk = split->ints[0];
+        if (chunk < 1)
+          invalid("SplitToSequence " + label(node) + ": chunk size " +
+                  std::to_string(chunk));
+        for (int64_t begin = 0; begin < dim; begin += chunk)
+          sizes.push_back(std::min(chunk, dim - begin));
+      } else {
+        sizes = split->ints;
+      }
+    } else {
+      sizes.assign(dim, 1);
+      squeeze = intAttr(node, "keepdims", 1) == 0;
+    }
+    int64_t total = 0;
+    for (int64_t size : sizes) {
+      if (size < 0)
+        invalid("SplitToSequence " + label(node) + ": a negative part size");
+      total += size;
+    }
+    if (total != dim)
+      invalid("SplitToSequence " + label(node) + ": parts sum to " +
+              std::to_string(total) + ", the dimension is " +
+              std::to_string(dim));
+    std::vector<int64_t> squeezed = shape;
+    squeezed.erase(squeezed.begin() + axis);
+    std::vector<Entry> items;
+    if (x.literal) {
+      for (Literal &part : splitLiteral(*x.literal, axis, sizes)) {
+        if (squeeze)
+          part.shape = squeezed;
+        items.push_back(Entry{Value(), std::move(part), nullptr});
+      }
+    } else {
+      Value v = value(node.input(0));
+      int64_t begin = 0;
+      for (int64_t size : sizes) {
+        SmallVector<int64_t> start(rank, 0), limit(shape.begin(), shape.end()),
+            stride(rank, 1), partShape(limit);
+        start[axis] = begin;
+        limit[axis] = begin + size;
+        partShape[axis] = size;
+        Value part = builder.create<SliceOp>(
+            loc(node), typeOf(v).clone(partShape), v, start, limit, stride);
+        if (squeeze)
+          part = reshaped(loc(node), part, squeezed);
+        items.push_back(Entry{part, std::nullopt, nullptr});
+        begin += size;
+      }
+    }
+    defineSequence(node, 0, std::move(items));
+  };
+  handlers["ConcatFromSequence"] = [this](const onnx::NodeProto &node) {
+    const auto *axis = attribute(node, "axis");
+    if (!axis)
+      invalid("ConcatFromSequence " + label(node) + " has no axis");
+    bind(node.output(0),
+         concatEntries(node, sequenceOf(node.input(0)), axis->i(),
+                       intAttr(node, "new_axis", 0) != 0));
+  };
+}
+
 void Importer::registerHandlers() {
   auto binary = [&](auto tag) {
     using OpT = decltype(tag);
@@ -446,7 +792,7 @@ void Importer::registerHandlers() {
     define(node, 0, builder.create<DivOp>(loc(node), one, x));
   };
   handlers["Identity"] = [this](const onnx::NodeProto &node) {
-    entries[node.output(0)] = entries.at(node.input(0));
+    bind(node.output(0), lookup(node.input(0)));
   };
   handlers["Constant"] = [this](const onnx::NodeProto &node) {
     using onnx::TensorProto;
@@ -975,6 +1321,7 @@ void Importer::registerHandlers() {
                                       ? GeluApproximation::tanh
                                       : GeluApproximation::none));
   };
+  registerControlFlow();
   handlers["ReduceSum"] = reduce(ReduceKind::sum, true);
   handlers["ReduceMean"] = reduce(ReduceKind::mean, opset >= 18);
   handlers["ReduceMax"] = reduce(ReduceKind::max, opset >= 18);
@@ -1043,13 +1390,17 @@ OwningOpRef<ModuleOp> Importer::run() {
       ModuleOp::create(FileLineColLoc::get(&context, path, 1, 1));
   builder.setInsertionPointToEnd(module->getBody());
   for (const auto &init : graph.initializer())
-    entries[init.name()] = Entry{Value(), readTensor(init, path)};
+    bind(init.name(), Entry{Value(), readTensor(init, path), nullptr});
 
   SmallVector<Type> inputTypes;
   std::vector<std::string> inputNames;
   for (const auto &input : graph.input()) {
     if (entries.count(input.name())) // an initializer listed as an input
       continue;
+    if (!input.type().has_tensor_type())
+      unsupported("input '" + input.name() +
+                  "' is not a tensor (a sequence, map or optional); weft "
+                  "imports tensor inputs");
     const auto &t = input.type().tensor_type();
     if (auto known = options.knownInputs.find(input.name());
         known != options.knownInputs.end()) {
@@ -1062,7 +1413,7 @@ OwningOpRef<ModuleOp> Importer::run() {
             "input '" + input.name() + "' given at import holds " +
             std::to_string(l.isInteger() ? l.ints.size() : l.floats.size()) +
             " values of its type, its shape needs " + std::to_string(l.size()));
-      entries[input.name()] = Entry{Value(), std::move(l)};
+      bind(input.name(), Entry{Value(), std::move(l), nullptr});
       continue;
     }
     std::vector<int64_t> shape;
@@ -1105,7 +1456,7 @@ OwningOpRef<ModuleOp> Importer::run() {
   for (auto [i, name] : llvm::enumerate(inputNames)) {
     func.setArgAttr(i, WeftDialect::kInputAttrName,
                     builder.getStringAttr(name));
-    entries[name] = Entry{body->getArgument(i), std::nullopt};
+    bind(name, Entry{body->getArgument(i), std::nullopt, nullptr});
   }
   builder.setInsertionPointToStart(body);
 
@@ -1114,6 +1465,9 @@ OwningOpRef<ModuleOp> Importer::run() {
 
   SmallVector<Value> results;
   for (const auto &output : graph.output()) {
+    if (lookup(output.name()).sequence)
+      unsupported("output '" + output.name() +
+                  "' is a sequence; weft plans return tensors");
     Value v = value(output.name());
     // A plan's outputs are computed buffers: an input or a value known at
     // import is copied into one.

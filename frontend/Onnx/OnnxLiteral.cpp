@@ -273,10 +273,12 @@ Literal castTo(const Literal &x, int32_t to) {
   return r;
 }
 
-Literal concat(const onnx::NodeProto &node,
-               const std::vector<const Literal *> &in) {
+} // namespace
+
+Literal concatLiterals(const onnx::NodeProto &node,
+                       const std::vector<const Literal *> &in, int64_t axis) {
   const int64_t rank = in[0]->shape.size();
-  const int64_t axis = normalizeAxis(intAttr(node, "axis", 0), rank);
+  axis = normalizeAxis(axis, rank);
   std::vector<int64_t> shape = in[0]->shape;
   shape[axis] = 0;
   for (const Literal *l : in) {
@@ -300,6 +302,7 @@ Literal concat(const onnx::NodeProto &node,
   return r;
 }
 
+namespace {
 /// The result of reading `x` at input coordinates computed from each output
 /// coordinate.
 Literal gatherBy(
@@ -528,13 +531,11 @@ Literal trilu(const onnx::NodeProto &node,
   return r;
 }
 
-std::vector<Literal> split(const onnx::NodeProto &node,
-                           const std::vector<const Literal *> &in) {
-  const Literal &x = *in[0];
-  const int64_t axis = normalizeAxis(intAttr(node, "axis", 0), x.shape.size());
+} // namespace
+
+std::vector<Literal> splitLiteral(const Literal &x, int64_t axis,
+                                  const std::vector<int64_t> &sizes) {
   const int64_t dim = x.shape[axis];
-  const std::vector<int64_t> sizes =
-      splitSizes(node, in.size() > 1 ? in[1] : nullptr, dim);
   std::vector<Literal> parts;
   const int64_t outer = product(x.shape, 0, axis),
                 inner = product(x.shape, axis + 1);
@@ -552,6 +553,8 @@ std::vector<Literal> split(const onnx::NodeProto &node,
   }
   return parts;
 }
+
+namespace {
 
 Literal reduce(const onnx::NodeProto &node,
                const std::vector<const Literal *> &in) {
@@ -722,7 +725,7 @@ evaluate(const onnx::NodeProto &node, const std::vector<const Literal *> &in) {
     return one(castTo(*in[0], to));
   }
   if (op == "Concat")
-    return one(concat(node, in));
+    return one(concatLiterals(node, in, intAttr(node, "axis", 0)));
   if (op == "Transpose")
     return one(transpose(node, *in[0]));
   if (op == "Slice")
@@ -745,8 +748,14 @@ evaluate(const onnx::NodeProto &node, const std::vector<const Literal *> &in) {
     return one(cumSum(node, *in[0], in[1]));
   if (op == "Trilu")
     return one(trilu(node, in));
-  if (op == "Split")
-    return split(node, in);
+  if (op == "Split") {
+    const Literal &x = *in[0];
+    const int64_t axis =
+        normalizeAxis(intAttr(node, "axis", 0), x.shape.size());
+    return splitLiteral(
+        x, axis,
+        splitSizes(node, in.size() > 1 ? in[1] : nullptr, x.shape[axis]));
+  }
   if (op == "ReduceSum" || op == "ReduceMean" || op == "ReduceMax" ||
       op == "ReduceMin" || op == "ReduceProd")
     return one(reduce(node, in));

@@ -71,6 +71,15 @@ Literal readTensor(const onnx::TensorProto &tensor,
 std::vector<int64_t> splitSizes(const onnx::NodeProto &node,
                                 const Literal *split, int64_t dim);
 
+/// `in` concatenated along `axis` (checked; messages name `node`).
+Literal concatLiterals(const onnx::NodeProto &node,
+                       const std::vector<const Literal *> &in, int64_t axis);
+
+/// `x` split along non-negative `axis` into parts of `sizes` (which sum to
+/// its dimension).
+std::vector<Literal> splitLiteral(const Literal &x, int64_t axis,
+                                  const std::vector<int64_t> &sizes);
+
 /// Evaluates `node` when every input it reads is known (`inputs[i]` null for
 /// an omitted optional input). Returns nothing when the op is not evaluated
 /// on the host or its result would exceed the folding limit; the importer
