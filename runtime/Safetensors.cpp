@@ -115,13 +115,21 @@ void SafetensorsCheckpoint::openFile(const std::string &path) {
   if (headerSize > mapping->size - 8)
     throw Error(path + ": header of " + std::to_string(headerSize) +
                 " bytes runs past the end of the file");
+  // The format's own limit (safetensors rejects larger headers too).
+  constexpr uint64_t kMaxHeaderBytes = 100 << 20;
+  if (headerSize > kMaxHeaderBytes)
+    throw Error(path + ": header of " + std::to_string(headerSize) +
+                " bytes is larger than safetensors' 100 MiB limit");
   json header = json::parse(base + 8, base + 8 + headerSize, nullptr,
                             /*allow_exceptions=*/false);
   if (header.is_discarded() || !header.is_object())
     throw Error(path + ": the header is not a JSON object");
   const char *data = base + 8 + headerSize;
   const size_t dataSize = mapping->size - 8 - headerSize;
-  for (auto &[name, entry] : header.items()) {
+  for (auto &item : header.items()) {
+    // (Not a structured binding: the lambda below captures the name.)
+    const std::string &name = item.key();
+    auto &entry = item.value();
     if (name == "__metadata__")
       continue;
     auto bad = [&](const std::string &what) {
@@ -135,12 +143,15 @@ void SafetensorsCheckpoint::openFile(const std::string &path) {
     Tensor tensor;
     tensor.file = path;
     tensor.dtype = entry["dtype"].get<std::string>();
-    int64_t count = 1;
+    uint64_t count = 1;
     for (auto &d : entry["shape"]) {
       if (!d.is_number_integer() || d.get<int64_t>() < 0)
         throw bad("shape must hold non-negative integers");
       tensor.shape.push_back(d.get<int64_t>());
-      count *= tensor.shape.back();
+      if (__builtin_mul_overflow(count, static_cast<uint64_t>(d.get<int64_t>()),
+                                 &count))
+        throw bad("shape " + shapeString(tensor.shape) +
+                  "… has more than 2^64 elements");
     }
     auto &offsets = entry["data_offsets"];
     if (!offsets[0].is_number_unsigned() || !offsets[1].is_number_unsigned())
@@ -151,10 +162,11 @@ void SafetensorsCheckpoint::openFile(const std::string &path) {
       throw bad("data_offsets [" + std::to_string(begin) + ", " +
                 std::to_string(end) + ") lie outside the " +
                 std::to_string(dataSize) + " data bytes");
-    int64_t size = elementBytes(tensor.dtype);
+    const uint64_t size = elementBytes(tensor.dtype);
     if (size == 0)
       throw bad("unknown dtype '" + tensor.dtype + "'");
-    if (static_cast<uint64_t>(count * size) != end - begin)
+    uint64_t bytes;
+    if (__builtin_mul_overflow(count, size, &bytes) || bytes != end - begin)
       throw bad(std::to_string(end - begin) + " bytes for " + tensor.dtype +
                 " " + shapeString(tensor.shape));
     tensor.data = data + begin;

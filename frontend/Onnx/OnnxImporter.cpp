@@ -10,6 +10,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/Diagnostics.h"
 #include "llvm/Support/Path.h"
 
 #include <onnx/onnx_pb.h>
@@ -106,6 +107,31 @@ private:
                       const std::vector<Entry> &items, int64_t axis,
                       bool newAxis);
   void registerControlFlow();
+  /// Creates an op whose result type it infers; operands that the op
+  /// rejects (an ill-formed model) are an import error naming the node, not
+  /// the fatal error ODS's inferring builders raise.
+  template <class OpT, class... Args>
+  Value checked(Location at, Args &&...args) {
+    auto op = builder.create<OpT>(at, builder.getNoneType(),
+                                  std::forward<Args>(args)...);
+    std::string why;
+    SmallVector<Type> types;
+    {
+      ScopedDiagnosticHandler capture(&context, [&](Diagnostic &d) {
+        why = d.str();
+        return success();
+      });
+      if (failed(OpT::inferReturnTypes(
+              &context, at, op->getOperands(), op->getRawDictionaryAttrs(),
+              op->getPropertiesStorage(), op->getRegions(), types))) {
+        op->erase();
+        invalid("node " + (current ? label(*current) : std::string()) + ": " +
+                why);
+      }
+    }
+    op->getResult(0).setType(types[0]);
+    return op->getResult(0);
+  }
   Value broadcastTo(Location at, Value v, ArrayRef<int64_t> shape);
   std::pair<Value, Value> broadcastPair(Location at, Value a, Value b);
   Value transposed(Location at, Value v, ArrayRef<int64_t> perm);
@@ -252,11 +278,7 @@ Value Importer::transposed(Location at, Value v, ArrayRef<int64_t> perm) {
     identity &= perm[d] == static_cast<int64_t>(d);
   if (identity)
     return v;
-  SmallVector<int64_t> shape;
-  for (int64_t p : perm)
-    shape.push_back(typeOf(v).getDimSize(p));
-  return builder.create<TransposeOp>(at, typeOf(v).clone(shape), v,
-                                     builder.getDenseI64ArrayAttr(perm));
+  return checked<TransposeOp>(at, v, builder.getDenseI64ArrayAttr(perm));
 }
 
 Value Importer::reshaped(Location at, Value v, ArrayRef<int64_t> shape) {
@@ -385,7 +407,7 @@ Value Importer::einsum(const onnx::NodeProto &node) {
     }
     if (!axes.empty()) {
       inputs[i] =
-          builder.create<ReduceOp>(at, ReduceKind::sum, inputs[i], axes, false);
+          checked<ReduceOp>(at, ReduceKind::sum, inputs[i], axes, false);
       terms[i] = kept;
     }
   }
@@ -421,7 +443,7 @@ Value Importer::einsum(const onnx::NodeProto &node) {
                 n = extent(right);
   Value a3 = reshaped(at, arrange(0, batch + left + contracted), {b, m, k});
   Value b3 = reshaped(at, arrange(1, batch + contracted + right), {b, k, n});
-  Value product = builder.create<MatmulOp>(at, a3, b3, UnitAttr(), UnitAttr());
+  Value product = checked<MatmulOp>(at, a3, b3, UnitAttr(), UnitAttr());
   const std::string order = batch + left + right;
   SmallVector<int64_t> shape, perm;
   for (char c : order)
@@ -500,9 +522,9 @@ Importer::Entry Importer::concatEntries(const onnx::NodeProto &node,
   }
   if (values.size() == 1)
     return Entry{values[0], std::nullopt, nullptr};
-  return Entry{builder.create<ConcatOp>(loc(node), values,
-                                        builder.getI64IntegerAttr(axis)),
-               std::nullopt, nullptr};
+  return Entry{
+      checked<ConcatOp>(loc(node), values, builder.getI64IntegerAttr(axis)),
+      std::nullopt, nullptr};
 }
 
 /// Control flow and sequences resolve at import: a Loop whose trip count and
@@ -932,12 +954,9 @@ void Importer::registerHandlers() {
     if (perm.empty())
       for (int64_t d = rank - 1; d >= 0; --d)
         perm.push_back(d);
-    SmallVector<int64_t> shape;
-    for (int64_t p : perm)
-      shape.push_back(typeOf(x).getDimSize(p));
-    define(node, 0,
-           builder.create<TransposeOp>(loc(node), typeOf(x).clone(shape), x,
-                                       builder.getDenseI64ArrayAttr(perm)));
+    define(
+        node, 0,
+        checked<TransposeOp>(loc(node), x, builder.getDenseI64ArrayAttr(perm)));
   };
   auto softmax = [&](bool logarithm) {
     return [this, logarithm](const onnx::NodeProto &node) {
@@ -946,9 +965,8 @@ void Importer::registerHandlers() {
           normalizeAxis(intAttr(node, "axis", -1), typeOf(x).getRank());
       auto dim = builder.getI64IntegerAttr(axis);
       define(node, 0,
-             logarithm
-                 ? builder.create<LogSoftmaxOp>(loc(node), x, dim).getResult()
-                 : builder.create<SoftmaxOp>(loc(node), x, dim).getResult());
+             logarithm ? checked<LogSoftmaxOp>(loc(node), x, dim)
+                       : checked<SoftmaxOp>(loc(node), x, dim));
     };
   };
   handlers["Softmax"] = softmax(false);
@@ -970,14 +988,13 @@ void Importer::registerHandlers() {
     a = broadcastTo(loc(node), a, with(x.take_back(2)));
     if (y.size() > 2)
       b = broadcastTo(loc(node), b, with(y.take_back(2)));
-    define(node, 0,
-           builder.create<MatmulOp>(loc(node), a, b, UnitAttr(), UnitAttr()));
+    define(node, 0, checked<MatmulOp>(loc(node), a, b, UnitAttr(), UnitAttr()));
   };
   handlers["Gemm"] = [this](const onnx::NodeProto &node) {
     Value a = value(node.input(0)), b = value(node.input(1));
     UnitAttr ta = intAttr(node, "transA", 0) ? builder.getUnitAttr() : nullptr;
     UnitAttr tb = intAttr(node, "transB", 0) ? builder.getUnitAttr() : nullptr;
-    Value y = builder.create<MatmulOp>(loc(node), a, b, ta, tb);
+    Value y = checked<MatmulOp>(loc(node), a, b, ta, tb);
     auto scaled = [&](Value v, float s) -> Value {
       if (s == 1.0f)
         return v;
@@ -1016,15 +1033,15 @@ void Importer::registerHandlers() {
             DenseElementsAttr::get(
                 type, builder.getIntegerAttr(type.getElementType(), v)));
       };
-      Value negative = builder.create<CompareOp>(
-          loc(node), CompareDirection::lt, indices, splat(0));
+      Value negative = checked<CompareOp>(loc(node), CompareDirection::lt,
+                                          indices, splat(0));
       Value wrapped = builder.create<AddOp>(
           loc(node), indices, splat(typeOf(table).getDimSize(axis)));
       indices = builder.create<SelectOp>(loc(node), negative, wrapped, indices);
     }
     define(node, 0,
-           builder.create<GatherOp>(loc(node), table, indices,
-                                    builder.getI64IntegerAttr(axis)));
+           checked<GatherOp>(loc(node), table, indices,
+                             builder.getI64IntegerAttr(axis)));
   };
   handlers["Concat"] = [this](const onnx::NodeProto &node) {
     SmallVector<Value> inputs;
@@ -1032,9 +1049,9 @@ void Importer::registerHandlers() {
       inputs.push_back(value(in));
     int64_t axis =
         normalizeAxis(intAttr(node, "axis", 0), typeOf(inputs[0]).getRank());
-    define(node, 0,
-           builder.create<ConcatOp>(loc(node), inputs,
-                                    builder.getI64IntegerAttr(axis)));
+    define(
+        node, 0,
+        checked<ConcatOp>(loc(node), inputs, builder.getI64IntegerAttr(axis)));
   };
   auto reduce = [&](ReduceKind kind, bool axesAsInput) {
     return [this, kind, axesAsInput](const onnx::NodeProto &node) {
@@ -1055,14 +1072,14 @@ void Importer::registerHandlers() {
       std::sort(axes.begin(), axes.end());
       axes.erase(std::unique(axes.begin(), axes.end()), axes.end());
       const bool keep = intAttr(node, "keepdims", 1) != 0;
-      define(node, 0, builder.create<ReduceOp>(loc(node), kind, x, axes, keep));
+      define(node, 0, checked<ReduceOp>(loc(node), kind, x, axes, keep));
     };
   };
   auto compare = [&](CompareDirection direction) {
     return [this, direction](const onnx::NodeProto &node) {
       auto [x, y] =
           broadcastPair(loc(node), value(node.input(0)), value(node.input(1)));
-      define(node, 0, builder.create<CompareOp>(loc(node), direction, x, y));
+      define(node, 0, checked<CompareOp>(loc(node), direction, x, y));
     };
   };
   handlers["Equal"] = compare(CompareDirection::eq);
@@ -1073,8 +1090,8 @@ void Importer::registerHandlers() {
   handlers["Not"] = [=](const onnx::NodeProto &node) {
     Value x = value(node.input(0));
     define(node, 0,
-           builder.create<CompareOp>(loc(node), CompareDirection::eq, x,
-                                     splat(loc(node), typeOf(x), 0)));
+           checked<CompareOp>(loc(node), CompareDirection::eq, x,
+                              splat(loc(node), typeOf(x), 0)));
   };
   auto logical = [=](bool isAnd) {
     return [=](const onnx::NodeProto &node) {
@@ -1196,7 +1213,7 @@ void Importer::registerHandlers() {
                      ? value(node.input(2))
                      : Value();
     define(node, 0,
-           builder.create<LayerNormOp>(
+           checked<LayerNormOp>(
                loc(node), x, value(node.input(1)), bias,
                builder.getF32FloatAttr(floatAttr(node, "epsilon", 1e-5f))));
   };
@@ -1300,8 +1317,7 @@ void Importer::registerHandlers() {
     Value last = transposed(loc(node), x, perm);
     SmallVector<int64_t> lastShape(typeOf(last).getShape());
     Value rows = reshaped(loc(node), last, {product(lastShape) / n, n});
-    Value sums =
-        builder.create<MatmulOp>(loc(node), rows, t, UnitAttr(), UnitAttr());
+    Value sums = checked<MatmulOp>(loc(node), rows, t, UnitAttr(), UnitAttr());
     SmallVector<int64_t> inverse(rank);
     for (int64_t d = 0; d < rank; ++d)
       inverse[perm[d]] = d;
@@ -1316,10 +1332,9 @@ void Importer::registerHandlers() {
       invalid("Gelu " + label(node) + ": approximate '" + approximate +
               "' is neither 'none' nor 'tanh'");
     define(node, 0,
-           builder.create<GeluOp>(loc(node), value(node.input(0)),
-                                  approximate == "tanh"
-                                      ? GeluApproximation::tanh
-                                      : GeluApproximation::none));
+           checked<GeluOp>(loc(node), value(node.input(0)),
+                           approximate == "tanh" ? GeluApproximation::tanh
+                                                 : GeluApproximation::none));
   };
   registerControlFlow();
   handlers["ReduceSum"] = reduce(ReduceKind::sum, true);

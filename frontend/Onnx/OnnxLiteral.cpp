@@ -867,6 +867,15 @@ Literal readTensor(const onnx::TensorProto &tensor,
     }
     if (location.empty())
       invalid(what + ": external data without a location");
+    // As ONNX's checker has it: the data lies in the model's folder.
+    bool escapes = llvm::sys::path::is_absolute(location);
+    for (auto it = llvm::sys::path::begin(location),
+              end = llvm::sys::path::end(location);
+         it != end; ++it)
+      escapes |= *it == "..";
+    if (escapes)
+      invalid(what + ": external data location '" + location +
+              "' is not a relative path inside the model's folder");
     llvm::SmallString<256> file(llvm::sys::path::parent_path(modelPath));
     llvm::sys::path::append(file, location);
     std::ifstream in(std::string(file), std::ios::binary);

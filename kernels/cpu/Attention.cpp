@@ -255,12 +255,20 @@ void packBlock(const Task &t, int64_t b, int64_t kh, int64_t j0) {
   }
 }
 
+// GCC inlines the helpers into each clone (flatten); clang, which builds the
+// fuzzers, cannot combine the two attributes.
+#if defined(__clang__)
+#define WEFT_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define WEFT_CLONES                                                            \
+  __attribute__((target_clones("arch=x86-64-v3", "default"), flatten))
+#endif
+
 /// One (batch, kv head, query block): rows [i0, i0 + rows) of every query
 /// head reading kv head kh. Row g · rows + r of the workspace is query i0 + r
 /// of head kh · group + g.
-__attribute__((target_clones("arch=x86-64-v3", "default"), flatten)) void
-runTask(const Task &t, int64_t b, int64_t kh, int64_t i0, int64_t rows,
-        float *workspace) {
+WEFT_CLONES void runTask(const Task &t, int64_t b, int64_t kh, int64_t i0,
+                         int64_t rows, float *workspace) {
   const AttentionShape &s = t.s;
   const int64_t group = s.heads / s.kvHeads;
   const int64_t taskRows = group * rows;
