@@ -1348,6 +1348,54 @@ void Importer::importNode(const onnx::NodeProto &node) {
   if (!node.domain().empty() && node.domain() != "ai.onnx")
     unsupported("node " + label(node) + " is in domain '" + node.domain() +
                 "'");
+  auto handler = handlers.find(node.op_type());
+  if (handler == handlers.end() && !foldOnlyOps().count(node.op_type()))
+    unsupported("node " + label(node) + ": op " + node.op_type() +
+                " is not imported (weft import --list-ops lists those that "
+                "are)");
+  // The inputs every handler and the evaluator read without looking: they
+  // must be there and named.
+  static const std::map<std::string, int> required = {{"Add", 2},
+                                                      {"Sub", 2},
+                                                      {"Mul", 2},
+                                                      {"Div", 2},
+                                                      {"Pow", 2},
+                                                      {"Mod", 2},
+                                                      {"MatMul", 2},
+                                                      {"Gemm", 2},
+                                                      {"Equal", 2},
+                                                      {"Less", 2},
+                                                      {"LessOrEqual", 2},
+                                                      {"Greater", 2},
+                                                      {"GreaterOrEqual", 2},
+                                                      {"And", 2},
+                                                      {"Or", 2},
+                                                      {"Xor", 2},
+                                                      {"Reshape", 2},
+                                                      {"Expand", 2},
+                                                      {"Tile", 2},
+                                                      {"Gather", 2},
+                                                      {"GatherND", 2},
+                                                      {"CumSum", 2},
+                                                      {"Unsqueeze", 2},
+                                                      {"LayerNormalization", 2},
+                                                      {"SequenceAt", 2},
+                                                      {"SequenceInsert", 2},
+                                                      {"Loop", 0},
+                                                      {"Where", 3},
+                                                      {"Slice", 3},
+                                                      {"Range", 3},
+                                                      {"Constant", 0},
+                                                      {"SequenceEmpty", 0},
+                                                      {"SequenceConstruct", 0}};
+  auto need = required.find(node.op_type());
+  const int inputs = need == required.end() ? 1 : need->second;
+  for (int i = 0; i < inputs; ++i)
+    if (i >= node.input_size() || node.input(i).empty())
+      invalid(node.op_type() + " " + label(node) + " lacks its input " +
+              std::to_string(i));
+  if (node.output_size() < 1 || node.output(0).empty())
+    invalid(node.op_type() + " " + label(node) + " has no output");
   // A node whose inputs are all known is evaluated here (shape subgraphs,
   // masks, rotary tables); `fold` declines ops it does not evaluate and
   // results past its size limit.
@@ -1360,7 +1408,8 @@ void Importer::importNode(const onnx::NodeProto &node) {
   }
   if (allKnown && node.input_size() > 0)
     if (auto results = fold(node, known)) {
-      for (size_t i = 0; i < results->size(); ++i)
+      for (size_t i = 0;
+           i < results->size() && static_cast<int>(i) < node.output_size(); ++i)
         defineLiteral(node, i, std::move((*results)[i]));
       return;
     }
@@ -1374,11 +1423,6 @@ void Importer::importNode(const onnx::NodeProto &node) {
     unsupported(node.op_type() + " " + label(node) +
                 ": its result is too large to evaluate at import");
   }
-  auto handler = handlers.find(node.op_type());
-  if (handler == handlers.end())
-    unsupported("node " + label(node) + ": op " + node.op_type() +
-                " is not imported (weft import --list-ops lists those that "
-                "are)");
   handler->second(node);
 }
 

@@ -157,6 +157,18 @@ TEST(OnnxImporter, RefusesInconsistentGraphs) {
             tempPath("reshape") +
                 ": Reshape 'view' cannot reshape 4 elements to 3");
 
+  // What the op's type inference rejects (the fuzzer's first finding: it
+  // was LLVM's fatal error).
+  onnx::ModelProto concat = addModel();
+  concat.mutable_graph()->mutable_node(0)->set_op_type("Concat");
+  concat.mutable_graph()->mutable_initializer(0)->set_dims(1, 3);
+  for (int i = 0; i < 2; ++i)
+    concat.mutable_graph()->mutable_initializer(0)->add_float_data(i);
+  EXPECT_EQ(messageOf("concat", concat),
+            tempPath("concat") + ": node 'add': 'weft.concat' inputs "
+                                 "'tensor<2x2xf32>' and 'tensor<2x3xf32>' "
+                                 "differ in dimension 1");
+
   EXPECT_EQ(messageOf("rank", addModel(), {{{"x", {4}}}}),
             tempPath("rank") + ": --input-shape gives input 'x' rank 1; the "
                                "model has rank 2");
