@@ -498,7 +498,7 @@ Importer::Entry Importer::concatEntries(const onnx::NodeProto &node,
     return e.literal ? e.literal->shape : vec(typeOf(e.value).getShape());
   };
   const int64_t rank = shapeOf(items[0]).size() + (newAxis ? 1 : 0);
-  axis = normalizeAxis(axis, rank);
+  axis = normalizeAxis(axis, rank, node);
   auto widened = [&](std::vector<int64_t> shape) {
     if (newAxis)
       shape.insert(shape.begin() + axis, 1);
@@ -674,7 +674,7 @@ void Importer::registerControlFlow() {
         x.literal ? x.literal->shape
                   : vec(typeOf(value(node.input(0))).getShape());
     const int64_t rank = shape.size();
-    const int64_t axis = normalizeAxis(intAttr(node, "axis", 0), rank),
+    const int64_t axis = normalizeAxis(intAttr(node, "axis", 0), rank, node),
                   dim = shape[axis];
     std::vector<int64_t> sizes;
     bool squeeze = false;
@@ -921,7 +921,7 @@ void Importer::registerHandlers() {
     std::vector<int64_t> axes = intsOf(node.input(1), "Unsqueeze's axes");
     const int64_t rank = in.size() + axes.size();
     for (int64_t &a : axes)
-      a = normalizeAxis(a, rank);
+      a = normalizeAxis(a, rank, node);
     std::sort(axes.begin(), axes.end());
     std::vector<int64_t> shape;
     for (int64_t d = 0, i = 0; d < rank; ++d)
@@ -935,7 +935,7 @@ void Importer::registerHandlers() {
     if (node.input_size() > 1)
       axes = intsOf(node.input(1), "Squeeze's axes");
     for (int64_t &a : axes)
-      a = normalizeAxis(a, in.size());
+      a = normalizeAxis(a, in.size(), node);
     std::vector<int64_t> shape;
     for (int64_t d = 0; d < static_cast<int64_t>(in.size()); ++d) {
       bool listed = std::find(axes.begin(), axes.end(), d) != axes.end();
@@ -962,7 +962,7 @@ void Importer::registerHandlers() {
     return [this, logarithm](const onnx::NodeProto &node) {
       Value x = value(node.input(0));
       int64_t axis =
-          normalizeAxis(intAttr(node, "axis", -1), typeOf(x).getRank());
+          normalizeAxis(intAttr(node, "axis", -1), typeOf(x).getRank(), node);
       auto dim = builder.getI64IntegerAttr(axis);
       define(node, 0,
              logarithm ? checked<LogSoftmaxOp>(loc(node), x, dim)
@@ -1015,7 +1015,7 @@ void Importer::registerHandlers() {
     const Literal *idx = literal(node.input(1));
     Value table = value(node.input(0));
     int64_t axis =
-        normalizeAxis(intAttr(node, "axis", 0), typeOf(table).getRank());
+        normalizeAxis(intAttr(node, "axis", 0), typeOf(table).getRank(), node);
     Value indices;
     if (idx) { // negative indices count from the end
       Literal fixed = *idx;
@@ -1047,8 +1047,8 @@ void Importer::registerHandlers() {
     SmallVector<Value> inputs;
     for (const auto &in : node.input())
       inputs.push_back(value(in));
-    int64_t axis =
-        normalizeAxis(intAttr(node, "axis", 0), typeOf(inputs[0]).getRank());
+    int64_t axis = normalizeAxis(intAttr(node, "axis", 0),
+                                 typeOf(inputs[0]).getRank(), node);
     define(
         node, 0,
         checked<ConcatOp>(loc(node), inputs, builder.getI64IntegerAttr(axis)));
@@ -1068,7 +1068,7 @@ void Importer::registerHandlers() {
         for (int64_t d = 0; d < rank; ++d)
           axes.push_back(d);
       for (int64_t &a : axes)
-        a = normalizeAxis(a, rank);
+        a = normalizeAxis(a, rank, node);
       std::sort(axes.begin(), axes.end());
       axes.erase(std::unique(axes.begin(), axes.end()), axes.end());
       const bool keep = intAttr(node, "keepdims", 1) != 0;
@@ -1148,7 +1148,7 @@ void Importer::registerHandlers() {
       steps.assign(starts.size(), 1);
     SmallVector<int64_t> start(rank, 0), limit(in), stride(rank, 1), shape(in);
     for (size_t i = 0; i < axes.size(); ++i) {
-      const int64_t a = normalizeAxis(axes[i], rank), size = in[a];
+      const int64_t a = normalizeAxis(axes[i], rank, node), size = in[a];
       if (steps[i] < 1)
         unsupported("Slice " + label(node) +
                     " with a negative or zero step is not imported");
@@ -1203,7 +1203,7 @@ void Importer::registerHandlers() {
   handlers["LayerNormalization"] = [this](const onnx::NodeProto &node) {
     Value x = value(node.input(0));
     const int64_t rank = typeOf(x).getRank();
-    if (normalizeAxis(intAttr(node, "axis", -1), rank) != rank - 1)
+    if (normalizeAxis(intAttr(node, "axis", -1), rank, node) != rank - 1)
       unsupported("LayerNormalization " + label(node) +
                   " over more than the last dimension is not imported");
     if (node.output_size() > 1)
@@ -1224,7 +1224,7 @@ void Importer::registerHandlers() {
     Value x = value(node.input(0));
     ArrayRef<int64_t> in = typeOf(x).getShape();
     const int64_t rank = in.size();
-    const int64_t axis = normalizeAxis(intAttr(node, "axis", 0), rank);
+    const int64_t axis = normalizeAxis(intAttr(node, "axis", 0), rank, node);
     const Literal *given = nullptr;
     if (node.input_size() > 1 && !node.input(1).empty()) {
       given = literal(node.input(1));
@@ -1296,7 +1296,7 @@ void Importer::registerHandlers() {
     if (axisValue.size() != 1)
       invalid("CumSum " + label(node) + ": axis is not a scalar");
     const int64_t rank = type.getRank(),
-                  axis = normalizeAxis(axisValue[0], rank),
+                  axis = normalizeAxis(axisValue[0], rank, node),
                   n = type.getDimSize(axis);
     const bool exclusive = intAttr(node, "exclusive", 0),
                reverse = intAttr(node, "reverse", 0);

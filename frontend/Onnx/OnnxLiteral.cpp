@@ -278,7 +278,7 @@ Literal castTo(const Literal &x, int32_t to) {
 Literal concatLiterals(const onnx::NodeProto &node,
                        const std::vector<const Literal *> &in, int64_t axis) {
   const int64_t rank = in[0]->shape.size();
-  axis = normalizeAxis(axis, rank);
+  axis = normalizeAxis(axis, rank, node);
   std::vector<int64_t> shape = in[0]->shape;
   shape[axis] = 0;
   for (const Literal *l : in) {
@@ -327,7 +327,7 @@ Literal transpose(const onnx::NodeProto &node, const Literal &x) {
             std::to_string(rank) + " input");
   std::vector<int64_t> shape, strides = stridesOf(x.shape);
   for (int64_t p : perm)
-    shape.push_back(x.shape.at(normalizeAxis(p, rank)));
+    shape.push_back(x.shape.at(normalizeAxis(p, rank, node)));
   return gatherBy(x, shape, [&](const std::vector<int64_t> &at) {
     int64_t offset = 0;
     for (int64_t d = 0; d < rank; ++d)
@@ -357,7 +357,7 @@ Literal slice(const onnx::NodeProto &node,
             ": starts, ends, axes and steps differ in length");
   std::vector<int64_t> first(rank, 0), step(rank, 1), shape = x.shape;
   for (size_t i = 0; i < axes.size(); ++i) {
-    const int64_t a = normalizeAxis(axes[i], rank), dim = x.shape[a];
+    const int64_t a = normalizeAxis(axes[i], rank, node), dim = x.shape[a];
     if (steps[i] == 0)
       invalid("Slice " + label(node) + " has a zero step");
     auto index = [&](int64_t v, int64_t lo, int64_t hi) {
@@ -410,7 +410,7 @@ Literal tile(const onnx::NodeProto &node, const Literal &x,
 Literal gather(const onnx::NodeProto &node, const Literal &x,
                const Literal *indicesLiteral) {
   const int64_t rank = x.shape.size();
-  const int64_t axis = normalizeAxis(intAttr(node, "axis", 0), rank);
+  const int64_t axis = normalizeAxis(intAttr(node, "axis", 0), rank, node);
   const Literal &idx = *indicesLiteral;
   if (!idx.isInteger())
     invalid("Gather " + label(node) + ": indices are not integers");
@@ -482,7 +482,8 @@ Literal cumSum(const onnx::NodeProto &node, const Literal &x,
   const std::vector<int64_t> axes = intsOf(axisLiteral, node, "axis");
   if (axes.size() != 1)
     invalid("CumSum " + label(node) + ": axis is not a scalar");
-  const int64_t rank = x.shape.size(), axis = normalizeAxis(axes[0], rank);
+  const int64_t rank = x.shape.size(),
+                axis = normalizeAxis(axes[0], rank, node);
   const bool exclusive = intAttr(node, "exclusive", 0),
              reverse = intAttr(node, "reverse", 0);
   const int64_t outer = product(x.shape, 0, axis), n = x.shape[axis],
@@ -568,7 +569,7 @@ Literal reduce(const onnx::NodeProto &node,
     return x;
   std::vector<bool> reduced(rank, axes.empty());
   for (int64_t a : axes)
-    reduced[normalizeAxis(a, rank)] = true;
+    reduced[normalizeAxis(a, rank, node)] = true;
   const bool keep = intAttr(node, "keepdims", 1);
   std::vector<int64_t> shape, kept;
   for (int64_t d = 0; d < rank; ++d) {
@@ -751,7 +752,7 @@ evaluate(const onnx::NodeProto &node, const std::vector<const Literal *> &in) {
   if (op == "Split") {
     const Literal &x = *in[0];
     const int64_t axis =
-        normalizeAxis(intAttr(node, "axis", 0), x.shape.size());
+        normalizeAxis(intAttr(node, "axis", 0), x.shape.size(), node);
     return splitLiteral(
         x, axis,
         splitSizes(node, in.size() > 1 ? in[1] : nullptr, x.shape[axis]));
@@ -817,9 +818,10 @@ std::string label(const onnx::NodeProto &node) {
          (node.output_size() ? node.output(0) : "") + "')";
 }
 
-int64_t normalizeAxis(int64_t axis, int64_t rank) {
-  if (axis < -rank || axis >= std::max<int64_t>(rank, 1))
-    invalid("axis " + std::to_string(axis) + " is outside a rank-" +
+int64_t normalizeAxis(int64_t axis, int64_t rank, const onnx::NodeProto &node) {
+  if (axis < -rank || axis >= rank)
+    invalid(node.op_type() + " " + label(node) + ": axis " +
+            std::to_string(axis) + " is outside a rank-" +
             std::to_string(rank) + " tensor");
   return axis < 0 ? axis + rank : axis;
 }

@@ -52,8 +52,9 @@ float floatAttr(const onnx::NodeProto &node, const char *name, float otherwise);
 std::vector<int64_t> intsAttr(const onnx::NodeProto &node, const char *name);
 /// A node for messages: its name, or its op and the first value it writes.
 std::string label(const onnx::NodeProto &node);
-/// `axis` in [-rank, rank) made non-negative, or an invalid-model error.
-int64_t normalizeAxis(int64_t axis, int64_t rank);
+/// `axis` in [-rank, rank) made non-negative, or an invalid-model error
+/// naming `node`.
+int64_t normalizeAxis(int64_t axis, int64_t rank, const onnx::NodeProto &node);
 /// The numpy broadcast of two shapes; `what` starts the message when they do
 /// not broadcast.
 std::vector<int64_t> broadcastShape(const std::vector<int64_t> &x,
