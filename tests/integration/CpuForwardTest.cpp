@@ -16,6 +16,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -142,11 +143,12 @@ TEST_P(HuggingFaceFixture, MatchesHuggingFace) {
 
 INSTANTIATE_TEST_SUITE_P(Architectures, HuggingFaceFixture,
                          ::testing::Values("tiny-llama3", "tiny-mistral",
-                                           "tiny-qwen2", "tiny-mixtral",
-                                           "tiny-bloom"),
+                                           "tiny-qwen2", "tiny-llama-fp16",
+                                           "tiny-mixtral", "tiny-bloom"),
                          [](const auto &info) {
                            std::string name = info.param;
                            name.erase(0, 5); // "tiny-"
+                           std::replace(name.begin(), name.end(), '-', '_');
                            return name;
                          });
 

@@ -5,7 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <string>
@@ -154,4 +156,24 @@ TEST(Safetensors, RefusesMismatchedReads) {
               "w", {2}),
       tempPath("int_weights") +
           ": tensor 'w' has dtype I64; expected F32, BF16 or F16");
+}
+
+TEST(Safetensors, WidensF16AndRoundsToBf16Exactly) {
+  // 1, -2.5, the largest half, the smallest subnormal half, inf, -0.
+  const uint16_t half[] = {0x3C00, 0xC100, 0x7BFF, 0x0001, 0x7C00, 0x8000};
+  const std::string path = write(
+      "f16", file(R"({"h":{"dtype":"F16","shape":[6],"data_offsets":[0,12]}})",
+                  std::string(reinterpret_cast<const char *>(half), 12)));
+  rt::SafetensorsCheckpoint checkpoint(path);
+  std::vector<float> f32(6);
+  checkpoint.read("h", {6}, weft::plan::F32, f32.data());
+  EXPECT_EQ(
+      f32, (std::vector<float>{1.0f, -2.5f, 65504.0f, 0x1p-24f,
+                               std::numeric_limits<float>::infinity(), -0.0f}));
+  EXPECT_TRUE(std::signbit(f32[5]));
+  std::vector<uint16_t> bf16(6);
+  checkpoint.read("h", {6}, weft::plan::BF16, bf16.data());
+  // 65504 = 0x477FE000 rounds to nearest even: 0x4780 (65536).
+  EXPECT_EQ(bf16, (std::vector<uint16_t>{0x3F80, 0xC020, 0x4780, 0x3380, 0x7F80,
+                                         0x8000}));
 }
