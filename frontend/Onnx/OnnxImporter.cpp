@@ -32,6 +32,8 @@ namespace {
 /// The opsets whose semantics the handlers follow: 13 (the last change of
 /// most ops weft imports) to 20 (Gelu). torch.onnx.export writes 18 or 20.
 constexpr int64_t kMinOpset = 13, kMaxOpset = 20;
+/// Initializers up to this many elements are read for folding at import.
+constexpr int64_t kLiteralElements = int64_t{1} << 16;
 
 std::vector<int64_t> vec(ArrayRef<int64_t> a) { return {a.begin(), a.end()}; }
 
@@ -64,11 +66,26 @@ private:
     Value value;
     std::optional<Literal> literal;
     std::shared_ptr<const std::vector<Entry>> sequence;
+    /// A large initializer, read only when a computed op reads it (straight
+    /// from its bytes into a constant, never into a Literal).
+    const onnx::TensorProto *initializer = nullptr;
   };
   using Handler = std::function<void(const onnx::NodeProto &)>;
 
   Type elementType(int32_t onnxType, const std::string &what);
   Value materialize(const Literal &literal);
+  Value materialize(const onnx::TensorProto &initializer);
+  /// An initializer: small ones (shapes, masks' pieces, scalars) are read
+  /// into Literals for folding; large ones (weights) are only checked.
+  Entry initializerEntry(const onnx::TensorProto &tensor) {
+    TensorData t = readTensorData(tensor, path, /*withData=*/false);
+    int64_t n = 1;
+    for (int64_t d : t.shape)
+      n *= d;
+    if (n <= kLiteralElements)
+      return Entry{Value(), readTensor(tensor, path), nullptr};
+    return Entry{Value(), std::nullopt, nullptr, &tensor};
+  }
   Value value(const std::string &name);
   const Literal *literal(const std::string &name);
   RankedTensorType typeOf(Value v) {
@@ -224,6 +241,18 @@ Importer::sequenceOf(const std::string &name) {
   return *entry.sequence;
 }
 
+Value Importer::materialize(const onnx::TensorProto &initializer) {
+  TensorData t = readTensorData(initializer, path);
+  auto type = RankedTensorType::get(
+      t.shape, elementType(t.type, "tensor '" + initializer.name() + "'"));
+  if (t.type == onnx::TensorProto::BOOL) // one byte each; MLIR packs bits
+    return materialize(readTensor(initializer, path));
+  return builder.create<ConstantOp>(
+      builder.getUnknownLoc(),
+      DenseElementsAttr::getFromRawBuffer(
+          type, ArrayRef<char>(t.bytes.data(), t.bytes.size())));
+}
+
 Value Importer::value(const std::string &name) {
   lookup(name);
   Entry &entry = entries[name];
@@ -231,7 +260,8 @@ Value Importer::value(const std::string &name) {
     invalid("node " + (current ? label(*current) : "") + " reads '" + name +
             "' as a tensor; it is a sequence");
   if (!entry.value)
-    entry.value = materialize(*entry.literal);
+    entry.value = entry.literal ? materialize(*entry.literal)
+                                : materialize(*entry.initializer);
   return entry.value;
 }
 
@@ -463,7 +493,7 @@ Importer::importSubgraph(const onnx::GraphProto &graph,
             std::to_string(inputs.size()) + " are given");
   scopes.emplace_back();
   for (const auto &init : graph.initializer())
-    bind(init.name(), Entry{Value(), readTensor(init, path), nullptr});
+    bind(init.name(), initializerEntry(init));
   for (int i = 0; i < graph.input_size(); ++i)
     bind(graph.input(i).name(), inputs[i]);
   for (const auto &node : graph.node())
@@ -1449,7 +1479,7 @@ OwningOpRef<ModuleOp> Importer::run() {
       ModuleOp::create(FileLineColLoc::get(&context, path, 1, 1));
   builder.setInsertionPointToEnd(module->getBody());
   for (const auto &init : graph.initializer())
-    bind(init.name(), Entry{Value(), readTensor(init, path), nullptr});
+    bind(init.name(), initializerEntry(init));
 
   SmallVector<Type> inputTypes;
   std::vector<std::string> inputNames;

@@ -842,16 +842,47 @@ std::vector<int64_t> broadcastShape(const std::vector<int64_t> &x,
   return shape;
 }
 
-Literal readTensor(const onnx::TensorProto &tensor,
-                   const std::string &modelPath) {
-  Literal l;
-  l.type = tensor.data_type();
-  l.shape.assign(tensor.dims().begin(), tensor.dims().end());
+TensorData readTensorData(const onnx::TensorProto &tensor,
+                          const std::string &modelPath, bool withData) {
+  TensorData t;
+  t.type = tensor.data_type();
+  t.shape.assign(tensor.dims().begin(), tensor.dims().end());
   const std::string what = "tensor '" + tensor.name() + "'";
-  for (int64_t d : l.shape)
+  int64_t width = 0;
+  switch (t.type) {
+  case onnx::TensorProto::FLOAT:
+  case onnx::TensorProto::INT32:
+    width = 4;
+    break;
+  case onnx::TensorProto::INT64:
+    width = 8;
+    break;
+  case onnx::TensorProto::BOOL:
+    width = 1;
+    break;
+  default:
+    unsupported(what + " has element type " +
+                onnx::TensorProto::DataType_Name(
+                    static_cast<onnx::TensorProto::DataType>(t.type)) +
+                "; weft imports FLOAT, INT64, INT32 and BOOL tensors");
+  }
+  // Dimensions are checked against the data before anything is allocated.
+  int64_t n = 1;
+  for (int64_t d : t.shape) {
     if (d < 0)
       invalid(what + " has the negative dimension " + std::to_string(d));
-  std::string raw = tensor.raw_data();
+    if (__builtin_mul_overflow(n, d, &n) || n > (int64_t{1} << 40))
+      invalid(what + ": its shape has more than 2^40 elements");
+  }
+  auto needBytes = [&](int64_t bytes) {
+    if (bytes % width)
+      invalid(what + " has " + std::to_string(bytes) +
+              " bytes of data, not a multiple of its element size " +
+              std::to_string(width));
+    if (bytes / width != n)
+      invalid(what + " holds " + std::to_string(bytes / width) +
+              " elements, its shape needs " + std::to_string(n));
+  };
   if (tensor.data_location() == onnx::TensorProto::EXTERNAL) {
     std::string location;
     int64_t offset = 0, length = -1;
@@ -891,74 +922,78 @@ Literal readTensor(const onnx::TensorProto &tensor,
       invalid(what + ": external data [" + std::to_string(offset) + ", +" +
               std::to_string(length) + ") runs past the end of " +
               std::string(file) + " (" + std::to_string(size) + " bytes)");
-    raw.resize(length);
-    in.seekg(offset);
-    in.read(raw.data(), length);
-  }
-  // Dimensions are checked against the data before anything is allocated.
-  int64_t n = 1;
-  for (int64_t d : l.shape)
-    if (__builtin_mul_overflow(n, d, &n))
-      invalid(what + ": its shape has more than 2^63 elements");
-  auto need = [&](int64_t have) {
-    if (have != n)
-      invalid(what + " holds " + std::to_string(have) +
-              " elements, its shape needs " + std::to_string(n));
-  };
-  auto fromRaw = [&](int64_t width, auto read) {
-    if (static_cast<int64_t>(raw.size()) % width)
-      invalid(what + " has " + std::to_string(raw.size()) +
-              " bytes of data, not a multiple of its element size " +
-              std::to_string(width));
-    need(raw.size() / width);
-    for (int64_t i = 0; i < n; ++i)
-      read(raw.data() + width * i, i);
-  };
-  switch (l.type) {
-  case onnx::TensorProto::FLOAT:
-    if (!raw.empty() || n == 0) {
-      l.floats.resize(n);
-      fromRaw(4, [&](const char *p, int64_t i) {
-        float f;
-        std::memcpy(&f, p, 4);
-        l.floats[i] = f;
-      });
-    } else {
-      need(tensor.float_data_size());
-      l.floats.assign(tensor.float_data().begin(), tensor.float_data().end());
+    needBytes(length);
+    if (withData) {
+      t.bytes.resize(length);
+      in.seekg(offset);
+      in.read(t.bytes.data(), length);
     }
+    return t;
+  }
+  if (!tensor.raw_data().empty() || n == 0) {
+    needBytes(tensor.raw_data().size());
+    if (withData)
+      t.bytes = tensor.raw_data();
+    return t;
+  }
+  // Typed fields: floats, int64s, or int32s (INT32 and BOOL).
+  auto fromField = [&](const auto &field, auto element) {
+    using T = decltype(element);
+    needBytes(static_cast<int64_t>(field.size()) * width);
+    if (!withData)
+      return;
+    t.bytes.resize(n * width);
+    for (int64_t i = 0; i < n; ++i) {
+      T v = static_cast<T>(field.Get(i));
+      std::memcpy(t.bytes.data() + i * width, &v, width);
+    }
+  };
+  switch (t.type) {
+  case onnx::TensorProto::FLOAT:
+    fromField(tensor.float_data(), float());
     break;
   case onnx::TensorProto::INT64:
-    if (!raw.empty() || n == 0) {
-      l.ints.resize(n);
-      fromRaw(8,
-              [&](const char *p, int64_t i) { std::memcpy(&l.ints[i], p, 8); });
-    } else {
-      need(tensor.int64_data_size());
-      l.ints.assign(tensor.int64_data().begin(), tensor.int64_data().end());
-    }
+    fromField(tensor.int64_data(), int64_t());
     break;
   case onnx::TensorProto::INT32:
-  case onnx::TensorProto::BOOL: {
-    const int64_t width = l.type == onnx::TensorProto::BOOL ? 1 : 4;
-    if (!raw.empty() || n == 0) {
-      l.ints.resize(n);
-      fromRaw(width, [&](const char *p, int64_t i) {
-        int32_t v = 0;
-        std::memcpy(&v, p, width);
-        l.ints[i] = width == 1 ? (v & 0xff) != 0 : v;
-      });
-    } else {
-      need(tensor.int32_data_size());
-      l.ints.assign(tensor.int32_data().begin(), tensor.int32_data().end());
-    }
+    fromField(tensor.int32_data(), int32_t());
     break;
+  default: // BOOL
+    fromField(tensor.int32_data(), static_cast<uint8_t>(0));
   }
-  default:
-    unsupported(what + " has element type " +
-                onnx::TensorProto::DataType_Name(
-                    static_cast<onnx::TensorProto::DataType>(l.type)) +
-                "; weft imports FLOAT, INT64, INT32 and BOOL tensors");
+  return t;
+}
+
+Literal readTensor(const onnx::TensorProto &tensor,
+                   const std::string &modelPath) {
+  TensorData t = readTensorData(tensor, modelPath);
+  Literal l{t.type, t.shape, {}, {}};
+  const int64_t n = l.size();
+  const char *p = t.bytes.data();
+  if (l.isInteger())
+    l.ints.resize(n);
+  else
+    l.floats.resize(n);
+  for (int64_t i = 0; i < n; ++i) {
+    switch (t.type) {
+    case onnx::TensorProto::FLOAT: {
+      float f;
+      std::memcpy(&f, p + 4 * i, 4);
+      l.floats[i] = f;
+      break;
+    }
+    case onnx::TensorProto::INT64:
+      std::memcpy(&l.ints[i], p + 8 * i, 8);
+      break;
+    case onnx::TensorProto::INT32: {
+      int32_t v;
+      std::memcpy(&v, p + 4 * i, 4);
+      l.ints[i] = v;
+      break;
+    }
+    default: // BOOL
+      l.ints[i] = p[i] != 0;
+    }
   }
   return l;
 }

@@ -61,6 +61,19 @@ std::vector<int64_t> broadcastShape(const std::vector<int64_t> &x,
                                     const std::vector<int64_t> &y,
                                     const std::string &what);
 
+/// A tensor's data as little-endian bytes (BOOL: one byte per element).
+struct TensorData {
+  int32_t type;
+  std::vector<int64_t> shape;
+  std::string bytes;
+};
+
+/// Reads an initializer or Constant tensor's data (raw, typed fields, or
+/// external data next to `modelPath`), checked against its type and shape;
+/// without `withData` only the checks run (external data is not read).
+TensorData readTensorData(const onnx::TensorProto &tensor,
+                          const std::string &modelPath, bool withData = true);
+
 /// Reads an initializer or Constant tensor; external data is resolved next
 /// to `modelPath`.
 Literal readTensor(const onnx::TensorProto &tensor,
