@@ -142,6 +142,10 @@ def Weft_SiluOp : Weft_UnaryOp<"silu", "x[i] * sigmoid(x[i])", Weft_FloatTensor>
 def Weft_RsqrtOp : Weft_UnaryOp<"rsqrt", "1 / sqrt(x[i])", Weft_FloatTensor>;
 def Weft_SqrtOp : Weft_UnaryOp<"sqrt", "sqrt(x[i])", Weft_FloatTensor>;
 def Weft_ErfOp : Weft_UnaryOp<"erf", "erf(x[i])", Weft_FloatTensor>;
+def Weft_CosOp : Weft_UnaryOp<"cos", "cos(x[i])", Weft_FloatTensor>;
+def Weft_SinOp : Weft_UnaryOp<"sin", "sin(x[i])", Weft_FloatTensor>;
+def Weft_FloorOp : Weft_UnaryOp<"floor", "⌊x[i]⌋", Weft_FloatTensor>;
+def Weft_CeilOp : Weft_UnaryOp<"ceil", "⌈x[i]⌉", Weft_FloatTensor>;
 
 def Weft_GeluOp
     : Weft_ElementwiseOp<"gelu", [SameOperandsAndResultType, InferTypeOpInterface]> {

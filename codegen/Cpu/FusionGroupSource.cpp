@@ -93,6 +93,10 @@ std::string elementwiseExpression(Operation *op, ArrayRef<std::string> in) {
       .Case([&](RsqrtOp) { return "1.0f / std::sqrt(" + x(0) + ")"; })
       .Case([&](SqrtOp) { return "std::sqrt(" + x(0) + ")"; })
       .Case([&](ErfOp) { return "std::erf(" + x(0) + ")"; })
+      .Case([&](CosOp) { return "std::cos(" + x(0) + ")"; })
+      .Case([&](SinOp) { return "std::sin(" + x(0) + ")"; })
+      .Case([&](FloorOp) { return "std::floor(" + x(0) + ")"; })
+      .Case([&](CeilOp) { return "std::ceil(" + x(0) + ")"; })
       .Case([&](GeluOp op) {
         if (op.getApproximation() == GeluApproximation::tanh)
           return "0.5f * " + x(0) + " * (1.0f + std::tanh(0.7978845608f * (" +

@@ -827,6 +827,10 @@ void Importer::registerHandlers() {
   handlers["Sigmoid"] = unary(SigmoidOp());
   handlers["Sqrt"] = unary(SqrtOp());
   handlers["Erf"] = unary(ErfOp());
+  handlers["Cos"] = unary(CosOp());
+  handlers["Sin"] = unary(SinOp());
+  handlers["Floor"] = unary(FloorOp());
+  handlers["Ceil"] = unary(CeilOp());
   handlers["Relu"] = [this](const onnx::NodeProto &node) {
     Value x = value(node.input(0));
     Value zero = builder.create<ConstantOp>(

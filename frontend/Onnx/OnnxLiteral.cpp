@@ -1028,9 +1028,8 @@ fold(const onnx::NodeProto &node, const std::vector<const Literal *> &inputs) {
 }
 
 const std::set<std::string> &foldOnlyOps() {
-  static const std::set<std::string> ops = {
-      "Ceil",  "Cos",        "Floor", "GatherND", "Mod",
-      "Range", "ReduceProd", "Sign",  "Sin",      "Xor"};
+  static const std::set<std::string> ops = {"GatherND",   "Mod",  "Range",
+                                            "ReduceProd", "Sign", "Xor"};
   return ops;
 }
 

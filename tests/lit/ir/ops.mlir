@@ -66,6 +66,14 @@ func.func @elementwise(%x: tensor<4x16xf32>, %y: tensor<4x16xf32>,
   %17 = weft.sqrt %x : tensor<4x16xf32>
   // CHECK: weft.erf %{{.*}} : tensor<4x16xf32>
   %18 = weft.erf %x : tensor<4x16xf32>
+  // CHECK: weft.cos %{{.*}} : tensor<4x16xf32>
+  %c = weft.cos %x : tensor<4x16xf32>
+  // CHECK: weft.sin %{{.*}} : tensor<4x16xf32>
+  %s = weft.sin %x : tensor<4x16xf32>
+  // CHECK: weft.floor %{{.*}} : tensor<4x16xf32>
+  %f = weft.floor %x : tensor<4x16xf32>
+  // CHECK: weft.ceil %{{.*}} : tensor<4x16xf32>
+  %e = weft.ceil %x : tensor<4x16xf32>
   // CHECK: %[[M:.*]] = weft.compare lt, %{{.*}}, %{{.*}} : tensor<4x16xi64>
   %19 = weft.compare lt, %i, %j : tensor<4x16xi64>
   // CHECK: weft.select %[[M]], %{{.*}}, %{{.*}} : tensor<4x16xi1>, tensor<4x16xf32>
