@@ -70,6 +70,15 @@ llvm::Expected<OwningOpRef<ModuleOp>>
 ModelLoader::load(llvm::StringRef path, const ModelShapeOptions &options) {
   if (!llvm::sys::fs::exists(path))
     return makeError(path + ": no such file or folder");
+  if (path.ends_with(".safetensors") || path.ends_with(".index.json"))
+    return makeError(path + " holds weights, not a model: give the folder "
+                            "that holds it and its config.json (or the "
+                            "config.json), and the weights with --weights");
+  if (llvm::sys::fs::is_directory(path) &&
+      !llvm::sys::fs::exists(path + "/config.json"))
+    return makeError(path + ": a folder without a config.json; weft imports "
+                            "a Hugging Face model folder, a config.json, a "
+                            ".onnx file or weft IR (.mlir)");
   if (path.ends_with(".mlir")) {
     if (options.givenByUser)
       return makeError(path +
