@@ -186,6 +186,32 @@ int64_t crossEntropy(const float *logits, const int64_t *labels, float *out,
                      int64_t tokens, int64_t vocab, int64_t ignoreIndex,
                      LossReduction reduction);
 
+/// One AdamW step's hyperparameters, as torch.optim.AdamW takes them
+/// (`step` counts from 1), and the factor gradients are scaled by first
+/// (global-norm clipping: min(1, max_norm / (norm + 1e-6)); else 1).
+struct AdamWStep {
+  double lr, beta1, beta2, eps, weightDecay;
+  int64_t step;
+  float gradScale = 1.0f;
+};
+
+/// AdamW on `n` parameters in place, as torch.optim.AdamW (fp32, not
+/// amsgrad) computes it, operation for operation: decoupled weight decay,
+/// then the moments `m` and `v`, then the bias-corrected step on `master`
+/// (the fp32 weights). When `param` is not null the updated weights are also
+/// rounded into it (bf16 parameters with fp32 master weights).
+void adamwUpdate(const AdamWStep &step, float *master, float *m, float *v,
+                 const float *grad, uint16_t *param, int64_t n);
+/// `adamwUpdate` with bf16 gradients (widened exactly).
+void adamwUpdateBf16Grad(const AdamWStep &step, float *master, float *m,
+                         float *v, const uint16_t *grad, uint16_t *param,
+                         int64_t n);
+
+/// Σ x² accumulated in double, the same whatever the thread count: the
+/// squared global gradient norm is its sum over every gradient.
+double sumOfSquares(const float *x, int64_t n);
+double sumOfSquaresBf16(const uint16_t *x, int64_t n);
+
 } // namespace weft::kernels::cpu
 
 #endif // WEFT_KERNELS_CPU_KERNELS_H
