@@ -42,7 +42,8 @@ private:
   Value param(StringRef name) {
     auto it = llvm::find(paramNames, name);
     assert(it != paramNames.end() && "undeclared parameter");
-    return body->getArgument(1 + (it - paramNames.begin()));
+    return body->getArgument((options.loss ? 2 : 1) +
+                             (it - paramNames.begin()));
   }
   void declareParams();
   Value linear(const std::string &module, Value x);
@@ -270,18 +271,29 @@ OwningOpRef<ModuleOp> GraphBuilder::build() {
   builder.setInsertionPointToEnd(module->getBody());
 
   Type i64 = builder.getI64Type();
-  SmallVector<Type> argTypes{tensor({b, s}, i64)};
+  const int inputs = options.loss ? 2 : 1;
+  SmallVector<Type> argTypes(inputs, tensor({b, s}, i64));
   argTypes.append(paramTypes);
   Type logitsType = tensor({b, s, config.vocabSize});
+  SmallVector<Type> resultTypes{logitsType};
+  if (options.loss)
+    resultTypes.insert(resultTypes.begin(),
+                       RankedTensorType::get({}, builder.getF32Type()));
   auto func = builder.create<func::FuncOp>(
       locFor("model"), "forward",
-      builder.getFunctionType(argTypes, logitsType));
+      builder.getFunctionType(argTypes, resultTypes));
   func.setArgAttr(0, WeftDialect::kInputAttrName,
                   builder.getStringAttr("input_ids"));
+  if (options.loss)
+    func.setArgAttr(1, WeftDialect::kInputAttrName,
+                    builder.getStringAttr("labels"));
   for (auto [i, name] : llvm::enumerate(paramNames))
-    func.setArgAttr(1 + i, WeftDialect::kParamAttrName,
+    func.setArgAttr(inputs + i, WeftDialect::kParamAttrName,
                     builder.getStringAttr(name));
-  func.setResultAttr(0, WeftDialect::kOutputAttrName,
+  if (options.loss)
+    func.setResultAttr(0, WeftDialect::kOutputAttrName,
+                       builder.getStringAttr("loss"));
+  func.setResultAttr(options.loss ? 1 : 0, WeftDialect::kOutputAttrName,
                      builder.getStringAttr("logits"));
   body = func.addEntryBlock();
   builder.setInsertionPointToStart(body);
@@ -331,7 +343,24 @@ OwningOpRef<ModuleOp> GraphBuilder::build() {
   Value head = config.tieWordEmbeddings ? embedding : param("lm_head.weight");
   Value logits =
       builder.create<LinearOp>(locFor("lm_head"), hidden, head, Value());
-  builder.create<func::ReturnOp>(locFor("model"), logits);
+  if (!options.loss) {
+    builder.create<func::ReturnOp>(locFor("model"), logits);
+    return module;
+  }
+  // Position t predicts label t + 1: logits[:, :-1] against labels[:, 1:].
+  Location at = locFor("loss");
+  const int64_t v = config.vocabSize;
+  Value predicted = builder.create<SliceOp>(
+      at, tensor({b, s - 1, v}), logits, ArrayRef<int64_t>{0, 0, 0},
+      ArrayRef<int64_t>{b, s - 1, v}, ArrayRef<int64_t>{1, 1, 1});
+  Value targets =
+      builder.create<SliceOp>(at, tensor({b, s - 1}, i64), body->getArgument(1),
+                              ArrayRef<int64_t>{0, 1}, ArrayRef<int64_t>{b, s},
+                              ArrayRef<int64_t>{1, 1});
+  Value loss = builder.create<CrossEntropyOp>(at, predicted, targets,
+                                              /*ignore_index=*/-100,
+                                              LossReduction::mean);
+  builder.create<func::ReturnOp>(locFor("model"), ValueRange{loss, logits});
   return module;
 }
 
@@ -342,6 +371,12 @@ weft::frontend::buildForward(MLIRContext &context, const ModelConfig &config,
   if (options.batch < 1 || options.seq < 1) {
     emitError(loc) << "batch and sequence length must be positive, found batch "
                    << options.batch << " and seq " << options.seq;
+    return nullptr;
+  }
+  if (options.loss && options.seq < 2) {
+    emitError(loc) << "a causal-LM loss needs a sequence of at least 2 tokens "
+                      "(each predicts the next), found "
+                   << options.seq;
     return nullptr;
   }
   Type dtype;

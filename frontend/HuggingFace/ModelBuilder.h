@@ -14,11 +14,17 @@ struct BuildOptions {
   int64_t seq = 128;
   /// Element type of parameters and activations: "f32" or "bf16".
   std::string dtype = "f32";
+  /// Also take `labels` (BxS, i64) and return the causal-LM loss first, as
+  /// Hugging Face's `model(input_ids, labels=labels).loss` computes it: the
+  /// logits of positions 0..S−2 against the labels of 1..S−1, tokens
+  /// labelled -100 ignored, the mean over the others (in fp32).
+  bool loss = false;
 };
 
 /// Builds `func.func @forward(%input_ids: tensor<BxSxi64>, %params...) ->
-/// tensor<BxSxVxdtype>` (logits) with the parameters in Hugging Face
-/// state-dict order, each argument carrying its checkpoint name in
+/// tensor<BxSxVxdtype>` (logits) — with `loss`, `@forward(%input_ids,
+/// %labels, %params...) -> (tensor<f32> loss, logits)` — with the parameters in
+/// Hugging Face state-dict order, each argument carrying its checkpoint name in
 /// `weft.param`; with tied embeddings there is no lm_head parameter. Op
 /// locations name the module they come from ("model.layers.3.mlp"). Returns
 /// null after emitting a diagnostic for invalid options.

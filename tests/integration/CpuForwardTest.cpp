@@ -319,3 +319,60 @@ TEST(CpuForward, ShardedCheckpointGivesTheSameLogits) {
           "/model.safetensors.index.json: tensor 'model.norm.weight' is not in "
           "model-00001-of-00002.safetensors");
 }
+
+// The causal-LM loss (labels = input_ids with some positions -100) against
+// the shifted cross-entropy of HF's logits, computed here in double.
+TEST(CpuForward, LossMatchesTheShiftedCrossEntropyOfHfLogits) {
+  const std::string dir = WEFT_SOURCE_DIR "/tests/fixtures/tiny-llama3";
+  mlir::MLIRContext context;
+  auto config = frontend::readModelConfig(dir);
+  ASSERT_TRUE(static_cast<bool>(config));
+  frontend::BuildOptions options{2, 32, "f32"};
+  options.loss = true;
+  auto module = frontend::buildForward(context, *config, options);
+  ASSERT_TRUE(module);
+  mlir::PassManager pm(&context);
+  std::string error;
+  ASSERT_TRUE(succeeded(buildPipeline(pm, {"", 2}, error))) << error;
+  ASSERT_TRUE(succeeded(pm.run(*module)));
+  auto plan = codegen::buildCpuPlan(*module, {dir, ""});
+  ASSERT_TRUE(succeeded(plan));
+
+  rt::HostTensor ids = rt::readNpy(dir + "/input_ids.npy");
+  rt::HostTensor labels = ids;
+  auto *label = reinterpret_cast<int64_t *>(labels.bytes.data());
+  for (int64_t i = 0; i < labels.numElements(); i += 5)
+    label[i] = -100; // ignored
+  rt::CpuExecutor executor(*plan, "loss");
+  executor.loadParameters(rt::SafetensorsCheckpoint(dir));
+  executor.setInput("input_ids", ids);
+  executor.setInput("labels", labels);
+  executor.run();
+  rt::HostTensor loss = executor.output("loss");
+  ASSERT_EQ(loss.numElements(), 1);
+  const float actual = reinterpret_cast<const float *>(loss.bytes.data())[0];
+
+  rt::HostTensor logits = rt::readNpy(dir + "/logits.npy");
+  const auto *z = reinterpret_cast<const float *>(logits.bytes.data());
+  const int64_t b = 2, s = 32, v = logits.shape[2];
+  double sum = 0;
+  int64_t counted = 0;
+  for (int64_t r = 0; r < b; ++r)
+    for (int64_t t = 0; t + 1 < s; ++t) {
+      const int64_t y = label[r * s + t + 1];
+      if (y == -100)
+        continue;
+      const float *row = z + (r * s + t) * v;
+      double max = row[0], total = 0;
+      for (int64_t j = 0; j < v; ++j)
+        max = std::max<double>(max, row[j]);
+      for (int64_t j = 0; j < v; ++j)
+        total += std::exp(row[j] - max);
+      sum += max + std::log(total) - row[y];
+      ++counted;
+    }
+  const double expected = sum / counted;
+  EXPECT_NEAR(actual, expected, 1e-5 * expected);
+  std::printf("loss %.7f, HF logits' shifted cross-entropy %.7f\n", actual,
+              expected);
+}
