@@ -22,6 +22,9 @@ int inspectPlan(const std::string &path, bool json);
 const VerbSpec &runSpec();
 int runRun(llvm::ArrayRef<std::string> args);
 
+const VerbSpec &dataSpec();
+int runData(llvm::ArrayRef<std::string> args);
+
 /// Parses `args` for `spec` into `out` and returns -1 when the verb should go
 /// on; otherwise returns the exit code after printing the usage (0 for
 /// --help) or the error and the usage (2).

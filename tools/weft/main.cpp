@@ -13,10 +13,9 @@ struct Verb {
 };
 
 const Verb kVerbs[] = {
-    {importSpec, runImport},
-    {compileSpec, runCompile},
-    {inspectSpec, runInspect},
-    {runSpec, runRun},
+    {importSpec, runImport},   {compileSpec, runCompile},
+    {inspectSpec, runInspect}, {runSpec, runRun},
+    {dataSpec, runData},
 };
 
 void printUsage(llvm::raw_ostream &os) {
