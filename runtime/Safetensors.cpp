@@ -5,28 +5,17 @@
 #include "kernels/cpu/Kernels.h"
 #include "runtime/Error.h"
 #include "runtime/HostTensor.h"
+#include "runtime/MappedFile.h"
 #include "runtime/PlanFile.h"
 
 #include <nlohmann/json.hpp>
 
 #include <cstring>
-#include <fcntl.h>
 #include <fstream>
-#include <sys/mman.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 using namespace weft::runtime;
 using json = nlohmann::json;
-
-struct SafetensorsCheckpoint::Mapping {
-  void *address = MAP_FAILED;
-  size_t size = 0;
-  ~Mapping() {
-    if (address != MAP_FAILED)
-      munmap(address, size);
-  }
-};
 
 namespace {
 bool isDirectory(const std::string &path) {
@@ -96,23 +85,13 @@ SafetensorsCheckpoint::SafetensorsCheckpoint(const std::string &path)
 SafetensorsCheckpoint::~SafetensorsCheckpoint() = default;
 
 void SafetensorsCheckpoint::openFile(const std::string &path) {
-  int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0)
-    throw Error(path + ": cannot open: " + std::strerror(errno));
-  struct stat st;
-  ::fstat(fd, &st);
-  auto mapping = std::make_unique<Mapping>();
-  mapping->size = static_cast<size_t>(st.st_size);
-  if (mapping->size > 0)
-    mapping->address =
-        ::mmap(nullptr, mapping->size, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
-  if (mapping->size < 8 || mapping->address == MAP_FAILED)
+  auto mapping = std::make_unique<MappedFile>(path);
+  if (mapping->size() < 8)
     throw Error(path + ": not a safetensors file (too short to hold a header)");
-  const char *base = static_cast<const char *>(mapping->address);
+  const char *base = mapping->data();
   uint64_t headerSize;
   std::memcpy(&headerSize, base, 8);
-  if (headerSize > mapping->size - 8)
+  if (headerSize > mapping->size() - 8)
     throw Error(path + ": header of " + std::to_string(headerSize) +
                 " bytes runs past the end of the file");
   // The format's own limit (safetensors rejects larger headers too).
@@ -125,7 +104,7 @@ void SafetensorsCheckpoint::openFile(const std::string &path) {
   if (header.is_discarded() || !header.is_object())
     throw Error(path + ": the header is not a JSON object");
   const char *data = base + 8 + headerSize;
-  const size_t dataSize = mapping->size - 8 - headerSize;
+  const size_t dataSize = mapping->size() - 8 - headerSize;
   for (auto &item : header.items()) {
     // (Not a structured binding: the lambda below captures the name.)
     const std::string &name = item.key();

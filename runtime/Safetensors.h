@@ -13,6 +13,8 @@
 
 namespace weft::runtime {
 
+class MappedFile;
+
 class SafetensorsCheckpoint {
 public:
   struct Tensor {
@@ -40,10 +42,9 @@ public:
             plan::DType dtype, void *dst) const;
 
 private:
-  struct Mapping;
   void openFile(const std::string &path);
 
-  std::vector<std::unique_ptr<Mapping>> mappings;
+  std::vector<std::unique_ptr<MappedFile>> mappings;
   std::map<std::string, Tensor> byName;
   std::string where; // for messages: the path given
 };

@@ -2,11 +2,7 @@
 #include "runtime/TokenData.h"
 
 #include "runtime/Error.h"
-
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include "runtime/MappedFile.h"
 
 #include <cerrno>
 #include <cstring>
@@ -14,15 +10,6 @@
 #include <numeric>
 
 namespace weft::runtime {
-
-struct TokenData::Mapping {
-  void *address = MAP_FAILED;
-  size_t size = 0;
-  ~Mapping() {
-    if (address != MAP_FAILED)
-      ::munmap(address, size);
-  }
-};
 
 namespace {
 int64_t bytesPerToken(TokenWidth width) {
@@ -57,31 +44,16 @@ struct SplitMix64 {
 
 TokenData::TokenData(const std::string &path, TokenWidth width,
                      int64_t sequence)
-    : path(path), width(width), sequence(sequence),
-      mapping(std::make_unique<Mapping>()) {
+    : path(path), width(width), sequence(sequence) {
   if (sequence < 1)
     throw Error(path + ": a sample needs at least one token");
-  int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0)
-    throw Error(path + ": cannot open: " + std::strerror(errno));
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    ::close(fd);
-    throw Error(path + ": cannot stat: " + std::strerror(errno));
-  }
-  mapping->size = static_cast<size_t>(st.st_size);
-  if (mapping->size > 0)
-    mapping->address =
-        ::mmap(nullptr, mapping->size, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
+  mapping = std::make_unique<MappedFile>(path);
   const int64_t bytes = bytesPerToken(width);
-  if (mapping->size % bytes)
-    throw Error(path + ": " + std::to_string(mapping->size) +
+  if (mapping->size() % bytes)
+    throw Error(path + ": " + std::to_string(mapping->size()) +
                 " bytes is not a whole number of " +
                 (width == TokenWidth::U16 ? "u16" : "u32") + " tokens");
-  if (mapping->size > 0 && mapping->address == MAP_FAILED)
-    throw Error(path + ": cannot map: " + std::strerror(errno));
-  count = static_cast<int64_t>(mapping->size) / bytes;
+  count = static_cast<int64_t>(mapping->size()) / bytes;
   if (count < sequence)
     throw Error(path + ": " + std::to_string(count) +
                 " tokens, fewer than one sample of " +
@@ -112,7 +84,7 @@ int64_t TokenData::sampleAt(int64_t position, DataOrder order,
 
 void TokenData::batch(int64_t step, int64_t batch, DataOrder order,
                       uint64_t seed, int64_t vocab, int64_t *out) const {
-  const auto *base = static_cast<const unsigned char *>(mapping->address);
+  const auto *base = reinterpret_cast<const unsigned char *>(mapping->data());
   for (int64_t b = 0; b < batch; ++b) {
     const int64_t sample = sampleAt(step * batch + b, order, seed);
     for (int64_t t = 0; t < sequence; ++t) {

@@ -13,6 +13,8 @@
 
 namespace weft::runtime {
 
+class MappedFile;
+
 enum class TokenWidth { U16, U32 };
 enum class DataOrder { Sequential, Shuffled };
 
@@ -47,8 +49,7 @@ private:
   std::string path;
   TokenWidth width;
   int64_t sequence, count = 0;
-  struct Mapping;
-  std::unique_ptr<Mapping> mapping;
+  std::unique_ptr<MappedFile> mapping;
   /// The permutation of one (seed, epoch), drawn once and kept.
   mutable int64_t permutedEpoch = -1;
   mutable uint64_t permutedSeed = 0;
