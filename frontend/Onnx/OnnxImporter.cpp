@@ -78,14 +78,19 @@ private:
   /// An initializer: small ones (shapes, masks' pieces, scalars) are read
   /// into Literals for folding; large ones (weights) are only checked.
   Entry initializerEntry(const onnx::TensorProto &tensor) {
-    TensorData t = readTensorData(tensor, path, /*withData=*/false);
     int64_t n = 1;
-    for (int64_t d : t.shape)
-      n *= d;
-    if (n <= kLiteralElements)
+    bool small = true;
+    for (int64_t d : tensor.dims())
+      small &= !__builtin_mul_overflow(n, d, &n) && n <= kLiteralElements;
+    if (small) // readTensor checks it (a negative dimension included)
       return Entry{Value(), readTensor(tensor, path), nullptr};
+    readTensorData(tensor, path, /*withData=*/false); // checks only
     return Entry{Value(), std::nullopt, nullptr, &tensor};
   }
+  /// The shape of what `entry` holds (a tensor), without materializing it.
+  std::vector<int64_t> shapeOf(const Entry &entry);
+  /// What `entry` holds as a value, materialized if need be (uncached).
+  Value tensorOf(const Entry &entry);
   Value value(const std::string &name);
   const Literal *literal(const std::string &name);
   RankedTensorType typeOf(Value v) {
@@ -253,15 +258,32 @@ Value Importer::materialize(const onnx::TensorProto &initializer) {
           type, ArrayRef<char>(t.bytes.data(), t.bytes.size())));
 }
 
+std::vector<int64_t> Importer::shapeOf(const Entry &entry) {
+  if (entry.sequence)
+    invalid("node " + (current ? label(*current) : "") +
+            " reads a sequence as a tensor");
+  if (entry.literal)
+    return entry.literal->shape;
+  if (entry.initializer)
+    return {entry.initializer->dims().begin(), entry.initializer->dims().end()};
+  return vec(typeOf(entry.value).getShape());
+}
+
+Value Importer::tensorOf(const Entry &entry) {
+  shapeOf(entry); // refuses a sequence
+  if (entry.value)
+    return entry.value;
+  return entry.literal ? materialize(*entry.literal)
+                       : materialize(*entry.initializer);
+}
+
 Value Importer::value(const std::string &name) {
   lookup(name);
   Entry &entry = entries[name];
   if (entry.sequence)
     invalid("node " + (current ? label(*current) : "") + " reads '" + name +
             "' as a tensor; it is a sequence");
-  if (!entry.value)
-    entry.value = entry.literal ? materialize(*entry.literal)
-                                : materialize(*entry.initializer);
+  entry.value = tensorOf(entry); // materialized once
   return entry.value;
 }
 
@@ -524,9 +546,6 @@ Importer::Entry Importer::concatEntries(const onnx::NodeProto &node,
       invalid("node " + label(node) + " concatenates a sequence of sequences");
     known &= item.literal.has_value();
   }
-  auto shapeOf = [&](const Entry &e) {
-    return e.literal ? e.literal->shape : vec(typeOf(e.value).getShape());
-  };
   const int64_t rank = shapeOf(items[0]).size() + (newAxis ? 1 : 0);
   axis = normalizeAxis(axis, rank, node);
   auto widened = [&](std::vector<int64_t> shape) {
@@ -547,8 +566,8 @@ Importer::Entry Importer::concatEntries(const onnx::NodeProto &node,
   }
   SmallVector<Value> values;
   for (const Entry &item : items) {
-    Value v = item.value ? item.value : materialize(*item.literal);
-    values.push_back(reshaped(loc(node), v, widened(shapeOf(item))));
+    values.push_back(
+        reshaped(loc(node), tensorOf(item), widened(shapeOf(item))));
   }
   if (values.size() == 1)
     return Entry{values[0], std::nullopt, nullptr};
@@ -700,9 +719,7 @@ void Importer::registerControlFlow() {
   };
   handlers["SplitToSequence"] = [this](const onnx::NodeProto &node) {
     const Entry &x = lookup(node.input(0));
-    std::vector<int64_t> shape =
-        x.literal ? x.literal->shape
-                  : vec(typeOf(value(node.input(0))).getShape());
+    std::vector<int64_t> shape = shapeOf(x);
     const int64_t rank = shape.size();
     const int64_t axis = normalizeAxis(intAttr(node, "axis", 0), rank, node),
                   dim = shape[axis];
@@ -875,7 +892,7 @@ void Importer::registerHandlers() {
                 "constants are not imported)");
   };
   handlers["Shape"] = [this](const onnx::NodeProto &node) {
-    ArrayRef<int64_t> shape = typeOf(value(node.input(0))).getShape();
+    std::vector<int64_t> shape = shapeOf(lookup(node.input(0)));
     const int64_t rank = shape.size();
     int64_t start = intAttr(node, "start", 0), end = intAttr(node, "end", rank);
     start = std::clamp<int64_t>(start < 0 ? start + rank : start, 0, rank);
@@ -889,7 +906,7 @@ void Importer::registerHandlers() {
                   Literal{onnx::TensorProto::INT64,
                           {},
                           {},
-                          {product(typeOf(value(node.input(0))).getShape())}});
+                          {product(shapeOf(lookup(node.input(0))))}});
   };
   handlers["Cast"] = [this](const onnx::NodeProto &node) {
     const int32_t to = intAttr(node, "to", 0);
@@ -911,11 +928,8 @@ void Importer::registerHandlers() {
     define(node, 0,
            builder.create<ReshapeOp>(loc(node), typeOf(x).clone(shape), x));
   };
-  auto shapeOf = [this](const std::string &name) -> std::vector<int64_t> {
-    if (const Literal *l = literal(name))
-      return l->shape;
-    ArrayRef<int64_t> s = typeOf(value(name)).getShape();
-    return {s.begin(), s.end()};
+  auto shapeOf = [this](const std::string &name) {
+    return this->shapeOf(lookup(name));
   };
   handlers["Reshape"] = [=](const onnx::NodeProto &node) {
     std::vector<int64_t> in = shapeOf(node.input(0));

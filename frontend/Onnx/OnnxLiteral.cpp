@@ -696,21 +696,6 @@ evaluate(const onnx::NodeProto &node, const std::vector<const Literal *> &in) {
   auto one = [](Literal l) { return std::vector<Literal>{std::move(l)}; };
   if (in.empty() && op != "Constant")
     return std::nullopt;
-  if (op == "Shape") {
-    const int64_t rank = in[0]->shape.size();
-    int64_t start = intAttr(node, "start", 0), end = intAttr(node, "end", rank);
-    start = std::clamp<int64_t>(start < 0 ? start + rank : start, 0, rank);
-    end = std::clamp<int64_t>(end < 0 ? end + rank : end, start, rank);
-    Literal r = make(onnx::TensorProto::INT64, {end - start});
-    std::copy(in[0]->shape.begin() + start, in[0]->shape.begin() + end,
-              r.ints.begin());
-    return one(r);
-  }
-  if (op == "Size") {
-    Literal r = make(onnx::TensorProto::INT64, {});
-    r.ints[0] = in[0]->size();
-    return one(r);
-  }
   if (in.size() == 1 && op != "Cast")
     if (std::optional<Literal> r = unaryOp(op, *in[0]))
       return one(*r);

@@ -239,3 +239,27 @@ TEST(OnnxImporter, RefusesBadExternalData) {
             tempPath("nan_offset") +
                 ": tensor 'w': external data offset 'x1' is not a number");
 }
+
+TEST(OnnxImporter, SequencesOfLargeInitializersConcatenate) {
+  // A weight above the folding size stays unread until used; a sequence
+  // of it still concatenates (it used to be read as a missing value).
+  onnx::ModelProto model = addModel();
+  onnx::GraphProto *graph = model.mutable_graph();
+  onnx::TensorProto *w = graph->mutable_initializer(0);
+  w->clear_float_data();
+  w->set_dims(1, 40000);
+  w->set_raw_data(std::string(2 * 40000 * 4, '\0'));
+  onnx::NodeProto *node = graph->mutable_node(0);
+  node->set_op_type("SequenceConstruct");
+  node->set_input(0, "w");
+  node->set_output(0, "pair");
+  onnx::NodeProto *concat = graph->add_node();
+  concat->set_op_type("ConcatFromSequence");
+  concat->add_input("pair");
+  concat->add_output("y");
+  auto *axis = concat->add_attribute();
+  axis->set_name("axis");
+  axis->set_type(onnx::AttributeProto::INT);
+  axis->set_i(0);
+  EXPECT_EQ(messageOf("large_sequence", model), "(no error)");
+}
