@@ -33,13 +33,13 @@ std::string tempPath(const std::string &name) {
   return ::testing::TempDir() + "/weft_" + name;
 }
 
-/// Compiles the model in fixture folder `dir` for batch 2 × `seq`.
-plan::Plan compileModel(const std::string &dir, const std::string &dtype,
-                        int64_t seq = 64) {
+/// Compiles the model in fixture folder `dir` as `options` build it.
+plan::Plan compileModel(const std::string &dir,
+                        const frontend::BuildOptions &options) {
   mlir::MLIRContext context;
   auto config = frontend::readModelConfig(dir);
   EXPECT_TRUE(static_cast<bool>(config));
-  auto module = frontend::buildForward(context, *config, {2, seq, dtype});
+  auto module = frontend::buildForward(context, *config, options);
   mlir::PassManager pm(&context);
   std::string error;
   EXPECT_TRUE(succeeded(buildPipeline(pm, {"", 2}, error))) << error;
@@ -50,7 +50,7 @@ plan::Plan compileModel(const std::string &dir, const std::string &dtype,
 }
 
 plan::Plan compileFixture(const std::string &dtype) {
-  return compileModel(kFixture, dtype);
+  return compileModel(kFixture, {2, 64, dtype});
 }
 
 /// The fixture's config compiled for batch 2 × seq 64 (once per process).
@@ -133,8 +133,8 @@ class HuggingFaceFixture : public ::testing::TestWithParam<const char *> {};
 TEST_P(HuggingFaceFixture, MatchesHuggingFace) {
   const std::string dir =
       std::string(WEFT_SOURCE_DIR "/tests/fixtures/") + GetParam();
-  const double error =
-      relativeErrorAgainst(compileModel(dir, "f32", 32), "logits.npy", dir);
+  const double error = relativeErrorAgainst(compileModel(dir, {2, 32, "f32"}),
+                                            "logits.npy", dir);
   EXPECT_LT(error, 1e-4);
   RecordProperty("max_relative_error", std::to_string(error));
   std::printf("%s: max |weft - HF| relative to max |logit| %.3g\n", GetParam(),
@@ -324,26 +324,16 @@ TEST(CpuForward, ShardedCheckpointGivesTheSameLogits) {
 // the shifted cross-entropy of HF's logits, computed here in double.
 TEST(CpuForward, LossMatchesTheShiftedCrossEntropyOfHfLogits) {
   const std::string dir = WEFT_SOURCE_DIR "/tests/fixtures/tiny-llama3";
-  mlir::MLIRContext context;
-  auto config = frontend::readModelConfig(dir);
-  ASSERT_TRUE(static_cast<bool>(config));
   frontend::BuildOptions options{2, 32, "f32"};
   options.loss = true;
-  auto module = frontend::buildForward(context, *config, options);
-  ASSERT_TRUE(module);
-  mlir::PassManager pm(&context);
-  std::string error;
-  ASSERT_TRUE(succeeded(buildPipeline(pm, {"", 2}, error))) << error;
-  ASSERT_TRUE(succeeded(pm.run(*module)));
-  auto plan = codegen::buildCpuPlan(*module, {dir, ""});
-  ASSERT_TRUE(succeeded(plan));
+  const plan::Plan plan = compileModel(dir, options);
 
   rt::HostTensor ids = rt::readNpy(dir + "/input_ids.npy");
   rt::HostTensor labels = ids;
   auto *label = reinterpret_cast<int64_t *>(labels.bytes.data());
   for (int64_t i = 0; i < labels.numElements(); i += 5)
     label[i] = -100; // ignored
-  rt::CpuExecutor executor(*plan, "loss");
+  rt::CpuExecutor executor(plan, "loss");
   executor.loadParameters(rt::SafetensorsCheckpoint(dir));
   executor.setInput("input_ids", ids);
   executor.setInput("labels", labels);

@@ -29,28 +29,45 @@ using weft::testing::relativeError;
 namespace {
 const std::string kFixtures = WEFT_SOURCE_DIR "/tests/fixtures/";
 
+/// Imports `path` with `options`, compiles it and runs it on `inputs`; its
+/// output `output`. A step that fails fails the test and gives an empty
+/// tensor.
+rt::HostTensor runOnnx(const std::string &path,
+                       const frontend::OnnxImportOptions &options,
+                       const std::map<std::string, rt::HostTensor> &inputs,
+                       const std::string &output) {
+  mlir::MLIRContext context;
+  frontend::OnnxImportError error;
+  auto module = frontend::importOnnx(context, path, options, error);
+  EXPECT_TRUE(module) << error.message;
+  if (!module || failed(mlir::verify(*module)))
+    return {};
+  mlir::PassManager pm(&context);
+  std::string pipelineError;
+  EXPECT_TRUE(succeeded(buildPipeline(pm, {"", 2}, pipelineError)))
+      << pipelineError;
+  EXPECT_TRUE(succeeded(pm.run(*module)));
+  auto plan = codegen::buildCpuPlan(*module, {path, ""});
+  EXPECT_TRUE(succeeded(plan));
+  if (failed(plan))
+    return {};
+  rt::CpuExecutor executor(*plan, path, 2);
+  for (const auto &[name, t] : inputs)
+    executor.setInput(name, t);
+  executor.run();
+  return executor.output(output);
+}
+
 class OnnxExport : public ::testing::TestWithParam<const char *> {};
 
 TEST_P(OnnxExport, MatchesHuggingFace) {
   const std::string dir = kFixtures + GetParam(), model = dir + "/model.onnx";
-  mlir::MLIRContext context;
-  frontend::OnnxImportError error;
-  auto module =
-      frontend::importOnnx(context, model, {{{"input_ids", {2, 32}}}}, error);
-  ASSERT_TRUE(module) << error.message;
-  ASSERT_TRUE(succeeded(mlir::verify(*module)));
-  mlir::PassManager pm(&context);
-  std::string pipelineError;
-  ASSERT_TRUE(succeeded(buildPipeline(pm, {"", 2}, pipelineError)))
-      << pipelineError;
-  ASSERT_TRUE(succeeded(pm.run(*module)));
-  auto plan = codegen::buildCpuPlan(*module, {model, ""});
-  ASSERT_TRUE(succeeded(plan));
-  rt::CpuExecutor executor(*plan, model, 2);
-  executor.setInput("input_ids", rt::readNpy(dir + "/input_ids.npy"));
-  executor.run();
-  const double relative = relativeError(executor.output("logits"),
-                                        rt::readNpy(dir + "/logits.npy"));
+  rt::HostTensor logits =
+      runOnnx(model, {{{"input_ids", {2, 32}}}},
+              {{"input_ids", rt::readNpy(dir + "/input_ids.npy")}}, "logits");
+  ASSERT_FALSE(logits.bytes.empty());
+  const double relative =
+      relativeError(logits, rt::readNpy(dir + "/logits.npy"));
   EXPECT_LT(relative, 1e-4);
   RecordProperty("max_relative_error", std::to_string(relative));
   std::printf("%s/model.onnx: max |weft - HF| relative to max |logit| %.3g\n",
@@ -173,43 +190,24 @@ writeModel(const std::string &name, const std::vector<Node> &nodes,
   return path;
 }
 
-rt::HostTensor hostOf(const Tensor &t) {
-  rt::HostTensor h;
-  h.dtype = plan::F32;
-  h.shape = t.shape;
-  h.bytes.resize(t.data.size() * 4);
-  std::memcpy(h.bytes.data(), t.data.data(), h.bytes.size());
-  return h;
-}
-
-/// Imports, compiles and runs `path` on `inputs`; its output "y".
-rt::HostTensor run(const std::string &path,
-                   const std::map<std::string, Tensor> &inputs) {
-  mlir::MLIRContext context;
-  frontend::OnnxImportError error;
-  auto module = frontend::importOnnx(context, path, {}, error);
-  EXPECT_TRUE(module) << error.message;
-  if (!module)
-    return {};
-  mlir::PassManager pm(&context);
-  std::string pipelineError;
-  EXPECT_TRUE(succeeded(buildPipeline(pm, {"", 2}, pipelineError)));
-  EXPECT_TRUE(succeeded(pm.run(*module)));
-  auto plan = codegen::buildCpuPlan(*module, {path, ""});
-  EXPECT_TRUE(succeeded(plan));
-  if (failed(plan))
-    return {};
-  rt::CpuExecutor executor(*plan, path, 2);
-  for (const auto &[name, t] : inputs)
-    executor.setInput(name, hostOf(t));
-  executor.run();
-  return executor.output("y");
+std::map<std::string, rt::HostTensor>
+hostsOf(const std::map<std::string, Tensor> &tensors) {
+  std::map<std::string, rt::HostTensor> hosts;
+  for (const auto &[name, t] : tensors) {
+    rt::HostTensor &h = hosts[name];
+    h.dtype = plan::F32;
+    h.shape = t.shape;
+    h.bytes.resize(t.data.size() * 4);
+    std::memcpy(h.bytes.data(), t.data.data(), h.bytes.size());
+  }
+  return hosts;
 }
 
 struct Case {
   const char *name;
   std::vector<Node> graph;     // reads the data as run-time inputs
-  std::vector<Node> reference; // reads it as initializers, writes "r"
+  std::vector<Node> reference; // reads it as initializers, writes "r";
+                               // empty: the same nodes as `graph`
   std::map<std::string, std::vector<int64_t>> shapes;
   std::map<std::string, std::vector<int64_t>> ints = {};
 };
@@ -226,17 +224,23 @@ TEST_P(OnnxOp, MatchesReference) {
     data[name] = randomTensor(shape, seed++);
   const std::string tested =
       writeModel(std::string(c.name) + "_ir", c.graph, data, {}, c.ints);
-  rt::HostTensor actual = run(tested, data);
+  rt::HostTensor actual = runOnnx(tested, {}, hostsOf(data), "y");
   ASSERT_FALSE(actual.shape.empty() && actual.bytes.empty());
   // The reference's result plus a run-time zero, so that it is computed.
   std::vector<Node> reference = c.reference;
+  if (reference.empty()) { // the same nodes, evaluated at import
+    reference = c.graph;
+    for (Node &n : reference)
+      if (n.output == "y")
+        n.output = "r";
+  }
   reference.push_back({"Add", {"r", "zero"}, "y"});
   Tensor zero{actual.shape, std::vector<float>(actual.bytes.size() / 4, 0.f)};
   const std::string folded =
       writeModel(std::string(c.name) + "_folded", reference, {{"zero", zero}},
                  data, c.ints);
-  const double error =
-      weft::testing::relativeError(actual, run(folded, {{"zero", zero}}));
+  const double error = relativeError(
+      actual, runOnnx(folded, {}, hostsOf({{"zero", zero}}), "y"));
   EXPECT_LT(error, 1e-6) << c.name;
 }
 
@@ -277,7 +281,7 @@ INSTANTIATE_TEST_SUITE_P(
              {{"axes", {1}}, {"zero_axis", {0}}}},
         Case{"cumsum",
              {{"CumSum", {"a", "axis"}, "y"}},
-             {{"CumSum", {"a", "axis"}, "r"}},
+             {},
              {{"a", {3, 7, 2}}},
              {{"axis", {1}}}},
         Case{"cumsum_exclusive_reverse",
@@ -285,10 +289,7 @@ INSTANTIATE_TEST_SUITE_P(
                {"a", "axis"},
                "y",
                {{"exclusive", 1}, {"reverse", 1}}}},
-             {{"CumSum",
-               {"a", "axis"},
-               "r",
-               {{"exclusive", 1}, {"reverse", 1}}}},
+             {},
              {{"a", {3, 7, 2}}},
              {{"axis", {-3}}}},
         Case{"unary_math",
@@ -299,31 +300,23 @@ INSTANTIATE_TEST_SUITE_P(
               {"Add", {"c", "s"}, "cs"},
               {"Sub", {"f", "e"}, "fe"},
               {"Mul", {"cs", "fe"}, "y"}},
-             {{"Cos", {"a"}, "c"},
-              {"Sin", {"a"}, "s"},
-              {"Floor", {"a"}, "f"},
-              {"Ceil", {"a"}, "e"},
-              {"Add", {"c", "s"}, "cs"},
-              {"Sub", {"f", "e"}, "fe"},
-              {"Mul", {"cs", "fe"}, "r"}},
+             {},
              {{"a", {3, 33}}}},
         Case{"tile",
              {{"Tile", {"a", "repeats"}, "y"}},
-             {{"Tile", {"a", "repeats"}, "r"}},
+             {},
              {{"a", {2, 3}}},
              {{"repeats", {3, 2}}}},
         Case{"trilu_lower",
              {{"Trilu", {"a", "k"}, "y", {{"upper", 0}}}},
-             {{"Trilu", {"a", "k"}, "r", {{"upper", 0}}}},
+             {},
              {{"a", {2, 4, 5}}},
              {{"k", {1}}}},
         Case{"split_slice_concat",
              {{"Split", {"a", "parts"}, "p", {{"axis", 1}}},
               {"Slice", {"a", "starts", "ends", "axes"}, "q"},
               {"Concat", {"p", "q"}, "y", {{"axis", 1}}}},
-             {{"Split", {"a", "parts"}, "p", {{"axis", 1}}},
-              {"Slice", {"a", "starts", "ends", "axes"}, "q"},
-              {"Concat", {"p", "q"}, "r", {{"axis", 1}}}},
+             {},
              {{"a", {2, 6, 3}}},
              {{"parts", {6}}, {"starts", {1}}, {"ends", {5}}, {"axes", {1}}}}),
     [](const auto &info) { return std::string(info.param.name); });
