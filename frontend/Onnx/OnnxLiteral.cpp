@@ -24,12 +24,13 @@ constexpr int64_t kMaxFoldElements = int64_t{1} << 26;
 /// Thrown by `make` past the limit; `fold` turns it into "not folded".
 struct TooLarge {};
 
+/// The product of dims[from, to), both clamped to the rank.
 int64_t product(const std::vector<int64_t> &dims, size_t from = 0,
                 size_t to = SIZE_MAX) {
-  int64_t n = 1;
-  for (size_t i = from; i < std::min(to, dims.size()); ++i)
-    n *= dims[i];
-  return n;
+  const size_t begin = std::min(from, dims.size()),
+               end = std::max(begin, std::min(to, dims.size()));
+  return std::accumulate(dims.begin() + begin, dims.begin() + end, int64_t{1},
+                         std::multiplies<>());
 }
 
 std::vector<int64_t> stridesOf(const std::vector<int64_t> &shape) {
