@@ -2,12 +2,14 @@
 // corrupted, of another version or internally inconsistent.
 #include "runtime/PlanFile.h"
 
+#include "kernels/cpu/Kernels.h"
 #include "runtime/Error.h"
 
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <unistd.h>
 
@@ -176,5 +178,65 @@ int64_t weft::runtime::dtypeBytes(plan::DType dtype) {
     return 1;
   default:
     return 0;
+  }
+}
+
+std::pair<int, HostTensor> weft::runtime::bindInput(const plan::Plan &plan,
+                                                    const std::string &planName,
+                                                    const std::string &name,
+                                                    const HostTensor &tensor) {
+  for (int i = 0; i < plan.inputs_size(); ++i) {
+    if (plan.inputs(i).name() != name)
+      continue;
+    const plan::Buffer &buffer = plan.buffers(plan.inputs(i).buffer());
+    std::vector<int64_t> shape(buffer.shape().begin(), buffer.shape().end());
+    if (buffer.dtype() == plan::BF16 && tensor.dtype == plan::F32 &&
+        tensor.shape == shape) // NumPy has no bf16: round f32 inputs
+      return {i, narrowToBf16(tensor)};
+    if (tensor.dtype != buffer.dtype() || tensor.shape != shape)
+      throw Error("input '" + name + "' is " +
+                  describe(tensor.dtype, tensor.shape) + ", the plan expects " +
+                  describe(buffer.dtype(), shape));
+    return {i, tensor};
+  }
+  std::string names;
+  for (const auto &input : plan.inputs())
+    names += (names.empty() ? "" : ", ") + input.name();
+  throw Error(planName + " has no input '" + name + "'; its inputs are " +
+              names);
+}
+
+int weft::runtime::outputBuffer(const plan::Plan &plan,
+                                const std::string &planName,
+                                const std::string &name) {
+  for (const auto &output : plan.outputs())
+    if (output.name() == name)
+      return output.buffer();
+  throw Error(planName + " has no output '" + name + "'");
+}
+
+void weft::runtime::fillParameters(const plan::Plan &plan,
+                                   const std::string &planName, uint64_t seed,
+                                   char *region) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 0.02f);
+  for (const auto &param : plan.parameters()) {
+    const plan::Buffer &buffer = plan.buffers(param.buffer());
+    if (buffer.dtype() != plan::F32 && buffer.dtype() != plan::BF16)
+      throw Error(planName + ": parameter '" + param.name() + "' is " +
+                  dtypeName(buffer.dtype()) +
+                  "; random parameters are f32 or bf16");
+    const bool bf16 = buffer.dtype() == plan::BF16;
+    char *data = region + buffer.offset();
+    const int64_t count = buffer.bytes() / dtypeBytes(buffer.dtype());
+    const bool norm = param.name().find("norm") != std::string::npos;
+    for (int64_t i = 0; i < count; ++i) {
+      const float value = norm ? 1.0f : normal(rng);
+      if (bf16)
+        reinterpret_cast<uint16_t *>(data)[i] =
+            kernels::cpu::floatToBf16(value);
+      else
+        reinterpret_cast<float *>(data)[i] = value;
+    }
   }
 }

@@ -3,6 +3,7 @@
 #ifndef WEFT_RUNTIME_PLANFILE_H
 #define WEFT_RUNTIME_PLANFILE_H
 
+#include "runtime/HostTensor.h"
 #include "runtime/plan.pb.h"
 
 #include <string>
@@ -22,6 +23,23 @@ void writePlan(plan::Plan plan, const std::string &path);
 /// Reads and checks a plan: magic, parse, version, checksum, and that every
 /// buffer and kernel reference is in range. Throws Error naming the file.
 plan::Plan readPlan(const std::string &path);
+
+/// The index of input `name` and `tensor` as the plan's buffer holds it
+/// (f32 rounded to bf16 for a bf16 input). Throws Error naming the input and
+/// what was expected, or the plan's inputs when it has no such input.
+std::pair<int, HostTensor> bindInput(const plan::Plan &plan,
+                                     const std::string &planName,
+                                     const std::string &name,
+                                     const HostTensor &tensor);
+
+/// The buffer of output `name`. Throws Error naming the plan.
+int outputBuffer(const plan::Plan &plan, const std::string &planName,
+                 const std::string &name);
+
+/// Parameter values from `seed` into `region` (the plan's PARAMETERS):
+/// normal(0, 0.02), norm weights one. The same on every device.
+void fillParameters(const plan::Plan &plan, const std::string &planName,
+                    uint64_t seed, char *region);
 
 /// Short name of a dtype ("f32") and its element size in bytes.
 const char *dtypeName(plan::DType dtype);

@@ -4,6 +4,7 @@
 #include "codegen/Cpu/FusionGroupSource.h"
 
 #include "codegen/Cpu/KernelCompiler.h"
+#include "codegen/Elementwise.h"
 
 #include "mlir/IR/Diagnostics.h"
 #include "llvm/ADT/DenseMap.h"
@@ -16,14 +17,6 @@ using namespace mlir;
 using namespace weft;
 
 namespace {
-std::string floatLiteral(double value) {
-  std::string text;
-  llvm::raw_string_ostream(text) << llvm::format("%.9g", value);
-  if (text.find_first_of(".en") == std::string::npos)
-    text += ".0";
-  return text + "f";
-}
-
 bool isBf16(Type type) {
   return cast<RankedTensorType>(type).getElementType().isBF16();
 }
@@ -69,50 +62,6 @@ static inline uint16_t weftFloatToBf16(float value) {
 }
 )";
 
-/// The expression computing element `c` of an elementwise op's result from
-/// the row pointers of its operands; empty when the op is not elementwise.
-std::string elementwiseExpression(Operation *op, ArrayRef<std::string> in) {
-  auto x = [&](unsigned i) { return in[i] + "[c]"; };
-  return llvm::TypeSwitch<Operation *, std::string>(op)
-      .Case([&](AddOp) { return x(0) + " + " + x(1); })
-      .Case([&](SubOp) { return x(0) + " - " + x(1); })
-      .Case([&](MulOp) { return x(0) + " * " + x(1); })
-      .Case([&](DivOp) { return x(0) + " / " + x(1); })
-      .Case([&](MaxOp) { return "std::max(" + x(0) + ", " + x(1) + ")"; })
-      .Case([&](MinOp) { return "std::min(" + x(0) + ", " + x(1) + ")"; })
-      .Case([&](PowOp) { return "std::pow(" + x(0) + ", " + x(1) + ")"; })
-      .Case([&](NegOp) { return "-" + x(0); })
-      .Case([&](AbsOp) { return "std::abs(" + x(0) + ")"; })
-      .Case([&](ExpOp) { return "std::exp(" + x(0) + ")"; })
-      .Case([&](LogOp) { return "std::log(" + x(0) + ")"; })
-      .Case([&](TanhOp) { return "std::tanh(" + x(0) + ")"; })
-      .Case(
-          [&](SigmoidOp) { return "1.0f / (1.0f + std::exp(-" + x(0) + "))"; })
-      .Case(
-          [&](SiluOp) { return x(0) + " / (1.0f + std::exp(-" + x(0) + "))"; })
-      .Case([&](RsqrtOp) { return "1.0f / std::sqrt(" + x(0) + ")"; })
-      .Case([&](SqrtOp) { return "std::sqrt(" + x(0) + ")"; })
-      .Case([&](ErfOp) { return "std::erf(" + x(0) + ")"; })
-      .Case([&](CosOp) { return "std::cos(" + x(0) + ")"; })
-      .Case([&](SinOp) { return "std::sin(" + x(0) + ")"; })
-      .Case([&](FloorOp) { return "std::floor(" + x(0) + ")"; })
-      .Case([&](CeilOp) { return "std::ceil(" + x(0) + ")"; })
-      .Case([&](GeluOp op) {
-        if (op.getApproximation() == GeluApproximation::tanh)
-          return "0.5f * " + x(0) + " * (1.0f + std::tanh(0.7978845608f * (" +
-                 x(0) + " + 0.044715f * " + x(0) + " * " + x(0) + " * " + x(0) +
-                 ")))";
-        return "0.5f * " + x(0) + " * (1.0f + std::erf(" + x(0) +
-               " * 0.70710678118f))";
-      })
-      .Case([&](CompareOp op) {
-        const char *symbols[] = {"==", "!=", "<", "<=", ">", ">="};
-        return std::string("static_cast<uint8_t>(") + x(0) + " " +
-               symbols[static_cast<int>(op.getDirection())] + " " + x(1) + ")";
-      })
-      .Case([&](SelectOp) { return x(0) + " ? " + x(1) + " : " + x(2); })
-      .Default([](Operation *) { return std::string(); });
-}
 } // namespace
 
 FailureOr<std::pair<std::string, std::string>>
@@ -200,7 +149,10 @@ weft::codegen::generateFusionGroupSource(FusionGroupOp group,
       in.push_back(row.lookup(operand));
     const std::string &out = row[op.getResult(0)];
     os << "    // " << op.getName() << "\n";
-    std::string expression = elementwiseExpression(&op, in);
+    SmallVector<std::string> columns;
+    for (const std::string &operand : in)
+      columns.push_back(operand + "[c]");
+    std::string expression = elementwiseExpression(&op, columns);
     if (auto convert = dyn_cast<ConvertOp>(op)) {
       FailureOr<StringRef> t = computeType(&op, convert.getType());
       if (failed(t))
@@ -217,7 +169,7 @@ weft::codegen::generateFusionGroupSource(FusionGroupOp group,
          << "      for (int64_t c = 0; c < kCols; ++c)\n        sum += "
          << in[0] << "[c] * " << in[0] << "[c];\n"
          << "      const float inv = 1.0f / std::sqrt(sum / kCols + "
-         << floatLiteral(norm.getEpsilon().convertToDouble()) << ");\n"
+         << codegen::floatLiteral(norm.getEpsilon().convertToDouble()) << ");\n"
          << "      for (int64_t c = 0; c < kCols; ++c)\n        " << out
          << "[c] = " << in[0] << "[c] * inv * " << in[1] << "[c];\n    }\n";
     } else if (auto norm = dyn_cast<LayerNormOp>(op)) {
@@ -227,7 +179,7 @@ weft::codegen::generateFusionGroupSource(FusionGroupOp group,
          << "      for (int64_t c = 0; c < kCols; ++c)\n        var += ("
          << in[0] << "[c] - mean) * (" << in[0] << "[c] - mean);\n"
          << "      const float inv = 1.0f / std::sqrt(var / kCols + "
-         << floatLiteral(norm.getEpsilon().convertToDouble()) << ");\n"
+         << codegen::floatLiteral(norm.getEpsilon().convertToDouble()) << ");\n"
          << "      for (int64_t c = 0; c < kCols; ++c)\n        " << out
          << "[c] = (" << in[0] << "[c] - mean) * inv * " << in[1] << "[c]"
          << (norm.getBias() ? " + " + in[2] + "[c]" : "") << ";\n    }\n";

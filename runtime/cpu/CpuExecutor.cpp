@@ -4,6 +4,7 @@
 
 #include "kernels/cpu/Kernels.h"
 #include "runtime/Error.h"
+#include "runtime/LibraryCalls.h"
 #include "runtime/PlanFile.h"
 
 #include <dlfcn.h>
@@ -88,6 +89,9 @@ CpuExecutor::CpuExecutor(const plan::Plan &plan, std::string planName,
                                     plan.memory().constants());
   std::memcpy(loaded->constants.data, plan.constants().data(),
               plan.constants().size());
+  if (!plan.device().empty() && plan.device() != "cpu")
+    throw Error(this->planName + " is compiled for " + plan.device() +
+                ", not the CPU; compile it with --device cpu");
   for (const auto &kernel : plan.kernels()) {
     if (kernel.backend() != plan::Kernel::CPU_SHARED_OBJECT)
       throw Error(this->planName + ": kernel " + kernel.name() +
@@ -284,31 +288,8 @@ void CpuExecutor::prepareSteps() {
       } else if (fn == "copy_strided") {
         // src, dst; elementBytes, rank, srcOffset, dstOffset, shape[rank],
         // srcStrides[rank], dstStrides[rank]
-        if (call.buffers_size() != 2 || call.ints_size() < 4)
-          throw fail("expects 2 buffers and at least 4 ints");
-        cpu::StridedCopy copy{};
-        copy.elementBytes = in(0);
-        copy.rank = static_cast<int>(in(1));
-        if (copy.rank < 0 || copy.rank > cpu::StridedCopy::kMaxRank ||
-            call.ints_size() != 4 + 3 * copy.rank || copy.elementBytes <= 0)
-          throw fail("has a malformed strided copy");
-        copy.srcOffset = in(2);
-        copy.dstOffset = in(3);
-        // The box's last element must lie inside both buffers.
-        int64_t srcEnd = copy.srcOffset, dstEnd = copy.dstOffset;
-        bool empty = false;
-        for (int d = 0; d < copy.rank; ++d) {
-          copy.shape[d] = in(4 + d);
-          copy.srcStrides[d] = in(4 + copy.rank + d);
-          copy.dstStrides[d] = in(4 + 2 * copy.rank + d);
-          empty |= copy.shape[d] == 0;
-          srcEnd += (copy.shape[d] - 1) * copy.srcStrides[d];
-          dstEnd += (copy.shape[d] - 1) * copy.dstStrides[d];
-        }
-        if (!empty && (copy.srcOffset < 0 || copy.dstOffset < 0 ||
-                       (srcEnd + 1) * copy.elementBytes > bufferBytes(0) ||
-                       (dstEnd + 1) * copy.elementBytes > bufferBytes(1)))
-          throw fail("copies outside its buffers");
+        cpu::StridedCopy copy = readStridedCopy(
+            plan, call, planName + ": step '" + step.name() + "' (" + fn + "): ");
         steps.push_back([=] { cpu::copyStrided(p[0], p[1], copy); });
       } else if (fn == "concat") { // inputs..., out; outer, rowBytes...
         const int count = call.buffers_size() - 1;
@@ -426,66 +407,37 @@ void CpuExecutor::loadParameters(const SafetensorsCheckpoint &checkpoint) {
 }
 
 void CpuExecutor::initializeParameters(uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 0.02f);
-  for (const auto &param : plan.parameters()) {
-    const Buffer &buffer = plan.buffers(param.buffer());
-    if (buffer.dtype() != plan::F32 && buffer.dtype() != plan::BF16)
-      throw Error(planName + ": parameter '" + param.name() + "' is " +
-                  dtypeName(buffer.dtype()) +
-                  "; random parameters are f32 or bf16");
-    const bool bf16 = buffer.dtype() == plan::BF16;
-    char *data = address(param.buffer());
-    const int64_t count = buffer.bytes() / dtypeBytes(buffer.dtype());
-    const bool norm = param.name().find("norm") != std::string::npos;
-    for (int64_t i = 0; i < count; ++i) {
-      const float value = norm ? 1.0f : normal(rng);
-      if (bf16)
-        reinterpret_cast<uint16_t *>(data)[i] = cpu::floatToBf16(value);
-      else
-        reinterpret_cast<float *>(data)[i] = value;
-    }
-  }
+  fillParameters(plan, planName, seed, loaded->parameters.data);
 }
 
 void CpuExecutor::setInput(const std::string &name, const HostTensor &tensor) {
-  for (int i = 0; i < plan.inputs_size(); ++i) {
-    if (plan.inputs(i).name() != name)
-      continue;
-    const Buffer &buffer = plan.buffers(plan.inputs(i).buffer());
-    std::vector<int64_t> shape(buffer.shape().begin(), buffer.shape().end());
-    if (buffer.dtype() == plan::BF16 && tensor.dtype == plan::F32 &&
-        tensor.shape == shape) { // NumPy has no bf16: round f32 inputs
-      inputs[i] = narrowToBf16(tensor);
-      return;
-    }
-    if (tensor.dtype != buffer.dtype() || tensor.shape != shape)
-      throw Error("input '" + name + "' is " +
-                  describe(tensor.dtype, tensor.shape) + ", the plan expects " +
-                  describe(buffer.dtype(), shape));
-    inputs[i] = tensor;
-    return;
-  }
-  std::string names;
-  for (const auto &input : plan.inputs())
-    names += (names.empty() ? "" : ", ") + input.name();
-  throw Error(planName + " has no input '" + name + "'; its inputs are " +
-              names);
+  auto [index, staged] = bindInput(plan, planName, name, tensor);
+  inputs[index] = std::move(staged);
 }
 
 void CpuExecutor::run(TraceWriter *trace) {
-  for (int i = 0; i < plan.inputs_size(); ++i)
-    if (inputs[i].dtype == plan::DTYPE_UNSPECIFIED)
-      throw Error("input '" + plan.inputs(i).name() + "' was not given");
-  // The arena reuses an input's memory once it is dead: copy every input in
-  // at the start of each run.
-  for (int i = 0; i < plan.inputs_size(); ++i)
-    std::memcpy(address(plan.inputs(i).buffer()), inputs[i].bytes.data(),
-                inputs[i].bytes.size());
+  runSteps(0, steps.size(), trace);
+}
+
+void CpuExecutor::runSteps(size_t begin, size_t end, TraceWriter *trace) {
+  if (begin == 0) {
+    for (int i = 0; i < plan.inputs_size(); ++i)
+      if (inputs[i].dtype == plan::DTYPE_UNSPECIFIED)
+        throw Error("input '" + plan.inputs(i).name() + "' was not given");
+    // The arena reuses an input's memory once it is dead: copy every input
+    // in at the start of each run.
+    for (int i = 0; i < plan.inputs_size(); ++i)
+      std::memcpy(address(plan.inputs(i).buffer()), inputs[i].bytes.data(),
+                  inputs[i].bytes.size());
+  }
   omp_set_num_threads(threads);
   size_t index = 0;
   for (const auto &stream : plan.streams())
     for (const auto &step : stream.steps()) {
+      if (index < begin || index >= end) {
+        ++index;
+        continue;
+      }
       double start = trace ? trace->now() : 0;
       steps[index++]();
       if (trace)
@@ -495,17 +447,25 @@ void CpuExecutor::run(TraceWriter *trace) {
     }
 }
 
-HostTensor CpuExecutor::output(const std::string &name) const {
-  for (const auto &output : plan.outputs()) {
-    if (output.name() != name)
-      continue;
-    const Buffer &buffer = plan.buffers(output.buffer());
-    HostTensor tensor;
-    tensor.dtype = buffer.dtype();
-    tensor.shape.assign(buffer.shape().begin(), buffer.shape().end());
-    const char *data = address(output.buffer());
-    tensor.bytes.assign(data, data + buffer.bytes());
-    return tensor;
+char *CpuExecutor::region(plan::Region region) {
+  switch (region) {
+  case plan::ARENA:
+    return loaded->arena.data;
+  case plan::PARAMETERS:
+    return loaded->parameters.data;
+  case plan::CONSTANTS:
+    return loaded->constants.data;
+  default:
+    throw Error(planName + ": no such region");
   }
-  throw Error(planName + " has no output '" + name + "'");
+}
+
+HostTensor CpuExecutor::output(const std::string &name) const {
+  const Buffer &buffer = plan.buffers(outputBuffer(plan, planName, name));
+  HostTensor tensor;
+  tensor.dtype = buffer.dtype();
+  tensor.shape.assign(buffer.shape().begin(), buffer.shape().end());
+  const char *data = address(outputBuffer(plan, planName, name));
+  tensor.bytes.assign(data, data + buffer.bytes());
+  return tensor;
 }

@@ -37,6 +37,14 @@ public:
   void run(TraceWriter *trace = nullptr);
   HostTensor output(const std::string &name) const;
 
+  /// Runs steps [begin, end) in stream order; begin 0 first copies the
+  /// inputs in. run() is runSteps(0, stepCount()).
+  void runSteps(size_t begin, size_t end, TraceWriter *trace = nullptr);
+  size_t stepCount() const { return steps.size(); }
+  /// The memory of a region (ARENA, PARAMETERS, CONSTANTS), for comparing
+  /// with another device's run of the same plan.
+  char *region(plan::Region region);
+
   /// Bytes allocated for the arena (the planned arena size).
   int64_t arenaBytes() const { return arenaSize; }
   const plan::Plan &getPlan() const { return plan; }

@@ -5,7 +5,7 @@
 // runtime allocates is the planned peak; bad
 // plans, inputs and weights are rejected with messages naming them.
 #include "RelativeError.h"
-#include "codegen/CpuPlanBuilder.h"
+#include "codegen/PlanBuilder.h"
 #include "frontend/HuggingFace/ModelBuilder.h"
 #include "passes/Pipeline.h"
 #include "runtime/Error.h"
@@ -44,7 +44,7 @@ plan::Plan compileModel(const std::string &dir,
   std::string error;
   EXPECT_TRUE(succeeded(buildPipeline(pm, {"", 2}, error))) << error;
   EXPECT_TRUE(succeeded(pm.run(*module)));
-  auto plan = codegen::buildCpuPlan(*module, {dir, ""});
+  auto plan = codegen::buildPlan(*module, {dir, ""});
   EXPECT_TRUE(succeeded(plan));
   return *plan;
 }

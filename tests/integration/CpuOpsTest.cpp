@@ -2,7 +2,7 @@
 // bufferize, plan, runtime) against plain references on random inputs:
 // transpose, slice, broadcast, concat, reduce and scatter_add, in f32 and
 // with bf16 storage.
-#include "codegen/CpuPlanBuilder.h"
+#include "codegen/PlanBuilder.h"
 #include "ir/WeftDialect.h"
 #include "kernels/cpu/Kernels.h"
 #include "passes/Pipeline.h"
@@ -63,7 +63,7 @@ std::vector<float> run(const std::string &source,
   std::string error;
   EXPECT_TRUE(succeeded(buildPipeline(pm, {"", 2}, error))) << error;
   EXPECT_TRUE(succeeded(pm.run(*module)));
-  auto plan = codegen::buildCpuPlan(*module, {"ops", ""});
+  auto plan = codegen::buildPlan(*module, {"ops", ""});
   EXPECT_TRUE(succeeded(plan));
   if (failed(plan))
     return {};

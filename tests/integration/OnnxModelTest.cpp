@@ -3,7 +3,7 @@
 // imported with static input shapes, compiled and run on the CPU; their logits
 // against HF's own.
 #include "RelativeError.h"
-#include "codegen/CpuPlanBuilder.h"
+#include "codegen/PlanBuilder.h"
 #include "frontend/Onnx/OnnxImporter.h"
 #include "passes/Pipeline.h"
 #include "runtime/HostTensor.h"
@@ -47,7 +47,7 @@ rt::HostTensor runOnnx(const std::string &path,
   EXPECT_TRUE(succeeded(buildPipeline(pm, {"", 2}, pipelineError)))
       << pipelineError;
   EXPECT_TRUE(succeeded(pm.run(*module)));
-  auto plan = codegen::buildCpuPlan(*module, {path, ""});
+  auto plan = codegen::buildPlan(*module, {path, ""});
   EXPECT_TRUE(succeeded(plan));
   if (failed(plan))
     return {};

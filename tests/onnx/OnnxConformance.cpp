@@ -9,7 +9,7 @@
 // the same tests check it.
 //
 //   weft-onnx-conformance DIR... [--known-inputs] [--verbose]
-#include "codegen/CpuPlanBuilder.h"
+#include "codegen/PlanBuilder.h"
 #include "frontend/Onnx/OnnxImporter.h"
 #include "frontend/Onnx/OnnxTensor.h"
 #include "passes/Pipeline.h"
@@ -203,7 +203,7 @@ Result runTest(const std::string &dir, bool allKnown) {
   if (failed(buildPipeline(pm, {"", 2}, pipelineError)) ||
       failed(pm.run(*module)))
     return {Outcome::Failed, "compile: " + diagnostics};
-  auto plan = codegen::buildCpuPlan(*module, {model, ""});
+  auto plan = codegen::buildPlan(*module, {model, ""});
   if (failed(plan))
     return {Outcome::Unsupported, "no CPU lowering: " + diagnostics};
   try {

@@ -28,13 +28,15 @@ const VerbSpec &weft::cli::compileSpec() {
     VerbSpec s;
     s.name = "compile";
     s.arguments = "MODEL";
-    s.summary = "Compile a model into a Plan for the CPU.";
+    s.summary = "Compile a model into a Plan for the CPU or a CUDA GPU.";
     s.details =
         "MODEL is a Hugging Face config.json, a folder holding one, or a "
         ".mlir\n"
         "file. The plan holds every buffer, kernel and step of one forward "
         "pass\n"
         "and its exact memory; 'weft inspect' shows it, 'weft run' runs it.\n"
+        "--device cuda compiles its kernels for Hopper (sm_90a) with NVRTC; no "
+        "GPU\nis needed to compile.\n"
         "--compile-to PHASE prints the IR after that phase instead (phases: " +
         llvm::join(weft::getPhaseNames(), ", ") + ").";
     s.options = shapeOptions();
@@ -44,6 +46,8 @@ const VerbSpec &weft::cli::compileSpec() {
         {"compile-to", "", "PHASE", "stop after PHASE and print the IR"});
     s.options.push_back({"threads", "", "N",
                          "threads the plan is made for (default: all cores)"});
+    s.options.push_back({"device", "", "cpu|cuda",
+                         "the device the plan runs on (default: cpu)"});
     s.options.push_back({"dump-kernels", "", "DIR",
                          "write each generated kernel's source to DIR"});
     s.minPositional = s.maxPositional = 1;
@@ -72,6 +76,14 @@ int weft::cli::runCompile(llvm::ArrayRef<std::string> args) {
   options.compileTo = parsed.get("compile-to").value_or("");
   options.threads = static_cast<int>(*threads);
   options.dumpKernelsDir = parsed.get("dump-kernels").value_or("");
+  std::string device = parsed.get("device").value_or("cpu");
+  if (device != "cpu" && device != "cuda") {
+    llvm::errs() << "weft compile: --device is cpu or cuda, not '" << device
+                 << "'\n";
+    return 2;
+  }
+  options.device =
+      device == "cuda" ? weft::codegen::Device::Cuda : weft::codegen::Device::Cpu;
   if (!options.compileTo.empty() &&
       !llvm::is_contained(weft::getPhaseNames(), options.compileTo)) {
     llvm::errs() << "weft compile: unknown phase '" << options.compileTo

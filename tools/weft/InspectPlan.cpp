@@ -37,6 +37,17 @@ std::string kernelSummary(const weft::plan::Kernel &kernel) {
   first.consume_front("// weft fusion group: ");
   return first.str();
 }
+
+/// "sm_90a, 24 registers, 0 B spilled, 64 × 128 threads" for CUDA kernels;
+/// the target for CPU ones.
+std::string kernelResources(const weft::plan::Kernel &kernel) {
+  if (kernel.backend() != weft::plan::Kernel::CUDA_CUBIN)
+    return kernel.target();
+  return kernel.target() + ", " + std::to_string(kernel.registers()) +
+         " registers, " + weft::cli::binary(kernel.spill_bytes()) + " spilled, " +
+         std::to_string(kernel.grid_blocks()) + " × " +
+         std::to_string(kernel.block_threads()) + " threads";
+}
 } // namespace
 
 int weft::cli::inspectPlan(const std::string &path, bool json) {
@@ -53,6 +64,7 @@ int weft::cli::inspectPlan(const std::string &path, bool json) {
     out["plan"] = path;
     out["format_version"] = plan.format_version();
     out["model"] = plan.model();
+    out["device"] = plan.device();
     out["threads"] = plan.threads();
     out["memory"] = {
         {"parameters", m.parameters()}, {"activations", m.activations()},
@@ -65,6 +77,11 @@ int weft::cli::inspectPlan(const std::string &path, bool json) {
       out["kernels"].push_back({{"name", k.name()},
                                 {"target", k.target()},
                                 {"image_bytes", k.image().size()},
+                                {"registers", k.registers()},
+                                {"spill_bytes", k.spill_bytes()},
+                                {"stack_bytes", k.stack_bytes()},
+                                {"grid_blocks", k.grid_blocks()},
+                                {"block_threads", k.block_threads()},
                                 {"summary", kernelSummary(k)}});
     int steps = 0;
     for (const auto &stream : plan.streams())
@@ -77,8 +94,9 @@ int weft::cli::inspectPlan(const std::string &path, bool json) {
 
   llvm::raw_ostream &os = llvm::outs();
   os << "plan         " << path << " (format " << plan.format_version()
-     << ", from " << plan.model() << ", " << plan.strategy() << ", "
-     << plan.threads() << " threads)\n";
+     << ", from " << plan.model() << ", "
+     << (plan.device().empty() ? "cpu" : plan.device()) << ", "
+     << plan.strategy() << ", " << plan.threads() << " threads)\n";
   for (const auto &input : plan.inputs())
     os << "input        " << input.name() << ": "
        << describeBuffer(plan.buffers(input.buffer())) << "\n";
@@ -94,7 +112,7 @@ int weft::cli::inspectPlan(const std::string &path, bool json) {
      << binary(plan.cost().memory_bytes()) << " of memory traffic per step\n";
   os << "kernels      " << plan.kernels_size() << " generated\n";
   for (const auto &k : plan.kernels())
-    os << "  " << k.name() << "  " << k.target() << ", "
+    os << "  " << k.name() << "  " << kernelResources(k) << ", "
        << binary(k.image().size()) << ": " << kernelSummary(k) << "\n";
   for (const auto &stream : plan.streams()) {
     os << "steps        " << stream.steps_size() << " on stream "

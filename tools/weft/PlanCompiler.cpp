@@ -1,7 +1,7 @@
 // The compiler driver.
 #include "PlanCompiler.h"
 
-#include "codegen/CpuPlanBuilder.h"
+#include "codegen/PlanBuilder.h"
 #include "passes/Pipeline.h"
 
 #include "mlir/Pass/PassManager.h"
@@ -33,7 +33,8 @@ weft::cli::compilePlan(ModuleOp module, const CompileOptions &options) {
   if (llvm::Error error = runPipeline(module, all))
     return std::move(error);
   FailureOr<plan::Plan> plan =
-      codegen::buildCpuPlan(module, {options.model, options.dumpKernelsDir});
+      codegen::buildPlan(
+      module, {options.model, options.dumpKernelsDir, options.device});
   if (failed(plan))
     return makeError(options.model +
                      ": code generation failed (see the error above)");

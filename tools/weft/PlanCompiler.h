@@ -3,6 +3,7 @@
 #ifndef WEFT_TOOLS_WEFT_PLANCOMPILER_H
 #define WEFT_TOOLS_WEFT_PLANCOMPILER_H
 
+#include "codegen/PlanBuilder.h"
 #include "runtime/plan.pb.h"
 
 #include "mlir/IR/BuiltinOps.h"
@@ -17,13 +18,14 @@ struct CompileOptions {
   std::string compileTo;      // stop after this phase (no plan then)
   int threads = 0;            // 0: this machine's cores
   std::string dumpKernelsDir; // write generated kernel sources here
+  codegen::Device device = codegen::Device::Cpu;
 };
 
 /// Runs the pipeline on `module` in place. Diagnostics go to the context's
 /// handler; the error then says the compilation failed.
 llvm::Error runPipeline(mlir::ModuleOp module, const CompileOptions &options);
 
-/// Runs the whole pipeline and builds the CPU plan.
+/// Runs the whole pipeline and builds the plan for `options.device`.
 llvm::Expected<plan::Plan> compilePlan(mlir::ModuleOp module,
                                        const CompileOptions &options);
 

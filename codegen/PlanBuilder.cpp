@@ -1,9 +1,11 @@
-// The CPU plan builder. The library calls' argument order is the runtime's
-// (runtime/cpu/CpuExecutor.cpp).
-#include "codegen/CpuPlanBuilder.h"
+// The plan builder. The library calls' argument order is the runtime's
+// (runtime/cpu/CpuExecutor.cpp, runtime/cuda/CudaExecutor.cpp).
+#include "codegen/PlanBuilder.h"
 
 #include "codegen/Cpu/FusionGroupSource.h"
 #include "codegen/Cpu/KernelCompiler.h"
+#include "codegen/Cuda/FusionGroupCuda.h"
+#include "codegen/Cuda/NvrtcCompiler.h"
 #include "ir/WeftDialect.h"
 #include "kernels/cpu/Kernels.h"
 
@@ -44,7 +46,7 @@ std::string nameOf(Location loc) {
 
 class PlanBuilder {
 public:
-  PlanBuilder(func::FuncOp func, const codegen::CpuPlanOptions &options)
+  PlanBuilder(func::FuncOp func, const codegen::PlanOptions &options)
       : func(func), options(options) {}
   FailureOr<plan::Plan> build();
 
@@ -54,6 +56,11 @@ private:
   LogicalResult requireF32(Operation *op);
   LogicalResult lowerOp(Operation *op, plan::Step &step);
   LogicalResult lowerFusionGroup(FusionGroupOp group, plan::Step &step);
+  /// The kernel of `group` in the plan, generated and compiled once.
+  FailureOr<int> cpuKernel(FusionGroupOp group);
+  FailureOr<int> cudaKernel(FusionGroupOp group);
+  LogicalResult dumpKernel(Operation *where, const std::string &fileName,
+                           const std::string &text);
   LogicalResult lowerStridedCopy(mlir::Operation *op, plan::LibraryCall &call);
   LogicalResult writeConstant(ConstantOp op);
   int64_t funcAttr(StringRef name) {
@@ -61,7 +68,7 @@ private:
   }
 
   func::FuncOp func;
-  const codegen::CpuPlanOptions &options;
+  const codegen::PlanOptions &options;
   plan::Plan plan;
   DenseMap<Value, int> buffers;
   llvm::StringMap<int> kernelByEntry;
@@ -177,41 +184,86 @@ LogicalResult PlanBuilder::writeConstant(ConstantOp op) {
   return success();
 }
 
-LogicalResult PlanBuilder::lowerFusionGroup(FusionGroupOp group,
-                                            plan::Step &step) {
+LogicalResult PlanBuilder::dumpKernel(Operation *where,
+                                      const std::string &fileName,
+                                      const std::string &text) {
+  if (options.dumpKernelsDir.empty())
+    return success();
+  llvm::SmallString<256> path(options.dumpKernelsDir);
+  llvm::sys::path::append(path, fileName);
+  std::error_code ec;
+  llvm::raw_fd_ostream file(path, ec);
+  if (ec)
+    return where->emitError() << "cannot write " << path << ": "
+                              << ec.message();
+  file << text;
+  return success();
+}
+
+FailureOr<int> PlanBuilder::cpuKernel(FusionGroupOp group) {
   auto source = codegen::generateFusionGroupSource(
       group, funcAttr("weft.workspace_per_thread"));
   if (failed(source))
     return failure();
   auto [entry, text] = *source;
-  auto it = kernelByEntry.find(entry);
-  if (it == kernelByEntry.end()) {
-    llvm::Expected<codegen::CompiledKernel> compiled =
-        codegen::compileCpuKernel(text);
-    if (!compiled)
-      return group.emitError() << llvm::toString(compiled.takeError());
-    plan::Kernel *kernel = plan.add_kernels();
-    kernel->set_name(entry);
-    kernel->set_backend(plan::Kernel::CPU_SHARED_OBJECT);
-    kernel->set_entry(entry);
-    kernel->set_source(text);
-    kernel->set_image(std::move(compiled->image));
-    kernel->set_content_hash(compiled->contentHash);
-    kernel->set_target(compiled->target);
-    it = kernelByEntry.insert({entry, plan.kernels_size() - 1}).first;
-    if (!options.dumpKernelsDir.empty()) {
-      llvm::SmallString<256> path(options.dumpKernelsDir);
-      llvm::sys::path::append(path, entry + ".cpp");
-      std::error_code ec;
-      llvm::raw_fd_ostream file(path, ec);
-      if (ec)
-        return group.emitError()
-               << "cannot write " << path << ": " << ec.message();
-      file << text;
-    }
-  }
+  if (auto it = kernelByEntry.find(entry); it != kernelByEntry.end())
+    return it->second;
+  llvm::Expected<codegen::CompiledKernel> compiled =
+      codegen::compileCpuKernel(text);
+  if (!compiled)
+    return group.emitError() << llvm::toString(compiled.takeError());
+  plan::Kernel *kernel = plan.add_kernels();
+  kernel->set_name(entry);
+  kernel->set_backend(plan::Kernel::CPU_SHARED_OBJECT);
+  kernel->set_entry(entry);
+  kernel->set_source(text);
+  kernel->set_image(std::move(compiled->image));
+  kernel->set_content_hash(compiled->contentHash);
+  kernel->set_target(compiled->target);
+  if (failed(dumpKernel(group, entry + ".cpp", text)))
+    return failure();
+  return kernelByEntry[entry] = plan.kernels_size() - 1;
+}
+
+FailureOr<int> PlanBuilder::cudaKernel(FusionGroupOp group) {
+  FailureOr<codegen::CudaKernelSource> source =
+      codegen::generateCudaFusionGroup(group);
+  if (failed(source))
+    return failure();
+  if (auto it = kernelByEntry.find(source->entry); it != kernelByEntry.end())
+    return it->second;
+  if (failed(dumpKernel(group, source->entry + ".cu", source->source)))
+    return failure();
+  llvm::Expected<codegen::CompiledCudaKernel> compiled =
+      codegen::compileCudaKernel(source->source, source->entry);
+  if (!compiled)
+    return group.emitError() << llvm::toString(compiled.takeError());
+  plan::Kernel *kernel = plan.add_kernels();
+  kernel->set_name(source->entry);
+  kernel->set_backend(plan::Kernel::CUDA_CUBIN);
+  kernel->set_entry(source->entry);
+  kernel->set_source(source->source);
+  kernel->set_image(std::move(compiled->cubin));
+  kernel->set_ptx(std::move(compiled->ptx));
+  kernel->set_content_hash(compiled->contentHash);
+  kernel->set_target(codegen::kCudaArchitecture);
+  kernel->set_registers(compiled->registers);
+  kernel->set_spill_bytes(compiled->spillBytes);
+  kernel->set_stack_bytes(compiled->stackBytes);
+  kernel->set_grid_blocks(source->gridBlocks);
+  kernel->set_block_threads(source->blockThreads);
+  return kernelByEntry[source->entry] = plan.kernels_size() - 1;
+}
+
+LogicalResult PlanBuilder::lowerFusionGroup(FusionGroupOp group,
+                                            plan::Step &step) {
+  FailureOr<int> kernel = options.device == codegen::Device::Cuda
+                              ? cudaKernel(group)
+                              : cpuKernel(group);
+  if (failed(kernel))
+    return failure();
   plan::KernelLaunch *launch = step.mutable_launch();
-  launch->set_kernel(it->second);
+  launch->set_kernel(*kernel);
   SmallVector<Value> values(group.getInputs());
   llvm::append_range(values, group.getResults());
   for (Value v : values) {
@@ -514,6 +566,7 @@ FailureOr<plan::Plan> PlanBuilder::build() {
              << "has no '" << attr
              << "'; run the bufferize phase before code generation";
   plan.set_model(options.model);
+  plan.set_device(options.device == codegen::Device::Cuda ? "cuda" : "cpu");
   plan.set_strategy("single rank");
   plan.set_threads(static_cast<int>(funcAttr("weft.threads")));
   plan::Memory *memory = plan.mutable_memory();
@@ -594,13 +647,19 @@ FailureOr<plan::Plan> PlanBuilder::build() {
       step.set_live_bytes(live.getInt());
     if (failed(lowerOp(&op, step)))
       return failure();
+    for (Value result : op.getResults()) {
+      FailureOr<int> id = bufferOf(result, &op);
+      if (failed(id))
+        return failure();
+      step.add_writes(*id);
+    }
     *stream->add_steps() = std::move(step);
   }
   return std::move(plan);
 }
 
 FailureOr<plan::Plan>
-weft::codegen::buildCpuPlan(ModuleOp module, const CpuPlanOptions &options) {
+weft::codegen::buildPlan(ModuleOp module, const PlanOptions &options) {
   func::FuncOp func = findEntryFunction(module);
   if (!func)
     return module.emitError("needs a @forward function (or a single function)");

@@ -1,0 +1,250 @@
+#!/usr/bin/env python3
+"""The GPU benchmark of scripts/gpu-check: weft against PyTorch on the same GPU.
+
+Reads weft-cuda-check's JSON for a plan (its forward time and each step's time)
+and runs the same model and shapes in PyTorch: the forward pass (eager and
+torch.compile), each GEMM shape (torch.matmul), the attention
+(scaled_dot_product_attention) and a device-to-device copy (the bandwidth the
+fused elementwise kernels are measured against). Prints a short table last and
+writes everything as JSON.
+
+  python3 bench/gpu_bench.py --config bench/configs/gpu-llama/config.json \
+      --batch 1 --seq 4096 --weft results/gpu-llama-bf16.json \
+      --checks results --json results/gpu_bench.json
+"""
+import argparse
+import glob
+import json
+import os
+import signal
+import statistics
+import sys
+
+import torch
+
+
+def time_ms(fn, repeat=20, warmup=3):
+    """Median milliseconds of fn() on the GPU (CUDA events)."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(repeat):
+        start = torch.cuda.Event(enable_timing=True)
+        stop = torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        stop.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(stop))
+    return statistics.median(times)
+
+
+def forward_peers(config_path, batch, seq):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig.from_pretrained(os.path.dirname(config_path))
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config).to(torch.bfloat16).cuda().eval()
+    ids = torch.randint(0, 256, (batch, seq), device="cuda")
+    results = {}
+    def give_up(signum, frame):
+        raise TimeoutError("gave up after 150 s")
+
+    for name, runner in [("torch eager", model), ("torch.compile", None)]:
+        signal.signal(signal.SIGALRM, give_up)
+        signal.alarm(150)
+        try:
+            if runner is None:
+                runner = torch.compile(model)
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+            with torch.no_grad():
+                ms = time_ms(lambda: runner(input_ids=ids).logits, repeat=10)
+            results[name] = {
+                "forward_ms": ms,
+                "tokens_per_s": batch * seq / (ms / 1e3),
+                "peak_bytes": torch.cuda.max_memory_allocated(),
+            }
+        except Exception as error:  # report the peer's failure, go on
+            results[name] = {"error": f"{type(error).__name__}: {error}"[:300]}
+        finally:
+            signal.alarm(0)
+    del model
+    torch.cuda.empty_cache()
+    return results
+
+
+def gemm_peers(profile):
+    """Each distinct linear shape: weft's median time and torch.matmul's."""
+    shapes = {}
+    for step in profile:
+        if step["what"] in ("linear", "linear_bf16"):
+            rows, inner, outer = step["ints"][:3]
+            key = (step["what"], rows, inner, outer)
+            shapes.setdefault(key, []).append(step["ms"])
+    rows_out = []
+    for (what, rows, inner, outer), times in sorted(shapes.items()):
+        dtype = torch.bfloat16 if what == "linear_bf16" else torch.float32
+        x = torch.randn(rows, inner, device="cuda", dtype=dtype)
+        w = torch.randn(outer, inner, device="cuda", dtype=dtype)
+        torch_ms = time_ms(lambda: torch.matmul(x, w.t()))
+        flop = 2 * rows * inner * outer
+        weft_ms = statistics.median(times)
+        rows_out.append({
+            "shape": f"{rows}x{inner} · {outer}x{inner}ᵀ {str(dtype)[6:]}",
+            "weft_ms": weft_ms, "torch_ms": torch_ms,
+            "weft_tflops": flop / weft_ms / 1e9,
+            "torch_tflops": flop / torch_ms / 1e9,
+            "ratio": torch_ms / weft_ms,
+        })
+    return rows_out
+
+
+def attention_peers(profile):
+    out = []
+    seen = set()
+    for step in profile:
+        if step["what"] != "attention":
+            continue
+        batch, sq, skv, heads, kv_heads, dqk, dv, kind = step["ints"][:8]
+        key = (batch, sq, skv, heads, kv_heads, dqk, dv, kind)
+        if key in seen:
+            continue
+        seen.add(key)
+        times = [s["ms"] for s in profile
+                 if s["what"] == "attention" and tuple(s["ints"][:8]) == key]
+        row = {"shape": f"B{batch} S{sq} H{heads}/{kv_heads} D{dqk} "
+                        f"{'causal' if kind == 1 else 'kind ' + str(kind)}",
+               "weft_ms": statistics.median(times)}
+        for dtype in (torch.float32, torch.bfloat16):
+            q = torch.randn(batch, heads, sq, dqk, device="cuda", dtype=dtype)
+            k = torch.randn(batch, kv_heads, skv, dqk, device="cuda", dtype=dtype)
+            v = torch.randn(batch, kv_heads, skv, dv, device="cuda", dtype=dtype)
+            fn = lambda: torch.nn.functional.scaled_dot_product_attention(
+                q, k, v, is_causal=kind == 1, enable_gqa=True)
+            row[f"sdpa_{str(dtype)[6:]}_ms"] = time_ms(fn)
+        out.append(row)
+    return out
+
+
+def elementwise_peers(profile):
+    copy_bytes = 1 << 30
+    x = torch.empty(copy_bytes, dtype=torch.uint8, device="cuda")
+    y = torch.empty_like(x)
+    copy_ms = time_ms(lambda: y.copy_(x))
+    copy_gbs = 2 * copy_bytes / copy_ms / 1e6
+    kernels = {}
+    for step in profile:
+        if step["what"].startswith("weft_cuda_"):
+            moved = step["bytes_read"] + step["bytes_written"]
+            kernels.setdefault(step["what"], []).append(
+                (step["name"], moved, step["ms"]))
+    rows = []
+    for kernel, entries in kernels.items():
+        moved = entries[0][1]
+        ms = statistics.median(e[2] for e in entries)
+        gbs = moved / ms / 1e6
+        rows.append({"kernel": kernel, "steps": len(entries),
+                     "bytes": moved, "ms": ms, "gb_per_s": gbs,
+                     "of_copy": gbs / copy_gbs})
+    return {"copy_gb_per_s": copy_gbs, "kernels": rows}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--seq", type=int, default=4096)
+    parser.add_argument("--weft", required=True,
+                        help="weft-cuda-check's JSON for the same model")
+    parser.add_argument("--checks", help="folder of every check's JSON")
+    parser.add_argument("--json", help="where to write the results")
+    args = parser.parse_args()
+
+    with open(args.weft) as f:
+        weft = json.load(f)
+    if "error" in weft:
+        print(f"gpu_bench: weft did not run: {weft['error']}", file=sys.stderr)
+    profile = weft.get("step_profile", [])
+    report = {
+        "card": torch.cuda.get_device_name(),
+        "torch": torch.__version__,
+        "model": args.config, "batch": args.batch, "seq": args.seq,
+        "weft": {"forward_ms": weft.get("forward_ms"),
+                 "tokens_per_s": weft.get("tokens_per_s"),
+                 "device_bytes": weft.get("device_bytes"),
+                 "planned_peak_bytes": weft.get("planned_peak_bytes")},
+        "gemm": gemm_peers(profile),
+        "attention": attention_peers(profile),
+        "elementwise": elementwise_peers(profile),
+    }
+    report["peers"] = forward_peers(args.config, args.batch, args.seq)
+    checks = []
+    for path in sorted(glob.glob(os.path.join(args.checks or "", "*.json"))):
+        with open(path) as f:
+            c = json.load(f)
+        if "ok" not in c:
+            continue
+        steps = c.get("steps", [])
+        checks.append({
+            "name": os.path.basename(path)[:-5],
+            "ok": c["ok"],
+            "error": c.get("error"),
+            "steps": len(steps),
+            "step_max_relative_error": max(
+                (s["max_relative_error"] for s in steps), default=None),
+            "forward_max_relative_error": max(
+                (o["max_relative_error"] for o in c.get("outputs", {}).values()),
+                default=None),
+            "forward_ms": c.get("forward_ms"),
+        })
+    report["checks"] = checks
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+
+    print(f"\n=== weft GPU check on {report['card']} (torch {report['torch']}) ===")
+    print("correctness against the CPU runtime (max relative error):")
+    for c in checks:
+        if c["error"]:
+            print(f"  {c['name']:<18} ERROR {c['error'][:100]}")
+            continue
+        print(f"  {c['name']:<18} {'ok ' if c['ok'] else 'BAD'} "
+              f"{c['steps']:4d} steps ≤ {c['step_max_relative_error'] or 0:.1e}"
+              f"  forward {c['forward_max_relative_error'] or 0:.1e}"
+              f"  {c['forward_ms'] or 0:8.3f} ms")
+    w = report["weft"]
+    print(f"forward, bf16, batch {args.batch} × seq {args.seq} "
+          f"({os.path.basename(os.path.dirname(args.config))}):")
+    if w["forward_ms"]:
+        print(f"  weft           {w['forward_ms']:9.2f} ms  "
+              f"{w['tokens_per_s']:10.0f} tok/s  "
+              f"{(w['device_bytes'] or 0) / 2**30:5.2f} GiB")
+    for name, peer in report["peers"].items():
+        if "error" in peer:
+            print(f"  {name:<14} {peer['error'][:90]}")
+        else:
+            ratio = (peer["forward_ms"] / w["forward_ms"]) if w["forward_ms"] else 0
+            print(f"  {name:<14} {peer['forward_ms']:9.2f} ms  "
+                  f"{peer['tokens_per_s']:10.0f} tok/s  "
+                  f"{peer['peak_bytes'] / 2**30:5.2f} GiB  "
+                  f"(weft speed ×{ratio:.2f})")
+    print("GEMM (cuBLASLt vs torch.matmul):")
+    for g in report["gemm"]:
+        print(f"  {g['shape']:<34} weft {g['weft_tflops']:6.1f} TFLOP/s  "
+              f"torch {g['torch_tflops']:6.1f}  ×{g['ratio']:.2f}")
+    print("attention (weft's fp32 kernel vs SDPA):")
+    for a in report["attention"]:
+        print(f"  {a['shape']:<30} weft {a['weft_ms']:8.3f} ms  "
+              f"sdpa fp32 {a['sdpa_float32_ms']:7.3f}  "
+              f"bf16 {a['sdpa_bfloat16_ms']:7.3f}")
+    e = report["elementwise"]
+    print(f"fused elementwise kernels vs a D2D copy ({e['copy_gb_per_s']:.0f} GB/s):")
+    for k in e["kernels"]:
+        print(f"  {k['kernel']:<28} ×{k['steps']:<3} {k['gb_per_s']:7.0f} GB/s "
+              f"({100 * k['of_copy']:.0f}% of copy)")
+
+
+if __name__ == "__main__":
+    main()

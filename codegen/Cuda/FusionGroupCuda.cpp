@@ -1,0 +1,382 @@
+// Generating CUDA C++ for fusion groups. Every value of the group is a local
+// variable of the loop over a chunk's columns; see FusionGroupCuda.h.
+#include "codegen/Cuda/FusionGroupCuda.h"
+
+#include "codegen/Cpu/KernelCompiler.h"
+#include "codegen/Elementwise.h"
+
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/Support/raw_ostream.h"
+
+using namespace mlir;
+using namespace weft;
+
+namespace {
+/// How a value is stored in memory and computed in a kernel.
+struct ValueTypes {
+  StringRef storage, compute;
+  int bytes;
+};
+
+FailureOr<ValueTypes> typesOf(Operation *where, Type type) {
+  Type element = cast<RankedTensorType>(type).getElementType();
+  if (element.isF32())
+    return ValueTypes{"float", "float", 4};
+  if (element.isBF16())
+    return ValueTypes{"uint16_t", "float", 2};
+  if (element.isInteger(64))
+    return ValueTypes{"int64_t", "int64_t", 8};
+  if (element.isInteger(32))
+    return ValueTypes{"int32_t", "int32_t", 4};
+  if (element.isInteger(8))
+    return ValueTypes{"int8_t", "int8_t", 1};
+  if (element.isInteger(1))
+    return ValueTypes{"uint8_t", "uint8_t", 1};
+  return where->emitError() << "has element type " << element
+                            << ", which the CUDA backend does not run yet "
+                               "(f32, bf16, i64, i32, i8 and i1 only)";
+}
+
+bool isBf16(Type type) {
+  return cast<RankedTensorType>(type).getElementType().isBF16();
+}
+
+/// What every generated kernel starts with: NVRTC compiles without headers,
+/// so the integer types, the std:: math the shared expressions call, bf16
+/// rounding (nearest even, NaN kept NaN, as on the CPU), vector chunks and
+/// block reductions are defined here.
+constexpr const char *kPrelude = R"(typedef long long int64_t;
+typedef int int32_t;
+typedef signed char int8_t;
+typedef unsigned char uint8_t;
+typedef unsigned short uint16_t;
+namespace std {
+__device__ __forceinline__ float exp(float x) { return expf(x); }
+__device__ __forceinline__ float log(float x) { return logf(x); }
+__device__ __forceinline__ float tanh(float x) { return tanhf(x); }
+__device__ __forceinline__ float sqrt(float x) { return sqrtf(x); }
+__device__ __forceinline__ float erf(float x) { return erff(x); }
+__device__ __forceinline__ float cos(float x) { return cosf(x); }
+__device__ __forceinline__ float sin(float x) { return sinf(x); }
+__device__ __forceinline__ float floor(float x) { return floorf(x); }
+__device__ __forceinline__ float ceil(float x) { return ceilf(x); }
+__device__ __forceinline__ float pow(float x, float y) { return powf(x, y); }
+__device__ __forceinline__ float abs(float x) { return fabsf(x); }
+template <typename T> __device__ __forceinline__ T abs(T x) { return x < 0 ? -x : x; }
+template <typename T> __device__ __forceinline__ T max(T a, T b) { return a < b ? b : a; }
+template <typename T> __device__ __forceinline__ T min(T a, T b) { return b < a ? b : a; }
+} // namespace std
+__device__ __forceinline__ float weftBf16ToFloat(uint16_t bits) {
+  return __uint_as_float(static_cast<unsigned>(bits) << 16);
+}
+__device__ __forceinline__ uint16_t weftFloatToBf16(float value) {
+  unsigned word = __float_as_uint(value);
+  if ((word & 0x7fffffffu) > 0x7f800000u)
+    return static_cast<uint16_t>(word >> 16 | 0x40);
+  word += 0x7fffu + (word >> 16 & 1);
+  return static_cast<uint16_t>(word >> 16);
+}
+template <typename T, int V>
+struct alignas(sizeof(T) * V < 16 ? sizeof(T) * V : 16) WeftChunk {
+  T v[V];
+};
+template <int V, typename T>
+__device__ __forceinline__ WeftChunk<T, V> weftLoad(const T *p) {
+  return *reinterpret_cast<const WeftChunk<T, V> *>(p);
+}
+template <int V, typename T>
+__device__ __forceinline__ void weftStore(T *p, const WeftChunk<T, V> &chunk) {
+  *reinterpret_cast<WeftChunk<T, V> *>(p) = chunk;
+}
+/// The sum (or maximum) over the block; every thread gets it.
+template <bool kMax> __device__ __forceinline__ float weftBlockReduce(float v) {
+  __shared__ float partial[32];
+  for (int o = 16; o > 0; o >>= 1) {
+    const float other = __shfl_xor_sync(0xffffffffu, v, o);
+    v = kMax ? fmaxf(v, other) : v + other;
+  }
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  __syncthreads(); // the previous reduction has read `partial`
+  if (lane == 0)
+    partial[warp] = v;
+  __syncthreads();
+  v = lane < static_cast<int>((blockDim.x + 31) >> 5)
+          ? partial[lane]
+          : (kMax ? __int_as_float(0xff800000) : 0.0f);
+  for (int o = 16; o > 0; o >>= 1) {
+    const float other = __shfl_xor_sync(0xffffffffu, v, o);
+    v = kMax ? fmaxf(v, other) : v + other;
+  }
+  return v;
+}
+)";
+
+bool isRowOp(Operation &op) {
+  return isa<RmsNormOp, LayerNormOp, SoftmaxOp, LogSoftmaxOp>(op);
+}
+
+class Generator {
+public:
+  explicit Generator(FusionGroupOp group) : group(group) {}
+  FailureOr<codegen::CudaKernelSource> generate();
+
+private:
+  LogicalResult emitChunkStart(llvm::raw_ostream &os);
+  /// The ops before `limit` (all when null) at column c0 + j.
+  LogicalResult emitBody(llvm::raw_ostream &os, Operation *limit);
+  /// Passes computing `op`'s row statistics into s<k>_* scalars.
+  LogicalResult emitStatistics(llvm::raw_ostream &os, Operation &op,
+                               unsigned k);
+  std::string name(Value v) {
+    auto [it, inserted] = names.try_emplace(v, "");
+    if (inserted)
+      it->second = "v" + std::to_string(names.size() - 1);
+    return it->second;
+  }
+
+  FusionGroupOp group;
+  int64_t rows = 0, cols = 0;
+  int vector = 1;
+  bool rowMode = false;
+  llvm::DenseMap<Value, std::string> names;
+  llvm::DenseMap<Operation *, unsigned> rowOpIndex;
+  SmallVector<bool> fullInput;
+};
+
+LogicalResult Generator::emitChunkStart(llvm::raw_ostream &os) {
+  Block &body = group.getBody().front();
+  for (BlockArgument input : body.getArguments()) {
+    FailureOr<ValueTypes> t = typesOf(group, input.getType());
+    if (failed(t))
+      return failure();
+    unsigned i = input.getArgNumber();
+    os << "      const WeftChunk<" << t->storage << ", " << vector << "> a" << i
+       << " = weftLoad<" << vector << ">(in" << i << " + "
+       << (fullInput[i] ? (rowMode ? "rowStart + c0" : "i0") : "c0") << ");\n";
+  }
+  return success();
+}
+
+LogicalResult Generator::emitBody(llvm::raw_ostream &os, Operation *limit) {
+  Block &body = group.getBody().front();
+  for (BlockArgument input : body.getArguments()) {
+    FailureOr<ValueTypes> t = typesOf(group, input.getType());
+    if (failed(t))
+      return failure();
+    std::string element = "a" + std::to_string(input.getArgNumber()) + ".v[j]";
+    os << "        const " << t->compute << " " << name(input) << " = "
+       << (isBf16(input.getType()) ? "weftBf16ToFloat(" + element + ")"
+                                   : element)
+       << ";\n";
+  }
+  for (Operation &op : body.without_terminator()) {
+    if (&op == limit)
+      break;
+    SmallVector<std::string> in;
+    for (Value operand : op.getOperands())
+      in.push_back(name(operand));
+    FailureOr<ValueTypes> t = typesOf(&op, op.getResult(0).getType());
+    if (failed(t))
+      return failure();
+    std::string expression = codegen::elementwiseExpression(&op, in);
+    if (auto convert = dyn_cast<ConvertOp>(op)) {
+      expression = "static_cast<" + t->compute.str() + ">(" + in[0] + ")";
+      if (isBf16(convert.getType())) // round to bf16's precision
+        expression = "weftBf16ToFloat(weftFloatToBf16(" + expression + "))";
+    } else if (isRowOp(op)) {
+      std::string s = "s" + std::to_string(rowOpIndex.lookup(&op));
+      if (isa<RmsNormOp>(op))
+        expression = in[0] + " * " + s + "_inv * " + in[1];
+      else if (auto norm = dyn_cast<LayerNormOp>(op))
+        expression = "(" + in[0] + " - " + s + "_mean) * " + s + "_inv * " +
+                     in[1] + (norm.getBias() ? " + " + in[2] : "");
+      else if (isa<SoftmaxOp>(op))
+        expression = "std::exp(" + in[0] + " - " + s + "_max) * " + s + "_inv";
+      else
+        expression = in[0] + " - " + s + "_log";
+    }
+    if (expression.empty())
+      return op.emitError()
+             << "cannot be generated as part of a CUDA fusion group";
+    os << "        const " << t->compute << " " << name(op.getResult(0))
+       << " = " << expression << "; // " << op.getName().stripDialect()
+       << "\n";
+  }
+  return success();
+}
+
+LogicalResult Generator::emitStatistics(llvm::raw_ostream &os, Operation &op,
+                                        unsigned k) {
+  std::string s = "s" + std::to_string(k);
+  auto pass = [&](const std::string &init, const std::string &accumulate,
+                  const std::string &after) -> LogicalResult {
+    os << "  {\n    float acc = " << init << ";\n"
+       << "    for (int64_t c0 = static_cast<int64_t>(threadIdx.x) * "
+       << vector << "; c0 < kCols; c0 += static_cast<int64_t>(blockDim.x) * "
+       << vector << ") {\n";
+    if (failed(emitChunkStart(os)))
+      return failure();
+    os << "#pragma unroll\n      for (int j = 0; j < " << vector
+       << "; ++j) {\n";
+    if (failed(emitBody(os, &op)))
+      return failure();
+    os << "        " << accumulate << ";\n      }\n    }\n"
+       << "    " << after << ";\n  }\n";
+    return success();
+  };
+  const std::string x = name(op.getOperand(0));
+  if (auto norm = dyn_cast<RmsNormOp>(op)) {
+    os << "  float " << s << "_inv;\n";
+    return pass("0.0f", "acc += " + x + " * " + x,
+                s + "_inv = 1.0f / std::sqrt(weftBlockReduce<false>(acc) / "
+                    "kCols + " +
+                    codegen::floatLiteral(
+                        norm.getEpsilon().convertToDouble()) +
+                    ")");
+  }
+  if (auto norm = dyn_cast<LayerNormOp>(op)) {
+    os << "  float " << s << "_mean, " << s << "_inv;\n";
+    if (failed(pass("0.0f", "acc += " + x,
+                    s + "_mean = weftBlockReduce<false>(acc) / kCols")))
+      return failure();
+    return pass("0.0f",
+                "acc += (" + x + " - " + s + "_mean) * (" + x + " - " + s +
+                    "_mean)",
+                s + "_inv = 1.0f / std::sqrt(weftBlockReduce<false>(acc) / "
+                    "kCols + " +
+                    codegen::floatLiteral(
+                        norm.getEpsilon().convertToDouble()) +
+                    ")");
+  }
+  // Softmax and log-softmax: the maximum, then the sum of exponentials.
+  os << "  float " << s << "_max, " << s
+     << (isa<SoftmaxOp>(op) ? "_inv;\n" : "_log;\n");
+  if (failed(pass("__int_as_float(0xff800000)", "acc = std::max(acc, " + x + ")",
+                  s + "_max = weftBlockReduce<true>(acc)")))
+    return failure();
+  return pass("0.0f", "acc += std::exp(" + x + " - " + s + "_max)",
+              isa<SoftmaxOp>(op)
+                  ? s + "_inv = 1.0f / weftBlockReduce<false>(acc)"
+                  : s + "_log = std::log(weftBlockReduce<false>(acc)) + " + s +
+                        "_max");
+}
+
+FailureOr<codegen::CudaKernelSource> Generator::generate() {
+  Block &body = group.getBody().front();
+  auto groupType = cast<RankedTensorType>(group.getResult(0).getType());
+  cols = std::max<int64_t>(group.getRowLength(), 1);
+  rows = groupType.getNumElements() / cols;
+  for (Operation &op : body.without_terminator())
+    if (isRowOp(op)) {
+      rowOpIndex[&op] = rowOpIndex.size();
+      rowMode = true;
+    }
+
+  // Parameters, and the widest element that fixes the chunk width.
+  std::string params;
+  llvm::raw_string_ostream ps(params);
+  int widest = 1;
+  for (BlockArgument input : body.getArguments()) {
+    auto type = cast<RankedTensorType>(input.getType());
+    FailureOr<ValueTypes> t = typesOf(group, type);
+    if (failed(t))
+      return failure();
+    bool full = type.getShape() == groupType.getShape();
+    if (!full && !(type.getRank() == 1 && type.getDimSize(0) == cols))
+      return group.emitError()
+             << "input " << input.getArgNumber() << " of type " << type
+             << " is neither a row nor a column";
+    fullInput.push_back(full);
+    widest = std::max(widest, t->bytes);
+    ps << "const " << t->storage << " *in" << input.getArgNumber() << ", ";
+  }
+  YieldOp yield = group.getYield();
+  for (auto [i, result] : llvm::enumerate(yield.getValues())) {
+    FailureOr<ValueTypes> t = typesOf(group, result.getType());
+    if (failed(t))
+      return failure();
+    widest = std::max(widest, t->bytes);
+    ps << t->storage << " *out" << i << ", ";
+  }
+  ps << "char *workspace";
+  vector = std::max(1, 16 / widest);
+  while (cols % vector != 0)
+    vector /= 2;
+
+  std::string code;
+  llvm::raw_string_ostream os(code);
+  codegen::CudaKernelSource kernel;
+  if (rowMode) {
+    int64_t chunks = (cols + vector - 1) / vector;
+    kernel.blockThreads = static_cast<int>(
+        std::clamp<int64_t>((chunks + 31) / 32 * 32, 32, 512));
+    kernel.gridBlocks = std::max<int64_t>(rows, 1);
+    os << "  if (blockIdx.x >= kRows)\n    return;\n"
+       << "  const int64_t rowStart = static_cast<int64_t>(blockIdx.x) * "
+          "kCols;\n";
+    for (Operation &op : body.without_terminator())
+      if (isRowOp(op) &&
+          failed(emitStatistics(os, op, rowOpIndex.lookup(&op))))
+        return failure();
+    os << "  for (int64_t c0 = static_cast<int64_t>(threadIdx.x) * " << vector
+       << "; c0 < kCols; c0 += static_cast<int64_t>(blockDim.x) * " << vector
+       << ") {\n";
+  } else {
+    kernel.blockThreads = 256;
+    int64_t chunks = (rows * cols + vector - 1) / vector;
+    kernel.gridBlocks = std::clamp<int64_t>((chunks + 255) / 256, 1, 1 << 16);
+    os << "  for (int64_t i0 = (static_cast<int64_t>(blockIdx.x) * blockDim.x "
+          "+ threadIdx.x) * "
+       << vector << "; i0 < kRows * kCols; i0 += static_cast<int64_t>("
+       << "gridDim.x) * blockDim.x * " << vector << ") {\n"
+       << "    const int64_t c0 = i0 % kCols;\n";
+  }
+  // The last pass: every value, the results stored.
+  if (failed(emitChunkStart(os)))
+    return failure();
+  SmallVector<ValueTypes> resultTypes;
+  for (auto [i, result] : llvm::enumerate(yield.getValues())) {
+    ValueTypes t = *typesOf(group, result.getType());
+    resultTypes.push_back(t);
+    os << "      WeftChunk<" << t.storage << ", " << vector << "> o" << i
+       << ";\n";
+  }
+  os << "#pragma unroll\n      for (int j = 0; j < " << vector << "; ++j) {\n";
+  if (failed(emitBody(os, nullptr)))
+    return failure();
+  for (auto [i, result] : llvm::enumerate(yield.getValues()))
+    os << "        o" << i << ".v[j] = "
+       << (isBf16(result.getType()) ? "weftFloatToBf16(" + name(result) + ")"
+                                    : name(result))
+       << ";\n";
+  os << "      }\n";
+  for (size_t i = 0; i < resultTypes.size(); ++i)
+    os << "      weftStore<" << vector << ">(out" << i << " + "
+       << (rowMode ? "rowStart + c0" : "i0") << ", o" << i << ");\n";
+  os << "  }\n";
+
+  std::string opNames;
+  for (Operation &op : body.without_terminator())
+    opNames +=
+        (opNames.empty() ? "" : ", ") + op.getName().stripDialect().str();
+  std::string source;
+  llvm::raw_string_ostream src(source);
+  src << "// weft fusion group: " << opNames << " over " << rows << " rows of "
+      << cols << (rowMode ? ", a block per row" : ", elementwise") << "\n"
+      << kPrelude << "\n"
+      << "extern \"C\" __global__ void __launch_bounds__("
+      << kernel.blockThreads << ")\n@ENTRY@(" << params << ") {\n"
+      << "  constexpr int64_t kRows = " << rows << ", kCols = " << cols
+      << ";\n"
+      << code << "}\n";
+  kernel.entry = "weft_cuda_" + codegen::contentHash(source);
+  source.replace(source.find("@ENTRY@"), 7, kernel.entry);
+  kernel.source = std::move(source);
+  return kernel;
+}
+} // namespace
+
+FailureOr<codegen::CudaKernelSource>
+codegen::generateCudaFusionGroup(FusionGroupOp group) {
+  return Generator(group).generate();
+}

@@ -1,0 +1,63 @@
+// The elementwise expressions shared by the kernel generators.
+#include "codegen/Elementwise.h"
+
+#include "ir/WeftDialect.h"
+
+#include "llvm/ADT/TypeSwitch.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/raw_ostream.h"
+
+using namespace mlir;
+using namespace weft;
+
+std::string weft::codegen::floatLiteral(double value) {
+  std::string text;
+  llvm::raw_string_ostream(text) << llvm::format("%.9g", value);
+  if (text.find_first_of(".en") == std::string::npos)
+    text += ".0";
+  return text + "f";
+}
+
+std::string weft::codegen::elementwiseExpression(Operation *op,
+                                                ArrayRef<std::string> in) {
+  auto x = [&](unsigned i) { return in[i]; };
+  return llvm::TypeSwitch<Operation *, std::string>(op)
+      .Case([&](AddOp) { return x(0) + " + " + x(1); })
+      .Case([&](SubOp) { return x(0) + " - " + x(1); })
+      .Case([&](MulOp) { return x(0) + " * " + x(1); })
+      .Case([&](DivOp) { return x(0) + " / " + x(1); })
+      .Case([&](MaxOp) { return "std::max(" + x(0) + ", " + x(1) + ")"; })
+      .Case([&](MinOp) { return "std::min(" + x(0) + ", " + x(1) + ")"; })
+      .Case([&](PowOp) { return "std::pow(" + x(0) + ", " + x(1) + ")"; })
+      .Case([&](NegOp) { return "-" + x(0); })
+      .Case([&](AbsOp) { return "std::abs(" + x(0) + ")"; })
+      .Case([&](ExpOp) { return "std::exp(" + x(0) + ")"; })
+      .Case([&](LogOp) { return "std::log(" + x(0) + ")"; })
+      .Case([&](TanhOp) { return "std::tanh(" + x(0) + ")"; })
+      .Case(
+          [&](SigmoidOp) { return "1.0f / (1.0f + std::exp(-" + x(0) + "))"; })
+      .Case(
+          [&](SiluOp) { return x(0) + " / (1.0f + std::exp(-" + x(0) + "))"; })
+      .Case([&](RsqrtOp) { return "1.0f / std::sqrt(" + x(0) + ")"; })
+      .Case([&](SqrtOp) { return "std::sqrt(" + x(0) + ")"; })
+      .Case([&](ErfOp) { return "std::erf(" + x(0) + ")"; })
+      .Case([&](CosOp) { return "std::cos(" + x(0) + ")"; })
+      .Case([&](SinOp) { return "std::sin(" + x(0) + ")"; })
+      .Case([&](FloorOp) { return "std::floor(" + x(0) + ")"; })
+      .Case([&](CeilOp) { return "std::ceil(" + x(0) + ")"; })
+      .Case([&](GeluOp op) {
+        if (op.getApproximation() == GeluApproximation::tanh)
+          return "0.5f * " + x(0) + " * (1.0f + std::tanh(0.7978845608f * (" +
+                 x(0) + " + 0.044715f * " + x(0) + " * " + x(0) + " * " + x(0) +
+                 ")))";
+        return "0.5f * " + x(0) + " * (1.0f + std::erf(" + x(0) +
+               " * 0.70710678118f))";
+      })
+      .Case([&](CompareOp op) {
+        const char *symbols[] = {"==", "!=", "<", "<=", ">", ">="};
+        return std::string("static_cast<uint8_t>(") + x(0) + " " +
+               symbols[static_cast<int>(op.getDirection())] + " " + x(1) + ")";
+      })
+      .Case([&](SelectOp) { return x(0) + " ? " + x(1) + " : " + x(2); })
+      .Default([](Operation *) { return std::string(); });
+}

@@ -1,0 +1,117 @@
+// Loading the driver and cuBLASLt by name.
+#include "runtime/cuda/CudaDriver.h"
+
+#include "runtime/Error.h"
+
+#include <dlfcn.h>
+
+#include <mutex>
+#include <vector>
+
+using namespace weft::runtime;
+
+namespace {
+#define WEFT_STRINGIFY_EXPANDED(x) WEFT_STRINGIFY(x)
+#define WEFT_STRINGIFY(x) #x
+
+/// The first of `names` dlopen finds; "" and the errors when none.
+void *openFirst(const std::vector<std::string> &names, std::string &errors) {
+  for (const std::string &name : names) {
+    if (void *handle = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL))
+      return handle;
+    errors += std::string("\n  ") + dlerror();
+  }
+  return nullptr;
+}
+
+template <typename F>
+void resolve(void *handle, F &function, const char *symbol,
+             const std::string &library) {
+  function = reinterpret_cast<F>(dlsym(handle, symbol));
+  if (!function)
+    throw Error(library + " has no " + symbol +
+                "; it is older than the CUDA 12 API weft needs");
+}
+} // namespace
+
+const CudaDriver &CudaDriver::get() {
+  static CudaDriver driver;
+  static std::string failure;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    std::string errors;
+    void *handle = openFirst({"libcuda.so.1", "libcuda.so"}, errors);
+    if (!handle) {
+      failure = "no NVIDIA driver: libcuda.so.1 cannot be loaded (is this a "
+                "machine with an NVIDIA GPU and its driver?)" +
+                errors;
+      return;
+    }
+    try {
+#define WEFT_CUDA_FUNCTION(name)                                               \
+  resolve(handle, driver.name, WEFT_STRINGIFY_EXPANDED(name), "libcuda.so.1");
+#include "runtime/cuda/CudaFunctions.def"
+#undef WEFT_CUDA_FUNCTION
+    } catch (const Error &error) {
+      failure = error.what();
+      return;
+    }
+    if (CUresult r = driver.cuInit(0); r != CUDA_SUCCESS) {
+      const char *text = "unknown error";
+      driver.cuGetErrorString(r, &text);
+      failure = std::string("the NVIDIA driver cannot start (cuInit: ") +
+                text + "); is a GPU visible to this process?";
+      return;
+    }
+    driver.cuDriverGetVersion(&driver.version);
+    int count = 0;
+    driver.cuDeviceGetCount(&count);
+    if (count == 0)
+      failure = "the NVIDIA driver sees no GPU";
+  });
+  if (!failure.empty())
+    throw Error(failure);
+  return driver;
+}
+
+void CudaDriver::check(CUresult result, const std::string &what) const {
+  if (result == CUDA_SUCCESS)
+    return;
+  const char *name = "CUDA_ERROR", *text = "unknown error";
+  cuGetErrorName(result, &name);
+  cuGetErrorString(result, &text);
+  throw Error(what + ": " + name + ": " + text);
+}
+
+const Cublas &Cublas::get() {
+  static Cublas cublas;
+  static std::string failure;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    std::string errors;
+    void *handle = openFirst(
+        {"libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"}, errors);
+    if (!handle) {
+      failure = "cuBLASLt cannot be loaded (add the CUDA toolkit's lib64 or "
+                "the nvidia-cublas wheel's lib folder to LD_LIBRARY_PATH)" +
+                errors;
+      return;
+    }
+    try {
+#define WEFT_CUBLAS_FUNCTION(name)                                             \
+  resolve(handle, cublas.name, WEFT_STRINGIFY_EXPANDED(name), "cuBLASLt");
+#include "runtime/cuda/CudaFunctions.def"
+#undef WEFT_CUBLAS_FUNCTION
+    } catch (const Error &error) {
+      failure = error.what();
+    }
+  });
+  if (!failure.empty())
+    throw Error(failure);
+  return cublas;
+}
+
+void Cublas::check(cublasStatus_t status, const std::string &what) const {
+  if (status != CUBLAS_STATUS_SUCCESS)
+    throw Error(what + ": cuBLASLt status " + std::to_string(status));
+}

@@ -1,0 +1,744 @@
+// The CUDA executor. Library calls take their buffers, ints and floats in the
+// order the CPU executor documents (runtime/cpu/CpuExecutor.cpp).
+#include "runtime/cuda/CudaExecutor.h"
+
+#include "kernels/cpu/Kernels.h"
+#include "runtime/Error.h"
+#include "runtime/LibraryCalls.h"
+#include "runtime/PlanFile.h"
+#include "runtime/cuda/CudaDriver.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <map>
+
+using namespace weft::runtime;
+using weft::plan::Buffer;
+
+/// kernels/cuda/Library.cu compiled for sm_90a at build time.
+extern "C" const unsigned char weft_cuda_library_cubin[];
+
+namespace {
+constexpr int64_t kAlignment = 256;
+constexpr int64_t kGemmWorkspaceBytes = 32 << 20;
+constexpr const char *kLibraryTarget = "sm_90a";
+/// kernels/cuda/Library.cu's attention: head dimensions up to this.
+constexpr int64_t kAttentionMaxDim = 128;
+constexpr unsigned kAttentionWarps = 4;
+
+int64_t alignUp(int64_t bytes) {
+  return (bytes + kAlignment - 1) / kAlignment * kAlignment;
+}
+
+std::string gibibytes(int64_t bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2f GiB",
+                static_cast<double>(bytes) / (1 << 30));
+  return text;
+}
+
+/// Kernel arguments by value, for cuLaunchKernel's array of pointers.
+class Arguments {
+public:
+  template <typename T> Arguments &add(const T &value) {
+    storage.emplace_back(sizeof(T));
+    std::memcpy(storage.back().data(), &value, sizeof(T));
+    return *this;
+  }
+  void **pointers() {
+    if (pointerArray.size() != storage.size()) {
+      pointerArray.clear();
+      for (auto &bytes : storage)
+        pointerArray.push_back(bytes.data());
+    }
+    return pointerArray.data();
+  }
+
+private:
+  std::vector<std::vector<char>> storage;
+  std::vector<void *> pointerArray;
+};
+
+/// Blocks for a grid-stride loop over `total` items.
+unsigned gridFor(int64_t total) {
+  return static_cast<unsigned>(
+      std::clamp<int64_t>((total + 255) / 256, 1, 132 * 16));
+}
+} // namespace
+
+struct CudaExecutor::State {
+  const plan::Plan &plan;
+  std::string planName;
+  const CudaDriver &cu;
+  CUdevice device = 0;
+  CUcontext context = nullptr;
+  CUstream stream = nullptr;
+  CUevent start = nullptr, stop = nullptr;
+  std::string description;
+  // One block: arena, parameters, constants, per-step status, cuBLASLt's
+  // workspace, then the small tables the steps need (rope frequencies).
+  CUdeviceptr block = 0;
+  int64_t blockBytes = 0;
+  int64_t regionOffset[4] = {0, 0, 0, 0}; // by plan::Region
+  int64_t statusOffset = 0, gemmOffset = 0, tableOffset = 0;
+  std::vector<char> tables; // host copy of the tables
+  CUmodule library = nullptr;
+  std::vector<CUmodule> modules;
+  std::vector<CUfunction> kernels;
+  cublasLtHandle_t lt = nullptr;
+  std::vector<cublasLtMatmulDesc_t> descs;
+  std::vector<cublasLtMatrixLayout_t> layouts;
+  std::map<std::string, cublasLtMatmulAlgo_t> algorithms;
+  std::vector<std::function<void()>> steps;
+  std::vector<std::string> stepNames;
+  std::vector<int64_t> stepBounds; // an index step's bound, for its message
+  std::vector<HostTensor> inputs;
+
+  State(const plan::Plan &plan, std::string planName)
+      : plan(plan), planName(std::move(planName)), cu(CudaDriver::get()) {}
+  ~State();
+
+  CUdeviceptr address(int bufferId) const {
+    if (bufferId < 0)
+      return 0;
+    const Buffer &buffer = plan.buffers(bufferId);
+    return block + regionOffset[buffer.region()] + buffer.offset();
+  }
+  CUdeviceptr status(size_t step) const {
+    return block + statusOffset + static_cast<int64_t>(step) * 16;
+  }
+  CUfunction libraryFunction(const char *name) {
+    CUfunction function;
+    cu.check(cu.cuModuleGetFunction(&function, library, name),
+             planName + ": the runtime's kernel " + name);
+    return function;
+  }
+  void launch(CUfunction function, unsigned gridX, unsigned gridY,
+              unsigned block, Arguments &args) {
+    cu.check(cu.cuLaunchKernel(function, gridX, gridY, 1, block, 1, 1, 0,
+                               stream, args.pointers(), nullptr),
+             planName + ": launch");
+  }
+  /// Column-major C[m, n] = op(A) op(B) (+ bias[m]) through cuBLASLt,
+  /// `batch` times at the given element strides.
+  struct Gemm {
+    cudaDataType type;
+    bool ta, tb;
+    int64_t m, n, k, lda, ldb, ldc, batch, strideA, strideB, strideC;
+  };
+  void addGemm(const Gemm &g, CUdeviceptr a, CUdeviceptr b, CUdeviceptr c,
+               CUdeviceptr bias, const std::string &where);
+  void prepare();
+};
+
+CudaExecutor::State::~State() {
+  if (lt) {
+    const Cublas &blas = Cublas::get();
+    for (auto desc : descs)
+      blas.cublasLtMatmulDescDestroy(desc);
+    for (auto layout : layouts)
+      blas.cublasLtMatrixLayoutDestroy(layout);
+    blas.cublasLtDestroy(lt);
+  }
+  if (context) {
+    cu.cuCtxSetCurrent(context);
+    for (CUmodule module : modules)
+      cu.cuModuleUnload(module);
+    if (library)
+      cu.cuModuleUnload(library);
+    if (block)
+      cu.cuMemFree(block);
+    if (start)
+      cu.cuEventDestroy(start);
+    if (stop)
+      cu.cuEventDestroy(stop);
+    if (stream)
+      cu.cuStreamDestroy(stream);
+    cu.cuDevicePrimaryCtxRelease(device);
+  }
+}
+
+void CudaExecutor::State::addGemm(const Gemm &g, CUdeviceptr a, CUdeviceptr b,
+                                  CUdeviceptr c, CUdeviceptr bias,
+                                  const std::string &where) {
+  const Cublas &blas = Cublas::get();
+  if (!lt)
+    blas.check(blas.cublasLtCreate(&lt), planName + ": cuBLASLt");
+  cublasLtMatmulDesc_t desc;
+  blas.check(blas.cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F,
+                                           CUDA_R_32F),
+             where);
+  descs.push_back(desc);
+  cublasOperation_t opA = g.ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+  cublasOperation_t opB = g.tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+  blas.cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &opA,
+                                      sizeof opA);
+  blas.cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &opB,
+                                      sizeof opB);
+  if (bias) {
+    cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+    void *pointer = reinterpret_cast<void *>(bias);
+    blas.cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE,
+                                        &epilogue, sizeof epilogue);
+    blas.cublasLtMatmulDescSetAttribute(
+        desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &pointer, sizeof pointer);
+  }
+  auto layout = [&](int64_t rows, int64_t cols, int64_t ld, int64_t stride) {
+    cublasLtMatrixLayout_t l;
+    blas.check(blas.cublasLtMatrixLayoutCreate(&l, g.type, rows, cols, ld),
+               where);
+    layouts.push_back(l);
+    int32_t count = static_cast<int32_t>(g.batch);
+    blas.cublasLtMatrixLayoutSetAttribute(
+        l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count);
+    blas.cublasLtMatrixLayoutSetAttribute(
+        l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride,
+        sizeof stride);
+    return l;
+  };
+  cublasLtMatrixLayout_t la = g.ta ? layout(g.k, g.m, g.lda, g.strideA)
+                                   : layout(g.m, g.k, g.lda, g.strideA);
+  cublasLtMatrixLayout_t lb = g.tb ? layout(g.n, g.k, g.ldb, g.strideB)
+                                   : layout(g.k, g.n, g.ldb, g.strideB);
+  cublasLtMatrixLayout_t lc = layout(g.m, g.n, g.ldc, g.strideC);
+  // One algorithm per shape, chosen once.
+  std::string key = std::to_string(g.type) + " " + std::to_string(g.ta) +
+                    std::to_string(g.tb) + (bias ? "b" : "") + " " +
+                    std::to_string(g.m) + "x" + std::to_string(g.n) + "x" +
+                    std::to_string(g.k) + " " + std::to_string(g.lda) + "," +
+                    std::to_string(g.ldb) + "," + std::to_string(g.ldc) +
+                    " batch " + std::to_string(g.batch) + " " +
+                    std::to_string(g.strideA) + "," +
+                    std::to_string(g.strideB) + "," + std::to_string(g.strideC);
+  auto it = algorithms.find(key);
+  if (it == algorithms.end()) {
+    cublasLtMatmulPreference_t preference;
+    blas.cublasLtMatmulPreferenceCreate(&preference);
+    uint64_t workspace = kGemmWorkspaceBytes;
+    blas.cublasLtMatmulPreferenceSetAttribute(
+        preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
+        sizeof workspace);
+    cublasLtMatmulHeuristicResult_t result{};
+    int found = 0;
+    cublasStatus_t status = blas.cublasLtMatmulAlgoGetHeuristic(
+        lt, desc, la, lb, lc, lc, preference, 1, &result, &found);
+    blas.cublasLtMatmulPreferenceDestroy(preference);
+    if (status != CUBLAS_STATUS_SUCCESS || found == 0)
+      throw Error(where + "cuBLASLt has no algorithm for the GEMM " + key);
+    it = algorithms.emplace(key, result.algo).first;
+  }
+  const cublasLtMatmulAlgo_t algo = it->second;
+  const CUdeviceptr workspace = block + gemmOffset;
+  steps.push_back([this, desc, la, lb, lc, algo, a, b, c, workspace, where] {
+    const float alpha = 1.0f, beta = 0.0f;
+    const Cublas &blas = Cublas::get();
+    blas.check(blas.cublasLtMatmul(
+                   lt, desc, &alpha, reinterpret_cast<const void *>(a), la,
+                   reinterpret_cast<const void *>(b), lb, &beta,
+                   reinterpret_cast<const void *>(c), lc,
+                   reinterpret_cast<void *>(c), lc, &algo,
+                   reinterpret_cast<void *>(workspace), kGemmWorkspaceBytes,
+                   reinterpret_cast<cudaStream_t>(stream)),
+               where);
+  });
+}
+
+void CudaExecutor::State::prepare() {
+  for (const auto &stream : plan.streams()) {
+    for (const auto &step : stream.steps()) {
+      const size_t index = steps.size();
+      stepNames.push_back(step.name());
+      stepBounds.push_back(0);
+      if (step.has_launch()) {
+        const plan::Kernel &kernel = plan.kernels(step.launch().kernel());
+        auto args = std::make_shared<Arguments>();
+        for (int id : step.launch().buffers())
+          args->add(address(id));
+        CUfunction function = kernels[step.launch().kernel()];
+        unsigned grid = static_cast<unsigned>(kernel.grid_blocks());
+        unsigned threads = static_cast<unsigned>(kernel.block_threads());
+        steps.push_back([this, function, grid, threads, args] {
+          launch(function, grid, 1, threads, *args);
+        });
+        continue;
+      }
+      const auto &call = step.call();
+      const std::string &fn = call.function();
+      const std::string where =
+          planName + ": step '" + step.name() + "' (" + fn + "): ";
+      auto arity = [&](int buffers, int ints, int floats) {
+        if (call.buffers_size() != buffers || call.ints_size() != ints ||
+            call.floats_size() != floats)
+          throw Error(where + "expects " + std::to_string(buffers) +
+                      " buffers, " + std::to_string(ints) + " ints and " +
+                      std::to_string(floats) + " floats");
+      };
+      auto p = [&](int i) { return address(call.buffers(i)); };
+      auto in = [&](int i) { return call.ints(i); };
+      auto bytes = [&](int i) { return plan.buffers(call.buffers(i)).bytes(); };
+      if (fn == "linear" || fn == "linear_bf16") {
+        // x [rows, in], w [out, in], bias?, y [rows, out]: y = x wᵀ + bias,
+        // column-major C[out, rows] = wᵀ x.
+        arity(fn == "linear" ? 4 : 5, 3, 0);
+        const int64_t rows = in(0), inner = in(1), outer = in(2);
+        Gemm g{fn == "linear" ? CUDA_R_32F : CUDA_R_16BF,
+               true,
+               false,
+               outer,
+               rows,
+               inner,
+               inner,
+               inner,
+               outer,
+               1,
+               0,
+               0,
+               0};
+        addGemm(g, p(1), p(0), p(3), call.buffers(2) >= 0 ? p(2) : 0, where);
+      } else if (fn == "matmul") {
+        // a, b, c; batch, m, n, k, ta, tb, bStride (row-major): column-major
+        // C[n, m] = op(B) op(A).
+        arity(3, 7, 0);
+        const int64_t batch = in(0), m = in(1), n = in(2), k = in(3);
+        const bool ta = in(4) != 0, tb = in(5) != 0;
+        Gemm g{CUDA_R_32F, tb, ta,    n, m,     k,    tb ? k : n,
+               ta ? m : k, n,  batch, in(6), m * k, m * n};
+        addGemm(g, p(1), p(0), p(2), 0, where);
+      } else if (fn == "attention") {
+        // q, k, v, mask?, slopes?, out, workspace; batch, sq, skv, heads,
+        // kvHeads, dqk, dv, kind, maskPerBatch, window; scale
+        arity(7, 10, 1);
+        if (in(5) > kAttentionMaxDim || in(6) > kAttentionMaxDim)
+          throw Error(where + "head dimensions " + std::to_string(in(5)) +
+                      " and " + std::to_string(in(6)) +
+                      "; the CUDA attention kernel takes up to " +
+                      std::to_string(kAttentionMaxDim));
+        if (in(4) <= 0 || in(3) % in(4) != 0)
+          throw Error(where + std::to_string(in(3)) +
+                      " query heads do not divide into " +
+                      std::to_string(in(4)) + " kv heads");
+        auto args = std::make_shared<Arguments>();
+        for (int i = 0; i < 6; ++i)
+          args->add(p(i));
+        for (int i = 0; i < 7; ++i)
+          args->add(static_cast<long long>(in(i)));
+        args->add(static_cast<int>(in(7))).add(static_cast<int>(in(8)));
+        args->add(static_cast<long long>(in(9)));
+        args->add(static_cast<float>(call.floats(0)));
+        unsigned gridX = static_cast<unsigned>(
+            (in(1) + kAttentionWarps - 1) / kAttentionWarps);
+        unsigned gridY = static_cast<unsigned>(in(0) * in(3));
+        CUfunction function = libraryFunction("weft_attention");
+        steps.push_back([this, function, gridX, gridY, args] {
+          launch(function, gridX, gridY, kAttentionWarps * 32, *args);
+        });
+      } else if (fn == "rope") {
+        // x, positions, y; batch, seq, heads, dim, interleaved; theta,
+        // frequencies...?
+        if (call.buffers_size() != 3 || call.ints_size() != 5 ||
+            (call.floats_size() != 1 && call.floats_size() != 1 + in(3) / 2))
+          throw Error(where + "expects 3 buffers, 5 ints and 1 or 1 + dim / 2 "
+                              "floats");
+        const int64_t half = in(3) / 2;
+        const int64_t offset = static_cast<int64_t>(tables.size());
+        tables.resize(tables.size() + alignUp(half * 4));
+        for (int64_t j = 0; j < half; ++j) {
+          const float f = static_cast<float>(
+              call.floats_size() > 1
+                  ? call.floats(1 + j)
+                  : 1.0 / std::pow(call.floats(0),
+                                   static_cast<double>(2 * j) / in(3)));
+          std::memcpy(tables.data() + offset + j * 4, &f, 4);
+        }
+        auto args = std::make_shared<Arguments>();
+        args->add(p(0)).add(p(1)).add(p(2));
+        args->add(static_cast<long long>(in(0) * in(1)))
+            .add(static_cast<long long>(in(2)))
+            .add(static_cast<long long>(in(3)));
+        args->add(block + tableOffset + offset);
+        args->add(static_cast<int>(in(4)));
+        const int64_t total = in(0) * in(1) * in(2) * half;
+        CUfunction function = libraryFunction("weft_rope");
+        steps.push_back([this, function, total, args] {
+          launch(function, gridFor(total), 1, 256, *args);
+        });
+      } else if (fn == "gather") { // table, indices, out; outer, size, inner,
+                                   // count
+        arity(3, 4, 0);
+        const plan::DType element = plan.buffers(call.buffers(0)).dtype();
+        if (plan.buffers(call.buffers(2)).dtype() != element)
+          throw Error(where + "gathers " + dtypeName(element) + " into " +
+                      dtypeName(plan.buffers(call.buffers(2)).dtype()));
+        const int64_t innerBytes = in(2) * dtypeBytes(element);
+        stepBounds.back() = in(1);
+        auto args = std::make_shared<Arguments>();
+        args->add(p(0)).add(p(1)).add(p(2));
+        args->add(static_cast<long long>(in(0)))
+            .add(static_cast<long long>(in(1)))
+            .add(static_cast<long long>(innerBytes))
+            .add(static_cast<long long>(in(3)));
+        args->add(status(index));
+        const int64_t total =
+            in(0) * in(3) * (innerBytes % 4 == 0 ? innerBytes / 4 : innerBytes);
+        CUfunction function = libraryFunction("weft_gather");
+        steps.push_back([this, function, total, args] {
+          launch(function, gridFor(total), 1, 256, *args);
+        });
+      } else if (fn == "iota") { // y (i64); outer, size, inner
+        arity(1, 3, 0);
+        auto args = std::make_shared<Arguments>();
+        args->add(p(0));
+        for (int i = 0; i < 3; ++i)
+          args->add(static_cast<long long>(in(i)));
+        const int64_t total = in(0) * in(1) * in(2);
+        CUfunction function = libraryFunction("weft_iota");
+        steps.push_back([this, function, total, args] {
+          launch(function, gridFor(total), 1, 256, *args);
+        });
+      } else if (fn == "softmax") { // x, y; outer, dim, inner, logarithm
+        arity(2, 4, 0);
+        auto args = std::make_shared<Arguments>();
+        args->add(p(0)).add(p(1));
+        for (int i = 0; i < 3; ++i)
+          args->add(static_cast<long long>(in(i)));
+        args->add(static_cast<int>(in(3)));
+        const int64_t lines = in(0) * in(2);
+        CUfunction function = libraryFunction("weft_softmax");
+        steps.push_back([this, function, lines, args] {
+          launch(function, gridFor(lines), 1, 256, *args);
+        });
+      } else if (fn == "copy_strided") {
+        kernels::cpu::StridedCopy copy = readStridedCopy(plan, call, where);
+        auto args = std::make_shared<Arguments>();
+        args->add(p(0)).add(p(1)).add(copy);
+        int64_t total = 1;
+        for (int d = 0; d < copy.rank; ++d)
+          total *= copy.shape[d];
+        CUfunction function = libraryFunction("weft_copy_strided");
+        steps.push_back([this, function, total, args] {
+          launch(function, gridFor(total), 1, 256, *args);
+        });
+      } else if (fn == "copy") { // src, dst; bytes
+        arity(2, 1, 0);
+        CUdeviceptr src = p(0), dst = p(1);
+        const int64_t n = in(0);
+        steps.push_back([this, src, dst, n, where] {
+          cu.check(cu.cuMemcpyDtoDAsync(dst, src, n, this->stream), where);
+        });
+      } else if (fn == "concat") { // inputs..., out; outer, rowBytes...
+        const int count = call.buffers_size() - 1;
+        if (count < 1 || call.ints_size() != 1 + count)
+          throw Error(where + "expects n + 1 buffers and n + 1 ints");
+        int64_t total = 0;
+        for (int k = 0; k < count; ++k) {
+          if (in(1 + k) < 0 || in(1 + k) * in(0) != bytes(k))
+            throw Error(where + "input " + std::to_string(k) +
+                        " does not hold " + std::to_string(in(0)) +
+                        " rows of " + std::to_string(in(1 + k)) + " bytes");
+          total += in(1 + k);
+        }
+        if (total * in(0) != bytes(count))
+          throw Error(where + "output does not hold the concatenation");
+        std::vector<CUDA_MEMCPY2D> copies;
+        int64_t column = 0;
+        for (int k = 0; k < count; ++k) {
+          CUDA_MEMCPY2D copy{};
+          copy.srcMemoryType = CU_MEMORYTYPE_DEVICE;
+          copy.srcDevice = p(k);
+          copy.srcPitch = in(1 + k);
+          copy.dstMemoryType = CU_MEMORYTYPE_DEVICE;
+          copy.dstDevice = p(count) + column;
+          copy.dstPitch = total;
+          copy.WidthInBytes = in(1 + k);
+          copy.Height = in(0);
+          column += in(1 + k);
+          if (copy.WidthInBytes > 0 && copy.Height > 0)
+            copies.push_back(copy);
+        }
+        steps.push_back([this, copies, where] {
+          for (const CUDA_MEMCPY2D &copy : copies)
+            cu.check(cu.cuMemcpy2DAsync(&copy, this->stream), where);
+        });
+      } else {
+        throw Error(where + "the CUDA runtime has no kernel for '" + fn +
+                    "' yet; run this model with a CPU plan");
+      }
+    }
+  }
+}
+
+CudaExecutor::CudaExecutor(const plan::Plan &plan, std::string planName,
+                           int deviceIndex) {
+  if (plan.device() != "cuda")
+    throw Error(planName + " is compiled for " +
+                (plan.device().empty() ? "cpu" : plan.device()) +
+                ", not CUDA; compile it with --device cuda");
+  state = std::make_unique<State>(plan, planName);
+  State &s = *state;
+  const CudaDriver &cu = s.cu;
+  int count = 0;
+  cu.check(cu.cuDeviceGetCount(&count), "cuDeviceGetCount");
+  if (deviceIndex < 0 || deviceIndex >= count)
+    throw Error(planName + ": GPU " + std::to_string(deviceIndex) +
+                " does not exist; the driver sees " + std::to_string(count));
+  cu.check(cu.cuDeviceGet(&s.device, deviceIndex), "cuDeviceGet");
+  char name[256] = {};
+  cu.cuDeviceGetName(name, sizeof name, s.device);
+  int major = 0, minor = 0;
+  cu.cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR,
+                          s.device);
+  cu.cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR,
+                          s.device);
+  size_t totalMemory = 0;
+  cu.cuDeviceTotalMem(&totalMemory, s.device);
+  const std::string architecture =
+      "sm_" + std::to_string(major) + std::to_string(minor);
+  s.description = std::string(name) + " (" + architecture + ", " +
+                  gibibytes(static_cast<int64_t>(totalMemory)) + ")";
+  // sm_90a code runs on compute capability 9.0 only.
+  for (const auto &kernel : plan.kernels()) {
+    if (kernel.backend() != plan::Kernel::CUDA_CUBIN)
+      throw Error(planName + ": kernel " + kernel.name() +
+                  " is not a CUDA kernel");
+    if (kernel.target() != architecture + "a" &&
+        kernel.target() != architecture)
+      throw Error(planName + ": kernel " + kernel.name() +
+                  " is compiled for " + kernel.target() + "; GPU " +
+                  std::to_string(deviceIndex) + " is " + s.description +
+                  "; compile the plan for this GPU");
+  }
+  if (std::string(kLibraryTarget) != architecture + "a")
+    throw Error(planName + ": this runtime's kernels are compiled for " +
+                kLibraryTarget + "; GPU " + std::to_string(deviceIndex) +
+                " is " + s.description);
+
+  cu.check(cu.cuDevicePrimaryCtxRetain(&s.context, s.device),
+           "cuDevicePrimaryCtxRetain");
+  cu.check(cu.cuCtxSetCurrent(s.context), "cuCtxSetCurrent");
+
+  // Memory, checked before anything is allocated.
+  const plan::Memory &m = plan.memory();
+  int64_t stepCount = 0;
+  for (const auto &stream : plan.streams())
+    stepCount += stream.steps_size();
+  int64_t offset = 0;
+  s.regionOffset[plan::ARENA] = offset;
+  offset += alignUp(m.arena());
+  s.regionOffset[plan::PARAMETERS] = offset;
+  offset += alignUp(m.parameters());
+  s.regionOffset[plan::CONSTANTS] = offset;
+  offset += alignUp(m.constants());
+  s.statusOffset = offset;
+  offset += alignUp(stepCount * 16);
+  s.gemmOffset = offset;
+  offset += kGemmWorkspaceBytes;
+  s.tableOffset = offset;
+  size_t freeBytes = 0, totalBytes = 0;
+  cu.check(cu.cuMemGetInfo(&freeBytes, &totalBytes), "cuMemGetInfo");
+  // The rope tables are at most a few KiB per step.
+  const int64_t tableReserve = alignUp(stepCount * 2048);
+  s.blockBytes = offset + tableReserve;
+  if (s.blockBytes > static_cast<int64_t>(freeBytes))
+    throw Error(planName + " needs " + gibibytes(s.blockBytes) +
+                " of device memory; GPU " + std::to_string(deviceIndex) +
+                " (" + s.description + ") has " +
+                gibibytes(static_cast<int64_t>(freeBytes)) + " free");
+  cu.check(cu.cuMemAlloc(&s.block, s.blockBytes),
+           planName + ": allocating " + gibibytes(s.blockBytes));
+  cu.check(cu.cuStreamCreate(&s.stream, CU_STREAM_NON_BLOCKING),
+           "cuStreamCreate");
+  cu.check(cu.cuEventCreate(&s.start, CU_EVENT_DEFAULT), "cuEventCreate");
+  cu.check(cu.cuEventCreate(&s.stop, CU_EVENT_DEFAULT), "cuEventCreate");
+  if (m.constants() > 0)
+    cu.check(cu.cuMemcpyHtoD(s.block + s.regionOffset[plan::CONSTANTS],
+                             plan.constants().data(), plan.constants().size()),
+             planName + ": constants");
+
+  cu.check(cu.cuModuleLoadData(&s.library, weft_cuda_library_cubin),
+           planName + ": loading the runtime's kernels");
+  for (const auto &kernel : plan.kernels()) {
+    CUmodule module;
+    cu.check(cu.cuModuleLoadData(&module, kernel.image().data()),
+             planName + ": loading kernel " + kernel.name());
+    s.modules.push_back(module);
+    CUfunction function;
+    cu.check(cu.cuModuleGetFunction(&function, module, kernel.entry().c_str()),
+             planName + ": kernel " + kernel.name());
+    s.kernels.push_back(function);
+  }
+  s.inputs.resize(plan.inputs_size());
+  s.prepare();
+  if (static_cast<int64_t>(s.tables.size()) > tableReserve)
+    throw Error(planName + ": its rope tables outgrow their reserve");
+  if (!s.tables.empty())
+    cu.check(cu.cuMemcpyHtoD(s.block + s.tableOffset, s.tables.data(),
+                             s.tables.size()),
+             planName + ": tables");
+}
+
+CudaExecutor::~CudaExecutor() = default;
+
+void CudaExecutor::loadParameters(const SafetensorsCheckpoint &checkpoint) {
+  const plan::Plan &plan = state->plan;
+  std::vector<char> host(plan.memory().parameters());
+  for (const auto &param : plan.parameters()) {
+    const Buffer &buffer = plan.buffers(param.buffer());
+    std::vector<int64_t> shape(buffer.shape().begin(), buffer.shape().end());
+    checkpoint.read(param.name(), shape, buffer.dtype(),
+                    host.data() + buffer.offset());
+  }
+  upload(plan::PARAMETERS, host.data());
+}
+
+void CudaExecutor::initializeParameters(uint64_t seed) {
+  std::vector<char> host(state->plan.memory().parameters());
+  fillParameters(state->plan, state->planName, seed, host.data());
+  upload(plan::PARAMETERS, host.data());
+}
+
+void CudaExecutor::setInput(const std::string &name, const HostTensor &tensor) {
+  auto [index, staged] = bindInput(state->plan, state->planName, name, tensor);
+  state->inputs[index] = std::move(staged);
+}
+
+namespace {
+int64_t regionBytes(const weft::plan::Plan &plan, weft::plan::Region region) {
+  switch (region) {
+  case weft::plan::ARENA:
+    return plan.memory().arena();
+  case weft::plan::PARAMETERS:
+    return plan.memory().parameters();
+  case weft::plan::CONSTANTS:
+    return plan.memory().constants();
+  default:
+    throw Error("no such region");
+  }
+}
+} // namespace
+
+void CudaExecutor::upload(plan::Region region, const char *host) {
+  State &s = *state;
+  int64_t bytes = regionBytes(s.plan, region);
+  if (bytes > 0)
+    s.cu.check(s.cu.cuMemcpyHtoD(s.block + s.regionOffset[region], host, bytes),
+               s.planName + ": upload");
+}
+
+void CudaExecutor::download(plan::Region region, char *host) const {
+  State &s = *state;
+  int64_t bytes = regionBytes(s.plan, region);
+  s.cu.check(s.cu.cuStreamSynchronize(s.stream), s.planName + ": run");
+  if (bytes > 0)
+    s.cu.check(s.cu.cuMemcpyDtoH(host, s.block + s.regionOffset[region], bytes),
+               s.planName + ": download");
+}
+
+size_t CudaExecutor::stepCount() const { return state->steps.size(); }
+
+std::string CudaExecutor::deviceDescription() const {
+  return state->description;
+}
+
+int64_t CudaExecutor::deviceBytes() const { return state->blockBytes; }
+
+namespace {
+/// Throws Error naming the first step whose kernel met a bad index.
+void checkStatus(const CudaDriver &cu, CUdeviceptr status,
+                 const std::vector<std::string> &names,
+                 const std::vector<int64_t> &bounds,
+                 const std::string &planName) {
+  std::vector<long long> words(names.size() * 2);
+  cu.check(cu.cuMemcpyDtoH(words.data(), status, words.size() * 8),
+           planName + ": status");
+  for (size_t i = 0; i < names.size(); ++i)
+    if (words[2 * i] != 0)
+      throw Error(planName + ": step '" + names[i] + "': index " +
+                  std::to_string(words[2 * i + 1]) + " at position " +
+                  std::to_string(words[2 * i] - 1) + " is outside [0, " +
+                  std::to_string(bounds[i]) + ")");
+}
+} // namespace
+
+void CudaExecutor::run() {
+  State &s = *state;
+  const plan::Plan &plan = s.plan;
+  for (int i = 0; i < plan.inputs_size(); ++i)
+    if (s.inputs[i].dtype == plan::DTYPE_UNSPECIFIED)
+      throw Error("input '" + plan.inputs(i).name() + "' was not given");
+  s.cu.check(s.cu.cuMemsetD8Async(s.block + s.statusOffset, 0,
+                                  s.steps.size() * 16, s.stream),
+             s.planName + ": status");
+  for (int i = 0; i < plan.inputs_size(); ++i)
+    s.cu.check(s.cu.cuMemcpyHtoDAsync(s.address(plan.inputs(i).buffer()),
+                                      s.inputs[i].bytes.data(),
+                                      s.inputs[i].bytes.size(), s.stream),
+               s.planName + ": input " + plan.inputs(i).name());
+  s.cu.check(s.cu.cuEventRecord(s.start, s.stream), "cuEventRecord");
+  for (auto &step : s.steps)
+    step();
+  s.cu.check(s.cu.cuEventRecord(s.stop, s.stream), "cuEventRecord");
+  s.cu.check(s.cu.cuStreamSynchronize(s.stream), s.planName + ": run");
+  s.cu.cuEventElapsedTime(&lastMilliseconds, s.start, s.stop);
+  checkStatus(s.cu, s.block + s.statusOffset, s.stepNames, s.stepBounds,
+              s.planName);
+}
+
+void CudaExecutor::runStep(size_t index) {
+  State &s = *state;
+  if (index >= s.steps.size())
+    throw Error(s.planName + " has no step " + std::to_string(index));
+  s.cu.check(s.cu.cuMemsetD8Async(s.block + s.statusOffset, 0,
+                                  s.steps.size() * 16, s.stream),
+             s.planName + ": status");
+  s.steps[index]();
+  s.cu.check(s.cu.cuStreamSynchronize(s.stream),
+             s.planName + ": step '" + s.stepNames[index] + "'");
+  checkStatus(s.cu, s.block + s.statusOffset, s.stepNames, s.stepBounds,
+              s.planName);
+}
+
+std::vector<float> CudaExecutor::profileSteps(int repeat) {
+  State &s = *state;
+  std::vector<CUevent> events(s.steps.size() + 1);
+  for (CUevent &event : events)
+    s.cu.check(s.cu.cuEventCreate(&event, CU_EVENT_DEFAULT), "cuEventCreate");
+  std::vector<std::vector<float>> times(s.steps.size());
+  for (int r = 0; r < repeat; ++r) {
+    s.cu.check(s.cu.cuEventRecord(events[0], s.stream), "cuEventRecord");
+    for (size_t i = 0; i < s.steps.size(); ++i) {
+      s.steps[i]();
+      s.cu.check(s.cu.cuEventRecord(events[i + 1], s.stream), "cuEventRecord");
+    }
+    s.cu.check(s.cu.cuStreamSynchronize(s.stream), s.planName + ": run");
+    for (size_t i = 0; i < s.steps.size(); ++i) {
+      float ms = 0;
+      s.cu.cuEventElapsedTime(&ms, events[i], events[i + 1]);
+      times[i].push_back(ms);
+    }
+  }
+  for (CUevent event : events)
+    s.cu.cuEventDestroy(event);
+  std::vector<float> medians;
+  for (auto &t : times) {
+    std::sort(t.begin(), t.end());
+    medians.push_back(t.empty() ? 0.0f : t[t.size() / 2]);
+  }
+  return medians;
+}
+
+HostTensor CudaExecutor::output(const std::string &name) const {
+  State &s = *state;
+  const int id = outputBuffer(s.plan, s.planName, name);
+  const Buffer &buffer = s.plan.buffers(id);
+  HostTensor tensor;
+  tensor.dtype = buffer.dtype();
+  tensor.shape.assign(buffer.shape().begin(), buffer.shape().end());
+  tensor.bytes.resize(buffer.bytes());
+  s.cu.check(s.cu.cuStreamSynchronize(s.stream), s.planName + ": run");
+  s.cu.check(
+      s.cu.cuMemcpyDtoH(tensor.bytes.data(), s.address(id), buffer.bytes()),
+      s.planName + ": output " + name);
+  return tensor;
+}

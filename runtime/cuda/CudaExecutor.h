@@ -1,0 +1,60 @@
+// Runs a CUDA plan on one GPU: the driver loaded with dlopen, one device
+// block allocated once (arena, parameters, constants), the plan's generated
+// kernels and the runtime's library kernels loaded from their cubins, GEMMs
+// through cuBLASLt (algorithm chosen once per shape), every step launched in
+// order on one stream. The same plan's CPU build has the same buffers and
+// steps, so every step can be checked against the CPU runtime.
+#ifndef WEFT_RUNTIME_CUDA_CUDAEXECUTOR_H
+#define WEFT_RUNTIME_CUDA_CUDAEXECUTOR_H
+
+#include "runtime/HostTensor.h"
+#include "runtime/Safetensors.h"
+#include "runtime/plan.pb.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace weft::runtime {
+
+class CudaExecutor {
+public:
+  /// Checks the plan and the GPU (driver, architecture, free memory) before
+  /// any work starts, allocates and loads. Throws Error naming `planName`.
+  CudaExecutor(const plan::Plan &plan, std::string planName, int device = 0);
+  ~CudaExecutor();
+
+  void loadParameters(const SafetensorsCheckpoint &checkpoint);
+  void initializeParameters(uint64_t seed);
+  void setInput(const std::string &name, const HostTensor &tensor);
+  /// Runs every step and waits for the GPU; throws Error naming the step when
+  /// a kernel met an index out of range.
+  void run();
+  HostTensor output(const std::string &name) const;
+  /// Milliseconds the last run() took on the GPU (events around it).
+  float lastRunMilliseconds() const { return lastMilliseconds; }
+
+  /// For checks against the CPU runtime: copy a whole region in or out, and
+  /// run one step (waiting for it).
+  void upload(plan::Region region, const char *host);
+  void download(plan::Region region, char *host) const;
+  void runStep(size_t index);
+  size_t stepCount() const;
+  /// Each step's GPU time in milliseconds, the median of `repeat` runs
+  /// (events between the steps; the inputs as the last run left them).
+  std::vector<float> profileSteps(int repeat);
+
+  /// "NVIDIA H100 80GB HBM3 (sm_90, 79.1 GiB)".
+  std::string deviceDescription() const;
+  /// Device bytes this executor allocated.
+  int64_t deviceBytes() const;
+
+private:
+  struct State;
+  std::unique_ptr<State> state;
+  float lastMilliseconds = 0;
+};
+
+} // namespace weft::runtime
+
+#endif // WEFT_RUNTIME_CUDA_CUDAEXECUTOR_H
