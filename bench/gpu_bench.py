@@ -105,7 +105,7 @@ def attention_peers(profile):
     out = []
     seen = set()
     for step in profile:
-        if step["what"] != "attention":
+        if step["what"] not in ("attention", "attention_bf16"):
             continue
         batch, sq, skv, heads, kv_heads, dqk, dv, kind = step["ints"][:8]
         key = (batch, sq, skv, heads, kv_heads, dqk, dv, kind)
@@ -113,9 +113,10 @@ def attention_peers(profile):
             continue
         seen.add(key)
         times = [s["ms"] for s in profile
-                 if s["what"] == "attention" and tuple(s["ints"][:8]) == key]
+                 if s["what"] == step["what"] and tuple(s["ints"][:8]) == key]
         row = {"shape": f"B{batch} S{sq} H{heads}/{kv_heads} D{dqk} "
-                        f"{'causal' if kind == 1 else 'kind ' + str(kind)}",
+                        f"{'causal' if kind == 1 else 'kind ' + str(kind)} "
+                        f"{'bf16' if step['what'] == 'attention_bf16' else 'f32'}",
                "weft_ms": statistics.median(times)}
         for dtype in (torch.float32, torch.bfloat16):
             q = torch.randn(batch, heads, sq, dqk, device="cuda", dtype=dtype)
@@ -234,7 +235,7 @@ def main():
     for g in report["gemm"]:
         print(f"  {g['shape']:<34} weft {g['weft_tflops']:6.1f} TFLOP/s  "
               f"torch {g['torch_tflops']:6.1f}  ×{g['ratio']:.2f}")
-    print("attention (weft's fp32 kernel vs SDPA):")
+    print("attention (weft vs scaled_dot_product_attention):")
     for a in report["attention"]:
         print(f"  {a['shape']:<30} weft {a['weft_ms']:8.3f} ms  "
               f"sdpa fp32 {a['sdpa_float32_ms']:7.3f}  "

@@ -19,7 +19,7 @@ std::string weft::codegen::floatLiteral(double value) {
 }
 
 std::string weft::codegen::elementwiseExpression(Operation *op,
-                                                ArrayRef<std::string> in) {
+                                                 ArrayRef<std::string> in) {
   auto x = [&](unsigned i) { return in[i]; };
   return llvm::TypeSwitch<Operation *, std::string>(op)
       .Case([&](AddOp) { return x(0) + " + " + x(1); })

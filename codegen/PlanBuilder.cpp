@@ -194,8 +194,8 @@ LogicalResult PlanBuilder::dumpKernel(Operation *where,
   std::error_code ec;
   llvm::raw_fd_ostream file(path, ec);
   if (ec)
-    return where->emitError() << "cannot write " << path << ": "
-                              << ec.message();
+    return where->emitError()
+           << "cannot write " << path << ": " << ec.message();
   file << text;
   return success();
 }
@@ -328,10 +328,10 @@ LogicalResult PlanBuilder::lowerStridedCopy(Operation *op,
 LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
   if (auto group = dyn_cast<FusionGroupOp>(op))
     return lowerFusionGroup(group, step);
-  // linear and grouped_linear run bf16 as it is: weft-legalize-cpu-types
-  // leaves them bf16 only when all their floats are.
+  // linear, grouped_linear and attention run bf16 as it is:
+  // weft-legalize-cpu-types leaves them bf16 only when all their floats are.
   const bool bf16Gemm =
-      isa<LinearOp, GroupedLinearOp>(op) &&
+      isa<LinearOp, GroupedLinearOp, AttentionOp>(op) &&
       cast<RankedTensorType>(op->getResultTypes()[0]).getElementType().isBF16();
   // Data movement takes any element type; the rest computes in f32.
   if (!bf16Gemm &&
@@ -394,7 +394,7 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
     return success();
   }
   if (auto attention = dyn_cast<AttentionOp>(op)) {
-    call->set_function("attention");
+    call->set_function(bf16Gemm ? "attention_bf16" : "attention");
     ArrayRef<int64_t> q = shape(attention.getQ()), k = shape(attention.getK());
     if (failed(use(attention.getQ())) || failed(use(attention.getK())) ||
         failed(use(attention.getV())) || failed(use(attention.getMask())) ||
@@ -658,8 +658,8 @@ FailureOr<plan::Plan> PlanBuilder::build() {
   return std::move(plan);
 }
 
-FailureOr<plan::Plan>
-weft::codegen::buildPlan(ModuleOp module, const PlanOptions &options) {
+FailureOr<plan::Plan> weft::codegen::buildPlan(ModuleOp module,
+                                               const PlanOptions &options) {
   func::FuncOp func = findEntryFunction(module);
   if (!func)
     return module.emitError("needs a @forward function (or a single function)");

@@ -27,7 +27,7 @@ struct PlanOptions {
 
 /// Builds the plan. Emits a diagnostic at the op it cannot lower and fails.
 mlir::FailureOr<plan::Plan> buildPlan(mlir::ModuleOp module,
-                                         const PlanOptions &options);
+                                      const PlanOptions &options);
 
 } // namespace weft::codegen
 

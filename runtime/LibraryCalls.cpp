@@ -31,8 +31,10 @@ weft::runtime::readStridedCopy(const plan::Plan &plan,
     dstEnd += (copy.shape[d] - 1) * copy.dstStrides[d];
   }
   if (!empty && (copy.srcOffset < 0 || copy.dstOffset < 0 ||
-                 (srcEnd + 1) * copy.elementBytes > plan.buffers(call.buffers(0)).bytes() ||
-                 (dstEnd + 1) * copy.elementBytes > plan.buffers(call.buffers(1)).bytes()))
+                 (srcEnd + 1) * copy.elementBytes >
+                     plan.buffers(call.buffers(0)).bytes() ||
+                 (dstEnd + 1) * copy.elementBytes >
+                     plan.buffers(call.buffers(1)).bytes()))
     throw Error(where + "copies outside its buffers");
   return copy;
 }

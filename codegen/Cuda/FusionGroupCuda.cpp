@@ -199,8 +199,7 @@ LogicalResult Generator::emitBody(llvm::raw_ostream &os, Operation *limit) {
       return op.emitError()
              << "cannot be generated as part of a CUDA fusion group";
     os << "        const " << t->compute << " " << name(op.getResult(0))
-       << " = " << expression << "; // " << op.getName().stripDialect()
-       << "\n";
+       << " = " << expression << "; // " << op.getName().stripDialect() << "\n";
   }
   return success();
 }
@@ -211,9 +210,9 @@ LogicalResult Generator::emitStatistics(llvm::raw_ostream &os, Operation &op,
   auto pass = [&](const std::string &init, const std::string &accumulate,
                   const std::string &after) -> LogicalResult {
     os << "  {\n    float acc = " << init << ";\n"
-       << "    for (int64_t c0 = static_cast<int64_t>(threadIdx.x) * "
-       << vector << "; c0 < kCols; c0 += static_cast<int64_t>(blockDim.x) * "
-       << vector << ") {\n";
+       << "    for (int64_t c0 = static_cast<int64_t>(threadIdx.x) * " << vector
+       << "; c0 < kCols; c0 += static_cast<int64_t>(blockDim.x) * " << vector
+       << ") {\n";
     if (failed(emitChunkStart(os)))
       return failure();
     os << "#pragma unroll\n      for (int j = 0; j < " << vector
@@ -228,10 +227,10 @@ LogicalResult Generator::emitStatistics(llvm::raw_ostream &os, Operation &op,
   if (auto norm = dyn_cast<RmsNormOp>(op)) {
     os << "  float " << s << "_inv;\n";
     return pass("0.0f", "acc += " + x + " * " + x,
-                s + "_inv = 1.0f / std::sqrt(weftBlockReduce<false>(acc) / "
+                s +
+                    "_inv = 1.0f / std::sqrt(weftBlockReduce<false>(acc) / "
                     "kCols + " +
-                    codegen::floatLiteral(
-                        norm.getEpsilon().convertToDouble()) +
+                    codegen::floatLiteral(norm.getEpsilon().convertToDouble()) +
                     ")");
   }
   if (auto norm = dyn_cast<LayerNormOp>(op)) {
@@ -239,19 +238,19 @@ LogicalResult Generator::emitStatistics(llvm::raw_ostream &os, Operation &op,
     if (failed(pass("0.0f", "acc += " + x,
                     s + "_mean = weftBlockReduce<false>(acc) / kCols")))
       return failure();
-    return pass("0.0f",
-                "acc += (" + x + " - " + s + "_mean) * (" + x + " - " + s +
-                    "_mean)",
-                s + "_inv = 1.0f / std::sqrt(weftBlockReduce<false>(acc) / "
-                    "kCols + " +
-                    codegen::floatLiteral(
-                        norm.getEpsilon().convertToDouble()) +
-                    ")");
+    return pass(
+        "0.0f",
+        "acc += (" + x + " - " + s + "_mean) * (" + x + " - " + s + "_mean)",
+        s +
+            "_inv = 1.0f / std::sqrt(weftBlockReduce<false>(acc) / "
+            "kCols + " +
+            codegen::floatLiteral(norm.getEpsilon().convertToDouble()) + ")");
   }
   // Softmax and log-softmax: the maximum, then the sum of exponentials.
   os << "  float " << s << "_max, " << s
      << (isa<SoftmaxOp>(op) ? "_inv;\n" : "_log;\n");
-  if (failed(pass("__int_as_float(0xff800000)", "acc = std::max(acc, " + x + ")",
+  if (failed(pass("__int_as_float(0xff800000)",
+                  "acc = std::max(acc, " + x + ")",
                   s + "_max = weftBlockReduce<true>(acc)")))
     return failure();
   return pass("0.0f", "acc += std::exp(" + x + " - " + s + "_max)",
@@ -308,15 +307,14 @@ FailureOr<codegen::CudaKernelSource> Generator::generate() {
   codegen::CudaKernelSource kernel;
   if (rowMode) {
     int64_t chunks = (cols + vector - 1) / vector;
-    kernel.blockThreads = static_cast<int>(
-        std::clamp<int64_t>((chunks + 31) / 32 * 32, 32, 512));
+    kernel.blockThreads =
+        static_cast<int>(std::clamp<int64_t>((chunks + 31) / 32 * 32, 32, 512));
     kernel.gridBlocks = std::max<int64_t>(rows, 1);
     os << "  if (blockIdx.x >= kRows)\n    return;\n"
        << "  const int64_t rowStart = static_cast<int64_t>(blockIdx.x) * "
           "kCols;\n";
     for (Operation &op : body.without_terminator())
-      if (isRowOp(op) &&
-          failed(emitStatistics(os, op, rowOpIndex.lookup(&op))))
+      if (isRowOp(op) && failed(emitStatistics(os, op, rowOpIndex.lookup(&op))))
         return failure();
     os << "  for (int64_t c0 = static_cast<int64_t>(threadIdx.x) * " << vector
        << "; c0 < kCols; c0 += static_cast<int64_t>(blockDim.x) * " << vector
@@ -366,8 +364,7 @@ FailureOr<codegen::CudaKernelSource> Generator::generate() {
       << kPrelude << "\n"
       << "extern \"C\" __global__ void __launch_bounds__("
       << kernel.blockThreads << ")\n@ENTRY@(" << params << ") {\n"
-      << "  constexpr int64_t kRows = " << rows << ", kCols = " << cols
-      << ";\n"
+      << "  constexpr int64_t kRows = " << rows << ", kCols = " << cols << ";\n"
       << code << "}\n";
   kernel.entry = "weft_cuda_" + codegen::contentHash(source);
   source.replace(source.find("@ENTRY@"), 7, kernel.entry);

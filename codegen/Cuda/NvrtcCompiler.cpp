@@ -52,16 +52,14 @@ weft::codegen::compileCudaKernel(const std::string &source,
   int major = 0, minor = 0;
   nvrtcVersion(&major, &minor);
   CompiledCudaKernel kernel;
-  kernel.contentHash =
-      contentHash("nvrtc " + std::to_string(major) + "." +
-                  std::to_string(minor) + " " +
-                  llvm::join(options.begin(), options.end(), " ") + "\n" +
-                  source);
+  kernel.contentHash = contentHash(
+      "nvrtc " + std::to_string(major) + "." + std::to_string(minor) + " " +
+      llvm::join(options.begin(), options.end(), " ") + "\n" + source);
 
   nvrtcProgram program;
-  if (nvrtcResult r = nvrtcCreateProgram(&program, source.c_str(),
-                                         (name + ".cu").c_str(), 0, nullptr,
-                                         nullptr);
+  if (nvrtcResult r =
+          nvrtcCreateProgram(&program, source.c_str(), (name + ".cu").c_str(),
+                             0, nullptr, nullptr);
       r != NVRTC_SUCCESS)
     return makeError(name + ": NVRTC: " + nvrtcGetErrorString(r));
   nvrtcResult result = nvrtcCompileProgram(

@@ -182,30 +182,38 @@ int64_t packedFloats(const AttentionShape &s) {
          (packedKeyFloats(s) + packedValueFloats(s));
 }
 
-int64_t perThreadFloats(const AttentionShape &s) {
+int64_t perThreadFloats(const AttentionShape &s, bool bf16) {
   const int64_t rows = headRows(s) * (s.heads / s.kvHeads);
-  // scores, accumulator, running max and sum.
-  return rows * kKeyBlock + rows * roundUp16(s.dv) + 2 * rows;
+  // scores, accumulator, running max and sum (and bf16's widened queries).
+  return rows * kKeyBlock + rows * roundUp16(s.dv) + 2 * rows +
+         (bf16 ? rows * s.dqk : 0);
 }
 } // namespace
 
 int64_t weft::kernels::cpu::attentionWorkspace(const AttentionShape &s,
-                                               int threads) {
-  return packedFloats(s) + threads * perThreadFloats(s);
+                                               int threads, bool bf16) {
+  return packedFloats(s) + threads * perThreadFloats(s, bf16);
 }
 
 namespace {
 struct Task {
-  const float *q, *k, *v;
+  const void *q, *k, *v; // float, or bf16 bits when bf16
   const uint8_t *mask;
   bool maskPerBatch;
   const float *slopes;
-  float *out;
+  void *out;
+  bool bf16;
   AttentionShape s;
   AttentionKind kind;
   float scale;
   int64_t window; // 0: none
   float *packed;  // every key block, then every value block
+
+  /// Element `index` of q, k or v as f32.
+  float read(const void *base, int64_t index) const {
+    return bf16 ? bf16ToFloat(static_cast<const uint16_t *>(base)[index])
+                : static_cast<const float *>(base)[index];
+  }
 
   int64_t blockIndex(int64_t b, int64_t kh, int64_t j0) const {
     return (b * s.kvHeads + kh) * keyBlocks(s) + j0 / kKeyBlock;
@@ -234,23 +242,24 @@ void packBlock(const Task &t, int64_t b, int64_t kh, int64_t j0) {
           panel[d * 16 + c - c0] = 0.0f;
         continue;
       }
-      const float *key = t.k + ((b * s.skv + j0 + c) * s.kvHeads + kh) * s.dqk;
+      const int64_t key = ((b * s.skv + j0 + c) * s.kvHeads + kh) * s.dqk;
       for (int64_t d = 0; d < s.dqk; ++d)
-        panel[d * 16 + c - c0] = key[d];
+        panel[d * 16 + c - c0] = t.read(t.k, key + d);
     }
   }
   float *values = t.valueBlock(b, kh, j0);
   for (int64_t c = 0; c < cols; ++c) {
-    const float *value = t.v + ((b * s.skv + j0 + c) * s.kvHeads + kh) * s.dv;
+    const int64_t value = ((b * s.skv + j0 + c) * s.kvHeads + kh) * s.dv;
     for (int64_t e0 = 0; e0 < s.dv; e0 += 16) {
       float *dst = values + e0 * kKeyBlock + c * 16;
-      if (e0 + 16 <= s.dv) {
-        store8(dst, load8(value + e0));
-        store8(dst + 8, load8(value + e0 + 8));
+      if (e0 + 16 <= s.dv && !t.bf16) {
+        const float *from = static_cast<const float *>(t.v) + value + e0;
+        store8(dst, load8(from));
+        store8(dst + 8, load8(from + 8));
         continue;
       }
       for (int64_t e = 0; e < 16; ++e)
-        dst[e] = e0 + e < s.dv ? value[e0 + e] : 0.0f;
+        dst[e] = e0 + e < s.dv ? t.read(t.v, value + e0 + e) : 0.0f;
     }
   }
 }
@@ -281,11 +290,27 @@ WEFT_CLONES void runTask(const Task &t, int64_t b, int64_t kh, int64_t i0,
   float *acc = scores + headRows(s) * group * kKeyBlock;
   float *rowMax = acc + headRows(s) * group * width;
   float *rowSum = rowMax + headRows(s) * group;
+  float *wideQueries = rowSum + headRows(s) * group; // bf16 only
   std::fill(acc, acc + taskRows * width, 0.0f);
   std::fill(rowMax, rowMax + taskRows, negInf);
   std::fill(rowSum, rowSum + taskRows, 0.0f);
 
-  const int64_t qStride = s.heads * s.dqk;
+  // Query rows: f32 ones where they are, bf16 ones widened here first
+  // (row g · rows + r is query i0 + r of head kh · group + g).
+  int64_t qStride = s.heads * s.dqk;
+  auto queryRows = [&](int64_t g) {
+    return static_cast<const float *>(t.q) +
+           ((b * s.sq + i0) * s.heads + kh * group + g) * s.dqk;
+  };
+  if (t.bf16) {
+    const auto *q = static_cast<const uint16_t *>(t.q);
+    for (int64_t g = 0; g < group; ++g)
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t d = 0; d < s.dqk; ++d)
+          wideQueries[(g * rows + r) * s.dqk + d] = bf16ToFloat(
+              q[((b * s.sq + i0 + r) * s.heads + kh * group + g) * s.dqk + d]);
+    qStride = s.dqk;
+  }
   // Keys beyond the last query's position are never attended causally, nor
   // keys a window before the first query's.
   const int64_t keyEnd = causal ? std::min(s.skv, offset + i0 + rows) : s.skv;
@@ -306,8 +331,7 @@ WEFT_CLONES void runTask(const Task &t, int64_t b, int64_t kh, int64_t i0,
                     : cols;
     };
     for (int64_t g = 0; g < group; ++g) {
-      const float *q =
-          t.q + ((b * s.sq + i0) * s.heads + kh * group + g) * s.dqk;
+      const float *q = t.bf16 ? wideQueries + g * rows * s.dqk : queryRows(g);
       forRowTiles(rows, [&](auto tile, int64_t r0) {
         constexpr int R = decltype(tile)::value;
         const int64_t limit = tileColumns(r0, R);
@@ -367,24 +391,23 @@ WEFT_CLONES void runTask(const Task &t, int64_t b, int64_t kh, int64_t i0,
   }
   for (int64_t row = 0; row < taskRows; ++row) {
     const int64_t h = kh * group + row / rows;
-    float *dst = t.out + ((b * s.sq + i0 + row % rows) * s.heads + h) * s.dv;
+    const int64_t dst = ((b * s.sq + i0 + row % rows) * s.heads + h) * s.dv;
     const float inv = rowSum[row] > 0 ? 1.0f / rowSum[row] : 0.0f;
-    for (int64_t e = 0; e < s.dv; ++e)
-      dst[e] = acc[row * width + e] * inv;
+    for (int64_t e = 0; e < s.dv; ++e) {
+      const float value = acc[row * width + e] * inv;
+      if (t.bf16)
+        static_cast<uint16_t *>(t.out)[dst + e] = floatToBf16(value);
+      else
+        static_cast<float *>(t.out)[dst + e] = value;
+    }
   }
 }
 } // namespace
 
-void weft::kernels::cpu::attention(const float *q, const float *k,
-                                   const float *v, const uint8_t *mask,
-                                   bool maskPerBatch, const float *slopes,
-                                   float *out, const AttentionShape &s,
-                                   AttentionKind kind, float scale,
-                                   int64_t window, float *workspace,
-                                   int threads) {
-  const Task task{q,   k, v,    mask,  maskPerBatch, slopes,
-                  out, s, kind, scale, window,       workspace};
-  float *perThread = workspace + packedFloats(s);
+namespace {
+void runAttention(const Task &task, int threads) {
+  const AttentionShape &s = task.s;
+  float *perThread = task.packed + packedFloats(s);
   const int64_t blockRows = headRows(s);
   const int64_t queryBlocks = (s.sq + blockRows - 1) / blockRows;
   const int64_t tasks = s.batch * s.kvHeads * queryBlocks;
@@ -403,7 +426,32 @@ void weft::kernels::cpu::attention(const float *q, const float *k,
       const int64_t b = index / (queryBlocks * s.kvHeads);
       const int64_t i0 = qb * blockRows;
       runTask(task, b, kh, i0, std::min(blockRows, s.sq - i0),
-              perThread + omp_get_thread_num() * perThreadFloats(s));
+              perThread + omp_get_thread_num() * perThreadFloats(s, task.bf16));
     }
   }
+}
+} // namespace
+
+void weft::kernels::cpu::attention(const float *q, const float *k,
+                                   const float *v, const uint8_t *mask,
+                                   bool maskPerBatch, const float *slopes,
+                                   float *out, const AttentionShape &s,
+                                   AttentionKind kind, float scale,
+                                   int64_t window, float *workspace,
+                                   int threads) {
+  runAttention({q, k, v, mask, maskPerBatch, slopes, out, false, s, kind, scale,
+                window, workspace},
+               threads);
+}
+
+void weft::kernels::cpu::attentionBf16(const uint16_t *q, const uint16_t *k,
+                                       const uint16_t *v, const uint8_t *mask,
+                                       bool maskPerBatch, const float *slopes,
+                                       uint16_t *out, const AttentionShape &s,
+                                       AttentionKind kind, float scale,
+                                       int64_t window, float *workspace,
+                                       int threads) {
+  runAttention({q, k, v, mask, maskPerBatch, slopes, out, true, s, kind, scale,
+                window, workspace},
+               threads);
 }

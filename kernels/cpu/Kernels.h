@@ -62,8 +62,10 @@ struct AttentionShape {
 
 /// Floats of workspace `attention` needs with `threads` threads: the keys
 /// and values packed once per call (O(Skv · d)) and, per thread, one block of
-/// scores and accumulators (independent of the sequence length).
-int64_t attentionWorkspace(const AttentionShape &shape, int threads);
+/// scores and accumulators (independent of the sequence length); bf16
+/// attention also widens each task's query rows.
+int64_t attentionWorkspace(const AttentionShape &shape, int threads,
+                           bool bf16 = false);
 
 /// Scaled dot-product attention computed block by block with an online
 /// softmax: memory O(blocks), never an Sq×Skv matrix. q [B, Sq, Hq, Dqk],
@@ -78,6 +80,15 @@ void attention(const float *q, const float *k, const float *v,
                const uint8_t *mask, bool maskPerBatch, const float *slopes,
                float *out, const AttentionShape &shape, AttentionKind kind,
                float scale, int64_t window, float *workspace, int threads);
+
+/// The same with q, k, v and out in bf16: keys, values and queries are
+/// widened to f32 as they are packed, the output rounded once (nearest even).
+/// `workspace` holds attentionWorkspace(shape, threads, true) floats.
+void attentionBf16(const uint16_t *q, const uint16_t *k, const uint16_t *v,
+                   const uint8_t *mask, bool maskPerBatch, const float *slopes,
+                   uint16_t *out, const AttentionShape &shape,
+                   AttentionKind kind, float scale, int64_t window,
+                   float *workspace, int threads);
 
 /// y = x / sqrt(mean(x², row) + eps) * w over rows of `cols`.
 void rmsNorm(const float *x, const float *w, float *y, int64_t rows,

@@ -199,7 +199,8 @@ int64_t weft::cpuWorkspaceBytes(Operation *op, int threads) {
         attention.getK().getType().getDimSize(2),
         q.getDimSize(3),
         attention.getV().getType().getDimSize(3)};
-    return alignUp(4 * kernels::cpu::attentionWorkspace(shape, threads));
+    return alignUp(4 * kernels::cpu::attentionWorkspace(
+                           shape, threads, q.getElementType().isBF16()));
   }
   // bf16 linears widen tiles of their rows and of each weight (a grouped
   // linear's weights one after another) in the workspace.

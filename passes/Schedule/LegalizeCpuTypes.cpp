@@ -19,8 +19,10 @@ bool isBf16(Type type) {
 }
 
 /// Ops whose CPU code takes bf16 as it is: generated row kernels (which
-/// widen to f32 inside), linear (bf16 tiles widened in its workspace) when
-/// all of its floats are bf16, and ops that only move or make data.
+/// widen to f32 inside), linear (bf16 tiles widened in its workspace) and
+/// attention (keys, values and queries widened as they are packed) when all
+/// of their tensors but a mask and ALiBi slopes are bf16, and ops that only
+/// move or make data.
 bool runsInBf16(Operation *op) {
   if (isRowKernelOp(op) ||
       isa<GatherOp, ReshapeOp, ConstantOp, IotaOp, TransposeOp, SliceOp,
@@ -29,6 +31,10 @@ bool runsInBf16(Operation *op) {
   if (auto linear = dyn_cast<LinearOp>(op))
     return llvm::all_of(op->getOperandTypes(), isBf16) &&
            isBf16(linear.getType());
+  if (auto attention = dyn_cast<AttentionOp>(op))
+    return isBf16(attention.getType()) && // q, k and v are alike
+           (!attention.getAlibiSlopes() ||
+            !isBf16(attention.getAlibiSlopes().getType()));
   if (auto grouped = dyn_cast<GroupedLinearOp>(op))
     return isBf16(grouped.getType()); // C3: x and weights alike
   return false;

@@ -198,7 +198,8 @@ void CpuExecutor::prepareSteps() {
       const bool movesAnyType = fn == "gather" || fn == "copy" ||
                                 fn == "copy_strided" || fn == "concat" ||
                                 fn == "moe_dispatch";
-      if (fn != "linear_bf16" && fn != "grouped_linear_bf16" && !movesAnyType)
+      if (fn != "linear_bf16" && fn != "grouped_linear_bf16" &&
+          fn != "attention_bf16" && !movesAnyType)
         floatsAre(plan::F32);
       auto bufferBytes = [&](int i) {
         return plan.buffers(call.buffers(i)).bytes();
@@ -221,19 +222,31 @@ void CpuExecutor::prepareSteps() {
           cpu::matmul(f(0), f(1), f(2), in(0), in(1), in(2), in(3), in(4),
                       in(5), in(6));
         });
-      } else if (fn == "attention") {
+      } else if (fn == "attention" || fn == "attention_bf16") {
         // q, k, v, mask?, slopes?, out, workspace;
         // batch, sq, skv, heads, kvHeads, dqk, dv, kind, maskPerBatch,
-        // window; scale
+        // window; scale. attention_bf16: q, k, v and out in bf16.
         arity(7, 10, 1);
+        const bool bf16 = fn == "attention_bf16";
+        if (bf16)
+          for (int i : {0, 1, 2, 5})
+            if (plan.buffers(call.buffers(i)).dtype() != plan::BF16)
+              throw fail("buffer " + std::to_string(i) + " is not bf16");
+        if (call.buffers(4) >= 0 &&
+            plan.buffers(call.buffers(4)).dtype() != plan::F32)
+          throw fail("ALiBi slopes are not f32");
         cpu::AttentionShape s{in(0), in(1), in(2), in(3), in(4), in(5), in(6)};
         auto kind = static_cast<cpu::AttentionKind>(in(7));
         bool perBatch = in(8) != 0;
         float scale = static_cast<float>(call.floats(0));
         auto mask = reinterpret_cast<const uint8_t *>(p[3]);
         steps.push_back([=] {
-          cpu::attention(f(0), f(1), f(2), mask, perBatch, f(4), f(5), s, kind,
-                         scale, in(9), f(6), n);
+          if (bf16)
+            cpu::attentionBf16(bf(0), bf(1), bf(2), mask, perBatch, f(4), bf(5),
+                               s, kind, scale, in(9), f(6), n);
+          else
+            cpu::attention(f(0), f(1), f(2), mask, perBatch, f(4), f(5), s,
+                           kind, scale, in(9), f(6), n);
         });
       } else if (fn == "rope") { // x, positions, y; batch, seq, heads, dim,
                                  // interleaved; theta, frequencies...?
@@ -289,7 +302,8 @@ void CpuExecutor::prepareSteps() {
         // src, dst; elementBytes, rank, srcOffset, dstOffset, shape[rank],
         // srcStrides[rank], dstStrides[rank]
         cpu::StridedCopy copy = readStridedCopy(
-            plan, call, planName + ": step '" + step.name() + "' (" + fn + "): ");
+            plan, call,
+            planName + ": step '" + step.name() + "' (" + fn + "): ");
         steps.push_back([=] { cpu::copyStrided(p[0], p[1], copy); });
       } else if (fn == "concat") { // inputs..., out; outer, rowBytes...
         const int count = call.buffers_size() - 1;
@@ -415,9 +429,7 @@ void CpuExecutor::setInput(const std::string &name, const HostTensor &tensor) {
   inputs[index] = std::move(staged);
 }
 
-void CpuExecutor::run(TraceWriter *trace) {
-  runSteps(0, steps.size(), trace);
-}
+void CpuExecutor::run(TraceWriter *trace) { runSteps(0, steps.size(), trace); }
 
 void CpuExecutor::runSteps(size_t begin, size_t end, TraceWriter *trace) {
   if (begin == 0) {

@@ -59,8 +59,8 @@ const CudaDriver &CudaDriver::get() {
     if (CUresult r = driver.cuInit(0); r != CUDA_SUCCESS) {
       const char *text = "unknown error";
       driver.cuGetErrorString(r, &text);
-      failure = std::string("the NVIDIA driver cannot start (cuInit: ") +
-                text + "); is a GPU visible to this process?";
+      failure = std::string("the NVIDIA driver cannot start (cuInit: ") + text +
+                "); is a GPU visible to this process?";
       return;
     }
     driver.cuDriverGetVersion(&driver.version);

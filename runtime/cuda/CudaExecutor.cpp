@@ -3,6 +3,7 @@
 #include "runtime/cuda/CudaExecutor.h"
 
 #include "kernels/cpu/Kernels.h"
+#include "kernels/cuda/Attention.h"
 #include "runtime/Error.h"
 #include "runtime/LibraryCalls.h"
 #include "runtime/PlanFile.h"
@@ -116,9 +117,9 @@ struct CudaExecutor::State {
     return function;
   }
   void launch(CUfunction function, unsigned gridX, unsigned gridY,
-              unsigned block, Arguments &args) {
-    cu.check(cu.cuLaunchKernel(function, gridX, gridY, 1, block, 1, 1, 0,
-                               stream, args.pointers(), nullptr),
+              unsigned block, Arguments &args, unsigned sharedBytes = 0) {
+    cu.check(cu.cuLaunchKernel(function, gridX, gridY, 1, block, 1, 1,
+                               sharedBytes, stream, args.pointers(), nullptr),
              planName + ": launch");
   }
   /// Column-major C[m, n] = op(A) op(B) (+ bias[m]) through cuBLASLt,
@@ -167,9 +168,9 @@ void CudaExecutor::State::addGemm(const Gemm &g, CUdeviceptr a, CUdeviceptr b,
   if (!lt)
     blas.check(blas.cublasLtCreate(&lt), planName + ": cuBLASLt");
   cublasLtMatmulDesc_t desc;
-  blas.check(blas.cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F,
-                                           CUDA_R_32F),
-             where);
+  blas.check(
+      blas.cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F),
+      where);
   descs.push_back(desc);
   cublasOperation_t opA = g.ta ? CUBLAS_OP_T : CUBLAS_OP_N;
   cublasOperation_t opB = g.tb ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -182,8 +183,8 @@ void CudaExecutor::State::addGemm(const Gemm &g, CUdeviceptr a, CUdeviceptr b,
     void *pointer = reinterpret_cast<void *>(bias);
     blas.cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE,
                                         &epilogue, sizeof epilogue);
-    blas.cublasLtMatmulDescSetAttribute(
-        desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &pointer, sizeof pointer);
+    blas.cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                        &pointer, sizeof pointer);
   }
   auto layout = [&](int64_t rows, int64_t cols, int64_t ld, int64_t stride) {
     cublasLtMatrixLayout_t l;
@@ -191,11 +192,10 @@ void CudaExecutor::State::addGemm(const Gemm &g, CUdeviceptr a, CUdeviceptr b,
                where);
     layouts.push_back(l);
     int32_t count = static_cast<int32_t>(g.batch);
+    blas.cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT,
+                                          &count, sizeof count);
     blas.cublasLtMatrixLayoutSetAttribute(
-        l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count);
-    blas.cublasLtMatrixLayoutSetAttribute(
-        l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride,
-        sizeof stride);
+        l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof stride);
     return l;
   };
   cublasLtMatrixLayout_t la = g.ta ? layout(g.k, g.m, g.lda, g.strideA)
@@ -303,34 +303,66 @@ void CudaExecutor::State::prepare() {
         arity(3, 7, 0);
         const int64_t batch = in(0), m = in(1), n = in(2), k = in(3);
         const bool ta = in(4) != 0, tb = in(5) != 0;
-        Gemm g{CUDA_R_32F, tb, ta,    n, m,     k,    tb ? k : n,
+        Gemm g{CUDA_R_32F, tb, ta,    n,     m,     k,    tb ? k : n,
                ta ? m : k, n,  batch, in(6), m * k, m * n};
         addGemm(g, p(1), p(0), p(2), 0, where);
-      } else if (fn == "attention") {
+      } else if (fn == "attention" || fn == "attention_bf16") {
         // q, k, v, mask?, slopes?, out, workspace; batch, sq, skv, heads,
-        // kvHeads, dqk, dv, kind, maskPerBatch, window; scale
+        // kvHeads, dqk, dv, kind, maskPerBatch, window; scale. bf16 with
+        // equal head dimensions of 64 or 128 runs on tensor cores; the rest
+        // a warp per query row in fp32.
         arity(7, 10, 1);
-        if (in(5) > kAttentionMaxDim || in(6) > kAttentionMaxDim)
-          throw Error(where + "head dimensions " + std::to_string(in(5)) +
-                      " and " + std::to_string(in(6)) +
-                      "; the CUDA attention kernel takes up to " +
-                      std::to_string(kAttentionMaxDim));
+        const bool bf16 = fn == "attention_bf16";
         if (in(4) <= 0 || in(3) % in(4) != 0)
           throw Error(where + std::to_string(in(3)) +
                       " query heads do not divide into " +
                       std::to_string(in(4)) + " kv heads");
+        const bool tensorCores =
+            bf16 && in(5) == in(6) && (in(5) == 64 || in(5) == 128);
+        if (!tensorCores &&
+            (in(5) > kAttentionMaxDim || in(6) > kAttentionMaxDim))
+          throw Error(where + "head dimensions " + std::to_string(in(5)) +
+                      " and " + std::to_string(in(6)) +
+                      "; the CUDA attention kernel takes up to " +
+                      std::to_string(kAttentionMaxDim));
         auto args = std::make_shared<Arguments>();
         for (int i = 0; i < 6; ++i)
           args->add(p(i));
+        if (tensorCores) {
+          namespace tc = kernels::cuda::attention;
+          for (int i : {1, 2, 3, 4})
+            args->add(static_cast<long long>(in(i)));
+          args->add(static_cast<int>(in(7))).add(static_cast<int>(in(8)));
+          args->add(static_cast<long long>(in(9)));
+          args->add(static_cast<float>(call.floats(0)));
+          const std::string name =
+              "weft_attention_bf16_d" + std::to_string(in(5));
+          CUfunction function = libraryFunction(name.c_str());
+          const unsigned shared =
+              static_cast<unsigned>(tc::layout(static_cast<int>(in(5))).bytes);
+          cu.check(cu.cuFuncSetAttribute(
+                       function,
+                       CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                       static_cast<int>(shared)),
+                   where + "shared memory");
+          unsigned gridX =
+              static_cast<unsigned>((in(1) + tc::kQueries - 1) / tc::kQueries);
+          unsigned gridY = static_cast<unsigned>(in(0) * in(3));
+          steps.push_back([this, function, gridX, gridY, shared, args] {
+            launch(function, gridX, gridY, tc::kWarps * 32, *args, shared);
+          });
+          continue;
+        }
         for (int i = 0; i < 7; ++i)
           args->add(static_cast<long long>(in(i)));
         args->add(static_cast<int>(in(7))).add(static_cast<int>(in(8)));
         args->add(static_cast<long long>(in(9)));
         args->add(static_cast<float>(call.floats(0)));
-        unsigned gridX = static_cast<unsigned>(
-            (in(1) + kAttentionWarps - 1) / kAttentionWarps);
+        unsigned gridX = static_cast<unsigned>((in(1) + kAttentionWarps - 1) /
+                                               kAttentionWarps);
         unsigned gridY = static_cast<unsigned>(in(0) * in(3));
-        CUfunction function = libraryFunction("weft_attention");
+        CUfunction function = libraryFunction(bf16 ? "weft_attention_bf16_rows"
+                                                   : "weft_attention");
         steps.push_back([this, function, gridX, gridY, args] {
           launch(function, gridX, gridY, kAttentionWarps * 32, *args);
         });
@@ -504,10 +536,9 @@ CudaExecutor::CudaExecutor(const plan::Plan &plan, std::string planName,
                   " is not a CUDA kernel");
     if (kernel.target() != architecture + "a" &&
         kernel.target() != architecture)
-      throw Error(planName + ": kernel " + kernel.name() +
-                  " is compiled for " + kernel.target() + "; GPU " +
-                  std::to_string(deviceIndex) + " is " + s.description +
-                  "; compile the plan for this GPU");
+      throw Error(planName + ": kernel " + kernel.name() + " is compiled for " +
+                  kernel.target() + "; GPU " + std::to_string(deviceIndex) +
+                  " is " + s.description + "; compile the plan for this GPU");
   }
   if (std::string(kLibraryTarget) != architecture + "a")
     throw Error(planName + ": this runtime's kernels are compiled for " +
@@ -542,8 +573,8 @@ CudaExecutor::CudaExecutor(const plan::Plan &plan, std::string planName,
   s.blockBytes = offset + tableReserve;
   if (s.blockBytes > static_cast<int64_t>(freeBytes))
     throw Error(planName + " needs " + gibibytes(s.blockBytes) +
-                " of device memory; GPU " + std::to_string(deviceIndex) +
-                " (" + s.description + ") has " +
+                " of device memory; GPU " + std::to_string(deviceIndex) + " (" +
+                s.description + ") has " +
                 gibibytes(static_cast<int64_t>(freeBytes)) + " free");
   cu.check(cu.cuMemAlloc(&s.block, s.blockBytes),
            planName + ": allocating " + gibibytes(s.blockBytes));

@@ -4,15 +4,11 @@
 // HF's fp32 logits (and, stored in bf16, its bf16 logits); the arena the
 // runtime allocates is the planned peak; bad
 // plans, inputs and weights are rejected with messages naming them.
+#include "CompileModel.h"
 #include "RelativeError.h"
-#include "codegen/PlanBuilder.h"
-#include "frontend/HuggingFace/ModelBuilder.h"
-#include "passes/Pipeline.h"
 #include "runtime/Error.h"
 #include "runtime/PlanFile.h"
 #include "runtime/cpu/CpuExecutor.h"
-
-#include "mlir/Pass/PassManager.h"
 
 #include <gtest/gtest.h>
 
@@ -24,6 +20,7 @@
 
 using namespace weft;
 namespace rt = weft::runtime;
+using weft::testing::compileModel;
 using weft::testing::relativeError;
 
 namespace {
@@ -31,22 +28,6 @@ const std::string kFixture = WEFT_SOURCE_DIR "/tests/fixtures/tiny-llama";
 
 std::string tempPath(const std::string &name) {
   return ::testing::TempDir() + "/weft_" + name;
-}
-
-/// Compiles the model in fixture folder `dir` as `options` build it.
-plan::Plan compileModel(const std::string &dir,
-                        const frontend::BuildOptions &options) {
-  mlir::MLIRContext context;
-  auto config = frontend::readModelConfig(dir);
-  EXPECT_TRUE(static_cast<bool>(config));
-  auto module = frontend::buildForward(context, *config, options);
-  mlir::PassManager pm(&context);
-  std::string error;
-  EXPECT_TRUE(succeeded(buildPipeline(pm, {"", 2}, error))) << error;
-  EXPECT_TRUE(succeeded(pm.run(*module)));
-  auto plan = codegen::buildPlan(*module, {dir, ""});
-  EXPECT_TRUE(succeeded(plan));
-  return *plan;
 }
 
 plan::Plan compileFixture(const std::string &dtype) {

@@ -11,5 +11,8 @@ config.test_exec_root = config.weft_test_exec_root
 
 config.environment["PATH"] = os.pathsep.join(
     [config.weft_tools_dir, config.llvm_tools_dir, config.environment.get("PATH", "")])
+# Tests of CUDA plans need the toolkit's NVRTC, not a GPU.
+if config.weft_enable_cuda.upper() in ("ON", "1", "TRUE", "YES"):
+    config.available_features.add("cuda")
 config.substitutions.append(("%weft_src", config.weft_source_dir))
 config.substitutions.append(("%{onnxdata}", "/usr/include/onnx/backend/test/data"))

@@ -74,7 +74,9 @@ Difference compare(plan::DType dtype, const char *got, const char *want,
   return d;
 }
 
-double tolerance(plan::DType dtype) { return dtype == plan::BF16 ? 2e-2 : 1e-4; }
+double tolerance(plan::DType dtype) {
+  return dtype == plan::BF16 ? 2e-2 : 1e-4;
+}
 
 std::string what(const plan::Plan &plan, const plan::Step &step) {
   return step.has_launch() ? plan.kernels(step.launch().kernel()).name()
@@ -188,10 +190,9 @@ int main(int argc, char **argv) {
           const plan::Buffer &buffer = cudaPlan.buffers(id);
           if (buffer.region() != plan::ARENA)
             continue;
-          Difference d = compare(buffer.dtype(),
-                                 gpuArena.data() + buffer.offset(),
-                                 cpu.region(plan::ARENA) + buffer.offset(),
-                                 buffer.bytes());
+          Difference d = compare(
+              buffer.dtype(), gpuArena.data() + buffer.offset(),
+              cpu.region(plan::ARENA) + buffer.offset(), buffer.bytes());
           rel = std::max(rel, d.relative());
           if (d.nonFinite || d.intMismatches > 0 ||
               d.relative() > tolerance(buffer.dtype()))
@@ -230,9 +231,8 @@ int main(int argc, char **argv) {
     for (const auto &output : cudaPlan.outputs()) {
       HostTensor want = cpu.output(output.name());
       HostTensor got = gpu.output(output.name());
-      Difference d =
-          compare(got.dtype, got.bytes.data(), want.bytes.data(),
-                  static_cast<int64_t>(got.bytes.size()));
+      Difference d = compare(got.dtype, got.bytes.data(), want.bytes.data(),
+                             static_cast<int64_t>(got.bytes.size()));
       // Whole-model tolerance: errors of every step compound.
       const double limit = got.dtype == plan::BF16 ? 5e-2 : 1e-3;
       const bool outputOk = !d.nonFinite && d.relative() <= limit;

@@ -82,8 +82,8 @@ int weft::cli::runCompile(llvm::ArrayRef<std::string> args) {
                  << "'\n";
     return 2;
   }
-  options.device =
-      device == "cuda" ? weft::codegen::Device::Cuda : weft::codegen::Device::Cpu;
+  options.device = device == "cuda" ? weft::codegen::Device::Cuda
+                                    : weft::codegen::Device::Cpu;
   if (!options.compileTo.empty() &&
       !llvm::is_contained(weft::getPhaseNames(), options.compileTo)) {
     llvm::errs() << "weft compile: unknown phase '" << options.compileTo

@@ -44,8 +44,8 @@ std::string kernelResources(const weft::plan::Kernel &kernel) {
   if (kernel.backend() != weft::plan::Kernel::CUDA_CUBIN)
     return kernel.target();
   return kernel.target() + ", " + std::to_string(kernel.registers()) +
-         " registers, " + weft::cli::binary(kernel.spill_bytes()) + " spilled, " +
-         std::to_string(kernel.grid_blocks()) + " × " +
+         " registers, " + weft::cli::binary(kernel.spill_bytes()) +
+         " spilled, " + std::to_string(kernel.grid_blocks()) + " × " +
          std::to_string(kernel.block_threads()) + " threads";
 }
 } // namespace

@@ -32,8 +32,7 @@ weft::cli::compilePlan(ModuleOp module, const CompileOptions &options) {
   all.compileTo.clear();
   if (llvm::Error error = runPipeline(module, all))
     return std::move(error);
-  FailureOr<plan::Plan> plan =
-      codegen::buildPlan(
+  FailureOr<plan::Plan> plan = codegen::buildPlan(
       module, {options.model, options.dumpKernelsDir, options.device});
   if (failed(plan))
     return makeError(options.model +

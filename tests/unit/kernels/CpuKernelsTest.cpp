@@ -205,6 +205,48 @@ TEST_P(AttentionTest, MatchesNaiveSoftmaxAttention) {
   expectClose(out, ref, 2e-5);
 }
 
+// bf16 storage: the same f32 computation on the widened values, rounded
+// once: bit for bit the f32 kernel's output on bf16-rounded inputs, rounded.
+TEST_P(AttentionTest, Bf16IsTheF32ComputationRoundedOnce) {
+  const AttentionCase &c = GetParam();
+  const AttentionShape &s = c.shape;
+  auto round = [](std::vector<float> v) {
+    std::vector<uint16_t> bits(v.size());
+    for (size_t i = 0; i < v.size(); ++i)
+      bits[i] = floatToBf16(v[i]);
+    return bits;
+  };
+  auto widen = [](const std::vector<uint16_t> &bits) {
+    std::vector<float> v(bits.size());
+    for (size_t i = 0; i < v.size(); ++i)
+      v[i] = bf16ToFloat(bits[i]);
+    return v;
+  };
+  auto q = round(randomFloats(s.batch * s.sq * s.heads * s.dqk, 20));
+  auto k = round(randomFloats(s.batch * s.skv * s.kvHeads * s.dqk, 21));
+  auto v = round(randomFloats(s.batch * s.skv * s.kvHeads * s.dv, 22));
+  auto slopes = randomFloats(s.heads, 23, 0.1f);
+  std::mt19937 rng(24);
+  std::vector<uint8_t> mask((c.maskPerBatch ? s.batch : 1) * s.sq * s.skv);
+  for (auto &m : mask)
+    m = rng() % 3 != 0;
+  const float scale = 1.0f / std::sqrt(float(s.dqk));
+  const int threads = 2;
+  std::vector<float> workspace(attentionWorkspace(s, threads, true),
+                               std::numeric_limits<float>::quiet_NaN());
+  std::vector<uint16_t> out(s.batch * s.sq * s.heads * s.dv, 0x7fc1);
+  attentionBf16(q.data(), k.data(), v.data(), mask.data(), c.maskPerBatch,
+                slopes.data(), out.data(), s, c.kind, scale, c.window,
+                workspace.data(), threads);
+  std::vector<float> wide = poisoned(out.size());
+  std::vector<float> f32Workspace(attentionWorkspace(s, threads));
+  attention(widen(q).data(), widen(k).data(), widen(v).data(), mask.data(),
+            c.maskPerBatch, slopes.data(), wide.data(), s, c.kind, scale,
+            c.window, f32Workspace.data(), threads);
+  for (size_t i = 0; i < out.size(); ++i)
+    ASSERT_EQ(out[i], floatToBf16(wide[i])) << "element " << i;
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Kinds, AttentionTest,
     ::testing::Values(

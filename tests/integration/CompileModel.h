@@ -1,0 +1,35 @@
+// The tests' one way to compile a Hugging Face model folder into a plan.
+#ifndef WEFT_TESTS_INTEGRATION_COMPILEMODEL_H
+#define WEFT_TESTS_INTEGRATION_COMPILEMODEL_H
+
+#include "codegen/PlanBuilder.h"
+#include "frontend/HuggingFace/ModelBuilder.h"
+#include "passes/Pipeline.h"
+
+#include "mlir/Pass/PassManager.h"
+
+#include <gtest/gtest.h>
+
+namespace weft::testing {
+
+/// The model in folder `dir` as `options` build it, compiled for `device`
+/// with a plan for 2 threads.
+inline plan::Plan compileModel(const std::string &dir,
+                               const frontend::BuildOptions &options,
+                               codegen::Device device = codegen::Device::Cpu) {
+  mlir::MLIRContext context;
+  auto config = frontend::readModelConfig(dir);
+  EXPECT_TRUE(static_cast<bool>(config));
+  auto module = frontend::buildForward(context, *config, options);
+  mlir::PassManager pm(&context);
+  std::string error;
+  EXPECT_TRUE(succeeded(buildPipeline(pm, {"", 2}, error))) << error;
+  EXPECT_TRUE(succeeded(pm.run(*module)));
+  auto plan = codegen::buildPlan(*module, {dir, "", device});
+  EXPECT_TRUE(succeeded(plan));
+  return succeeded(plan) ? *plan : plan::Plan();
+}
+
+} // namespace weft::testing
+
+#endif // WEFT_TESTS_INTEGRATION_COMPILEMODEL_H

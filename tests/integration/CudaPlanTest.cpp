@@ -1,0 +1,162 @@
+// CUDA plans on this GPU-less machine: every kernel of the tiny and small
+// Llama plans (f32 and bf16) and of the other architectures' fixtures
+// compiles through NVRTC for sm_90a with no local-memory spills, with the
+// same buffers and steps as the CPU plan (what scripts/gpu-check compares
+// step by step on a GPU); the runtimes refuse each other's plans and the
+// CUDA runtime says clearly when there is no driver. The kernels' numbers
+// are checked on a GPU by scripts/gpu-check.
+#include "CompileModel.h"
+#include "codegen/Cuda/NvrtcCompiler.h"
+#include "runtime/Error.h"
+#include "runtime/cpu/CpuExecutor.h"
+#include "runtime/cuda/CudaExecutor.h"
+
+#include <gtest/gtest.h>
+
+#include <dlfcn.h>
+
+using namespace weft;
+namespace rt = weft::runtime;
+using weft::testing::compileModel;
+
+namespace {
+
+struct Model {
+  std::string dir;
+  frontend::BuildOptions options;
+};
+
+std::vector<Model> models() {
+  const std::string fixtures = WEFT_SOURCE_DIR "/tests/fixtures/";
+  const std::string small = WEFT_SOURCE_DIR "/bench/configs/small-llama";
+  return {{fixtures + "tiny-llama", {2, 64, "f32"}},
+          {fixtures + "tiny-llama", {2, 64, "bf16"}},
+          {fixtures + "tiny-bloom", {2, 64, "f32"}},
+          {fixtures + "tiny-qwen2", {2, 64, "f32"}},
+          {small, {1, 512, "f32"}},
+          {small, {1, 512, "bf16"}}};
+}
+} // namespace
+
+TEST(CudaPlan, EveryKernelCompilesForSm90aWithoutSpills) {
+  int kernels = 0;
+  for (const Model &model : models()) {
+    SCOPED_TRACE(model.dir + " " + model.options.dtype);
+    plan::Plan plan =
+        compileModel(model.dir, model.options, codegen::Device::Cuda);
+    EXPECT_EQ(plan.device(), "cuda");
+    ASSERT_GT(plan.kernels_size(), 0);
+    for (const plan::Kernel &kernel : plan.kernels()) {
+      SCOPED_TRACE(kernel.name());
+      ++kernels;
+      EXPECT_EQ(kernel.backend(), plan::Kernel::CUDA_CUBIN);
+      EXPECT_EQ(kernel.target(), "sm_90a");
+      ASSERT_GT(kernel.image().size(), 4u);
+      EXPECT_EQ(kernel.image().substr(1, 3), "ELF");
+      EXPECT_NE(kernel.ptx().find(".target sm_90a"), std::string::npos);
+      EXPECT_NE(kernel.ptx().find(".entry " + kernel.entry()),
+                std::string::npos);
+      EXPECT_EQ(kernel.spill_bytes(), 0);
+      EXPECT_EQ(kernel.stack_bytes(), 0);
+      EXPECT_GT(kernel.registers(), 0);
+      EXPECT_LE(kernel.registers(), 64);
+      EXPECT_GT(kernel.grid_blocks(), 0);
+      EXPECT_EQ(kernel.block_threads() % 32, 0);
+      // Row lengths here are multiples of 4: every access is a vector.
+      EXPECT_EQ(kernel.ptx().find("ld.global.f32 "), std::string::npos);
+      EXPECT_EQ(kernel.ptx().find("st.global.f32 "), std::string::npos);
+      if (kernel.source().find("a block per row") != std::string::npos)
+        EXPECT_NE(kernel.ptx().find("shfl.sync.bfly"), std::string::npos);
+    }
+  }
+  EXPECT_GE(kernels, 20);
+}
+
+TEST(CudaPlan, HasTheCpuPlansBuffersAndSteps) {
+  const std::string dir = WEFT_SOURCE_DIR "/tests/fixtures/tiny-llama";
+  for (const char *dtype : {"f32", "bf16"}) {
+    plan::Plan cpu = compileModel(dir, {2, 64, dtype}, codegen::Device::Cpu);
+    plan::Plan cuda = compileModel(dir, {2, 64, dtype}, codegen::Device::Cuda);
+    EXPECT_EQ(cpu.device(), "cpu");
+    ASSERT_EQ(cpu.buffers_size(), cuda.buffers_size());
+    for (int i = 0; i < cpu.buffers_size(); ++i)
+      EXPECT_EQ(cpu.buffers(i).SerializeAsString(),
+                cuda.buffers(i).SerializeAsString());
+    ASSERT_EQ(cpu.streams(0).steps_size(), cuda.streams(0).steps_size());
+    for (int i = 0; i < cpu.streams(0).steps_size(); ++i) {
+      const plan::Step &a = cpu.streams(0).steps(i),
+                       &b = cuda.streams(0).steps(i);
+      EXPECT_EQ(a.name(), b.name());
+      EXPECT_EQ(a.has_launch(), b.has_launch());
+      EXPECT_EQ(a.call().SerializeAsString(), b.call().SerializeAsString());
+      EXPECT_EQ(a.launch().buffers_size(), b.launch().buffers_size());
+      ASSERT_GT(b.writes_size(), 0) << "step " << i;
+      EXPECT_EQ(std::vector<int>(a.writes().begin(), a.writes().end()),
+                std::vector<int>(b.writes().begin(), b.writes().end()));
+    }
+    EXPECT_EQ(cpu.memory().SerializeAsString(),
+              cuda.memory().SerializeAsString());
+  }
+}
+
+TEST(CudaPlan, ReadsThePtxasReport) {
+  codegen::CompiledCudaKernel kernel;
+  codegen::parsePtxasReport(
+      "ptxas info    : Compiling entry function 'k' for 'sm_90a'\n"
+      "ptxas info    : Function properties for k\n"
+      "ptxas         .     16 bytes stack frame, 8 bytes spill stores, 12 "
+      "bytes spill loads\n"
+      "ptxas info    : Used 40 registers, used 1 barriers\n",
+      kernel);
+  EXPECT_EQ(kernel.registers, 40);
+  EXPECT_EQ(kernel.spillBytes, 20);
+  EXPECT_EQ(kernel.stackBytes, 16);
+}
+
+TEST(CudaPlan, NvrtcErrorsNameTheKernelAndLine) {
+  auto compiled = codegen::compileCudaKernel(
+      "extern \"C\" __global__ void k(float *x) {\n  x[0] = nope;\n}\n",
+      "weft_cuda_broken");
+  ASSERT_FALSE(static_cast<bool>(compiled));
+  std::string message = llvm::toString(compiled.takeError());
+  EXPECT_NE(message.find("weft_cuda_broken.cu(2)"), std::string::npos)
+      << message;
+}
+
+TEST(CudaRuntime, RefusesAPlanForTheCpuAndTheOtherWayRound) {
+  const std::string dir = WEFT_SOURCE_DIR "/tests/fixtures/tiny-llama";
+  plan::Plan cpu = compileModel(dir, {2, 64, "f32"}, codegen::Device::Cpu);
+  plan::Plan cuda = compileModel(dir, {2, 64, "f32"}, codegen::Device::Cuda);
+  try {
+    rt::CudaExecutor executor(cpu, "cpu.plan");
+    FAIL() << "a CPU plan was accepted";
+  } catch (const rt::Error &error) {
+    EXPECT_STREQ(error.what(), "cpu.plan is compiled for cpu, not CUDA; "
+                               "compile it with --device cuda");
+  }
+  try {
+    rt::CpuExecutor executor(cuda, "cuda.plan");
+    FAIL() << "a CUDA plan was accepted";
+  } catch (const rt::Error &error) {
+    EXPECT_STREQ(error.what(), "cuda.plan is compiled for cuda, not the CPU; "
+                               "compile it with --device cpu");
+  }
+}
+
+TEST(CudaRuntime, SaysWhenThereIsNoDriver) {
+  if (void *driver = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL)) {
+    dlclose(driver);
+    GTEST_SKIP() << "this machine has an NVIDIA driver";
+  }
+  plan::Plan cuda = compileModel(WEFT_SOURCE_DIR "/tests/fixtures/tiny-llama",
+                                 {2, 64, "f32"}, codegen::Device::Cuda);
+  try {
+    rt::CudaExecutor executor(cuda, "cuda.plan");
+    FAIL() << "ran without a driver";
+  } catch (const rt::Error &error) {
+    EXPECT_NE(std::string(error.what())
+                  .find("no NVIDIA driver: libcuda.so.1 cannot be loaded"),
+              std::string::npos)
+        << error.what();
+  }
+}
