@@ -4,9 +4,7 @@
 #ifndef WEFT_RUNTIME_CPU_CPUEXECUTOR_H
 #define WEFT_RUNTIME_CPU_CPUEXECUTOR_H
 
-#include "runtime/HostTensor.h"
-#include "runtime/Safetensors.h"
-#include "runtime/Trace.h"
+#include "runtime/Executor.h"
 #include "runtime/plan.pb.h"
 
 #include <functional>
@@ -16,26 +14,19 @@
 
 namespace weft::runtime {
 
-class CpuExecutor {
+class CpuExecutor : public Executor {
 public:
   /// Checks that the plan targets the CPU, allocates its memory and loads its
   /// kernels. `threads` 0 uses the plan's thread count (never more). Throws
   /// Error naming `planName`.
   CpuExecutor(const plan::Plan &plan, std::string planName, int threads = 0);
-  ~CpuExecutor();
+  ~CpuExecutor() override;
 
-  /// Loads every parameter by name. Throws Error naming the file and tensor.
-  void loadParameters(const SafetensorsCheckpoint &checkpoint);
-  /// Fills the parameters from `seed`: normal(0, 0.02), norm weights one.
-  void initializeParameters(uint64_t seed);
-
-  /// Keeps an input for every following run; its dtype and shape must match
-  /// the plan's exactly.
-  void setInput(const std::string &name, const HostTensor &tensor);
-  /// Runs every step; records each in `trace` when given. Throws Error naming
-  /// the step when a kernel rejects its data (an index out of range).
-  void run(TraceWriter *trace = nullptr);
-  HostTensor output(const std::string &name) const;
+  void loadParameters(const SafetensorsCheckpoint &checkpoint) override;
+  void initializeParameters(uint64_t seed) override;
+  void setInput(const std::string &name, const HostTensor &tensor) override;
+  void run(TraceWriter *trace = nullptr) override;
+  HostTensor output(const std::string &name) const override;
 
   /// Runs steps [begin, end) in stream order; begin 0 first copies the
   /// inputs in. run() is runSteps(0, stepCount()).
@@ -45,8 +36,7 @@ public:
   /// with another device's run of the same plan.
   char *region(plan::Region region);
 
-  /// Bytes allocated for the arena (the planned arena size).
-  int64_t arenaBytes() const { return arenaSize; }
+  int64_t arenaBytes() const override { return arenaSize; }
   const plan::Plan &getPlan() const { return plan; }
 
 private:

@@ -692,7 +692,7 @@ void checkStatus(const CudaDriver &cu, CUdeviceptr status,
 }
 } // namespace
 
-void CudaExecutor::run() {
+void CudaExecutor::run(TraceWriter *trace) {
   State &s = *state;
   const plan::Plan &plan = s.plan;
   for (int i = 0; i < plan.inputs_size(); ++i)
@@ -706,14 +706,35 @@ void CudaExecutor::run() {
                                       s.inputs[i].bytes.data(),
                                       s.inputs[i].bytes.size(), s.stream),
                s.planName + ": input " + plan.inputs(i).name());
+  const double startMicros = trace ? trace->now() : 0;
+  std::vector<float> stepMs;
   s.cu.check(s.cu.cuEventRecord(s.start, s.stream), "cuEventRecord");
-  for (auto &step : s.steps)
-    step();
+  if (trace)
+    stepMs = profileSteps(1);
+  else
+    for (auto &step : s.steps)
+      step();
   s.cu.check(s.cu.cuEventRecord(s.stop, s.stream), "cuEventRecord");
   s.cu.check(s.cu.cuStreamSynchronize(s.stream), s.planName + ": run");
   s.cu.cuEventElapsedTime(&lastMilliseconds, s.start, s.stop);
   checkStatus(s.cu, s.block + s.statusOffset, s.stepNames, s.stepBounds,
               s.planName);
+  if (trace) {
+    double at = startMicros;
+    size_t index = 0;
+    for (const auto &stream : plan.streams())
+      for (const auto &step : stream.steps()) {
+        const double micros = stepMs[index++] * 1e3;
+        trace->addStep(step.name(),
+                       step.has_launch() ? "kernel" : step.call().function(),
+                       at, micros, step.live_bytes());
+        at += micros;
+      }
+  }
+}
+
+int64_t CudaExecutor::arenaBytes() const {
+  return state->plan.memory().arena();
 }
 
 void CudaExecutor::runStep(size_t index) {

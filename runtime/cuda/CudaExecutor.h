@@ -7,8 +7,7 @@
 #ifndef WEFT_RUNTIME_CUDA_CUDAEXECUTOR_H
 #define WEFT_RUNTIME_CUDA_CUDAEXECUTOR_H
 
-#include "runtime/HostTensor.h"
-#include "runtime/Safetensors.h"
+#include "runtime/Executor.h"
 #include "runtime/plan.pb.h"
 
 #include <memory>
@@ -17,20 +16,22 @@
 
 namespace weft::runtime {
 
-class CudaExecutor {
+class CudaExecutor : public Executor {
 public:
   /// Checks the plan and the GPU (driver, architecture, free memory) before
   /// any work starts, allocates and loads. Throws Error naming `planName`.
   CudaExecutor(const plan::Plan &plan, std::string planName, int device = 0);
-  ~CudaExecutor();
+  ~CudaExecutor() override;
 
-  void loadParameters(const SafetensorsCheckpoint &checkpoint);
-  void initializeParameters(uint64_t seed);
-  void setInput(const std::string &name, const HostTensor &tensor);
-  /// Runs every step and waits for the GPU; throws Error naming the step when
+  void loadParameters(const SafetensorsCheckpoint &checkpoint) override;
+  void initializeParameters(uint64_t seed) override;
+  void setInput(const std::string &name, const HostTensor &tensor) override;
+  /// Runs every step on the GPU and waits for it; a trace gets each step's
+  /// GPU time (events between the steps). Throws Error naming the step when
   /// a kernel met an index out of range.
-  void run();
-  HostTensor output(const std::string &name) const;
+  void run(TraceWriter *trace = nullptr) override;
+  HostTensor output(const std::string &name) const override;
+  int64_t arenaBytes() const override;
   /// Milliseconds the last run() took on the GPU (events around it).
   float lastRunMilliseconds() const { return lastMilliseconds; }
 

@@ -76,14 +76,14 @@ int weft::cli::runCompile(llvm::ArrayRef<std::string> args) {
   options.compileTo = parsed.get("compile-to").value_or("");
   options.threads = static_cast<int>(*threads);
   options.dumpKernelsDir = parsed.get("dump-kernels").value_or("");
-  std::string device = parsed.get("device").value_or("cpu");
-  if (device != "cpu" && device != "cuda") {
-    llvm::errs() << "weft compile: --device is cpu or cuda, not '" << device
-                 << "'\n";
+  llvm::Expected<weft::codegen::Device> device =
+      readDevice(parsed.get("device"));
+  if (!device) {
+    llvm::errs() << "weft compile: " << llvm::toString(device.takeError())
+                 << "\n";
     return 2;
   }
-  options.device = device == "cuda" ? weft::codegen::Device::Cuda
-                                    : weft::codegen::Device::Cpu;
+  options.device = *device;
   if (!options.compileTo.empty() &&
       !llvm::is_contained(weft::getPhaseNames(), options.compileTo)) {
     llvm::errs() << "weft compile: unknown phase '" << options.compileTo

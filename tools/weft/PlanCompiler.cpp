@@ -14,6 +14,15 @@ llvm::Error makeError(const llvm::Twine &message) {
 }
 } // namespace
 
+llvm::Expected<weft::codegen::Device>
+weft::cli::readDevice(std::optional<std::string> value) {
+  if (!value || *value == "cpu")
+    return codegen::Device::Cpu;
+  if (*value == "cuda")
+    return codegen::Device::Cuda;
+  return makeError("--device is cpu or cuda, not '" + *value + "'");
+}
+
 llvm::Error weft::cli::runPipeline(ModuleOp module,
                                    const CompileOptions &options) {
   PassManager pm(module->getContext());

@@ -9,6 +9,7 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/Support/Error.h"
 
+#include <optional>
 #include <string>
 
 namespace weft::cli {
@@ -20,6 +21,9 @@ struct CompileOptions {
   std::string dumpKernelsDir; // write generated kernel sources here
   codegen::Device device = codegen::Device::Cpu;
 };
+
+/// --device cpu|cuda (default cpu); the error names the value.
+llvm::Expected<codegen::Device> readDevice(std::optional<std::string> value);
 
 /// Runs the pipeline on `module` in place. Diagnostics go to the context's
 /// handler; the error then says the compilation failed.

@@ -9,6 +9,9 @@
 #include "runtime/PlanFile.h"
 #include "runtime/Safetensors.h"
 #include "runtime/cpu/CpuExecutor.h"
+#ifdef WEFT_HAVE_CUDA_RUNTIME
+#include "runtime/cuda/CudaExecutor.h"
+#endif
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Diagnostics.h"
@@ -30,7 +33,7 @@ const VerbSpec &weft::cli::runSpec() {
     VerbSpec s;
     s.name = "run";
     s.arguments = "PLAN_OR_MODEL";
-    s.summary = "Run one forward pass on the CPU.";
+    s.summary = "Run one forward pass on the CPU or a CUDA GPU.";
     s.details =
         "PLAN_OR_MODEL is a .plan file from 'weft compile', or a model that "
         "is\n"
@@ -41,8 +44,12 @@ const VerbSpec &weft::cli::runSpec() {
         "or are drawn from --random-weights SEED. Inputs are .npy files or "
         "ONNX\n"
         "TensorProto .pb files (as the ONNX test data holds them); each\n"
-        "output is written to OUT/<name>.npy.";
+        "output is written to OUT/<name>.npy. A plan runs on the device it\n"
+        "was compiled for (weft compile --device); a model is compiled for\n"
+        "--device.";
     s.options = shapeOptions();
+    s.options.push_back({"device", "", "cpu|cuda",
+                         "compile a model for this device (default: cpu)"});
     s.options.push_back(
         {"weights", "", "PATH", "safetensors checkpoint to load"});
     s.options.push_back(
@@ -90,6 +97,10 @@ int weft::cli::runRun(llvm::ArrayRef<std::string> args) {
   if (!repeat)
     return fail(llvm::toString(repeat.takeError()));
   const std::string &model = parsed.positional[0];
+  llvm::Expected<weft::codegen::Device> device =
+      readDevice(parsed.get("device"));
+  if (!device)
+    return fail(llvm::toString(device.takeError()));
 
   try {
     weft::plan::Plan plan;
@@ -106,6 +117,7 @@ int weft::cli::runRun(llvm::ArrayRef<std::string> args) {
       CompileOptions options;
       options.model = model;
       options.threads = static_cast<int>(*threads);
+      options.device = *device;
       llvm::Expected<weft::plan::Plan> compiled =
           compilePlan(**module, options);
       if (!compiled)
@@ -113,7 +125,19 @@ int weft::cli::runRun(llvm::ArrayRef<std::string> args) {
       plan = std::move(*compiled);
     }
 
-    rt::CpuExecutor executor(plan, model, static_cast<int>(*threads));
+    std::unique_ptr<rt::Executor> executorOwner;
+    if (plan.device() == "cuda") {
+#ifdef WEFT_HAVE_CUDA_RUNTIME
+      executorOwner = std::make_unique<rt::CudaExecutor>(plan, model);
+#else
+      return fail(model + " is a CUDA plan; this weft was built without the "
+                          "CUDA runtime (-DWEFT_ENABLE_CUDA=ON)");
+#endif
+    } else {
+      executorOwner = std::make_unique<rt::CpuExecutor>(
+          plan, model, static_cast<int>(*threads));
+    }
+    rt::Executor &executor = *executorOwner;
     if (auto seed = parsed.get("random-weights")) {
       executor.initializeParameters(std::stoull(*seed));
     } else {
