@@ -5,7 +5,6 @@
 // the runtime needs no CUDA runtime library. Semantics are those of the CPU
 // kernels in kernels/cpu (see kernels/cpu/Kernels.h).
 #include <cuda_bf16.h>
-#include <mma.h>
 
 #include <cstdint>
 
@@ -333,16 +332,16 @@ extern "C" __global__ void __launch_bounds__(kWarps * 32)
                 dv, kind, maskPerBatch, window, scale);
 }
 
-/// bf16 attention on tensor cores (the FlashAttention-2 forward): a block
-/// takes 64 queries of one (batch, head), a warp 16 of them; for each tile of
-/// 64 keys, S = Q Kᵀ and O += P V are 16×16×16 bf16 MMAs with fp32
-/// accumulation (WMMA), the scores are masked and exponentiated in fp32, and
-/// P is rounded to bf16 for the second product (its row sums are taken of the
-/// rounded values, so the weights stay normalised). O stays in shared memory
-/// in fp32 so that each row can be rescaled by the online softmax. Head
-/// dimension D (of q, k and v alike): 64 or 128. Same semantics and layouts
-/// as weft_attention; dynamic shared memory: layout(D).bytes
-/// (kernels/cuda/Attention.h).
+/// bf16 attention on tensor cores, FlashAttention-2's forward: a block takes
+/// 64 queries of one (batch, head), each of its 4 warps 16 of them, and
+/// streams tiles of 64 keys and values through shared memory. S = Q Kᵀ and
+/// O += P V are mma.sync m16n8k16 bf16 products with fp32 accumulators held
+/// in registers (fragment layouts as the PTX ISA gives them); the scores are
+/// masked and exponentiated in fp32 (online softmax), and P is rounded to
+/// bf16 for the second product, its row sums taken of the rounded values so
+/// that the weights stay normalised. Head dimension D (q, k and v alike): 64
+/// or 128. Same semantics and layouts as weft_attention; dynamic shared
+/// memory: layout(D).bytes (kernels/cuda/Attention.h).
 namespace tc {
 using namespace weft::kernels::cuda::attention;
 
@@ -362,6 +361,26 @@ loadTile(__nv_bfloat16 *dst, const __nv_bfloat16 *src, long long row0,
     *reinterpret_cast<uint4 *>(dst + r * (D + 8) + c * 8) = value;
   }
 }
+
+/// Two adjacent bf16 of shared memory as one register.
+__device__ __forceinline__ unsigned pair(const __nv_bfloat16 *p) {
+  return *reinterpret_cast<const unsigned *>(p);
+}
+/// Two bf16 from two places (low half first).
+__device__ __forceinline__ unsigned pair(__nv_bfloat16 lo, __nv_bfloat16 hi) {
+  return static_cast<unsigned>(__bfloat16_as_ushort(lo)) |
+         static_cast<unsigned>(__bfloat16_as_ushort(hi)) << 16;
+}
+
+/// d += a · b for one 16×8×16 tile (row-major A, column-major B).
+__device__ __forceinline__ void mma(float (&d)[4], const unsigned (&a)[4],
+                                    unsigned b0, unsigned b1) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+               "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+               "{%0, %1, %2, %3};\n"
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
 } // namespace tc
 
 template <int D>
@@ -370,31 +389,41 @@ __device__ __forceinline__ void attentionTensorCores(
     const unsigned char *mask, const float *slopes, __nv_bfloat16 *out,
     long long sq, long long skv, long long heads, long long kvHeads, int kind,
     int maskPerBatch, long long window, float scale) {
-  using namespace nvcuda;
   constexpr tc::Layout L = tc::layout(D);
+  constexpr int ld = L.ldQ;
   extern __shared__ __align__(128) unsigned char shared[];
   auto *sQ = reinterpret_cast<__nv_bfloat16 *>(shared + L.q);
   auto *sK = reinterpret_cast<__nv_bfloat16 *>(shared + L.k);
   auto *sV = reinterpret_cast<__nv_bfloat16 *>(shared + L.v);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  float *sS = reinterpret_cast<float *>(shared + L.s) + warp * 16 * L.ldS;
-  auto *sP =
-      reinterpret_cast<__nv_bfloat16 *>(shared + L.p) + warp * 16 * L.ldP;
-  float *sO = reinterpret_cast<float *>(shared + L.o) + warp * 16 * L.ldO;
+  // The PTX fragment coordinates: group g holds rows g and g + 8, thread t
+  // of the group columns 2t and 2t + 1 (and + 8).
+  const int g = lane / 4, t = lane % 4;
 
   const long long bh = blockIdx.y, b = bh / heads, h = bh % heads;
   const long long kvh = h / (heads / kvHeads);
   const long long q0 = static_cast<long long>(blockIdx.x) * tc::kQueries;
   const long long offset = skv - sq;
   const bool causal = kind == 1 || kind == 2;
-  // The queries of this block: rows of the [sq, D] slice of head h.
   tc::loadTile<D>(sQ, q + (b * sq * heads + h) * D, q0, sq, heads * D);
-  for (int t = lane; t < 16 * L.ldO; t += 32)
-    sO[t] = 0.0f;
-  // Lanes 2r and 2r + 1 own row r of the warp, columns [32·half, +32).
-  const int r = lane / 2, half = lane % 2;
-  const long long i = q0 + warp * 16 + r, position = offset + i;
-  float rowMax = kNegInf, rowSum = 0.0f;
+  __syncthreads();
+  // The warp's queries as A fragments, one per 16 columns of D.
+  unsigned qa[D / 16][4];
+  const __nv_bfloat16 *qRows = sQ + warp * 16 * ld;
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+    qa[kk][0] = tc::pair(qRows + g * ld + kk * 16 + 2 * t);
+    qa[kk][1] = tc::pair(qRows + (g + 8) * ld + kk * 16 + 2 * t);
+    qa[kk][2] = tc::pair(qRows + g * ld + kk * 16 + 8 + 2 * t);
+    qa[kk][3] = tc::pair(qRows + (g + 8) * ld + kk * 16 + 8 + 2 * t);
+  }
+  float o[D / 8][4];
+#pragma unroll
+  for (int dn = 0; dn < D / 8; ++dn)
+    o[dn][0] = o[dn][1] = o[dn][2] = o[dn][3] = 0.0f;
+  // Rows g (index 0) and g + 8 (index 1) of the warp.
+  const long long row[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
+  float rowMax[2] = {kNegInf, kNegInf}, rowSum[2] = {0.0f, 0.0f};
 
   const long long lastQuery = offset + minimum(sq, q0 + tc::kQueries) - 1;
   const long long keyEnd = causal ? minimum(skv, lastQuery + 1) : skv;
@@ -402,6 +431,8 @@ __device__ __forceinline__ void attentionTensorCores(
       causal && window > 0
           ? maximum(0ll, offset + q0 - window + 1) / tc::kKeys * tc::kKeys
           : 0;
+  // The last position the warp's queries hold: tiles past it are all masked.
+  const long long warpLast = offset + minimum(sq - 1, q0 + warp * 16 + 15);
   const __nv_bfloat16 *kHead = k + (b * skv * kvHeads + kvh) * D;
   const __nv_bfloat16 *vHead = v + (b * skv * kvHeads + kvh) * D;
   for (long long j0 = keyBegin; j0 < keyEnd; j0 += tc::kKeys) {
@@ -409,90 +440,108 @@ __device__ __forceinline__ void attentionTensorCores(
     tc::loadTile<D>(sK, kHead, j0, skv, kvHeads * D);
     tc::loadTile<D>(sV, vHead, j0, skv, kvHeads * D);
     __syncthreads();
-    // S = Q Kᵀ for the warp's 16 rows.
-    for (int n = 0; n < tc::kKeys / 16; ++n) {
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-      wmma::fill_fragment(acc, 0.0f);
+    if (causal && j0 > warpLast)
+      continue;
+    // S = Q Kᵀ: eight 16×8 tiles of keys.
+    float s[tc::kKeys / 8][4];
 #pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16,
-                       wmma::row_major>
-            a;
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16,
-                       wmma::col_major>
-            kt;
-        wmma::load_matrix_sync(a, sQ + warp * 16 * L.ldQ + kk * 16, L.ldQ);
-        wmma::load_matrix_sync(kt, sK + n * 16 * L.ldQ + kk * 16, L.ldQ);
-        wmma::mma_sync(acc, a, kt, acc);
+    for (int n = 0; n < tc::kKeys / 8; ++n) {
+      s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+      const __nv_bfloat16 *key = sK + (n * 8 + g) * ld;
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk)
+        tc::mma(s[n], qa[kk], tc::pair(key + kk * 16 + 2 * t),
+                tc::pair(key + kk * 16 + 8 + 2 * t));
+    }
+    // Masks, scale and the online softmax of rows g and g + 8.
+    float tileMax[2] = {kNegInf, kNegInf};
+#pragma unroll
+    for (int n = 0; n < tc::kKeys / 8; ++n)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int half = e / 2; // row g or g + 8
+        const long long i = row[half], position = offset + i;
+        const long long j = j0 + n * 8 + 2 * t + e % 2;
+        bool visible = j < skv && i < sq;
+        if (causal)
+          visible = visible && j <= position &&
+                    (window <= 0 || j > position - window);
+        if (kind == 3 && visible)
+          visible = mask[((maskPerBatch ? b * sq : 0) + i) * skv + j] != 0;
+        float score = kNegInf;
+        if (visible) {
+          score = s[n][e] * scale;
+          if (kind == 2)
+            score += slopes[h] * static_cast<float>(j - position);
+        }
+        s[n][e] = score;
+        tileMax[half] = fmaxf(tileMax[half], score);
       }
-      wmma::store_matrix_sync(sS + n * 16, acc, L.ldS, wmma::mem_row_major);
+    float correction[2], newMax[2], tileSum[2] = {0.0f, 0.0f};
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      tileMax[half] =
+          fmaxf(tileMax[half], __shfl_xor_sync(0xffffffffu, tileMax[half], 1));
+      tileMax[half] =
+          fmaxf(tileMax[half], __shfl_xor_sync(0xffffffffu, tileMax[half], 2));
+      newMax[half] = fmaxf(rowMax[half], tileMax[half]);
+      correction[half] =
+          newMax[half] == kNegInf
+              ? 1.0f
+              : (rowMax[half] == kNegInf ? 0.0f
+                                         : expf(rowMax[half] - newMax[half]));
     }
-    __syncwarp();
-    // The online softmax of row r over this tile.
-    float *scores = sS + r * L.ldS + half * 32;
-    float tileMax = kNegInf;
-    for (int c = 0; c < 32; ++c) {
-      const long long j = j0 + half * 32 + c;
-      bool visible = j < skv && i < sq;
-      if (causal)
-        visible =
-            visible && j <= position && (window <= 0 || j > position - window);
-      if (kind == 3 && visible)
-        visible = mask[((maskPerBatch ? b * sq : 0) + i) * skv + j] != 0;
-      float score = kNegInf;
-      if (visible) {
-        score = scores[c] * scale;
-        if (kind == 2)
-          score += slopes[h] * static_cast<float>(j - position);
+    // P in bf16, laid out as the A fragments of P V (16 keys each).
+    unsigned pa[tc::kKeys / 16][4];
+#pragma unroll
+    for (int n = 0; n < tc::kKeys / 8; ++n) {
+      __nv_bfloat16 p[4];
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int half = e / 2;
+        p[e] = __float2bfloat16_rn(
+            s[n][e] == kNegInf ? 0.0f : expf(s[n][e] - newMax[half]));
+        tileSum[half] += __bfloat162float(p[e]);
       }
-      scores[c] = score;
-      tileMax = fmaxf(tileMax, score);
+      pa[n / 2][(n % 2) * 2] = tc::pair(p[0], p[1]);     // row g
+      pa[n / 2][(n % 2) * 2 + 1] = tc::pair(p[2], p[3]); // row g + 8
     }
-    tileMax = fmaxf(tileMax, __shfl_xor_sync(0xffffffffu, tileMax, 1));
-    const float newMax = fmaxf(rowMax, tileMax);
-    const float correction =
-        newMax == kNegInf ? 1.0f
-                          : (rowMax == kNegInf ? 0.0f : expf(rowMax - newMax));
-    float tileSum = 0.0f;
-    __nv_bfloat16 *probs = sP + r * L.ldP + half * 32;
-    for (int c = 0; c < 32; ++c) {
-      const __nv_bfloat16 p = __float2bfloat16_rn(
-          scores[c] == kNegInf ? 0.0f : expf(scores[c] - newMax));
-      probs[c] = p;
-      tileSum += __bfloat162float(p);
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      tileSum[half] += __shfl_xor_sync(0xffffffffu, tileSum[half], 1);
+      tileSum[half] += __shfl_xor_sync(0xffffffffu, tileSum[half], 2);
+      rowSum[half] = rowSum[half] * correction[half] + tileSum[half];
+      rowMax[half] = newMax[half];
     }
-    tileSum += __shfl_xor_sync(0xffffffffu, tileSum, 1);
-    rowSum = rowSum * correction + tileSum;
-    rowMax = newMax;
-    for (int c = half * (D / 2); c < (half + 1) * (D / 2); ++c)
-      sO[r * L.ldO + c] *= correction;
-    __syncwarp();
-    // O += P V.
-    for (int dn = 0; dn < D / 16; ++dn) {
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-      wmma::load_matrix_sync(acc, sO + dn * 16, L.ldO, wmma::mem_row_major);
+    // O = O · correction + P V.
+#pragma unroll
+    for (int dn = 0; dn < D / 8; ++dn) {
+      o[dn][0] *= correction[0];
+      o[dn][1] *= correction[0];
+      o[dn][2] *= correction[1];
+      o[dn][3] *= correction[1];
+      const __nv_bfloat16 *value = sV + dn * 8 + g;
 #pragma unroll
       for (int kk = 0; kk < tc::kKeys / 16; ++kk) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16,
-                       wmma::row_major>
-            a;
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16,
-                       wmma::row_major>
-            vb;
-        wmma::load_matrix_sync(a, sP + kk * 16, L.ldP);
-        wmma::load_matrix_sync(vb, sV + kk * 16 * L.ldQ + dn * 16, L.ldQ);
-        wmma::mma_sync(acc, a, vb, acc);
+        const __nv_bfloat16 *keyRow = value + (kk * 16 + 2 * t) * ld;
+        tc::mma(o[dn], pa[kk], tc::pair(keyRow[0], keyRow[ld]),
+                tc::pair(keyRow[8 * ld], keyRow[9 * ld]));
       }
-      wmma::store_matrix_sync(sO + dn * 16, acc, L.ldO, wmma::mem_row_major);
     }
-    __syncwarp();
   }
-  if (i >= sq)
-    return;
-  const float inv = rowSum > 0.0f ? 1.0f / rowSum : 0.0f;
-  __nv_bfloat16 *dst = out + ((b * sq + i) * heads + h) * D;
-  for (int c = half * (D / 2); c < (half + 1) * (D / 2); ++c)
-    dst[c] = __float2bfloat16_rn(sO[r * L.ldO + c] * inv);
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const long long i = row[half];
+    if (i >= sq)
+      continue;
+    const float inv = rowSum[half] > 0.0f ? 1.0f / rowSum[half] : 0.0f;
+    __nv_bfloat16 *dst = out + ((b * sq + i) * heads + h) * D;
+#pragma unroll
+    for (int dn = 0; dn < D / 8; ++dn)
+      *reinterpret_cast<__nv_bfloat162 *>(dst + dn * 8 + 2 * t) =
+          __floats2bfloat162_rn(o[dn][2 * half] * inv,
+                                o[dn][2 * half + 1] * inv);
+  }
 }
 
 #define WEFT_TENSOR_CORE_ATTENTION(D)                                          \
