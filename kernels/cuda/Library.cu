@@ -431,8 +431,14 @@ __device__ __forceinline__ void attentionTensorCores(
       causal && window > 0
           ? maximum(0ll, offset + q0 - window + 1) / tc::kKeys * tc::kKeys
           : 0;
-  // The last position the warp's queries hold: tiles past it are all masked.
+  // The positions the warp's queries hold: tiles past the last are all
+  // masked, tiles up to the first (and inside every window) all seen.
   const long long warpLast = offset + minimum(sq - 1, q0 + warp * 16 + 15);
+  const long long warpFirst = offset + q0 + warp * 16;
+  const bool warpRowsInside = q0 + warp * 16 + 15 < sq;
+  constexpr float kLog2e = 1.4426950408889634f;
+  const float scaleLog2 = scale * kLog2e;
+  const float slopeLog2 = kind == 2 ? slopes[h] * kLog2e : 0.0f;
   const __nv_bfloat16 *kHead = k + (b * skv * kvHeads + kvh) * D;
   const __nv_bfloat16 *vHead = v + (b * skv * kvHeads + kvh) * D;
   for (long long j0 = keyBegin; j0 < keyEnd; j0 += tc::kKeys) {
@@ -453,30 +459,46 @@ __device__ __forceinline__ void attentionTensorCores(
         tc::mma(s[n], qa[kk], tc::pair(key + kk * 16 + 2 * t),
                 tc::pair(key + kk * 16 + 8 + 2 * t));
     }
-    // Masks, scale and the online softmax of rows g and g + 8.
+    // Masks, scale and the online softmax of rows g and g + 8, in base 2
+    // (scores times log2 e, so that exp2f serves). A tile every query of the
+    // warp sees whole takes no masks.
     float tileMax[2] = {kNegInf, kNegInf};
+    const bool whole = (kind == 0 || kind == 1) && j0 + tc::kKeys <= skv &&
+                       warpRowsInside &&
+                       (!causal || (j0 + tc::kKeys - 1 <= warpFirst &&
+                                    (window <= 0 || j0 > warpLast - window)));
+    if (whole) {
 #pragma unroll
-    for (int n = 0; n < tc::kKeys / 8; ++n)
+      for (int n = 0; n < tc::kKeys / 8; ++n)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int half = e / 2; // row g or g + 8
-        const long long i = row[half], position = offset + i;
-        const long long j = j0 + n * 8 + 2 * t + e % 2;
-        bool visible = j < skv && i < sq;
-        if (causal)
-          visible = visible && j <= position &&
-                    (window <= 0 || j > position - window);
-        if (kind == 3 && visible)
-          visible = mask[((maskPerBatch ? b * sq : 0) + i) * skv + j] != 0;
-        float score = kNegInf;
-        if (visible) {
-          score = s[n][e] * scale;
-          if (kind == 2)
-            score += slopes[h] * static_cast<float>(j - position);
+        for (int e = 0; e < 4; ++e) {
+          s[n][e] *= scaleLog2;
+          tileMax[e / 2] = fmaxf(tileMax[e / 2], s[n][e]);
         }
-        s[n][e] = score;
-        tileMax[half] = fmaxf(tileMax[half], score);
-      }
+    } else {
+#pragma unroll
+      for (int n = 0; n < tc::kKeys / 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int half = e / 2; // row g or g + 8
+          const long long i = row[half], position = offset + i;
+          const long long j = j0 + n * 8 + 2 * t + e % 2;
+          bool visible = j < skv && i < sq;
+          if (causal)
+            visible = visible && j <= position &&
+                      (window <= 0 || j > position - window);
+          if (kind == 3 && visible)
+            visible = mask[((maskPerBatch ? b * sq : 0) + i) * skv + j] != 0;
+          float score = kNegInf;
+          if (visible) {
+            score = s[n][e] * scaleLog2;
+            if (kind == 2)
+              score += slopeLog2 * static_cast<float>(j - position);
+          }
+          s[n][e] = score;
+          tileMax[half] = fmaxf(tileMax[half], score);
+        }
+    }
     float correction[2], newMax[2], tileSum[2] = {0.0f, 0.0f};
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
@@ -489,7 +511,7 @@ __device__ __forceinline__ void attentionTensorCores(
           newMax[half] == kNegInf
               ? 1.0f
               : (rowMax[half] == kNegInf ? 0.0f
-                                         : expf(rowMax[half] - newMax[half]));
+                                         : exp2f(rowMax[half] - newMax[half]));
     }
     // P in bf16, laid out as the A fragments of P V (16 keys each).
     unsigned pa[tc::kKeys / 16][4];
@@ -500,7 +522,7 @@ __device__ __forceinline__ void attentionTensorCores(
       for (int e = 0; e < 4; ++e) {
         const int half = e / 2;
         p[e] = __float2bfloat16_rn(
-            s[n][e] == kNegInf ? 0.0f : expf(s[n][e] - newMax[half]));
+            s[n][e] == kNegInf ? 0.0f : exp2f(s[n][e] - newMax[half]));
         tileSum[half] += __bfloat162float(p[e]);
       }
       pa[n / 2][(n % 2) * 2] = tc::pair(p[0], p[1]);     // row g
