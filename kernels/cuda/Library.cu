@@ -180,6 +180,162 @@ extern "C" __global__ void weft_softmax(const float *x, float *y,
   }
 }
 
+/// Cross-entropy of logits [tokens, vocab] against labels [tokens]
+/// (kernels::cpu::crossEntropy): a block per token writes its loss, in
+/// double, to `losses` (0 for an ignored label; a label outside [0, vocab)
+/// is reported). weft_cross_entropy_reduce then sums them in a fixed order.
+extern "C" __global__ void
+weft_cross_entropy(const float *logits, const long long *labels, double *losses,
+                   long long vocab, long long ignoreIndex, long long *status) {
+  __shared__ double partial[32];
+  __shared__ float maxima[32];
+  const long long token = blockIdx.x;
+  const long long label = labels[token];
+  if (label == ignoreIndex || label < 0 || label >= vocab) {
+    if (threadIdx.x == 0) {
+      losses[token] = 0.0;
+      if (label != ignoreIndex)
+        reportBad(status, token, label);
+    }
+    return;
+  }
+  const float *row = logits + token * vocab;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int warps = blockDim.x / 32;
+  float max = kNegInf;
+  for (long long c = threadIdx.x; c < vocab; c += blockDim.x)
+    max = fmaxf(max, row[c]);
+  for (int o = 16; o > 0; o >>= 1)
+    max = fmaxf(max, __shfl_xor_sync(0xffffffffu, max, o));
+  if (lane == 0)
+    maxima[warp] = max;
+  __syncthreads();
+  max = kNegInf;
+  for (int w = 0; w < warps; ++w)
+    max = fmaxf(max, maxima[w]);
+  double sum = 0.0;
+  for (long long c = threadIdx.x; c < vocab; c += blockDim.x)
+    sum += exp(static_cast<double>(row[c] - max));
+  for (int o = 16; o > 0; o >>= 1)
+    sum += __shfl_xor_sync(0xffffffffu, sum, o);
+  if (lane == 0)
+    partial[warp] = sum;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    double total = 0.0;
+    for (int w = 0; w < warps; ++w)
+      total += partial[w];
+    losses[token] = log(total) + max - row[label];
+  }
+}
+
+/// out[0] = Σ losses (reduction 1, sum) or their mean over the tokens whose
+/// label is not ignoreIndex (reduction 0; 0 when there are none); or each
+/// loss as it is (reduction 2). One block of 256 threads, a fixed order.
+extern "C" __global__ void
+weft_cross_entropy_reduce(const double *losses, const long long *labels,
+                          float *out, long long tokens, long long ignoreIndex,
+                          int reduction) {
+  if (reduction == 2) {
+    for (long long t = threadIdx.x; t < tokens; t += blockDim.x)
+      out[t] = static_cast<float>(losses[t]);
+    return;
+  }
+  __shared__ double sums[256];
+  __shared__ long long counts[256];
+  double sum = 0.0;
+  long long counted = 0;
+  for (long long t = threadIdx.x; t < tokens; t += blockDim.x) {
+    sum += losses[t];
+    counted += labels[t] != ignoreIndex;
+  }
+  sums[threadIdx.x] = sum;
+  counts[threadIdx.x] = counted;
+  __syncthreads();
+  if (threadIdx.x != 0)
+    return;
+  double total = 0.0;
+  long long all = 0;
+  for (int i = 0; i < 256; ++i) {
+    total += sums[i];
+    all += counts[i];
+  }
+  if (reduction == 0)
+    total = all ? total / static_cast<double>(all) : 0.0;
+  out[0] = static_cast<float>(total);
+}
+
+/// y = x reduced over the dimensions with reduced[d] set
+/// (kernels::cpu::reduce): a thread per output, sums in double, NaN
+/// propagating through max and min. kind: 0 sum, 1 max, 2 min, 3 mean.
+struct ReduceShape {
+  int rank;
+  long long shape[8];
+  unsigned char reduced[8];
+};
+
+extern "C" __global__ void weft_reduce(const float *x, float *y, ReduceShape r,
+                                       int kind) {
+  long long outputs = 1, count = 1;
+  for (int d = 0; d < r.rank; ++d)
+    (r.reduced[d] ? count : outputs) *= r.shape[d];
+  for (long long o =
+           blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
+       o < outputs; o += static_cast<long long>(gridDim.x) * blockDim.x) {
+    double sum = 0.0;
+    float best = kind == 1 ? kNegInf : -kNegInf;
+    for (long long i = 0; i < count; ++i) {
+      // Element (kept index o, reduced index i) of x, innermost last.
+      long long keptRest = o, redRest = i, offset = 0, stride = 1;
+      for (int d = r.rank - 1; d >= 0; --d) {
+        long long index;
+        if (r.reduced[d]) {
+          index = redRest % r.shape[d];
+          redRest /= r.shape[d];
+        } else {
+          index = keptRest % r.shape[d];
+          keptRest /= r.shape[d];
+        }
+        offset += index * stride;
+        stride *= r.shape[d];
+      }
+      const float v = x[offset];
+      sum += v;
+      if (kind == 1)
+        best = v > best || v != v ? v : best;
+      if (kind == 2)
+        best = v < best || v != v ? v : best;
+    }
+    y[o] = kind == 0   ? static_cast<float>(sum)
+           : kind == 3 ? static_cast<float>(sum / static_cast<double>(count))
+                       : best;
+  }
+}
+
+/// out[a, indices[i], :] += updates[a, i, :] over out = base (copied by the
+/// runtime first), in index order (kernels::cpu::scatterAdd): a thread per
+/// (a, column), so repeated indices accumulate without races, as on the CPU.
+extern "C" __global__ void weft_scatter_add(const long long *indices,
+                                            const float *updates, float *out,
+                                            long long outer, long long size,
+                                            long long inner, long long count,
+                                            long long *status) {
+  for (long long t =
+           blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
+       t < outer * inner; t += static_cast<long long>(gridDim.x) * blockDim.x) {
+    const long long a = t / inner, column = t % inner;
+    for (long long i = 0; i < count; ++i) {
+      const long long index = indices[i];
+      if (index < 0 || index >= size) {
+        reportBad(status, i, index);
+        return;
+      }
+      out[(a * size + index) * inner + column] +=
+          updates[(a * count + i) * inner + column];
+    }
+  }
+}
+
 /// Attention (kernels::cpu::attention's semantics and layouts): q [B, Sq,
 /// Hq, Dqk], k [B, Skv, Hkv, Dqk], v [B, Skv, Hkv, Dv], out [B, Sq, Hq, Dv];
 /// query head h reads kv head h / (Hq / Hkv); queries are the last Sq of Skv

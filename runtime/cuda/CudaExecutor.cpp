@@ -62,6 +62,13 @@ private:
   std::vector<void *> pointerArray;
 };
 
+/// kernels/cuda/Library.cu's weft_reduce geometry, passed by value.
+struct ReduceShape {
+  int rank;
+  long long shape[8];
+  unsigned char reduced[8];
+};
+
 /// Blocks for a grid-stride loop over `total` items.
 unsigned gridFor(int64_t total) {
   return static_cast<unsigned>(
@@ -79,11 +86,12 @@ struct CudaExecutor::State {
   CUevent start = nullptr, stop = nullptr;
   std::string description;
   // One block: arena, parameters, constants, per-step status, cuBLASLt's
-  // workspace, then the small tables the steps need (rope frequencies).
+  // workspace, cross-entropy's per-token losses, then the small tables the
+  // steps need (rope frequencies).
   CUdeviceptr block = 0;
   int64_t blockBytes = 0;
   int64_t regionOffset[4] = {0, 0, 0, 0}; // by plan::Region
-  int64_t statusOffset = 0, gemmOffset = 0, tableOffset = 0;
+  int64_t statusOffset = 0, gemmOffset = 0, scratchOffset = 0, tableOffset = 0;
   std::vector<char> tables; // host copy of the tables
   CUmodule library = nullptr;
   std::vector<CUmodule> modules;
@@ -452,6 +460,74 @@ void CudaExecutor::State::prepare() {
         steps.push_back([this, function, total, args] {
           launch(function, gridFor(total), 1, 256, *args);
         });
+      } else if (fn == "cross_entropy") { // logits, labels, out; tokens,
+                                          // vocab, ignore, reduction
+        arity(3, 4, 0);
+        if (in(3) < 0 || in(3) > 2)
+          throw Error(where + "has an unknown reduction " +
+                      std::to_string(in(3)));
+        stepBounds.back() = in(1);
+        auto args = std::make_shared<Arguments>();
+        const CUdeviceptr losses = block + scratchOffset;
+        args->add(p(0)).add(p(1)).add(losses);
+        args->add(static_cast<long long>(in(1)))
+            .add(static_cast<long long>(in(2)))
+            .add(status(index));
+        auto reduce = std::make_shared<Arguments>();
+        reduce->add(losses).add(p(1)).add(p(2));
+        reduce->add(static_cast<long long>(in(0)))
+            .add(static_cast<long long>(in(2)))
+            .add(static_cast<int>(in(3)));
+        const unsigned tokens = static_cast<unsigned>(in(0));
+        CUfunction perToken = libraryFunction("weft_cross_entropy");
+        CUfunction total = libraryFunction("weft_cross_entropy_reduce");
+        steps.push_back([this, perToken, total, tokens, args, reduce] {
+          if (tokens > 0)
+            launch(perToken, tokens, 1, 256, *args);
+          launch(total, 1, 1, 256, *reduce);
+        });
+      } else if (fn == "reduce") { // x, y; kind, rank, shape..., reduced...
+        if (call.buffers_size() != 2 || call.ints_size() < 2 ||
+            call.ints_size() != 2 + 2 * in(1) || in(1) > 8 || in(1) < 0)
+          throw Error(where + "expects 2 buffers and 2 + 2 × rank ints, rank "
+                              "at most 8");
+        ReduceShape shape{};
+        shape.rank = static_cast<int>(in(1));
+        int64_t elements = 1, outputs = 1;
+        for (int d = 0; d < shape.rank; ++d) {
+          shape.shape[d] = in(2 + d);
+          shape.reduced[d] = in(2 + shape.rank + d) != 0;
+          elements *= shape.shape[d];
+          outputs *= shape.reduced[d] ? 1 : shape.shape[d];
+        }
+        if (elements * 4 != bytes(0))
+          throw Error(where + "input does not hold the reduced shape");
+        auto args = std::make_shared<Arguments>();
+        args->add(p(0)).add(p(1)).add(shape).add(static_cast<int>(in(0)));
+        CUfunction function = libraryFunction("weft_reduce");
+        steps.push_back([this, function, outputs, args] {
+          launch(function, gridFor(outputs), 1, 256, *args);
+        });
+      } else if (fn == "scatter_add") { // base, indices, updates, out; outer,
+                                        // size, inner, count
+        arity(4, 4, 0);
+        stepBounds.back() = in(1);
+        const CUdeviceptr base = p(0), out = p(3);
+        const int64_t baseBytes = bytes(0);
+        auto args = std::make_shared<Arguments>();
+        args->add(p(1)).add(p(2)).add(out);
+        for (int i = 0; i < 4; ++i)
+          args->add(static_cast<long long>(in(i)));
+        args->add(status(index));
+        const int64_t columns = in(0) * in(2);
+        CUfunction function = libraryFunction("weft_scatter_add");
+        steps.push_back([this, function, base, out, baseBytes, columns, args,
+                         where] {
+          if (out != base)
+            cu.check(cu.cuMemcpyDtoDAsync(out, base, baseBytes, this->stream),
+                     where);
+          launch(function, gridFor(columns), 1, 256, *args);
+        });
       } else if (fn == "copy") { // src, dst; bytes
         arity(2, 1, 0);
         CUdeviceptr src = p(0), dst = p(1);
@@ -501,12 +577,34 @@ void CudaExecutor::State::prepare() {
   }
 }
 
-CudaExecutor::CudaExecutor(const plan::Plan &plan, std::string planName,
-                           int deviceIndex) {
+void weft::runtime::checkPlanForGpu(const plan::Plan &plan,
+                                    const std::string &planName,
+                                    const std::string &architecture,
+                                    const std::string &gpu) {
   if (plan.device() != "cuda")
     throw Error(planName + " is compiled for " +
                 (plan.device().empty() ? "cpu" : plan.device()) +
                 ", not CUDA; compile it with --device cuda");
+  // sm_90a code runs on compute capability 9.0 only.
+  for (const auto &kernel : plan.kernels()) {
+    if (kernel.backend() != plan::Kernel::CUDA_CUBIN)
+      throw Error(planName + ": kernel " + kernel.name() +
+                  " is not a CUDA kernel");
+    if (kernel.target() != architecture + "a" &&
+        kernel.target() != architecture)
+      throw Error(planName + ": kernel " + kernel.name() + " is compiled for " +
+                  kernel.target() + "; " + gpu +
+                  "; compile the plan for this GPU");
+  }
+  if (std::string(kLibraryTarget) != architecture + "a")
+    throw Error(planName + ": this runtime's kernels are compiled for " +
+                kLibraryTarget + "; " + gpu);
+}
+
+CudaExecutor::CudaExecutor(const plan::Plan &plan, std::string planName,
+                           int deviceIndex) {
+  if (plan.device() != "cuda") // before looking for a driver
+    checkPlanForGpu(plan, planName, "", "");
   state = std::make_unique<State>(plan, planName);
   State &s = *state;
   const CudaDriver &cu = s.cu;
@@ -529,21 +627,9 @@ CudaExecutor::CudaExecutor(const plan::Plan &plan, std::string planName,
       "sm_" + std::to_string(major) + std::to_string(minor);
   s.description = std::string(name) + " (" + architecture + ", " +
                   gibibytes(static_cast<int64_t>(totalMemory)) + ")";
-  // sm_90a code runs on compute capability 9.0 only.
-  for (const auto &kernel : plan.kernels()) {
-    if (kernel.backend() != plan::Kernel::CUDA_CUBIN)
-      throw Error(planName + ": kernel " + kernel.name() +
-                  " is not a CUDA kernel");
-    if (kernel.target() != architecture + "a" &&
-        kernel.target() != architecture)
-      throw Error(planName + ": kernel " + kernel.name() + " is compiled for " +
-                  kernel.target() + "; GPU " + std::to_string(deviceIndex) +
-                  " is " + s.description + "; compile the plan for this GPU");
-  }
-  if (std::string(kLibraryTarget) != architecture + "a")
-    throw Error(planName + ": this runtime's kernels are compiled for " +
-                kLibraryTarget + "; GPU " + std::to_string(deviceIndex) +
-                " is " + s.description);
+  checkPlanForGpu(plan, planName, architecture,
+                  "GPU " + std::to_string(deviceIndex) + " is " +
+                      s.description);
 
   cu.check(cu.cuDevicePrimaryCtxRetain(&s.context, s.device),
            "cuDevicePrimaryCtxRetain");
@@ -565,6 +651,15 @@ CudaExecutor::CudaExecutor(const plan::Plan &plan, std::string planName,
   offset += alignUp(stepCount * 16);
   s.gemmOffset = offset;
   offset += kGemmWorkspaceBytes;
+  // Per-token losses of the largest cross-entropy.
+  int64_t scratchBytes = 0;
+  for (const auto &stream : plan.streams())
+    for (const auto &step : stream.steps())
+      if (step.has_call() && step.call().function() == "cross_entropy" &&
+          step.call().ints_size() > 0)
+        scratchBytes = std::max(scratchBytes, step.call().ints(0) * 8);
+  s.scratchOffset = offset;
+  offset += alignUp(scratchBytes);
   s.tableOffset = offset;
   size_t freeBytes = 0, totalBytes = 0;
   cu.check(cu.cuMemGetInfo(&freeBytes, &totalBytes), "cuMemGetInfo");

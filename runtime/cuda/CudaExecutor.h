@@ -16,6 +16,12 @@
 
 namespace weft::runtime {
 
+/// Throws Error unless `plan` is a CUDA plan whose kernels (and this
+/// runtime's) run on `architecture` ("sm_90"); `gpu` describes the GPU in the
+/// message ("GPU 0 is NVIDIA ... (sm_89, ...)").
+void checkPlanForGpu(const plan::Plan &plan, const std::string &planName,
+                     const std::string &architecture, const std::string &gpu);
+
 class CudaExecutor : public Executor {
 public:
   /// Checks the plan and the GPU (driver, architecture, free memory) before

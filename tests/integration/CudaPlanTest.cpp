@@ -160,3 +160,19 @@ TEST(CudaRuntime, SaysWhenThereIsNoDriver) {
         << error.what();
   }
 }
+
+TEST(CudaRuntime, RefusesAPlanForAnotherArchitecture) {
+  plan::Plan cuda = compileModel(WEFT_SOURCE_DIR "/tests/fixtures/tiny-llama",
+                                 {2, 64, "f32"}, codegen::Device::Cuda);
+  EXPECT_NO_THROW(rt::checkPlanForGpu(cuda, "cuda.plan", "sm_90", "GPU 0"));
+  try {
+    rt::checkPlanForGpu(cuda, "cuda.plan", "sm_89",
+                        "GPU 0 is NVIDIA L4 (sm_89, 22.03 GiB)");
+    FAIL() << "an sm_90a plan was accepted for sm_89";
+  } catch (const rt::Error &error) {
+    EXPECT_EQ(std::string(error.what()),
+              "cuda.plan: kernel " + cuda.kernels(0).name() +
+                  " is compiled for sm_90a; GPU 0 is NVIDIA L4 (sm_89, 22.03 "
+                  "GiB); compile the plan for this GPU");
+  }
+}

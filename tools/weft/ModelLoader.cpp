@@ -25,6 +25,9 @@ std::vector<OptionSpec> weft::cli::shapeOptions() {
       {"seq", "", "N", "tokens per sequence for a config.json (default 128)"},
       {"dtype", "", "T",
        "parameter and activation type: f32 (default) or bf16"},
+      {"loss", "", "",
+       "a config.json's graph also takes labels (BxS) and returns the "
+       "causal-LM loss first"},
       {"input-shape", "", "NAME=AxB",
        "static shape of an ONNX input with symbolic dimensions (repeatable)"},
   };
@@ -42,7 +45,9 @@ weft::cli::readShapeOptions(const ParsedArgs &args) {
   shape.build.batch = *batch;
   shape.build.seq = *seq;
   shape.build.dtype = args.get("dtype").value_or("f32");
-  shape.givenByUser = args.has("batch") || args.has("seq") || args.has("dtype");
+  shape.build.loss = args.has("loss");
+  shape.givenByUser = args.has("batch") || args.has("seq") ||
+                      args.has("dtype") || args.has("loss");
   for (const std::string &value : args.getAll("input-shape")) {
     size_t eq = value.find('=');
     std::vector<int64_t> dims;

@@ -26,7 +26,8 @@ struct ModelShapeOptions {
   frontend::OnnxImportOptions onnx;
 };
 
-/// The options that set a config.json's shapes: --batch, --seq, --dtype.
+/// The options that set a config.json's graph: --batch, --seq, --dtype,
+/// --loss.
 std::vector<OptionSpec> shapeOptions();
 
 /// Reads the shapeOptions() from parsed arguments; errors name the option.
