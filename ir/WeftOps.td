@@ -65,7 +65,7 @@ def Weft_MatmulOp : Weft_InferredOp<"matmul", "Opaque", [Pure]> {
   let assemblyFormat = "$lhs `,` $rhs attr-dict `:` functional-type(operands, results)";
 }
 
-def Weft_LinearOp : Weft_InferredOp<"linear", "Opaque", [Pure]> {
+def Weft_LinearOp : Weft_InferredOp<"linear", "Opaque", [Pure, DeclareOpInterfaceMethods<Weft_DifferentiableOpInterface>]> {
   let summary = "Fully connected layer with the PyTorch weight layout";
   let description = [{
     `result[..., o] = sum_i x[..., i] * weight[o, i] + bias[o]`, the weight
@@ -100,7 +100,8 @@ class Weft_ElementwiseOp<string mnemonic, list<Trait> traits = []>
                      !listconcat(traits, [Pure, Elementwise])>;
 
 class Weft_BinaryOp<string mnemonic, string formula, Type operandType>
-    : Weft_ElementwiseOp<mnemonic, [SameOperandsAndResultType, InferTypeOpInterface]> {
+    : Weft_ElementwiseOp<mnemonic, [SameOperandsAndResultType, InferTypeOpInterface,
+                                    DeclareOpInterfaceMethods<Weft_DifferentiableOpInterface>]> {
   let summary = "Elementwise " # mnemonic;
   let description = "`result[i] = " # formula # "` for every index i. Operands "
     # "are never broadcast implicitly: use `weft.broadcast` first.\n\n"
@@ -121,7 +122,8 @@ def Weft_MinOp : Weft_BinaryOp<"min", "min(lhs[i], rhs[i])", Weft_NumericTensor>
 def Weft_PowOp : Weft_BinaryOp<"pow", "lhs[i] ^ rhs[i]", Weft_FloatTensor>;
 
 class Weft_UnaryOp<string mnemonic, string formula, Type operandType>
-    : Weft_ElementwiseOp<mnemonic, [SameOperandsAndResultType, InferTypeOpInterface]> {
+    : Weft_ElementwiseOp<mnemonic, [SameOperandsAndResultType, InferTypeOpInterface,
+                                    DeclareOpInterfaceMethods<Weft_DifferentiableOpInterface>]> {
   let summary = "Elementwise " # mnemonic;
   let description = "`result[i] = " # formula # "` for every index i.\n\n"
     # "Example:\n```mlir\n%y = weft." # mnemonic # " %x : tensor<4x16xf32>\n```\n\n"
@@ -215,7 +217,7 @@ def Weft_SelectOp
   }];
 }
 
-def Weft_ConvertOp : Weft_ComputeOp<"convert", "Elementwise", [Pure, Elementwise]> {
+def Weft_ConvertOp : Weft_ComputeOp<"convert", "Elementwise", [Pure, Elementwise, DeclareOpInterfaceMethods<Weft_DifferentiableOpInterface>]> {
   let summary = "Elementwise element-type conversion";
   let description = [{
     Converts each element to the result's element type: float to float rounds
@@ -239,7 +241,7 @@ def Weft_ConvertOp : Weft_ComputeOp<"convert", "Elementwise", [Pure, Elementwise
 // Reductions
 //===----------------------------------------------------------------------===//
 
-def Weft_ReduceOp : Weft_InferredOp<"reduce", "RowReduction", [Pure]> {
+def Weft_ReduceOp : Weft_InferredOp<"reduce", "RowReduction", [Pure, DeclareOpInterfaceMethods<Weft_DifferentiableOpInterface>]> {
   let summary = "Reduction over dimensions";
   let description = [{
     Combines the elements along `dims` with `kind` (sum, max, min, mean). The
@@ -281,7 +283,7 @@ def Weft_LogSoftmaxOp : Weft_SoftmaxLikeOp<"log_softmax", "x - log(sum(exp(x)))"
 // Shape and data movement
 //===----------------------------------------------------------------------===//
 
-def Weft_ReshapeOp : Weft_ComputeOp<"reshape", "Opaque", [Pure]> {
+def Weft_ReshapeOp : Weft_ComputeOp<"reshape", "Opaque", [Pure, DeclareOpInterfaceMethods<Weft_DifferentiableOpInterface>]> {
   let summary = "Same elements in row-major order, new shape";
   let description = [{
     A view: the elements keep their row-major order.
@@ -301,7 +303,7 @@ def Weft_ReshapeOp : Weft_ComputeOp<"reshape", "Opaque", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Weft_TransposeOp : Weft_InferredOp<"transpose", "Opaque", [Pure]> {
+def Weft_TransposeOp : Weft_InferredOp<"transpose", "Opaque", [Pure, DeclareOpInterfaceMethods<Weft_DifferentiableOpInterface>]> {
   let summary = "Permutes dimensions";
   let description = [{
     `result[i_perm[0], …] = x[i_0, …]`: result dimension d is operand
@@ -363,7 +365,7 @@ def Weft_ConcatOp : Weft_InferredOp<"concat", "Opaque", [Pure]> {
   let assemblyFormat = "$inputs `dim` $dim attr-dict `:` functional-type(operands, results)";
 }
 
-def Weft_BroadcastOp : Weft_ComputeOp<"broadcast", "Elementwise", [Pure]> {
+def Weft_BroadcastOp : Weft_ComputeOp<"broadcast", "Elementwise", [Pure, DeclareOpInterfaceMethods<Weft_DifferentiableOpInterface>]> {
   let summary = "Explicit broadcast into a larger shape";
   let description = [{
     Operand dimension i becomes result dimension `dims[i]`, where it either
@@ -387,7 +389,7 @@ def Weft_BroadcastOp : Weft_ComputeOp<"broadcast", "Elementwise", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Weft_GatherOp : Weft_InferredOp<"gather", "Opaque", [Pure]> {
+def Weft_GatherOp : Weft_InferredOp<"gather", "Opaque", [Pure, DeclareOpInterfaceMethods<Weft_DifferentiableOpInterface>]> {
   let summary = "Takes slices of a table at integer indices (embedding lookup)";
   let description = [{
     `result[a..., i..., b...] = table[a..., indices[i...], b...]` where `a`
@@ -476,7 +478,7 @@ def Weft_ConstantOp : Weft_InferredOp<"constant", "Elementwise", [Pure, Constant
 // Transformer composites
 //===----------------------------------------------------------------------===//
 
-def Weft_RmsNormOp : Weft_InferredOp<"rms_norm", "RowReduction", [Pure]> {
+def Weft_RmsNormOp : Weft_InferredOp<"rms_norm", "RowReduction", [Pure, DeclareOpInterfaceMethods<Weft_DifferentiableOpInterface>]> {
   let summary = "Root-mean-square normalisation over the last dimension";
   let description = [{
     `result = x / sqrt(mean(x², last dim) + epsilon) * weight`, computed in
@@ -620,7 +622,7 @@ def Weft_AttentionOp : Weft_InferredOp<"attention", "Opaque",
   }];
 }
 
-def Weft_CrossEntropyOp : Weft_InferredOp<"cross_entropy", "RowReduction", [Pure]> {
+def Weft_CrossEntropyOp : Weft_InferredOp<"cross_entropy", "RowReduction", [Pure, DeclareOpInterfaceMethods<Weft_DifferentiableOpInterface>]> {
   let summary = "Fused log-softmax and negative log-likelihood";
   let description = [{
     For each token t with label y_t ≠ ignore_index the loss is

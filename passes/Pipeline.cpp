@@ -5,6 +5,7 @@
 #include "passes/Bufferize/Passes.h"
 #include "passes/ImportCleanup/Passes.h"
 #include "passes/Schedule/Passes.h"
+#include "passes/Train/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Transforms/Passes.h"
@@ -61,6 +62,7 @@ LogicalResult weft::buildPipeline(OpPassManager &pm,
 
 void weft::registerPasses() {
   registerImportCleanupPasses();
+  registerTrainPasses();
   registerSchedulePasses();
   registerBufferizePasses();
 }

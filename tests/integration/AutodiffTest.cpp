@@ -1,0 +1,242 @@
+// weft-autodiff's gradients against central finite differences of the same
+// function's loss, both computed by CPU plans through the whole pipeline:
+// one case per gradient rule (elementwise ops, shapes, linear, reductions,
+// gather, RMSNorm, cross-entropy) on random inputs.
+#include "codegen/PlanBuilder.h"
+#include "ir/WeftDialect.h"
+#include "passes/Pipeline.h"
+#include "passes/Train/Passes.h"
+#include "runtime/cpu/CpuExecutor.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+using namespace weft;
+namespace rt = weft::runtime;
+
+namespace {
+/// `source` compiled for the CPU, differentiated first when `gradient`.
+plan::Plan compile(const std::string &source, bool gradient) {
+  mlir::MLIRContext context;
+  context.loadDialect<WeftDialect, mlir::func::FuncDialect>();
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      mlir::parseSourceString<mlir::ModuleOp>(source, &context);
+  EXPECT_TRUE(module);
+  mlir::PassManager pm(&context);
+  if (gradient)
+    pm.addNestedPass<mlir::func::FuncOp>(
+        weft::createAutodiff(weft::AutodiffOptions{true, ""}));
+  std::string error;
+  EXPECT_TRUE(succeeded(buildPipeline(pm, {"", 2}, error))) << error;
+  EXPECT_TRUE(succeeded(pm.run(*module)));
+  auto plan = codegen::buildPlan(*module, {"autodiff", ""});
+  EXPECT_TRUE(succeeded(plan));
+  return succeeded(plan) ? *plan : plan::Plan();
+}
+
+std::vector<float> floatsOf(const rt::HostTensor &t) {
+  std::vector<float> v(t.numElements());
+  std::memcpy(v.data(), t.bytes.data(), t.bytes.size());
+  return v;
+}
+
+/// Random inputs for the plan's arguments: floats N(0, 1) (positive where
+/// `positive`), integers in [0, bound) with the last set to `ignore` when
+/// `ignoreLast`.
+std::vector<rt::HostTensor> randomInputs(const plan::Plan &plan, int64_t bound,
+                                         bool ignoreLast) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal;
+  std::vector<rt::HostTensor> inputs;
+  for (const auto &input : plan.inputs()) {
+    const plan::Buffer &buffer = plan.buffers(input.buffer());
+    rt::HostTensor t{
+        buffer.dtype(), {buffer.shape().begin(), buffer.shape().end()}, {}};
+    t.bytes.resize(buffer.bytes());
+    if (buffer.dtype() == plan::F32) {
+      for (int64_t i = 0; i < t.numElements(); ++i)
+        reinterpret_cast<float *>(t.bytes.data())[i] = normal(rng);
+    } else {
+      for (int64_t i = 0; i < t.numElements(); ++i)
+        reinterpret_cast<int64_t *>(t.bytes.data())[i] = rng() % bound;
+      if (ignoreLast)
+        reinterpret_cast<int64_t *>(t.bytes.data())[t.numElements() - 1] = -100;
+    }
+    inputs.push_back(std::move(t));
+  }
+  return inputs;
+}
+
+/// Checks every float argument's gradient against central differences at
+/// up to 16 of its elements.
+void expectGradientsMatch(const std::string &source, int64_t bound = 4,
+                          bool ignoreLast = false) {
+  plan::Plan forward = compile(source, false);
+  plan::Plan gradient = compile(source, true);
+  auto inputs = randomInputs(forward, bound, ignoreLast);
+  rt::CpuExecutor lossRun(forward, "forward");
+  rt::CpuExecutor gradRun(gradient, "gradient");
+  for (int i = 0; i < forward.inputs_size(); ++i) {
+    lossRun.setInput(forward.inputs(i).name(), inputs[i]);
+    gradRun.setInput(forward.inputs(i).name(), inputs[i]);
+  }
+  gradRun.run();
+  auto loss = [&](const std::vector<rt::HostTensor> &at) {
+    for (int i = 0; i < forward.inputs_size(); ++i)
+      lossRun.setInput(forward.inputs(i).name(), at[i]);
+    lossRun.run();
+    return static_cast<double>(floatsOf(lossRun.output("result0"))[0]);
+  };
+  const double eps = 1e-2;
+  // Central differences in f32: truncation O(eps²), rounding ≈ 1e-7·|loss|
+  // per evaluation, over 2 eps.
+  const double rounding = 1e-5 * std::abs(loss(inputs)) / eps;
+  int checked = 0;
+  for (int i = 0; i < forward.inputs_size(); ++i) {
+    if (inputs[i].dtype != plan::F32)
+      continue;
+    const std::string name = forward.inputs(i).name();
+    std::vector<float> grad = floatsOf(gradRun.output("grad." + name));
+    ASSERT_EQ(static_cast<int64_t>(grad.size()), inputs[i].numElements());
+    const int64_t n = inputs[i].numElements();
+    for (int64_t k = 0; k < n; k += std::max<int64_t>(1, n / 16)) {
+      auto plus = inputs, minus = inputs;
+      reinterpret_cast<float *>(plus[i].bytes.data())[k] += eps;
+      reinterpret_cast<float *>(minus[i].bytes.data())[k] -= eps;
+      const double fd = (loss(plus) - loss(minus)) / (2 * eps);
+      EXPECT_NEAR(grad[k], fd, 2e-3 * std::max(std::abs(fd), 1.0) + rounding)
+          << name << "[" << k << "]";
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 0);
+}
+} // namespace
+
+TEST(Autodiff, Arithmetic) {
+  expectGradientsMatch(R"(
+    func.func @f(%a: tensor<3x4xf32>, %b: tensor<3x4xf32>, %r: tensor<3x4xf32>) -> tensor<f32> {
+      %s = weft.add %a, %b : tensor<3x4xf32>
+      %d = weft.sub %s, %b : tensor<3x4xf32>
+      %m = weft.mul %d, %b : tensor<3x4xf32>
+      %e = weft.exp %r : tensor<3x4xf32>
+      %q = weft.div %m, %e : tensor<3x4xf32>
+      %n = weft.neg %q : tensor<3x4xf32>
+      %w = weft.mul %n, %r : tensor<3x4xf32>
+      %l = weft.reduce sum %w dims [0, 1] : (tensor<3x4xf32>) -> tensor<f32>
+      return %l : tensor<f32>
+    })");
+}
+
+TEST(Autodiff, Transcendentals) {
+  // Σ op(x)·r over each unary op, so that every rule shows in x's gradient
+  // with a weight of order one.
+  expectGradientsMatch(R"(
+    func.func @f(%x: tensor<16xf32>, %r: tensor<16xf32>) -> tensor<f32> {
+      %e = weft.exp %x : tensor<16xf32>
+      %t = weft.tanh %x : tensor<16xf32>
+      %s = weft.sigmoid %x : tensor<16xf32>
+      %u = weft.silu %x : tensor<16xf32>
+      %lg = weft.log %e : tensor<16xf32>
+      %rs = weft.rsqrt %e : tensor<16xf32>
+      %st = weft.sqrt %e : tensor<16xf32>
+      %c = weft.cos %x : tensor<16xf32>
+      %sn = weft.sin %x : tensor<16xf32>
+      %a1 = weft.add %t, %s : tensor<16xf32>
+      %a2 = weft.add %a1, %u : tensor<16xf32>
+      %a3 = weft.add %a2, %lg : tensor<16xf32>
+      %a4 = weft.add %a3, %rs : tensor<16xf32>
+      %a5 = weft.add %a4, %st : tensor<16xf32>
+      %a6 = weft.add %a5, %c : tensor<16xf32>
+      %a7 = weft.add %a6, %sn : tensor<16xf32>
+      %a8 = weft.add %a7, %e : tensor<16xf32>
+      %w = weft.mul %a8, %r : tensor<16xf32>
+      %l = weft.reduce sum %w dims [0] : (tensor<16xf32>) -> tensor<f32>
+      return %l : tensor<f32>
+    })");
+}
+
+TEST(Autodiff, ShapesAndMean) {
+  expectGradientsMatch(R"(
+    func.func @f(%x: tensor<4x6xf32>, %v: tensor<6xf32>, %r: tensor<3x8xf32>) -> tensor<f32> {
+      %b = weft.broadcast %v dims [1] : tensor<6xf32> -> tensor<4x6xf32>
+      %s = weft.mul %x, %b : tensor<4x6xf32>
+      %t = weft.transpose %s [1, 0] : (tensor<4x6xf32>) -> tensor<6x4xf32>
+      %f = weft.reshape %t : tensor<6x4xf32> -> tensor<3x8xf32>
+      %w = weft.mul %f, %r : tensor<3x8xf32>
+      %m = weft.reduce mean %w dims [1] : (tensor<3x8xf32>) -> tensor<3xf32>
+      %l = weft.reduce sum %m dims [0] : (tensor<3xf32>) -> tensor<f32>
+      return %l : tensor<f32>
+    })");
+}
+
+TEST(Autodiff, LinearWithBias) {
+  expectGradientsMatch(R"(
+    func.func @f(%x: tensor<2x3x8xf32>, %w: tensor<5x8xf32>, %b: tensor<5xf32>, %r: tensor<2x3x5xf32>) -> tensor<f32> {
+      %y = weft.linear %x, %w, %b : (tensor<2x3x8xf32>, tensor<5x8xf32>, tensor<5xf32>) -> tensor<2x3x5xf32>
+      %p = weft.mul %y, %r : tensor<2x3x5xf32>
+      %l = weft.reduce sum %p dims [0, 1, 2] : (tensor<2x3x5xf32>) -> tensor<f32>
+      return %l : tensor<f32>
+    })");
+}
+
+TEST(Autodiff, RmsNorm) {
+  expectGradientsMatch(R"(
+    func.func @f(%x: tensor<2x3x8xf32>, %g: tensor<8xf32>, %r: tensor<2x3x8xf32>) -> tensor<f32> {
+      %y = weft.rms_norm %x, %g epsilon 1.0e-5 : (tensor<2x3x8xf32>, tensor<8xf32>) -> tensor<2x3x8xf32>
+      %p = weft.mul %y, %r : tensor<2x3x8xf32>
+      %l = weft.reduce sum %p dims [0, 1, 2] : (tensor<2x3x8xf32>) -> tensor<f32>
+      return %l : tensor<f32>
+    })");
+}
+
+TEST(Autodiff, GatherAccumulatesRepeatedRows) {
+  // 12 indices into 4 rows: every row is taken several times.
+  expectGradientsMatch(R"(
+    func.func @f(%t: tensor<4x5xf32>, %i: tensor<12xi64>, %r: tensor<12x5xf32>) -> tensor<f32> {
+      %e = weft.gather %t[%i] axis 0 : (tensor<4x5xf32>, tensor<12xi64>) -> tensor<12x5xf32>
+      %p = weft.mul %e, %r : tensor<12x5xf32>
+      %l = weft.reduce sum %p dims [0, 1] : (tensor<12x5xf32>) -> tensor<f32>
+      return %l : tensor<f32>
+    })");
+}
+
+TEST(Autodiff, CrossEntropyWithAnIgnoredLabel) {
+  expectGradientsMatch(R"(
+    func.func @f(%x: tensor<6x10xf32>, %labels: tensor<6xi64>) -> tensor<f32> {
+      %l = weft.cross_entropy %x, %labels ignore_index -100 reduction mean : (tensor<6x10xf32>, tensor<6xi64>) -> tensor<f32>
+      return %l : tensor<f32>
+    })",
+                       10, true);
+}
+
+TEST(Autodiff, AnOpWithoutARuleIsNamed) {
+  mlir::MLIRContext context;
+  context.loadDialect<WeftDialect, mlir::func::FuncDialect>();
+  auto module = mlir::parseSourceString<mlir::ModuleOp>(R"(
+    func.func @f(%x: tensor<4xf32>) -> tensor<f32> {
+      %y = weft.abs %x : tensor<4xf32>
+      %l = weft.reduce sum %y dims [0] : (tensor<4xf32>) -> tensor<f32>
+      return %l : tensor<f32>
+    })",
+                                                        &context);
+  std::string diagnostics;
+  mlir::ScopedDiagnosticHandler handler(&context, [&](mlir::Diagnostic &d) {
+    diagnostics += d.str() + "\n";
+    return mlir::success();
+  });
+  mlir::PassManager pm(&context);
+  pm.addNestedPass<mlir::func::FuncOp>(
+      weft::createAutodiff(weft::AutodiffOptions{true, ""}));
+  EXPECT_TRUE(failed(pm.run(*module)));
+  EXPECT_NE(diagnostics.find("'weft.abs' op has no gradient rule yet"),
+            std::string::npos)
+      << diagnostics;
+}

@@ -1,0 +1,70 @@
+// RUN: weft-opt %s -split-input-file -pass-pipeline='builtin.module(func.func(weft-autodiff{all-arguments=true}))' | FileCheck %s
+// RUN: weft-opt %s -split-input-file -pass-pipeline='builtin.module(func.func(weft-autodiff{frozen=norm}))' | FileCheck %s --check-prefix=FROZEN
+
+// Products: each operand gets the gradient times the other; a value used
+// twice sums its gradients.
+// CHECK-LABEL: func.func @square(
+// CHECK-SAME: -> (tensor<f32>, tensor<4xf32> {weft.output = "grad.arg0"})
+// CHECK: %[[SEED:.*]] = weft.constant dense<1.000000e+00> : tensor<f32>
+// CHECK: %[[G:.*]] = weft.broadcast %[[SEED]] dims [] : tensor<f32> -> tensor<4xf32>
+// CHECK: %[[A:.*]] = weft.mul %[[G]], %arg0
+// CHECK: %[[B:.*]] = weft.mul %[[G]], %arg0
+// CHECK: %[[S:.*]] = weft.add %[[A]], %[[B]]
+// CHECK: return %{{.*}}, %[[S]]
+func.func @square(%x: tensor<4xf32>) -> tensor<f32> {
+  %y = weft.mul %x, %x : tensor<4xf32>
+  %l = weft.reduce sum %y dims [0] : (tensor<4xf32>) -> tensor<f32>
+  return %l : tensor<f32>
+}
+
+// -----
+
+// linear: dx = g·W, dW = gᵀ·x over rows, db = Σ_rows g.
+// CHECK-LABEL: func.func @linear(
+// CHECK: %[[G2:.*]] = weft.reshape %{{.*}} : tensor<2x3x5xf32> -> tensor<6x5xf32>
+// CHECK: %[[X2:.*]] = weft.reshape %arg0 : tensor<2x3x8xf32> -> tensor<6x8xf32>
+// CHECK: %[[DX:.*]] = weft.matmul %[[G2]], %arg1 : (tensor<6x5xf32>, tensor<5x8xf32>) -> tensor<6x8xf32>
+// CHECK: weft.reshape %[[DX]] : tensor<6x8xf32> -> tensor<2x3x8xf32>
+// CHECK: weft.matmul %[[G2]], %[[X2]] {transpose_lhs} : (tensor<6x5xf32>, tensor<6x8xf32>) -> tensor<5x8xf32>
+// CHECK: weft.reduce sum %[[G2]] dims [0] : (tensor<6x5xf32>) -> tensor<5xf32>
+func.func @linear(%x: tensor<2x3x8xf32>, %w: tensor<5x8xf32>, %b: tensor<5xf32>) -> tensor<f32> {
+  %y = weft.linear %x, %w, %b : (tensor<2x3x8xf32>, tensor<5x8xf32>, tensor<5xf32>) -> tensor<2x3x5xf32>
+  %l = weft.reduce sum %y dims [0, 1, 2] : (tensor<2x3x5xf32>) -> tensor<f32>
+  return %l : tensor<f32>
+}
+
+// -----
+
+// gather scatters its gradient into zeros (repeated rows add up); the
+// integer indices get none. transpose takes the inverse permutation,
+// broadcast sums what it spread, mean divides by the count.
+// CHECK-LABEL: func.func @shapes(
+// CHECK-SAME: -> (tensor<f32>, tensor<10x4xf32> {weft.output = "grad.arg0"}, tensor<6xf32> {weft.output = "grad.arg2"})
+// CHECK-DAG: weft.constant dense<0.0416666679> : tensor<4x6xf32>
+// CHECK-DAG: weft.reduce sum %{{.*}} dims [1] : (tensor<6x4xf32>) -> tensor<6xf32>
+// CHECK-DAG: weft.transpose %{{.*}} [1, 0] : (tensor<4x6xf32>) -> tensor<6x4xf32>
+// CHECK-DAG: %[[Z:.*]] = weft.constant dense<0.000000e+00> : tensor<10x4xf32>
+// CHECK-DAG: weft.scatter_add %[[Z]][%arg1], %{{.*}} axis 0
+func.func @shapes(%t: tensor<10x4xf32>, %i: tensor<6xi64>, %v: tensor<6xf32>) -> tensor<f32> {
+  %e = weft.gather %t[%i] axis 0 : (tensor<10x4xf32>, tensor<6xi64>) -> tensor<6x4xf32>
+  %b = weft.broadcast %v dims [0] : tensor<6xf32> -> tensor<6x4xf32>
+  %m = weft.mul %e, %b : tensor<6x4xf32>
+  %tr = weft.transpose %m [1, 0] : (tensor<6x4xf32>) -> tensor<4x6xf32>
+  %r = weft.reduce mean %tr dims [0, 1] : (tensor<4x6xf32>) -> tensor<f32>
+  return %r : tensor<f32>
+}
+
+// -----
+
+// Only weft.param arguments are differentiated by default, and a frozen one
+// (by name) gets no gradient.
+// FROZEN-LABEL: func.func @params(
+// FROZEN-SAME: -> (tensor<f32>, tensor<8x8xf32> {weft.output = "grad.layer.weight"})
+// FROZEN-NOT: grad.layer.norm
+func.func @params(%x: tensor<2x8xf32>, %w: tensor<8x8xf32> {weft.param = "layer.weight"}, %g: tensor<8xf32> {weft.param = "layer.norm.weight"}) -> tensor<f32> {
+  %n = weft.rms_norm %x, %g epsilon 1.0e-5 : (tensor<2x8xf32>, tensor<8xf32>) -> tensor<2x8xf32>
+  %y = weft.linear %n, %w : (tensor<2x8xf32>, tensor<8x8xf32>) -> tensor<2x8xf32>
+  %l = weft.reduce sum %y dims [0, 1] : (tensor<2x8xf32>) -> tensor<f32>
+  return %l : tensor<f32>
+}
+
