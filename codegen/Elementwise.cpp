@@ -10,6 +10,40 @@
 using namespace mlir;
 using namespace weft;
 
+FailureOr<codegen::ElementCTypes>
+weft::codegen::elementCTypes(Operation *where, Type tensorType,
+                             StringRef backend) {
+  Type element = cast<RankedTensorType>(tensorType).getElementType();
+  if (element.isF32())
+    return ElementCTypes{"float", "float", 4};
+  if (element.isBF16())
+    return ElementCTypes{"uint16_t", "float", 2};
+  if (element.isInteger(64))
+    return ElementCTypes{"int64_t", "int64_t", 8};
+  if (element.isInteger(32))
+    return ElementCTypes{"int32_t", "int32_t", 4};
+  if (element.isInteger(8))
+    return ElementCTypes{"int8_t", "int8_t", 1};
+  if (element.isInteger(1))
+    return ElementCTypes{"uint8_t", "uint8_t", 1};
+  return where->emitError()
+         << "has element type " << element << ", which the " << backend
+         << " backend does not run yet (f32, bf16, i64, "
+            "i32, i8 and i1 only)";
+}
+
+FailureOr<bool> weft::codegen::isWholeRowInput(FusionGroupOp group,
+                                               BlockArgument input) {
+  auto type = cast<RankedTensorType>(input.getType());
+  auto groupType = cast<RankedTensorType>(group.getResult(0).getType());
+  if (type.getShape() == groupType.getShape())
+    return true;
+  if (type.getRank() == 1 && type.getDimSize(0) == group.getRowLength())
+    return false;
+  return group.emitError() << "input " << input.getArgNumber() << " of type "
+                           << type << " is neither a row nor a column";
+}
+
 std::string weft::codegen::floatLiteral(double value) {
   std::string text;
   llvm::raw_string_ostream(text) << llvm::format("%.9g", value);

@@ -23,29 +23,20 @@ bool isBf16(Type type) {
 
 /// The C++ type a row of `type` is stored in (bf16 as its bits).
 FailureOr<StringRef> storageType(Operation *where, Type type) {
-  Type element = cast<RankedTensorType>(type).getElementType();
-  if (element.isF32())
-    return StringRef("float");
-  if (element.isBF16())
-    return StringRef("uint16_t");
-  if (element.isInteger(64))
-    return StringRef("int64_t");
-  if (element.isInteger(32))
-    return StringRef("int32_t");
-  if (element.isInteger(8))
-    return StringRef("int8_t");
-  if (element.isInteger(1))
-    return StringRef("uint8_t");
-  return where->emitError() << "has element type " << element
-                            << ", which the CPU backend does not run yet "
-                               "(f32, bf16, i64, i32, i8 and i1 only)";
+  FailureOr<codegen::ElementCTypes> t =
+      codegen::elementCTypes(where, type, "CPU");
+  if (failed(t))
+    return failure();
+  return t->storage;
 }
 
 /// The C++ type a row of `type` is computed in: bf16 widens to float.
 FailureOr<StringRef> computeType(Operation *where, Type type) {
-  if (isBf16(type))
-    return StringRef("float");
-  return storageType(where, type);
+  FailureOr<codegen::ElementCTypes> t =
+      codegen::elementCTypes(where, type, "CPU");
+  if (failed(t))
+    return failure();
+  return t->compute;
 }
 
 /// bf16 ⇄ f32 in generated code: round to nearest even, NaN kept NaN.
@@ -100,15 +91,13 @@ weft::codegen::generateFusionGroupSource(FusionGroupOp group,
     FailureOr<StringRef> t = storageType(group, type);
     if (failed(t))
       return failure();
-    bool full = type.getShape() == groupType.getShape();
-    if (!full && !(type.getRank() == 1 && type.getDimSize(0) == cols))
-      return group.emitError()
-             << "input " << input.getArgNumber() << " of type " << type
-             << " is neither a row nor a column";
+    FailureOr<bool> full = codegen::isWholeRowInput(group, input);
+    if (failed(full))
+      return failure();
     std::string pointer =
         "const " + t->str() + " *in" + std::to_string(input.getArgNumber());
     os << "    " << pointer << " = reinterpret_cast<const " << *t << " *>(args["
-       << arg++ << "])" << (full ? " + r * kCols" : "") << ";\n";
+       << arg++ << "])" << (*full ? " + r * kCols" : "") << ";\n";
     if (isBf16(type)) {
       usesBf16 = true;
       if (failed(declareScratch(input, group)))

@@ -12,29 +12,10 @@ using namespace mlir;
 using namespace weft;
 
 namespace {
-/// How a value is stored in memory and computed in a kernel.
-struct ValueTypes {
-  StringRef storage, compute;
-  int bytes;
-};
+using ValueTypes = codegen::ElementCTypes;
 
 FailureOr<ValueTypes> typesOf(Operation *where, Type type) {
-  Type element = cast<RankedTensorType>(type).getElementType();
-  if (element.isF32())
-    return ValueTypes{"float", "float", 4};
-  if (element.isBF16())
-    return ValueTypes{"uint16_t", "float", 2};
-  if (element.isInteger(64))
-    return ValueTypes{"int64_t", "int64_t", 8};
-  if (element.isInteger(32))
-    return ValueTypes{"int32_t", "int32_t", 4};
-  if (element.isInteger(8))
-    return ValueTypes{"int8_t", "int8_t", 1};
-  if (element.isInteger(1))
-    return ValueTypes{"uint8_t", "uint8_t", 1};
-  return where->emitError() << "has element type " << element
-                            << ", which the CUDA backend does not run yet "
-                               "(f32, bf16, i64, i32, i8 and i1 only)";
+  return codegen::elementCTypes(where, type, "CUDA");
 }
 
 bool isBf16(Type type) {
@@ -276,16 +257,13 @@ FailureOr<codegen::CudaKernelSource> Generator::generate() {
   llvm::raw_string_ostream ps(params);
   int widest = 1;
   for (BlockArgument input : body.getArguments()) {
-    auto type = cast<RankedTensorType>(input.getType());
-    FailureOr<ValueTypes> t = typesOf(group, type);
+    FailureOr<ValueTypes> t = typesOf(group, input.getType());
     if (failed(t))
       return failure();
-    bool full = type.getShape() == groupType.getShape();
-    if (!full && !(type.getRank() == 1 && type.getDimSize(0) == cols))
-      return group.emitError()
-             << "input " << input.getArgNumber() << " of type " << type
-             << " is neither a row nor a column";
-    fullInput.push_back(full);
+    FailureOr<bool> full = codegen::isWholeRowInput(group, input);
+    if (failed(full))
+      return failure();
+    fullInput.push_back(*full);
     widest = std::max(widest, t->bytes);
     ps << "const " << t->storage << " *in" << input.getArgNumber() << ", ";
   }
