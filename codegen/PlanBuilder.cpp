@@ -410,6 +410,22 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
     call->add_floats(attention.getScaleOrDefault());
     return success();
   }
+  if (auto grad = dyn_cast<AttentionGradOp>(op)) {
+    call->set_function("attention_grad");
+    ArrayRef<int64_t> q = shape(grad.getQ()), k = shape(grad.getK());
+    for (Value v : {grad.getQ(), grad.getK(), grad.getV(), grad.getOut(),
+                    grad.getDout(), grad.getMask(), grad.getAlibiSlopes(),
+                    grad.getDq(), grad.getDk(), grad.getDv()})
+      if (failed(use(v)))
+        return failure();
+    call->add_buffers(workspace);
+    bool maskPerBatch = grad.getMask() && shape(grad.getMask()).size() == 3;
+    ints({q[0], q[1], k[1], q[2], k[2], q[3], shape(grad.getV())[3],
+          static_cast<int64_t>(grad.getKind()), maskPerBatch,
+          grad.getWindow().value_or(0)});
+    call->add_floats(grad.getScaleOrDefault());
+    return success();
+  }
   if (auto rope = dyn_cast<RopeOp>(op)) {
     call->set_function("rope");
     ArrayRef<int64_t> x = shape(rope.getX());

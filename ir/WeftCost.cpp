@@ -162,6 +162,20 @@ OpCost AttentionOp::getCost() {
   return cost;
 }
 
+OpCost AttentionGradOp::getCost() {
+  if (!allStatic(*this))
+    return OpCost::unknown();
+  RankedTensorType q = getQ().getType();
+  int64_t batch = q.getDimSize(0), heads = q.getDimSize(2);
+  int64_t dqk = q.getDimSize(3), dv = getV().getType().getDimSize(3);
+  // Per pair: the score again (2·dqk), dout·v (2·dv), dv (2·dv), dq and dk
+  // (2·dqk each).
+  OpCost cost;
+  cost.flops = batch * heads * getNumAttendingPairs() * (6 * dqk + 4 * dv);
+  cost.memoryBytes = operandAndResultBytes(*this);
+  return cost;
+}
+
 OpCost CrossEntropyOp::getCost() {
   if (!allStatic(*this))
     return OpCost::unknown();

@@ -509,107 +509,143 @@ LogicalResult RopeOp::inferReturnTypes(MLIRContext *,
   return success();
 }
 
-LogicalResult AttentionOp::inferReturnTypes(MLIRContext *,
-                                            std::optional<Location> loc,
-                                            Adaptor adaptor,
-                                            SmallVectorImpl<Type> &types) {
+namespace {
+/// Attention's C1–C11 on `adaptor` (of weft.attention or weft.attention_grad,
+/// errors named after OpT); the attention's result type on success.
+template <typename OpT, typename AdaptorT>
+FailureOr<RankedTensorType> inferAttention(std::optional<Location> loc,
+                                           AdaptorT adaptor) {
   RankedTensorType q = tensorOf(adaptor.getQ()), k = tensorOf(adaptor.getK()),
                    v = tensorOf(adaptor.getV());
   if (q.getRank() != 4 || k.getRank() != 4 || v.getRank() != 4) // C1
-    return fail<AttentionOp>(
+    return fail<OpT>(
         loc, "needs q, k and v of rank 4 [batch, seq, heads, head_dim], found ",
         q, ", ", k, " and ", v);
   if (!sizesAgree(q.getDimSize(0), k.getDimSize(0)) ||
       !sizesAgree(q.getDimSize(0), v.getDimSize(0))) // C2
-    return fail<AttentionOp>(loc, "needs one batch size in q, k and v, found ",
-                             q, ", ", k, " and ", v);
+    return fail<OpT>(loc, "needs one batch size in q, k and v, found ", q, ", ",
+                     k, " and ", v);
   if (!shapesAgree(k.getShape().take_front(3),
                    v.getShape().take_front(3))) // C3
-    return fail<AttentionOp>(
+    return fail<OpT>(
         loc, "needs k and v with the same sequence length and heads, found ", k,
         " and ", v);
   if (!sizesAgree(q.getDimSize(3), k.getDimSize(3))) // C4
-    return fail<AttentionOp>(loc,
-                             "needs q and k with the same head_dim, found ",
-                             q.getDimSize(3), " and ", k.getDimSize(3));
+    return fail<OpT>(loc, "needs q and k with the same head_dim, found ",
+                     q.getDimSize(3), " and ", k.getDimSize(3));
   int64_t heads = q.getDimSize(2), kvHeads = k.getDimSize(2);
   if (heads != kDynamic && kvHeads != kDynamic &&
       (kvHeads == 0 || heads % kvHeads != 0)) // C5
-    return fail<AttentionOp>(loc, "needs query heads (", heads,
-                             ") to be a multiple of key/value heads (", kvHeads,
-                             ")");
+    return fail<OpT>(loc, "needs query heads (", heads,
+                     ") to be a multiple of key/value heads (", kvHeads, ")");
   if (q.getElementType() != k.getElementType() ||
       q.getElementType() != v.getElementType()) // C6
-    return fail<AttentionOp>(
-        loc, "needs q, k and v of one element type, found ", q.getElementType(),
-        ", ", k.getElementType(), " and ", v.getElementType());
+    return fail<OpT>(loc, "needs q, k and v of one element type, found ",
+                     q.getElementType(), ", ", k.getElementType(), " and ",
+                     v.getElementType());
   AttentionKind kind = adaptor.getKind();
   int64_t sq = q.getDimSize(1), skv = k.getDimSize(1);
   if (Value maskValue = adaptor.getMask()) { // C7
     if (kind != AttentionKind::mask)
-      return fail<AttentionOp>(loc, "takes a mask only with kind 'mask', not '",
-                               stringifyAttentionKind(kind), "'");
+      return fail<OpT>(loc, "takes a mask only with kind 'mask', not '",
+                       stringifyAttentionKind(kind), "'");
     RankedTensorType mask = tensorOf(maskValue);
     bool ok = (mask.getRank() == 3 &&
                shapesAgree(mask.getShape(), {q.getDimSize(0), sq, skv})) ||
               (mask.getRank() == 2 && shapesAgree(mask.getShape(), {sq, skv}));
     if (!ok)
-      return fail<AttentionOp>(loc, "needs a mask of shape [", q.getDimSize(0),
-                               ", ", sq, ", ", skv, "] or [", sq, ", ", skv,
-                               "], found ", mask);
+      return fail<OpT>(loc, "needs a mask of shape [", q.getDimSize(0), ", ",
+                       sq, ", ", skv, "] or [", sq, ", ", skv, "], found ",
+                       mask);
   } else if (kind == AttentionKind::mask) {
-    return fail<AttentionOp>(loc, "of kind 'mask' needs a mask operand");
+    return fail<OpT>(loc, "of kind 'mask' needs a mask operand");
   }
   if (Value slopesValue = adaptor.getAlibiSlopes()) { // C8
     if (kind != AttentionKind::alibi)
-      return fail<AttentionOp>(
-          loc, "takes alibi slopes only with kind 'alibi', not '",
-          stringifyAttentionKind(kind), "'");
+      return fail<OpT>(loc, "takes alibi slopes only with kind 'alibi', not '",
+                       stringifyAttentionKind(kind), "'");
     RankedTensorType slopes = tensorOf(slopesValue);
     if (slopes.getRank() != 1 || !sizesAgree(slopes.getDimSize(0), heads))
-      return fail<AttentionOp>(loc, "needs alibi slopes of shape [", heads,
-                               "], found ", slopes);
+      return fail<OpT>(loc, "needs alibi slopes of shape [", heads, "], found ",
+                       slopes);
   } else if (kind == AttentionKind::alibi) {
-    return fail<AttentionOp>(loc,
-                             "of kind 'alibi' needs an alibi slopes operand");
+    return fail<OpT>(loc, "of kind 'alibi' needs an alibi slopes operand");
   }
   if ((kind == AttentionKind::causal || kind == AttentionKind::alibi) &&
       sq != kDynamic && skv != kDynamic && sq > skv) // C9
-    return fail<AttentionOp>(
-        loc, "with a causal mask needs at most as many queries (", sq,
-        ") as keys (", skv, ")");
+    return fail<OpT>(loc, "with a causal mask needs at most as many queries (",
+                     sq, ") as keys (", skv, ")");
   if (FloatAttr scale = adaptor.getScaleAttr();
       scale && !(scale.getValueAsDouble() > 0)) // C10
-    return fail<AttentionOp>(loc, "needs a positive scale, found ",
-                             scale.getValueAsDouble());
+    return fail<OpT>(loc, "needs a positive scale, found ",
+                     scale.getValueAsDouble());
   if (std::optional<int64_t> window = adaptor.getWindow()) { // C11
     if (*window < 1)
-      return fail<AttentionOp>(loc, "needs a positive window, found ", *window);
+      return fail<OpT>(loc, "needs a positive window, found ", *window);
     if (kind != AttentionKind::causal && kind != AttentionKind::alibi)
-      return fail<AttentionOp>(
+      return fail<OpT>(
           loc, "takes a window only with kind 'causal' or 'alibi', not '",
           stringifyAttentionKind(kind), "'");
   }
-  types.push_back(RankedTensorType::get(
-      {q.getDimSize(0), sq, heads, v.getDimSize(3)}, q.getElementType()));
+  return RankedTensorType::get({q.getDimSize(0), sq, heads, v.getDimSize(3)},
+                               q.getElementType());
+}
+
+double scaleOrDefault(std::optional<APFloat> scale, RankedTensorType q) {
+  if (scale)
+    return scale->convertToDouble();
+  return 1.0 / std::sqrt(static_cast<double>(q.getDimSize(3)));
+}
+} // namespace
+
+LogicalResult AttentionOp::inferReturnTypes(MLIRContext *,
+                                            std::optional<Location> loc,
+                                            Adaptor adaptor,
+                                            SmallVectorImpl<Type> &types) {
+  FailureOr<RankedTensorType> result =
+      inferAttention<AttentionOp>(loc, adaptor);
+  if (failed(result))
+    return failure();
+  types.push_back(*result);
   return success();
 }
 
-double AttentionOp::getScaleOrDefault() {
-  if (std::optional<APFloat> scale = getScale())
-    return scale->convertToDouble();
-  return 1.0 / std::sqrt(static_cast<double>(getQ().getType().getDimSize(3)));
+LogicalResult AttentionGradOp::inferReturnTypes(MLIRContext *,
+                                                std::optional<Location> loc,
+                                                Adaptor adaptor,
+                                                SmallVectorImpl<Type> &types) {
+  FailureOr<RankedTensorType> result =
+      inferAttention<AttentionGradOp>(loc, adaptor); // C1
+  if (failed(result))
+    return failure();
+  for (auto [name, value] : {std::pair{"out", adaptor.getOut()},
+                             std::pair{"dout", adaptor.getDout()}})
+    if (value.getType() != *result) // C2
+      return fail<AttentionGradOp>(loc, "needs ", name, " of type ", *result,
+                                   ", found ", value.getType());
+  types.append({adaptor.getQ().getType(), adaptor.getK().getType(),
+                adaptor.getV().getType()});
+  return success();
 }
 
-int64_t AttentionOp::getNumAttendingPairs() {
-  int64_t sq = getQ().getType().getDimSize(1),
-          skv = getK().getType().getDimSize(1);
+double AttentionGradOp::getScaleOrDefault() {
+  return scaleOrDefault(getScale(), getQ().getType());
+}
+
+double AttentionOp::getScaleOrDefault() {
+  return scaleOrDefault(getScale(), getQ().getType());
+}
+
+namespace {
+/// (query, key) pairs that attend per batch element and head.
+int64_t attendingPairs(AttentionKind kind, RankedTensorType q,
+                       RankedTensorType k, std::optional<int64_t> window) {
+  int64_t sq = q.getDimSize(1), skv = k.getDimSize(1);
   if (sq == kDynamic || skv == kDynamic)
     return kDynamic;
-  if (getKind() != AttentionKind::causal && getKind() != AttentionKind::alibi)
+  if (kind != AttentionKind::causal && kind != AttentionKind::alibi)
     return sq * skv;
   const int64_t offset = skv - sq; // position of query 0
-  std::optional<int64_t> window = getWindow();
   if (!window)
     return sq * offset + sq * (sq + 1) / 2;
   // Query at position p attends min(p + 1, window) keys: sum over
@@ -619,6 +655,17 @@ int64_t AttentionOp::getNumAttendingPairs() {
     return ramp * (ramp + 1) / 2 + (end - ramp) * *window;
   };
   return attendedUpTo(skv) - attendedUpTo(offset);
+}
+} // namespace
+
+int64_t AttentionOp::getNumAttendingPairs() {
+  return attendingPairs(getKind(), getQ().getType(), getK().getType(),
+                        getWindow());
+}
+
+int64_t AttentionGradOp::getNumAttendingPairs() {
+  return attendingPairs(getKind(), getQ().getType(), getK().getType(),
+                        getWindow());
 }
 
 LogicalResult MoeGateOp::inferReturnTypes(MLIRContext *context,

@@ -150,7 +150,8 @@ def Weft_FloorOp : Weft_UnaryOp<"floor", "⌊x[i]⌋", Weft_FloatTensor>;
 def Weft_CeilOp : Weft_UnaryOp<"ceil", "⌈x[i]⌉", Weft_FloatTensor>;
 
 def Weft_GeluOp
-    : Weft_ElementwiseOp<"gelu", [SameOperandsAndResultType, InferTypeOpInterface]> {
+    : Weft_ElementwiseOp<"gelu", [SameOperandsAndResultType, InferTypeOpInterface,
+                                  DeclareOpInterfaceMethods<Weft_DifferentiableOpInterface>]> {
   let summary = "Elementwise GELU";
   let description = [{
     `result[i] = x[i] * Φ(x[i])` with Φ the standard normal CDF
@@ -195,7 +196,8 @@ def Weft_CompareOp
 
 def Weft_SelectOp
     : Weft_ElementwiseOp<"select", [AllTypesMatch<["on_true", "on_false", "result"]>,
-                                    DeclareOpInterfaceMethods<InferTypeOpInterface>]> {
+                                    DeclareOpInterfaceMethods<InferTypeOpInterface>,
+                                    DeclareOpInterfaceMethods<Weft_DifferentiableOpInterface>]> {
   let summary = "Elementwise choice";
   let description = [{
     `result[i] = pred[i] ? on_true[i] : on_false[i]`.
@@ -265,7 +267,7 @@ def Weft_ReduceOp : Weft_InferredOp<"reduce", "RowReduction", [Pure, DeclareOpIn
 }
 
 class Weft_SoftmaxLikeOp<string mnemonic, string formula>
-    : Weft_InferredOp<mnemonic, "RowReduction", [Pure]> {
+    : Weft_InferredOp<mnemonic, "RowReduction", [Pure, DeclareOpInterfaceMethods<Weft_DifferentiableOpInterface>]> {
   let summary = "Numerically stable " # mnemonic # " along one dimension";
   let description = "`result = " # formula # "` along `dim`, computed with the "
     # "maximum subtracted first.\n\n"
@@ -322,7 +324,7 @@ def Weft_TransposeOp : Weft_InferredOp<"transpose", "Opaque", [Pure, DeclareOpIn
   let assemblyFormat = "$x $permutation attr-dict `:` functional-type(operands, results)";
 }
 
-def Weft_SliceOp : Weft_InferredOp<"slice", "Opaque", [Pure]> {
+def Weft_SliceOp : Weft_InferredOp<"slice", "Opaque", [Pure, DeclareOpInterfaceMethods<Weft_DifferentiableOpInterface>]> {
   let summary = "Strided static slice";
   let description = [{
     Takes `x[start_d : limit_d : stride_d]` along every dimension d; the
@@ -346,7 +348,7 @@ def Weft_SliceOp : Weft_InferredOp<"slice", "Opaque", [Pure]> {
   }];
 }
 
-def Weft_ConcatOp : Weft_InferredOp<"concat", "Opaque", [Pure]> {
+def Weft_ConcatOp : Weft_InferredOp<"concat", "Opaque", [Pure, DeclareOpInterfaceMethods<Weft_DifferentiableOpInterface>]> {
   let summary = "Concatenation along one dimension";
   let description = [{
     Example:
@@ -502,7 +504,7 @@ def Weft_RmsNormOp : Weft_InferredOp<"rms_norm", "RowReduction", [Pure, DeclareO
   }];
 }
 
-def Weft_LayerNormOp : Weft_InferredOp<"layer_norm", "RowReduction", [Pure]> {
+def Weft_LayerNormOp : Weft_InferredOp<"layer_norm", "RowReduction", [Pure, DeclareOpInterfaceMethods<Weft_DifferentiableOpInterface>]> {
   let summary = "Layer normalisation over the last dimension";
   let description = [{
     `result = (x − mean) / sqrt(var + epsilon) * weight + bias` with the mean
@@ -528,7 +530,7 @@ def Weft_LayerNormOp : Weft_InferredOp<"layer_norm", "RowReduction", [Pure]> {
   }];
 }
 
-def Weft_RopeOp : Weft_InferredOp<"rope", "Elementwise", [Pure]> {
+def Weft_RopeOp : Weft_InferredOp<"rope", "Elementwise", [Pure, DeclareOpInterfaceMethods<Weft_DifferentiableOpInterface>]> {
   let summary = "Rotary position embedding";
   let description = [{
     x is [batch, seq, heads, head_dim]; positions [batch, seq] holds each
@@ -563,7 +565,8 @@ def Weft_RopeOp : Weft_InferredOp<"rope", "Elementwise", [Pure]> {
 }
 
 def Weft_AttentionOp : Weft_InferredOp<"attention", "Opaque",
-                                       [Pure, AttrSizedOperandSegments]> {
+                                       [Pure, AttrSizedOperandSegments,
+                                        DeclareOpInterfaceMethods<Weft_DifferentiableOpInterface>]> {
   let summary = "Scaled dot-product attention with grouped heads";
   let description = [{
     q is [batch, Sq, Hq, D], k is [batch, Skv, Hkv, D], v is
@@ -613,6 +616,52 @@ def Weft_AttentionOp : Weft_InferredOp<"attention", "Opaque",
   let assemblyFormat = [{
     $kind $q `,` $k `,` $v (`mask` `(` $mask^ `)`)? (`slopes` `(` $alibi_slopes^ `)`)?
     (`scale` $scale^)? (`window` $window^)? attr-dict `:` functional-type(operands, results)
+  }];
+  let extraClassDeclaration = fusionDecl # [{
+    /// The scale applied to q·k: the attribute, or 1/sqrt(head_dim).
+    double getScaleOrDefault();
+    /// Number of (query, key) pairs that attend, per batch element and head.
+    int64_t getNumAttendingPairs();
+  }];
+}
+
+def Weft_AttentionGradOp : Weft_InferredOp<"attention_grad", "Opaque",
+                                           [Pure, AttrSizedOperandSegments]> {
+  let summary = "Gradients of attention's q, k and v";
+  let description = [{
+    The vector-Jacobian product of `weft.attention` with the same kind,
+    operands and attributes: given the attention's output `out` and its
+    gradient `dout` ([batch, Sq, Hq, Dv]), the gradients of q, k and v. The
+    gradients of k and v sum over the query heads that share each kv head.
+    Backends recompute the probabilities from q, k and each row's
+    log-sum-exp rather than store them (FlashAttention-2's backward).
+
+    Example:
+    ```mlir
+    %dq, %dk, %dv = weft.attention_grad causal %q, %k, %v, %o, %do
+        : (tensor<1x16x8x32xf32>, tensor<1x16x4x32xf32>, tensor<1x16x4x32xf32>,
+           tensor<1x16x8x32xf32>, tensor<1x16x8x32xf32>)
+        -> (tensor<1x16x8x32xf32>, tensor<1x16x4x32xf32>, tensor<1x16x4x32xf32>)
+    ```
+
+    Constraints:
+    - (C1) q, k, v, mask, alibi_slopes, scale and window are those a
+      `weft.attention` accepts (its C1–C11).
+    - (C2) out and dout have the type of that attention's result.
+  }];
+  let arguments = (ins Weft_AttentionKindAttr:$kind, Weft_FloatTensor:$q,
+                       Weft_FloatTensor:$k, Weft_FloatTensor:$v,
+                       Weft_FloatTensor:$out, Weft_FloatTensor:$dout,
+                       Optional<Weft_PredTensor>:$mask,
+                       Optional<Weft_FloatTensor>:$alibi_slopes,
+                       OptionalAttr<F32Attr>:$scale,
+                       OptionalAttr<Weft_I64Attr>:$window);
+  let results = (outs Weft_FloatTensor:$dq, Weft_FloatTensor:$dk,
+                      Weft_FloatTensor:$dv);
+  let assemblyFormat = [{
+    $kind $q `,` $k `,` $v `,` $out `,` $dout (`mask` `(` $mask^ `)`)?
+    (`slopes` `(` $alibi_slopes^ `)`)? (`scale` $scale^)? (`window` $window^)?
+    attr-dict `:` functional-type(operands, results)
   }];
   let extraClassDeclaration = fusionDecl # [{
     /// The scale applied to q·k: the attribute, or 1/sqrt(head_dim).

@@ -75,6 +75,21 @@ Value flatten2d(OpBuilder &b, Location loc, Value v) {
 Value onlyGrad(ValueRange resultGrads) {
   return resultGrads.empty() ? Value() : resultGrads[0];
 }
+
+/// `g` where `pred` holds, 0 elsewhere (or the reverse when `negate`).
+Value where(OpBuilder &b, Location loc, Value pred, Value g,
+            bool negate = false) {
+  Value zeros = splatLike(b, loc, g, 0.0);
+  return negate ? b.create<SelectOp>(loc, pred, zeros, g)
+                : b.create<SelectOp>(loc, pred, g, zeros);
+}
+
+/// Σ over `dim` of `value`, broadcast back to its shape.
+Value rowSum(OpBuilder &b, Location loc, Value value, int64_t dim) {
+  Value sum = b.create<ReduceOp>(loc, ReduceKind::sum, value,
+                                 b.getDenseI64ArrayAttr({dim}), false);
+  return broadcastBack(b, loc, sum, value, {dim});
+}
 } // namespace
 
 //===----------------------------------------------------------------------===//
@@ -118,19 +133,47 @@ LogicalResult DivOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
   return success();
 }
 
+namespace {
+/// max and min pass the gradient to the operand they chose, to lhs on ties.
+LogicalResult extremumVjp(Operation *op, CompareDirection lhsWins,
+                          ValueRange resultGrads, SmallVectorImpl<Value> &grads,
+                          OpBuilder &b) {
+  Value g = onlyGrad(resultGrads);
+  if (!g || !isFloat(g))
+    return grads.assign(2, Value()), success();
+  Location loc = op->getLoc();
+  Value lhs = op->getOperand(0), rhs = op->getOperand(1);
+  Value chosen = b.create<CompareOp>(loc, lhsWins, lhs, rhs);
+  grads.assign({where(b, loc, chosen, g), where(b, loc, chosen, g, true)});
+  return success();
+}
+} // namespace
+
 LogicalResult MaxOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
                               SmallVectorImpl<Value> &grads) {
-  return emitOpError("has no gradient rule yet");
+  return extremumVjp(*this, CompareDirection::ge, resultGrads, grads, b);
 }
 
 LogicalResult MinOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
                               SmallVectorImpl<Value> &grads) {
-  return emitOpError("has no gradient rule yet");
+  return extremumVjp(*this, CompareDirection::le, resultGrads, grads, b);
 }
 
 LogicalResult PowOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
                               SmallVectorImpl<Value> &grads) {
-  return emitOpError("has no gradient rule yet");
+  Value g = onlyGrad(resultGrads);
+  if (!g)
+    return grads.assign(2, Value()), success();
+  // y = a^e: d a = g·e·a^(e − 1), d e = g·y·ln a.
+  Location loc = getLoc();
+  Value a = getLhs(), e = getRhs();
+  Value eMinusOne = b.create<SubOp>(loc, e, splatLike(b, loc, e, 1.0));
+  Value da = b.create<MulOp>(
+      loc, g, b.create<MulOp>(loc, e, b.create<PowOp>(loc, a, eMinusOne)));
+  Value de = b.create<MulOp>(
+      loc, g, b.create<MulOp>(loc, getResult(), b.create<LogOp>(loc, a)));
+  grads.assign({da, de});
+  return success();
 }
 
 namespace {
@@ -156,7 +199,20 @@ LogicalResult NegOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
 
 LogicalResult AbsOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
                               SmallVectorImpl<Value> &grads) {
-  return emitOpError("has no gradient rule yet");
+  Value g = onlyGrad(resultGrads);
+  if (!g || !isFloat(g))
+    return grads.assign(1, Value()), success();
+  // g·sign(x), 0 at 0 (as torch).
+  Location loc = getLoc();
+  Value zeros = splatLike(b, loc, getX(), 0.0);
+  Value positive =
+      b.create<CompareOp>(loc, CompareDirection::gt, getX(), zeros);
+  Value negative =
+      b.create<CompareOp>(loc, CompareDirection::lt, getX(), zeros);
+  Value negated = b.create<NegOp>(loc, g);
+  grads.assign(
+      {b.create<SelectOp>(loc, positive, g, where(b, loc, negative, negated))});
+  return success();
 }
 
 LogicalResult ExpOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
@@ -228,7 +284,72 @@ LogicalResult SqrtOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
 
 LogicalResult ErfOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
                               SmallVectorImpl<Value> &grads) {
-  return emitOpError("has no gradient rule yet");
+  return unaryVjp(*this, b, resultGrads, grads,
+                  [&](Location loc, Value x, Value) -> Value {
+                    // 2/√π · e^(−x²)
+                    Value square = b.create<MulOp>(loc, x, x);
+                    return b.create<MulOp>(
+                        loc, b.create<ExpOp>(loc, b.create<NegOp>(loc, square)),
+                        splatLike(b, loc, x, 1.1283791670955126));
+                  });
+}
+
+LogicalResult GeluOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
+                               SmallVectorImpl<Value> &grads) {
+  Value g = onlyGrad(resultGrads);
+  if (!g)
+    return grads.assign(1, Value()), success();
+  Location loc = getLoc();
+  Value x = getX();
+  auto c = [&](double value) { return splatLike(b, loc, x, value); };
+  Value derivative;
+  if (getApproximation() == GeluApproximation::none) {
+    // Φ(x) + x·φ(x), Φ(x) = (1 + erf(x/√2)) / 2, φ(x) = e^(−x²/2) / √(2π).
+    Value cdf = b.create<MulOp>(
+        loc, c(0.5),
+        b.create<AddOp>(
+            loc, c(1.0),
+            b.create<ErfOp>(loc,
+                            b.create<MulOp>(loc, x, c(0.7071067811865476)))));
+    Value halfSquare =
+        b.create<MulOp>(loc, b.create<MulOp>(loc, x, x), c(-0.5));
+    Value pdf = b.create<MulOp>(loc, b.create<ExpOp>(loc, halfSquare),
+                                c(0.3989422804014327));
+    derivative = b.create<AddOp>(loc, cdf, b.create<MulOp>(loc, x, pdf));
+  } else {
+    // y = x(1 + t)/2, t = tanh(k(x + 0.044715x³)), k = √(2/π):
+    // y' = (1 + t)/2 + x(1 − t²)·k(1 + 3·0.044715x²)/2.
+    Value square = b.create<MulOp>(loc, x, x);
+    Value inner = b.create<MulOp>(
+        loc, c(0.7978845608028654),
+        b.create<AddOp>(loc, x,
+                        b.create<MulOp>(loc, c(0.044715),
+                                        b.create<MulOp>(loc, square, x))));
+    Value t = b.create<TanhOp>(loc, inner);
+    Value onePlus = b.create<AddOp>(loc, c(1.0), t);
+    Value slope = b.create<MulOp>(
+        loc, c(0.7978845608028654),
+        b.create<AddOp>(loc, c(1.0),
+                        b.create<MulOp>(loc, c(3 * 0.044715), square)));
+    Value sech2 = b.create<SubOp>(loc, c(1.0), b.create<MulOp>(loc, t, t));
+    derivative = b.create<MulOp>(
+        loc, c(0.5),
+        b.create<AddOp>(
+            loc, onePlus,
+            b.create<MulOp>(loc, x, b.create<MulOp>(loc, sech2, slope))));
+  }
+  grads.assign({b.create<MulOp>(loc, g, derivative)});
+  return success();
+}
+
+LogicalResult SelectOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
+                                 SmallVectorImpl<Value> &grads) {
+  Value g = onlyGrad(resultGrads);
+  if (!g || !isFloat(g))
+    return grads.assign(3, Value()), success();
+  grads.assign({Value(), where(b, getLoc(), getPred(), g),
+                where(b, getLoc(), getPred(), g, true)});
+  return success();
 }
 
 LogicalResult CosOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
@@ -313,6 +434,57 @@ LogicalResult BroadcastOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
   return success();
 }
 
+LogicalResult SliceOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
+                                SmallVectorImpl<Value> &grads) {
+  Value g = onlyGrad(resultGrads);
+  if (!g || !isFloat(g))
+    return grads.assign(1, Value()), success();
+  // Along each dimension the slice cuts, the gradient is added back at the
+  // taken positions start, start + stride, … into zeros.
+  Location loc = getLoc();
+  RankedTensorType in = tensorType(getX());
+  for (int64_t d = in.getRank() - 1; d >= 0; --d) {
+    RankedTensorType current = tensorType(g);
+    int64_t taken = current.getDimSize(d);
+    if (taken == in.getDimSize(d))
+      continue;
+    SmallVector<int64_t> positions;
+    for (int64_t i = 0; i < taken; ++i)
+      positions.push_back(getStart()[d] + i * getStride()[d]);
+    auto indexType = RankedTensorType::get({taken}, b.getI64Type());
+    Value indices = b.create<ConstantOp>(
+        loc, DenseElementsAttr::get(indexType, ArrayRef<int64_t>(positions)));
+    SmallVector<int64_t> shape(current.getShape());
+    shape[d] = in.getDimSize(d);
+    Value zeros = splat(b, loc, current.clone(shape), 0.0);
+    g = b.create<ScatterAddOp>(loc, zeros, indices, g, d);
+  }
+  grads.assign({g});
+  return success();
+}
+
+LogicalResult ConcatOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
+                                 SmallVectorImpl<Value> &grads) {
+  Value g = onlyGrad(resultGrads);
+  grads.assign(getNumOperands(), Value());
+  if (!g || !isFloat(g))
+    return success();
+  RankedTensorType out = tensorType(g);
+  SmallVector<int64_t> start(out.getRank(), 0), limit(out.getShape()),
+      stride(out.getRank(), 1);
+  int64_t offset = 0;
+  for (auto [i, input] : llvm::enumerate(getInputs())) {
+    int64_t size = tensorType(input).getDimSize(getDim());
+    start[getDim()] = offset;
+    limit[getDim()] = offset + size;
+    grads[i] = b.create<SliceOp>(getLoc(), g, b.getDenseI64ArrayAttr(start),
+                                 b.getDenseI64ArrayAttr(limit),
+                                 b.getDenseI64ArrayAttr(stride));
+    offset += size;
+  }
+  return success();
+}
+
 //===----------------------------------------------------------------------===//
 // Linear algebra, reductions, gathers
 //===----------------------------------------------------------------------===//
@@ -371,6 +543,72 @@ LogicalResult GatherOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
 //===----------------------------------------------------------------------===//
 // Transformer ops
 //===----------------------------------------------------------------------===//
+
+LogicalResult SoftmaxOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
+                                  SmallVectorImpl<Value> &grads) {
+  Value g = onlyGrad(resultGrads);
+  if (!g)
+    return grads.assign(1, Value()), success();
+  // dx = y·(g − Σ g·y)
+  Location loc = getLoc();
+  Value y = getResult();
+  Value dot = rowSum(b, loc, b.create<MulOp>(loc, g, y), getDim());
+  grads.assign({b.create<MulOp>(loc, y, b.create<SubOp>(loc, g, dot))});
+  return success();
+}
+
+LogicalResult LogSoftmaxOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
+                                     SmallVectorImpl<Value> &grads) {
+  Value g = onlyGrad(resultGrads);
+  if (!g)
+    return grads.assign(1, Value()), success();
+  // dx = g − e^y·Σ g
+  Location loc = getLoc();
+  Value probabilities = b.create<ExpOp>(loc, getResult());
+  grads.assign({b.create<SubOp>(
+      loc, g,
+      b.create<MulOp>(loc, probabilities, rowSum(b, loc, g, getDim())))});
+  return success();
+}
+
+LogicalResult LayerNormOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
+                                    SmallVectorImpl<Value> &grads) {
+  Value g = onlyGrad(resultGrads);
+  if (!g)
+    return grads.assign(getNumOperands(), Value()), success();
+  // x̂ = (x − μ)·r, r = (var + ε)^(−1/2), y = x̂·w + b over the last
+  // dimension n: dx = r·(gw − mean(gw) − x̂·mean(gw·x̂)), dw = Σ_rows g·x̂,
+  // db = Σ_rows g.
+  Location loc = getLoc();
+  Value x = getX();
+  RankedTensorType type = tensorType(x);
+  int64_t last = type.getRank() - 1;
+  SmallVector<int64_t> rows = llvm::to_vector(llvm::seq<int64_t>(0, last));
+  auto meanOver = [&](Value v) {
+    Value mean = b.create<ReduceOp>(loc, ReduceKind::mean, v,
+                                    b.getDenseI64ArrayAttr({last}), false);
+    return broadcastBack(b, loc, mean, v, {last});
+  };
+  Value centered = b.create<SubOp>(loc, x, meanOver(x));
+  Value variance = meanOver(b.create<MulOp>(loc, centered, centered));
+  Value r = b.create<RsqrtOp>(
+      loc, b.create<AddOp>(
+               loc, variance,
+               splatLike(b, loc, variance, getEpsilon().convertToDouble())));
+  Value normalized = b.create<MulOp>(loc, centered, r);
+  Value gw =
+      b.create<MulOp>(loc, g, broadcastBack(b, loc, getWeight(), x, rows));
+  Value inner = b.create<SubOp>(
+      loc, b.create<SubOp>(loc, gw, meanOver(gw)),
+      b.create<MulOp>(loc, normalized,
+                      meanOver(b.create<MulOp>(loc, gw, normalized))));
+  grads.assign({b.create<MulOp>(loc, r, inner),
+                sumTo(b, loc, b.create<MulOp>(loc, g, normalized), rows,
+                      tensorType(getWeight()))});
+  if (getBias())
+    grads.push_back(sumTo(b, loc, g, rows, tensorType(getBias())));
+  return success();
+}
 
 LogicalResult RmsNormOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
                                   SmallVectorImpl<Value> &grads) {
@@ -455,5 +693,35 @@ LogicalResult CrossEntropyOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
     weightsFull = b.create<ConvertOp>(loc, type, weightsFull);
   Value diff = b.create<SubOp>(loc, probabilities, onehot);
   grads.assign({b.create<MulOp>(loc, diff, weightsFull), Value()});
+  return success();
+}
+
+LogicalResult RopeOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
+                               SmallVectorImpl<Value> &grads) {
+  Value g = onlyGrad(resultGrads);
+  if (!g)
+    return grads.assign(2, Value()), success();
+  // Each pair turns by p·f; its transpose turns back, which is the rotation
+  // at position −p (cos is even, sin odd).
+  Location loc = getLoc();
+  Value negated = b.create<NegOp>(loc, getPositions());
+  grads.assign({b.create<RopeOp>(loc, g, negated, getThetaAttr(),
+                                 getInterleavedAttr(), getFrequenciesAttr()),
+                Value()});
+  return success();
+}
+
+LogicalResult AttentionOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
+                                    SmallVectorImpl<Value> &grads) {
+  Value g = onlyGrad(resultGrads);
+  grads.assign(getNumOperands(), Value()); // no gradient for masks or slopes
+  if (!g)
+    return success();
+  auto grad = b.create<AttentionGradOp>(
+      getLoc(), getKindAttr(), getQ(), getK(), getV(), getResult(), g,
+      getMask(), getAlibiSlopes(), getScaleAttr(), getWindowAttr());
+  grads[0] = grad.getDq();
+  grads[1] = grad.getDk();
+  grads[2] = grad.getDv();
   return success();
 }

@@ -90,6 +90,22 @@ void attentionBf16(const uint16_t *q, const uint16_t *k, const uint16_t *v,
                    AttentionKind kind, float scale, int64_t window,
                    float *workspace, int threads);
 
+/// Floats of workspace `attentionBackward` needs with `threads` threads:
+/// two per query row and head, and one score row per thread.
+int64_t attentionBackwardWorkspace(const AttentionShape &shape, int threads);
+
+/// The gradients dq, dk, dv of `attention` (f32) given its inputs, its
+/// output `out` and the output's gradient `dout`, with the same masks,
+/// slopes, scale and window; dk and dv sum over each kv head's query heads.
+/// The probabilities are recomputed, never stored: memory O(rows + threads ·
+/// Skv). The result does not depend on `threads`.
+void attentionBackward(const float *q, const float *k, const float *v,
+                       const float *out, const float *dout, const uint8_t *mask,
+                       bool maskPerBatch, const float *slopes, float *dq,
+                       float *dk, float *dv, const AttentionShape &shape,
+                       AttentionKind kind, float scale, int64_t window,
+                       float *workspace, int threads);
+
 /// y = x / sqrt(mean(x², row) + eps) * w over rows of `cols`.
 void rmsNorm(const float *x, const float *w, float *y, int64_t rows,
              int64_t cols, float eps);

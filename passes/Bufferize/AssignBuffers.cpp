@@ -188,20 +188,24 @@ struct AssignBuffers : public weft::impl::AssignBuffersBase<AssignBuffers> {
 
 int64_t weft::alignedBytes(Type type) { return alignUp(tensorBytes(type)); }
 
+namespace {
+/// The kernel's view of weft.attention's or weft.attention_grad's shapes.
+template <typename OpT> kernels::cpu::AttentionShape attentionShape(OpT op) {
+  ArrayRef<int64_t> q = op.getQ().getType().getShape(),
+                    k = op.getK().getType().getShape();
+  return {
+      q[0], q[1], k[1], q[2], k[2], q[3], op.getV().getType().getDimSize(3)};
+}
+} // namespace
+
 int64_t weft::cpuWorkspaceBytes(Operation *op, int threads) {
-  if (auto attention = dyn_cast<AttentionOp>(op)) {
-    RankedTensorType q = attention.getQ().getType();
-    kernels::cpu::AttentionShape shape{
-        q.getDimSize(0),
-        q.getDimSize(1),
-        attention.getK().getType().getDimSize(1),
-        q.getDimSize(2),
-        attention.getK().getType().getDimSize(2),
-        q.getDimSize(3),
-        attention.getV().getType().getDimSize(3)};
+  if (auto attention = dyn_cast<AttentionOp>(op))
     return alignUp(4 * kernels::cpu::attentionWorkspace(
-                           shape, threads, q.getElementType().isBF16()));
-  }
+                           attentionShape(attention), threads,
+                           attention.getType().getElementType().isBF16()));
+  if (auto grad = dyn_cast<AttentionGradOp>(op))
+    return alignUp(4 * kernels::cpu::attentionBackwardWorkspace(
+                           attentionShape(grad), threads));
   // bf16 linears widen tiles of their rows and of each weight (a grouped
   // linear's weights one after another) in the workspace.
   if (isa<LinearOp, GroupedLinearOp>(op)) {

@@ -248,6 +248,20 @@ void CpuExecutor::prepareSteps() {
             cpu::attention(f(0), f(1), f(2), mask, perBatch, f(4), f(5), s,
                            kind, scale, in(9), f(6), n);
         });
+      } else if (fn == "attention_grad") {
+        // q, k, v, out, dout, mask?, slopes?, dq, dk, dv, workspace; the
+        // ints and floats of attention.
+        arity(11, 10, 1);
+        cpu::AttentionShape s{in(0), in(1), in(2), in(3), in(4), in(5), in(6)};
+        auto kind = static_cast<cpu::AttentionKind>(in(7));
+        bool perBatch = in(8) != 0;
+        float scale = static_cast<float>(call.floats(0));
+        auto mask = reinterpret_cast<const uint8_t *>(p[5]);
+        steps.push_back([=] {
+          cpu::attentionBackward(f(0), f(1), f(2), f(3), f(4), mask, perBatch,
+                                 f(6), f(7), f(8), f(9), s, kind, scale, in(9),
+                                 f(10), n);
+        });
       } else if (fn == "rope") { // x, positions, y; batch, seq, heads, dim,
                                  // interleaved; theta, frequencies...?
         if (call.buffers_size() != 3 || call.ints_size() != 5 ||

@@ -153,6 +153,8 @@ func.func @transformer(%x: tensor<1x16x256xf32>, %w: tensor<256xf32>, %q: tensor
   %8 = weft.attention alibi %q, %k, %v slopes(%slopes) : (tensor<1x16x8x32xf32>, tensor<1x16x4x32xf32>, tensor<1x16x4x32xf32>, tensor<8xf32>) -> tensor<1x16x8x32xf32>
   // CHECK: weft.attention causal %{{.*}}, %{{.*}}, %{{.*}} window 4 : (tensor<1x16x8x32xf32>, tensor<1x16x4x32xf32>, tensor<1x16x4x32xf32>) -> tensor<1x16x8x32xf32>
   %sw = weft.attention causal %q, %k, %v window 4 : (tensor<1x16x8x32xf32>, tensor<1x16x4x32xf32>, tensor<1x16x4x32xf32>) -> tensor<1x16x8x32xf32>
+  // CHECK: weft.attention_grad causal %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} window 4 : (tensor<1x16x8x32xf32>, tensor<1x16x4x32xf32>, tensor<1x16x4x32xf32>, tensor<1x16x8x32xf32>, tensor<1x16x8x32xf32>) -> (tensor<1x16x8x32xf32>, tensor<1x16x4x32xf32>, tensor<1x16x4x32xf32>)
+  %swg:3 = weft.attention_grad causal %q, %k, %v, %sw, %sw window 4 : (tensor<1x16x8x32xf32>, tensor<1x16x4x32xf32>, tensor<1x16x4x32xf32>, tensor<1x16x8x32xf32>, tensor<1x16x8x32xf32>) -> (tensor<1x16x8x32xf32>, tensor<1x16x4x32xf32>, tensor<1x16x4x32xf32>)
   // CHECK: weft.rope %{{.*}}, %{{.*}} theta 1.000000e+04 frequencies [1.000000e+00, 5.000000e-01{{.*}}] : (tensor<1x16x8x4xf32>, tensor<1x16xi64>) -> tensor<1x16x8x4xf32>
   %rf = weft.rope %small, %pos theta 1.0e+04 frequencies [1.0, 0.5] : (tensor<1x16x8x4xf32>, tensor<1x16xi64>) -> tensor<1x16x8x4xf32>
   // CHECK: weft.cross_entropy %{{.*}}, %{{.*}} ignore_index -100 reduction mean : (tensor<1x16x512xf32>, tensor<1x16xi64>) -> tensor<f32>

@@ -322,3 +322,21 @@ func.func @moe_combine_c1(%r: tensor<30x64xf32>, %w: tensor<16x2xf32>, %e: tenso
   %0 = weft.moe_combine %r, %w, %e num_experts 4 : (tensor<30x64xf32>, tensor<16x2xf32>, tensor<16x2xi64>) -> tensor<16x64xf32>
   return
 }
+
+// -----
+
+func.func @attention_grad_c1(%q: tensor<1x16x8x32xf32>, %k: tensor<1x16x3x32xf32>, %o: tensor<1x16x8x32xf32>) {
+  // expected-error@+2 {{'weft.attention_grad' needs query heads (8) to be a multiple of key/value heads (3)}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0:3 = weft.attention_grad causal %q, %k, %k, %o, %o : (tensor<1x16x8x32xf32>, tensor<1x16x3x32xf32>, tensor<1x16x3x32xf32>, tensor<1x16x8x32xf32>, tensor<1x16x8x32xf32>) -> (tensor<1x16x8x32xf32>, tensor<1x16x3x32xf32>, tensor<1x16x3x32xf32>)
+  return
+}
+
+// -----
+
+func.func @attention_grad_c2(%q: tensor<1x16x8x32xf32>, %k: tensor<1x16x4x32xf32>, %o: tensor<1x16x8x16xf32>) {
+  // expected-error@+2 {{'weft.attention_grad' needs out of type 'tensor<1x16x8x32xf32>', found 'tensor<1x16x8x16xf32>'}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0:3 = weft.attention_grad causal %q, %k, %k, %o, %o : (tensor<1x16x8x32xf32>, tensor<1x16x4x32xf32>, tensor<1x16x4x32xf32>, tensor<1x16x8x16xf32>, tensor<1x16x8x16xf32>) -> (tensor<1x16x8x32xf32>, tensor<1x16x4x32xf32>, tensor<1x16x4x32xf32>)
+  return
+}

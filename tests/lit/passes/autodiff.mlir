@@ -68,3 +68,21 @@ func.func @params(%x: tensor<2x8xf32>, %w: tensor<8x8xf32> {weft.param = "layer.
   return %l : tensor<f32>
 }
 
+
+// -----
+
+// rope turns back: the same rotation at the negated positions. attention's
+// gradients come from one weft.attention_grad with the forward's output.
+// CHECK-LABEL: func.func @rope_attention(
+// CHECK: %[[Q:.*]] = weft.rope %arg0, %arg3 theta
+// CHECK: %[[O:.*]] = weft.attention causal %[[Q]], %arg1, %arg2
+// CHECK: %dq, %dk, %dv = weft.attention_grad causal %[[Q]], %arg1, %arg2, %[[O]], %{{.*}} window 2
+// CHECK: %[[NEG:.*]] = weft.neg %arg3 : tensor<1x4xi64>
+// CHECK: %[[DQ:.*]] = weft.rope %dq, %[[NEG]] theta
+// CHECK: return %{{.*}}, %[[DQ]], %dk, %dv
+func.func @rope_attention(%q: tensor<1x4x2x8xf32>, %k: tensor<1x4x1x8xf32>, %v: tensor<1x4x1x8xf32>, %pos: tensor<1x4xi64>) -> tensor<f32> {
+  %r = weft.rope %q, %pos theta 1.0e+04 : (tensor<1x4x2x8xf32>, tensor<1x4xi64>) -> tensor<1x4x2x8xf32>
+  %o = weft.attention causal %r, %k, %v window 2 : (tensor<1x4x2x8xf32>, tensor<1x4x1x8xf32>, tensor<1x4x1x8xf32>) -> tensor<1x4x2x8xf32>
+  %l = weft.reduce sum %o dims [0, 1, 2, 3] : (tensor<1x4x2x8xf32>) -> tensor<f32>
+  return %l : tensor<f32>
+}

@@ -142,6 +142,21 @@ struct AttentionCase {
 
 class AttentionTest : public ::testing::TestWithParam<AttentionCase> {};
 
+namespace {
+/// A random mask hiding a third of the keys; under kind Mask the first query
+/// sees nothing.
+std::vector<uint8_t> randomMask(const AttentionCase &c, uint32_t seed) {
+  const AttentionShape &s = c.shape;
+  std::mt19937 rng(seed);
+  std::vector<uint8_t> mask((c.maskPerBatch ? s.batch : 1) * s.sq * s.skv);
+  for (auto &m : mask)
+    m = rng() % 3 != 0;
+  if (c.kind == AttentionKind::Mask)
+    std::fill_n(mask.begin(), s.skv, 0);
+  return mask;
+}
+} // namespace
+
 TEST_P(AttentionTest, MatchesNaiveSoftmaxAttention) {
   const AttentionCase &c = GetParam();
   const AttentionShape &s = c.shape;
@@ -149,12 +164,7 @@ TEST_P(AttentionTest, MatchesNaiveSoftmaxAttention) {
   auto k = randomFloats(s.batch * s.skv * s.kvHeads * s.dqk, 11);
   auto v = randomFloats(s.batch * s.skv * s.kvHeads * s.dv, 12);
   auto slopes = randomFloats(s.heads, 13, 0.1f);
-  std::mt19937 rng(14);
-  std::vector<uint8_t> mask((c.maskPerBatch ? s.batch : 1) * s.sq * s.skv);
-  for (auto &m : mask)
-    m = rng() % 3 != 0;
-  if (c.kind == AttentionKind::Mask) // one query that sees nothing
-    std::fill_n(mask.begin(), s.skv, 0);
+  auto mask = randomMask(c, 14);
   const float scale = 1.0f / std::sqrt(float(s.dqk));
   const int threads = 2;
   std::vector<float> workspace(attentionWorkspace(s, threads),
@@ -226,10 +236,7 @@ TEST_P(AttentionTest, Bf16IsTheF32ComputationRoundedOnce) {
   auto k = round(randomFloats(s.batch * s.skv * s.kvHeads * s.dqk, 21));
   auto v = round(randomFloats(s.batch * s.skv * s.kvHeads * s.dv, 22));
   auto slopes = randomFloats(s.heads, 23, 0.1f);
-  std::mt19937 rng(24);
-  std::vector<uint8_t> mask((c.maskPerBatch ? s.batch : 1) * s.sq * s.skv);
-  for (auto &m : mask)
-    m = rng() % 3 != 0;
+  auto mask = randomMask(c, 24);
   const float scale = 1.0f / std::sqrt(float(s.dqk));
   const int threads = 2;
   std::vector<float> workspace(attentionWorkspace(s, threads, true),
@@ -245,6 +252,95 @@ TEST_P(AttentionTest, Bf16IsTheF32ComputationRoundedOnce) {
             c.window, f32Workspace.data(), threads);
   for (size_t i = 0; i < out.size(); ++i)
     ASSERT_EQ(out[i], floatToBf16(wide[i])) << "element " << i;
+}
+
+// The backward pass against the gradients of a plain double-precision
+// attention, every probability stored: dv = Pᵀ dout, dS = P ∘ (dout Vᵀ −
+// rowsum(dout ∘ out)), dq = scale · dS K, dk = scale · dSᵀ Q.
+TEST_P(AttentionTest, BackwardMatchesPlainGradients) {
+  const AttentionCase &c = GetParam();
+  const AttentionShape &s = c.shape;
+  auto q = randomFloats(s.batch * s.sq * s.heads * s.dqk, 20);
+  auto k = randomFloats(s.batch * s.skv * s.kvHeads * s.dqk, 21);
+  auto v = randomFloats(s.batch * s.skv * s.kvHeads * s.dv, 22);
+  auto dout = randomFloats(s.batch * s.sq * s.heads * s.dv, 23);
+  auto slopes = randomFloats(s.heads, 24, 0.1f);
+  auto mask = randomMask(c, 25);
+  const double scale = 1.0 / std::sqrt(double(s.dqk));
+  const int64_t offset = s.skv - s.sq, group = s.heads / s.kvHeads;
+  auto qi = [&](int64_t b, int64_t i, int64_t h) {
+    return ((b * s.sq + i) * s.heads + h);
+  };
+  auto kj = [&](int64_t b, int64_t j, int64_t kh) {
+    return ((b * s.skv + j) * s.kvHeads + kh);
+  };
+  std::vector<double> dq(q.size()), dk(k.size()), dv(v.size());
+  std::vector<float> out(dout.size());
+  std::vector<std::vector<double>> probs;
+  for (int64_t b = 0; b < s.batch; ++b)
+    for (int64_t h = 0; h < s.heads; ++h)
+      for (int64_t i = 0; i < s.sq; ++i) {
+        const int64_t kh = h / group;
+        std::vector<double> p(s.skv);
+        double max = -INFINITY, sum = 0;
+        for (int64_t j = 0; j < s.skv; ++j) {
+          bool allowed = true;
+          if (c.kind == AttentionKind::Causal || c.kind == AttentionKind::Alibi)
+            allowed =
+                j <= offset + i && (c.window == 0 || j > offset + i - c.window);
+          if (c.kind == AttentionKind::Mask)
+            allowed = mask[((c.maskPerBatch ? b * s.sq : 0) + i) * s.skv + j];
+          double dot = 0;
+          for (int64_t d = 0; d < s.dqk; ++d)
+            dot += double(q[qi(b, i, h) * s.dqk + d]) *
+                   k[kj(b, j, kh) * s.dqk + d];
+          dot *= scale;
+          if (c.kind == AttentionKind::Alibi)
+            dot += slopes[h] * double(j - (offset + i));
+          p[j] = allowed ? dot : -INFINITY;
+          max = std::max(max, p[j]);
+        }
+        for (double &x : p)
+          sum += x = max == -INFINITY ? 0 : std::exp(x - max);
+        for (double &x : p)
+          x = sum > 0 ? x / sum : 0;
+        double delta = 0;
+        for (int64_t e = 0; e < s.dv; ++e) {
+          double o = 0;
+          for (int64_t j = 0; j < s.skv; ++j)
+            o += p[j] * v[kj(b, j, kh) * s.dv + e];
+          out[qi(b, i, h) * s.dv + e] = float(o);
+          delta += o * dout[qi(b, i, h) * s.dv + e];
+        }
+        for (int64_t j = 0; j < s.skv; ++j) {
+          if (p[j] == 0)
+            continue;
+          double dp = 0;
+          for (int64_t e = 0; e < s.dv; ++e) {
+            dp += double(dout[qi(b, i, h) * s.dv + e]) *
+                  v[kj(b, j, kh) * s.dv + e];
+            dv[kj(b, j, kh) * s.dv + e] += p[j] * dout[qi(b, i, h) * s.dv + e];
+          }
+          const double ds = p[j] * (dp - delta) * scale;
+          for (int64_t d = 0; d < s.dqk; ++d) {
+            dq[qi(b, i, h) * s.dqk + d] += ds * k[kj(b, j, kh) * s.dqk + d];
+            dk[kj(b, j, kh) * s.dqk + d] += ds * q[qi(b, i, h) * s.dqk + d];
+          }
+        }
+      }
+  for (int threads : {1, 3}) {
+    std::vector<float> workspace(attentionBackwardWorkspace(s, threads),
+                                 std::numeric_limits<float>::quiet_NaN());
+    auto gq = poisoned(q.size()), gk = poisoned(k.size()),
+         gv = poisoned(v.size());
+    attentionBackward(q.data(), k.data(), v.data(), out.data(), dout.data(),
+                      mask.data(), c.maskPerBatch, slopes.data(), gq.data(),
+                      gk.data(), gv.data(), s, c.kind, float(scale), c.window,
+                      workspace.data(), threads);
+    expectClose(gq, dq, 1e-4);
+    expectClose(gk, dk, 1e-4);
+    expectClose(gv, dv, 1e-4);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(
