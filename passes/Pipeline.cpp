@@ -47,6 +47,12 @@ LogicalResult weft::buildPipeline(OpPassManager &pm,
   for (llvm::StringRef phase : getPhaseNames()) {
     if (phase == "import-cleanup")
       addImportCleanup(pm);
+    if (phase == "train" && options.train) {
+      pm.addNestedPass<func::FuncOp>(
+          weft::createAutodiff(weft::AutodiffOptions{false, options.frozen}));
+      pm.addPass(createCanonicalizerPass());
+      pm.addPass(createCSEPass());
+    }
     if (phase == "schedule") {
       pm.addNestedPass<func::FuncOp>(weft::createLegalizeCpuTypes());
       pm.addNestedPass<func::FuncOp>(weft::createFormFusionGroups());

@@ -16,6 +16,11 @@ struct PipelineOptions {
   std::string compileTo;
   /// Threads the CPU workspace is planned for (0: this machine's cores).
   int threads = 0;
+  /// The train phase: differentiate the entry function's loss (its first
+  /// result) with respect to its parameters, those whose names contain one
+  /// of the comma-separated `frozen` substrings aside.
+  bool train = false;
+  std::string frozen;
 };
 
 /// Adds the passes of every phase up to and including `options.compileTo` to
