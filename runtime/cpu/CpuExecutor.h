@@ -35,6 +35,9 @@ public:
   /// The memory of a region (ARENA, PARAMETERS, CONSTANTS), for comparing
   /// with another device's run of the same plan.
   char *region(plan::Region region);
+  /// Where buffer `bufferId` lives (parameters and gradients, for the
+  /// optimizer).
+  char *bufferData(int bufferId) const { return address(bufferId); }
 
   int64_t arenaBytes() const override { return arenaSize; }
   const plan::Plan &getPlan() const { return plan; }

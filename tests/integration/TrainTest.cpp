@@ -1,8 +1,14 @@
 // Training plans on the CPU against Hugging Face and PyTorch: the tiny Llama
 // fixture's loss and the gradient of every parameter equal those of HF's
-// LlamaForCausalLM in fp32 (tests/fixtures/make_llama_grads.py).
+// LlamaForCausalLM in fp32 (tests/fixtures/make_llama_grads.py), and 30
+// AdamW steps follow torch.optim.AdamW's loss curve
+// (tests/fixtures/make_train_reference.py).
 #include "CompileModel.h"
+#include "runtime/TokenData.h"
+#include "runtime/Trainer.h"
 #include "runtime/cpu/CpuExecutor.h"
+
+#include <nlohmann/json.hpp>
 
 #include <gtest/gtest.h>
 
@@ -10,6 +16,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 
 using namespace weft;
 namespace rt = weft::runtime;
@@ -79,4 +86,93 @@ TEST(Train, TinyLlamaGradientsEqualHuggingFace) {
   std::printf("loss %.7f vs %.7f; worst element error %.2e of the largest, "
               "worst norm error %.2e\n",
               loss, readFloats(expected, "loss")[0], worstElement, worstNorm);
+}
+
+namespace {
+const std::string kCorpus = WEFT_SOURCE_DIR "/examples/corpus/gpl-3.txt";
+
+/// The corpus as a u16 token file (once per process).
+const std::string &corpusTokens() {
+  static const std::string path = [] {
+    std::ifstream file(kCorpus, std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(file)),
+                     std::istreambuf_iterator<char>());
+    std::string out = ::testing::TempDir() + "/weft_corpus.bin";
+    rt::writeTokens(out, rt::tokenizeBytes(text), rt::TokenWidth::U16);
+    return out;
+  }();
+  return path;
+}
+
+/// Losses of `steps` optimizer steps of the fixture as `run` configures them
+/// (the keys of train_reference.json).
+std::vector<double> trainFixture(const nlohmann::json &run, int steps) {
+  const int64_t batch = run["batch"], seq = run["seq"];
+  const int64_t accumulation = run["accumulation"];
+  const int64_t micro = batch / accumulation;
+  plan::Plan plan = compileModel(kFixture, {micro, seq, "f32", true},
+                                 codegen::Device::Cpu, /*train=*/true);
+  rt::CpuExecutor executor(plan, "train");
+  executor.loadParameters(rt::SafetensorsCheckpoint(kFixture));
+  rt::OptimizerOptions options;
+  options.lr = run["lr"];
+  options.weightDecay = run["weight_decay"];
+  options.maxGradNorm = run["clip"];
+  if (!run["no_decay"].get<std::string>().empty())
+    options.noDecay = {run["no_decay"]};
+  if (run["warmup"] > 0)
+    options.schedule = {rt::LearningRateSchedule::Kind::WarmupCosine,
+                        run["warmup"], steps, 0.0};
+  rt::Trainer trainer(executor, "train", options);
+  rt::TokenData data(corpusTokens(), rt::TokenWidth::U16, seq);
+  std::vector<double> losses;
+  for (int s = 0; s < steps; ++s) {
+    std::vector<int64_t> ids(batch * seq);
+    data.batch(s, batch, rt::DataOrder::Sequential, 0, 512, ids.data());
+    std::vector<rt::HostTensor> parts;
+    for (int64_t a = 0; a < accumulation; ++a) {
+      rt::HostTensor part{plan::I64, {micro, seq}, {}};
+      part.bytes.resize(micro * seq * sizeof(int64_t));
+      std::memcpy(part.bytes.data(), ids.data() + a * micro * seq,
+                  part.bytes.size());
+      parts.push_back(std::move(part));
+    }
+    losses.push_back(trainer.step(parts).loss);
+  }
+  return losses;
+}
+
+nlohmann::json referenceRun(const std::string &name) {
+  std::ifstream file(kFixture + "/train_reference.json");
+  nlohmann::json reference = nlohmann::json::parse(file);
+  for (const nlohmann::json &run : reference["runs"])
+    if (run["name"] == name)
+      return run;
+  ADD_FAILURE() << "no run " << name;
+  return {};
+}
+
+void expectLossCurve(const std::string &name) {
+  nlohmann::json run = referenceRun(name);
+  std::vector<double> expected = run["losses"];
+  std::vector<double> losses = trainFixture(run, expected.size());
+  double worst = 0;
+  for (size_t s = 0; s < expected.size(); ++s) {
+    EXPECT_NEAR(losses[s], expected[s], 1e-4 * expected[s]) << "step " << s;
+    worst = std::max(worst, std::abs(losses[s] - expected[s]) / expected[s]);
+  }
+  std::printf("%s: loss %.5f -> %.5f (torch %.5f -> %.5f), worst relative "
+              "error %.2e\n",
+              name.c_str(), losses.front(), losses.back(), expected.front(),
+              expected.back(), worst);
+}
+} // namespace
+
+// AdamW's defaults but the learning rate, weight decay on every parameter.
+TEST(Train, ThirtyAdamWStepsFollowTorch) { expectLossCurve("plain"); }
+
+// Global-norm clipping, warm-up then cosine, two micro-batches per step,
+// norm weights without weight decay.
+TEST(Train, ClippingScheduleAndAccumulationFollowTorch) {
+  expectLossCurve("clipped");
 }
