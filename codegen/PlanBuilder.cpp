@@ -178,6 +178,12 @@ LogicalResult PlanBuilder::writeConstant(ConstantOp op) {
   else if (element.isInteger(1))
     for (bool b : value.getValues<bool>())
       *dst++ = b ? 1 : 0;
+  else if (element.isBF16() || element.isF16())
+    for (const APFloat &f : value.getValues<APFloat>()) {
+      uint16_t bits = f.bitcastToAPInt().getZExtValue();
+      std::memcpy(dst, &bits, sizeof(bits));
+      dst += sizeof(bits);
+    }
   else
     return op.emitError() << "has constant elements of type " << element
                           << ", which CPU plans do not hold yet";

@@ -29,6 +29,14 @@ Value splatLike(OpBuilder &b, Location loc, Value like, double value) {
   return splat(b, loc, tensorType(like), value);
 }
 
+/// Zeros of `type` as a scalar broadcast: an op that writes them, not a
+/// constant of the tensor's size in the plan (a vocabulary-sized gradient
+/// base would be hundreds of MiB).
+Value zerosOf(OpBuilder &b, Location loc, RankedTensorType type) {
+  Value zero = splat(b, loc, type.clone(ArrayRef<int64_t>{}), 0.0);
+  return b.create<BroadcastOp>(loc, type, zero, b.getDenseI64ArrayAttr({}));
+}
+
 /// `value` (shape S) broadcast back to `like`'s shape, S being `like`'s shape
 /// without `removed` dimensions (or with them as 1 when `kept`).
 Value broadcastBack(OpBuilder &b, Location loc, Value value, Value like,
@@ -456,7 +464,7 @@ LogicalResult SliceOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
         loc, DenseElementsAttr::get(indexType, ArrayRef<int64_t>(positions)));
     SmallVector<int64_t> shape(current.getShape());
     shape[d] = in.getDimSize(d);
-    Value zeros = splat(b, loc, current.clone(shape), 0.0);
+    Value zeros = zerosOf(b, loc, current.clone(shape));
     g = b.create<ScatterAddOp>(loc, zeros, indices, g, d);
   }
   grads.assign({g});
@@ -533,7 +541,7 @@ LogicalResult GatherOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
   if (!g || !isFloat(getTable()))
     return grads.assign(2, Value()), success();
   // Rows taken more than once accumulate.
-  Value zeros = splatLike(b, getLoc(), getTable(), 0.0);
+  Value zeros = zerosOf(b, getLoc(), tensorType(getTable()));
   grads.assign(
       {b.create<ScatterAddOp>(getLoc(), zeros, getIndices(), g, getAxis()),
        Value()});

@@ -3,6 +3,7 @@
 #include "runtime/PlanFile.h"
 
 #include "kernels/cpu/Kernels.h"
+#include "runtime/AtomicFile.h"
 #include "runtime/Error.h"
 
 #include <cstdio>
@@ -94,27 +95,7 @@ void weft::runtime::writePlan(Plan plan, const std::string &path) {
   std::string bytes(kMagic, sizeof(kMagic));
   bytes += serialize(plan);
 
-  std::string temporary = path + ".tmp." + std::to_string(getpid());
-  int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0)
-    throw Error(path + ": cannot write: " + std::strerror(errno));
-  size_t written = 0;
-  while (written < bytes.size()) {
-    ssize_t n = ::write(fd, bytes.data() + written, bytes.size() - written);
-    if (n < 0) {
-      int err = errno;
-      ::close(fd);
-      ::unlink(temporary.c_str());
-      throw Error(path + ": cannot write: " + std::strerror(err));
-    }
-    written += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0 ||
-      std::rename(temporary.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(temporary.c_str());
-    throw Error(path + ": cannot write: " + std::strerror(err));
-  }
+  writeAtomically(path, bytes);
 }
 
 Plan weft::runtime::readPlan(const std::string &path) {

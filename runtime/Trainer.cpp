@@ -16,6 +16,8 @@ double LearningRateSchedule::at(double lr, int64_t step) const {
   if (step < warmupSteps)
     return lr * static_cast<double>(step) /
            static_cast<double>(std::max<int64_t>(1, warmupSteps));
+  if (kind == Kind::Warmup)
+    return lr;
   const double progress =
       static_cast<double>(step - warmupSteps) /
       static_cast<double>(std::max<int64_t>(1, totalSteps - warmupSteps));

@@ -15,12 +15,13 @@
 
 namespace weft::runtime {
 
-/// The learning rate of each optimizer step: constant, or a linear warm-up
-/// over `warmupSteps` then a cosine decay to `minRatio` · lr at `totalSteps`,
-/// as transformers' get_cosine_schedule_with_warmup computes it (step s, from
+/// The learning rate of each optimizer step: constant; a linear warm-up over
+/// `warmupSteps` then constant (DeepSpeed's WarmupLR, linear); or the
+/// warm-up then a cosine decay to `minRatio` · lr at `totalSteps`, as
+/// transformers' get_cosine_schedule_with_warmup computes it (step s, from
 /// 0, gets lr · s / warmup during the warm-up).
 struct LearningRateSchedule {
-  enum class Kind { Constant, WarmupCosine };
+  enum class Kind { Constant, Warmup, WarmupCosine };
   Kind kind = Kind::Constant;
   int64_t warmupSteps = 0, totalSteps = 0;
   double minRatio = 0.0;

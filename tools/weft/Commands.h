@@ -22,6 +22,9 @@ int inspectPlan(const std::string &path, bool json);
 const VerbSpec &runSpec();
 int runRun(llvm::ArrayRef<std::string> args);
 
+const VerbSpec &trainSpec();
+int runTrain(llvm::ArrayRef<std::string> args);
+
 const VerbSpec &dataSpec();
 int runData(llvm::ArrayRef<std::string> args);
 

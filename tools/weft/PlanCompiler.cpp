@@ -27,7 +27,10 @@ llvm::Error weft::cli::runPipeline(ModuleOp module,
                                    const CompileOptions &options) {
   PassManager pm(module->getContext());
   std::string error;
-  if (failed(buildPipeline(pm, {options.compileTo, options.threads}, error)))
+  if (failed(buildPipeline(
+          pm,
+          {options.compileTo, options.threads, options.train, options.frozen},
+          error)))
     return makeError(error);
   if (failed(pm.run(module)))
     return makeError(options.model +

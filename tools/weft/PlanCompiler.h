@@ -20,6 +20,8 @@ struct CompileOptions {
   int threads = 0;            // 0: this machine's cores
   std::string dumpKernelsDir; // write generated kernel sources here
   codegen::Device device = codegen::Device::Cpu;
+  bool train = false; // a training step: the loss's gradients too
+  std::string frozen; // parameters (name substrings) without gradients
 };
 
 /// --device cpu|cuda (default cpu); the error names the value.

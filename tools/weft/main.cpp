@@ -15,7 +15,7 @@ struct Verb {
 const Verb kVerbs[] = {
     {importSpec, runImport},   {compileSpec, runCompile},
     {inspectSpec, runInspect}, {runSpec, runRun},
-    {dataSpec, runData},
+    {trainSpec, runTrain},     {dataSpec, runData},
 };
 
 void printUsage(llvm::raw_ostream &os) {

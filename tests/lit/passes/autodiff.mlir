@@ -35,7 +35,8 @@ func.func @linear(%x: tensor<2x3x8xf32>, %w: tensor<5x8xf32>, %b: tensor<5xf32>)
 
 // -----
 
-// gather scatters its gradient into zeros (repeated rows add up); the
+// gather scatters its gradient into zeros, written by a broadcast rather than
+// held as a constant of the table's size (repeated rows add up); the
 // integer indices get none. transpose takes the inverse permutation,
 // broadcast sums what it spread, mean divides by the count.
 // CHECK-LABEL: func.func @shapes(
@@ -43,7 +44,8 @@ func.func @linear(%x: tensor<2x3x8xf32>, %w: tensor<5x8xf32>, %b: tensor<5xf32>)
 // CHECK-DAG: weft.constant dense<0.0416666679> : tensor<4x6xf32>
 // CHECK-DAG: weft.reduce sum %{{.*}} dims [1] : (tensor<6x4xf32>) -> tensor<6xf32>
 // CHECK-DAG: weft.transpose %{{.*}} [1, 0] : (tensor<4x6xf32>) -> tensor<6x4xf32>
-// CHECK-DAG: %[[Z:.*]] = weft.constant dense<0.000000e+00> : tensor<10x4xf32>
+// CHECK-DAG: %[[Z0:.*]] = weft.constant dense<0.000000e+00> : tensor<f32>
+// CHECK-DAG: %[[Z:.*]] = weft.broadcast %[[Z0]] dims [] : tensor<f32> -> tensor<10x4xf32>
 // CHECK-DAG: weft.scatter_add %[[Z]][%arg1], %{{.*}} axis 0
 func.func @shapes(%t: tensor<10x4xf32>, %i: tensor<6xi64>, %v: tensor<6xf32>) -> tensor<f32> {
   %e = weft.gather %t[%i] axis 0 : (tensor<10x4xf32>, tensor<6xi64>) -> tensor<6x4xf32>

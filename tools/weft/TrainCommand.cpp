@@ -1,0 +1,697 @@
+// weft train: compiles a training step (forward, backward) for the CPU and
+// runs the training loop: data, AdamW, logs, progress, checkpoints, resume.
+#include "Commands.h"
+#include "Format.h"
+#include "ModelLoader.h"
+#include "PlanCompiler.h"
+
+#include "frontend/HuggingFace/ModelConfig.h"
+#include "runtime/AtomicFile.h"
+#include "runtime/Checkpoint.h"
+#include "runtime/Error.h"
+#include "runtime/PlanFile.h"
+#include "runtime/Safetensors.h"
+#include "runtime/TokenData.h"
+#include "runtime/Trainer.h"
+#include "runtime/cpu/CpuExecutor.h"
+
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <nlohmann/json.hpp>
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+using namespace weft::cli;
+namespace rt = weft::runtime;
+using nlohmann::json;
+
+const VerbSpec &weft::cli::trainSpec() {
+  static const VerbSpec spec = [] {
+    VerbSpec s;
+    s.name = "train";
+    s.arguments = "MODEL";
+    s.summary = "Train a model on the CPU: forward, backward and AdamW.";
+    s.details =
+        "MODEL is a Hugging Face model folder or config.json. Weights come\n"
+        "from the folder's safetensors, or are drawn from --seed when there\n"
+        "are none. --data is a flat token file ('weft data tokenize'); each\n"
+        "sample is --seq tokens, which are also the labels (the loss shifts\n"
+        "them, as Hugging Face does). --batch is the global batch of one\n"
+        "optimizer step, split into --grad-accum micro-batches. --config\n"
+        "reads a DeepSpeed JSON config (train_batch_size,\n"
+        "train_micro_batch_size_per_gpu, gradient_accumulation_steps,\n"
+        "optimizer.params, scheduler WarmupCosineLR or WarmupLR,\n"
+        "bf16.enabled, gradient_clipping, steps_per_print); flags override\n"
+        "it and unknown keys are errors. Defaults are torch.optim.AdamW's:\n"
+        "lr 1e-3, betas 0.9,0.999, eps 1e-8, weight decay 0.01 on every\n"
+        "parameter; constant learning rate, no clipping.";
+    s.options = {
+        {"data", "", "FILE", "token file to train on (required)"},
+        {"token-dtype", "", "u16|u32", "width of each token id (default u16)"},
+        {"data-order", "", "shuffled|sequential",
+         "sample order (default shuffled with --seed)"},
+        {"steps", "", "N", "optimizer steps to take (required)"},
+        {"batch", "", "B", "sequences per optimizer step (default 8)"},
+        {"seq", "", "T", "tokens per sequence (default 128)"},
+        {"grad-accum", "", "A", "micro-batches per step (default 1)"},
+        {"lr", "", "LR", "peak learning rate (default 1e-3)"},
+        {"betas", "", "B1,B2", "AdamW's betas (default 0.9,0.999)"},
+        {"eps", "", "EPS", "AdamW's epsilon (default 1e-8)"},
+        {"weight-decay", "", "WD", "decoupled weight decay (default 0.01)"},
+        {"no-decay", "", "PATTERN",
+         "no weight decay for parameters whose name contains PATTERN "
+         "(repeatable)"},
+        {"grad-clip", "", "NORM", "clip the global gradient norm (0: off)"},
+        {"warmup", "", "N", "linear warm-up steps, then cosine decay"},
+        {"min-lr-ratio", "", "R", "cosine decay ends at R · lr (default 0)"},
+        {"precision", "", "fp32|bf16",
+         "fp32 throughout, or bf16 parameters and activations with fp32 "
+         "master weights and optimizer state (default fp32)"},
+        {"freeze", "", "PATTERN",
+         "no gradient nor optimizer state for parameters whose name "
+         "contains PATTERN (repeatable)"},
+        {"seed", "", "N", "data order and initial weights (default 0)"},
+        {"config", "", "FILE", "DeepSpeed JSON config"},
+        {"log", "", "FILE",
+         "one JSON line per step; the loss curve is written beside it as "
+         ".svg"},
+        {"save-every", "", "K", "write a checkpoint every K steps"},
+        {"save-dir", "", "DIR", "where checkpoints go (DIR/step-N)"},
+        {"resume", "", "DIR", "continue from a checkpoint (or DIR's latest)"},
+        {"threads", "", "N", "CPU threads (default: all cores)"},
+    };
+    s.minPositional = s.maxPositional = 1;
+    return s;
+  }();
+  return spec;
+}
+
+namespace {
+struct Settings {
+  std::string data, tokenDtype = "u16", order = "shuffled";
+  int64_t steps = 0, batch = 8, seq = 128, accumulation = 1;
+  int64_t micro = 0; // from DeepSpeed's train_micro_batch_size_per_gpu
+  rt::OptimizerOptions optimizer;
+  std::string precision = "fp32";
+  std::vector<std::string> frozen;
+  uint64_t seed = 0;
+  std::string log, saveDir, resume;
+  int64_t saveEvery = 0, threads = 0;
+};
+
+llvm::Error makeError(const std::string &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+}
+
+/// Reads a DeepSpeed config into `s`. Errors name the file and the key.
+llvm::Error applyDeepSpeedConfig(const std::string &path, Settings &s) {
+  std::ifstream file(path);
+  if (!file)
+    return makeError(path + ": cannot open");
+  json config;
+  try {
+    config = json::parse(file);
+  } catch (const json::exception &e) {
+    return makeError(path + ": not JSON: " + e.what());
+  }
+  if (!config.is_object())
+    return makeError(path + ": expected a JSON object");
+  std::vector<std::string> unknown;
+  // The value at `key` of `object` as a T, or an error naming `where`.
+  auto number = [&](const json &object, const std::string &key,
+                    const std::string &where, auto &into) -> llvm::Error {
+    const json &value = object.at(key);
+    using T = std::remove_reference_t<decltype(into)>;
+    if (std::is_integral_v<T> ? !value.is_number_integer() : !value.is_number())
+      return makeError(path + ": '" + where + "' is " + value.type_name() +
+                       ", expected " +
+                       (std::is_integral_v<T> ? "an integer" : "a number"));
+    into = value.get<T>();
+    return llvm::Error::success();
+  };
+  int64_t globalBatch = 0;
+  for (auto &[key, value] : config.items()) {
+    llvm::Error error = llvm::Error::success();
+    if (key == "train_batch_size") {
+      error = number(config, key, key, globalBatch);
+    } else if (key == "train_micro_batch_size_per_gpu") {
+      error = number(config, key, key, s.micro);
+    } else if (key == "gradient_accumulation_steps") {
+      error = number(config, key, key, s.accumulation);
+    } else if (key == "gradient_clipping") {
+      error = number(config, key, key, s.optimizer.maxGradNorm);
+    } else if (key == "steps_per_print" || key == "wall_clock_breakdown") {
+      // Printing is per step here; accepted for compatibility.
+    } else if (key == "bf16" || key == "fp16") {
+      if (!value.is_object() || !value.contains("enabled") ||
+          !value["enabled"].is_boolean())
+        return makeError(path + ": '" + key +
+                         ".enabled' is missing or not a boolean");
+      for (auto &[inner, ignored] : value.items())
+        if (inner != "enabled")
+          unknown.push_back(key + "." + inner);
+      if (key == "fp16" && value["enabled"].get<bool>())
+        return makeError(path + ": 'fp16.enabled' is true; weft trains in "
+                                "fp32 or bf16 (bf16.enabled)");
+      if (key == "bf16")
+        s.precision = value["enabled"].get<bool>() ? "bf16" : "fp32";
+    } else if (key == "optimizer") {
+      if (!value.is_object())
+        return makeError(path + ": 'optimizer' is not an object");
+      std::string type = value.value("type", "AdamW");
+      if (type != "AdamW" && type != "Adam")
+        return makeError(path + ": 'optimizer.type' is '" + type +
+                         "'; weft has AdamW");
+      for (auto &[inner, v] : value.items()) {
+        if (inner == "type")
+          continue;
+        if (inner != "params") {
+          unknown.push_back("optimizer." + inner);
+          continue;
+        }
+        for (auto &[param, pv] : v.items()) {
+          const std::string where = "optimizer.params." + param;
+          if (param == "lr")
+            error = number(v, param, where, s.optimizer.lr);
+          else if (param == "eps")
+            error = number(v, param, where, s.optimizer.eps);
+          else if (param == "weight_decay")
+            error = number(v, param, where, s.optimizer.weightDecay);
+          else if (param == "betas") {
+            if (!pv.is_array() || pv.size() != 2 || !pv[0].is_number() ||
+                !pv[1].is_number())
+              return makeError(path + ": '" + where +
+                               "' is not a list of two numbers");
+            s.optimizer.beta1 = pv[0];
+            s.optimizer.beta2 = pv[1];
+          } else
+            unknown.push_back(where);
+          if (error)
+            return error;
+        }
+      }
+    } else if (key == "scheduler") {
+      if (!value.is_object() || !value.contains("type") ||
+          !value["type"].is_string())
+        return makeError(path + ": 'scheduler.type' is missing");
+      std::string type = value["type"];
+      if (type != "WarmupCosineLR" && type != "WarmupLR")
+        return makeError(path + ": 'scheduler.type' is '" + type +
+                         "'; weft has WarmupCosineLR and WarmupLR");
+      rt::LearningRateSchedule &schedule = s.optimizer.schedule;
+      schedule.kind = type == "WarmupCosineLR"
+                          ? rt::LearningRateSchedule::Kind::WarmupCosine
+                          : rt::LearningRateSchedule::Kind::Warmup;
+      const json params = value.value("params", json::object());
+      for (auto &[param, pv] : params.items()) {
+        const std::string where = "scheduler.params." + param;
+        if (param == "warmup_num_steps")
+          error = number(params, param, where, schedule.warmupSteps);
+        else if (param == "total_num_steps")
+          error = number(params, param, where, schedule.totalSteps);
+        else if (param == "cos_min_ratio")
+          error = number(params, param, where, schedule.minRatio);
+        else if (param == "warmup_max_lr")
+          error = number(params, param, where, s.optimizer.lr);
+        else if (param == "warmup_type") {
+          if (pv != "linear")
+            return makeError(path + ": '" + where + "' is " + pv.dump() +
+                             "; weft warms up linearly (\"linear\")");
+        } else
+          unknown.push_back(where);
+        if (error)
+          return error;
+      }
+    } else {
+      unknown.push_back(key);
+    }
+    if (error)
+      return error;
+  }
+  if (!unknown.empty()) {
+    std::string list;
+    for (const std::string &key : unknown)
+      list += (list.empty() ? "'" : ", '") + key + "'";
+    return makeError(path + ": unknown key" +
+                     (unknown.size() > 1 ? "s " : " ") + list);
+  }
+  if (s.micro > 0)
+    s.batch = s.micro * s.accumulation;
+  if (globalBatch > 0) {
+    if (s.micro > 0 && globalBatch != s.micro * s.accumulation)
+      return makeError(
+          path + ": train_batch_size " + std::to_string(globalBatch) +
+          " is not train_micro_batch_size_per_gpu × "
+          "gradient_accumulation_steps (" +
+          std::to_string(s.micro * s.accumulation) + ") on one rank");
+    s.batch = globalBatch;
+  }
+  return llvm::Error::success();
+}
+
+/// Reads the flags into `s` (after the config file: flags win).
+llvm::Error applyFlags(const ParsedArgs &args, Settings &s) {
+  auto integer = [&](const char *name, int64_t &into) -> llvm::Error {
+    if (!args.has(name))
+      return llvm::Error::success();
+    llvm::Expected<int64_t> value = args.getPositiveInt(name, into);
+    if (!value)
+      return value.takeError();
+    into = *value;
+    return llvm::Error::success();
+  };
+  auto real = [&](const char *name, double &into) -> llvm::Error {
+    std::optional<std::string> text = args.get(name);
+    if (!text)
+      return llvm::Error::success();
+    char *end = nullptr;
+    double value = std::strtod(text->c_str(), &end);
+    if (text->empty() || *end != '\0' || !std::isfinite(value) || value < 0)
+      return makeError("--" + std::string(name) +
+                       " expects a non-negative number, found '" + *text + "'");
+    into = value;
+    return llvm::Error::success();
+  };
+  for (auto [name, into] : {std::pair{"steps", &s.steps},
+                            {"batch", &s.batch},
+                            {"seq", &s.seq},
+                            {"grad-accum", &s.accumulation},
+                            {"save-every", &s.saveEvery},
+                            {"threads", &s.threads}})
+    if (llvm::Error error = integer(name, *into))
+      return error;
+  if (args.has("batch") || args.has("grad-accum"))
+    s.micro = 0; // the flags' batch and accumulation decide
+  if (std::optional<std::string> warmup = args.get("warmup")) {
+    int64_t steps;
+    if (llvm::StringRef(*warmup).getAsInteger(10, steps) || steps < 0)
+      return makeError("--warmup expects a non-negative integer, found '" +
+                       *warmup + "'");
+    s.optimizer.schedule.kind = rt::LearningRateSchedule::Kind::WarmupCosine;
+    s.optimizer.schedule.warmupSteps = steps;
+  }
+  for (auto [name, into] : {std::pair{"lr", &s.optimizer.lr},
+                            {"eps", &s.optimizer.eps},
+                            {"weight-decay", &s.optimizer.weightDecay},
+                            {"grad-clip", &s.optimizer.maxGradNorm},
+                            {"min-lr-ratio", &s.optimizer.schedule.minRatio}})
+    if (llvm::Error error = real(name, *into))
+      return error;
+  if (std::optional<std::string> betas = args.get("betas")) {
+    double b1, b2;
+    char comma;
+    std::istringstream in(*betas);
+    if (!(in >> b1 >> comma >> b2) || comma != ',' || !in.eof() || b1 < 0 ||
+        b1 >= 1 || b2 < 0 || b2 >= 1)
+      return makeError("--betas expects B1,B2 in [0, 1), found '" + *betas +
+                       "'");
+    s.optimizer.beta1 = b1;
+    s.optimizer.beta2 = b2;
+  }
+  for (const std::string &pattern : args.getAll("no-decay"))
+    s.optimizer.noDecay.push_back(pattern);
+  s.frozen = args.getAll("freeze");
+  if (std::optional<std::string> seed = args.get("seed")) {
+    char *end = nullptr;
+    s.seed = std::strtoull(seed->c_str(), &end, 10);
+    if (seed->empty() || *end != '\0' || (*seed)[0] == '-')
+      return makeError("--seed expects a non-negative integer, found '" +
+                       *seed + "'");
+  }
+  s.data = args.get("data").value_or(s.data);
+  s.tokenDtype = args.get("token-dtype").value_or(s.tokenDtype);
+  s.order = args.get("data-order").value_or(s.order);
+  s.precision = args.get("precision").value_or(s.precision);
+  s.log = args.get("log").value_or("");
+  s.saveDir = args.get("save-dir").value_or("");
+  s.resume = args.get("resume").value_or("");
+
+  if (s.data.empty())
+    return makeError("--data FILE is required");
+  if (s.steps <= 0)
+    return makeError("--steps N is required");
+  if (s.tokenDtype != "u16" && s.tokenDtype != "u32")
+    return makeError("--token-dtype is '" + s.tokenDtype +
+                     "'; expected u16 or u32");
+  if (s.order != "shuffled" && s.order != "sequential")
+    return makeError("--data-order is '" + s.order +
+                     "'; expected shuffled or sequential");
+  if (s.precision != "fp32" && s.precision != "bf16")
+    return makeError("--precision is '" + s.precision +
+                     "'; expected fp32 or bf16");
+  if (s.seq < 2)
+    return makeError("--seq must be at least 2 (the loss predicts each "
+                     "token from those before it)");
+  if (s.batch % s.accumulation != 0)
+    return makeError("--batch " + std::to_string(s.batch) +
+                     " is not a multiple of --grad-accum " +
+                     std::to_string(s.accumulation));
+  if (s.saveEvery > 0 && s.saveDir.empty())
+    return makeError("--save-every needs --save-dir DIR");
+  rt::LearningRateSchedule &schedule = s.optimizer.schedule;
+  if (schedule.kind == rt::LearningRateSchedule::Kind::WarmupCosine &&
+      schedule.totalSteps == 0)
+    schedule.totalSteps = s.steps;
+  return llvm::Error::success();
+}
+
+/// The model's config.json text, or empty for a .mlir model.
+std::string configText(const std::string &model) {
+  std::string path =
+      llvm::sys::fs::is_directory(model) ? model + "/config.json" : model;
+  if (!llvm::StringRef(path).ends_with(".json"))
+    return "";
+  std::ifstream file(path);
+  std::stringstream text;
+  text << file.rdbuf();
+  return text.str();
+}
+
+/// Where the model's safetensors are: the folder (or config.json's folder)
+/// when it has some, else empty.
+std::string weightsOf(const std::string &model) {
+  std::string dir = llvm::sys::fs::is_directory(model)
+                        ? model
+                        : llvm::sys::path::parent_path(model).str();
+  if (dir.empty())
+    dir = ".";
+  if (llvm::sys::fs::exists(dir + "/model.safetensors") ||
+      llvm::sys::fs::exists(dir + "/model.safetensors.index.json"))
+    return dir;
+  return "";
+}
+
+/// The loss curve as an SVG line chart.
+std::string lossCurveSvg(const std::vector<double> &losses,
+                         const std::string &title) {
+  const double width = 640, height = 360, left = 60, right = 20, top = 30,
+               bottom = 40;
+  double lo = *std::min_element(losses.begin(), losses.end());
+  double hi = *std::max_element(losses.begin(), losses.end());
+  if (hi - lo < 1e-9)
+    hi = lo + 1;
+  auto x = [&](size_t i) {
+    return left +
+           (width - left - right) * static_cast<double>(i) /
+               static_cast<double>(std::max<size_t>(1, losses.size() - 1));
+  };
+  auto y = [&](double v) {
+    return top + (height - top - bottom) * (hi - v) / (hi - lo);
+  };
+  std::string svg;
+  llvm::raw_string_ostream os(svg);
+  os << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width
+     << "\" height=\"" << height << "\" font-family=\"sans-serif\" "
+     << "font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" "
+     << "fill=\"white\"/>\n<text x=\"" << left << "\" y=\"18\">" << title
+     << "</text>\n";
+  for (int k = 0; k <= 4; ++k) {
+    double v = lo + (hi - lo) * k / 4;
+    os << "<line x1=\"" << left << "\" x2=\"" << width - right << "\" y1=\""
+       << y(v) << "\" y2=\"" << y(v)
+       << "\" stroke=\"#ddd\"/>\n<text x=\"4\" y=\"" << y(v) + 4 << "\">"
+       << llvm::format("%.3f", v) << "</text>\n";
+  }
+  os << "<text x=\"" << (width - right) / 2 << "\" y=\"" << height - 10
+     << "\">step (1 – " << losses.size() << ")</text>\n<polyline fill=\"none\" "
+     << "stroke=\"#1f77b4\" stroke-width=\"1.5\" points=\"";
+  for (size_t i = 0; i < losses.size(); ++i)
+    os << llvm::format("%.1f,%.1f ", x(i), y(losses[i]));
+  os << "\"/>\n</svg>\n";
+  return svg;
+}
+
+json settingsJson(const Settings &s) {
+  const rt::OptimizerOptions &o = s.optimizer;
+  return {{"batch", s.batch},
+          {"seq", s.seq},
+          {"grad_accum", s.accumulation},
+          {"precision", s.precision},
+          {"data", s.data},
+          {"data_order", s.order},
+          {"seed", s.seed},
+          {"lr", o.lr},
+          {"betas", {o.beta1, o.beta2}},
+          {"eps", o.eps},
+          {"weight_decay", o.weightDecay},
+          {"grad_clip", o.maxGradNorm},
+          {"warmup", o.schedule.warmupSteps},
+          {"total_steps", o.schedule.totalSteps},
+          {"min_lr_ratio", o.schedule.minRatio}};
+}
+} // namespace
+
+int weft::cli::runTrain(llvm::ArrayRef<std::string> args) {
+  ParsedArgs parsed;
+  if (int code = parseOrReport(args, trainSpec(), parsed); code >= 0)
+    return code;
+  auto fail = [](const std::string &message) {
+    llvm::errs() << "weft train: " << message << "\n";
+    return 1;
+  };
+  Settings s;
+  if (auto config = parsed.get("config"))
+    if (llvm::Error error = applyDeepSpeedConfig(*config, s))
+      return fail(llvm::toString(std::move(error)));
+  if (llvm::Error error = applyFlags(parsed, s)) {
+    llvm::errs() << "weft train: " << llvm::toString(std::move(error)) << "\n\n"
+                 << usage(trainSpec());
+    return 2;
+  }
+  const std::string &model = parsed.positional[0];
+  try {
+    auto config = weft::frontend::readModelConfig(model);
+    if (!config)
+      return fail(llvm::toString(config.takeError()));
+    const int64_t vocab = config->vocabSize;
+    const rt::TokenWidth width =
+        s.tokenDtype == "u16" ? rt::TokenWidth::U16 : rt::TokenWidth::U32;
+    rt::TokenData data(s.data, width, s.seq);
+    const rt::DataOrder order = s.order == "sequential"
+                                    ? rt::DataOrder::Sequential
+                                    : rt::DataOrder::Shuffled;
+    const int64_t micro = s.batch / s.accumulation;
+
+    // The training step's plan.
+    ModelShapeOptions shape;
+    shape.build = {micro, s.seq, s.precision == "bf16" ? "bf16" : "f32", true};
+    shape.givenByUser = true;
+    ModelLoader loader;
+    auto module = loader.load(model, shape);
+    if (!module)
+      return fail(llvm::toString(module.takeError()));
+    CompileOptions options;
+    options.model = model;
+    options.threads = static_cast<int>(s.threads);
+    options.train = true;
+    for (const std::string &pattern : s.frozen)
+      options.frozen += (options.frozen.empty() ? "" : ",") + pattern;
+    auto compiled = compilePlan(**module, options);
+    if (!compiled)
+      return fail(llvm::toString(compiled.takeError()));
+    const weft::plan::Plan plan = std::move(*compiled);
+    rt::CpuExecutor executor(plan, model, static_cast<int>(s.threads));
+
+    // Weights: a checkpoint, the model's safetensors, or the seed.
+    std::string resumeFrom, weights = weightsOf(model);
+    json resumed;
+    if (!s.resume.empty()) {
+      resumeFrom = rt::findCheckpoint(s.resume);
+      std::ifstream stateFile(resumeFrom + "/trainer_state.json");
+      try {
+        resumed = json::parse(stateFile);
+      } catch (const json::exception &e) {
+        return fail(resumeFrom + "/trainer_state.json: not JSON: " + e.what());
+      }
+      std::string savedConfig = configText(resumeFrom);
+      if (!savedConfig.empty() && !configText(model).empty() &&
+          json::parse(savedConfig) != json::parse(configText(model)))
+        return fail(resumeFrom +
+                    " is a checkpoint of another model: its "
+                    "config.json differs from " +
+                    model + "'s");
+      executor.loadParameters(rt::SafetensorsCheckpoint(resumeFrom));
+    } else if (!weights.empty()) {
+      executor.loadParameters(rt::SafetensorsCheckpoint(weights));
+    } else {
+      executor.initializeParameters(s.seed);
+    }
+    rt::Trainer trainer(executor, model, s.optimizer);
+    int64_t firstStep = 0;
+    if (!resumeFrom.empty()) {
+      rt::SafetensorsCheckpoint state(resumeFrom + "/optimizer.safetensors");
+      std::map<std::string, std::vector<float>> values;
+      trainer.loadState(
+          resumeFrom + "/optimizer.safetensors",
+          [&](const std::string &name) -> const std::vector<float> * {
+            const auto *tensor = state.find(name);
+            if (!tensor)
+              return nullptr;
+            std::vector<float> &v = values[name];
+            v.resize(tensor->bytes / 4);
+            state.read(name, tensor->shape, weft::plan::F32, v.data());
+            return &v;
+          },
+          resumed.at("step").get<int64_t>());
+      firstStep = trainer.steps();
+      if (resumed.contains("settings") &&
+          resumed["settings"] != settingsJson(s))
+        llvm::errs() << "weft train: warning: " << resumeFrom
+                     << " was saved with other settings ("
+                     << resumed["settings"].dump()
+                     << "); the run continues with these\n";
+    }
+
+    int64_t stateBytes = 0;
+    for (const auto &[name, values] : trainer.state())
+      stateBytes += static_cast<int64_t>(values->size()) * 4;
+    const int64_t peak = plan.memory().peak() + stateBytes;
+    llvm::outs() << "weft train: " << model << ", " << plan.parameters_size()
+                 << " parameters, " << s.precision << ", batch " << s.batch
+                 << " × " << s.seq << " tokens"
+                 << (s.accumulation > 1
+                         ? " in " + std::to_string(s.accumulation) +
+                               " micro-batches"
+                         : "")
+                 << "\nplanned memory: " << binary(peak) << " (parameters "
+                 << binary(plan.memory().parameters()) << ", optimizer state "
+                 << binary(stateBytes) << ", activations and gradients "
+                 << binary(plan.memory().activations()) << ", workspace "
+                 << binary(plan.memory().workspace()) << ")\n";
+    llvm::outs().flush();
+
+    std::unique_ptr<std::ofstream> log;
+    std::vector<double> losses;
+    if (!s.log.empty()) {
+      // A resumed run continues the log of the run it resumes: the lines of
+      // the steps before the checkpoint are kept, later ones dropped.
+      if (firstStep > 0) {
+        std::ifstream previous(s.log);
+        std::string kept;
+        for (std::string line; std::getline(previous, line);) {
+          json entry = json::parse(line, nullptr, false);
+          if (entry.is_discarded() || !entry.contains("step") ||
+              entry["step"].get<int64_t>() > firstStep)
+            continue;
+          losses.push_back(entry.at("loss").get<double>());
+          kept += line + "\n";
+        }
+        rt::writeAtomically(s.log, kept);
+      }
+      log = std::make_unique<std::ofstream>(
+          s.log, firstStep > 0 ? std::ios::app : std::ios::trunc);
+      if (!*log)
+        return fail(s.log + ": cannot write");
+    }
+    auto save = [&](int64_t step) {
+      std::vector<rt::TensorView> modelTensors, optimizerTensors;
+      for (const auto &binding : plan.parameters()) {
+        const auto &buffer = plan.buffers(binding.buffer());
+        modelTensors.push_back(
+            {binding.name(), buffer.dtype(),
+             std::vector<int64_t>(buffer.shape().begin(), buffer.shape().end()),
+             executor.bufferData(binding.buffer()), buffer.bytes()});
+      }
+      for (const auto &[name, values] : trainer.state())
+        optimizerTensors.push_back({name,
+                                    weft::plan::F32,
+                                    {static_cast<int64_t>(values->size())},
+                                    values->data(),
+                                    static_cast<int64_t>(values->size()) * 4});
+      json state = {{"format", 1},
+                    {"step", step},
+                    {"samples_seen", step * s.batch},
+                    {"settings", settingsJson(s)}};
+      std::string dir = rt::saveCheckpoint(
+          s.saveDir, step,
+          {modelTensors, optimizerTensors, configText(model), state.dump(1)});
+      return dir;
+    };
+
+    const bool terminal = ::isatty(STDOUT_FILENO);
+    std::vector<int64_t> ids(s.batch * s.seq);
+    for (int64_t step = firstStep; step < s.steps; ++step) {
+      auto start = std::chrono::steady_clock::now();
+      data.batch(step, s.batch, order, s.seed, vocab, ids.data());
+      std::vector<rt::HostTensor> parts;
+      for (int64_t a = 0; a < s.accumulation; ++a) {
+        rt::HostTensor part{weft::plan::I64, {micro, s.seq}, {}};
+        part.bytes.resize(micro * s.seq * sizeof(int64_t));
+        std::memcpy(part.bytes.data(), ids.data() + a * micro * s.seq,
+                    part.bytes.size());
+        parts.push_back(std::move(part));
+      }
+      rt::StepStats stats = trainer.step(parts);
+      const double seconds = std::chrono::duration<double>(
+                                 std::chrono::steady_clock::now() - start)
+                                 .count();
+      const double tokensPerSecond = s.batch * s.seq / seconds;
+      losses.push_back(stats.loss);
+      if (!std::isfinite(stats.loss))
+        return fail("the loss is " + std::to_string(stats.loss) + " at step " +
+                    std::to_string(step + 1) +
+                    "; stopping (lower --lr or set --grad-clip)");
+      if (log)
+        *log << json{{"step", step + 1},
+                     {"loss", stats.loss},
+                     {"lr", stats.lr},
+                     {"grad_norm", stats.gradNorm},
+                     {"tokens_per_s", tokensPerSecond},
+                     {"peak_bytes", peak}}
+                    .dump()
+             << "\n"
+             << std::flush;
+      std::string line =
+          llvm::formatv("step {0}/{1}  loss {2:f4}  lr {3:e2}  grad norm "
+                        "{4:f3}  {5:f0} tok/s  {6}",
+                        step + 1, s.steps, stats.loss, stats.lr, stats.gradNorm,
+                        tokensPerSecond, binary(peak))
+              .str();
+      if (terminal) {
+        const int width = 24;
+        const int filled = static_cast<int>(width * (step + 1) / s.steps);
+        llvm::outs() << "\r[" << std::string(filled, '#')
+                     << std::string(width - filled, '.') << "] " << line
+                     << "\x1b[K";
+      } else {
+        llvm::outs() << line << "\n";
+      }
+      llvm::outs().flush();
+      if (s.saveEvery > 0 && (step + 1) % s.saveEvery == 0) {
+        std::string dir = save(step + 1);
+        llvm::outs() << (terminal ? "\n" : "") << "saved " << dir << "\n";
+      }
+    }
+    if (terminal)
+      llvm::outs() << "\n";
+    if (!s.saveDir.empty() && (s.saveEvery == 0 || s.steps % s.saveEvery != 0))
+      llvm::outs() << "saved " << save(s.steps) << "\n";
+    if (log && !losses.empty()) {
+      llvm::SmallString<256> svg(s.log);
+      llvm::sys::path::replace_extension(svg, "svg");
+      rt::writeAtomically(
+          std::string(svg),
+          lossCurveSvg(losses, "weft train " + model + ": loss per step"));
+      llvm::outs() << "wrote " << s.log << " and the loss curve " << svg
+                   << "\n";
+    }
+    if (!losses.empty())
+      llvm::outs() << "loss " << llvm::format("%.4f", losses.front()) << " -> "
+                   << llvm::format("%.4f", losses.back()) << "\n";
+  } catch (const rt::Error &error) {
+    return fail(error.what());
+  } catch (const std::exception &error) {
+    return fail(std::string("unexpected error: ") + error.what());
+  }
+  return 0;
+}
