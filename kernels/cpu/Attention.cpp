@@ -6,6 +6,7 @@
 // stream contiguous memory while their results stay in registers; under a
 // causal mask a row tile stops at its last attended column. Built for
 // AVX2+FMA and for plain x86-64, chosen at load time.
+#include "kernels/cpu/ExpNonPositive.h"
 #include "kernels/cpu/Kernels.h"
 
 #include <omp.h>
@@ -20,28 +21,6 @@ using namespace weft::kernels::cpu;
 namespace {
 constexpr int64_t kTaskRows = 128;
 constexpr int64_t kKeyBlock = 256;
-
-/// e^x for x ≤ 0 (scores minus their running maximum), within 2 ulp, and
-/// exactly 0 below −87 (masked scores are −∞). Written without calls or
-/// branches so that the loops over a block vectorise (with
-/// -fno-trapping-math).
-inline float expNonPositive(float x) {
-  const float clamped = std::max(x, -87.0f);
-  // e^x = 2^n · e^r with n = round(x / ln 2), |r| ≤ ln(2) / 2; adding and
-  // removing 1.5 · 2^23 rounds to nearest without SSE4.1.
-  const float n = (clamped * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  const float r = clamped - n * 0.693359375f + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  const float scale =
-      __builtin_bit_cast(float, (static_cast<int32_t>(n) + 127) << 23);
-  return p * scale * (x >= -87.0f ? 1.0f : 0.0f);
-}
 
 using Vector8 = float __attribute__((vector_size(32)));
 

@@ -1,15 +1,18 @@
 // Attention's backward pass on the CPU, FlashAttention-2's recurrence without
-// its Sq×Skv matrices: the probabilities are recomputed from q, k and each
-// query row's log-sum-exp instead of stored. Three passes, each parallel
-// over work no other thread writes, so the result does not depend on the
-// thread count:
-//   1. per query row: its log-sum-exp L_i and δ_i = dout_i · out_i;
+// its Sq×Skv matrices: the probabilities are recomputed a block of 64 × 64
+// at a time from q, k and each query row's log-sum-exp instead of stored, and
+// every block product is a small GEMM (OpenBLAS, one thread per block). Three
+// passes, each parallel over work no other thread writes, so the result does
+// not depend on the thread count:
+//   1. per query block: each row's log-sum-exp L_i and δ_i = dout_i · out_i;
 //   2. per (batch, kv head, key block): dv_j = Σ_i p_ij dout_i and
 //      dk_j = scale Σ_i ds_ij q_i over every query head of the group;
-//   3. per query row: dq_i = scale Σ_j ds_ij k_j;
+//   3. per (batch, head, query block): dq_i = scale Σ_j ds_ij k_j;
 // with p_ij = e^(s_ij − L_i) and ds_ij = p_ij (dout_i · v_j − δ_i).
+#include "kernels/cpu/ExpNonPositive.h"
 #include "kernels/cpu/Kernels.h"
 
+#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -19,28 +22,7 @@
 using namespace weft::kernels::cpu;
 
 namespace {
-constexpr int64_t kKeyBlock = 64;
-
-/// Σ a[d] · b[d] with eight independent partial sums, so that it vectorises.
-inline float dot(const float *a, const float *b, int64_t n) {
-  float lanes[8] = {};
-  int64_t d = 0;
-  for (; d + 8 <= n; d += 8)
-    for (int l = 0; l < 8; ++l)
-      lanes[l] += a[d + l] * b[d + l];
-  float sum = 0.0f;
-  for (; d < n; ++d)
-    sum += a[d] * b[d];
-  for (float lane : lanes)
-    sum += lane;
-  return sum;
-}
-
-/// y += alpha · x.
-inline void axpy(float alpha, const float *x, float *y, int64_t n) {
-  for (int64_t d = 0; d < n; ++d)
-    y[d] += alpha * x[d];
-}
+constexpr int64_t kBlock = 64;
 
 struct Problem {
   const float *q, *k, *v, *out, *dout;
@@ -59,22 +41,24 @@ struct Problem {
   bool causal() const {
     return kind == AttentionKind::Causal || kind == AttentionKind::Alibi;
   }
-  const float *query(int64_t b, int64_t i, int64_t h) const {
-    return q + ((b * s.sq + i) * s.heads + h) * s.dqk;
+  // Row-major views: q and dout rows of head h are heads · d apart.
+  int64_t qIndex(int64_t b, int64_t i, int64_t h) const {
+    return ((b * s.sq + i) * s.heads + h) * s.dqk;
   }
-  const float *key(int64_t b, int64_t j, int64_t kh) const {
-    return k + ((b * s.skv + j) * s.kvHeads + kh) * s.dqk;
-  }
-  const float *value(int64_t b, int64_t j, int64_t kh) const {
-    return v + ((b * s.skv + j) * s.kvHeads + kh) * s.dv;
-  }
-  int64_t outRow(int64_t b, int64_t i, int64_t h) const {
+  int64_t oIndex(int64_t b, int64_t i, int64_t h) const {
     return ((b * s.sq + i) * s.heads + h) * s.dv;
+  }
+  int64_t kIndex(int64_t b, int64_t j, int64_t kh) const {
+    return ((b * s.skv + j) * s.kvHeads + kh) * s.dqk;
+  }
+  int64_t vIndex(int64_t b, int64_t j, int64_t kh) const {
+    return ((b * s.skv + j) * s.kvHeads + kh) * s.dv;
   }
   int64_t rowStat(int64_t b, int64_t h, int64_t i) const {
     return (b * s.heads + h) * s.sq + i;
   }
-  /// The keys [begin, end) query i may attend before the mask.
+  /// The keys [begin, end) query i may attend before the mask; both ends
+  /// grow with i.
   std::pair<int64_t, int64_t> keyRange(int64_t i) const {
     if (!causal())
       return {0, s.skv};
@@ -82,95 +66,162 @@ struct Problem {
     return {window > 0 ? std::max<int64_t>(0, position - window + 1) : 0,
             std::min(s.skv, position + 1)};
   }
-  bool masked(int64_t b, int64_t i, int64_t j) const {
-    return kind == AttentionKind::Mask &&
-           !mask[((maskPerBatch ? b * s.sq : 0) + i) * s.skv + j];
+  /// Whether any query of [i0, i1) may attend any key of [j0, j1).
+  bool blocksMeet(int64_t i0, int64_t i1, int64_t j0, int64_t j1) const {
+    return keyRange(i0).first < j1 && keyRange(i1 - 1).second > j0;
   }
-  float score(int64_t b, int64_t h, int64_t i, int64_t j) const {
-    float value = dot(query(b, i, h), key(b, j, h / group()), s.dqk) * scale;
-    if (kind == AttentionKind::Alibi)
-      value += slopes[h] * static_cast<float>(j - (offset() + i));
-    return value;
+
+  /// scores[r][c] = scale · q_{i0+r} · k_{j0+c} (+ the ALiBi bias), −∞ where
+  /// query i0 + r does not attend key j0 + c; a rows × cols block with a
+  /// row stride of kBlock.
+  void scores(int64_t b, int64_t h, int64_t i0, int64_t rows, int64_t j0,
+              int64_t cols, float *out) const {
+    const int64_t kh = h / group();
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, s.dqk,
+                scale, q + qIndex(b, i0, h), s.heads * s.dqk,
+                k + kIndex(b, j0, kh), s.kvHeads * s.dqk, 0.0f, out, kBlock);
+    const float negInf = -std::numeric_limits<float>::infinity();
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t i = i0 + r;
+      float *row = out + r * kBlock;
+      auto [begin, end] = keyRange(i);
+      for (int64_t c = 0; c < cols; ++c)
+        if (j0 + c < begin || j0 + c >= end)
+          row[c] = negInf;
+      if (kind == AttentionKind::Alibi)
+        for (int64_t c = 0; c < cols; ++c)
+          row[c] += slopes[h] * static_cast<float>(j0 + c - (offset() + i));
+      if (kind == AttentionKind::Mask) {
+        const uint8_t *m =
+            mask + ((maskPerBatch ? b * s.sq : 0) + i) * s.skv + j0;
+        for (int64_t c = 0; c < cols; ++c)
+          row[c] = m[c] ? row[c] : negInf;
+      }
+    }
   }
-  /// p_ij, 0 where query i does not attend key j.
-  float probability(int64_t b, int64_t h, int64_t i, int64_t j) const {
-    if (masked(b, i, j))
-      return 0.0f;
-    return std::exp(score(b, h, i, j) - lse[rowStat(b, h, i)]);
+
+  /// The block's probabilities in `p` (scores in, e^(s − L) out) and
+  /// ds = p ∘ (dout · vᵀ − δ) in `ds`.
+  void probabilitiesAndScoreGradients(int64_t b, int64_t h, int64_t i0,
+                                      int64_t rows, int64_t j0, int64_t cols,
+                                      float *p, float *ds) const {
+    for (int64_t r = 0; r < rows; ++r) {
+      const float l = lse[rowStat(b, h, i0 + r)];
+      float *row = p + r * kBlock;
+      for (int64_t c = 0; c < cols; ++c)
+        row[c] = expNonPositive(row[c] - l);
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, s.dv, 1.0f,
+                dout + oIndex(b, i0, h), s.heads * s.dv,
+                v + vIndex(b, j0, h / group()), s.kvHeads * s.dv, 0.0f, ds,
+                kBlock);
+    for (int64_t r = 0; r < rows; ++r) {
+      const float d = delta[rowStat(b, h, i0 + r)];
+      for (int64_t c = 0; c < cols; ++c)
+        ds[r * kBlock + c] = p[r * kBlock + c] * (ds[r * kBlock + c] - d);
+    }
   }
 };
 
-void rowStatistics(const Problem &p, int64_t b, int64_t h, int64_t i,
-                   float *scores) {
+/// Pass 1 over query rows [i0, i0 + rows) of head h.
+void rowStatistics(const Problem &p, int64_t b, int64_t h, int64_t i0,
+                   int64_t rows, float *scores) {
+  const AttentionShape &s = p.s;
   const float negInf = -std::numeric_limits<float>::infinity();
-  auto [begin, end] = p.keyRange(i);
-  float max = negInf;
-  for (int64_t j = begin; j < end; ++j) {
-    scores[j] = p.masked(b, i, j) ? negInf : p.score(b, h, i, j);
-    max = std::max(max, scores[j]);
-  }
-  double sum = 0;
-  if (max != negInf)
-    for (int64_t j = begin; j < end; ++j)
-      sum += std::exp(scores[j] - max);
-  // A query that attends nothing has output 0 and passes no gradient: an
-  // infinite L makes each of its probabilities 0.
-  p.lse[p.rowStat(b, h, i)] = max == negInf
-                                  ? std::numeric_limits<float>::infinity()
-                                  : max + static_cast<float>(std::log(sum));
-  const int64_t row = p.outRow(b, i, h);
-  p.delta[p.rowStat(b, h, i)] = dot(p.dout + row, p.out + row, p.s.dv);
-}
-
-void keyBlockGradients(const Problem &p, int64_t b, int64_t kh, int64_t j0) {
-  const AttentionShape &s = p.s;
-  const int64_t j1 = std::min(s.skv, j0 + kKeyBlock);
-  for (int64_t j = j0; j < j1; ++j) {
-    std::fill_n(p.dk + ((b * s.skv + j) * s.kvHeads + kh) * s.dqk, s.dqk, 0.f);
-    std::fill_n(p.dv + ((b * s.skv + j) * s.kvHeads + kh) * s.dv, s.dv, 0.f);
-  }
-  for (int64_t h = kh * p.group(); h < (kh + 1) * p.group(); ++h)
-    for (int64_t i = 0; i < s.sq; ++i) {
-      auto [begin, end] = p.keyRange(i);
-      begin = std::max(begin, j0);
-      end = std::min(end, j1);
-      if (begin >= end)
-        continue;
-      const float *dout = p.dout + p.outRow(b, i, h);
-      const float delta = p.delta[p.rowStat(b, h, i)];
-      for (int64_t j = begin; j < end; ++j) {
-        const float prob = p.probability(b, h, i, j);
-        if (prob == 0.0f)
-          continue;
-        const int64_t kv = (b * s.skv + j) * s.kvHeads + kh;
-        axpy(prob, dout, p.dv + kv * s.dv, s.dv);
-        const float ds = prob * (dot(dout, p.value(b, j, kh), s.dv) - delta);
-        axpy(p.scale * ds, p.query(b, i, h), p.dk + kv * s.dqk, s.dqk);
-      }
-    }
-}
-
-void queryGradient(const Problem &p, int64_t b, int64_t h, int64_t i) {
-  const AttentionShape &s = p.s;
-  float *dq = p.dq + ((b * s.sq + i) * s.heads + h) * s.dqk;
-  std::fill_n(dq, s.dqk, 0.0f);
-  const float *dout = p.dout + p.outRow(b, i, h);
-  const float delta = p.delta[p.rowStat(b, h, i)];
-  const int64_t kh = h / p.group();
-  auto [begin, end] = p.keyRange(i);
-  for (int64_t j = begin; j < end; ++j) {
-    const float prob = p.probability(b, h, i, j);
-    if (prob == 0.0f)
+  float max[kBlock], sum[kBlock];
+  std::fill_n(max, rows, negInf);
+  std::fill_n(sum, rows, 0.0f);
+  for (int64_t j0 = 0; j0 < s.skv; j0 += kBlock) {
+    const int64_t cols = std::min(kBlock, s.skv - j0);
+    if (!p.blocksMeet(i0, i0 + rows, j0, j0 + cols))
       continue;
-    const float ds = prob * (dot(dout, p.value(b, j, kh), s.dv) - delta);
-    axpy(p.scale * ds, p.key(b, j, kh), dq, s.dqk);
+    p.scores(b, h, i0, rows, j0, cols, scores);
+    for (int64_t r = 0; r < rows; ++r) {
+      const float *row = scores + r * kBlock;
+      float blockMax = negInf;
+      for (int64_t c = 0; c < cols; ++c)
+        blockMax = std::max(blockMax, row[c]);
+      const float newMax = std::max(max[r], blockMax);
+      if (newMax == negInf)
+        continue;
+      float blockSum = 0.0f;
+      for (int64_t c = 0; c < cols; ++c)
+        blockSum += expNonPositive(row[c] - newMax);
+      sum[r] = sum[r] * expNonPositive(max[r] - newMax) + blockSum;
+      max[r] = newMax;
+    }
   }
+  for (int64_t r = 0; r < rows; ++r) {
+    // A query that attends nothing has output 0 and passes no gradient: an
+    // infinite L makes each of its probabilities 0.
+    p.lse[p.rowStat(b, h, i0 + r)] =
+        max[r] == negInf ? std::numeric_limits<float>::infinity()
+                         : max[r] + std::log(sum[r]);
+    const float *o = p.out + p.oIndex(b, i0 + r, h);
+    const float *g = p.dout + p.oIndex(b, i0 + r, h);
+    float dot = 0.0f;
+    for (int64_t e = 0; e < s.dv; ++e)
+      dot += o[e] * g[e];
+    p.delta[p.rowStat(b, h, i0 + r)] = dot;
+  }
+}
+
+/// Pass 2: dk and dv of keys [j0, j0 + cols) of kv head kh.
+void keyBlockGradients(const Problem &p, int64_t b, int64_t kh, int64_t j0,
+                       int64_t cols, float *probs, float *ds, float *dk,
+                       float *dv) {
+  const AttentionShape &s = p.s;
+  std::fill_n(dk, cols * s.dqk, 0.0f);
+  std::fill_n(dv, cols * s.dv, 0.0f);
+  for (int64_t h = kh * p.group(); h < (kh + 1) * p.group(); ++h)
+    for (int64_t i0 = 0; i0 < s.sq; i0 += kBlock) {
+      const int64_t rows = std::min(kBlock, s.sq - i0);
+      if (!p.blocksMeet(i0, i0 + rows, j0, j0 + cols))
+        continue;
+      p.scores(b, h, i0, rows, j0, cols, probs);
+      p.probabilitiesAndScoreGradients(b, h, i0, rows, j0, cols, probs, ds);
+      // dv += pᵀ dout, dk += scale · dsᵀ q
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cols, s.dv, rows,
+                  1.0f, probs, kBlock, p.dout + p.oIndex(b, i0, h),
+                  s.heads * s.dv, 1.0f, dv, s.dv);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cols, s.dqk, rows,
+                  p.scale, ds, kBlock, p.q + p.qIndex(b, i0, h),
+                  s.heads * s.dqk, 1.0f, dk, s.dqk);
+    }
+  for (int64_t c = 0; c < cols; ++c) {
+    std::copy_n(dk + c * s.dqk, s.dqk, p.dk + p.kIndex(b, j0 + c, kh));
+    std::copy_n(dv + c * s.dv, s.dv, p.dv + p.vIndex(b, j0 + c, kh));
+  }
+}
+
+/// Pass 3: dq of query rows [i0, i0 + rows) of head h.
+void queryBlockGradient(const Problem &p, int64_t b, int64_t h, int64_t i0,
+                        int64_t rows, float *probs, float *ds, float *dq) {
+  const AttentionShape &s = p.s;
+  std::fill_n(dq, rows * s.dqk, 0.0f);
+  for (int64_t j0 = 0; j0 < s.skv; j0 += kBlock) {
+    const int64_t cols = std::min(kBlock, s.skv - j0);
+    if (!p.blocksMeet(i0, i0 + rows, j0, j0 + cols))
+      continue;
+    p.scores(b, h, i0, rows, j0, cols, probs);
+    p.probabilitiesAndScoreGradients(b, h, i0, rows, j0, cols, probs, ds);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, s.dqk, cols,
+                p.scale, ds, kBlock, p.k + p.kIndex(b, j0, h / p.group()),
+                s.kvHeads * s.dqk, 1.0f, dq, s.dqk);
+  }
+  for (int64_t r = 0; r < rows; ++r)
+    std::copy_n(dq + r * s.dqk, s.dqk, p.dq + p.qIndex(b, i0 + r, h));
+}
+
+int64_t perThreadFloats(const AttentionShape &s) {
+  // probabilities and score gradients, then dk and dv (or dq) of one block.
+  return 2 * kBlock * kBlock + kBlock * (s.dqk + s.dv);
 }
 } // namespace
 
 int64_t weft::kernels::cpu::attentionBackwardWorkspace(const AttentionShape &s,
                                                        int threads) {
-  return 2 * s.batch * s.heads * s.sq + threads * s.skv;
+  return 2 * s.batch * s.heads * s.sq + threads * perThreadFloats(s);
 }
 
 void weft::kernels::cpu::attentionBackward(
@@ -180,24 +231,38 @@ void weft::kernels::cpu::attentionBackward(
     const AttentionShape &s, AttentionKind kind, float scale, int64_t window,
     float *workspace, int threads) {
   float *lse = workspace, *delta = lse + s.batch * s.heads * s.sq;
-  float *rows = delta + s.batch * s.heads * s.sq;
+  float *perThread = delta + s.batch * s.heads * s.sq;
   const Problem p{q,  k,  v, out,  dout,  mask,   maskPerBatch, slopes, dq,
                   dk, dv, s, kind, scale, window, lse,          delta};
-  const int64_t queryRows = s.batch * s.heads * s.sq;
-  const int64_t keyBlocks = (s.skv + kKeyBlock - 1) / kKeyBlock;
+  const int64_t queryBlocks = (s.sq + kBlock - 1) / kBlock;
+  const int64_t keyBlocks = (s.skv + kBlock - 1) / kBlock;
+  const int64_t queryTasks = s.batch * s.heads * queryBlocks;
 #pragma omp parallel num_threads(threads)
   {
-    float *scores = rows + omp_get_thread_num() * s.skv;
-#pragma omp for schedule(dynamic, 16)
-    for (int64_t r = 0; r < queryRows; ++r)
-      rowStatistics(p, r / (s.heads * s.sq), r / s.sq % s.heads, r % s.sq,
-                    scores);
+    float *probs = perThread + omp_get_thread_num() * perThreadFloats(s);
+    float *ds = probs + kBlock * kBlock;
+    float *first = ds + kBlock * kBlock, *second = first + kBlock * s.dqk;
+    auto queryTask = [&](int64_t t, auto &&fn) {
+      const int64_t i0 = t % queryBlocks * kBlock;
+      fn(t / (s.heads * queryBlocks), t / queryBlocks % s.heads, i0,
+         std::min(kBlock, s.sq - i0));
+    };
 #pragma omp for schedule(dynamic)
-    for (int64_t t = 0; t < s.batch * s.kvHeads * keyBlocks; ++t)
+    for (int64_t t = 0; t < queryTasks; ++t)
+      queryTask(t, [&](int64_t b, int64_t h, int64_t i0, int64_t rows) {
+        rowStatistics(p, b, h, i0, rows, probs);
+      });
+#pragma omp for schedule(dynamic)
+    for (int64_t t = 0; t < s.batch * s.kvHeads * keyBlocks; ++t) {
+      const int64_t j0 = t % keyBlocks * kBlock;
       keyBlockGradients(p, t / (s.kvHeads * keyBlocks),
-                        t / keyBlocks % s.kvHeads, t % keyBlocks * kKeyBlock);
-#pragma omp for schedule(dynamic, 16)
-    for (int64_t r = 0; r < queryRows; ++r)
-      queryGradient(p, r / (s.heads * s.sq), r / s.sq % s.heads, r % s.sq);
+                        t / keyBlocks % s.kvHeads, j0,
+                        std::min(kBlock, s.skv - j0), probs, ds, first, second);
+    }
+#pragma omp for schedule(dynamic)
+    for (int64_t t = 0; t < queryTasks; ++t)
+      queryTask(t, [&](int64_t b, int64_t h, int64_t i0, int64_t rows) {
+        queryBlockGradient(p, b, h, i0, rows, probs, ds, first);
+      });
   }
 }

@@ -50,6 +50,13 @@ const VerbSpec &weft::cli::compileSpec() {
                          "the device the plan runs on (default: cpu)"});
     s.options.push_back({"dump-kernels", "", "DIR",
                          "write each generated kernel's source to DIR"});
+    s.options.push_back(
+        {"train", "", "",
+         "a training step: the loss (--loss) and, as grad.<name> outputs, "
+         "the gradient of every parameter"});
+    s.options.push_back({"freeze", "", "PATTERN",
+                         "with --train: no gradient for parameters whose "
+                         "name contains PATTERN (repeatable)"});
     s.minPositional = s.maxPositional = 1;
     return s;
   }();
@@ -68,6 +75,7 @@ int weft::cli::runCompile(llvm::ArrayRef<std::string> args) {
   llvm::Expected<ModelShapeOptions> shape = readShapeOptions(parsed);
   if (!shape)
     return fail(shape.takeError());
+  shape->build.loss |= parsed.has("train");
   llvm::Expected<int64_t> threads = parsed.getPositiveInt("threads", 0);
   if (!threads)
     return fail(threads.takeError());
@@ -76,6 +84,8 @@ int weft::cli::runCompile(llvm::ArrayRef<std::string> args) {
   options.compileTo = parsed.get("compile-to").value_or("");
   options.threads = static_cast<int>(*threads);
   options.dumpKernelsDir = parsed.get("dump-kernels").value_or("");
+  options.train = parsed.has("train");
+  options.frozen = llvm::join(parsed.getAll("freeze"), ",");
   llvm::Expected<weft::codegen::Device> device =
       readDevice(parsed.get("device"));
   if (!device) {
