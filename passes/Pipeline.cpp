@@ -4,6 +4,7 @@
 
 #include "passes/Bufferize/Passes.h"
 #include "passes/ImportCleanup/Passes.h"
+#include "passes/Memory/Passes.h"
 #include "passes/Schedule/Passes.h"
 #include "passes/Train/Passes.h"
 
@@ -53,6 +54,9 @@ LogicalResult weft::buildPipeline(OpPassManager &pm,
       pm.addPass(createCanonicalizerPass());
       pm.addPass(createCSEPass());
     }
+    if (phase == "memory" && options.train && options.remat != "none")
+      pm.addNestedPass<func::FuncOp>(weft::createRematerialize(
+          weft::RematerializeOptions{options.remat, options.rematBudget}));
     if (phase == "schedule") {
       pm.addNestedPass<func::FuncOp>(weft::createLegalizeCpuTypes());
       pm.addNestedPass<func::FuncOp>(weft::createFormFusionGroups());
@@ -69,6 +73,7 @@ LogicalResult weft::buildPipeline(OpPassManager &pm,
 void weft::registerPasses() {
   registerImportCleanupPasses();
   registerTrainPasses();
+  registerMemoryPasses();
   registerSchedulePasses();
   registerBufferizePasses();
 }

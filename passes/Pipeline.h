@@ -21,6 +21,10 @@ struct PipelineOptions {
   /// of the comma-separated `frozen` substrings aside.
   bool train = false;
   std::string frozen;
+  /// The memory phase, for a training step: weft-rematerialize's policy
+  /// (none, full, selective, mincut, auto) and auto's budget in bytes.
+  std::string remat = "none";
+  int64_t rematBudget = 0;
 };
 
 /// Adds the passes of every phase up to and including `options.compileTo` to

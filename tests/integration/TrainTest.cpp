@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <map>
 
 using namespace weft;
 namespace rt = weft::runtime;
@@ -104,15 +105,24 @@ const std::string &corpusTokens() {
   return path;
 }
 
+struct TrainPlan {
+  std::string dtype = "f32", remat = "none";
+  int64_t rematBudget = 0;
+  int64_t *peak = nullptr; // receives the plan's planned peak
+};
+
 /// Losses of `steps` optimizer steps of the fixture as `run` configures them
-/// (the keys of train_reference.json), parameters and activations `dtype`.
+/// (the keys of train_reference.json), compiled as `how` says.
 std::vector<double> trainFixture(const nlohmann::json &run, int steps,
-                                 const std::string &dtype = "f32") {
+                                 const TrainPlan &how = {}) {
   const int64_t batch = run["batch"], seq = run["seq"];
   const int64_t accumulation = run["accumulation"];
   const int64_t micro = batch / accumulation;
-  plan::Plan plan = compileModel(kFixture, {micro, seq, dtype, true},
-                                 codegen::Device::Cpu, /*train=*/true);
+  plan::Plan plan = compileModel(kFixture, {micro, seq, how.dtype, true},
+                                 codegen::Device::Cpu,
+                                 /*train=*/true, how.remat, how.rematBudget);
+  if (how.peak)
+    *how.peak = plan.memory().peak();
   rt::CpuExecutor executor(plan, "train");
   executor.loadParameters(rt::SafetensorsCheckpoint(kFixture));
   rt::OptimizerOptions options;
@@ -182,8 +192,8 @@ TEST(Train, ClippingScheduleAndAccumulationFollowTorch) {
 // loss stays within 2e-3 (relative) of fp32 training's over 30 steps.
 TEST(Train, Bf16TracksFp32) {
   nlohmann::json run = referenceRun("plain");
-  std::vector<double> fp32 = trainFixture(run, 30, "f32");
-  std::vector<double> bf16 = trainFixture(run, 30, "bf16");
+  std::vector<double> fp32 = trainFixture(run, 30);
+  std::vector<double> bf16 = trainFixture(run, 30, {"bf16"});
   double worst = 0;
   for (size_t s = 0; s < fp32.size(); ++s) {
     EXPECT_NEAR(bf16[s], fp32[s], 2e-3 * fp32[s]) << "step " << s;
@@ -192,4 +202,37 @@ TEST(Train, Bf16TracksFp32) {
   std::printf("bf16: loss %.5f -> %.5f, worst relative distance to fp32 "
               "%.2e\n",
               bf16.front(), bf16.back(), worst);
+}
+
+// Recomputing activations in the backward changes no number: every policy
+// gives the losses of keeping them, bit for bit, with a lower planned peak;
+// auto fits its budget of saved activations between the two.
+TEST(Train, RematerialisationKeepsTheLossesAndLowersThePeak) {
+  // Long enough sequences that the saved activations, not the gradients at
+  // the end of the backward, make the peak.
+  nlohmann::json run = referenceRun("plain");
+  run["seq"] = 256;
+  int64_t basePeak = 0;
+  std::vector<double> base =
+      trainFixture(run, 3, {"f32", "none", 0, &basePeak});
+  std::map<std::string, int64_t> peaks;
+  for (const char *policy : {"full", "selective", "mincut"}) {
+    std::vector<double> losses =
+        trainFixture(run, 3, {"f32", policy, 0, &peaks[policy]});
+    EXPECT_EQ(losses, base) << policy;
+    EXPECT_LT(peaks[policy], basePeak) << policy;
+  }
+  EXPECT_LT(peaks["full"], peaks["mincut"]);
+  EXPECT_EQ(peaks["selective"], peaks["mincut"]); // the same cut here
+  int64_t autoPeak = 0;
+  std::vector<double> losses =
+      trainFixture(run, 3, {"f32", "auto", 30 << 20, &autoPeak});
+  EXPECT_EQ(losses, base);
+  EXPECT_LT(autoPeak, basePeak);
+  EXPECT_GT(autoPeak, peaks["mincut"]);
+  std::printf("planned peak: none %lld, full %lld, selective %lld, mincut "
+              "%lld, auto (30 MiB saved) %lld bytes\n",
+              (long long)basePeak, (long long)peaks["full"],
+              (long long)peaks["selective"], (long long)peaks["mincut"],
+              (long long)autoPeak);
 }

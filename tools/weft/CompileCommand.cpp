@@ -57,6 +57,8 @@ const VerbSpec &weft::cli::compileSpec() {
     s.options.push_back({"freeze", "", "PATTERN",
                          "with --train: no gradient for parameters whose "
                          "name contains PATTERN (repeatable)"});
+    for (OptionSpec &option : rematOptions())
+      s.options.push_back(option);
     s.minPositional = s.maxPositional = 1;
     return s;
   }();
@@ -86,6 +88,8 @@ int weft::cli::runCompile(llvm::ArrayRef<std::string> args) {
   options.dumpKernelsDir = parsed.get("dump-kernels").value_or("");
   options.train = parsed.has("train");
   options.frozen = llvm::join(parsed.getAll("freeze"), ",");
+  if (llvm::Error error = readRematOptions(parsed, options))
+    return fail(std::move(error));
   llvm::Expected<weft::codegen::Device> device =
       readDevice(parsed.get("device"));
   if (!device) {

@@ -27,10 +27,10 @@ llvm::Error weft::cli::runPipeline(ModuleOp module,
                                    const CompileOptions &options) {
   PassManager pm(module->getContext());
   std::string error;
-  if (failed(buildPipeline(
-          pm,
-          {options.compileTo, options.threads, options.train, options.frozen},
-          error)))
+  if (failed(buildPipeline(pm,
+                           {options.compileTo, options.threads, options.train,
+                            options.frozen, options.remat, options.rematBudget},
+                           error)))
     return makeError(error);
   if (failed(pm.run(module)))
     return makeError(options.model +
@@ -50,4 +50,43 @@ weft::cli::compilePlan(ModuleOp module, const CompileOptions &options) {
     return makeError(options.model +
                      ": code generation failed (see the error above)");
   return std::move(*plan);
+}
+
+std::vector<weft::cli::OptionSpec> weft::cli::rematOptions() {
+  return {{"remat", "", "POLICY",
+           "activation checkpointing of a training step: none (default), "
+           "full (per layer), selective (keep linear/attention outputs), "
+           "mincut, or auto (mincut layer by layer until --remat-budget)"},
+          {"remat-budget", "", "BYTES",
+           "with --remat auto: the most bytes of saved activations (K, M, G "
+           "suffixes)"}};
+}
+
+llvm::Error weft::cli::readRematOptions(const ParsedArgs &args,
+                                        CompileOptions &options) {
+  options.remat = args.get("remat").value_or("none");
+  if (!llvm::is_contained({"none", "full", "selective", "mincut", "auto"},
+                          options.remat))
+    return makeError("--remat is '" + options.remat +
+                     "'; expected none, full, selective, mincut or auto");
+  std::optional<std::string> budget = args.get("remat-budget");
+  if (options.remat == "auto" && !budget)
+    return makeError("--remat auto needs --remat-budget BYTES");
+  if (!budget)
+    return llvm::Error::success();
+  llvm::StringRef text(*budget);
+  int64_t scale = 1;
+  if (text.ends_with("K") || text.ends_with("M") || text.ends_with("G")) {
+    scale = text.back() == 'K'   ? 1 << 10
+            : text.back() == 'M' ? 1 << 20
+                                 : 1 << 30;
+    text = text.drop_back();
+  }
+  int64_t value;
+  if (text.getAsInteger(10, value) || value < 0)
+    return makeError("--remat-budget expects bytes (with an optional K, M or "
+                     "G suffix), found '" +
+                     *budget + "'");
+  options.rematBudget = value * scale;
+  return llvm::Error::success();
 }

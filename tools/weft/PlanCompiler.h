@@ -3,6 +3,7 @@
 #ifndef WEFT_TOOLS_WEFT_PLANCOMPILER_H
 #define WEFT_TOOLS_WEFT_PLANCOMPILER_H
 
+#include "CommandLine.h"
 #include "codegen/PlanBuilder.h"
 #include "runtime/plan.pb.h"
 
@@ -20,9 +21,16 @@ struct CompileOptions {
   int threads = 0;            // 0: this machine's cores
   std::string dumpKernelsDir; // write generated kernel sources here
   codegen::Device device = codegen::Device::Cpu;
-  bool train = false; // a training step: the loss's gradients too
-  std::string frozen; // parameters (name substrings) without gradients
+  bool train = false;         // a training step: the loss's gradients too
+  std::string frozen;         // parameters (name substrings) without gradients
+  std::string remat = "none"; // weft-rematerialize's policy
+  int64_t rematBudget = 0;    // bytes, for remat "auto"
 };
+
+/// The --remat and --remat-budget options of a training step, and reading
+/// them (the budget takes a K, M or G suffix: KiB, MiB, GiB).
+std::vector<OptionSpec> rematOptions();
+llvm::Error readRematOptions(const ParsedArgs &args, CompileOptions &options);
 
 /// --device cpu|cuda (default cpu); the error names the value.
 llvm::Expected<codegen::Device> readDevice(std::optional<std::string> value);

@@ -90,6 +90,8 @@ const VerbSpec &weft::cli::trainSpec() {
         {"resume", "", "DIR", "continue from a checkpoint (or DIR's latest)"},
         {"threads", "", "N", "CPU threads (default: all cores)"},
     };
+    for (OptionSpec &option : rematOptions())
+      s.options.push_back(option);
     s.minPositional = s.maxPositional = 1;
     return s;
   }();
@@ -494,6 +496,11 @@ int weft::cli::runTrain(llvm::ArrayRef<std::string> args) {
     options.model = model;
     options.threads = static_cast<int>(s.threads);
     options.train = true;
+    if (llvm::Error error = readRematOptions(parsed, options)) {
+      llvm::errs() << "weft train: " << llvm::toString(std::move(error))
+                   << "\n";
+      return 2;
+    }
     for (const std::string &pattern : s.frozen)
       options.frozen += (options.frozen.empty() ? "" : ",") + pattern;
     auto compiled = compilePlan(**module, options);

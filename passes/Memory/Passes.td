@@ -1,0 +1,47 @@
+// Passes of the memory phase: what a training step keeps, recomputes or
+// moves, given its memory.
+#ifndef WEFT_PASSES_MEMORY_PASSES_TD
+#define WEFT_PASSES_MEMORY_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def Rematerialize : Pass<"weft-rematerialize", "mlir::func::FuncOp"> {
+  let summary = "Activation checkpointing: recompute forward values in the backward";
+  let description = [{
+    Runs on a differentiated function (weft-autodiff): the forward ops are
+    those the loss (the first result) depends on, the rest is the backward.
+    A forward value the backward reads is *saved*: it stays alive from the
+    forward to its backward use. This pass instead recomputes some forward
+    ops right before the backward of their layer needs them (ops are grouped
+    by layer from their location, `model.layers.N.…` or
+    `transformer.h.N.…`), so that what they produced dies in the forward.
+    A value another layer's forward reads (a layer's output, the next one's
+    input) is always saved. Policies:
+    - `none`: nothing is recomputed.
+    - `full`: per-layer checkpointing: only each layer's inputs are saved;
+      every forward op of a layer is recomputed for its backward.
+    - `selective`: the outputs of heavy ops (linear, matmul, attention,
+      grouped_linear) are saved, everything else (norms, RoPE, activations,
+      residual adds) is recomputed.
+    - `mincut`: per layer, the set of values to save is a minimum cut of the
+      layer's forward graph as a flow network (Boost.Graph's
+      Boykov–Kolmogorov max-flow): each op a node of capacity its result's
+      bytes, fed by the values the layer reads, draining into the backward's
+      uses; heavy ops are never recomputed. It saves the fewest bytes from
+      which the backward's inputs can be recomputed without a heavy op.
+    - `auto`: `mincut` applied to one layer after another, first layer first
+      (its activations live longest), until the saved bytes fit `budget`
+      (none when they already do); when every layer is cut and they still
+      do not fit, `full` the same way.
+    The function gets `weft.saved_bytes`: the bytes of the forward values the
+    backward reads after the pass.
+  }];
+  let options = [
+    Option<"policy", "policy", "std::string", "\"none\"",
+           "none, full, selective, mincut or auto">,
+    Option<"budget", "budget", "int64_t", "0",
+           "with auto: the most bytes of saved activations">,
+  ];
+}
+
+#endif // WEFT_PASSES_MEMORY_PASSES_TD
