@@ -92,6 +92,12 @@ std::string weft::codegen::elementwiseExpression(Operation *op,
         return std::string("static_cast<uint8_t>(") + x(0) + " " +
                symbols[static_cast<int>(op.getDirection())] + " " + x(1) + ")";
       })
-      .Case([&](SelectOp) { return x(0) + " ? " + x(1) + " : " + x(2); })
+      // Both operands are evaluated before the choice: GCC 12's if-conversion
+      // of `p[c] ? a[c] : b[c]` into masked AVX2 loads drops elements
+      // (-O3 -march=x86-64-v3).
+      .Case([&](SelectOp) {
+        return "[](bool p, auto a, auto b) { return p ? a : b; }(" + x(0) +
+               ", " + x(1) + ", " + x(2) + ")";
+      })
       .Default([](Operation *) { return std::string(); });
 }

@@ -39,7 +39,7 @@ class Weft_InferredOp<string mnemonic, string fusion, list<Trait> traits = []>
 // Linear algebra
 //===----------------------------------------------------------------------===//
 
-def Weft_MatmulOp : Weft_InferredOp<"matmul", "Opaque", [Pure]> {
+def Weft_MatmulOp : Weft_InferredOp<"matmul", "Opaque", [Pure, DeclareOpInterfaceMethods<Weft_DifferentiableOpInterface>]> {
   let summary = "Batched matrix product";
   let description = [{
     `result[b..., m, n] = sum_k lhs[b..., m, k] * rhs[b..., k, n]`, where
@@ -706,7 +706,7 @@ def Weft_CrossEntropyOp : Weft_InferredOp<"cross_entropy", "RowReduction", [Pure
 // Mixture of experts
 //===----------------------------------------------------------------------===//
 
-def Weft_MoeGateOp : Weft_InferredOp<"moe_gate", "Opaque", [Pure]> {
+def Weft_MoeGateOp : Weft_InferredOp<"moe_gate", "Opaque", [Pure, DeclareOpInterfaceMethods<Weft_DifferentiableOpInterface>]> {
   let summary = "Top-k routing: softmax over experts, the k best, renormalised";
   let description = [{
     For each token's router logits (the last dimension, one per expert) the
@@ -733,7 +733,7 @@ def Weft_MoeGateOp : Weft_InferredOp<"moe_gate", "Opaque", [Pure]> {
   }];
 }
 
-def Weft_MoeDispatchOp : Weft_InferredOp<"moe_dispatch", "Opaque", [Pure]> {
+def Weft_MoeDispatchOp : Weft_InferredOp<"moe_dispatch", "Opaque", [Pure, DeclareOpInterfaceMethods<Weft_DifferentiableOpInterface>]> {
   let summary = "Token rows sorted by the expert they are routed to";
   let description = [{
     x is [T, H] and experts [T, K] (from `weft.moe_gate`). Each (token, slot)
@@ -761,7 +761,7 @@ def Weft_MoeDispatchOp : Weft_InferredOp<"moe_dispatch", "Opaque", [Pure]> {
   }];
 }
 
-def Weft_GroupedLinearOp : Weft_InferredOp<"grouped_linear", "Opaque", [Pure]> {
+def Weft_GroupedLinearOp : Weft_InferredOp<"grouped_linear", "Opaque", [Pure, DeclareOpInterfaceMethods<Weft_DifferentiableOpInterface>]> {
   let summary = "A linear per group of rows, each group with its own weight";
   let description = [{
     Rows [offsets[g], offsets[g + 1]) of x [N, in] are multiplied by weight g
@@ -788,7 +788,7 @@ def Weft_GroupedLinearOp : Weft_InferredOp<"grouped_linear", "Opaque", [Pure]> {
   }];
 }
 
-def Weft_MoeCombineOp : Weft_InferredOp<"moe_combine", "Opaque", [Pure]> {
+def Weft_MoeCombineOp : Weft_InferredOp<"moe_combine", "Opaque", [Pure, DeclareOpInterfaceMethods<Weft_DifferentiableOpInterface>]> {
   let summary = "Weighted sum of each token's expert outputs";
   let description = [{
     The inverse of `weft.moe_dispatch`: rows [T·K, H] in dispatch order, the

@@ -37,11 +37,10 @@ Value zerosOf(OpBuilder &b, Location loc, RankedTensorType type) {
   return b.create<BroadcastOp>(loc, type, zero, b.getDenseI64ArrayAttr({}));
 }
 
-/// `value` (shape S) broadcast back to `like`'s shape, S being `like`'s shape
-/// without `removed` dimensions (or with them as 1 when `kept`).
-Value broadcastBack(OpBuilder &b, Location loc, Value value, Value like,
-                    ArrayRef<int64_t> removed) {
-  RankedTensorType target = tensorType(like);
+/// `value` (shape S) broadcast to `target`'s shape, S being that shape
+/// without the `removed` dimensions (or with them as 1).
+Value broadcastTo(OpBuilder &b, Location loc, Value value,
+                  RankedTensorType target, ArrayRef<int64_t> removed) {
   SmallVector<int64_t> keptShape, mapping;
   for (int64_t d = 0; d < target.getRank(); ++d)
     if (!llvm::is_contained(removed, d)) {
@@ -55,6 +54,12 @@ Value broadcastBack(OpBuilder &b, Location loc, Value value, Value like,
   return b.create<BroadcastOp>(loc,
                                target.clone(tensorType(value).getElementType()),
                                value, b.getDenseI64ArrayAttr(mapping));
+}
+
+/// `value` broadcast back to `like`'s shape (see broadcastTo).
+Value broadcastBack(OpBuilder &b, Location loc, Value value, Value like,
+                    ArrayRef<int64_t> removed) {
+  return broadcastTo(b, loc, value, tensorType(like), removed);
 }
 
 /// Σ of `value` over `dims`, the result reshaped to `type`.
@@ -515,6 +520,47 @@ LogicalResult LinearOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
   return success();
 }
 
+LogicalResult MatmulOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
+                                 SmallVectorImpl<Value> &grads) {
+  Value g = onlyGrad(resultGrads);
+  if (!g || !isFloat(g))
+    return grads.assign(2, Value()), success();
+  // y = op(A) op(B): d op(A) = g op(B)ᵀ, d op(B) = op(A)ᵀ g, each transposed
+  // back where the operand is stored transposed; a shared rank-2 B sums
+  // over the batch.
+  Location loc = getLoc();
+  Value lhs = getLhs(), rhs = getRhs();
+  bool ta = getTransposeLhs(), tb = getTransposeRhs();
+  auto swapLast = [&](Value v) -> Value {
+    int64_t rank = tensorType(v).getRank();
+    SmallVector<int64_t> permutation =
+        llvm::to_vector(llvm::seq<int64_t>(0, rank));
+    std::swap(permutation[rank - 1], permutation[rank - 2]);
+    return b.create<TransposeOp>(loc, v, b.getDenseI64ArrayAttr(permutation));
+  };
+  Value dA = b.create<MatmulOp>(loc, g, rhs, false, !tb);
+  if (ta)
+    dA = swapLast(dA);
+  Value dB;
+  RankedTensorType gType = tensorType(g);
+  if (tensorType(rhs).getRank() == 2 && gType.getRank() > 2) {
+    Value a = ta ? swapLast(lhs) : lhs; // [b..., M, K]
+    RankedTensorType aType = tensorType(a);
+    int64_t rows = aType.getNumElements() / aType.getShape().back();
+    Value a2 = b.create<ReshapeOp>(
+        loc, aType.clone({rows, aType.getShape().back()}), a);
+    Value g2 = b.create<ReshapeOp>(
+        loc, gType.clone({rows, gType.getShape().back()}), g);
+    dB = b.create<MatmulOp>(loc, a2, g2, true, false);
+  } else {
+    dB = b.create<MatmulOp>(loc, lhs, g, !ta, false);
+  }
+  if (tb)
+    dB = swapLast(dB);
+  grads.assign({dA, dB});
+  return success();
+}
+
 LogicalResult ReduceOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
                                  SmallVectorImpl<Value> &grads) {
   Value g = onlyGrad(resultGrads);
@@ -731,5 +777,164 @@ LogicalResult AttentionOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
   grads[0] = grad.getDq();
   grads[1] = grad.getDk();
   grads[2] = grad.getDv();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Mixture of experts
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// [T, K] pairs as T·K single-slot tokens: their experts [T·K, 1].
+Value pairExperts(OpBuilder &b, Location loc, Value experts) {
+  RankedTensorType type = tensorType(experts);
+  return b.create<ReshapeOp>(loc, type.clone({type.getNumElements(), 1}),
+                             experts);
+}
+
+/// Rows in dispatch order [T·K, H] back in (token, slot) order.
+Value rowsInPairOrder(OpBuilder &b, Location loc, Value rows, Value experts,
+                      IntegerAttr numExperts) {
+  RankedTensorType type = tensorType(rows);
+  Value ones = splat(b, loc, type.clone({type.getDimSize(0), 1}), 1.0);
+  return b.create<MoeCombineOp>(loc, rows, ones, pairExperts(b, loc, experts),
+                                numExperts);
+}
+} // namespace
+
+LogicalResult MoeGateOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
+                                  SmallVectorImpl<Value> &grads) {
+  Value g = resultGrads.empty() ? Value() : resultGrads[0];
+  if (!g)
+    return grads.assign(1, Value()), success();
+  // w_k = p_{e_k} (/ Σ_j p_{e_j} under normalize), p = softmax(logits): the
+  // chosen probabilities through a one-hot of the experts, their gradient
+  // spread back over the experts, then softmax's.
+  Location loc = getLoc();
+  Value logits = getLogits();
+  RankedTensorType type = tensorType(logits),
+                   weights = tensorType(getWeights());
+  int64_t last = type.getRank() - 1;
+  int64_t experts = type.getShape().back();
+  SmallVector<int64_t> pairShape(weights.getShape());
+  pairShape.push_back(experts); // [..., K, E]
+  auto i64 = RankedTensorType::get(pairShape, b.getI64Type());
+  Value probabilities = b.create<SoftmaxOp>(loc, logits, last);
+  Value expertIds = b.create<IotaOp>(loc, i64, last + 1);
+  Value chosenIds = broadcastBack(b, loc, getExperts(), expertIds, {last + 1});
+  Value onehot = b.create<ConvertOp>(
+      loc, type.clone(pairShape),
+      b.create<CompareOp>(loc, CompareDirection::eq, expertIds, chosenIds));
+  Value spreadP = broadcastBack(b, loc, probabilities, onehot, {last});
+  Value chosen = b.create<ReduceOp>(loc, ReduceKind::sum,
+                                    b.create<MulOp>(loc, onehot, spreadP),
+                                    b.getDenseI64ArrayAttr({last + 1}), false);
+  Value dChosen = g;
+  if (getNormalize()) {
+    // w = c / S: dc = (g − Σ_j g_j w_j) / S.
+    Value sum = rowSum(b, loc, chosen, last);
+    Value w = b.create<DivOp>(loc, chosen, sum);
+    Value dot = rowSum(b, loc, b.create<MulOp>(loc, g, w), last);
+    dChosen = b.create<DivOp>(loc, b.create<SubOp>(loc, g, dot), sum);
+  }
+  Value dProbabilities = b.create<ReduceOp>(
+      loc, ReduceKind::sum,
+      b.create<MulOp>(loc, onehot,
+                      broadcastBack(b, loc, dChosen, onehot, {last + 1})),
+      b.getDenseI64ArrayAttr({last}), false);
+  Value dot =
+      rowSum(b, loc, b.create<MulOp>(loc, dProbabilities, probabilities), last);
+  grads.assign({b.create<MulOp>(loc, probabilities,
+                                b.create<SubOp>(loc, dProbabilities, dot))});
+  return success();
+}
+
+LogicalResult MoeDispatchOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
+                                      SmallVectorImpl<Value> &grads) {
+  Value g = resultGrads.empty() ? Value() : resultGrads[0];
+  if (!g || !isFloat(g))
+    return grads.assign(2, Value()), success();
+  // Token t's row went to each of its K slots: its gradient is their sum.
+  Location loc = getLoc();
+  RankedTensorType experts = tensorType(getExperts());
+  Value ones = splat(b, loc, tensorType(g).clone(experts.getShape()), 1.0);
+  grads.assign(
+      {b.create<MoeCombineOp>(loc, g, ones, getExperts(), getNumExpertsAttr()),
+       Value()});
+  return success();
+}
+
+LogicalResult GroupedLinearOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
+                                        SmallVectorImpl<Value> &grads) {
+  Value g = onlyGrad(resultGrads);
+  grads.assign(getNumOperands(), Value());
+  if (!g)
+    return success();
+  // dx = g_g · W_g over each group's rows (a grouped linear by Wᵀ); dW_g =
+  // g_gᵀ · x_g, the rows outside group g masked to zero (one product per
+  // group over every row: E times the work of a grouped product, until a
+  // kernel for it lands).
+  Location loc = getLoc();
+  SmallVector<Value> transposed;
+  for (Value w : getWeights())
+    transposed.push_back(
+        b.create<TransposeOp>(loc, w, b.getDenseI64ArrayAttr({1, 0})));
+  grads[0] = b.create<GroupedLinearOp>(loc, g, getOffsets(), transposed);
+  RankedTensorType x = tensorType(getX());
+  int64_t rows = x.getDimSize(0);
+  auto i64 = [&](ArrayRef<int64_t> shape) {
+    return RankedTensorType::get(shape, b.getI64Type());
+  };
+  Value rowIds = b.create<IotaOp>(loc, i64({rows}), 0);
+  for (int64_t e = 0; e < static_cast<int64_t>(getWeights().size()); ++e) {
+    auto bound = [&](int64_t at) -> Value {
+      Value one = b.create<SliceOp>(
+          loc, getOffsets(), b.getDenseI64ArrayAttr({at}),
+          b.getDenseI64ArrayAttr({at + 1}), b.getDenseI64ArrayAttr({1}));
+      return b.create<BroadcastOp>(loc, i64({rows}),
+                                   b.create<ReshapeOp>(loc, i64({}), one),
+                                   b.getDenseI64ArrayAttr({}));
+    };
+    auto predicates = RankedTensorType::get({rows}, b.getI1Type());
+    Value none =
+        b.create<ConstantOp>(loc, DenseElementsAttr::get(predicates, false));
+    Value inGroup = b.create<SelectOp>( // offsets[e] ≤ row < offsets[e + 1]
+        loc, b.create<CompareOp>(loc, CompareDirection::ge, rowIds, bound(e)),
+        b.create<CompareOp>(loc, CompareDirection::lt, rowIds, bound(e + 1)),
+        none);
+    Value masked =
+        where(b, loc, broadcastBack(b, loc, inGroup, getX(), {1}), getX());
+    grads[2 + e] = b.create<MatmulOp>(loc, g, masked, true, false);
+  }
+  return success();
+}
+
+LogicalResult MoeCombineOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
+                                     SmallVectorImpl<Value> &grads) {
+  Value g = onlyGrad(resultGrads);
+  if (!g)
+    return grads.assign(3, Value()), success();
+  // y_t = Σ_k w_tk · rows[slot(t, k)]: d rows[slot(t, k)] = w_tk · g_t (the
+  // pairs' rows put in dispatch order by dispatching them as single-slot
+  // tokens), d w_tk = rows[slot(t, k)] · g_t.
+  Location loc = getLoc();
+  RankedTensorType weights = tensorType(getWeights()),
+                   rows = tensorType(getRows());
+  int64_t tokens = weights.getDimSize(0), k = weights.getDimSize(1),
+          hidden = rows.getDimSize(1);
+  auto pairs3 = rows.clone({tokens, k, hidden});
+  Value gPairs = broadcastTo(b, loc, g, pairs3, {1});
+  Value scaled = b.create<MulOp>(
+      loc, gPairs, broadcastBack(b, loc, getWeights(), gPairs, {2}));
+  auto dispatch = b.create<MoeDispatchOp>(
+      loc, b.create<ReshapeOp>(loc, rows, scaled),
+      pairExperts(b, loc, getExperts()), getNumExpertsAttr());
+  Value paired = b.create<ReshapeOp>(
+      loc, pairs3,
+      rowsInPairOrder(b, loc, getRows(), getExperts(), getNumExpertsAttr()));
+  Value dWeights = b.create<ReduceOp>(loc, ReduceKind::sum,
+                                      b.create<MulOp>(loc, paired, gPairs),
+                                      b.getDenseI64ArrayAttr({2}), false);
+  grads.assign({dispatch.getRows(), dWeights, Value()});
   return success();
 }

@@ -1,7 +1,8 @@
 // weft-autodiff's gradients against central finite differences of the same
 // function's loss, both computed by CPU plans through the whole pipeline:
 // one case per gradient rule (elementwise ops, shapes, linear, reductions,
-// gather, RMSNorm, cross-entropy, RoPE, attention) on random inputs.
+// gather, RMSNorm, cross-entropy, RoPE, attention, the MoE ops) on random
+// inputs.
 #include "codegen/PlanBuilder.h"
 #include "ir/WeftDialect.h"
 #include "passes/Pipeline.h"
@@ -335,13 +336,50 @@ TEST(Autodiff, LayerNormAndGelu) {
     })");
 }
 
+TEST(Autodiff, MixtureOfExperts) {
+  // Router, top-2 gate (renormalised, and not), dispatch, one expert linear
+  // per group, combine. The inputs keep the routing away from ties, so the
+  // finite differences do not change which experts are chosen.
+  expectGradientsMatch(R"(
+    func.func @f(%x: tensor<6x4xf32>, %wr: tensor<3x4xf32>, %w0: tensor<5x4xf32>, %w1: tensor<5x4xf32>, %w2: tensor<5x4xf32>, %r: tensor<6x5xf32>) -> tensor<f32> {
+      %logits = weft.linear %x, %wr : (tensor<6x4xf32>, tensor<3x4xf32>) -> tensor<6x3xf32>
+      %w:2 = weft.moe_gate %logits top_k 2 normalize : (tensor<6x3xf32>) -> (tensor<6x2xf32>, tensor<6x2xi64>)
+      %v:2 = weft.moe_gate %logits top_k 2 : (tensor<6x3xf32>) -> (tensor<6x2xf32>, tensor<6x2xi64>)
+      %d:2 = weft.moe_dispatch %x, %w#1 num_experts 3 : (tensor<6x4xf32>, tensor<6x2xi64>) -> (tensor<12x4xf32>, tensor<4xi64>)
+      %h = weft.grouped_linear %d#0, %d#1, %w0, %w1, %w2 : (tensor<12x4xf32>, tensor<4xi64>, tensor<5x4xf32>, tensor<5x4xf32>, tensor<5x4xf32>) -> tensor<12x5xf32>
+      %y = weft.moe_combine %h, %w#0, %w#1 num_experts 3 : (tensor<12x5xf32>, tensor<6x2xf32>, tensor<6x2xi64>) -> tensor<6x5xf32>
+      %z = weft.moe_combine %h, %v#0, %v#1 num_experts 3 : (tensor<12x5xf32>, tensor<6x2xf32>, tensor<6x2xi64>) -> tensor<6x5xf32>
+      %s = weft.add %y, %z : tensor<6x5xf32>
+      %p = weft.mul %s, %r : tensor<6x5xf32>
+      %l = weft.reduce sum %p dims [0, 1] : (tensor<6x5xf32>) -> tensor<f32>
+      return %l : tensor<f32>
+    })");
+}
+
+TEST(Autodiff, BatchedMatmulWithTransposesAndASharedRhs) {
+  expectGradientsMatch(R"(
+    func.func @f(%a: tensor<2x3x4xf32>, %b: tensor<2x5x4xf32>, %c: tensor<3x2x4xf32>, %s: tensor<6x4xf32>, %r: tensor<2x4x6xf32>) -> tensor<f32> {
+      %p = weft.matmul %a, %b {transpose_rhs} : (tensor<2x3x4xf32>, tensor<2x5x4xf32>) -> tensor<2x3x5xf32>
+      %t = weft.transpose %c [1, 0, 2] : (tensor<3x2x4xf32>) -> tensor<2x3x4xf32>
+      %q = weft.matmul %t, %s {transpose_rhs} : (tensor<2x3x4xf32>, tensor<6x4xf32>) -> tensor<2x3x6xf32>
+      %u = weft.matmul %a, %q {transpose_lhs} : (tensor<2x3x4xf32>, tensor<2x3x6xf32>) -> tensor<2x4x6xf32>
+      %w = weft.mul %u, %r : tensor<2x4x6xf32>
+      %l1 = weft.reduce sum %w dims [0, 1, 2] : (tensor<2x4x6xf32>) -> tensor<f32>
+      %l2 = weft.reduce sum %p dims [0, 1, 2] : (tensor<2x3x5xf32>) -> tensor<f32>
+      %l = weft.add %l1, %l2 : tensor<f32>
+      return %l : tensor<f32>
+    })");
+}
+
 TEST(Autodiff, AnOpWithoutARuleIsNamed) {
   mlir::MLIRContext context;
   context.loadDialect<WeftDialect, mlir::func::FuncDialect>();
   auto module = mlir::parseSourceString<mlir::ModuleOp>(R"(
     func.func @f(%x: tensor<4xf32>) -> tensor<f32> {
-      %y:2 = weft.moe_gate %x top_k 1 : (tensor<4xf32>) -> (tensor<1xf32>, tensor<1xi64>)
-      %l = weft.reduce sum %y#0 dims [0] : (tensor<1xf32>) -> tensor<f32>
+      %i = weft.constant dense<[0, 1]> : tensor<2xi64>
+      %u = weft.constant dense<1.0> : tensor<2xf32>
+      %y = weft.scatter_add %x[%i], %u axis 0 : (tensor<4xf32>, tensor<2xi64>, tensor<2xf32>) -> tensor<4xf32>
+      %l = weft.reduce sum %y dims [0] : (tensor<4xf32>) -> tensor<f32>
       return %l : tensor<f32>
     })",
                                                         &context);
