@@ -410,25 +410,33 @@ std::string lossCurveSvg(const std::vector<double> &losses,
   auto y = [&](double v) {
     return top + (height - top - bottom) * (hi - v) / (hi - lo);
   };
+  auto n = [](double v) { return llvm::formatv("{0:f1}", v).str(); };
   std::string svg;
   llvm::raw_string_ostream os(svg);
-  os << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width
-     << "\" height=\"" << height << "\" font-family=\"sans-serif\" "
-     << "font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" "
-     << "fill=\"white\"/>\n<text x=\"" << left << "\" y=\"18\">" << title
-     << "</text>\n";
+  os << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << n(width)
+     << "\" height=\"" << n(height)
+     << "\" font-family=\"sans-serif\" font-size=\"12\">\n"
+     << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+     << "<text x=\"" << n(left) << "\" y=\"18\">";
+  for (char c : title) // XML text
+    os << (c == '&'   ? "&amp;"
+           : c == '<' ? "&lt;"
+           : c == '>' ? "&gt;"
+                      : std::string(1, c));
+  os << "</text>\n";
   for (int k = 0; k <= 4; ++k) {
     double v = lo + (hi - lo) * k / 4;
-    os << "<line x1=\"" << left << "\" x2=\"" << width - right << "\" y1=\""
-       << y(v) << "\" y2=\"" << y(v)
-       << "\" stroke=\"#ddd\"/>\n<text x=\"4\" y=\"" << y(v) + 4 << "\">"
-       << llvm::format("%.3f", v) << "</text>\n";
+    os << "<line x1=\"" << n(left) << "\" x2=\"" << n(width - right)
+       << "\" y1=\"" << n(y(v)) << "\" y2=\"" << n(y(v))
+       << "\" stroke=\"#ddd\"/>\n<text x=\"4\" y=\"" << n(y(v) + 4) << "\">"
+       << llvm::formatv("{0:f3}", v) << "</text>\n";
   }
-  os << "<text x=\"" << (width - right) / 2 << "\" y=\"" << height - 10
-     << "\">step (1 – " << losses.size() << ")</text>\n<polyline fill=\"none\" "
-     << "stroke=\"#1f77b4\" stroke-width=\"1.5\" points=\"";
+  os << "<text x=\"" << n((width - right) / 2) << "\" y=\"" << n(height - 10)
+     << "\">step (1 – " << losses.size()
+     << ")</text>\n<polyline fill=\"none\" stroke=\"#1f77b4\" "
+     << "stroke-width=\"1.5\" points=\"";
   for (size_t i = 0; i < losses.size(); ++i)
-    os << llvm::format("%.1f,%.1f ", x(i), y(losses[i]));
+    os << n(x(i)) << "," << n(y(losses[i])) << " ";
   os << "\"/>\n</svg>\n";
   return svg;
 }
