@@ -44,6 +44,10 @@ FailureOr<bool> weft::codegen::isWholeRowInput(FusionGroupOp group,
                            << type << " is neither a row nor a column";
 }
 
+const char *const weft::codegen::kSelectHelper =
+    "template <typename A, typename B>\n"
+    "static inline auto weftSelect(bool p, A a, B b) { return p ? a : b; }\n";
+
 std::string weft::codegen::floatLiteral(double value) {
   std::string text;
   llvm::raw_string_ostream(text) << llvm::format("%.9g", value);
@@ -92,12 +96,11 @@ std::string weft::codegen::elementwiseExpression(Operation *op,
         return std::string("static_cast<uint8_t>(") + x(0) + " " +
                symbols[static_cast<int>(op.getDirection())] + " " + x(1) + ")";
       })
-      // Both operands are evaluated before the choice: GCC 12's if-conversion
-      // of `p[c] ? a[c] : b[c]` into masked AVX2 loads drops elements
-      // (-O3 -march=x86-64-v3).
+      // A call, so that both operands are loaded before the choice: GCC 12's
+      // if-conversion of `p[c] ? a[c] : b[c]` into masked AVX2 loads drops
+      // elements (-O3 -march=x86-64-v3). kSelectHelper defines it.
       .Case([&](SelectOp) {
-        return "[](bool p, auto a, auto b) { return p ? a : b; }(" + x(0) +
-               ", " + x(1) + ", " + x(2) + ")";
+        return "weftSelect(" + x(0) + ", " + x(1) + ", " + x(2) + ")";
       })
       .Default([](Operation *) { return std::string(); });
 }

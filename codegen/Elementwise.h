@@ -36,6 +36,10 @@ mlir::FailureOr<bool> isWholeRowInput(FusionGroupOp group,
 /// `value` as a C++ float literal that reads back to the same float.
 std::string floatLiteral(double value);
 
+/// The CPU definition of the `weftSelect(p, a, b)` that select expressions
+/// call (the CUDA prelude has its own).
+extern const char *const kSelectHelper;
+
 /// The expression of an elementwise op's result from its operands'
 /// expressions; empty when the op is not elementwise (convert aside, which
 /// depends on the backend's types).

@@ -214,7 +214,10 @@ weft::codegen::generateFusionGroupSource(FusionGroupOp group,
       << cols << "\n"
       << "#include <algorithm>\n#include <cmath>\n#include <cstdint>\n"
       << "#include <omp.h>\n"
-      << (usesBf16 ? kBf16Helpers : "") << "\n"
+      << (usesBf16 ? kBf16Helpers : "")
+      << (group.getBody().front().getOps<SelectOp>().empty() ? ""
+                                                             : kSelectHelper)
+      << "\n"
       << "extern \"C\" void @ENTRY@(char *const *args, int threads) {\n"
       << "  constexpr int64_t kRows = " << rows << ", kCols = " << cols << ";\n"
       << "#pragma omp parallel for num_threads(threads) schedule(static)\n"

@@ -47,6 +47,8 @@ template <typename T> __device__ __forceinline__ T abs(T x) { return x < 0 ? -x 
 template <typename T> __device__ __forceinline__ T max(T a, T b) { return a < b ? b : a; }
 template <typename T> __device__ __forceinline__ T min(T a, T b) { return b < a ? b : a; }
 } // namespace std
+template <typename A, typename B>
+__device__ __forceinline__ auto weftSelect(bool p, A a, B b) { return p ? a : b; }
 __device__ __forceinline__ float weftBf16ToFloat(uint16_t bits) {
   return __uint_as_float(static_cast<unsigned>(bits) << 16);
 }

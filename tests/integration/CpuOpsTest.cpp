@@ -1,7 +1,7 @@
 // Data-movement and reduction ops through the whole CPU path (schedule,
 // bufferize, plan, runtime) against plain references on random inputs:
-// transpose, slice, broadcast, concat, reduce and scatter_add, in f32 and
-// with bf16 storage.
+// transpose, slice, broadcast, concat, reduce, scatter_add and select, in
+// f32 and with bf16 storage.
 #include "codegen/PlanBuilder.h"
 #include "ir/WeftDialect.h"
 #include "kernels/cpu/Kernels.h"
@@ -205,4 +205,30 @@ TEST(CpuOps, Bf16TransposeThenReduce) {
   for (double &r : ref)
     r = roundBf16(static_cast<float>(r));
   expectNear(y, ref, 1e-6);
+}
+
+// A row mask broadcast over columns chooses between two tensors. GCC 12 at
+// -O3 -march=x86-64-v3 turned the generated `p[c] ? a[c] : b[c]` into masked
+// loads that lost row 3 of this very case; the generated code calls
+// weftSelect instead.
+TEST(CpuOps, SelectByARowMask) {
+  const std::vector<float> x = randomFloats(48, 31);
+  std::vector<double> expected(48);
+  for (int64_t r = 0; r < 12; ++r)
+    for (int64_t c = 0; c < 4; ++c)
+      expected[r * 4 + c] = r >= 3 ? x[r * 4 + c] : 0.0;
+  std::vector<int64_t> rows(12);
+  for (int64_t r = 0; r < 12; ++r)
+    rows[r] = r;
+  expectNear(run(R"(
+    func.func @forward(%x: tensor<12x4xf32>, %i: tensor<12xi64>) -> tensor<12x4xf32> {
+      %t = weft.constant dense<3> : tensor<12xi64>
+      %ge = weft.compare ge, %i, %t : tensor<12xi64>
+      %m = weft.broadcast %ge dims [0] : tensor<12xi1> -> tensor<12x4xi1>
+      %z = weft.constant dense<0.0> : tensor<12x4xf32>
+      %y = weft.select %m, %x, %z : tensor<12x4xi1>, tensor<12x4xf32>
+      return %y : tensor<12x4xf32>
+    })",
+                 {f32Tensor({12, 4}, x), i64Tensor({12}, rows)}),
+             expected, 0.0);
 }
