@@ -28,6 +28,8 @@ import subprocess
 import sys
 import tempfile
 
+from cpu_forward import run_measured  # one child, its peak RSS from wait4
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 WEFT = ROOT / "build" / "bin" / "weft"
 MODELS = {
@@ -57,19 +59,6 @@ for step in range(steps + 1):
     times.append(time.perf_counter() - start)
 print(json.dumps({"median_s": statistics.median(times[1:]), "first_s": times[0]}))
 """
-
-
-def run_measured(cmd):
-    """Runs cmd as a child and returns (stdout, its peak RSS in bytes)."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen([str(c) for c in cmd], stdout=out, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        code = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        if code != 0:
-            raise RuntimeError(f"{' '.join(map(str, cmd))} failed: {err.read()[-2000:]}")
-        return out.read(), usage.ru_maxrss * 1024
 
 
 def bench_weft(model, seq, threads, steps, work):

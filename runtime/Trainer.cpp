@@ -97,15 +97,25 @@ StepStats Trainer::step(const std::vector<HostTensor> &microBatches) {
       for (float &g : p.accumulated)
         g *= inverse;
   }
+  // Each parameter's gradient: the averaged fp32 one, or the plan's (f32 or
+  // bf16) output.
+  struct Gradient {
+    const float *f32;
+    const uint16_t *bf16;
+  };
+  auto gradientOf = [&](const Parameter &p) -> Gradient {
+    if (accumulate)
+      return {p.accumulated.data(), nullptr};
+    const char *grad = executor.bufferData(p.grad);
+    if (p.bf16)
+      return {nullptr, reinterpret_cast<const uint16_t *>(grad)};
+    return {reinterpret_cast<const float *>(grad), nullptr};
+  };
   double squares = 0;
   for (const Parameter &p : parameters) {
-    const char *grad = executor.bufferData(p.grad);
-    squares +=
-        accumulate ? cpu::sumOfSquares(p.accumulated.data(), p.count)
-        : p.bf16
-            ? cpu::sumOfSquaresBf16(reinterpret_cast<const uint16_t *>(grad),
-                                    p.count)
-            : cpu::sumOfSquares(reinterpret_cast<const float *>(grad), p.count);
+    Gradient g = gradientOf(p);
+    squares += g.bf16 ? cpu::sumOfSquaresBf16(g.bf16, p.count)
+                      : cpu::sumOfSquares(g.f32, p.count);
   }
   const double norm = std::sqrt(squares);
   float scale = 1.0f;
@@ -124,17 +134,13 @@ StepStats Trainer::step(const std::vector<HostTensor> &microBatches) {
     char *param = executor.bufferData(p.param);
     float *master = p.bf16 ? p.master.data() : reinterpret_cast<float *>(param);
     uint16_t *narrow = p.bf16 ? reinterpret_cast<uint16_t *>(param) : nullptr;
-    const char *grad = executor.bufferData(p.grad);
-    if (accumulate)
-      cpu::adamwUpdate(s, master, p.m.data(), p.v.data(), p.accumulated.data(),
-                       narrow, p.count);
-    else if (p.bf16)
-      cpu::adamwUpdateBf16Grad(s, master, p.m.data(), p.v.data(),
-                               reinterpret_cast<const uint16_t *>(grad), narrow,
-                               p.count);
+    Gradient g = gradientOf(p);
+    if (g.bf16)
+      cpu::adamwUpdateBf16Grad(s, master, p.m.data(), p.v.data(), g.bf16,
+                               narrow, p.count);
     else
-      cpu::adamwUpdate(s, master, p.m.data(), p.v.data(),
-                       reinterpret_cast<const float *>(grad), narrow, p.count);
+      cpu::adamwUpdate(s, master, p.m.data(), p.v.data(), g.f32, narrow,
+                       p.count);
   }
   ++stepsDone;
   return {loss / static_cast<double>(microBatches.size()), lr, norm};

@@ -517,6 +517,9 @@ int weft::cli::runTrain(llvm::ArrayRef<std::string> args) {
     const weft::plan::Plan plan = std::move(*compiled);
     rt::CpuExecutor executor(plan, model, static_cast<int>(s.threads));
 
+    // The model's config.json, read once: compared on resume, copied into
+    // each checkpoint.
+    const std::string modelConfig = configText(model);
     // Weights: a checkpoint, the model's safetensors, or the seed.
     std::string resumeFrom, weights = weightsOf(model);
     json resumed;
@@ -529,8 +532,8 @@ int weft::cli::runTrain(llvm::ArrayRef<std::string> args) {
         return fail(resumeFrom + "/trainer_state.json: not JSON: " + e.what());
       }
       std::string savedConfig = configText(resumeFrom);
-      if (!savedConfig.empty() && !configText(model).empty() &&
-          json::parse(savedConfig) != json::parse(configText(model)))
+      if (!savedConfig.empty() && !modelConfig.empty() &&
+          json::parse(savedConfig) != json::parse(modelConfig))
         return fail(resumeFrom +
                     " is a checkpoint of another model: its "
                     "config.json differs from " +
@@ -629,7 +632,7 @@ int weft::cli::runTrain(llvm::ArrayRef<std::string> args) {
                     {"settings", settingsJson(s)}};
       std::string dir = rt::saveCheckpoint(
           s.saveDir, step,
-          {modelTensors, optimizerTensors, configText(model), state.dump(1)});
+          {modelTensors, optimizerTensors, modelConfig, state.dump(1)});
       return dir;
     };
 

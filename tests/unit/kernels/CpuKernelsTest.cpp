@@ -155,6 +155,42 @@ std::vector<uint8_t> randomMask(const AttentionCase &c, uint32_t seed) {
     std::fill_n(mask.begin(), s.skv, 0);
   return mask;
 }
+
+/// Query i of head h's attention probabilities over the keys in double, 0
+/// where it does not attend (all 0 when it attends none).
+std::vector<double> referenceProbabilities(const AttentionCase &c,
+                                           const std::vector<float> &q,
+                                           const std::vector<float> &k,
+                                           const std::vector<float> &slopes,
+                                           const std::vector<uint8_t> &mask,
+                                           double scale, int64_t b, int64_t h,
+                                           int64_t i) {
+  const AttentionShape &s = c.shape;
+  const int64_t offset = s.skv - s.sq, kh = h / (s.heads / s.kvHeads);
+  std::vector<double> p(s.skv);
+  double max = -INFINITY, sum = 0;
+  for (int64_t j = 0; j < s.skv; ++j) {
+    bool allowed = true;
+    if (c.kind == AttentionKind::Causal || c.kind == AttentionKind::Alibi)
+      allowed = j <= offset + i && (c.window == 0 || j > offset + i - c.window);
+    if (c.kind == AttentionKind::Mask)
+      allowed = mask[((c.maskPerBatch ? b * s.sq : 0) + i) * s.skv + j];
+    double dot = 0;
+    for (int64_t d = 0; d < s.dqk; ++d)
+      dot += double(q[((b * s.sq + i) * s.heads + h) * s.dqk + d]) *
+             k[((b * s.skv + j) * s.kvHeads + kh) * s.dqk + d];
+    dot *= scale;
+    if (c.kind == AttentionKind::Alibi)
+      dot += slopes[h] * double(j - (offset + i));
+    p[j] = allowed ? dot : -INFINITY;
+    max = std::max(max, p[j]);
+  }
+  for (double &x : p)
+    sum += x = max == -INFINITY ? 0 : std::exp(x - max);
+  for (double &x : p)
+    x = sum > 0 ? x / sum : 0;
+  return p;
+}
 } // namespace
 
 TEST_P(AttentionTest, MatchesNaiveSoftmaxAttention) {
@@ -175,41 +211,17 @@ TEST_P(AttentionTest, MatchesNaiveSoftmaxAttention) {
             workspace.data(), threads);
 
   std::vector<double> ref(out.size());
-  const int64_t offset = s.skv - s.sq;
   for (int64_t b = 0; b < s.batch; ++b)
     for (int64_t h = 0; h < s.heads; ++h)
       for (int64_t i = 0; i < s.sq; ++i) {
-        int64_t kh = h / (s.heads / s.kvHeads);
-        std::vector<double> p(s.skv);
-        double max = -INFINITY;
-        for (int64_t j = 0; j < s.skv; ++j) {
-          bool allowed = true;
-          if (c.kind == AttentionKind::Causal || c.kind == AttentionKind::Alibi)
-            allowed =
-                j <= offset + i && (c.window == 0 || j > offset + i - c.window);
-          if (c.kind == AttentionKind::Mask)
-            allowed = mask[((c.maskPerBatch ? b * s.sq : 0) + i) * s.skv + j];
-          double dot = 0;
-          for (int64_t d = 0; d < s.dqk; ++d)
-            dot += double(q[((b * s.sq + i) * s.heads + h) * s.dqk + d]) *
-                   k[((b * s.skv + j) * s.kvHeads + kh) * s.dqk + d];
-          dot *= scale;
-          if (c.kind == AttentionKind::Alibi)
-            dot += slopes[h] * double(j - (offset + i));
-          p[j] = allowed ? dot : -INFINITY;
-          max = std::max(max, p[j]);
-        }
-        double sum = 0;
-        for (double &x : p) {
-          x = max == -INFINITY ? 0 : std::exp(x - max);
-          sum += x;
-        }
+        const int64_t kh = h / (s.heads / s.kvHeads);
+        std::vector<double> p =
+            referenceProbabilities(c, q, k, slopes, mask, scale, b, h, i);
         for (int64_t d = 0; d < s.dv; ++d) {
           double o = 0;
           for (int64_t j = 0; j < s.skv; ++j)
             o += p[j] * v[((b * s.skv + j) * s.kvHeads + kh) * s.dv + d];
-          ref[((b * s.sq + i) * s.heads + h) * s.dv + d] =
-              sum > 0 ? o / sum : 0;
+          ref[((b * s.sq + i) * s.heads + h) * s.dv + d] = o;
         }
       }
   expectClose(out, ref, 2e-5);
@@ -267,7 +279,7 @@ TEST_P(AttentionTest, BackwardMatchesPlainGradients) {
   auto slopes = randomFloats(s.heads, 24, 0.1f);
   auto mask = randomMask(c, 25);
   const double scale = 1.0 / std::sqrt(double(s.dqk));
-  const int64_t offset = s.skv - s.sq, group = s.heads / s.kvHeads;
+  const int64_t group = s.heads / s.kvHeads;
   auto qi = [&](int64_t b, int64_t i, int64_t h) {
     return ((b * s.sq + i) * s.heads + h);
   };
@@ -276,34 +288,12 @@ TEST_P(AttentionTest, BackwardMatchesPlainGradients) {
   };
   std::vector<double> dq(q.size()), dk(k.size()), dv(v.size());
   std::vector<float> out(dout.size());
-  std::vector<std::vector<double>> probs;
   for (int64_t b = 0; b < s.batch; ++b)
     for (int64_t h = 0; h < s.heads; ++h)
       for (int64_t i = 0; i < s.sq; ++i) {
         const int64_t kh = h / group;
-        std::vector<double> p(s.skv);
-        double max = -INFINITY, sum = 0;
-        for (int64_t j = 0; j < s.skv; ++j) {
-          bool allowed = true;
-          if (c.kind == AttentionKind::Causal || c.kind == AttentionKind::Alibi)
-            allowed =
-                j <= offset + i && (c.window == 0 || j > offset + i - c.window);
-          if (c.kind == AttentionKind::Mask)
-            allowed = mask[((c.maskPerBatch ? b * s.sq : 0) + i) * s.skv + j];
-          double dot = 0;
-          for (int64_t d = 0; d < s.dqk; ++d)
-            dot += double(q[qi(b, i, h) * s.dqk + d]) *
-                   k[kj(b, j, kh) * s.dqk + d];
-          dot *= scale;
-          if (c.kind == AttentionKind::Alibi)
-            dot += slopes[h] * double(j - (offset + i));
-          p[j] = allowed ? dot : -INFINITY;
-          max = std::max(max, p[j]);
-        }
-        for (double &x : p)
-          sum += x = max == -INFINITY ? 0 : std::exp(x - max);
-        for (double &x : p)
-          x = sum > 0 ? x / sum : 0;
+        std::vector<double> p =
+            referenceProbabilities(c, q, k, slopes, mask, scale, b, h, i);
         double delta = 0;
         for (int64_t e = 0; e < s.dv; ++e) {
           double o = 0;
