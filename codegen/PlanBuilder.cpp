@@ -46,9 +46,11 @@ std::string nameOf(Location loc) {
 
 class PlanBuilder {
 public:
-  PlanBuilder(func::FuncOp func, const codegen::PlanOptions &options)
-      : func(func), options(options) {}
-  FailureOr<plan::Plan> build();
+  explicit PlanBuilder(const codegen::PlanOptions &options)
+      : options(options) {}
+  /// Adds `func` as the plan's program `program` ("" for the main one).
+  LogicalResult addProgram(func::FuncOp func, const std::string &program);
+  plan::Plan take() { return std::move(plan); }
 
 private:
   FailureOr<plan::DType> dtypeOf(Location loc, Type type);
@@ -62,17 +64,28 @@ private:
   LogicalResult dumpKernel(Operation *where, const std::string &fileName,
                            const std::string &text);
   LogicalResult lowerStridedCopy(mlir::Operation *op, plan::LibraryCall &call);
+  LogicalResult lowerOptimizerOp(mlir::Operation *op, plan::LibraryCall &call);
   LogicalResult writeConstant(ConstantOp op);
   int64_t funcAttr(StringRef name) {
     return func->getAttrOfType<IntegerAttr>(name).getInt();
   }
 
-  func::FuncOp func;
+  /// The state buffer's offset by name, laid out as names first appear.
+  FailureOr<int64_t> stateOffset(Operation *where, const std::string &name,
+                                 int64_t bytes);
+
   const codegen::PlanOptions &options;
   plan::Plan plan;
-  DenseMap<Value, int> buffers;
   llvm::StringMap<int> kernelByEntry;
+  llvm::StringMap<std::pair<int64_t, int64_t>> stateLayout; // offset, bytes
+  llvm::StringMap<int64_t> parameterOffsets;
+  // The function being added.
+  func::FuncOp func;
+  std::string program;
+  DenseMap<Value, int> buffers;
+  DenseMap<Value, std::string> updateNames; // weft.update results
   int workspace = -1;
+  int64_t constantBase = 0; // its constants follow the previous programs'
 };
 } // namespace
 
@@ -84,6 +97,8 @@ FailureOr<plan::DType> PlanBuilder::dtypeOf(Location loc, Type type) {
     return plan::BF16;
   if (element.isF16())
     return plan::F16;
+  if (element.isF64())
+    return plan::F64;
   if (element.isInteger(64))
     return plan::I64;
   if (element.isInteger(32))
@@ -106,8 +121,11 @@ FailureOr<int> PlanBuilder::bufferOf(Value value, Operation *where) {
                                                    WeftDialect::kParamAttrName);
     auto input = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
                                                    WeftDialect::kInputAttrName);
+    auto state = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
+                                                   WeftDialect::kStateAttrName);
     name = param   ? param.str()
            : input ? input.str()
+           : state ? state.str()
                    : "arg" + std::to_string(arg.getArgNumber());
   } else {
     Operation *def = value.getDefiningOp();
@@ -117,6 +135,8 @@ FailureOr<int> PlanBuilder::bufferOf(Value value, Operation *where) {
     name = nameOf(def->getLoc());
     if (name.empty())
       name = def->getName().stripDialect().str();
+    if (auto update = updateNames.find(value); update != updateNames.end())
+      name = update->second;
   }
   if (!attr)
     return where->emitError() << "uses a value without a buffer; run the "
@@ -125,17 +145,43 @@ FailureOr<int> PlanBuilder::bufferOf(Value value, Operation *where) {
   FailureOr<plan::DType> dtype = dtypeOf(where->getLoc(), type);
   if (failed(dtype))
     return failure();
+  int64_t offset = attr.getOffset();
+  if (attr.getRegion() == "constants")
+    offset += constantBase;
+  if (attr.getRegion() == "state") {
+    FailureOr<int64_t> at = stateOffset(where, name, tensorBytes(type));
+    if (failed(at))
+      return failure();
+    offset = *at;
+  }
   plan::Buffer *buffer = plan.add_buffers();
   buffer->set_name(name);
   buffer->set_region(attr.getRegion() == "parameters"  ? plan::PARAMETERS
                      : attr.getRegion() == "constants" ? plan::CONSTANTS
+                     : attr.getRegion() == "state"     ? plan::STATE
                                                        : plan::ARENA);
-  buffer->set_offset(attr.getOffset());
+  buffer->set_offset(offset);
   buffer->set_bytes(tensorBytes(type));
   buffer->set_dtype(*dtype);
   for (int64_t d : type.getShape())
     buffer->add_shape(d);
   return buffers[value] = plan.buffers_size() - 1;
+}
+
+FailureOr<int64_t> PlanBuilder::stateOffset(Operation *where,
+                                            const std::string &name,
+                                            int64_t bytes) {
+  auto [it, inserted] = stateLayout.try_emplace(name, 0, bytes);
+  if (!inserted) {
+    if (it->second.second != bytes)
+      return where->emitError()
+             << "state '" << name << "' is " << bytes << " bytes here and "
+             << it->second.second << " bytes in an earlier program";
+    return it->second.first;
+  }
+  it->second.first = plan.memory().state();
+  plan.mutable_memory()->set_state(it->second.first + (bytes + 63) / 64 * 64);
+  return it->second.first;
 }
 
 LogicalResult PlanBuilder::requireF32(Operation *op) {
@@ -158,6 +204,7 @@ LogicalResult PlanBuilder::writeConstant(ConstantOp op) {
   if (!value)
     return op.emitError("needs a dense constant value");
   int64_t offset =
+      constantBase +
       cast<BufferAttr>(op->getAttrOfType<ArrayAttr>("weft.buffers")[0])
           .getOffset();
   std::string &data = *plan.mutable_constants();
@@ -282,6 +329,31 @@ LogicalResult PlanBuilder::lowerFusionGroup(FusionGroupOp group,
   return success();
 }
 
+/// grad_norm: the gradients then the norm; grad_scale. adamw: param, grad,
+/// exp_avg, exp_avg_sq, lr, step, grad_norm, then the three results; beta1,
+/// beta2, eps, weight_decay, max_grad_norm, grad_scale.
+LogicalResult PlanBuilder::lowerOptimizerOp(Operation *op,
+                                            plan::LibraryCall &call) {
+  call.set_function(isa<GradNormOp>(op) ? "grad_norm" : "adamw");
+  SmallVector<Value> values(op->getOperands());
+  llvm::append_range(values, op->getResults());
+  for (Value v : values) {
+    FailureOr<int> id = bufferOf(v, op);
+    if (failed(id))
+      return failure();
+    call.add_buffers(*id);
+  }
+  if (auto adamw = dyn_cast<AdamWUpdateOp>(op)) {
+    for (APFloat f : {adamw.getBeta1(), adamw.getBeta2(), adamw.getEps(),
+                      adamw.getWeightDecay(), adamw.getMaxGradNorm()})
+      call.add_floats(f.convertToDouble());
+    call.add_floats(adamw.getGradScale().convertToFloat());
+  } else {
+    call.add_floats(cast<GradNormOp>(op).getGradScale().convertToFloat());
+  }
+  return success();
+}
+
 /// Transpose, slice and broadcast: a copy of the result's box out of a
 /// strided view of the operand (see kernels::cpu::copyStrided).
 LogicalResult PlanBuilder::lowerStridedCopy(Operation *op,
@@ -336,6 +408,8 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
     return lowerFusionGroup(group, step);
   // linear, grouped_linear and attention run bf16 as it is:
   // weft-legalize-cpu-types leaves them bf16 only when all their floats are.
+  if (isa<GradNormOp, AdamWUpdateOp>(op))
+    return lowerOptimizerOp(op, *step.mutable_call());
   const bool bf16Gemm =
       isa<LinearOp, GroupedLinearOp, AttentionOp>(op) &&
       cast<RankedTensorType>(op->getResultTypes()[0]).getElementType().isBF16();
@@ -578,7 +652,12 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
   return op->emitError() << "has no CPU lowering yet";
 }
 
-FailureOr<plan::Plan> PlanBuilder::build() {
+LogicalResult PlanBuilder::addProgram(func::FuncOp entry,
+                                      const std::string &name) {
+  func = entry;
+  program = name;
+  buffers.clear();
+  updateNames.clear();
   for (StringRef attr :
        {"weft.arena_bytes", "weft.workspace_bytes", "weft.workspace_per_thread",
         "weft.parameter_bytes", "weft.constant_bytes", "weft.threads",
@@ -587,19 +666,30 @@ FailureOr<plan::Plan> PlanBuilder::build() {
       return func.emitError()
              << "has no '" << attr
              << "'; run the bufferize phase before code generation";
-  plan.set_model(options.model);
-  plan.set_device(options.device == codegen::Device::Cuda ? "cuda" : "cpu");
-  plan.set_strategy("single rank");
-  plan.set_threads(static_cast<int>(funcAttr("weft.threads")));
+  const bool first = program.empty();
+  if (first) {
+    plan.set_model(options.model);
+    plan.set_device(options.device == codegen::Device::Cuda ? "cuda" : "cpu");
+    plan.set_strategy("single rank");
+    plan.set_threads(static_cast<int>(funcAttr("weft.threads")));
+  } else if (plan.threads() != funcAttr("weft.threads")) {
+    return func.emitError()
+           << "is planned for " << funcAttr("weft.threads")
+           << " threads, the main program for " << plan.threads();
+  }
+  // Programs run one at a time: the arena is the largest of theirs, the
+  // constants are laid one after another.
   plan::Memory *memory = plan.mutable_memory();
-  memory->set_parameters(funcAttr("weft.parameter_bytes"));
-  memory->set_activations(funcAttr("weft.activation_bytes"));
-  memory->set_workspace(funcAttr("weft.workspace_bytes"));
-  memory->set_arena(funcAttr("weft.arena_bytes"));
-  memory->set_constants(funcAttr("weft.constant_bytes"));
-  memory->set_peak(memory->parameters() + memory->arena() +
-                   memory->constants());
-  plan.mutable_constants()->assign(memory->constants(), '\0');
+  memory->set_parameters(
+      std::max(memory->parameters(), funcAttr("weft.parameter_bytes")));
+  memory->set_activations(
+      std::max(memory->activations(), funcAttr("weft.activation_bytes")));
+  memory->set_workspace(
+      std::max(memory->workspace(), funcAttr("weft.workspace_bytes")));
+  memory->set_arena(std::max(memory->arena(), funcAttr("weft.arena_bytes")));
+  constantBase = memory->constants();
+  memory->set_constants(constantBase + funcAttr("weft.constant_bytes"));
+  plan.mutable_constants()->resize(memory->constants(), '\0');
 
   plan::Buffer *ws = plan.add_buffers();
   ws->set_name("workspace");
@@ -608,7 +698,14 @@ FailureOr<plan::Plan> PlanBuilder::build() {
   ws->set_bytes(funcAttr("weft.workspace_bytes"));
   ws->set_dtype(plan::I8);
   ws->add_shape(funcAttr("weft.workspace_bytes"));
-  workspace = 0;
+  workspace = plan.buffers_size() - 1;
+
+  Block &body = func.getBody().front();
+  auto ret = cast<func::ReturnOp>(body.getTerminator());
+  for (auto [i, value] : llvm::enumerate(ret.getOperands()))
+    if (auto update = func.getResultAttrOfType<StringAttr>(
+            i, WeftDialect::kUpdateAttrName))
+      updateNames[value] = update.str();
 
   for (BlockArgument arg : func.getArguments()) {
     FailureOr<int> id = bufferOf(arg, func);
@@ -616,21 +713,40 @@ FailureOr<plan::Plan> PlanBuilder::build() {
       return failure();
     if (auto param = func.getArgAttrOfType<StringAttr>(
             arg.getArgNumber(), WeftDialect::kParamAttrName)) {
+      // Every program sees a parameter at the same place.
+      auto [known, added] = parameterOffsets.try_emplace(
+          param.getValue(), plan.buffers(*id).offset());
+      if (!added && known->second != plan.buffers(*id).offset())
+        return func.emitError() << "holds parameter '" << param.getValue()
+                                << "' at another offset than the main program";
+      if (!added)
+        continue;
       plan::Binding *binding = plan.add_parameters();
       binding->set_name(param.str());
+      binding->set_buffer(*id);
+    } else if (plan.buffers(*id).region() == plan::STATE) {
+      bool known = llvm::any_of(plan.state(), [&](const plan::Binding &b) {
+        return b.name() == plan.buffers(*id).name();
+      });
+      if (known)
+        continue;
+      plan::Binding *binding = plan.add_state();
+      binding->set_name(plan.buffers(*id).name());
       binding->set_buffer(*id);
     } else {
       plan::Binding *binding = plan.add_inputs();
       binding->set_name(plan.buffers(*id).name());
       binding->set_buffer(*id);
+      binding->set_program(program);
     }
   }
 
   plan::Stream *stream = plan.add_streams();
-  stream->set_name("compute");
+  stream->set_name(first ? "compute" : program);
+  stream->set_program(program);
   plan::Cost *cost = plan.mutable_cost();
-  for (Operation &op : func.getBody().front()) {
-    if (auto ret = dyn_cast<func::ReturnOp>(op)) {
+  for (Operation &op : body) {
+    if (op.hasTrait<OpTrait::IsTerminator>()) {
       for (auto [i, value] : llvm::enumerate(ret.getOperands())) {
         if (isa<BlockArgument>(value))
           return ret.emitError() << "returns argument "
@@ -639,11 +755,21 @@ FailureOr<plan::Plan> PlanBuilder::build() {
         FailureOr<int> id = bufferOf(value, ret);
         if (failed(id))
           return failure();
+        if (updateNames.count(value)) {
+          plan::Region region = plan.buffers(*id).region();
+          if (region != plan::PARAMETERS && region != plan::STATE)
+            return ret.emitError()
+                   << "result " << i << " updates '" << updateNames[value]
+                   << "' but was not given its memory; run the bufferize "
+                      "phase before code generation";
+          continue;
+        }
         auto name = func.getResultAttrOfType<StringAttr>(
             i, WeftDialect::kOutputAttrName);
         plan::Binding *binding = plan.add_outputs();
         binding->set_name(name ? name.str() : "result" + std::to_string(i));
         binding->set_buffer(*id);
+        binding->set_program(program);
       }
       continue;
     }
@@ -677,13 +803,43 @@ FailureOr<plan::Plan> PlanBuilder::build() {
     }
     *stream->add_steps() = std::move(step);
   }
-  return std::move(plan);
+  memory->set_peak(memory->parameters() + memory->arena() +
+                   memory->constants() + memory->state());
+  return success();
 }
 
 FailureOr<plan::Plan> weft::codegen::buildPlan(ModuleOp module,
                                                const PlanOptions &options) {
-  func::FuncOp func = findEntryFunction(module);
-  if (!func)
-    return module.emitError("needs a @forward function (or a single function)");
-  return PlanBuilder(func, options).build();
+  func::FuncOp entry = findEntryFunction(module);
+  if (!entry)
+    return module.emitError("needs a @forward or @train_step function (or a "
+                            "single function)");
+  PlanBuilder builder(options);
+  if (failed(builder.addProgram(entry, "")))
+    return failure();
+  for (auto func : module.getOps<func::FuncOp>())
+    if (func != entry && failed(builder.addProgram(func, func.getName().str())))
+      return failure();
+  plan::Plan plan = builder.take();
+  // weft-optimizer's settings.
+  if (auto settings = module->getAttrOfType<DictionaryAttr>("weft.optimizer")) {
+    plan::Optimizer *o = plan.mutable_optimizer();
+    auto number = [&](StringRef key) {
+      auto value = settings.getAs<FloatAttr>(key);
+      return value ? value.getValueAsDouble() : 0.0;
+    };
+    if (auto kind = settings.getAs<StringAttr>("kind"))
+      o->set_kind(kind.str());
+    o->set_beta1(number("beta1"));
+    o->set_beta2(number("beta2"));
+    o->set_eps(number("eps"));
+    o->set_weight_decay(number("weight_decay"));
+    o->set_max_grad_norm(number("max_grad_norm"));
+    if (auto k = settings.getAs<IntegerAttr>("accumulation"))
+      o->set_accumulation(static_cast<int32_t>(k.getInt()));
+    if (auto exempt = settings.getAs<ArrayAttr>("no_decay"))
+      for (auto pattern : exempt.getAsRange<StringAttr>())
+        o->add_no_decay(pattern.str());
+  }
+  return plan;
 }

@@ -181,9 +181,10 @@ int64_t ShardingAttr::getNumShards(unsigned dim) const {
 
 LogicalResult BufferAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                                  StringRef region, int64_t offset) {
-  if (region != "arena" && region != "parameters" && region != "constants")
+  if (region != "arena" && region != "parameters" && region != "constants" &&
+      region != "state")
     return emitError() << "unknown memory region \"" << region
-                       << "\"; expected arena, parameters or constants";
+                       << "\"; expected arena, parameters, constants or state";
   if (offset < 0 || offset % 64 != 0)
     return emitError() << "buffer offset " << offset
                        << " is not a non-negative multiple of 64";

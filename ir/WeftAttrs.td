@@ -125,12 +125,14 @@ def Weft_BufferAttr : Weft_Attr<"Buffer", "buffer"> {
     Set by the bufferize phase on every op result (`weft.buffers`, one per
     result) and function argument (`weft.buffer`): the memory region and the
     byte offset in it. Values in the arena are 64-byte aligned; a reshape
-    shares its operand's buffer.
+    shares its operand's buffer. Training state (`weft.state` arguments and
+    the results that update them) lies in "state", laid out by name when the
+    plan is built (offset 0 here).
 
     Example: `#weft.buffer<"arena", 4096>`.
 
     Constraints:
-    - (C1) the region is "arena", "parameters" or "constants".
+    - (C1) the region is "arena", "parameters", "constants" or "state".
     - (C2) the offset is non-negative and a multiple of 64.
   }];
   let parameters = (ins StringRefParameter<"memory region">:$region,

@@ -224,6 +224,26 @@ OpCost MoeCombineOp::getCost() {
   return cost;
 }
 
+OpCost GradNormOp::getCost() {
+  if (!allStatic(*this))
+    return OpCost::unknown();
+  OpCost cost;
+  for (Value grad : getGrads())
+    cost.flops += 2 * numElements(grad.getType());
+  cost.memoryBytes = operandAndResultBytes(*this);
+  return cost;
+}
+
+OpCost AdamWUpdateOp::getCost() {
+  if (!allStatic(*this))
+    return OpCost::unknown();
+  OpCost cost;
+  // Decay, two moments, the bias-corrected step: about 14 per element.
+  cost.flops = 14 * numElements(getParam().getType());
+  cost.memoryBytes = operandAndResultBytes(*this);
+  return cost;
+}
+
 OpCost AllGatherOp::getCost() {
   if (!allStatic(*this))
     return OpCost::unknown();

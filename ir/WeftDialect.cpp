@@ -74,7 +74,8 @@ LogicalResult WeftDialect::verifyRegionArgAttribute(Operation *op,
   };
   if (attr.getName() == kShardingAttrName)
     return verifyShardingOf(argType, attr.getValue(), emit);
-  if (attr.getName() == kParamAttrName || attr.getName() == kInputAttrName) {
+  if (attr.getName() == kParamAttrName || attr.getName() == kInputAttrName ||
+      attr.getName() == kStateAttrName) {
     auto name = dyn_cast<StringAttr>(attr.getValue());
     if (!name || name.getValue().empty())
       return emit() << "'" << attr.getName().getValue()
@@ -91,8 +92,9 @@ int64_t weft::tensorBytes(Type type) {
 }
 
 func::FuncOp weft::findEntryFunction(ModuleOp module) {
-  if (auto forward = module.lookupSymbol<func::FuncOp>("forward"))
-    return forward;
+  for (llvm::StringRef name : {"forward", "train_step"})
+    if (auto entry = module.lookupSymbol<func::FuncOp>(name))
+      return entry;
   auto funcs = module.getOps<func::FuncOp>();
   if (!funcs.empty() && std::next(funcs.begin()) == funcs.end())
     return *funcs.begin();

@@ -36,8 +36,8 @@ bool isHostTensor(mlir::Type type);
 /// ShapedType::kDynamic when its shape is not static.
 int64_t tensorBytes(mlir::Type type);
 
-/// The function that computes a model: @forward, else the module's only
-/// function; null when there is neither.
+/// The function that computes a model: @forward, else @train_step, else the
+/// module's only function; null when there is none of them.
 mlir::func::FuncOp findEntryFunction(mlir::ModuleOp module);
 } // namespace weft
 

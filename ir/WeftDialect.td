@@ -31,6 +31,13 @@ def Weft_Dialect : Dialect {
     static constexpr llvm::StringLiteral kInputAttrName = "weft.input";
     /// Name of the result attribute of a model output (e.g. "logits").
     static constexpr llvm::StringLiteral kOutputAttrName = "weft.output";
+    /// Name of the argument attribute of training state kept between runs
+    /// (e.g. "model.norm.weight.exp_avg"); such arguments live in the plan's
+    /// STATE region.
+    static constexpr llvm::StringLiteral kStateAttrName = "weft.state";
+    /// Name of the result attribute that makes a result the new value of the
+    /// parameter or state argument it names, written over it in place.
+    static constexpr llvm::StringLiteral kUpdateAttrName = "weft.update";
     /// Name of the argument/op attribute holding a #weft.sharding.
     static constexpr llvm::StringLiteral kShardingAttrName = "weft.sharding";
   }];

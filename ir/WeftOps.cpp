@@ -738,6 +738,32 @@ LogicalResult GroupedLinearOp::inferReturnTypes(MLIRContext *,
   return success();
 }
 
+LogicalResult GradNormOp::inferReturnTypes(MLIRContext *context,
+                                           std::optional<Location> loc,
+                                           Adaptor adaptor,
+                                           SmallVectorImpl<Type> &types) {
+  if (adaptor.getGrads().empty()) // C1
+    return fail<GradNormOp>(loc, "needs at least one gradient");
+  types.push_back(RankedTensorType::get({}, Float32Type::get(context)));
+  return success();
+}
+
+LogicalResult AdamWUpdateOp::inferReturnTypes(MLIRContext *,
+                                              std::optional<Location> loc,
+                                              Adaptor adaptor,
+                                              SmallVectorImpl<Type> &types) {
+  RankedTensorType param = tensorOf(adaptor.getParam());
+  for (Value v :
+       {adaptor.getGrad(), adaptor.getExpAvg(), adaptor.getExpAvgSq()})
+    if (!shapesAgree(tensorOf(v).getShape(), param.getShape())) // C1
+      return fail<AdamWUpdateOp>(loc,
+                                 "needs grad and moments of the "
+                                 "parameter's shape ",
+                                 param, ", found ", tensorOf(v));
+  types.append(3, param);
+  return success();
+}
+
 LogicalResult MoeCombineOp::inferReturnTypes(MLIRContext *,
                                              std::optional<Location> loc,
                                              Adaptor adaptor,

@@ -817,6 +817,80 @@ def Weft_MoeCombineOp : Weft_InferredOp<"moe_combine", "Opaque", [Pure, DeclareO
 }
 
 //===----------------------------------------------------------------------===//
+// Training
+//===----------------------------------------------------------------------===//
+
+def Weft_GradNormOp : Weft_InferredOp<"grad_norm", "Opaque", [Pure]> {
+  let summary = "The global L2 norm of a set of gradients";
+  let description = [{
+    `sqrt(Σ_t Σ_i (t[i]·grad_scale)²)` over every element of every operand:
+    the norm global-norm clipping divides by (torch.nn.utils.clip_grad_norm_).
+    Each element is scaled in f32 (the mean of accumulated gradients: the sum
+    times 1/K), then squared and summed in double over fixed chunks added in
+    order, tensor by tensor, so the result does not depend on the thread
+    count; it is rounded to f32 at the end.
+
+    Example:
+    ```mlir
+    %n = weft.grad_norm %g0, %g1 : (tensor<64x64xf32>, tensor<64xbf16>) -> tensor<f32>
+    ```
+
+    Constraints:
+    - (C1) at least one operand.
+  }];
+  let arguments = (ins Variadic<Weft_FloatTensor>:$grads,
+                       DefaultValuedAttr<F32Attr, "1.0f">:$grad_scale);
+  let results = (outs 0DTensorOf<[F32]>:$result);
+  let assemblyFormat = [{
+    $grads attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def Weft_AdamWUpdateOp : Weft_InferredOp<"adamw_update", "Opaque", [Pure]> {
+  let summary = "One AdamW step of one parameter, fused";
+  let description = [{
+    torch.optim.AdamW's update (not amsgrad), operation for operation, on the
+    f32 weights `param` (a bf16 parameter's master weights) with the moments
+    `exp_avg` and `exp_avg_sq`: with `s` the step (from 1) and `lr` the
+    learning rate, the gradient is first multiplied by `grad_scale` in f32
+    (the mean of accumulated gradients), then by
+    `min(1, max_grad_norm / (grad_norm + 1e-6))` when `max_grad_norm` > 0,
+    then `p ← p·(1 − lr·weight_decay)`, `m ← lerp(m, g, 1 − β1)`,
+    `v ← β2·v + (1 − β2)·g²`, `p ← p − lr/(1 − β1^s) · m / (sqrt(v)/sqrt(1 − β2^s) + ε)`.
+    Results: the new weights and moments. The runtime updates them in place
+    when the bufferizer gives a result its operand's memory.
+
+    Example:
+    ```mlir
+    %p1, %m1, %v1 = weft.adamw_update %p, %g, %m, %v lr %lr step %s norm %n
+        {beta1 = 0.9, beta2 = 0.999, eps = 1.0e-8, weight_decay = 0.01}
+        : (tensor<64xf32>, tensor<64xbf16>, tensor<64xf32>, tensor<64xf32>,
+           tensor<f64>, tensor<i64>, tensor<f32>)
+        -> (tensor<64xf32>, tensor<64xf32>, tensor<64xf32>)
+    ```
+
+    Constraints:
+    - (C1) grad, exp_avg and exp_avg_sq have param's shape.
+  }];
+  let arguments = (ins RankedTensorOf<[F32]>:$param, Weft_FloatTensor:$grad,
+                       RankedTensorOf<[F32]>:$exp_avg,
+                       RankedTensorOf<[F32]>:$exp_avg_sq,
+                       0DTensorOf<[F64]>:$lr, 0DTensorOf<[I64]>:$step,
+                       0DTensorOf<[F32]>:$grad_norm,
+                       F64Attr:$beta1, F64Attr:$beta2, F64Attr:$eps,
+                       F64Attr:$weight_decay,
+                       DefaultValuedAttr<F64Attr, "0.0">:$max_grad_norm,
+                       DefaultValuedAttr<F32Attr, "1.0f">:$grad_scale);
+  let results = (outs RankedTensorOf<[F32]>:$new_param,
+                      RankedTensorOf<[F32]>:$new_exp_avg,
+                      RankedTensorOf<[F32]>:$new_exp_avg_sq);
+  let assemblyFormat = [{
+    $param `,` $grad `,` $exp_avg `,` $exp_avg_sq `lr` $lr `step` $step
+    `norm` $grad_norm attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
 // Collectives
 //===----------------------------------------------------------------------===//
 

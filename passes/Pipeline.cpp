@@ -53,6 +53,8 @@ LogicalResult weft::buildPipeline(OpPassManager &pm,
           weft::createAutodiff(weft::AutodiffOptions{false, options.frozen}));
       pm.addPass(createCanonicalizerPass());
       pm.addPass(createCSEPass());
+      if (options.optimizer)
+        pm.addPass(weft::createOptimizer(*options.optimizer));
     }
     if (phase == "memory" && options.train && options.remat != "none")
       pm.addNestedPass<func::FuncOp>(weft::createRematerialize(

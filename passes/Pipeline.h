@@ -2,9 +2,13 @@
 #ifndef WEFT_PASSES_PIPELINE_H
 #define WEFT_PASSES_PIPELINE_H
 
+#include "passes/Train/Passes.h"
+
 #include "mlir/Pass/PassManager.h"
 #include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/StringRef.h"
+
+#include <optional>
 
 namespace weft {
 
@@ -25,6 +29,9 @@ struct PipelineOptions {
   /// (none, full, selective, mincut, auto) and auto's budget in bytes.
   std::string remat = "none";
   int64_t rematBudget = 0;
+  /// With `train`: the optimizer step after the backward (weft-optimizer's
+  /// options); without it the training plan returns the gradients.
+  std::optional<OptimizerOptions> optimizer;
 };
 
 /// Adds the passes of every phase up to and including `options.compileTo` to

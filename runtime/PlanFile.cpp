@@ -47,10 +47,11 @@ void checkReferences(const Plan &plan, const std::string &path) {
            std::to_string(buffers));
   };
   for (const auto &buffer : plan.buffers()) {
-    int64_t limit = buffer.region() == weft::plan::ARENA ? plan.memory().arena()
-                    : buffer.region() == weft::plan::PARAMETERS
-                        ? plan.memory().parameters()
-                        : plan.memory().constants();
+    int64_t limit =
+        buffer.region() == weft::plan::ARENA        ? plan.memory().arena()
+        : buffer.region() == weft::plan::PARAMETERS ? plan.memory().parameters()
+        : buffer.region() == weft::plan::STATE      ? plan.memory().state()
+                                                    : plan.memory().constants();
     if (buffer.offset() < 0 || buffer.bytes() < 0 ||
         buffer.offset() + buffer.bytes() > limit)
       fail("buffer '" + buffer.name() + "' lies outside its region");
@@ -71,7 +72,7 @@ void checkReferences(const Plan &plan, const std::string &path) {
       }
     }
   for (const auto *bindings :
-       {&plan.parameters(), &plan.inputs(), &plan.outputs()})
+       {&plan.parameters(), &plan.inputs(), &plan.outputs(), &plan.state()})
     for (const auto &binding : *bindings)
       if (binding.buffer() < 0 || binding.buffer() >= buffers)
         fail("'" + binding.name() + "' is bound to a missing buffer");
@@ -139,6 +140,8 @@ const char *weft::runtime::dtypeName(plan::DType dtype) {
     return "i8";
   case plan::I1:
     return "i1";
+  case plan::F64:
+    return "f64";
   default:
     return "unknown";
   }
@@ -153,6 +156,7 @@ int64_t weft::runtime::dtypeBytes(plan::DType dtype) {
   case plan::F16:
     return 2;
   case plan::I64:
+  case plan::F64:
     return 8;
   case plan::I8:
   case plan::I1:

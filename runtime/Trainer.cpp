@@ -26,157 +26,139 @@ double LearningRateSchedule::at(double lr, int64_t step) const {
   return lr * (minRatio + (1.0 - minRatio) * cosine);
 }
 
+namespace {
+bool endsWith(const std::string &s, const std::string &suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+/// Optimizer state a checkpoint keeps (gradient accumulators are zero
+/// between steps).
+bool isCheckpointed(const std::string &name) {
+  return name.rfind("grad_acc.", 0) != 0;
+}
+
+HostTensor scalar(weft::plan::DType dtype, const void *value, size_t bytes) {
+  HostTensor t{dtype, {}, {}};
+  t.bytes.assign(static_cast<const char *>(value),
+                 static_cast<const char *>(value) + bytes);
+  return t;
+}
+} // namespace
+
 Trainer::Trainer(CpuExecutor &executor, const std::string &planName,
                  OptimizerOptions options)
     : executor(executor), planName(planName), options(std::move(options)) {
   const plan::Plan &plan = executor.getPlan();
-  for (const plan::Binding &binding : plan.parameters()) {
-    int grad = -1;
-    for (const plan::Binding &output : plan.outputs())
-      if (output.name() == "grad." + binding.name())
-        grad = output.buffer();
-    if (grad < 0)
-      continue; // frozen
-    const plan::Buffer &buffer = plan.buffers(binding.buffer());
-    Parameter p{binding.name(), binding.buffer(),
-                grad,           buffer.dtype() == plan::BF16,
-                true,           buffer.bytes() / dtypeBytes(buffer.dtype())};
-    if (buffer.dtype() != plan::F32 && !p.bf16)
-      throw Error(planName + ": parameter '" + p.name + "' is " +
-                  dtypeName(buffer.dtype()) + "; training needs f32 or bf16");
-    for (const std::string &pattern : this->options.noDecay)
-      if (p.name.find(pattern) != std::string::npos)
-        p.decay = false;
-    p.m.assign(p.count, 0.0f);
-    p.v.assign(p.count, 0.0f);
-    if (p.bf16) {
-      p.master.resize(p.count);
-      cpu::bf16ToF32(
-          reinterpret_cast<const uint16_t *>(executor.bufferData(p.param)),
-          p.master.data(), p.count);
-    }
-    parameters.push_back(std::move(p));
-  }
-  if (parameters.empty() || plan.outputs_size() == 0 ||
+  const plan::Optimizer &compiled = plan.optimizer();
+  if (compiled.kind() != "adamw" || plan.outputs_size() == 0 ||
       plan.outputs(0).name() != "loss")
     throw Error(planName + ": not a training plan (it needs the loss as its "
-                           "first output and a grad.<parameter> output for "
-                           "each trained parameter)");
+                           "first output and an AdamW step; compile it with "
+                           "weft train or weft compile --train --lr)");
+  // What the plan computes must be what the run asks for.
+  auto same = [&](const char *what, double planned, double wanted) {
+    if (planned != wanted)
+      throw Error(planName + ": the plan's AdamW has " + what + " " +
+                  std::to_string(planned) + ", the run asks for " +
+                  std::to_string(wanted) + "; recompile the plan");
+  };
+  const OptimizerOptions &o = this->options;
+  same("beta1", compiled.beta1(), o.beta1);
+  same("beta2", compiled.beta2(), o.beta2);
+  same("eps", compiled.eps(), o.eps);
+  same("weight decay", compiled.weight_decay(), o.weightDecay);
+  same("gradient clipping", compiled.max_grad_norm(), o.maxGradNorm);
+  if (std::vector<std::string>(compiled.no_decay().begin(),
+                               compiled.no_decay().end()) != o.noDecay)
+    throw Error(planName + ": the plan exempts other parameters from weight "
+                           "decay than the run asks for; recompile the plan");
+  microBatches = std::max(1, compiled.accumulation());
+
+  // bf16 parameters start their master weights from the loaded values.
+  for (const plan::Binding &state : plan.state()) {
+    if (!endsWith(state.name(), ".master"))
+      continue;
+    const std::string param =
+        state.name().substr(0, state.name().size() - std::strlen(".master"));
+    for (const plan::Binding &binding : plan.parameters())
+      if (binding.name() == param) {
+        const plan::Buffer &buffer = plan.buffers(binding.buffer());
+        cpu::bf16ToF32(
+            reinterpret_cast<const uint16_t *>(
+                executor.bufferData(binding.buffer())),
+            reinterpret_cast<float *>(executor.bufferData(state.buffer())),
+            buffer.bytes() / 2);
+      }
+  }
 }
 
-StepStats Trainer::step(const std::vector<HostTensor> &microBatches) {
-  if (microBatches.empty())
-    throw Error(planName + ": an optimizer step needs at least one batch");
-  const bool accumulate = microBatches.size() > 1;
+StepStats Trainer::step(const std::vector<HostTensor> &batches) {
+  if (static_cast<int64_t>(batches.size()) != microBatches)
+    throw Error(planName + ": an optimizer step of this plan takes " +
+                std::to_string(microBatches) + " micro-batches, given " +
+                std::to_string(batches.size()));
+  const double lr = options.schedule.at(options.lr, stepsDone);
+  const int64_t step = stepsDone + 1; // AdamW counts from 1
+  executor.setInput("lr", scalar(plan::F64, &lr, sizeof(lr)));
+  executor.setInput("step", scalar(plan::I64, &step, sizeof(step)));
   double loss = 0;
-  for (size_t i = 0; i < microBatches.size(); ++i) {
-    executor.setInput("input_ids", microBatches[i]);
-    executor.setInput("labels", microBatches[i]);
+  for (const HostTensor &batch : batches) {
+    executor.setInput("input_ids", batch);
+    executor.setInput("labels", batch);
     executor.run();
     float value;
     std::memcpy(&value, executor.output("loss").bytes.data(), sizeof(value));
     loss += value;
-    if (!accumulate)
-      continue;
-    for (Parameter &p : parameters) {
-      const char *grad = executor.bufferData(p.grad);
-      if (i == 0)
-        p.accumulated.assign(p.count, 0.0f);
-      for (int64_t k = 0; k < p.count; ++k)
-        p.accumulated[k] +=
-            p.bf16
-                ? cpu::bf16ToFloat(reinterpret_cast<const uint16_t *>(grad)[k])
-                : reinterpret_cast<const float *>(grad)[k];
-    }
   }
-  // The mean over micro-batches, as a loss divided by their count and
-  // backpropagated per micro-batch gives.
-  if (accumulate) {
-    const float inverse = 1.0f / static_cast<float>(microBatches.size());
-    for (Parameter &p : parameters)
-      for (float &g : p.accumulated)
-        g *= inverse;
-  }
-  // Each parameter's gradient: the averaged fp32 one, or the plan's (f32 or
-  // bf16) output.
-  struct Gradient {
-    const float *f32;
-    const uint16_t *bf16;
-  };
-  auto gradientOf = [&](const Parameter &p) -> Gradient {
-    if (accumulate)
-      return {p.accumulated.data(), nullptr};
-    const char *grad = executor.bufferData(p.grad);
-    if (p.bf16)
-      return {nullptr, reinterpret_cast<const uint16_t *>(grad)};
-    return {reinterpret_cast<const float *>(grad), nullptr};
-  };
-  double squares = 0;
-  for (const Parameter &p : parameters) {
-    Gradient g = gradientOf(p);
-    squares += g.bf16 ? cpu::sumOfSquaresBf16(g.bf16, p.count)
-                      : cpu::sumOfSquares(g.f32, p.count);
-  }
-  const double norm = std::sqrt(squares);
-  float scale = 1.0f;
-  if (options.maxGradNorm > 0) // torch.nn.utils.clip_grad_norm_
-    scale = std::min(1.0f, static_cast<float>(options.maxGradNorm) /
-                               (static_cast<float>(norm) + 1e-6f));
-  const double lr = options.schedule.at(options.lr, stepsDone);
-  for (Parameter &p : parameters) {
-    cpu::AdamWStep s{lr,
-                     options.beta1,
-                     options.beta2,
-                     options.eps,
-                     p.decay ? options.weightDecay : 0.0,
-                     stepsDone + 1,
-                     scale};
-    char *param = executor.bufferData(p.param);
-    float *master = p.bf16 ? p.master.data() : reinterpret_cast<float *>(param);
-    uint16_t *narrow = p.bf16 ? reinterpret_cast<uint16_t *>(param) : nullptr;
-    Gradient g = gradientOf(p);
-    if (g.bf16)
-      cpu::adamwUpdateBf16Grad(s, master, p.m.data(), p.v.data(), g.bf16,
-                               narrow, p.count);
-    else
-      cpu::adamwUpdate(s, master, p.m.data(), p.v.data(), g.f32, narrow,
-                       p.count);
-  }
+  if (microBatches > 1)
+    executor.runProgram("optimizer_step");
+  float norm;
+  std::memcpy(&norm, executor.output("grad_norm").bytes.data(), sizeof(norm));
   ++stepsDone;
-  return {loss / static_cast<double>(microBatches.size()), lr, norm};
+  return {loss / static_cast<double>(batches.size()), lr, norm};
 }
 
-std::vector<std::pair<std::string, const std::vector<float> *>>
-Trainer::state() const {
-  std::vector<std::pair<std::string, const std::vector<float> *>> out;
-  for (const Parameter &p : parameters) {
-    out.push_back({p.name + ".exp_avg", &p.m});
-    out.push_back({p.name + ".exp_avg_sq", &p.v});
-    if (p.bf16)
-      out.push_back({p.name + ".master", &p.master});
+std::vector<TensorView> Trainer::state() const {
+  const plan::Plan &plan = executor.getPlan();
+  std::vector<TensorView> out;
+  for (const plan::Binding &state : plan.state()) {
+    if (!isCheckpointed(state.name()))
+      continue;
+    const plan::Buffer &buffer = plan.buffers(state.buffer());
+    out.push_back({state.name(),
+                   plan::F32,
+                   {buffer.bytes() / 4},
+                   executor.bufferData(state.buffer()),
+                   buffer.bytes()});
   }
   return out;
 }
 
-void Trainer::loadState(
-    const std::string &source,
-    const std::function<const std::vector<float> *(const std::string &)> &find,
-    int64_t steps) {
-  for (Parameter &p : parameters) {
-    std::vector<std::pair<std::string, std::vector<float> *>> wanted = {
-        {p.name + ".exp_avg", &p.m}, {p.name + ".exp_avg_sq", &p.v}};
-    if (p.bf16)
-      wanted.push_back({p.name + ".master", &p.master});
-    for (auto &[name, into] : wanted) {
-      const std::vector<float> *found = find(name);
-      if (!found)
-        throw Error(source + ": no optimizer state '" + name + "'");
-      if (static_cast<int64_t>(found->size()) != p.count)
-        throw Error(source + ": optimizer state '" + name + "' has " +
-                    std::to_string(found->size()) + " values, expected " +
-                    std::to_string(p.count));
-      *into = *found;
-    }
+int64_t Trainer::stateBytes() const {
+  return executor.getPlan().memory().state();
+}
+
+void Trainer::loadState(const std::string &source,
+                        const SafetensorsCheckpoint &checkpoint,
+                        int64_t steps) {
+  const plan::Plan &plan = executor.getPlan();
+  for (const plan::Binding &state : plan.state()) {
+    if (!isCheckpointed(state.name()))
+      continue;
+    const plan::Buffer &buffer = plan.buffers(state.buffer());
+    const auto *tensor = checkpoint.find(state.name());
+    if (!tensor)
+      throw Error(source + ": no optimizer state '" + state.name() + "'");
+    int64_t count = 1;
+    for (int64_t d : tensor->shape)
+      count *= d;
+    if (count != buffer.bytes() / 4)
+      throw Error(source + ": optimizer state '" + state.name() + "' has " +
+                  std::to_string(count) + " values, expected " +
+                  std::to_string(buffer.bytes() / 4));
+    checkpoint.read(state.name(), tensor->shape, plan::F32,
+                    executor.bufferData(state.buffer()));
   }
   stepsDone = steps;
 }

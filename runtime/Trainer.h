@@ -1,15 +1,16 @@
-// The training loop's optimizer step on the CPU: a training plan (the loss
-// first, then `grad.<param>` for each trained parameter) runs once per
-// micro-batch, the gradients are averaged, their global norm taken and
-// clipped, and AdamW updates each parameter as torch.optim.AdamW does. bf16
-// parameters keep fp32 master weights; the moments are fp32.
+// The training loop on the CPU: runs a training plan's programs per optimizer
+// step — the plan computes the loss, the gradients, their global norm and
+// AdamW's update in place (passes/Train/Optimizer) — and feeds it the
+// learning rate of its schedule and the step. The optimizer state lives in
+// the plan's STATE region; checkpoints read and restore it by name.
 #ifndef WEFT_RUNTIME_TRAINER_H
 #define WEFT_RUNTIME_TRAINER_H
 
+#include "runtime/Checkpoint.h"
 #include "runtime/HostTensor.h"
+#include "runtime/Safetensors.h"
 #include "runtime/cpu/CpuExecutor.h"
 
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -43,45 +44,43 @@ struct StepStats {
 
 class Trainer {
 public:
-  /// Binds the plan's trained parameters (those with a `grad.` output) to
-  /// their gradients and fresh optimizer state; the executor's parameters
-  /// must be loaded first (bf16 ones are copied into the master weights).
-  /// Throws Error naming the plan when it is not a training plan.
+  /// Drives a training plan (weft-optimizer's: `@train_step` updates the
+  /// parameters and the optimizer state in place, and under gradient
+  /// accumulation `optimizer_step` follows the micro-batches). The plan's
+  /// AdamW settings must be `options`' (they are compiled into it); the
+  /// learning rate and its schedule are given per step. The executor's
+  /// parameters must be loaded first: bf16 ones are widened into their
+  /// master weights. Throws Error naming the plan and the setting.
   Trainer(CpuExecutor &executor, const std::string &planName,
           OptimizerOptions options);
 
   /// One optimizer step: runs the plan on each micro-batch (token ids
-  /// [batch, seq], which are also the labels), averages the gradients and
-  /// updates every trained parameter. Returns the mean loss, the learning
-  /// rate used and the global gradient norm before clipping.
+  /// [batch, seq], which are also the labels; as many as the plan
+  /// accumulates), then the update. Returns the mean loss, the learning rate
+  /// used and the global gradient norm before clipping.
   StepStats step(const std::vector<HostTensor> &microBatches);
 
   /// Optimizer steps taken (restored by loadState).
   int64_t steps() const { return stepsDone; }
+  /// Micro-batches per optimizer step, as the plan was compiled.
+  int64_t accumulation() const { return microBatches; }
 
-  /// The state a checkpoint keeps, by name: "<param>.exp_avg",
-  /// "<param>.exp_avg_sq" and, for bf16 parameters, "<param>.master" (f32).
-  std::vector<std::pair<std::string, const std::vector<float> *>> state() const;
-  /// Restores state() and the step count. Throws Error naming the tensor
-  /// that is missing or of the wrong size.
-  void
-  loadState(const std::string &source,
-            const std::function<const std::vector<float> *(const std::string &)>
-                &find,
-            int64_t steps);
+  /// The state a checkpoint keeps, f32 views of the executor's memory:
+  /// "<param>.exp_avg", "<param>.exp_avg_sq" and, for bf16 parameters,
+  /// "<param>.master".
+  std::vector<TensorView> state() const;
+  /// Bytes of the plan's training state (with gradient accumulators).
+  int64_t stateBytes() const;
+  /// Restores state() from `checkpoint` and the step count. Throws Error
+  /// naming `source` and the tensor that is missing or of the wrong size.
+  void loadState(const std::string &source,
+                 const SafetensorsCheckpoint &checkpoint, int64_t steps);
 
 private:
-  struct Parameter {
-    std::string name;
-    int param, grad; // buffers
-    bool bf16, decay;
-    int64_t count;
-    std::vector<float> master, m, v, accumulated;
-  };
   CpuExecutor &executor;
   std::string planName;
   OptimizerOptions options;
-  std::vector<Parameter> parameters;
+  int64_t microBatches = 1;
   int64_t stepsDone = 0;
 };
 

@@ -220,6 +220,8 @@ struct AdamWStep {
   double lr, beta1, beta2, eps, weightDecay;
   int64_t step;
   float gradScale = 1.0f;
+  /// Applied before gradScale: 1/K for the mean of K accumulated gradients.
+  float gradMultiplier = 1.0f;
 };
 
 /// AdamW on `n` parameters in place, as torch.optim.AdamW (fp32, not
@@ -234,10 +236,11 @@ void adamwUpdateBf16Grad(const AdamWStep &step, float *master, float *m,
                          float *v, const uint16_t *grad, uint16_t *param,
                          int64_t n);
 
-/// Σ x² accumulated in double, the same whatever the thread count: the
-/// squared global gradient norm is its sum over every gradient.
-double sumOfSquares(const float *x, int64_t n);
-double sumOfSquaresBf16(const uint16_t *x, int64_t n);
+/// Σ (x·scale)² accumulated in double (x·scale rounded to f32 first), the
+/// same whatever the thread count: the squared global gradient norm is its
+/// sum over every gradient.
+double sumOfSquares(const float *x, int64_t n, float scale = 1.0f);
+double sumOfSquaresBf16(const uint16_t *x, int64_t n, float scale = 1.0f);
 
 } // namespace weft::kernels::cpu
 

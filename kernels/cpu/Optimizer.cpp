@@ -35,11 +35,13 @@ Scalars scalarsOf(const AdamWStep &s) {
 /// clone calls libm's fma). Gradients are f32, or bf16 when `grad16` is set
 /// (not a template: clang cannot clone those).
 __attribute__((target_clones("arch=x86-64-v3", "default"))) void
-updateRange(const Scalars c, float scale, float *master, float *m, float *v,
-            const float *grad, const uint16_t *grad16, uint16_t *param,
-            int64_t begin, int64_t end) {
+updateRange(const Scalars c, float multiplier, float scale, float *master,
+            float *m, float *v, const float *grad, const uint16_t *grad16,
+            uint16_t *param, int64_t begin, int64_t end) {
   for (int64_t i = begin; i < end; ++i) {
     float g = grad16 ? bf16ToFloat(grad16[i]) : grad[i];
+    if (multiplier != 1.0f) // the mean of accumulated gradients
+      g = g * multiplier;
     if (scale != 1.0f) // clipping: torch scales the gradients in place first
       g = g * scale;
     float p = master[i] * c.decay; // param.mul_(1 - lr * wd)
@@ -67,13 +69,13 @@ void update(const AdamWStep &step, float *master, float *m, float *v,
   const int64_t chunks = (n + kChunk - 1) / kChunk;
 #pragma omp parallel for schedule(static) if (chunks > 1)
   for (int64_t k = 0; k < chunks; ++k)
-    updateRange(c, step.gradScale, master, m, v, grad, grad16, param,
-                k * kChunk, std::min(n, (k + 1) * kChunk));
+    updateRange(c, step.gradMultiplier, step.gradScale, master, m, v, grad,
+                grad16, param, k * kChunk, std::min(n, (k + 1) * kChunk));
 }
 
 /// Σ x² in double over fixed chunks added in order: the same sum whatever
 /// the thread count.
-template <typename T> double squares(const T *x, int64_t n) {
+template <typename T> double squares(const T *x, int64_t n, float scale) {
   constexpr int64_t kChunk = 1 << 16;
   const int64_t chunks = (n + kChunk - 1) / kChunk;
   std::vector<double> partial(chunks);
@@ -81,11 +83,12 @@ template <typename T> double squares(const T *x, int64_t n) {
   for (int64_t c = 0; c < chunks; ++c) {
     double sum = 0;
     for (int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i) {
-      double v;
+      float f;
       if constexpr (sizeof(T) == 2)
-        v = bf16ToFloat(x[i]);
+        f = bf16ToFloat(x[i]);
       else
-        v = x[i];
+        f = x[i];
+      const double v = f * scale;
       sum += v * v;
     }
     partial[c] = sum;
@@ -108,8 +111,12 @@ void adamwUpdateBf16Grad(const AdamWStep &step, float *master, float *m,
   update(step, master, m, v, nullptr, grad, param, n);
 }
 
-double sumOfSquares(const float *x, int64_t n) { return squares(x, n); }
+double sumOfSquares(const float *x, int64_t n, float scale) {
+  return squares(x, n, scale);
+}
 
-double sumOfSquaresBf16(const uint16_t *x, int64_t n) { return squares(x, n); }
+double sumOfSquaresBf16(const uint16_t *x, int64_t n, float scale) {
+  return squares(x, n, scale);
+}
 
 } // namespace weft::kernels::cpu

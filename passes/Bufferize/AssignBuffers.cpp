@@ -31,6 +31,38 @@ struct Storage {
   int64_t offset = -1;
 };
 
+/// The argument a `weft.update` result replaces: the parameter or state
+/// argument of that name.
+BlockArgument updatedArgument(func::FuncOp func, StringRef name) {
+  for (BlockArgument arg : func.getArguments())
+    for (StringRef attr :
+         {WeftDialect::kParamAttrName, WeftDialect::kStateAttrName})
+      if (auto n = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(), attr);
+          n && n.getValue() == name)
+        return arg;
+  return nullptr;
+}
+
+/// Whether `op` may write its result `result` over its operand `arg` while
+/// reading it: AdamW's moments and weights, and generated elementwise
+/// kernels, read each element before writing the same element.
+bool updatesInPlace(Operation *op, Value result, Value arg) {
+  if (auto adamw = dyn_cast<AdamWUpdateOp>(op)) {
+    unsigned index = cast<OpResult>(result).getResultNumber();
+    Value read[] = {adamw.getParam(), adamw.getExpAvg(), adamw.getExpAvgSq()};
+    return read[index] == arg && adamw.getGrad() != arg;
+  }
+  auto group = dyn_cast<FusionGroupOp>(op);
+  if (!group || arg.getType() != result.getType())
+    return false;
+  return llvm::all_of(
+      group.getBody().front().without_terminator(), [](Operation &inner) {
+        auto fusible = dyn_cast<FusibleOpInterface>(inner);
+        return fusible && !isa<RopeOp, BroadcastOp>(inner) &&
+               fusible.getFusionKind() == FusionKind::Elementwise;
+      });
+}
+
 struct AssignBuffers : public weft::impl::AssignBuffersBase<AssignBuffers> {
   using AssignBuffersBase::AssignBuffersBase;
 
@@ -59,9 +91,19 @@ struct AssignBuffers : public weft::impl::AssignBuffersBase<AssignBuffers> {
         parameterBytes += alignedBytes(arg.getType());
         continue;
       }
+      if (func.getArgAttr(arg.getArgNumber(), WeftDialect::kStateAttrName)) {
+        func.setArgAttr(arg.getArgNumber(), "weft.buffer",
+                        bufferAttr("state", 0));
+        continue;
+      }
       storageOf[arg] = storages.size();
       storages.push_back({alignedBytes(arg.getType()), -1, -1});
     }
+
+    // Results that update a parameter or state argument take its memory.
+    DenseMap<Value, Attribute> updates;
+    if (failed(claimUpdates(func, updates)))
+      return signalPassFailure();
 
     const int planThreads =
         threads > 0 ? threads
@@ -85,7 +127,7 @@ struct AssignBuffers : public weft::impl::AssignBuffersBase<AssignBuffers> {
         if (isa<ReshapeOp>(op)) {
           if (storageOf.count(op.getOperand(0)))
             storageOf[result] = storageOf[op.getOperand(0)];
-        } else if (!isa<ConstantOp>(op)) {
+        } else if (!isa<ConstantOp>(op) && !updates.count(result)) {
           storageOf[result] = storages.size();
           storages.push_back({alignedBytes(type), position, position});
         }
@@ -159,6 +201,9 @@ struct AssignBuffers : public weft::impl::AssignBuffersBase<AssignBuffers> {
         } else if (isa<ReshapeOp>(op) && outside.count(op.getOperand(0))) {
           buffers.push_back(outside[op.getOperand(0)]);
           outside[result] = buffers.back();
+        } else if (updates.count(result)) {
+          buffers.push_back(updates[result]);
+          outside[result] = buffers.back();
         } else {
           buffers.push_back(
               bufferAttr("arena", storages[storageOf[result]].offset));
@@ -182,6 +227,71 @@ struct AssignBuffers : public weft::impl::AssignBuffersBase<AssignBuffers> {
                   b.getI64IntegerAttr(activationBytes + workspaceBytes));
     func->setAttr("weft.parameter_bytes", b.getI64IntegerAttr(parameterBytes));
     func->setAttr("weft.constant_bytes", b.getI64IntegerAttr(constantBytes));
+  }
+
+  /// Gives each `weft.update` result its argument's buffer (the parameter's,
+  /// or state), after checking that the op computing it runs after every
+  /// other read of the argument. A result that cannot take the memory as it
+  /// is (an argument, a constant, a view, a value returned twice) is copied
+  /// into it.
+  LogicalResult claimUpdates(func::FuncOp func,
+                             DenseMap<Value, Attribute> &updates) {
+    Block &body = func.getBody().front();
+    auto ret = cast<func::ReturnOp>(body.getTerminator());
+    DenseMap<Operation *, int> position;
+    for (auto [i, op] : llvm::enumerate(body))
+      position[&op] = static_cast<int>(i);
+    for (unsigned i = 0; i < ret.getNumOperands(); ++i) {
+      auto name =
+          func.getResultAttrOfType<StringAttr>(i, WeftDialect::kUpdateAttrName);
+      if (!name)
+        continue;
+      BlockArgument arg = updatedArgument(func, name.getValue());
+      if (!arg)
+        return func.emitError()
+               << "result " << i << " updates '" << name.getValue()
+               << "', which is no parameter or state argument";
+      if (arg.getType() != ret.getOperand(i).getType())
+        return func.emitError()
+               << "result " << i << " updates '" << name.getValue() << "' ("
+               << arg.getType() << ") with " << ret.getOperand(i).getType();
+      Value value = ret.getOperand(i);
+      Operation *def = value.getDefiningOp();
+      if (!def || isa<ConstantOp, ReshapeOp>(def) || updates.count(value)) {
+        OpBuilder b(ret);
+        auto type = cast<RankedTensorType>(value.getType());
+        SmallVector<int64_t> identity;
+        for (int64_t d = 0; d < type.getRank(); ++d)
+          identity.push_back(d);
+        def = b.create<BroadcastOp>(ret.getLoc(), type, value,
+                                    b.getDenseI64ArrayAttr(identity));
+        value = def->getResult(0);
+        ret.setOperand(i, value);
+        position[def] = position[ret];
+        position[ret] = position[def] + 1;
+      }
+      // Every reader of the argument's memory, through reshapes (views).
+      SmallVector<Value> views = {arg};
+      while (!views.empty()) {
+        Value view = views.pop_back_val();
+        for (OpOperand &use : view.getUses()) {
+          Operation *reader = use.getOwner();
+          if (isa<ReshapeOp>(reader))
+            views.push_back(reader->getResult(0));
+          if (reader == ret ||
+              (position[reader] < position[def] && reader != def) ||
+              (reader == def && updatesInPlace(def, value, view)))
+            continue;
+          return def->emitError()
+                 << "updates '" << name.getValue() << "' in place, but "
+                 << reader->getName() << " at " << reader->getLoc()
+                 << " reads it "
+                 << (reader == def ? "in the same step" : "later");
+        }
+      }
+      updates[value] = func.getArgAttr(arg.getArgNumber(), "weft.buffer");
+    }
+    return success();
   }
 };
 } // namespace

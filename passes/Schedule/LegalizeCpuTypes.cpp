@@ -21,12 +21,13 @@ bool isBf16(Type type) {
 /// Ops whose CPU code takes bf16 as it is: generated row kernels (which
 /// widen to f32 inside), linear (bf16 tiles widened in its workspace) and
 /// attention (keys, values and queries widened as they are packed) when all
-/// of their tensors but a mask and ALiBi slopes are bf16, and ops that only
+/// of their tensors but a mask and ALiBi slopes are bf16, the optimizer's
+/// ops (which widen bf16 gradients as they read them), and ops that only
 /// move or make data.
 bool runsInBf16(Operation *op) {
   if (isRowKernelOp(op) ||
       isa<GatherOp, ReshapeOp, ConstantOp, IotaOp, TransposeOp, SliceOp,
-          BroadcastOp, ConcatOp, MoeDispatchOp>(op))
+          BroadcastOp, ConcatOp, MoeDispatchOp, GradNormOp, AdamWUpdateOp>(op))
     return true;
   if (auto linear = dyn_cast<LinearOp>(op))
     return llvm::all_of(op->getOperandTypes(), isBf16) &&

@@ -38,4 +38,59 @@ def Autodiff : Pass<"weft-autodiff", "mlir::func::FuncOp"> {
   ];
 }
 
+def Optimizer : Pass<"weft-optimizer", "mlir::ModuleOp"> {
+  let summary = "AdamW after the backward: a training step in one function";
+  let description = [{
+    Runs after weft-autodiff. The entry function, whose `grad.<param>`
+    results hold the gradients, becomes `@train_step`: it takes, after its
+    own arguments, the optimizer state of each trained parameter as `weft.state`
+    arguments (`<param>.exp_avg`, `<param>.exp_avg_sq` and, for a bf16
+    parameter, its f32 master weights `<param>.master`) and the learning rate
+    (`lr`, tensor<f64>) and step (`step`, tensor<i64>, from 1) as inputs.
+    After the backward it takes the global gradient norm (`weft.grad_norm`,
+    returned as `grad_norm`) and updates every trained parameter with one
+    `weft.adamw_update`; the gradients are no longer returned, the new
+    parameters and state are, each marked `weft.update` with the name of the
+    argument it replaces (the bufferizer writes it in place). Parameters
+    whose names contain a `no-decay` substring get no weight decay.
+
+    With `accumulation` K > 1 the update cannot follow every micro-batch:
+    `@train_step` adds its gradients (in f32) to accumulators kept as state
+    (`grad_acc.<param>`), and a second function, `@optimizer_step`, divides
+    them by K, takes the norm, updates the parameters and zeroes the
+    accumulators. It takes the same parameter arguments, in the same order.
+
+    Example (K = 1, one f32 parameter):
+    ```mlir
+    func.func @forward(%w: tensor<4xf32> {weft.param = "w"}, ...)
+        -> (tensor<f32> {weft.output = "loss"},
+            tensor<4xf32> {weft.output = "grad.w"})
+    // becomes
+    func.func @train_step(%w: tensor<4xf32> {weft.param = "w"}, ...,
+        %m: tensor<4xf32> {weft.state = "w.exp_avg"},
+        %v: tensor<4xf32> {weft.state = "w.exp_avg_sq"},
+        %lr: tensor<f64> {weft.input = "lr"},
+        %step: tensor<i64> {weft.input = "step"})
+        -> (tensor<f32> {weft.output = "loss"},
+            tensor<f32> {weft.output = "grad_norm"},
+            tensor<4xf32> {weft.update = "w"},
+            tensor<4xf32> {weft.update = "w.exp_avg"},
+            tensor<4xf32> {weft.update = "w.exp_avg_sq"})
+    ```
+  }];
+  let options = [
+    Option<"beta1", "beta1", "double", "0.9", "AdamW's β1">,
+    Option<"beta2", "beta2", "double", "0.999", "AdamW's β2">,
+    Option<"eps", "eps", "double", "1e-8", "AdamW's ε">,
+    Option<"weightDecay", "weight-decay", "double", "0.01",
+           "decoupled weight decay">,
+    Option<"maxGradNorm", "max-grad-norm", "double", "0.0",
+           "global-norm clipping threshold (0: none)">,
+    Option<"noDecay", "no-decay", "std::string", "\"\"",
+           "comma-separated substrings of parameter names without decay">,
+    Option<"accumulation", "accumulation", "int64_t", "1",
+           "micro-batches per optimizer step">,
+  ];
+}
+
 #endif // WEFT_PASSES_TRAIN_PASSES_TD

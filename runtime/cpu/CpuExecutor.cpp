@@ -70,12 +70,16 @@ struct SharedObject {
 } // namespace
 
 struct CpuExecutor::Loaded {
-  AlignedBlock arena, parameters, constants;
+  AlignedBlock arena, parameters, constants, state;
   std::vector<std::unique_ptr<SharedObject>> objects;
   std::vector<KernelEntry> entries;
-  Loaded(int64_t arenaBytes, int64_t parameterBytes, int64_t constantBytes)
-      : arena(arenaBytes), parameters(parameterBytes),
-        constants(constantBytes) {}
+  Loaded(int64_t arenaBytes, int64_t parameterBytes, int64_t constantBytes,
+         int64_t stateBytes)
+      : arena(arenaBytes), parameters(parameterBytes), constants(constantBytes),
+        state(stateBytes) {
+    if (stateBytes > 0)
+      std::memset(state.data, 0, stateBytes);
+  }
 };
 
 CpuExecutor::CpuExecutor(const plan::Plan &plan, std::string planName,
@@ -86,7 +90,8 @@ CpuExecutor::CpuExecutor(const plan::Plan &plan, std::string planName,
     threads = requestedThreads;
   arenaSize = plan.memory().arena();
   loaded = std::make_unique<Loaded>(arenaSize, plan.memory().parameters(),
-                                    plan.memory().constants());
+                                    plan.memory().constants(),
+                                    plan.memory().state());
   std::memcpy(loaded->constants.data, plan.constants().data(),
               plan.constants().size());
   if (!plan.device().empty() && plan.device() != "cpu")
@@ -128,6 +133,8 @@ char *CpuExecutor::address(int bufferId) const {
     return loaded->parameters.data + buffer.offset();
   case plan::CONSTANTS:
     return loaded->constants.data + buffer.offset();
+  case plan::STATE:
+    return loaded->state.data + buffer.offset();
   default:
     throw Error(planName + ": buffer '" + buffer.name() + "' has no region");
   }
@@ -135,6 +142,7 @@ char *CpuExecutor::address(int bufferId) const {
 
 void CpuExecutor::prepareSteps() {
   for (const auto &stream : plan.streams()) {
+    streamBegin.push_back(steps.size());
     for (const auto &step : stream.steps()) {
       if (step.has_launch()) {
         std::vector<char *> args;
@@ -199,7 +207,8 @@ void CpuExecutor::prepareSteps() {
                                 fn == "copy_strided" || fn == "concat" ||
                                 fn == "moe_dispatch";
       if (fn != "linear_bf16" && fn != "grouped_linear_bf16" &&
-          fn != "attention_bf16" && !movesAnyType)
+          fn != "attention_bf16" && fn != "grad_norm" && fn != "adamw" &&
+          !movesAnyType)
         floatsAre(plan::F32);
       auto bufferBytes = [&](int i) {
         return plan.buffers(call.buffers(i)).bytes();
@@ -415,6 +424,89 @@ void CpuExecutor::prepareSteps() {
           if (bad >= 0)
             throw outside("expert", ix(2)[bad], "of pair", bad, in(2));
         });
+      } else if (fn == "grad_norm") { // grads (f32 or bf16)..., norm (f32);
+                                      // grad_scale
+        if (call.buffers_size() < 2 || call.ints_size() != 0 ||
+            call.floats_size() != 1)
+          throw fail("expects gradients, the norm's buffer and one float");
+        const float gradScale = static_cast<float>(call.floats(0));
+        std::vector<std::pair<const void *, int64_t>> grads;
+        std::vector<bool> bf16;
+        for (int i = 0; i + 1 < call.buffers_size(); ++i) {
+          const Buffer &grad = plan.buffers(call.buffers(i));
+          if (grad.dtype() != plan::F32 && grad.dtype() != plan::BF16)
+            throw fail("gradient " + std::to_string(i) + " ('" + grad.name() +
+                       "') is " + dtypeName(grad.dtype()));
+          grads.push_back({p[i], grad.bytes() / dtypeBytes(grad.dtype())});
+          bf16.push_back(grad.dtype() == plan::BF16);
+        }
+        const Buffer &out = plan.buffers(call.buffers().Get(grads.size()));
+        if (out.dtype() != plan::F32 || out.bytes() != 4)
+          throw fail("the norm's buffer is not one f32");
+        float *norm = f(static_cast<int>(grads.size()));
+        steps.push_back([=] {
+          double squares = 0; // in order, whatever the thread count
+          for (size_t i = 0; i < grads.size(); ++i)
+            squares += bf16[i]
+                           ? cpu::sumOfSquaresBf16(
+                                 static_cast<const uint16_t *>(grads[i].first),
+                                 grads[i].second, gradScale)
+                           : cpu::sumOfSquares(
+                                 static_cast<const float *>(grads[i].first),
+                                 grads[i].second, gradScale);
+          *norm = static_cast<float>(std::sqrt(squares));
+        });
+      } else if (fn == "adamw") {
+        // param, grad, exp_avg, exp_avg_sq, lr (f64), step (i64), norm,
+        // new param, new exp_avg, new exp_avg_sq; beta1, beta2, eps,
+        // weight_decay, max_grad_norm, grad_scale. The results may be the
+        // operands' memory (in place).
+        arity(10, 0, 6);
+        const Buffer &param = plan.buffers(call.buffers(0));
+        const int64_t count = param.bytes() / 4;
+        for (int i : {0, 2, 3, 7, 8, 9})
+          if (plan.buffers(call.buffers(i)).dtype() != plan::F32 ||
+              plan.buffers(call.buffers(i)).bytes() != param.bytes())
+            throw fail("buffer " + std::to_string(i) + " is not " +
+                       std::to_string(count) + " f32 values");
+        const Buffer &grad = plan.buffers(call.buffers(1));
+        if ((grad.dtype() != plan::F32 && grad.dtype() != plan::BF16) ||
+            grad.bytes() / dtypeBytes(grad.dtype()) != count)
+          throw fail("the gradient is not " + std::to_string(count) +
+                     " f32 or bf16 values");
+        if (plan.buffers(call.buffers(4)).dtype() != plan::F64 ||
+            plan.buffers(call.buffers(5)).dtype() != plan::I64 ||
+            plan.buffers(call.buffers(6)).dtype() != plan::F32)
+          throw fail("expects lr f64, step i64 and the norm f32");
+        const bool bf16Grad = grad.dtype() == plan::BF16;
+        const double beta1 = call.floats(0), beta2 = call.floats(1),
+                     eps = call.floats(2), decay = call.floats(3),
+                     maxNorm = call.floats(4);
+        const float multiplier = static_cast<float>(call.floats(5));
+        const int64_t bytes = param.bytes();
+        steps.push_back([=] {
+          for (int i = 0; i < 3; ++i) // results in other memory: copy first
+            if (p[7 + i] != p[i == 0 ? 0 : i + 1])
+              std::memmove(p[7 + i], p[i == 0 ? 0 : i + 1], bytes);
+          double lr;
+          std::memcpy(&lr, p[4], sizeof(lr));
+          const int64_t step = ix(5)[0];
+          const float norm = f(6)[0];
+          float scale = 1.0f; // torch.nn.utils.clip_grad_norm_
+          if (maxNorm > 0)
+            scale =
+                std::min(1.0f, static_cast<float>(maxNorm) / (norm + 1e-6f));
+          if (step < 1)
+            throw Error("step " + std::to_string(step) +
+                        ": AdamW counts steps from 1");
+          cpu::AdamWStep s{lr,    beta1, beta2, eps,
+                           decay, step,  scale, multiplier};
+          if (bf16Grad)
+            cpu::adamwUpdateBf16Grad(s, f(7), f(8), f(9), bf(1), nullptr,
+                                     count);
+          else
+            cpu::adamwUpdate(s, f(7), f(8), f(9), f(1), nullptr, count);
+        });
       } else if (fn == "copy") { // src, dst; bytes
         arity(2, 1, 0);
         steps.push_back([=] { std::memmove(p[1], p[0], in(0)); });
@@ -443,34 +535,60 @@ void CpuExecutor::setInput(const std::string &name, const HostTensor &tensor) {
   inputs[index] = std::move(staged);
 }
 
-void CpuExecutor::run(TraceWriter *trace) { runSteps(0, steps.size(), trace); }
+void CpuExecutor::run(TraceWriter *trace) {
+  runProgram(plan.streams_size() > 0 ? plan.streams(0).program() : "", trace);
+}
 
-void CpuExecutor::runSteps(size_t begin, size_t end, TraceWriter *trace) {
-  if (begin == 0) {
-    for (int i = 0; i < plan.inputs_size(); ++i)
-      if (inputs[i].dtype == plan::DTYPE_UNSPECIFIED)
-        throw Error("input '" + plan.inputs(i).name() + "' was not given");
-    // The arena reuses an input's memory once it is dead: copy every input
-    // in at the start of each run.
-    for (int i = 0; i < plan.inputs_size(); ++i)
+void CpuExecutor::copyInputs(const std::string &program) {
+  for (int i = 0; i < plan.inputs_size(); ++i)
+    if (plan.inputs(i).program() == program &&
+        inputs[i].dtype == plan::DTYPE_UNSPECIFIED)
+      throw Error("input '" + plan.inputs(i).name() + "' was not given");
+  // The arena reuses an input's memory once it is dead: copy every input
+  // in at the start of each run.
+  for (int i = 0; i < plan.inputs_size(); ++i)
+    if (plan.inputs(i).program() == program)
       std::memcpy(address(plan.inputs(i).buffer()), inputs[i].bytes.data(),
                   inputs[i].bytes.size());
+}
+
+void CpuExecutor::runProgram(const std::string &program, TraceWriter *trace) {
+  bool found = false;
+  for (int s = 0; s < plan.streams_size(); ++s) {
+    if (plan.streams(s).program() != program)
+      continue;
+    if (!found)
+      copyInputs(program);
+    found = true;
+    runRange(s, streamBegin[s], streamBegin[s] + plan.streams(s).steps_size(),
+             trace);
   }
+  if (!found)
+    throw Error(planName + " has no program '" + program + "'");
+}
+
+void CpuExecutor::runSteps(size_t begin, size_t end, TraceWriter *trace) {
+  if (begin == 0)
+    copyInputs(plan.streams_size() > 0 ? plan.streams(0).program() : "");
+  for (int s = 0; s < plan.streams_size(); ++s)
+    runRange(s, std::max(begin, streamBegin[s]),
+             std::min(end, streamBegin[s] + plan.streams(s).steps_size()),
+             trace);
+}
+
+void CpuExecutor::runRange(int stream, size_t begin, size_t end,
+                           TraceWriter *trace) {
   omp_set_num_threads(threads);
-  size_t index = 0;
-  for (const auto &stream : plan.streams())
-    for (const auto &step : stream.steps()) {
-      if (index < begin || index >= end) {
-        ++index;
-        continue;
-      }
-      double start = trace ? trace->now() : 0;
-      steps[index++]();
-      if (trace)
-        trace->addStep(step.name(),
-                       step.has_launch() ? "kernel" : step.call().function(),
-                       start, trace->now() - start, step.live_bytes());
-    }
+  for (size_t index = begin; index < end; ++index) {
+    const plan::Step &step = plan.streams(stream).steps(
+        static_cast<int>(index - streamBegin[stream]));
+    double start = trace ? trace->now() : 0;
+    steps[index]();
+    if (trace)
+      trace->addStep(step.name(),
+                     step.has_launch() ? "kernel" : step.call().function(),
+                     start, trace->now() - start, step.live_bytes());
+  }
 }
 
 char *CpuExecutor::region(plan::Region region) {
@@ -481,6 +599,8 @@ char *CpuExecutor::region(plan::Region region) {
     return loaded->parameters.data;
   case plan::CONSTANTS:
     return loaded->constants.data;
+  case plan::STATE:
+    return loaded->state.data;
   default:
     throw Error(planName + ": no such region");
   }

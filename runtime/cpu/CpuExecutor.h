@@ -28,12 +28,16 @@ public:
   void run(TraceWriter *trace = nullptr) override;
   HostTensor output(const std::string &name) const override;
 
-  /// Runs steps [begin, end) in stream order; begin 0 first copies the
-  /// inputs in. run() is runSteps(0, stepCount()).
+  /// Runs the plan's program `program` (plan.proto, Stream.program): its
+  /// inputs are copied in, then its streams' steps run in order. run() runs
+  /// the main program. Throws Error naming a missing program or input.
+  void runProgram(const std::string &program, TraceWriter *trace = nullptr);
+  /// Runs steps [begin, end) in stream order; begin 0 first copies the main
+  /// program's inputs in.
   void runSteps(size_t begin, size_t end, TraceWriter *trace = nullptr);
   size_t stepCount() const { return steps.size(); }
-  /// The memory of a region (ARENA, PARAMETERS, CONSTANTS), for comparing
-  /// with another device's run of the same plan.
+  /// The memory of a region (ARENA, PARAMETERS, CONSTANTS, STATE), for
+  /// comparing with another device's run of the same plan.
   char *region(plan::Region region);
   /// Where buffer `bufferId` lives (parameters and gradients, for the
   /// optimizer).
@@ -46,14 +50,17 @@ private:
   struct Loaded;
   char *address(int bufferId) const;
   void prepareSteps();
+  void copyInputs(const std::string &program);
+  void runRange(int stream, size_t begin, size_t end, TraceWriter *trace);
 
   const plan::Plan &plan;
   std::string planName;
   int threads;
   int64_t arenaSize = 0;
   std::unique_ptr<Loaded> loaded;
-  std::vector<HostTensor> inputs; // dtype unspecified until given
-  std::vector<std::function<void()>> steps;
+  std::vector<HostTensor> inputs;           // dtype unspecified until given
+  std::vector<std::function<void()>> steps; // every stream's, in order
+  std::vector<size_t> streamBegin;          // each stream's first step
 };
 
 } // namespace weft::runtime

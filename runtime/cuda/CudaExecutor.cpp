@@ -90,7 +90,7 @@ struct CudaExecutor::State {
   // steps need (rope frequencies).
   CUdeviceptr block = 0;
   int64_t blockBytes = 0;
-  int64_t regionOffset[4] = {0, 0, 0, 0}; // by plan::Region
+  int64_t regionOffset[5] = {0, 0, 0, 0, 0}; // by plan::Region
   int64_t statusOffset = 0, gemmOffset = 0, scratchOffset = 0, tableOffset = 0;
   std::vector<char> tables; // host copy of the tables
   CUmodule library = nullptr;
@@ -635,6 +635,10 @@ CudaExecutor::CudaExecutor(const plan::Plan &plan, std::string planName,
            "cuDevicePrimaryCtxRetain");
   cu.check(cu.cuCtxSetCurrent(s.context), "cuCtxSetCurrent");
 
+  for (const auto &stream : plan.streams())
+    if (!stream.program().empty())
+      throw Error(planName + " has a second program ('" + stream.program() +
+                  "'); the CUDA runtime runs single-program plans yet");
   // Memory, checked before anything is allocated.
   const plan::Memory &m = plan.memory();
   int64_t stepCount = 0;
@@ -647,6 +651,8 @@ CudaExecutor::CudaExecutor(const plan::Plan &plan, std::string planName,
   offset += alignUp(m.parameters());
   s.regionOffset[plan::CONSTANTS] = offset;
   offset += alignUp(m.constants());
+  s.regionOffset[plan::STATE] = offset;
+  offset += alignUp(m.state());
   s.statusOffset = offset;
   offset += alignUp(stepCount * 16);
   s.gemmOffset = offset;
@@ -677,6 +683,10 @@ CudaExecutor::CudaExecutor(const plan::Plan &plan, std::string planName,
            "cuStreamCreate");
   cu.check(cu.cuEventCreate(&s.start, CU_EVENT_DEFAULT), "cuEventCreate");
   cu.check(cu.cuEventCreate(&s.stop, CU_EVENT_DEFAULT), "cuEventCreate");
+  if (m.state() > 0)
+    cu.check(cu.cuMemsetD8Async(s.block + s.regionOffset[plan::STATE], 0,
+                                m.state(), s.stream),
+             planName + ": zeroing the training state");
   if (m.constants() > 0)
     cu.check(cu.cuMemcpyHtoD(s.block + s.regionOffset[plan::CONSTANTS],
                              plan.constants().data(), plan.constants().size()),
@@ -738,6 +748,8 @@ int64_t regionBytes(const weft::plan::Plan &plan, weft::plan::Region region) {
     return plan.memory().parameters();
   case weft::plan::CONSTANTS:
     return plan.memory().constants();
+  case weft::plan::STATE:
+    return plan.memory().state();
   default:
     throw Error("no such region");
   }

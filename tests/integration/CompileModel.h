@@ -14,19 +14,21 @@ namespace weft::testing {
 
 /// The model in folder `dir` as `options` build it, compiled for `device`
 /// with a plan for 2 threads — a training step's gradients too under `train`,
-/// with weft-rematerialize's `remat` policy and budget.
+/// with weft-rematerialize's `remat` policy and budget, and with the
+/// optimizer's update when `optimizer` is given.
 inline plan::Plan
 compileModel(const std::string &dir, const frontend::BuildOptions &options,
              codegen::Device device = codegen::Device::Cpu, bool train = false,
-             const std::string &remat = "none", int64_t rematBudget = 0) {
+             const std::string &remat = "none", int64_t rematBudget = 0,
+             std::optional<OptimizerOptions> optimizer = std::nullopt) {
   mlir::MLIRContext context;
   auto config = frontend::readModelConfig(dir);
   EXPECT_TRUE(static_cast<bool>(config));
   auto module = frontend::buildForward(context, *config, options);
   mlir::PassManager pm(&context);
   std::string error;
-  EXPECT_TRUE(succeeded(
-      buildPipeline(pm, {"", 2, train, "", remat, rematBudget}, error)))
+  EXPECT_TRUE(succeeded(buildPipeline(
+      pm, {"", 2, train, "", remat, rematBudget, optimizer}, error)))
       << error;
   EXPECT_TRUE(succeeded(pm.run(*module)));
   auto plan = codegen::buildPlan(*module, {dir, "", device});

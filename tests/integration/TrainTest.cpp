@@ -133,13 +133,6 @@ std::vector<double> trainFixture(const nlohmann::json &run, int steps,
   const int64_t batch = run["batch"], seq = run["seq"];
   const int64_t accumulation = run["accumulation"];
   const int64_t micro = batch / accumulation;
-  plan::Plan plan = compileModel(kFixture, {micro, seq, how.dtype, true},
-                                 codegen::Device::Cpu,
-                                 /*train=*/true, how.remat, how.rematBudget);
-  if (how.peak)
-    *how.peak = plan.memory().peak();
-  rt::CpuExecutor executor(plan, "train");
-  executor.loadParameters(rt::SafetensorsCheckpoint(kFixture));
   rt::OptimizerOptions options;
   options.lr = run["lr"];
   options.weightDecay = run["weight_decay"];
@@ -149,6 +142,18 @@ std::vector<double> trainFixture(const nlohmann::json &run, int steps,
   if (run["warmup"] > 0)
     options.schedule = {rt::LearningRateSchedule::Kind::WarmupCosine,
                         run["warmup"], steps, 0.0};
+  weft::OptimizerOptions adamw; // AdamW's defaults but these
+  adamw.weightDecay = options.weightDecay;
+  adamw.maxGradNorm = options.maxGradNorm;
+  adamw.noDecay = run["no_decay"];
+  adamw.accumulation = accumulation;
+  plan::Plan plan = compileModel(
+      kFixture, {micro, seq, how.dtype, true}, codegen::Device::Cpu,
+      /*train=*/true, how.remat, how.rematBudget, adamw);
+  if (how.peak)
+    *how.peak = plan.memory().peak();
+  rt::CpuExecutor executor(plan, "train");
+  executor.loadParameters(rt::SafetensorsCheckpoint(kFixture));
   rt::Trainer trainer(executor, "train", options);
   rt::TokenData data(corpusTokens(), rt::TokenWidth::U16, seq);
   std::vector<double> losses;

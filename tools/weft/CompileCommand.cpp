@@ -52,8 +52,16 @@ const VerbSpec &weft::cli::compileSpec() {
                          "write each generated kernel's source to DIR"});
     s.options.push_back(
         {"train", "", "",
-         "a training step: the loss (--loss) and, as grad.<name> outputs, "
-         "the gradient of every parameter"});
+         "a training step: the loss (--loss), the backward and AdamW's "
+         "update in place (default settings; the learning rate and step are "
+         "inputs)"});
+    s.options.push_back(
+        {"optimizer", "", "adamw|none",
+         "with --train: none returns each parameter's gradient as "
+         "grad.<name> instead of updating it (default adamw)"});
+    s.options.push_back({"accumulation", "", "K",
+                         "with --train: micro-batches per optimizer step; "
+                         "K > 1 adds an optimizer_step program (default 1)"});
     s.options.push_back({"freeze", "", "PATTERN",
                          "with --train: no gradient for parameters whose "
                          "name contains PATTERN (repeatable)"});
@@ -88,6 +96,20 @@ int weft::cli::runCompile(llvm::ArrayRef<std::string> args) {
   options.dumpKernelsDir = parsed.get("dump-kernels").value_or("");
   options.train = parsed.has("train");
   options.frozen = llvm::join(parsed.getAll("freeze"), ",");
+  const std::string optimizer = parsed.get("optimizer").value_or("adamw");
+  if (optimizer != "adamw" && optimizer != "none") {
+    llvm::errs() << "weft compile: --optimizer is '" << optimizer
+                 << "'; expected adamw or none\n";
+    return 2;
+  }
+  llvm::Expected<int64_t> accumulation =
+      parsed.getPositiveInt("accumulation", 1);
+  if (!accumulation)
+    return fail(accumulation.takeError());
+  if (options.train && optimizer == "adamw") {
+    options.optimizer.emplace();
+    options.optimizer->accumulation = *accumulation;
+  }
   if (llvm::Error error = readRematOptions(parsed, options))
     return fail(std::move(error));
   llvm::Expected<weft::codegen::Device> device =

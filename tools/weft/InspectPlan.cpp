@@ -10,6 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <sstream>
+
 namespace rt = weft::runtime;
 
 namespace {
@@ -26,6 +28,8 @@ const char *regionName(weft::plan::Region region) {
     return "parameters";
   case weft::plan::CONSTANTS:
     return "constants";
+  case weft::plan::STATE:
+    return "state";
   default:
     return "?";
   }
@@ -66,10 +70,21 @@ int weft::cli::inspectPlan(const std::string &path, bool json) {
     out["model"] = plan.model();
     out["device"] = plan.device();
     out["threads"] = plan.threads();
-    out["memory"] = {
-        {"parameters", m.parameters()}, {"activations", m.activations()},
-        {"workspace", m.workspace()},   {"arena", m.arena()},
-        {"constants", m.constants()},   {"peak", m.peak()}};
+    out["memory"] = {{"parameters", m.parameters()},
+                     {"activations", m.activations()},
+                     {"workspace", m.workspace()},
+                     {"arena", m.arena()},
+                     {"constants", m.constants()},
+                     {"state", m.state()},
+                     {"peak", m.peak()}};
+    if (!plan.optimizer().kind().empty())
+      out["optimizer"] = {{"kind", plan.optimizer().kind()},
+                          {"beta1", plan.optimizer().beta1()},
+                          {"beta2", plan.optimizer().beta2()},
+                          {"eps", plan.optimizer().eps()},
+                          {"weight_decay", plan.optimizer().weight_decay()},
+                          {"max_grad_norm", plan.optimizer().max_grad_norm()},
+                          {"accumulation", plan.optimizer().accumulation()}};
     out["cost"] = {{"flops", plan.cost().flops()},
                    {"memory_bytes", plan.cost().memory_bytes()}};
     out["kernels"] = nlohmann::json::array();
@@ -97,17 +112,35 @@ int weft::cli::inspectPlan(const std::string &path, bool json) {
      << ", from " << plan.model() << ", "
      << (plan.device().empty() ? "cpu" : plan.device()) << ", "
      << plan.strategy() << ", " << plan.threads() << " threads)\n";
+  auto ofProgram = [](const std::string &program) {
+    return program.empty() ? std::string() : " (" + program + ")";
+  };
   for (const auto &input : plan.inputs())
     os << "input        " << input.name() << ": "
-       << describeBuffer(plan.buffers(input.buffer())) << "\n";
+       << describeBuffer(plan.buffers(input.buffer()))
+       << ofProgram(input.program()) << "\n";
   for (const auto &output : plan.outputs())
     os << "output       " << output.name() << ": "
-       << describeBuffer(plan.buffers(output.buffer())) << "\n";
+       << describeBuffer(plan.buffers(output.buffer()))
+       << ofProgram(output.program()) << "\n";
+  auto number = [](double value) { // "0.9", "1e-08"
+    std::ostringstream text;
+    text << value;
+    return text.str();
+  };
+  if (const plan::Optimizer &o = plan.optimizer(); !o.kind().empty())
+    os << "optimizer    " << o.kind() << " (beta1 " << number(o.beta1())
+       << ", beta2 " << number(o.beta2()) << ", eps " << number(o.eps())
+       << ", weight decay " << number(o.weight_decay()) << ", clipping "
+       << (o.max_grad_norm() > 0 ? number(o.max_grad_norm()) : "none") << ", "
+       << o.accumulation() << " micro-batch"
+       << (o.accumulation() == 1 ? "" : "es") << " per step), "
+       << plan.state_size() << " state tensors\n";
   os << "memory       peak " << binary(m.peak()) << " = parameters "
      << binary(m.parameters()) << " + arena " << binary(m.arena())
      << " (activations " << binary(m.activations()) << ", workspace "
      << binary(m.workspace()) << ") + constants " << binary(m.constants())
-     << "\n";
+     << (m.state() > 0 ? " + training state " + binary(m.state()) : "") << "\n";
   os << "cost         " << decimal(plan.cost().flops(), "FLOP") << ", "
      << binary(plan.cost().memory_bytes()) << " of memory traffic per step\n";
   os << "kernels      " << plan.kernels_size() << " generated\n";
@@ -116,7 +149,7 @@ int weft::cli::inspectPlan(const std::string &path, bool json) {
        << binary(k.image().size()) << ": " << kernelSummary(k) << "\n";
   for (const auto &stream : plan.streams()) {
     os << "steps        " << stream.steps_size() << " on stream "
-       << stream.name() << "\n";
+       << stream.name() << ofProgram(stream.program()) << "\n";
     for (int i = 0; i < stream.steps_size(); ++i) {
       const auto &step = stream.steps(i);
       std::string what = step.has_launch()

@@ -5,6 +5,7 @@
 #include "passes/Pipeline.h"
 
 #include "mlir/Pass/PassManager.h"
+#include "llvm/ADT/StringExtras.h"
 
 using namespace mlir;
 
@@ -29,7 +30,8 @@ llvm::Error weft::cli::runPipeline(ModuleOp module,
   std::string error;
   if (failed(buildPipeline(pm,
                            {options.compileTo, options.threads, options.train,
-                            options.frozen, options.remat, options.rematBudget},
+                            options.frozen, options.remat, options.rematBudget,
+                            options.optimizer},
                            error)))
     return makeError(error);
   if (failed(pm.run(module)))
@@ -89,4 +91,18 @@ llvm::Error weft::cli::readRematOptions(const ParsedArgs &args,
                      *budget + "'");
   options.rematBudget = value * scale;
   return llvm::Error::success();
+}
+
+weft::OptimizerOptions
+weft::cli::adamwPassOptions(const runtime::OptimizerOptions &adamw,
+                            int64_t accumulation) {
+  weft::OptimizerOptions options;
+  options.beta1 = adamw.beta1;
+  options.beta2 = adamw.beta2;
+  options.eps = adamw.eps;
+  options.weightDecay = adamw.weightDecay;
+  options.maxGradNorm = adamw.maxGradNorm;
+  options.noDecay = llvm::join(adamw.noDecay, ",");
+  options.accumulation = accumulation;
+  return options;
 }

@@ -5,6 +5,8 @@
 
 #include "CommandLine.h"
 #include "codegen/PlanBuilder.h"
+#include "passes/Pipeline.h"
+#include "runtime/Trainer.h"
 #include "runtime/plan.pb.h"
 
 #include "mlir/IR/BuiltinOps.h"
@@ -25,12 +27,19 @@ struct CompileOptions {
   std::string frozen;         // parameters (name substrings) without gradients
   std::string remat = "none"; // weft-rematerialize's policy
   int64_t rematBudget = 0;    // bytes, for remat "auto"
+  /// With train: AdamW's update in the plan (weft-optimizer); without it the
+  /// plan returns the gradients.
+  std::optional<weft::OptimizerOptions> optimizer;
 };
 
 /// The --remat and --remat-budget options of a training step, and reading
 /// them (the budget takes a K, M or G suffix: KiB, MiB, GiB).
 std::vector<OptionSpec> rematOptions();
 llvm::Error readRematOptions(const ParsedArgs &args, CompileOptions &options);
+
+/// weft-optimizer's options for a run's AdamW settings and micro-batches.
+weft::OptimizerOptions adamwPassOptions(const runtime::OptimizerOptions &adamw,
+                                        int64_t accumulation);
 
 /// --device cpu|cuda (default cpu); the error names the value.
 llvm::Expected<codegen::Device> readDevice(std::optional<std::string> value);

@@ -511,6 +511,7 @@ int weft::cli::runTrain(llvm::ArrayRef<std::string> args) {
     }
     for (const std::string &pattern : s.frozen)
       options.frozen += (options.frozen.empty() ? "" : ",") + pattern;
+    options.optimizer = adamwPassOptions(s.optimizer, s.accumulation);
     auto compiled = compilePlan(**module, options);
     if (!compiled)
       return fail(llvm::toString(compiled.takeError()));
@@ -547,20 +548,9 @@ int weft::cli::runTrain(llvm::ArrayRef<std::string> args) {
     rt::Trainer trainer(executor, model, s.optimizer);
     int64_t firstStep = 0;
     if (!resumeFrom.empty()) {
-      rt::SafetensorsCheckpoint state(resumeFrom + "/optimizer.safetensors");
-      std::map<std::string, std::vector<float>> values;
-      trainer.loadState(
-          resumeFrom + "/optimizer.safetensors",
-          [&](const std::string &name) -> const std::vector<float> * {
-            const auto *tensor = state.find(name);
-            if (!tensor)
-              return nullptr;
-            std::vector<float> &v = values[name];
-            v.resize(tensor->bytes / 4);
-            state.read(name, tensor->shape, weft::plan::F32, v.data());
-            return &v;
-          },
-          resumed.at("step").get<int64_t>());
+      const std::string stateFile = resumeFrom + "/optimizer.safetensors";
+      trainer.loadState(stateFile, rt::SafetensorsCheckpoint(stateFile),
+                        resumed.at("step").get<int64_t>());
       firstStep = trainer.steps();
       if (resumed.contains("settings") &&
           resumed["settings"] != settingsJson(s))
@@ -570,10 +560,8 @@ int weft::cli::runTrain(llvm::ArrayRef<std::string> args) {
                      << "); the run continues with these\n";
     }
 
-    int64_t stateBytes = 0;
-    for (const auto &[name, values] : trainer.state())
-      stateBytes += static_cast<int64_t>(values->size()) * 4;
-    const int64_t peak = plan.memory().peak() + stateBytes;
+    const int64_t stateBytes = trainer.stateBytes();
+    const int64_t peak = plan.memory().peak();
     llvm::outs() << "weft train: " << model << ", " << plan.parameters_size()
                  << " parameters, " << s.precision << ", batch " << s.batch
                  << " × " << s.seq << " tokens"
@@ -582,7 +570,7 @@ int weft::cli::runTrain(llvm::ArrayRef<std::string> args) {
                                " micro-batches"
                          : "")
                  << "\nplanned memory: " << binary(peak) << " (parameters "
-                 << binary(plan.memory().parameters()) << ", optimizer state "
+                 << binary(plan.memory().parameters()) << ", training state "
                  << binary(stateBytes) << ", activations and gradients "
                  << binary(plan.memory().activations()) << ", workspace "
                  << binary(plan.memory().workspace()) << ")\n";
@@ -620,12 +608,7 @@ int weft::cli::runTrain(llvm::ArrayRef<std::string> args) {
              std::vector<int64_t>(buffer.shape().begin(), buffer.shape().end()),
              executor.bufferData(binding.buffer()), buffer.bytes()});
       }
-      for (const auto &[name, values] : trainer.state())
-        optimizerTensors.push_back({name,
-                                    weft::plan::F32,
-                                    {static_cast<int64_t>(values->size())},
-                                    values->data(),
-                                    static_cast<int64_t>(values->size()) * 4});
+      optimizerTensors = trainer.state();
       json state = {{"format", 1},
                     {"step", step},
                     {"samples_seen", step * s.batch},

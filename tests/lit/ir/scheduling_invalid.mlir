@@ -41,7 +41,7 @@ func.func @yield_c1(%x: tensor<2x8xf32>) {
 
 // -----
 
-// expected-error@+1 {{unknown memory region "device"; expected arena, parameters or constants}}
+// expected-error@+1 {{unknown memory region "device"; expected arena, parameters, constants or state}}
 func.func private @buffer_c1() attributes {b = #weft.buffer<"device", 0>}
 
 // -----

@@ -93,3 +93,35 @@ TEST(Optimizer, SumOfSquaresIsExactInDouble) {
                 1e-12 * (1 + expected16));
   }
 }
+
+// The mean of accumulated gradients: scaling as they are read (the norm and
+// the update of an optimizer_step) gives what scaling them first gives, to
+// the bit.
+TEST(Optimizer, GradientMultiplierEqualsScalingFirst) {
+  const int64_t n = 40000;
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> sums(n), master(n);
+  for (int64_t i = 0; i < n; ++i) {
+    sums[i] = dist(rng) * 0.03f;
+    master[i] = dist(rng);
+  }
+  const float inverse = 1.0f / 3.0f;
+  std::vector<float> means(n);
+  for (int64_t i = 0; i < n; ++i)
+    means[i] = sums[i] * inverse;
+  EXPECT_EQ(sumOfSquares(sums.data(), n, inverse),
+            sumOfSquares(means.data(), n));
+  std::vector<float> master2 = master, m(n, 0.f), v(n, 0.f), m2 = m, v2 = v;
+  for (int64_t step = 1; step <= 3; ++step) {
+    AdamWStep s{1e-3, 0.9, 0.999, 1e-8, 0.01, step, 0.5f};
+    adamwUpdate(s, master2.data(), m2.data(), v2.data(), means.data(),
+                nullptr, n);
+    s.gradMultiplier = inverse;
+    adamwUpdate(s, master.data(), m.data(), v.data(), sums.data(), nullptr,
+                n);
+  }
+  EXPECT_EQ(master, master2);
+  EXPECT_EQ(m, m2);
+  EXPECT_EQ(v, v2);
+}
