@@ -65,6 +65,7 @@ private:
                            const std::string &text);
   LogicalResult lowerStridedCopy(mlir::Operation *op, plan::LibraryCall &call);
   LogicalResult lowerOptimizerOp(mlir::Operation *op, plan::LibraryCall &call);
+  LogicalResult lowerAllReduce(AllReduceOp op, plan::LibraryCall &call);
   LogicalResult writeConstant(ConstantOp op);
   int64_t funcAttr(StringRef name) {
     return func->getAttrOfType<IntegerAttr>(name).getInt();
@@ -354,6 +355,38 @@ LogicalResult PlanBuilder::lowerOptimizerOp(Operation *op,
   return success();
 }
 
+/// all_reduce: x, result; the reduction (ReduceKind) and the group as a mask
+/// of the plan's mesh axes (bit i: axis i).
+LogicalResult PlanBuilder::lowerAllReduce(AllReduceOp op,
+                                          plan::LibraryCall &call) {
+  call.set_function("all_reduce");
+  if (op.getKind() == ReduceKind::min)
+    return op.emitError("all_reduce min has no CPU lowering yet");
+  auto element = op.getType().getElementType();
+  if (!element.isF32() && !element.isInteger(64))
+    return op.emitError() << "all_reduce of " << element
+                          << "; CPU collectives reduce f32 and i64";
+  auto module = op->getParentOfType<ModuleOp>();
+  if (module->getAttrOfType<MeshAttr>("weft.mesh") != op.getMesh())
+    return op.emitError("runs on another mesh than the module's (weft.mesh); "
+                        "a plan has one mesh");
+  int64_t mask = 0;
+  ArrayRef<MeshAxisAttr> axes = op.getMesh().getAxes();
+  for (auto name : op.getAxes().getAsValueRange<StringAttr>())
+    for (size_t a = 0; a < axes.size(); ++a)
+      if (axes[a].getName() == name)
+        mask |= int64_t{1} << a;
+  for (Value v : {op.getX(), op.getResult()}) {
+    FailureOr<int> id = bufferOf(v, op);
+    if (failed(id))
+      return failure();
+    call.add_buffers(*id);
+  }
+  call.add_ints(static_cast<int64_t>(op.getKind()));
+  call.add_ints(mask);
+  return success();
+}
+
 /// Transpose, slice and broadcast: a copy of the result's box out of a
 /// strided view of the operand (see kernels::cpu::copyStrided).
 LogicalResult PlanBuilder::lowerStridedCopy(Operation *op,
@@ -410,6 +443,8 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
   // weft-legalize-cpu-types leaves them bf16 only when all their floats are.
   if (isa<GradNormOp, AdamWUpdateOp>(op))
     return lowerOptimizerOp(op, *step.mutable_call());
+  if (auto allReduce = dyn_cast<AllReduceOp>(op))
+    return lowerAllReduce(allReduce, *step.mutable_call());
   const bool bf16Gemm =
       isa<LinearOp, GroupedLinearOp, AttentionOp>(op) &&
       cast<RankedTensorType>(op->getResultTypes()[0]).getElementType().isBF16();
@@ -821,6 +856,18 @@ FailureOr<plan::Plan> weft::codegen::buildPlan(ModuleOp module,
     if (func != entry && failed(builder.addProgram(func, func.getName().str())))
       return failure();
   plan::Plan plan = builder.take();
+  // The mesh the collectives run on, and the strategy that made it.
+  if (auto mesh = module->getAttrOfType<MeshAttr>("weft.mesh")) {
+    std::string strategy;
+    for (MeshAxisAttr axis : mesh.getAxes()) {
+      plan::MeshAxis *out = plan.add_mesh();
+      out->set_name(axis.getName().str());
+      out->set_size(axis.getSize());
+      strategy += (strategy.empty() ? "" : ", ") + axis.getName().str() + "=" +
+                  std::to_string(axis.getSize());
+    }
+    plan.set_strategy(strategy);
+  }
   // weft-optimizer's settings.
   if (auto settings = module->getAttrOfType<DictionaryAttr>("weft.optimizer")) {
     plan::Optimizer *o = plan.mutable_optimizer();

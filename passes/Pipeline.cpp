@@ -5,6 +5,7 @@
 #include "passes/Bufferize/Passes.h"
 #include "passes/ImportCleanup/Passes.h"
 #include "passes/Memory/Passes.h"
+#include "passes/Partition/Passes.h"
 #include "passes/Schedule/Passes.h"
 #include "passes/Train/Passes.h"
 
@@ -56,6 +57,9 @@ LogicalResult weft::buildPipeline(OpPassManager &pm,
       if (options.optimizer)
         pm.addPass(weft::createOptimizer(*options.optimizer));
     }
+    if (phase == "partition" && options.dp > 1)
+      pm.addPass(
+          weft::createDataParallel(weft::DataParallelOptions{options.dp}));
     if (phase == "memory" && options.train && options.remat != "none")
       pm.addNestedPass<func::FuncOp>(weft::createRematerialize(
           weft::RematerializeOptions{options.remat, options.rematBudget}));
@@ -75,6 +79,7 @@ LogicalResult weft::buildPipeline(OpPassManager &pm,
 void weft::registerPasses() {
   registerImportCleanupPasses();
   registerTrainPasses();
+  registerPartitionPasses();
   registerMemoryPasses();
   registerSchedulePasses();
   registerBufferizePasses();

@@ -32,6 +32,9 @@ struct PipelineOptions {
   /// With `train`: the optimizer step after the backward (weft-optimizer's
   /// options); without it the training plan returns the gradients.
   std::optional<OptimizerOptions> optimizer;
+  /// The partition phase: data-parallel ranks (weft-data-parallel; the
+  /// model is built at one rank's share of the batch).
+  int64_t dp = 1;
 };
 
 /// Adds the passes of every phase up to and including `options.compileTo` to

@@ -3,6 +3,7 @@
 #include "runtime/cpu/CpuExecutor.h"
 
 #include "kernels/cpu/Kernels.h"
+#include "runtime/Communicator.h"
 #include "runtime/Error.h"
 #include "runtime/LibraryCalls.h"
 #include "runtime/PlanFile.h"
@@ -115,6 +116,18 @@ CpuExecutor::CpuExecutor(const plan::Plan &plan, std::string planName,
       throw Error(this->planName + ": kernel " + kernel.name() +
                   " has no symbol " + kernel.entry());
     loaded->entries.push_back(reinterpret_cast<KernelEntry>(symbol));
+  }
+  // A plan for several ranks runs under mpirun with as many.
+  if (plan.mesh_size() > 0) {
+    std::vector<std::pair<std::string, int64_t>> mesh;
+    for (const auto &axis : plan.mesh())
+      mesh.push_back({axis.name(), axis.size()});
+    communicator = &Communicator::world();
+    try {
+      communicator->setMesh(mesh);
+    } catch (const Error &error) {
+      throw Error(this->planName + ": " + error.what());
+    }
   }
   inputs.resize(plan.inputs_size());
   prepareSteps();
@@ -506,6 +519,29 @@ void CpuExecutor::prepareSteps() {
                                      count);
           else
             cpu::adamwUpdate(s, f(7), f(8), f(9), f(1), nullptr, count);
+        });
+      } else if (fn == "all_reduce") { // x, y; kind (ReduceKind), axis mask
+        arity(2, 2, 0);
+        const Buffer &x = plan.buffers(call.buffers(0));
+        if (!communicator)
+          throw fail("the plan has no mesh to reduce over");
+        if (x.dtype() != plan::F32 && x.dtype() != plan::I64)
+          throw fail(std::string("reduces ") + dtypeName(x.dtype()));
+        if (plan.buffers(call.buffers(1)).bytes() != x.bytes())
+          throw fail("the result is not the operand's size");
+        if (in(0) != 0 && in(0) != 1 && in(0) != 3)
+          throw fail("reduction " + std::to_string(in(0)) +
+                     " is not sum, "
+                     "max or mean");
+        const auto reduction = in(0) == 0   ? Communicator::Reduction::Sum
+                               : in(0) == 1 ? Communicator::Reduction::Max
+                                            : Communicator::Reduction::Mean;
+        const auto mask = static_cast<uint32_t>(in(1));
+        const int64_t count = x.bytes() / dtypeBytes(x.dtype());
+        const plan::DType dtype = x.dtype();
+        Communicator *comm = communicator;
+        steps.push_back([=] {
+          comm->allReduce(p[0], p[1], count, dtype, reduction, mask);
         });
       } else if (fn == "copy") { // src, dst; bytes
         arity(2, 1, 0);

@@ -14,6 +14,8 @@
 
 namespace weft::runtime {
 
+class Communicator;
+
 class CpuExecutor : public Executor {
 public:
   /// Checks that the plan targets the CPU, allocates its memory and loads its
@@ -45,6 +47,8 @@ public:
 
   int64_t arenaBytes() const override { return arenaSize; }
   const plan::Plan &getPlan() const { return plan; }
+  /// The job's communicator when the plan has a mesh, else null.
+  Communicator *getCommunicator() const { return communicator; }
 
 private:
   struct Loaded;
@@ -61,6 +65,7 @@ private:
   std::vector<HostTensor> inputs;           // dtype unspecified until given
   std::vector<std::function<void()>> steps; // every stream's, in order
   std::vector<size_t> streamBegin;          // each stream's first step
+  Communicator *communicator = nullptr;     // plans with a mesh
 };
 
 } // namespace weft::runtime

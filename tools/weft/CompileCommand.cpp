@@ -59,6 +59,10 @@ const VerbSpec &weft::cli::compileSpec() {
         {"optimizer", "", "adamw|none",
          "with --train: none returns each parameter's gradient as "
          "grad.<name> instead of updating it (default adamw)"});
+    s.options.push_back({"dp", "", "N",
+                         "with --train: data-parallel ranks (the plan is "
+                         "each rank's, --batch its micro-batch; run it under "
+                         "mpirun -np N)"});
     s.options.push_back({"accumulation", "", "K",
                          "with --train: micro-batches per optimizer step; "
                          "K > 1 adds an optimizer_step program (default 1)"});
@@ -106,6 +110,14 @@ int weft::cli::runCompile(llvm::ArrayRef<std::string> args) {
       parsed.getPositiveInt("accumulation", 1);
   if (!accumulation)
     return fail(accumulation.takeError());
+  llvm::Expected<int64_t> dp = parsed.getPositiveInt("dp", 1);
+  if (!dp)
+    return fail(dp.takeError());
+  options.dp = *dp;
+  if (options.dp > 1 && !(options.train && optimizer == "adamw")) {
+    llvm::errs() << "weft compile: --dp needs --train with an optimizer\n";
+    return 2;
+  }
   if (options.train && optimizer == "adamw") {
     options.optimizer.emplace();
     options.optimizer->accumulation = *accumulation;

@@ -30,6 +30,7 @@ struct CompileOptions {
   /// With train: AdamW's update in the plan (weft-optimizer); without it the
   /// plan returns the gradients.
   std::optional<weft::OptimizerOptions> optimizer;
+  int64_t dp = 1; // data-parallel ranks (the model built at one's share)
 };
 
 /// The --remat and --remat-budget options of a training step, and reading

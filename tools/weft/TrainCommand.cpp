@@ -8,6 +8,7 @@
 #include "frontend/HuggingFace/ModelConfig.h"
 #include "runtime/AtomicFile.h"
 #include "runtime/Checkpoint.h"
+#include "runtime/Communicator.h"
 #include "runtime/Error.h"
 #include "runtime/PlanFile.h"
 #include "runtime/Safetensors.h"
@@ -23,6 +24,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -89,6 +91,10 @@ const VerbSpec &weft::cli::trainSpec() {
         {"save-dir", "", "DIR", "where checkpoints go (DIR/step-N)"},
         {"resume", "", "DIR", "continue from a checkpoint (or DIR's latest)"},
         {"threads", "", "N", "CPU threads (default: all cores)"},
+        {"dp", "", "N",
+         "data-parallel ranks (default: the ranks of the launch, "
+         "mpirun -np N); each takes its contiguous share of every step's "
+         "samples"},
     };
     for (OptionSpec &option : rematOptions())
       s.options.push_back(option);
@@ -109,6 +115,7 @@ struct Settings {
   uint64_t seed = 0;
   std::string log, saveDir, resume;
   int64_t saveEvery = 0, threads = 0;
+  int64_t ranks = 1, dp = 1; // of the launch; data-parallel ranks
 };
 
 llvm::Error makeError(const std::string &message) {
@@ -248,14 +255,14 @@ llvm::Error applyDeepSpeedConfig(const std::string &path, Settings &s) {
                      (unknown.size() > 1 ? "s " : " ") + list);
   }
   if (s.micro > 0)
-    s.batch = s.micro * s.accumulation;
+    s.batch = s.micro * s.accumulation * s.dp;
   if (globalBatch > 0) {
-    if (s.micro > 0 && globalBatch != s.micro * s.accumulation)
-      return makeError(
-          path + ": train_batch_size " + std::to_string(globalBatch) +
-          " is not train_micro_batch_size_per_gpu × "
-          "gradient_accumulation_steps (" +
-          std::to_string(s.micro * s.accumulation) + ") on one rank");
+    if (s.micro > 0 && globalBatch != s.micro * s.accumulation * s.dp)
+      return makeError(path + ": train_batch_size " +
+                       std::to_string(globalBatch) +
+                       " is not train_micro_batch_size_per_gpu × "
+                       "gradient_accumulation_steps × data-parallel ranks (" +
+                       std::to_string(s.micro * s.accumulation * s.dp) + ")");
     s.batch = globalBatch;
   }
   return llvm::Error::success();
@@ -288,6 +295,7 @@ llvm::Error applyFlags(const ParsedArgs &args, Settings &s) {
                             {"batch", &s.batch},
                             {"seq", &s.seq},
                             {"grad-accum", &s.accumulation},
+                            {"dp", &s.dp},
                             {"save-every", &s.saveEvery},
                             {"threads", &s.threads}})
     if (llvm::Error error = integer(name, *into))
@@ -354,10 +362,17 @@ llvm::Error applyFlags(const ParsedArgs &args, Settings &s) {
   if (s.seq < 2)
     return makeError("--seq must be at least 2 (the loss predicts each "
                      "token from those before it)");
-  if (s.batch % s.accumulation != 0)
+  if (s.dp != s.ranks)
+    return makeError("--dp " + std::to_string(s.dp) + " needs " +
+                     std::to_string(s.dp) +
+                     " ranks (dp · sp · tp); this "
+                     "launch has " +
+                     std::to_string(s.ranks) + " (mpirun -np N)");
+  if (s.batch % (s.accumulation * s.dp) != 0)
     return makeError("--batch " + std::to_string(s.batch) +
                      " is not a multiple of --grad-accum " +
-                     std::to_string(s.accumulation));
+                     std::to_string(s.accumulation) + " × --dp " +
+                     std::to_string(s.dp));
   if (s.saveEvery > 0 && s.saveDir.empty())
     return makeError("--save-every needs --save-dir DIR");
   rt::LearningRateSchedule &schedule = s.optimizer.schedule;
@@ -470,6 +485,7 @@ int weft::cli::runTrain(llvm::ArrayRef<std::string> args) {
     return 1;
   };
   Settings s;
+  s.ranks = s.dp = rt::Communicator::launchedRanks();
   if (auto config = parsed.get("config"))
     if (llvm::Error error = applyDeepSpeedConfig(*config, s))
       return fail(llvm::toString(std::move(error)));
@@ -479,6 +495,24 @@ int weft::cli::runTrain(llvm::ArrayRef<std::string> args) {
     return 2;
   }
   const std::string &model = parsed.positional[0];
+  // Under mpirun: every rank trains; rank 0 alone prints, logs and saves.
+  // An error on any rank ends them all with its message.
+  rt::Communicator *comm = s.ranks > 1 ? &rt::Communicator::world() : nullptr;
+  const int rank = comm ? comm->rank() : 0;
+  auto failAll = [&](const std::string &message) {
+    if (comm)
+      comm->abort("weft train: rank " + std::to_string(rank) + ": " + message);
+    return fail(message);
+  };
+  if (rank != 0) {
+    llvm::outs().flush();
+    int null = ::open("/dev/null", O_WRONLY);
+    if (null >= 0)
+      ::dup2(null, STDOUT_FILENO);
+    s.log.clear();
+    s.saveDir.clear();
+    s.saveEvery = 0;
+  }
   try {
     auto config = weft::frontend::readModelConfig(model);
     if (!config)
@@ -490,7 +524,7 @@ int weft::cli::runTrain(llvm::ArrayRef<std::string> args) {
     const rt::DataOrder order = s.order == "sequential"
                                     ? rt::DataOrder::Sequential
                                     : rt::DataOrder::Shuffled;
-    const int64_t micro = s.batch / s.accumulation;
+    const int64_t micro = s.batch / (s.accumulation * s.dp);
 
     // The training step's plan.
     ModelShapeOptions shape;
@@ -512,6 +546,7 @@ int weft::cli::runTrain(llvm::ArrayRef<std::string> args) {
     for (const std::string &pattern : s.frozen)
       options.frozen += (options.frozen.empty() ? "" : ",") + pattern;
     options.optimizer = adamwPassOptions(s.optimizer, s.accumulation);
+    options.dp = s.dp;
     auto compiled = compilePlan(**module, options);
     if (!compiled)
       return fail(llvm::toString(compiled.takeError()));
@@ -628,7 +663,10 @@ int weft::cli::runTrain(llvm::ArrayRef<std::string> args) {
       for (int64_t a = 0; a < s.accumulation; ++a) {
         rt::HostTensor part{weft::plan::I64, {micro, s.seq}, {}};
         part.bytes.resize(micro * s.seq * sizeof(int64_t));
-        std::memcpy(part.bytes.data(), ids.data() + a * micro * s.seq,
+        // This rank's contiguous share of the step's samples, then its
+        // micro-batches in order.
+        const int64_t first = (rank * s.accumulation + a) * micro;
+        std::memcpy(part.bytes.data(), ids.data() + first * s.seq,
                     part.bytes.size());
         parts.push_back(std::move(part));
       }
@@ -689,10 +727,14 @@ int weft::cli::runTrain(llvm::ArrayRef<std::string> args) {
     if (!losses.empty())
       llvm::outs() << "loss " << llvm::format("%.4f", losses.front()) << " -> "
                    << llvm::format("%.4f", losses.back()) << "\n";
+    if (comm)
+      for (const auto &[what, bytes] : comm->bytesSent())
+        llvm::outs() << "sent " << what.first << " over " << what.second << ": "
+                     << binary(static_cast<double>(bytes)) << " per rank\n";
   } catch (const rt::Error &error) {
-    return fail(error.what());
+    return failAll(error.what());
   } catch (const std::exception &error) {
-    return fail(std::string("unexpected error: ") + error.what());
+    return failAll(std::string("unexpected error: ") + error.what());
   }
   return 0;
 }

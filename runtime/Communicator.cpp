@@ -1,0 +1,219 @@
+#include "runtime/Communicator.h"
+
+#include "runtime/Error.h"
+#include "runtime/PlanFile.h"
+
+// The C API only: OpenMPI's deprecated C++ bindings need libmpi_cxx.
+#define OMPI_SKIP_MPICXX 1
+#define MPICH_SKIP_MPICXX 1
+#include <mpi.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+using namespace weft::runtime;
+
+struct Communicator::Groups {
+  std::map<uint32_t, MPI_Comm> byMask;
+  ~Groups() {
+    for (auto &[mask, comm] : byMask)
+      MPI_Comm_free(&comm);
+  }
+};
+
+namespace {
+MPI_Datatype mpiType(weft::plan::DType dtype) {
+  switch (dtype) {
+  case weft::plan::F32:
+    return MPI_FLOAT;
+  case weft::plan::I64:
+    return MPI_INT64_T;
+  case weft::plan::BF16:
+  case weft::plan::F16:
+    return MPI_UINT16_T; // moved, never reduced
+  default:
+    throw Error(std::string("collectives do not take ") + dtypeName(dtype));
+  }
+}
+
+void check(int status, const char *what) {
+  if (status == MPI_SUCCESS)
+    return;
+  char text[MPI_MAX_ERROR_STRING];
+  int length = 0;
+  MPI_Error_string(status, text, &length);
+  throw Error(std::string(what) + ": " + std::string(text, length));
+}
+} // namespace
+
+int Communicator::launchedRanks() {
+  for (const char *name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"})
+    if (const char *value = std::getenv(name))
+      if (int ranks = std::atoi(value); ranks > 0)
+        return ranks;
+  return 1;
+}
+
+Communicator &Communicator::world() {
+  static Communicator instance;
+  return instance;
+}
+
+Communicator::Communicator() : groups(std::make_unique<Groups>()) {
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  if (!initialized) {
+    int provided = 0;
+    MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
+  }
+  // Errors come back as codes (then exceptions), not MPI's own abort.
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  MPI_Comm_rank(MPI_COMM_WORLD, &worldRank);
+  MPI_Comm_size(MPI_COMM_WORLD, &worldSize);
+}
+
+Communicator::~Communicator() {
+  groups.reset();
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized)
+    MPI_Finalize();
+}
+
+void Communicator::setMesh(
+    const std::vector<std::pair<std::string, int64_t>> &mesh) {
+  int64_t ranks = 1;
+  std::string shape;
+  for (const auto &[name, size] : mesh) {
+    ranks *= size;
+    shape += (shape.empty() ? "" : ", ") + name + "=" + std::to_string(size);
+  }
+  if (ranks != worldSize)
+    throw Error("the plan's mesh (" + shape + ") has " + std::to_string(ranks) +
+                " ranks, this launch has " + std::to_string(worldSize) +
+                (worldSize == 1 ? " (run it under mpirun -np " +
+                                      std::to_string(ranks) + ")"
+                                : ""));
+  if (mesh.size() > 16)
+    throw Error("a mesh has at most 16 axes");
+  if (mesh == axes && !groups->byMask.empty())
+    return;
+  groups = std::make_unique<Groups>();
+  axes = mesh;
+  // Every non-empty group of axes: ranks that agree on the other axes'
+  // coordinates form one group, ordered by their coordinates on the group's.
+  for (uint32_t mask = 1; mask < (1u << mesh.size()); ++mask) {
+    int64_t colour = 0, key = 0;
+    for (size_t a = 0; a < mesh.size(); ++a) {
+      const int64_t c = coordinate(static_cast<int>(a));
+      if (mask & (1u << a))
+        key = key * mesh[a].second + c;
+      else
+        colour = colour * mesh[a].second + c;
+    }
+    MPI_Comm comm;
+    check(MPI_Comm_split(MPI_COMM_WORLD, static_cast<int>(colour),
+                         static_cast<int>(key), &comm),
+          "MPI_Comm_split");
+    MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN);
+    groups->byMask[mask] = comm;
+  }
+}
+
+int64_t Communicator::coordinate(int axis) const {
+  int64_t stride = 1;
+  for (size_t a = axes.size(); a-- > static_cast<size_t>(axis) + 1;)
+    stride *= axes[a].second;
+  return (worldRank / stride) % axes[axis].second;
+}
+
+std::string Communicator::groupName(uint32_t axisMask) const {
+  std::string name;
+  for (size_t a = 0; a < axes.size(); ++a)
+    if (axisMask & (1u << a))
+      name += (name.empty() ? "" : ",") + axes[a].first;
+  return name;
+}
+
+void Communicator::count(const char *kind, uint32_t axisMask, int64_t bytes) {
+  sent[{kind, groupName(axisMask)}] += bytes;
+}
+
+#define WEFT_GROUP(mask)                                                       \
+  auto found = groups->byMask.find(mask);                                      \
+  if (found == groups->byMask.end())                                           \
+    throw Error("no communicator for mesh axes " + std::to_string(mask) +      \
+                "; the plan's mesh was not set");                              \
+  MPI_Comm comm = found->second;                                               \
+  int members = 0;                                                             \
+  MPI_Comm_size(comm, &members)
+
+void Communicator::allReduce(const void *send, void *receive, int64_t count,
+                             plan::DType dtype, Reduction reduction,
+                             uint32_t axisMask) {
+  WEFT_GROUP(axisMask);
+  const int64_t bytes = count * dtypeBytes(dtype);
+  MPI_Op op = reduction == Reduction::Max ? MPI_MAX : MPI_SUM;
+  check(MPI_Allreduce(send == receive ? MPI_IN_PLACE : send, receive,
+                      static_cast<int>(count), mpiType(dtype), op, comm),
+        "MPI_Allreduce");
+  if (reduction == Reduction::Mean) {
+    if (dtype != plan::F32)
+      throw Error("a mean all-reduce takes f32");
+    float *y = static_cast<float *>(receive);
+    const float inverse = 1.0f / static_cast<float>(members);
+    for (int64_t i = 0; i < count; ++i)
+      y[i] *= inverse;
+  }
+  // A ring all-reduce: a reduce-scatter and an all-gather.
+  this->count("all_reduce", axisMask, 2 * (members - 1) * bytes / members);
+}
+
+void Communicator::allGather(const void *send, void *receive, int64_t count,
+                             plan::DType dtype, uint32_t axisMask) {
+  WEFT_GROUP(axisMask);
+  check(MPI_Allgather(send, static_cast<int>(count), mpiType(dtype), receive,
+                      static_cast<int>(count), mpiType(dtype), comm),
+        "MPI_Allgather");
+  this->count("all_gather", axisMask,
+              (members - 1) * count * dtypeBytes(dtype));
+}
+
+void Communicator::reduceScatter(const void *send, void *receive, int64_t count,
+                                 plan::DType dtype, Reduction reduction,
+                                 uint32_t axisMask) {
+  WEFT_GROUP(axisMask);
+  MPI_Op op = reduction == Reduction::Max ? MPI_MAX : MPI_SUM;
+  check(MPI_Reduce_scatter_block(send, receive, static_cast<int>(count),
+                                 mpiType(dtype), op, comm),
+        "MPI_Reduce_scatter_block");
+  if (reduction == Reduction::Mean) {
+    float *y = static_cast<float *>(receive);
+    const float inverse = 1.0f / static_cast<float>(members);
+    for (int64_t i = 0; i < count; ++i)
+      y[i] *= inverse;
+  }
+  this->count("reduce_scatter", axisMask,
+              (members - 1) * count * dtypeBytes(dtype));
+}
+
+void Communicator::allToAll(const void *send, void *receive, int64_t count,
+                            plan::DType dtype, uint32_t axisMask) {
+  WEFT_GROUP(axisMask);
+  check(MPI_Alltoall(send, static_cast<int>(count), mpiType(dtype), receive,
+                     static_cast<int>(count), mpiType(dtype), comm),
+        "MPI_Alltoall");
+  this->count("all_to_all", axisMask,
+              (members - 1) * count * dtypeBytes(dtype));
+}
+
+#undef WEFT_GROUP
+
+void Communicator::abort(const std::string &message) {
+  std::fprintf(stderr, "%s\n", message.c_str());
+  std::fflush(stderr);
+  if (worldSize > 1)
+    MPI_Abort(MPI_COMM_WORLD, 1);
+  std::exit(1);
+}

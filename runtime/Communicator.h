@@ -1,0 +1,86 @@
+// Collectives between the ranks of a job on the CPU, through MPI (OpenMPI):
+// one communicator per group of mesh axes, made by MPI_Comm_split, and byte
+// counters per collective kind and group. A process started without mpirun
+// is a world of one.
+#ifndef WEFT_RUNTIME_COMMUNICATOR_H
+#define WEFT_RUNTIME_COMMUNICATOR_H
+
+#include "runtime/plan.pb.h"
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace weft::runtime {
+
+class Communicator {
+public:
+  /// The job's ranks: initialises MPI on first use (MPI_THREAD_FUNNELED) and
+  /// finalises it at exit.
+  static Communicator &world();
+  /// The ranks mpirun launched this process among (OMPI_COMM_WORLD_SIZE,
+  /// PMI_SIZE), 1 without it — known without initialising MPI.
+  static int launchedRanks();
+
+  int rank() const { return worldRank; }
+  int size() const { return worldSize; }
+
+  /// Lays the ranks out on `mesh` (row-major, the last axis fastest) and
+  /// makes a communicator for every group of axes. Throws Error when the
+  /// mesh does not have size() ranks, naming both.
+  void setMesh(const std::vector<std::pair<std::string, int64_t>> &mesh);
+  const std::vector<std::pair<std::string, int64_t>> &mesh() const {
+    return axes;
+  }
+  /// This rank's coordinate on axis `axis`.
+  int64_t coordinate(int axis) const;
+
+  /// The collectives, on the group of the axes in `axisMask` (bit i: mesh
+  /// axis i). `send` and `receive` may be the same memory where MPI allows.
+  /// Elements are `dtype` (f32, bf16 only for copies, i64).
+  enum class Reduction { Sum, Max, Mean };
+  void allReduce(const void *send, void *receive, int64_t count,
+                 plan::DType dtype, Reduction reduction, uint32_t axisMask);
+  /// Concatenates the members' `count` elements in member order.
+  void allGather(const void *send, void *receive, int64_t count,
+                 plan::DType dtype, uint32_t axisMask);
+  /// Reduces `count` × P elements and keeps member m's m-th block of count.
+  void reduceScatter(const void *send, void *receive, int64_t count,
+                     plan::DType dtype, Reduction reduction, uint32_t axisMask);
+  /// Sends block j (of `count` elements) to member j, receives member j's
+  /// block into block j.
+  void allToAll(const void *send, void *receive, int64_t count,
+                plan::DType dtype, uint32_t axisMask);
+
+  /// Bytes this rank sent, by collective kind and group ("all_reduce",
+  /// "dp") — what the run summary prints.
+  const std::map<std::pair<std::string, std::string>, int64_t> &
+  bytesSent() const {
+    return sent;
+  }
+  /// Ends every rank of the job with `message` (printed by this rank, the
+  /// others are stopped by MPI); a world of one just exits. Never returns.
+  [[noreturn]] void abort(const std::string &message);
+
+  Communicator(const Communicator &) = delete;
+  Communicator &operator=(const Communicator &) = delete;
+  ~Communicator();
+
+private:
+  Communicator();
+  struct Groups;
+  std::string groupName(uint32_t axisMask) const;
+  void count(const char *kind, uint32_t axisMask, int64_t bytes);
+
+  int worldRank = 0, worldSize = 1;
+  std::vector<std::pair<std::string, int64_t>> axes;
+  std::unique_ptr<Groups> groups;
+  std::map<std::pair<std::string, std::string>, int64_t> sent;
+};
+
+} // namespace weft::runtime
+
+#endif // WEFT_RUNTIME_COMMUNICATOR_H

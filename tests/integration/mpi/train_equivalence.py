@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""Multi-rank training under mpirun against the single-rank run (ctest).
+
+The tiny Llama trains 20 steps on the built-in corpus (sequential samples,
+fp32) on one rank, then under `mpirun -np N weft train ... --dp N`: every
+configuration must give the single-rank losses within 1e-5 relative and the
+same final weights: each tensor within 2e-5 in relative L2 norm (AdamW's
+update is nearly sign(g)·lr for gradients near zero, so the rounding of a
+different summation order flips a handful of elements of the 3.2 million by
+up to 2·lr; their count is printed). Then:
+a rank killed mid-run ends the whole job within seconds, and a plan for
+2 ranks is refused by a launch of 1 — never a hang.
+
+  train_equivalence.py --weft build/bin/weft --source . [--work DIR]
+
+Standard library only (safetensors are read by hand). Prints the matrix.
+"""
+import argparse
+import json
+import os
+import pathlib
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+LOSS_TOLERANCE = 1e-5
+WEIGHT_TOLERANCE = 2e-5  # relative L2 per tensor
+STEPS = 20
+
+
+def mpirun(ranks):
+    return ["mpirun", "-np", str(ranks), "--oversubscribe", "--bind-to",
+            "none"]
+
+
+def environment():
+    env = dict(os.environ)
+    # CI runs as root; OpenMPI refuses that unless told.
+    env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+    env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+    # One machine: start the ranks directly, with no ssh/rsh agent.
+    env["OMPI_MCA_plm"] = "isolated"
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def losses(log):
+    with open(log) as f:
+        return [json.loads(line)["loss"] for line in f if line.strip()]
+
+
+def tensors(path):
+    """name -> list of floats of an F32 safetensors file."""
+    data = pathlib.Path(path).read_bytes()
+    (size,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + size])
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        assert info["dtype"] == "F32", (name, info["dtype"])
+        begin, end = info["data_offsets"]
+        raw = data[8 + size + begin:8 + size + end]
+        out[name] = struct.unpack("<%df" % (len(raw) // 4), raw)
+    return out
+
+
+def train(args, work, name, ranks, extra=()):
+    log = work / f"{name}.jsonl"
+    command = ([] if ranks == 1 else mpirun(ranks)) + [
+        args.weft, "train", str(args.source / "tests/fixtures/tiny-llama"),
+        "--data", str(work / "corpus.bin"), "--steps", str(STEPS),
+        "--batch", "4", "--seq", "32", "--data-order", "sequential",
+        "--threads", "1", "--log", str(log), "--save-dir",
+        str(work / name)] + list(extra)
+    if ranks > 1:
+        command += ["--dp", str(ranks)]
+    result = subprocess.run(command, env=environment(), capture_output=True,
+                            text=True, timeout=600)
+    if result.returncode != 0:
+        sys.exit(f"{name}: weft train failed ({result.returncode}):\n"
+                 f"{result.stdout}\n{result.stderr}")
+    return losses(log), tensors(work / name / f"step-{STEPS}" /
+                                "model.safetensors"), result.stdout
+
+
+def killed_rank_ends_the_job(args, work):
+    """Kills one of two ranks mid-run: mpirun must end within seconds."""
+    log = work / "killed.jsonl"
+    if log.exists():
+        log.unlink()
+    command = mpirun(2) + [
+        args.weft, "train", str(args.source / "tests/fixtures/tiny-llama"),
+        "--data", str(work / "corpus.bin"), "--steps", "100000", "--batch",
+        "4", "--seq", "32", "--threads", "1", "--log", str(log)]
+    job = subprocess.Popen(command, env=environment(), stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log.exists() and
+                                          log.stat().st_size > 0):
+        time.sleep(0.2)
+    victims = [int(p) for p in os.listdir("/proc") if p.isdigit()
+               and b"killed.jsonl" in pathlib.Path(f"/proc/{p}/cmdline")
+               .read_bytes() and int(p) != job.pid]
+    if not victims:
+        job.kill()
+        sys.exit("kill test: no weft rank found running")
+    os.kill(max(victims), signal.SIGKILL)
+    killed_at = time.time()
+    try:
+        output, _ = job.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        job.kill()
+        sys.exit("kill test: the job still runs 30 s after a rank died")
+    seconds = time.time() - killed_at
+    if job.returncode == 0:
+        sys.exit("kill test: mpirun exited 0 after a rank was killed")
+    print(f"a killed rank ended the job in {seconds:.1f} s "
+          f"(exit {job.returncode})")
+
+
+def mismatched_launch_is_refused(args, work):
+    plan = work / "dp2.plan"
+    subprocess.run([args.weft, "compile", str(args.source /
+                    "tests/fixtures/tiny-llama"), "--train", "--dp", "2",
+                    "--seq", "16", "--threads", "1", "-o", str(plan)],
+                   check=True, capture_output=True, env=environment())
+    result = subprocess.run([args.weft, "run", str(plan)], capture_output=True,
+                            text=True, env=environment(), timeout=60)
+    expected = "has 2 ranks, this launch has 1 (run it under mpirun -np 2)"
+    if result.returncode == 0 or expected not in result.stderr:
+        sys.exit(f"mismatched launch: expected '{expected}', got "
+                 f"{result.returncode}: {result.stderr}")
+    print("a plan for 2 ranks under 1:", result.stderr.strip())
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--weft", required=True)
+    parser.add_argument("--source", required=True, type=pathlib.Path)
+    parser.add_argument("--work", type=pathlib.Path)
+    args = parser.parse_args()
+    work = args.work or pathlib.Path(tempfile.mkdtemp(prefix="weft-mpi-"))
+    work.mkdir(parents=True, exist_ok=True)
+    subprocess.run([args.weft, "data", "tokenize",
+                    str(args.source / "examples/corpus/gpl-3.txt"), "-o",
+                    str(work / "corpus.bin")], check=True,
+                   capture_output=True)
+
+    reference, weights, _ = train(args, work, "single", 1)
+    failed = False
+    print(f"{'configuration':<28}{'max rel. loss diff':>20}"
+          f"{'weights rel. L2':>18}{'elements off > 1e-5':>22}")
+    for name, ranks, extra in [("dp=2", 2, ()), ("dp=4", 4, ()),
+                               ("dp=2, 2 micro-batches", 2,
+                                ("--grad-accum", "2"))]:
+        tag = name.replace("=", "").replace(", ", "-").replace(" ", "")
+        got, got_weights, stdout = train(args, work, tag, ranks, extra)
+        loss_diff = max(abs(a - b) / abs(b) for a, b in zip(got, reference))
+        weight_diff, off, total = 0.0, 0, 0
+        for tensor, values in weights.items():
+            other = got_weights[tensor]
+            norm = sum(v * v for v in values) ** 0.5 or 1.0
+            diff = sum((a - b) ** 2 for a, b in zip(values, other)) ** 0.5
+            weight_diff = max(weight_diff, diff / norm)
+            off += sum(1 for a, b in zip(values, other) if abs(a - b) > 1e-5)
+            total += len(values)
+        ok = (len(got) == len(reference) and loss_diff <= LOSS_TOLERANCE
+              and weight_diff <= WEIGHT_TOLERANCE)
+        failed |= not ok
+        print(f"{name:<28}{loss_diff:>20.2e}{weight_diff:>18.2e}"
+              f"{f'{off} of {total}':>22}{'' if ok else '   FAILED'}")
+        if "sent all_reduce over dp" not in stdout:
+            sys.exit(f"{name}: the run summary has no byte count:\n{stdout}")
+    killed_rank_ends_the_job(args, work)
+    mismatched_launch_is_refused(args, work)
+    if failed:
+        sys.exit("a multi-rank run differs from the single-rank one")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+// RUN: weft-opt %s --weft-optimizer --weft-data-parallel='dp=2' | FileCheck %s
+// RUN: weft-opt %s --weft-optimizer='accumulation=2' --weft-data-parallel='dp=4' | FileCheck %s --check-prefix=ACC
+// RUN: not weft-opt %s --weft-data-parallel='dp=2' 2>&1 | FileCheck %s --check-prefix=NOSTEP
+
+// One f32 and one bf16 parameter, as weft-autodiff leaves them.
+func.func @forward(%x: tensor<4xf32> {weft.input = "x"},
+                   %w: tensor<4xf32> {weft.param = "model.w"},
+                   %n: tensor<4xbf16> {weft.param = "model.norm.weight"})
+    -> (tensor<f32> {weft.output = "loss"},
+        tensor<4xf32> {weft.output = "grad.model.w"},
+        tensor<4xbf16> {weft.output = "grad.model.norm.weight"}) {
+  %c = weft.convert %n : tensor<4xbf16> -> tensor<4xf32>
+  %p = weft.mul %x, %w : tensor<4xf32>
+  %q = weft.mul %p, %c : tensor<4xf32>
+  %l = weft.reduce sum %q dims [0] : (tensor<4xf32>) -> tensor<f32>
+  %gn = weft.convert %p : tensor<4xf32> -> tensor<4xbf16>
+  return %l, %c, %gn : tensor<f32>, tensor<4xf32>, tensor<4xbf16>
+}
+
+// The mesh is recorded; each gradient is summed over dp (a bf16 one in f32)
+// before the norm and AdamW read it, both scaling by 1/dp; the loss is the
+// group's mean.
+// CHECK: #mesh = #weft.mesh<["dp"=2]>
+// CHECK: module attributes {weft.mesh = #mesh
+// CHECK: %[[G0:[a-z_0-9]+]] = weft.all_reduce sum %[[W:[a-z_0-9]+]] on #mesh ["dp"] : tensor<4xf32>
+// CHECK: %[[WIDE:[a-z_0-9]+]] = weft.convert %{{.*}} : tensor<4xbf16> -> tensor<4xf32>
+// CHECK: %[[G1:[a-z_0-9]+]] = weft.all_reduce sum %[[WIDE]] on #mesh ["dp"] : tensor<4xf32>
+// CHECK: %[[NORM:[a-z_0-9]+]] = weft.grad_norm %[[G0]], %[[G1]] {grad_scale = 5.000000e-01 : f32}
+// CHECK: weft.adamw_update %{{.*}}, %[[G0]], {{.*}}grad_scale = 5.000000e-01 : f32
+// CHECK: weft.adamw_update %{{.*}}, %[[G1]], {{.*}}grad_scale = 5.000000e-01 : f32
+// CHECK: %[[LOSS:[a-z_0-9]+]] = weft.all_reduce mean %{{.*}} on #mesh ["dp"] : tensor<f32>
+// CHECK: return %[[LOSS]], %[[NORM]]
+
+// Under accumulation the accumulators are summed once per optimizer step,
+// in @optimizer_step; the micro-batches stay local.
+// ACC: #mesh = #weft.mesh<["dp"=4]>
+// ACC-LABEL: func.func @train_step(
+// ACC-NOT: weft.all_reduce sum
+// ACC: weft.all_reduce mean
+// ACC-LABEL: func.func @optimizer_step(
+// ACC: weft.all_reduce sum %arg2 on #mesh ["dp"]
+// ACC: weft.all_reduce sum %arg3 on #mesh ["dp"]
+// ACC: weft.grad_norm {{.*}}grad_scale = 1.250000e-01 : f32
+
+// NOSTEP: error: data parallelism needs a training step with its optimizer (weft-optimizer), whose gradients it sums over the ranks
