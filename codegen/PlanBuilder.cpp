@@ -44,6 +44,22 @@ std::string nameOf(Location loc) {
   return "";
 }
 
+/// The mesh axes of a collective's group as a mask of the plan's mesh axes
+/// (bit i: axis i); the module's mesh is the plan's.
+FailureOr<int64_t> groupMask(Operation *op, MeshAttr mesh, ArrayAttr names) {
+  auto module = op->getParentOfType<ModuleOp>();
+  if (module->getAttrOfType<MeshAttr>("weft.mesh") != mesh)
+    return op->emitError("runs on another mesh than the module's "
+                         "(weft.mesh); a plan has one mesh");
+  int64_t mask = 0;
+  ArrayRef<MeshAxisAttr> axes = mesh.getAxes();
+  for (auto name : names.getAsValueRange<StringAttr>())
+    for (size_t a = 0; a < axes.size(); ++a)
+      if (axes[a].getName() == name)
+        mask |= int64_t{1} << a;
+  return mask;
+}
+
 class PlanBuilder {
 public:
   explicit PlanBuilder(const codegen::PlanOptions &options)
@@ -65,7 +81,7 @@ private:
                            const std::string &text);
   LogicalResult lowerStridedCopy(mlir::Operation *op, plan::LibraryCall &call);
   LogicalResult lowerOptimizerOp(mlir::Operation *op, plan::LibraryCall &call);
-  LogicalResult lowerAllReduce(AllReduceOp op, plan::LibraryCall &call);
+  LogicalResult lowerCollective(Operation *op, plan::LibraryCall &call);
   LogicalResult writeConstant(ConstantOp op);
   int64_t funcAttr(StringRef name) {
     return func->getAttrOfType<IntegerAttr>(name).getInt();
@@ -330,7 +346,8 @@ LogicalResult PlanBuilder::lowerFusionGroup(FusionGroupOp group,
   return success();
 }
 
-/// grad_norm: the gradients then the norm; grad_scale. adamw: param, grad,
+/// grad_norm: the gradients then the norm; the group whose members hold
+/// blocks of them (an axis mask, 0 for none); grad_scale. adamw: param, grad,
 /// exp_avg, exp_avg_sq, lr, step, grad_norm, then the three results; beta1,
 /// beta2, eps, weight_decay, max_grad_norm, grad_scale.
 LogicalResult PlanBuilder::lowerOptimizerOp(Operation *op,
@@ -350,40 +367,56 @@ LogicalResult PlanBuilder::lowerOptimizerOp(Operation *op,
       call.add_floats(f.convertToDouble());
     call.add_floats(adamw.getGradScale().convertToFloat());
   } else {
-    call.add_floats(cast<GradNormOp>(op).getGradScale().convertToFloat());
+    auto norm = cast<GradNormOp>(op);
+    call.add_floats(norm.getGradScale().convertToFloat());
+    int64_t mask = 0;
+    if (norm.getMeshAttr()) {
+      FailureOr<int64_t> group =
+          groupMask(op, norm.getMeshAttr(), norm.getAxesAttr());
+      if (failed(group))
+        return failure();
+      mask = *group;
+    }
+    call.add_ints(mask);
   }
   return success();
 }
 
-/// all_reduce: x, result; the reduction (ReduceKind) and the group as a mask
-/// of the plan's mesh axes (bit i: axis i).
-LogicalResult PlanBuilder::lowerAllReduce(AllReduceOp op,
-                                          plan::LibraryCall &call) {
-  call.set_function("all_reduce");
-  if (op.getKind() == ReduceKind::min)
-    return op.emitError("all_reduce min has no CPU lowering yet");
-  auto element = op.getType().getElementType();
-  if (!element.isF32() && !element.isInteger(64))
-    return op.emitError() << "all_reduce of " << element
-                          << "; CPU collectives reduce f32 and i64";
-  auto module = op->getParentOfType<ModuleOp>();
-  if (module->getAttrOfType<MeshAttr>("weft.mesh") != op.getMesh())
-    return op.emitError("runs on another mesh than the module's (weft.mesh); "
-                        "a plan has one mesh");
-  int64_t mask = 0;
-  ArrayRef<MeshAxisAttr> axes = op.getMesh().getAxes();
-  for (auto name : op.getAxes().getAsValueRange<StringAttr>())
-    for (size_t a = 0; a < axes.size(); ++a)
-      if (axes[a].getName() == name)
-        mask |= int64_t{1} << a;
-  for (Value v : {op.getX(), op.getResult()}) {
+/// all_reduce, reduce_scatter, all_gather, all_slice: x, result; the
+/// reduction (ReduceKind; the reductions only) and the group's axis mask.
+/// The last three split or join dim 0 (flat blocks, as ZeRO uses them).
+LogicalResult PlanBuilder::lowerCollective(Operation *op,
+                                           plan::LibraryCall &call) {
+  call.set_function(op->getName().stripDialect().str());
+  auto mesh = op->getAttrOfType<MeshAttr>("mesh");
+  auto dim = op->getAttrOfType<IntegerAttr>("dim");
+  if (dim && dim.getInt() != 0)
+    return op->emitError("CPU collectives split and join dim 0 only yet");
+  std::optional<ReduceKind> kind;
+  if (auto reduce = dyn_cast<AllReduceOp>(op))
+    kind = reduce.getKind();
+  if (auto scatter = dyn_cast<ReduceScatterOp>(op))
+    kind = scatter.getKind();
+  if (kind == ReduceKind::min)
+    return op->emitError("a min reduction has no CPU collective yet");
+  Type element =
+      cast<RankedTensorType>(op->getOperand(0).getType()).getElementType();
+  if (kind && !element.isF32() && !element.isInteger(64))
+    return op->emitError() << "reduces " << element
+                           << "; CPU collectives reduce f32 and i64";
+  FailureOr<int64_t> mask =
+      groupMask(op, mesh, op->getAttrOfType<ArrayAttr>("axes"));
+  if (failed(mask))
+    return failure();
+  for (Value v : {op->getOperand(0), Value(op->getResult(0))}) {
     FailureOr<int> id = bufferOf(v, op);
     if (failed(id))
       return failure();
     call.add_buffers(*id);
   }
-  call.add_ints(static_cast<int64_t>(op.getKind()));
-  call.add_ints(mask);
+  if (kind)
+    call.add_ints(static_cast<int64_t>(*kind));
+  call.add_ints(*mask);
   return success();
 }
 
@@ -443,8 +476,8 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
   // weft-legalize-cpu-types leaves them bf16 only when all their floats are.
   if (isa<GradNormOp, AdamWUpdateOp>(op))
     return lowerOptimizerOp(op, *step.mutable_call());
-  if (auto allReduce = dyn_cast<AllReduceOp>(op))
-    return lowerAllReduce(allReduce, *step.mutable_call());
+  if (isa<AllReduceOp, ReduceScatterOp, AllGatherOp, AllSliceOp>(op))
+    return lowerCollective(op, *step.mutable_call());
   const bool bf16Gemm =
       isa<LinearOp, GroupedLinearOp, AttentionOp>(op) &&
       cast<RankedTensorType>(op->getResultTypes()[0]).getElementType().isBF16();
@@ -739,8 +772,12 @@ LogicalResult PlanBuilder::addProgram(func::FuncOp entry,
   auto ret = cast<func::ReturnOp>(body.getTerminator());
   for (auto [i, value] : llvm::enumerate(ret.getOperands()))
     if (auto update = func.getResultAttrOfType<StringAttr>(
-            i, WeftDialect::kUpdateAttrName))
+            i, WeftDialect::kUpdateAttrName)) {
       updateNames[value] = update.str();
+      // A reshape's operand may hold the memory (the bufferizer's choice).
+      if (auto reshape = value.getDefiningOp<ReshapeOp>())
+        updateNames[reshape.getOperand()] = update.str();
+    }
 
   for (BlockArgument arg : func.getArguments()) {
     FailureOr<int> id = bufferOf(arg, func);
@@ -768,6 +805,14 @@ LogicalResult PlanBuilder::addProgram(func::FuncOp entry,
       plan::Binding *binding = plan.add_state();
       binding->set_name(plan.buffers(*id).name());
       binding->set_buffer(*id);
+      if (auto shard = func.getArgAttrOfType<DictionaryAttr>(
+              arg.getArgNumber(), "weft.state_shard")) {
+        binding->set_global_elements(
+            shard.getAs<IntegerAttr>("elements").getInt());
+        for (auto axis :
+             shard.getAs<ArrayAttr>("axes").getAsValueRange<StringAttr>())
+          binding->add_shard_axes(axis.str());
+      }
     } else {
       plan::Binding *binding = plan.add_inputs();
       binding->set_name(plan.buffers(*id).name());

@@ -264,6 +264,14 @@ OpCost ReduceScatterOp::getCost() {
   return cost;
 }
 
+OpCost AllSliceOp::getCost() {
+  if (!allStatic(*this))
+    return OpCost::unknown();
+  OpCost cost;
+  cost.memoryBytes = 2 * bytesOf(getType());
+  return cost;
+}
+
 OpCost AllReduceOp::getCost() {
   if (!allStatic(*this))
     return OpCost::unknown();

@@ -744,6 +744,12 @@ LogicalResult GradNormOp::inferReturnTypes(MLIRContext *context,
                                            SmallVectorImpl<Type> &types) {
   if (adaptor.getGrads().empty()) // C1
     return fail<GradNormOp>(loc, "needs at least one gradient");
+  MeshAttr mesh = adaptor.getMeshAttr();
+  ArrayAttr axes = adaptor.getAxesAttr();
+  if (static_cast<bool>(mesh) != static_cast<bool>(axes))
+    return fail<GradNormOp>(loc, "needs both a mesh and its axes, or neither");
+  if (mesh && failed(verifyGroup<GradNormOp>(loc, mesh, axes))) // C2
+    return failure();
   types.push_back(RankedTensorType::get({}, Float32Type::get(context)));
   return success();
 }
@@ -839,27 +845,44 @@ LogicalResult AllGatherOp::inferReturnTypes(MLIRContext *,
   return success();
 }
 
-LogicalResult ReduceScatterOp::inferReturnTypes(MLIRContext *,
-                                                std::optional<Location> loc,
-                                                Adaptor adaptor,
-                                                SmallVectorImpl<Type> &types) {
+namespace {
+/// reduce_scatter and all_slice: the operand split along `dim` over the
+/// group (C1-C3), `verb` naming what the op does along it.
+template <typename OpT>
+LogicalResult inferSplit(std::optional<Location> loc,
+                         typename OpT::Adaptor adaptor, const char *verb,
+                         SmallVectorImpl<Type> &types) {
   FailureOr<int64_t> group =
-      verifyGroup<ReduceScatterOp>(loc, adaptor.getMesh(), adaptor.getAxes());
+      verifyGroup<OpT>(loc, adaptor.getMesh(), adaptor.getAxes());
   if (failed(group))
     return failure();
   RankedTensorType x = tensorOf(adaptor.getX());
   int64_t dim = adaptor.getDim();
   if (!inRange(dim, x.getRank())) // C2
-    return fail<ReduceScatterOp>(loc, "scatters along dim ", dim,
-                                 ", outside [0, ", x.getRank(), ")");
+    return fail<OpT>(loc, verb, " along dim ", dim, ", outside [0, ",
+                     x.getRank(), ")");
   SmallVector<int64_t> shape(x.getShape());
   if (shape[dim] != kDynamic && shape[dim] % *group != 0) // C3
-    return fail<ReduceScatterOp>(loc, "splits dim ", dim, " of size ",
-                                 shape[dim], " over a group of ", *group,
-                                 " ranks");
+    return fail<OpT>(loc, "splits dim ", dim, " of size ", shape[dim],
+                     " over a group of ", *group, " ranks");
   shape[dim] = divideSize(shape[dim], *group);
   types.push_back(RankedTensorType::get(shape, x.getElementType()));
   return success();
+}
+} // namespace
+
+LogicalResult ReduceScatterOp::inferReturnTypes(MLIRContext *,
+                                                std::optional<Location> loc,
+                                                Adaptor adaptor,
+                                                SmallVectorImpl<Type> &types) {
+  return inferSplit<ReduceScatterOp>(loc, adaptor, "scatters", types);
+}
+
+LogicalResult AllSliceOp::inferReturnTypes(MLIRContext *,
+                                           std::optional<Location> loc,
+                                           Adaptor adaptor,
+                                           SmallVectorImpl<Type> &types) {
+  return inferSplit<AllSliceOp>(loc, adaptor, "slices", types);
 }
 
 LogicalResult AllReduceOp::inferReturnTypes(MLIRContext *,

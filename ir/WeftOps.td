@@ -828,7 +828,9 @@ def Weft_GradNormOp : Weft_InferredOp<"grad_norm", "Opaque", [Pure]> {
     Each element is scaled in f32 (the mean of accumulated gradients: the sum
     times 1/K), then squared and summed in double over fixed chunks added in
     order, tensor by tensor, so the result does not depend on the thread
-    count; it is rounded to f32 at the end.
+    count; it is rounded to f32 at the end. `over` a mesh's axes the
+    operands are each member's shards (ZeRO): the sums of squares are added
+    over the group before the square root.
 
     Example:
     ```mlir
@@ -837,12 +839,15 @@ def Weft_GradNormOp : Weft_InferredOp<"grad_norm", "Opaque", [Pure]> {
 
     Constraints:
     - (C1) at least one operand.
+    - (C2) `over` names axes of the mesh, at least one, each once.
   }];
   let arguments = (ins Variadic<Weft_FloatTensor>:$grads,
-                       DefaultValuedAttr<F32Attr, "1.0f">:$grad_scale);
+                       DefaultValuedAttr<F32Attr, "1.0f">:$grad_scale,
+                       OptionalAttr<Weft_MeshAttr>:$mesh,
+                       OptionalAttr<TypedArrayAttrBase<StrAttr, "mesh axis names">>:$axes);
   let results = (outs 0DTensorOf<[F32]>:$result);
   let assemblyFormat = [{
-    $grads attr-dict `:` functional-type(operands, results)
+    $grads (`over` $mesh^ $axes)? attr-dict `:` functional-type(operands, results)
   }];
 }
 
@@ -970,6 +975,32 @@ def Weft_AllReduceOp : Weft_CollectiveOp<"all_reduce", [Pure, InferTypeOpAdaptor
                        Weft_MeshAttr:$mesh, Weft_MeshAxes:$axes);
   let results = (outs Weft_NumericTensor:$result);
   let assemblyFormat = "$kind $x `on` $mesh $axes attr-dict `:` type($x)";
+}
+
+def Weft_AllSliceOp : Weft_CollectiveOp<"all_slice", [Pure, InferTypeOpAdaptor]> {
+  let summary = "Keeps this member's slice of a tensor every member holds";
+  let description = [{
+    The inverse of `weft.all_gather` on a replicated operand: member m (its
+    position, row-major over `axes`, in its group) keeps slice m of P equal
+    slices along `dim`. Nothing is sent.
+
+    Example:
+    ```mlir
+    %w = weft.all_slice %full on #weft.mesh<["dp"=4]> ["dp"] dim 0
+        : (tensor<256xf32>) -> tensor<64xf32>
+    ```
+
+    Constraints:
+    - (C1) every axis is an axis of the mesh, at most once, and at least one is named.
+    - (C2) dim is in [0, rank).
+    - (C3) the size of dim is a multiple of the group size.
+  }];
+  let arguments = (ins AnyRankedTensor:$x, Weft_MeshAttr:$mesh, Weft_MeshAxes:$axes,
+                       Weft_I64Attr:$dim);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $x `on` $mesh $axes `dim` $dim attr-dict `:` functional-type(operands, results)
+  }];
 }
 
 def Weft_AllToAllOp : Weft_CollectiveOp<"all_to_all", [Pure, InferTypeOpAdaptor]> {

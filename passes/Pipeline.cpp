@@ -58,8 +58,8 @@ LogicalResult weft::buildPipeline(OpPassManager &pm,
         pm.addPass(weft::createOptimizer(*options.optimizer));
     }
     if (phase == "partition" && options.dp > 1)
-      pm.addPass(
-          weft::createDataParallel(weft::DataParallelOptions{options.dp}));
+      pm.addPass(weft::createDataParallel(
+          weft::DataParallelOptions{options.dp, options.zero}));
     if (phase == "memory" && options.train && options.remat != "none")
       pm.addNestedPass<func::FuncOp>(weft::createRematerialize(
           weft::RematerializeOptions{options.remat, options.rematBudget}));

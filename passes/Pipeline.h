@@ -35,6 +35,8 @@ struct PipelineOptions {
   /// The partition phase: data-parallel ranks (weft-data-parallel; the
   /// model is built at one rank's share of the batch).
   int64_t dp = 1;
+  /// ZeRO stage (0-2) over the dp ranks.
+  int64_t zero = 0;
 };
 
 /// Adds the passes of every phase up to and including `options.compileTo` to

@@ -29,6 +29,8 @@ MPI_Datatype mpiType(weft::plan::DType dtype) {
     return MPI_FLOAT;
   case weft::plan::I64:
     return MPI_INT64_T;
+  case weft::plan::F64:
+    return MPI_DOUBLE;
   case weft::plan::BF16:
   case weft::plan::F16:
     return MPI_UINT16_T; // moved, never reduced
@@ -126,6 +128,22 @@ int64_t Communicator::coordinate(int axis) const {
   for (size_t a = axes.size(); a-- > static_cast<size_t>(axis) + 1;)
     stride *= axes[a].second;
   return (worldRank / stride) % axes[axis].second;
+}
+
+int64_t Communicator::groupSize(uint32_t axisMask) const {
+  int64_t size = 1;
+  for (size_t a = 0; a < axes.size(); ++a)
+    if (axisMask & (1u << a))
+      size *= axes[a].second;
+  return size;
+}
+
+int64_t Communicator::groupRank(uint32_t axisMask) const {
+  int64_t position = 0;
+  for (size_t a = 0; a < axes.size(); ++a)
+    if (axisMask & (1u << a))
+      position = position * axes[a].second + coordinate(static_cast<int>(a));
+  return position;
 }
 
 std::string Communicator::groupName(uint32_t axisMask) const {

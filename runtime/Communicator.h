@@ -37,10 +37,14 @@ public:
   }
   /// This rank's coordinate on axis `axis`.
   int64_t coordinate(int axis) const;
+  /// The group of the axes in `axisMask` (bit i: mesh axis i): its size, and
+  /// this rank's position in it (row-major over the group's axes).
+  int64_t groupSize(uint32_t axisMask) const;
+  int64_t groupRank(uint32_t axisMask) const;
 
   /// The collectives, on the group of the axes in `axisMask` (bit i: mesh
   /// axis i). `send` and `receive` may be the same memory where MPI allows.
-  /// Elements are `dtype` (f32, bf16 only for copies, i64).
+  /// Elements are `dtype` (f32, i64 and f64 reduce; bf16 moves).
   enum class Reduction { Sum, Max, Mean };
   void allReduce(const void *send, void *receive, int64_t count,
                  plan::DType dtype, Reduction reduction, uint32_t axisMask);

@@ -1,6 +1,7 @@
 #include "runtime/Trainer.h"
 
 #include "kernels/cpu/Kernels.h"
+#include "runtime/Communicator.h"
 #include "runtime/Error.h"
 #include "runtime/PlanFile.h"
 
@@ -36,6 +37,17 @@ bool endsWith(const std::string &s, const std::string &suffix) {
 /// between steps).
 bool isCheckpointed(const std::string &name) {
   return name.rfind("grad_acc.", 0) != 0;
+}
+
+/// The group mask of a sharded state binding's axes (0: not sharded).
+uint32_t shardGroup(const weft::plan::Plan &plan,
+                    const weft::plan::Binding &state) {
+  uint32_t mask = 0;
+  for (const std::string &axis : state.shard_axes())
+    for (int a = 0; a < plan.mesh_size(); ++a)
+      if (plan.mesh(a).name() == axis)
+        mask |= 1u << a;
+  return mask;
 }
 
 HostTensor scalar(weft::plan::DType dtype, const void *value, size_t bytes) {
@@ -81,15 +93,19 @@ Trainer::Trainer(CpuExecutor &executor, const std::string &planName,
       continue;
     const std::string param =
         state.name().substr(0, state.name().size() - std::strlen(".master"));
+    // Under ZeRO the master weights are this rank's block.
+    const int64_t count = plan.buffers(state.buffer()).bytes() / 4;
+    const uint32_t group = shardGroup(plan, state);
+    const int64_t first =
+        group ? executor.getCommunicator()->groupRank(group) * count : 0;
     for (const plan::Binding &binding : plan.parameters())
-      if (binding.name() == param) {
-        const plan::Buffer &buffer = plan.buffers(binding.buffer());
+      if (binding.name() == param)
         cpu::bf16ToF32(
             reinterpret_cast<const uint16_t *>(
-                executor.bufferData(binding.buffer())),
+                executor.bufferData(binding.buffer())) +
+                first,
             reinterpret_cast<float *>(executor.bufferData(state.buffer())),
-            buffer.bytes() / 2);
-      }
+            count);
   }
 }
 
@@ -119,18 +135,26 @@ StepStats Trainer::step(const std::vector<HostTensor> &batches) {
   return {loss / static_cast<double>(batches.size()), lr, norm};
 }
 
-std::vector<TensorView> Trainer::state() const {
+std::vector<TensorView> Trainer::state() {
   const plan::Plan &plan = executor.getPlan();
   std::vector<TensorView> out;
+  gathered.clear();
+  gathered.reserve(plan.state_size());
   for (const plan::Binding &state : plan.state()) {
     if (!isCheckpointed(state.name()))
       continue;
     const plan::Buffer &buffer = plan.buffers(state.buffer());
-    out.push_back({state.name(),
-                   plan::F32,
-                   {buffer.bytes() / 4},
-                   executor.bufferData(state.buffer()),
-                   buffer.bytes()});
+    const char *data = executor.bufferData(state.buffer());
+    int64_t bytes = buffer.bytes();
+    // A ZeRO block: every rank's, in order (a collective).
+    if (const uint32_t group = shardGroup(plan, state)) {
+      gathered.emplace_back(state.global_elements());
+      executor.getCommunicator()->allGather(
+          data, gathered.back().data(), buffer.bytes() / 4, plan::F32, group);
+      data = reinterpret_cast<const char *>(gathered.back().data());
+      bytes = state.global_elements() * 4;
+    }
+    out.push_back({state.name(), plan::F32, {bytes / 4}, data, bytes});
   }
   return out;
 }
@@ -153,12 +177,27 @@ void Trainer::loadState(const std::string &source,
     int64_t count = 1;
     for (int64_t d : tensor->shape)
       count *= d;
-    if (count != buffer.bytes() / 4)
+    const uint32_t group = shardGroup(plan, state);
+    const int64_t expected =
+        group ? state.global_elements() : buffer.bytes() / 4;
+    if (count != expected)
       throw Error(source + ": optimizer state '" + state.name() + "' has " +
                   std::to_string(count) + " values, expected " +
-                  std::to_string(buffer.bytes() / 4));
-    checkpoint.read(state.name(), tensor->shape, plan::F32,
-                    executor.bufferData(state.buffer()));
+                  std::to_string(expected));
+    if (!group) {
+      checkpoint.read(state.name(), tensor->shape, plan::F32,
+                      executor.bufferData(state.buffer()));
+      continue;
+    }
+    // Whole in the checkpoint, whatever the run that wrote it; this rank
+    // keeps its block.
+    std::vector<float> whole(count);
+    checkpoint.read(state.name(), tensor->shape, plan::F32, whole.data());
+    const int64_t block = buffer.bytes() / 4;
+    std::memcpy(executor.bufferData(state.buffer()),
+                whole.data() +
+                    executor.getCommunicator()->groupRank(group) * block,
+                buffer.bytes());
   }
   stepsDone = steps;
 }

@@ -65,14 +65,16 @@ public:
   /// Micro-batches per optimizer step, as the plan was compiled.
   int64_t accumulation() const { return microBatches; }
 
-  /// The state a checkpoint keeps, f32 views of the executor's memory:
-  /// "<param>.exp_avg", "<param>.exp_avg_sq" and, for bf16 parameters,
-  /// "<param>.master".
-  std::vector<TensorView> state() const;
+  /// The state a checkpoint keeps, whole and flat: "<param>.exp_avg",
+  /// "<param>.exp_avg_sq" and, for bf16 parameters, "<param>.master" — f32
+  /// views of the executor's memory, or, for ZeRO's blocks, of every rank's
+  /// gathered (a collective: every rank calls it; valid until the next call).
+  std::vector<TensorView> state();
   /// Bytes of the plan's training state (with gradient accumulators).
   int64_t stateBytes() const;
-  /// Restores state() from `checkpoint` and the step count. Throws Error
-  /// naming `source` and the tensor that is missing or of the wrong size.
+  /// Restores state() from `checkpoint` (whole tensors; under ZeRO each rank
+  /// keeps its block) and the step count. Throws Error naming `source` and
+  /// the tensor that is missing or of the wrong size.
   void loadState(const std::string &source,
                  const SafetensorsCheckpoint &checkpoint, int64_t steps);
 
@@ -82,6 +84,7 @@ private:
   OptimizerOptions options;
   int64_t microBatches = 1;
   int64_t stepsDone = 0;
+  std::vector<std::vector<float>> gathered; // state()'s ZeRO tensors
 };
 
 } // namespace weft::runtime

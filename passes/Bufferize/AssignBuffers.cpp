@@ -257,6 +257,19 @@ struct AssignBuffers : public weft::impl::AssignBuffersBase<AssignBuffers> {
                << arg.getType() << ") with " << ret.getOperand(i).getType();
       Value value = ret.getOperand(i);
       Operation *def = value.getDefiningOp();
+      // A reshape of a value used only by it: that value takes the memory
+      // (the reshape views it).
+      Value source = value;
+      if (auto reshape = dyn_cast_or_null<ReshapeOp>(def)) {
+        Value operand = reshape.getOperand();
+        Operation *producer = operand.getDefiningOp();
+        if (producer && operand.hasOneUse() &&
+            !isa<ConstantOp, ReshapeOp>(producer) && !updates.count(operand) &&
+            !updates.count(value)) {
+          source = operand;
+          def = producer;
+        }
+      }
       if (!def || isa<ConstantOp, ReshapeOp>(def) || updates.count(value)) {
         OpBuilder b(ret);
         auto type = cast<RankedTensorType>(value.getType());
@@ -265,7 +278,7 @@ struct AssignBuffers : public weft::impl::AssignBuffersBase<AssignBuffers> {
           identity.push_back(d);
         def = b.create<BroadcastOp>(ret.getLoc(), type, value,
                                     b.getDenseI64ArrayAttr(identity));
-        value = def->getResult(0);
+        value = source = def->getResult(0);
         ret.setOperand(i, value);
         position[def] = position[ret];
         position[ret] = position[def] + 1;
@@ -280,7 +293,7 @@ struct AssignBuffers : public weft::impl::AssignBuffersBase<AssignBuffers> {
             views.push_back(reader->getResult(0));
           if (reader == ret ||
               (position[reader] < position[def] && reader != def) ||
-              (reader == def && updatesInPlace(def, value, view)))
+              (reader == def && updatesInPlace(def, source, view)))
             continue;
           return def->emitError()
                  << "updates '" << name.getValue() << "' in place, but "
@@ -289,7 +302,8 @@ struct AssignBuffers : public weft::impl::AssignBuffersBase<AssignBuffers> {
                  << (reader == def ? "in the same step" : "later");
         }
       }
-      updates[value] = func.getArgAttr(arg.getArgNumber(), "weft.buffer");
+      updates[value] = updates[source] =
+          func.getArgAttr(arg.getArgNumber(), "weft.buffer");
     }
     return success();
   }

@@ -14,6 +14,14 @@ using namespace mlir;
 using namespace weft;
 
 namespace {
+/// The parameter an AdamW update is for (weft-optimizer names it by its
+/// location).
+std::string nameOf(AdamWUpdateOp adamw) {
+  if (auto name = dyn_cast<NameLoc>(adamw.getLoc()))
+    return name.getName().str();
+  return "?";
+}
+
 struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
   using DataParallelBase::DataParallelBase;
 
@@ -22,6 +30,11 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
     if (dp < 1) {
       module.emitError() << "dp is " << static_cast<int64_t>(dp)
                          << "; a data-parallel group has at least one rank";
+      return signalPassFailure();
+    }
+    if (zero < 0 || zero > 2) {
+      module.emitError() << "ZeRO stage " << static_cast<int64_t>(zero)
+                         << " is not 0, 1 or 2";
       return signalPassFailure();
     }
     if (dp == 1)
@@ -41,6 +54,11 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
       SmallVector<GradNormOp> norms(func.getOps<GradNormOp>());
       for (GradNormOp norm : norms) {
         updates = true;
+        if (zero > 0) {
+          if (failed(shardUpdates(func, norm, mesh, axes)))
+            return signalPassFailure();
+          continue;
+        }
         for (unsigned i = 0; i < norm.getNumOperands(); ++i) {
           Value grad = norm.getOperand(i);
           b.setInsertionPoint(norm);
@@ -62,10 +80,11 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
         norm.setGradScale(
             APFloat(norm.getGradScale().convertToFloat() * inverse));
       }
-      func.walk([&](AdamWUpdateOp adamw) {
-        adamw.setGradScale(
-            APFloat(adamw.getGradScale().convertToFloat() * inverse));
-      });
+      if (zero == 0) // shardUpdates made its updates with the scale
+        func.walk([&](AdamWUpdateOp adamw) {
+          adamw.setGradScale(
+              APFloat(adamw.getGradScale().convertToFloat() * inverse));
+        });
       // The loss each rank reports is the mean over the group's.
       auto ret = cast<func::ReturnOp>(func.getBody().front().getTerminator());
       for (unsigned i = 0; i < ret.getNumOperands(); ++i) {
@@ -78,12 +97,156 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
                                                 ret.getOperand(i), mesh, axes));
       }
     }
+    // The function types follow the new arguments and results.
+    for (auto func : module.getOps<func::FuncOp>()) {
+      auto ret = cast<func::ReturnOp>(func.getBody().front().getTerminator());
+      func.setType(FunctionType::get(context, func.getBody().getArgumentTypes(),
+                                     ret.getOperandTypes()));
+    }
     if (!updates) {
       module.emitError("data parallelism needs a training step with its "
                        "optimizer (weft-optimizer), whose gradients it sums "
                        "over the ranks");
       return signalPassFailure();
     }
+  }
+
+  /// ZeRO-1/2: each rank keeps 1/dp of every parameter's optimizer state
+  /// (moments and master weights, flattened) and updates that block only:
+  /// the gradients are reduce-scattered (stage 2) or all-reduced and sliced
+  /// (stage 1), the norm adds the blocks' squares over the group, and the
+  /// new weights are all-gathered into every rank's replicated parameter.
+  LogicalResult shardUpdates(func::FuncOp func, GradNormOp norm, MeshAttr mesh,
+                             ArrayAttr axes) {
+    OpBuilder b(norm);
+    const int64_t ranks = dp;
+    const float inverse = 1.0f / static_cast<float>(ranks);
+    Location loc = norm.getLoc();
+    auto flat = [&](Value v, Type element) -> Value {
+      auto type = cast<RankedTensorType>(v.getType());
+      return b.create<ReshapeOp>(
+          loc, RankedTensorType::get({type.getNumElements()}, element), v);
+    };
+    SmallVector<AdamWUpdateOp> updates;
+    for (Operation *user : norm->getUsers())
+      if (auto adamw = dyn_cast<AdamWUpdateOp>(user))
+        updates.push_back(adamw);
+    llvm::sort(updates, [](AdamWUpdateOp a, AdamWUpdateOp b) {
+      return a->isBeforeInBlock(b);
+    });
+    // Each gradient's block on this rank, summed over the group.
+    SmallVector<Value> blocks;
+    for (AdamWUpdateOp adamw : updates) {
+      auto type = cast<RankedTensorType>(adamw.getParam().getType());
+      if (type.getNumElements() % ranks != 0)
+        return adamw.emitError()
+               << "parameter '" << nameOf(adamw) << "' has "
+               << type.getNumElements()
+               << " elements, not a multiple of dp = " << ranks
+               << "; ZeRO shards every parameter evenly (padding is not "
+                  "there yet)";
+      b.setInsertionPoint(norm);
+      // Summed in f32.
+      Type element =
+          cast<RankedTensorType>(adamw.getGrad().getType()).getElementType();
+      Value grad = flat(adamw.getGrad(), element);
+      if (!element.isF32())
+        grad = b.create<ConvertOp>(
+            loc, cast<RankedTensorType>(grad.getType()).clone(b.getF32Type()),
+            grad);
+      blocks.push_back(
+          zero >= 2
+              ? b.create<ReduceScatterOp>(loc, ReduceKind::sum, grad, mesh,
+                                          axes, 0)
+                    .getResult()
+              : b.create<AllSliceOp>(loc,
+                                     b.create<AllReduceOp>(loc, ReduceKind::sum,
+                                                           grad, mesh, axes),
+                                     mesh, axes, 0)
+                    .getResult());
+    }
+    auto sharded = b.create<GradNormOp>(
+        loc, blocks,
+        b.getF32FloatAttr(norm.getGradScale().convertToFloat() * inverse), mesh,
+        axes);
+    norm.replaceAllUsesWith(sharded.getResult());
+
+    auto ret = cast<func::ReturnOp>(func.getBody().front().getTerminator());
+    for (auto [adamw, block] : llvm::zip(updates, blocks)) {
+      auto type = cast<RankedTensorType>(adamw.getParam().getType());
+      const int64_t elements = type.getNumElements();
+      auto blockType =
+          RankedTensorType::get({elements / ranks}, b.getF32Type());
+      // The moments (and master weights) become this rank's blocks.
+      auto shardState = [&](Value state) -> LogicalResult {
+        auto arg = dyn_cast<BlockArgument>(state);
+        if (!arg ||
+            !func.getArgAttr(arg.getArgNumber(), WeftDialect::kStateAttrName))
+          return adamw.emitError("reads optimizer state that is not a "
+                                 "weft.state argument");
+        arg.setType(blockType);
+        func.setArgAttr(
+            arg.getArgNumber(), "weft.state_shard",
+            b.getDictionaryAttr(
+                {b.getNamedAttr("elements", b.getI64IntegerAttr(elements)),
+                 b.getNamedAttr("axes", axes)}));
+        return success();
+      };
+      b.setInsertionPoint(adamw);
+      Value weights = adamw.getParam();
+      const bool master =
+          func.getArgAttr(cast<BlockArgument>(weights).getArgNumber(),
+                          WeftDialect::kStateAttrName) != nullptr;
+      if (master) {
+        if (failed(shardState(weights)))
+          return failure();
+      } else {
+        weights = b.create<AllSliceOp>(loc, flat(weights, b.getF32Type()), mesh,
+                                       axes, 0);
+      }
+      if (failed(shardState(adamw.getExpAvg())) ||
+          failed(shardState(adamw.getExpAvgSq())))
+        return failure();
+      auto update = b.create<AdamWUpdateOp>(
+          adamw.getLoc(), weights, block, adamw.getExpAvg(),
+          adamw.getExpAvgSq(), adamw.getLr(), adamw.getStep(), sharded,
+          adamw.getBeta1Attr(), adamw.getBeta2Attr(), adamw.getEpsAttr(),
+          adamw.getWeightDecayAttr(), adamw.getMaxGradNormAttr(),
+          b.getF32FloatAttr(adamw.getGradScale().convertToFloat() * inverse));
+      // Every rank's new weights, in `element`, shaped as `like`.
+      auto gathered = [&](Type element, Type like) -> Value {
+        Value part = update.getNewParam();
+        if (!element.isF32())
+          part = b.create<ConvertOp>(loc, blockType.clone(element), part);
+        Value all = b.create<AllGatherOp>(
+            loc, RankedTensorType::get({elements}, element), part, mesh, axes,
+            0);
+        return b.create<ReshapeOp>(loc, like, all);
+      };
+      adamw.getNewExpAvg().replaceAllUsesWith(update.getNewExpAvg());
+      adamw.getNewExpAvgSq().replaceAllUsesWith(update.getNewExpAvgSq());
+      for (OpOperand &use :
+           llvm::make_early_inc_range(adamw.getNewParam().getUses())) {
+        Operation *user = use.getOwner();
+        if (user == ret && master) {
+          use.set(update.getNewParam());
+        } else if (user == ret) {
+          b.setInsertionPoint(ret);
+          use.set(gathered(b.getF32Type(), type));
+        } else if (auto convert = dyn_cast<ConvertOp>(user)) {
+          b.setInsertionPoint(convert);
+          auto narrow = cast<RankedTensorType>(convert.getType());
+          convert.replaceAllUsesWith(gathered(narrow.getElementType(), narrow));
+          convert.erase();
+        } else {
+          return user->emitError("reads AdamW's new weights; ZeRO expects "
+                                 "them returned or rounded to bf16");
+        }
+      }
+      adamw.erase();
+    }
+    norm.erase();
+    return success();
   }
 };
 } // namespace

@@ -20,6 +20,15 @@ def DataParallel : Pass<"weft-data-parallel", "mlir::ModuleOp"> {
     are summed once per optimizer step, in `@optimizer_step`. dp = 1 leaves
     the module as it is.
 
+    With `zero` 1 or 2 (ZeRO-1/2, over the dp group) each rank keeps and
+    updates 1/dp of every parameter's optimizer state, flattened: the
+    moments and master weights become blocks (`weft.state` arguments marked
+    `weft.state_shard = {elements, axes}`), the gradients reach AdamW as this
+    rank's block (stage 2: `weft.reduce_scatter`; stage 1: `weft.all_reduce`
+    then `weft.all_slice`), `weft.grad_norm` adds the blocks' squares over
+    the group, and the updated blocks are all-gathered (in the parameter's
+    element type) into every rank's replicated parameter.
+
     Example (dp = 2):
     ```mlir
     %n = weft.grad_norm %g : (tensor<4xf32>) -> tensor<f32>
@@ -30,6 +39,10 @@ def DataParallel : Pass<"weft-data-parallel", "mlir::ModuleOp"> {
   }];
   let options = [
     Option<"dp", "dp", "int64_t", "1", "data-parallel ranks">,
+    Option<"zero", "zero", "int64_t", "0",
+           "ZeRO stage: 0 replicates the optimizer state; 1 shards it, the "
+           "gradients all-reduced then sliced; 2 shards it, the gradients "
+           "reduce-scattered">,
   ];
 }
 

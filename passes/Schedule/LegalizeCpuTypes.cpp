@@ -27,7 +27,8 @@ bool isBf16(Type type) {
 bool runsInBf16(Operation *op) {
   if (isRowKernelOp(op) ||
       isa<GatherOp, ReshapeOp, ConstantOp, IotaOp, TransposeOp, SliceOp,
-          BroadcastOp, ConcatOp, MoeDispatchOp, GradNormOp, AdamWUpdateOp>(op))
+          BroadcastOp, ConcatOp, MoeDispatchOp, GradNormOp, AdamWUpdateOp,
+          AllGatherOp, AllSliceOp, AllToAllOp>(op))
     return true;
   if (auto linear = dyn_cast<LinearOp>(op))
     return llvm::all_of(op->getOperandTypes(), isBf16) &&

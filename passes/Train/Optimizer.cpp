@@ -175,8 +175,8 @@ struct Optimizer : public weft::impl::OptimizerBase<Optimizer> {
           addArgument(to, RankedTensorType::get({}, b.getI64Type()),
                       WeftDialect::kInputAttrName, "step");
       b.setInsertionPoint(where);
-      Value norm =
-          b.create<GradNormOp>(loc, grads, b.getF32FloatAttr(gradScale));
+      Value norm = b.create<GradNormOp>(
+          loc, grads, b.getF32FloatAttr(gradScale), MeshAttr(), ArrayAttr());
       results.add(b, norm, WeftDialect::kOutputAttrName, "grad_norm");
       for (auto [i, p] : llvm::enumerate(trained)) {
         Value weights = p.bf16 ? Value(masters[i]) : Value(paramArgs[i]);

@@ -439,10 +439,16 @@ void CpuExecutor::prepareSteps() {
         });
       } else if (fn == "grad_norm") { // grads (f32 or bf16)..., norm (f32);
                                       // grad_scale
-        if (call.buffers_size() < 2 || call.ints_size() != 0 ||
+        // The ints: the group holding blocks of the gradients (a mask).
+        if (call.buffers_size() < 2 || call.ints_size() != 1 ||
             call.floats_size() != 1)
-          throw fail("expects gradients, the norm's buffer and one float");
+          throw fail("expects gradients, the norm's buffer, one int and one "
+                     "float");
         const float gradScale = static_cast<float>(call.floats(0));
+        const auto group = static_cast<uint32_t>(in(0));
+        if (group != 0 && !communicator)
+          throw fail("the plan has no mesh to add the norm's squares over");
+        Communicator *comm = communicator;
         std::vector<std::pair<const void *, int64_t>> grads;
         std::vector<bool> bf16;
         for (int i = 0; i + 1 < call.buffers_size(); ++i) {
@@ -467,6 +473,9 @@ void CpuExecutor::prepareSteps() {
                            : cpu::sumOfSquares(
                                  static_cast<const float *>(grads[i].first),
                                  grads[i].second, gradScale);
+          if (group != 0)
+            comm->allReduce(&squares, &squares, 1, plan::F64,
+                            Communicator::Reduction::Sum, group);
           *norm = static_cast<float>(std::sqrt(squares));
         });
       } else if (fn == "adamw") {
@@ -520,29 +529,60 @@ void CpuExecutor::prepareSteps() {
           else
             cpu::adamwUpdate(s, f(7), f(8), f(9), f(1), nullptr, count);
         });
-      } else if (fn == "all_reduce") { // x, y; kind (ReduceKind), axis mask
-        arity(2, 2, 0);
-        const Buffer &x = plan.buffers(call.buffers(0));
+      } else if (fn == "all_reduce" || fn == "reduce_scatter" ||
+                 fn == "all_gather" || fn == "all_slice") {
+        // x, y; the reduction (ReduceKind: sum, max or mean; the reductions
+        // only), the group's axis mask. reduce_scatter, all_gather and
+        // all_slice split or join dim 0.
+        const bool reduces = fn == "all_reduce" || fn == "reduce_scatter";
+        arity(2, reduces ? 2 : 1, 0);
         if (!communicator)
-          throw fail("the plan has no mesh to reduce over");
-        if (x.dtype() != plan::F32 && x.dtype() != plan::I64)
-          throw fail(std::string("reduces ") + dtypeName(x.dtype()));
-        if (plan.buffers(call.buffers(1)).bytes() != x.bytes())
-          throw fail("the result is not the operand's size");
-        if (in(0) != 0 && in(0) != 1 && in(0) != 3)
-          throw fail("reduction " + std::to_string(in(0)) +
-                     " is not sum, "
-                     "max or mean");
-        const auto reduction = in(0) == 0   ? Communicator::Reduction::Sum
-                               : in(0) == 1 ? Communicator::Reduction::Max
-                                            : Communicator::Reduction::Mean;
-        const auto mask = static_cast<uint32_t>(in(1));
-        const int64_t count = x.bytes() / dtypeBytes(x.dtype());
+          throw fail("the plan has no mesh for its collectives");
+        const Buffer &x = plan.buffers(call.buffers(0));
+        const Buffer &y = plan.buffers(call.buffers(1));
         const plan::DType dtype = x.dtype();
+        if (y.dtype() != dtype)
+          throw fail("the result's dtype is not the operand's");
+        if (reduces && dtype != plan::F32 && dtype != plan::I64)
+          throw fail(std::string("reduces ") + dtypeName(dtype));
+        auto reduction = Communicator::Reduction::Sum;
+        if (reduces) {
+          if (in(0) != 0 && in(0) != 1 && in(0) != 3)
+            throw fail("reduction " + std::to_string(in(0)) +
+                       " is not sum, max or mean");
+          reduction = in(0) == 0   ? Communicator::Reduction::Sum
+                      : in(0) == 1 ? Communicator::Reduction::Max
+                                   : Communicator::Reduction::Mean;
+        }
+        const auto mask = static_cast<uint32_t>(in(reduces ? 1 : 0));
+        const int64_t members = communicator->groupSize(mask);
+        const int64_t xBytes = x.bytes(), yBytes = y.bytes();
+        const bool sizesFit = fn == "all_reduce"   ? yBytes == xBytes
+                              : fn == "all_gather" ? yBytes == xBytes * members
+                                                   : xBytes == yBytes * members;
+        if (!sizesFit)
+          throw fail("its buffers do not fit a group of " +
+                     std::to_string(members));
+        const int64_t element = dtypeBytes(dtype);
         Communicator *comm = communicator;
-        steps.push_back([=] {
-          comm->allReduce(p[0], p[1], count, dtype, reduction, mask);
-        });
+        if (fn == "all_reduce")
+          steps.push_back([=] {
+            comm->allReduce(p[0], p[1], xBytes / element, dtype, reduction,
+                            mask);
+          });
+        else if (fn == "reduce_scatter")
+          steps.push_back([=] {
+            comm->reduceScatter(p[0], p[1], yBytes / element, dtype, reduction,
+                                mask);
+          });
+        else if (fn == "all_gather")
+          steps.push_back([=] {
+            comm->allGather(p[0], p[1], xBytes / element, dtype, mask);
+          });
+        else // this member's block: nothing moves between ranks
+          steps.push_back([=] {
+            std::memcpy(p[1], p[0] + comm->groupRank(mask) * yBytes, yBytes);
+          });
       } else if (fn == "copy") { // src, dst; bytes
         arity(2, 1, 0);
         steps.push_back([=] { std::memmove(p[1], p[0], in(0)); });

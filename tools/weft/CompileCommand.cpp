@@ -63,6 +63,9 @@ const VerbSpec &weft::cli::compileSpec() {
                          "with --train: data-parallel ranks (the plan is "
                          "each rank's, --batch its micro-batch; run it under "
                          "mpirun -np N)"});
+    s.options.push_back({"zero", "", "0|1|2",
+                         "with --dp: ZeRO stage (1: sharded optimizer state, "
+                         "2: and reduce-scattered gradients)"});
     s.options.push_back({"accumulation", "", "K",
                          "with --train: micro-batches per optimizer step; "
                          "K > 1 adds an optimizer_step program (default 1)"});
@@ -114,6 +117,13 @@ int weft::cli::runCompile(llvm::ArrayRef<std::string> args) {
   if (!dp)
     return fail(dp.takeError());
   options.dp = *dp;
+  const std::string zero = parsed.get("zero").value_or("0");
+  if (zero != "0" && zero != "1" && zero != "2") {
+    llvm::errs() << "weft compile: --zero is '" << zero
+                 << "'; expected 0, 1 or 2 (ZeRO-3 is not there yet)\n";
+    return 2;
+  }
+  options.zero = zero[0] - '0';
   if (options.dp > 1 && !(options.train && optimizer == "adamw")) {
     llvm::errs() << "weft compile: --dp needs --train with an optimizer\n";
     return 2;

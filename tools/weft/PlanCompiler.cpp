@@ -31,7 +31,7 @@ llvm::Error weft::cli::runPipeline(ModuleOp module,
   if (failed(buildPipeline(pm,
                            {options.compileTo, options.threads, options.train,
                             options.frozen, options.remat, options.rematBudget,
-                            options.optimizer, options.dp},
+                            options.optimizer, options.dp, options.zero},
                            error)))
     return makeError(error);
   if (failed(pm.run(module)))

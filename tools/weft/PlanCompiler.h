@@ -30,7 +30,8 @@ struct CompileOptions {
   /// With train: AdamW's update in the plan (weft-optimizer); without it the
   /// plan returns the gradients.
   std::optional<weft::OptimizerOptions> optimizer;
-  int64_t dp = 1; // data-parallel ranks (the model built at one's share)
+  int64_t dp = 1;   // data-parallel ranks (the model built at one's share)
+  int64_t zero = 0; // ZeRO stage over them
 };
 
 /// The --remat and --remat-budget options of a training step, and reading

@@ -95,6 +95,9 @@ const VerbSpec &weft::cli::trainSpec() {
          "data-parallel ranks (default: the ranks of the launch, "
          "mpirun -np N); each takes its contiguous share of every step's "
          "samples"},
+        {"zero", "", "0|1|2",
+         "ZeRO stage over the dp ranks: 1 shards the optimizer state, 2 "
+         "also reduce-scatters the gradients (default 0)"},
     };
     for (OptionSpec &option : rematOptions())
       s.options.push_back(option);
@@ -116,6 +119,7 @@ struct Settings {
   std::string log, saveDir, resume;
   int64_t saveEvery = 0, threads = 0;
   int64_t ranks = 1, dp = 1; // of the launch; data-parallel ranks
+  int64_t zero = 0;          // ZeRO stage
 };
 
 llvm::Error makeError(const std::string &message) {
@@ -159,6 +163,15 @@ llvm::Error applyDeepSpeedConfig(const std::string &path, Settings &s) {
       error = number(config, key, key, s.accumulation);
     } else if (key == "gradient_clipping") {
       error = number(config, key, key, s.optimizer.maxGradNorm);
+    } else if (key == "zero_optimization") {
+      if (!value.is_object())
+        return makeError(path + ": 'zero_optimization' is " +
+                         value.type_name() + ", expected an object");
+      for (auto &[inner, ignored] : value.items())
+        if (inner == "stage")
+          error = number(value, inner, "zero_optimization.stage", s.zero);
+        else
+          unknown.push_back(key + "." + inner);
     } else if (key == "steps_per_print" || key == "wall_clock_breakdown") {
       // Printing is per step here; accepted for compatibility.
     } else if (key == "bf16" || key == "fp16") {
@@ -362,6 +375,17 @@ llvm::Error applyFlags(const ParsedArgs &args, Settings &s) {
   if (s.seq < 2)
     return makeError("--seq must be at least 2 (the loss predicts each "
                      "token from those before it)");
+  if (std::optional<std::string> zero = args.get("zero")) {
+    if (zero->size() != 1 || (*zero)[0] < '0' || (*zero)[0] > '3')
+      return makeError("--zero is '" + *zero + "'; expected 0, 1, 2 or 3");
+    s.zero = (*zero)[0] - '0';
+  }
+  if (s.zero < 0 || s.zero > 3)
+    return makeError("--zero is " + std::to_string(s.zero) +
+                     "; ZeRO's stages are 0, 1, 2 and 3");
+  if (s.zero == 3)
+    return makeError("ZeRO stage 3 (sharded parameters) is not there yet; "
+                     "stages 1 and 2 shard the optimizer state");
   if (s.dp != s.ranks)
     return makeError("--dp " + std::to_string(s.dp) + " needs " +
                      std::to_string(s.dp) +
@@ -509,9 +533,8 @@ int weft::cli::runTrain(llvm::ArrayRef<std::string> args) {
     int null = ::open("/dev/null", O_WRONLY);
     if (null >= 0)
       ::dup2(null, STDOUT_FILENO);
-    s.log.clear();
-    s.saveDir.clear();
-    s.saveEvery = 0;
+    s.log.clear(); // every rank saves (ZeRO's state is gathered), rank 0
+                   // writes
   }
   try {
     auto config = weft::frontend::readModelConfig(model);
@@ -547,6 +570,7 @@ int weft::cli::runTrain(llvm::ArrayRef<std::string> args) {
       options.frozen += (options.frozen.empty() ? "" : ",") + pattern;
     options.optimizer = adamwPassOptions(s.optimizer, s.accumulation);
     options.dp = s.dp;
+    options.zero = s.zero;
     auto compiled = compilePlan(**module, options);
     if (!compiled)
       return fail(llvm::toString(compiled.takeError()));
@@ -643,7 +667,9 @@ int weft::cli::runTrain(llvm::ArrayRef<std::string> args) {
              std::vector<int64_t>(buffer.shape().begin(), buffer.shape().end()),
              executor.bufferData(binding.buffer()), buffer.bytes()});
       }
-      optimizerTensors = trainer.state();
+      optimizerTensors = trainer.state(); // every rank: a collective
+      if (rank != 0)
+        return std::string();
       json state = {{"format", 1},
                     {"step", step},
                     {"samples_seen", step * s.batch},

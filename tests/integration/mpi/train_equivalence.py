@@ -3,7 +3,9 @@
 
 The tiny Llama trains 20 steps on the built-in corpus (sequential samples,
 fp32) on one rank, then under `mpirun -np N weft train ... --dp N`: every
-configuration must give the single-rank losses within 1e-5 relative and the
+configuration (data parallelism, ZeRO-1/2, and checkpoints crossing between
+a ZeRO run and a single-rank one) must give the single-rank losses within
+1e-5 relative and the
 same final weights: each tensor within 2e-5 in relative L2 norm (AdamW's
 update is nearly sign(g)·lr for gradients near zero, so the rounding of a
 different summation order flips a handful of elements of the 3.2 million by
@@ -70,12 +72,14 @@ def tensors(path):
 
 def train(args, work, name, ranks, extra=()):
     log = work / f"{name}.jsonl"
+    if log.exists():
+        log.unlink()
     command = ([] if ranks == 1 else mpirun(ranks)) + [
         args.weft, "train", str(args.source / "tests/fixtures/tiny-llama"),
         "--data", str(work / "corpus.bin"), "--steps", str(STEPS),
         "--batch", "4", "--seq", "32", "--data-order", "sequential",
         "--threads", "1", "--log", str(log), "--save-dir",
-        str(work / name)] + list(extra)
+        str(work / name), "--save-every", "10"] + list(extra)
     if ranks > 1:
         command += ["--dp", str(ranks)]
     result = subprocess.run(command, env=environment(), capture_output=True,
@@ -154,12 +158,22 @@ def main():
     failed = False
     print(f"{'configuration':<28}{'max rel. loss diff':>20}"
           f"{'weights rel. L2':>18}{'elements off > 1e-5':>22}")
-    for name, ranks, extra in [("dp=2", 2, ()), ("dp=4", 4, ()),
-                               ("dp=2, 2 micro-batches", 2,
-                                ("--grad-accum", "2"))]:
-        tag = name.replace("=", "").replace(", ", "-").replace(" ", "")
+    single = work / "single"
+    for name, ranks, extra in [
+            ("dp=2", 2, ()), ("dp=4", 4, ()),
+            ("dp=2, 2 micro-batches", 2, ("--grad-accum", "2")),
+            ("dp=2 ZeRO-1", 2, ("--zero", "1")),
+            ("dp=2 ZeRO-2", 2, ("--zero", "2")),
+            ("dp=4 ZeRO-2", 4, ("--zero", "2")),
+            ("ZeRO-2 dp=2 from 1 rank", 2,
+             ("--zero", "2", "--resume", str(single / "step-10"))),
+            ("1 rank from ZeRO-2 dp=2", 1,
+             ("--resume", str(work / "dp2ZeRO-2" / "step-10")))]:
+        tag = (name.replace("=", "").replace(", ", "-").replace(" ", "")
+               .replace(",", ""))
         got, got_weights, stdout = train(args, work, tag, ranks, extra)
-        loss_diff = max(abs(a - b) / abs(b) for a, b in zip(got, reference))
+        expected = reference[len(reference) - len(got):]
+        loss_diff = max(abs(a - b) / abs(b) for a, b in zip(got, expected))
         weight_diff, off, total = 0.0, 0, 0
         for tensor, values in weights.items():
             other = got_weights[tensor]
@@ -168,12 +182,12 @@ def main():
             weight_diff = max(weight_diff, diff / norm)
             off += sum(1 for a, b in zip(values, other) if abs(a - b) > 1e-5)
             total += len(values)
-        ok = (len(got) == len(reference) and loss_diff <= LOSS_TOLERANCE
+        ok = (len(got) in (STEPS, STEPS - 10) and loss_diff <= LOSS_TOLERANCE
               and weight_diff <= WEIGHT_TOLERANCE)
         failed |= not ok
         print(f"{name:<28}{loss_diff:>20.2e}{weight_diff:>18.2e}"
               f"{f'{off} of {total}':>22}{'' if ok else '   FAILED'}")
-        if "sent all_reduce over dp" not in stdout:
+        if ranks > 1 and "sent " not in stdout:
             sys.exit(f"{name}: the run summary has no byte count:\n{stdout}")
     killed_rank_ends_the_job(args, work)
     mismatched_launch_is_refused(args, work)
