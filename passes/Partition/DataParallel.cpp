@@ -113,9 +113,10 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
 
   /// ZeRO-1/2: each rank keeps 1/dp of every parameter's optimizer state
   /// (moments and master weights, flattened) and updates that block only:
-  /// the gradients are reduce-scattered (stage 2) or all-reduced and sliced
-  /// (stage 1), the norm adds the blocks' squares over the group, and the
-  /// new weights are all-gathered into every rank's replicated parameter.
+  /// the gradients are reduce-scattered (stage 2: each as soon as it is
+  /// computed, so only blocks outlive the backward; stage 1: all at the
+  /// end), the norm adds the blocks' squares over the group, and the new
+  /// weights are all-gathered into every rank's replicated parameter.
   LogicalResult shardUpdates(func::FuncOp func, GradNormOp norm, MeshAttr mesh,
                              ArrayAttr axes) {
     OpBuilder b(norm);
@@ -145,7 +146,13 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
                << " elements, not a multiple of dp = " << ranks
                << "; ZeRO shards every parameter evenly (padding is not "
                   "there yet)";
-      b.setInsertionPoint(norm);
+      // Stage 2 reduce-scatters each gradient as soon as it exists, so the
+      // whole one dies there; stage 1 keeps every gradient to the end.
+      Value produced = adamw.getGrad();
+      if (zero >= 2 && produced.getDefiningOp())
+        b.setInsertionPointAfter(produced.getDefiningOp());
+      else
+        b.setInsertionPoint(norm);
       // Summed in f32.
       Type element =
           cast<RankedTensorType>(adamw.getGrad().getType()).getElementType();
@@ -155,16 +162,9 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
             loc, cast<RankedTensorType>(grad.getType()).clone(b.getF32Type()),
             grad);
       blocks.push_back(
-          zero >= 2
-              ? b.create<ReduceScatterOp>(loc, ReduceKind::sum, grad, mesh,
-                                          axes, 0)
-                    .getResult()
-              : b.create<AllSliceOp>(loc,
-                                     b.create<AllReduceOp>(loc, ReduceKind::sum,
-                                                           grad, mesh, axes),
-                                     mesh, axes, 0)
-                    .getResult());
+          b.create<ReduceScatterOp>(loc, ReduceKind::sum, grad, mesh, axes, 0));
     }
+    b.setInsertionPoint(norm);
     auto sharded = b.create<GradNormOp>(
         loc, blocks,
         b.getF32FloatAttr(norm.getGradScale().convertToFloat() * inverse), mesh,

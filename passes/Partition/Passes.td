@@ -24,8 +24,9 @@ def DataParallel : Pass<"weft-data-parallel", "mlir::ModuleOp"> {
     updates 1/dp of every parameter's optimizer state, flattened: the
     moments and master weights become blocks (`weft.state` arguments marked
     `weft.state_shard = {elements, axes}`), the gradients reach AdamW as this
-    rank's block (stage 2: `weft.reduce_scatter`; stage 1: `weft.all_reduce`
-    then `weft.all_slice`), `weft.grad_norm` adds the blocks' squares over
+    rank's block by `weft.reduce_scatter` (stage 1: after the backward, every
+    whole gradient kept to then; stage 2: right after each gradient is
+    computed, so only blocks stay live), `weft.grad_norm` adds the blocks' squares over
     the group, and the updated blocks are all-gathered (in the parameter's
     element type) into every rank's replicated parameter.
 
@@ -41,8 +42,8 @@ def DataParallel : Pass<"weft-data-parallel", "mlir::ModuleOp"> {
     Option<"dp", "dp", "int64_t", "1", "data-parallel ranks">,
     Option<"zero", "zero", "int64_t", "0",
            "ZeRO stage: 0 replicates the optimizer state; 1 shards it, the "
-           "gradients all-reduced then sliced; 2 shards it, the gradients "
-           "reduce-scattered">,
+           "gradients reduce-scattered after the backward; 2 also "
+           "reduce-scatters each gradient as soon as it is computed">,
   ];
 }
 

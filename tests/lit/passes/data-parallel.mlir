@@ -67,11 +67,17 @@ func.func @forward(%x: tensor<4xf32> {weft.input = "x"},
 // ZERO2: weft.all_gather %[[QB]] on #mesh ["dp"] dim 0 : (tensor<1xbf16>) -> tensor<4xbf16>
 // ZERO2: weft.all_gather %[[P]] on #mesh ["dp"] dim 0 : (tensor<1xf32>) -> tensor<4xf32>
 
-// ZeRO-1 sums the whole gradients, then each rank slices its block.
+// ZeRO-1 reduce-scatters the gradients after the backward (the loss's
+// reduction is the backward's last op here); ZeRO-2 right after each is
+// computed.
 // RUN: weft-opt %s --weft-optimizer --weft-data-parallel='dp=2 zero=1' | FileCheck %s --check-prefix=ZERO1
-// ZERO1: %[[S:[a-z_0-9]+]] = weft.all_reduce sum %{{.*}} on #mesh ["dp"] : tensor<4xf32>
-// ZERO1: weft.all_slice %[[S]] on #mesh ["dp"] dim 0 : (tensor<4xf32>) -> tensor<2xf32>
-// ZERO1-NOT: weft.reduce_scatter
+// ZERO1: weft.reduce sum
+// ZERO1: weft.reduce_scatter sum %{{.*}} on #mesh ["dp"] dim 0 : (tensor<4xf32>) -> tensor<2xf32>
+// ZERO1-NOT: weft.all_reduce sum
+// RUN: weft-opt %s --weft-optimizer --weft-data-parallel='dp=4 zero=2' | FileCheck %s --check-prefix=EARLY
+// EARLY: weft.convert %{{.*}} : tensor<4xbf16> -> tensor<4xf32>
+// EARLY-NEXT: weft.reshape
+// EARLY-NEXT: weft.reduce_scatter sum
 
 // A parameter that does not split evenly is named.
 // RUN: not weft-opt %s --weft-optimizer --weft-data-parallel='dp=3 zero=2' 2>&1 | FileCheck %s --check-prefix=UNEVEN

@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""Model-state memory and communication per rank of data-parallel training,
+planned and measured, against REFERENCE.md's ZeRO formulas.
+
+For the tiny Llama (fp32, Ψ parameters) at P = 1, 2, 4 data-parallel ranks
+and ZeRO stages 0-2: the planned parameter and optimizer-state bytes per rank
+(`weft compile --train --dp P --zero Z` + `weft inspect --json`) against
+4Ψ + 8Ψ (stage 0) and 4Ψ + 8Ψ/P (stages 1-2) — fp32 AdamW keeps no master
+copy, so REFERENCE.md's 12Ψ/Nd of fp32 state becomes 8Ψ/Nd — and the bytes
+each rank sent per step (`mpirun -np P weft train`, its run summary) against
+the ring's 2(P−1)/P · 4Ψ of every stage.
+
+  python3 bench/distributed.py [--steps 3] [--json bench/distributed.json]
+
+Needs mpirun (OpenMPI); prints a table and writes JSON. A benchmark, not a
+test: it never fails on a result.
+"""
+import argparse
+import json
+import os
+import pathlib
+import re
+import subprocess
+import tempfile
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+WEFT = ROOT / "build" / "bin" / "weft"
+MODEL = ROOT / "tests" / "fixtures" / "tiny-llama"
+UNITS = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+
+
+def environment():
+    env = dict(os.environ)
+    env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               OMPI_MCA_plm="isolated", OMP_NUM_THREADS="1")
+    return env
+
+
+def planned(work, ranks, zero):
+    plan = work / f"dp{ranks}-zero{zero}.plan"
+    subprocess.run([str(WEFT), "compile", str(MODEL), "--train", "--dp",
+                    str(ranks), "--zero", str(zero), "--batch", "1", "--seq",
+                    "32", "--threads", "1", "-o", str(plan)], check=True,
+                   capture_output=True, env=environment())
+    out = subprocess.run([str(WEFT), "inspect", str(plan), "--json"],
+                         check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)["memory"]
+
+
+def sent_per_step(work, ranks, zero, steps):
+    """Bytes one rank sent per step, by collective, from the run summary."""
+    if ranks == 1:
+        return {}
+    subprocess.run([str(WEFT), "data", "tokenize",
+                    str(ROOT / "examples/corpus/gpl-3.txt"), "-o",
+                    str(work / "corpus.bin")], check=True, capture_output=True)
+    out = subprocess.run(
+        ["mpirun", "-np", str(ranks), "--oversubscribe", "--bind-to", "none",
+         str(WEFT), "train", str(MODEL), "--data", str(work / "corpus.bin"),
+         "--steps", str(steps), "--batch", str(ranks), "--seq", "32",
+         "--threads", "1", "--dp", str(ranks), "--zero", str(zero)],
+        check=True, capture_output=True, text=True, env=environment())
+    sent = {}
+    for kind, value, unit in re.findall(
+            r"sent (\w+) over dp: ([0-9.]+) (\w+) per rank", out.stdout):
+        sent[kind] = float(value) * UNITS[unit] / steps
+    return sent
+
+
+def main():
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--json", default="bench/distributed.json")
+    args = parser.parse_args()
+    work = pathlib.Path(tempfile.mkdtemp(prefix="weft-dist-"))
+    base = planned(work, 1, 0)
+    psi = base["parameters"] / 4  # fp32 parameters, 64-byte aligned each
+    rows = []
+    for ranks in (1, 2, 4):
+        for zero in (0, 1, 2):
+            if ranks == 1 and zero > 0:
+                continue
+            memory = planned(work, ranks, zero)
+            state_formula = 8 * psi / (ranks if zero else 1)
+            sent = sent_per_step(work, ranks, zero, args.steps)
+            ring = 2 * (ranks - 1) / ranks * 4 * psi
+            rows.append({
+                "ranks": ranks, "zero": zero,
+                "parameters": memory["parameters"],
+                "state": memory["state"], "state_formula": state_formula,
+                "peak": memory["peak"],
+                "sent_per_step": sent,
+                "sent_total_per_step": sum(sent.values()),
+                "ring_formula": ring})
+    mib = 1 << 20
+    print(f"tiny Llama, Ψ = {psi:,.0f} parameters (fp32)\n")
+    print(f"{'P':>2} {'ZeRO':>4} | {'params MiB':>10} {'state MiB':>9} "
+          f"{'formula':>8} | {'peak MiB':>8} | {'sent/step MiB':>13} "
+          f"{'2(P-1)/P·4Ψ':>12}")
+    for r in rows:
+        print(f"{r['ranks']:>2} {r['zero']:>4} | {r['parameters'] / mib:>10.2f} "
+              f"{r['state'] / mib:>9.2f} {r['state_formula'] / mib:>8.2f} | "
+              f"{r['peak'] / mib:>8.2f} | "
+              f"{r['sent_total_per_step'] / mib:>13.2f} "
+              f"{r['ring_formula'] / mib:>12.2f}")
+    with open(args.json, "w") as f:
+        json.dump({"model": "tiny-llama", "psi": psi, "rows": rows}, f,
+                  indent=1)
+    print(f"\nwrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
