@@ -166,6 +166,16 @@ FailureOr<int> PlanBuilder::bufferOf(Value value, Operation *where) {
   if (attr.getRegion() == "constants")
     offset += constantBase;
   if (attr.getRegion() == "state") {
+    // A reshape views the state it reshapes: the same name and memory.
+    Value root = value;
+    while (auto reshape = root.getDefiningOp<ReshapeOp>())
+      root = reshape.getOperand();
+    if (root != value) {
+      FailureOr<int> viewed = bufferOf(root, where);
+      if (failed(viewed))
+        return failure();
+      name = plan.buffers(*viewed).name();
+    }
     FailureOr<int64_t> at = stateOffset(where, name, tensorBytes(type));
     if (failed(at))
       return failure();

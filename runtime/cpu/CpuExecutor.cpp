@@ -216,9 +216,12 @@ void CpuExecutor::prepareSteps() {
                      std::to_string(bound) + ")");
       };
       const int n = threads;
-      const bool movesAnyType = fn == "gather" || fn == "copy" ||
-                                fn == "copy_strided" || fn == "concat" ||
-                                fn == "moe_dispatch";
+      // Collectives check their own dtypes (all_gather and all_slice move
+      // any; the reductions take f32 and i64).
+      const bool movesAnyType =
+          fn == "gather" || fn == "copy" || fn == "copy_strided" ||
+          fn == "concat" || fn == "moe_dispatch" || fn == "all_gather" ||
+          fn == "all_slice" || fn == "all_reduce" || fn == "reduce_scatter";
       if (fn != "linear_bf16" && fn != "grouped_linear_bf16" &&
           fn != "attention_bf16" && fn != "grad_norm" && fn != "adamw" &&
           !movesAnyType)
