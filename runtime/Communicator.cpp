@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 
 using namespace weft::runtime;
 
@@ -37,6 +38,15 @@ MPI_Datatype mpiType(weft::plan::DType dtype) {
   default:
     throw Error(std::string("collectives do not take ") + dtypeName(dtype));
   }
+}
+
+/// MPI counts elements in an int.
+int elementCount(int64_t count, const char *what) {
+  if (count < 0 || count > std::numeric_limits<int>::max())
+    throw Error(std::string(what) + " of " + std::to_string(count) +
+                " elements: MPI counts at most " +
+                std::to_string(std::numeric_limits<int>::max()) + " per call");
+  return static_cast<int>(count);
 }
 
 void check(int status, const char *what) {
@@ -174,7 +184,8 @@ void Communicator::allReduce(const void *send, void *receive, int64_t count,
   const int64_t bytes = count * dtypeBytes(dtype);
   MPI_Op op = reduction == Reduction::Max ? MPI_MAX : MPI_SUM;
   check(MPI_Allreduce(send == receive ? MPI_IN_PLACE : send, receive,
-                      static_cast<int>(count), mpiType(dtype), op, comm),
+                      elementCount(count, "an all-reduce"), mpiType(dtype), op,
+                      comm),
         "MPI_Allreduce");
   if (reduction == Reduction::Mean) {
     if (dtype != plan::F32)
@@ -191,9 +202,10 @@ void Communicator::allReduce(const void *send, void *receive, int64_t count,
 void Communicator::allGather(const void *send, void *receive, int64_t count,
                              plan::DType dtype, uint32_t axisMask) {
   WEFT_GROUP(axisMask);
-  check(MPI_Allgather(send, static_cast<int>(count), mpiType(dtype), receive,
-                      static_cast<int>(count), mpiType(dtype), comm),
-        "MPI_Allgather");
+  const int n = elementCount(count, "an all-gather");
+  check(
+      MPI_Allgather(send, n, mpiType(dtype), receive, n, mpiType(dtype), comm),
+      "MPI_Allgather");
   this->count("all_gather", axisMask,
               (members - 1) * count * dtypeBytes(dtype));
 }
@@ -203,7 +215,8 @@ void Communicator::reduceScatter(const void *send, void *receive, int64_t count,
                                  uint32_t axisMask) {
   WEFT_GROUP(axisMask);
   MPI_Op op = reduction == Reduction::Max ? MPI_MAX : MPI_SUM;
-  check(MPI_Reduce_scatter_block(send, receive, static_cast<int>(count),
+  check(MPI_Reduce_scatter_block(send, receive,
+                                 elementCount(count, "a reduce-scatter"),
                                  mpiType(dtype), op, comm),
         "MPI_Reduce_scatter_block");
   if (reduction == Reduction::Mean) {
@@ -219,8 +232,8 @@ void Communicator::reduceScatter(const void *send, void *receive, int64_t count,
 void Communicator::allToAll(const void *send, void *receive, int64_t count,
                             plan::DType dtype, uint32_t axisMask) {
   WEFT_GROUP(axisMask);
-  check(MPI_Alltoall(send, static_cast<int>(count), mpiType(dtype), receive,
-                     static_cast<int>(count), mpiType(dtype), comm),
+  const int n = elementCount(count, "an all-to-all");
+  check(MPI_Alltoall(send, n, mpiType(dtype), receive, n, mpiType(dtype), comm),
         "MPI_Alltoall");
   this->count("all_to_all", axisMask,
               (members - 1) * count * dtypeBytes(dtype));
