@@ -482,12 +482,12 @@ LogicalResult PlanBuilder::lowerStridedCopy(Operation *op,
 LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
   if (auto group = dyn_cast<FusionGroupOp>(op))
     return lowerFusionGroup(group, step);
-  // linear, grouped_linear and attention run bf16 as it is:
-  // weft-legalize-cpu-types leaves them bf16 only when all their floats are.
   if (isa<GradNormOp, AdamWUpdateOp>(op))
     return lowerOptimizerOp(op, *step.mutable_call());
   if (isa<AllReduceOp, ReduceScatterOp, AllGatherOp, AllSliceOp>(op))
     return lowerCollective(op, *step.mutable_call());
+  // linear, grouped_linear and attention run bf16 as it is:
+  // weft-legalize-cpu-types leaves them bf16 only when all their floats are.
   const bool bf16Gemm =
       isa<LinearOp, GroupedLinearOp, AttentionOp>(op) &&
       cast<RankedTensorType>(op->getResultTypes()[0]).getElementType().isBF16();

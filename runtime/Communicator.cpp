@@ -15,6 +15,11 @@
 
 using namespace weft::runtime;
 
+struct Communicator::Group {
+  MPI_Comm comm;
+  int members;
+};
+
 struct Communicator::Groups {
   std::map<uint32_t, MPI_Comm> byMask;
   ~Groups() {
@@ -168,40 +173,53 @@ void Communicator::count(const char *kind, uint32_t axisMask, int64_t bytes) {
   sent[{kind, groupName(axisMask)}] += bytes;
 }
 
-#define WEFT_GROUP(mask)                                                       \
-  auto found = groups->byMask.find(mask);                                      \
-  if (found == groups->byMask.end())                                           \
-    throw Error("no communicator for mesh axes " + std::to_string(mask) +      \
-                "; the plan's mesh was not set");                              \
-  MPI_Comm comm = found->second;                                               \
-  int members = 0;                                                             \
-  MPI_Comm_size(comm, &members)
+Communicator::Group Communicator::group(uint32_t axisMask) const {
+  auto found = groups->byMask.find(axisMask);
+  if (found == groups->byMask.end())
+    throw Error("no communicator for mesh axes " + std::to_string(axisMask) +
+                "; the plan's mesh was not set");
+  Group g{found->second, 0};
+  MPI_Comm_size(g.comm, &g.members);
+  return g;
+}
+
+namespace {
+/// A reduction's MPI operation (a mean is a sum, divided after).
+MPI_Op mpiOp(Communicator::Reduction reduction) {
+  return reduction == Communicator::Reduction::Max ? MPI_MAX : MPI_SUM;
+}
+
+/// A mean reduction's sum divided by the group's members (f32 only).
+void divideByMembers(Communicator::Reduction reduction, void *data,
+                     int64_t count, weft::plan::DType dtype, int members) {
+  if (reduction != Communicator::Reduction::Mean)
+    return;
+  if (dtype != weft::plan::F32)
+    throw Error("a mean reduction takes f32");
+  float *y = static_cast<float *>(data);
+  const float inverse = 1.0f / static_cast<float>(members);
+  for (int64_t i = 0; i < count; ++i)
+    y[i] *= inverse;
+}
+} // namespace
 
 void Communicator::allReduce(const void *send, void *receive, int64_t count,
                              plan::DType dtype, Reduction reduction,
                              uint32_t axisMask) {
-  WEFT_GROUP(axisMask);
+  const auto [comm, members] = group(axisMask);
   const int64_t bytes = count * dtypeBytes(dtype);
-  MPI_Op op = reduction == Reduction::Max ? MPI_MAX : MPI_SUM;
   check(MPI_Allreduce(send == receive ? MPI_IN_PLACE : send, receive,
-                      elementCount(count, "an all-reduce"), mpiType(dtype), op,
-                      comm),
+                      elementCount(count, "an all-reduce"), mpiType(dtype),
+                      mpiOp(reduction), comm),
         "MPI_Allreduce");
-  if (reduction == Reduction::Mean) {
-    if (dtype != plan::F32)
-      throw Error("a mean all-reduce takes f32");
-    float *y = static_cast<float *>(receive);
-    const float inverse = 1.0f / static_cast<float>(members);
-    for (int64_t i = 0; i < count; ++i)
-      y[i] *= inverse;
-  }
+  divideByMembers(reduction, receive, count, dtype, members);
   // A ring all-reduce: a reduce-scatter and an all-gather.
   this->count("all_reduce", axisMask, 2 * (members - 1) * bytes / members);
 }
 
 void Communicator::allGather(const void *send, void *receive, int64_t count,
                              plan::DType dtype, uint32_t axisMask) {
-  WEFT_GROUP(axisMask);
+  const auto [comm, members] = group(axisMask);
   const int n = elementCount(count, "an all-gather");
   check(
       MPI_Allgather(send, n, mpiType(dtype), receive, n, mpiType(dtype), comm),
@@ -213,33 +231,25 @@ void Communicator::allGather(const void *send, void *receive, int64_t count,
 void Communicator::reduceScatter(const void *send, void *receive, int64_t count,
                                  plan::DType dtype, Reduction reduction,
                                  uint32_t axisMask) {
-  WEFT_GROUP(axisMask);
-  MPI_Op op = reduction == Reduction::Max ? MPI_MAX : MPI_SUM;
+  const auto [comm, members] = group(axisMask);
   check(MPI_Reduce_scatter_block(send, receive,
                                  elementCount(count, "a reduce-scatter"),
-                                 mpiType(dtype), op, comm),
+                                 mpiType(dtype), mpiOp(reduction), comm),
         "MPI_Reduce_scatter_block");
-  if (reduction == Reduction::Mean) {
-    float *y = static_cast<float *>(receive);
-    const float inverse = 1.0f / static_cast<float>(members);
-    for (int64_t i = 0; i < count; ++i)
-      y[i] *= inverse;
-  }
+  divideByMembers(reduction, receive, count, dtype, members);
   this->count("reduce_scatter", axisMask,
               (members - 1) * count * dtypeBytes(dtype));
 }
 
 void Communicator::allToAll(const void *send, void *receive, int64_t count,
                             plan::DType dtype, uint32_t axisMask) {
-  WEFT_GROUP(axisMask);
+  const auto [comm, members] = group(axisMask);
   const int n = elementCount(count, "an all-to-all");
   check(MPI_Alltoall(send, n, mpiType(dtype), receive, n, mpiType(dtype), comm),
         "MPI_Alltoall");
   this->count("all_to_all", axisMask,
               (members - 1) * count * dtypeBytes(dtype));
 }
-
-#undef WEFT_GROUP
 
 void Communicator::abort(const std::string &message) {
   std::fprintf(stderr, "%s\n", message.c_str());

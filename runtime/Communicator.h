@@ -76,6 +76,10 @@ public:
 private:
   Communicator();
   struct Groups;
+  /// The communicator of a group of axes and its size (defined with MPI's
+  /// types in the source); throws Error when the mesh was not set.
+  struct Group;
+  Group group(uint32_t axisMask) const;
   std::string groupName(uint32_t axisMask) const;
   void count(const char *kind, uint32_t axisMask, int64_t bytes);
 

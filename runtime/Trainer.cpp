@@ -67,7 +67,7 @@ Trainer::Trainer(CpuExecutor &executor, const std::string &planName,
       plan.outputs(0).name() != "loss")
     throw Error(planName + ": not a training plan (it needs the loss as its "
                            "first output and an AdamW step; compile it with "
-                           "weft train or weft compile --train --lr)");
+                           "weft train or weft compile --train)");
   // What the plan computes must be what the run asks for.
   auto same = [&](const char *what, double planned, double wanted) {
     if (planned != wanted)
@@ -157,10 +157,6 @@ std::vector<TensorView> Trainer::state() {
     out.push_back({state.name(), plan::F32, {bytes / 4}, data, bytes});
   }
   return out;
-}
-
-int64_t Trainer::stateBytes() const {
-  return executor.getPlan().memory().state();
 }
 
 void Trainer::loadState(const std::string &source,

@@ -70,8 +70,6 @@ public:
   /// views of the executor's memory, or, for ZeRO's blocks, of every rank's
   /// gathered (a collective: every rank calls it; valid until the next call).
   std::vector<TensorView> state();
-  /// Bytes of the plan's training state (with gradient accumulators).
-  int64_t stateBytes() const;
   /// Restores state() from `checkpoint` (whole tensors; under ZeRO each rank
   /// keeps its block) and the step count. Throws Error naming `source` and
   /// the tensor that is missing or of the wrong size.

@@ -34,11 +34,12 @@ struct Results {
   }
 };
 
-/// `value` broadcast from a rank-0 f32 constant to `type`.
-Value splatTo(OpBuilder &b, Location loc, RankedTensorType type, float value) {
+/// Zeros of `type` (f32), broadcast from a rank-0 constant rather than held
+/// as a constant the size of the tensor.
+Value zerosOf(OpBuilder &b, Location loc, RankedTensorType type) {
   auto scalar = RankedTensorType::get({}, b.getF32Type());
   Value constant = b.create<ConstantOp>(
-      loc, DenseElementsAttr::get(scalar, b.getF32FloatAttr(value)));
+      loc, DenseElementsAttr::get(scalar, b.getF32FloatAttr(0.0f)));
   return b.create<BroadcastOp>(loc, type, constant, b.getDenseI64ArrayAttr({}));
 }
 
@@ -263,8 +264,7 @@ struct Optimizer : public weft::impl::OptimizerBase<Optimizer> {
     // The accumulators start the next step at zero.
     b.setInsertionPoint(stepReturn);
     for (auto [p, acc] : llvm::zip(trained, accs))
-      results.add(b,
-                  splatTo(b, loc, cast<RankedTensorType>(acc.getType()), 0.0f),
+      results.add(b, zerosOf(b, loc, cast<RankedTensorType>(acc.getType())),
                   WeftDialect::kUpdateAttrName, "grad_acc." + p.name);
     finish(step, stepReturn, results);
   }

@@ -510,9 +510,10 @@ void CpuExecutor::prepareSteps() {
         const float multiplier = static_cast<float>(call.floats(5));
         const int64_t bytes = param.bytes();
         steps.push_back([=] {
-          for (int i = 0; i < 3; ++i) // results in other memory: copy first
-            if (p[7 + i] != p[i == 0 ? 0 : i + 1])
-              std::memmove(p[7 + i], p[i == 0 ? 0 : i + 1], bytes);
+          // Results in other memory than their operand's: copy it first.
+          for (auto [result, operand] : {std::pair{7, 0}, {8, 2}, {9, 3}})
+            if (p[result] != p[operand])
+              std::memmove(p[result], p[operand], bytes);
           double lr;
           std::memcpy(&lr, p[4], sizeof(lr));
           const int64_t step = ix(5)[0];
@@ -614,9 +615,7 @@ void CpuExecutor::setInput(const std::string &name, const HostTensor &tensor) {
   inputs[index] = std::move(staged);
 }
 
-void CpuExecutor::run(TraceWriter *trace) {
-  runProgram(plan.streams_size() > 0 ? plan.streams(0).program() : "", trace);
-}
+void CpuExecutor::run(TraceWriter *trace) { runProgram(mainProgram(), trace); }
 
 void CpuExecutor::copyInputs(const std::string &program) {
   for (int i = 0; i < plan.inputs_size(); ++i)
@@ -648,7 +647,7 @@ void CpuExecutor::runProgram(const std::string &program, TraceWriter *trace) {
 
 void CpuExecutor::runSteps(size_t begin, size_t end, TraceWriter *trace) {
   if (begin == 0)
-    copyInputs(plan.streams_size() > 0 ? plan.streams(0).program() : "");
+    copyInputs(mainProgram());
   for (int s = 0; s < plan.streams_size(); ++s)
     runRange(s, std::max(begin, streamBegin[s]),
              std::min(end, streamBegin[s] + plan.streams(s).steps_size()),

@@ -54,6 +54,10 @@ private:
   struct Loaded;
   char *address(int bufferId) const;
   void prepareSteps();
+  /// The program run() runs: the first stream's.
+  std::string mainProgram() const {
+    return plan.streams_size() > 0 ? plan.streams(0).program() : "";
+  }
   void copyInputs(const std::string &program);
   void runRange(int stream, size_t begin, size_t end, TraceWriter *trace);
 

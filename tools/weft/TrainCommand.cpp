@@ -375,14 +375,14 @@ llvm::Error applyFlags(const ParsedArgs &args, Settings &s) {
   if (s.seq < 2)
     return makeError("--seq must be at least 2 (the loss predicts each "
                      "token from those before it)");
-  if (std::optional<std::string> zero = args.get("zero")) {
-    if (zero->size() != 1 || (*zero)[0] < '0' || (*zero)[0] > '3')
-      return makeError("--zero is '" + *zero + "'; expected 0, 1, 2 or 3");
-    s.zero = (*zero)[0] - '0';
-  }
+  if (std::optional<std::string> zero = args.get("zero"))
+    if (llvm::StringRef(*zero).getAsInteger(10, s.zero))
+      return makeError("--zero expects 0, 1, 2 or 3, found '" + *zero + "'");
+  // The flag's or zero_optimization.stage's.
   if (s.zero < 0 || s.zero > 3)
-    return makeError("--zero is " + std::to_string(s.zero) +
-                     "; ZeRO's stages are 0, 1, 2 and 3");
+    return makeError("ZeRO stage " + std::to_string(s.zero) +
+                     " (--zero or zero_optimization.stage): the stages are "
+                     "0, 1, 2 and 3");
   if (s.zero == 3)
     return makeError("ZeRO stage 3 (sharded parameters) is not there yet; "
                      "stages 1 and 2 shard the optimizer state");
@@ -619,7 +619,7 @@ int weft::cli::runTrain(llvm::ArrayRef<std::string> args) {
                      << "); the run continues with these\n";
     }
 
-    const int64_t stateBytes = trainer.stateBytes();
+    const int64_t stateBytes = plan.memory().state();
     const int64_t peak = plan.memory().peak();
     llvm::outs() << "weft train: " << model << ", " << plan.parameters_size()
                  << " parameters, " << s.precision << ", batch " << s.batch
