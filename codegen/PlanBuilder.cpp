@@ -392,16 +392,18 @@ LogicalResult PlanBuilder::lowerOptimizerOp(Operation *op,
   return success();
 }
 
-/// all_reduce, reduce_scatter, all_gather, all_slice: x, result; the
-/// reduction (ReduceKind; the reductions only) and the group's axis mask.
-/// The last three split or join dim 0 (flat blocks, as ZeRO uses them).
+/// all_reduce, reduce_scatter, all_gather, all_slice, all_to_all: x,
+/// result; the reduction (ReduceKind; the reductions only) and the group's
+/// axis mask; then for all_gather and all_slice the dimension they join or
+/// split, for all_to_all its split and concat dimensions, each followed by
+/// the operand's rank and shape. reduce_scatter splits dim 0.
 LogicalResult PlanBuilder::lowerCollective(Operation *op,
                                            plan::LibraryCall &call) {
   call.set_function(op->getName().stripDialect().str());
   auto mesh = op->getAttrOfType<MeshAttr>("mesh");
   auto dim = op->getAttrOfType<IntegerAttr>("dim");
-  if (dim && dim.getInt() != 0)
-    return op->emitError("CPU collectives split and join dim 0 only yet");
+  if (isa<ReduceScatterOp>(op) && dim.getInt() != 0)
+    return op->emitError("CPU reduce-scatter splits dim 0 only yet");
   std::optional<ReduceKind> kind;
   if (auto reduce = dyn_cast<AllReduceOp>(op))
     kind = reduce.getKind();
@@ -409,8 +411,8 @@ LogicalResult PlanBuilder::lowerCollective(Operation *op,
     kind = scatter.getKind();
   if (kind == ReduceKind::min)
     return op->emitError("a min reduction has no CPU collective yet");
-  Type element =
-      cast<RankedTensorType>(op->getOperand(0).getType()).getElementType();
+  auto type = cast<RankedTensorType>(op->getOperand(0).getType());
+  Type element = type.getElementType();
   if (kind && !element.isF32() && !element.isInteger(64))
     return op->emitError() << "reduces " << element
                            << "; CPU collectives reduce f32 and i64";
@@ -427,6 +429,19 @@ LogicalResult PlanBuilder::lowerCollective(Operation *op,
   if (kind)
     call.add_ints(static_cast<int64_t>(*kind));
   call.add_ints(*mask);
+  auto addShape = [&] {
+    call.add_ints(type.getRank());
+    for (int64_t size : type.getShape())
+      call.add_ints(size);
+  };
+  if (isa<AllGatherOp, AllSliceOp>(op)) {
+    call.add_ints(dim.getInt());
+    addShape();
+  } else if (auto exchange = dyn_cast<AllToAllOp>(op)) {
+    call.add_ints(exchange.getSplitDim());
+    call.add_ints(exchange.getConcatDim());
+    addShape();
+  }
   return success();
 }
 
@@ -484,7 +499,8 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
     return lowerFusionGroup(group, step);
   if (isa<GradNormOp, AdamWUpdateOp>(op))
     return lowerOptimizerOp(op, *step.mutable_call());
-  if (isa<AllReduceOp, ReduceScatterOp, AllGatherOp, AllSliceOp>(op))
+  if (isa<AllReduceOp, ReduceScatterOp, AllGatherOp, AllSliceOp, AllToAllOp>(
+          op))
     return lowerCollective(op, *step.mutable_call());
   // linear, grouped_linear and attention run bf16 as it is:
   // weft-legalize-cpu-types leaves them bf16 only when all their floats are.

@@ -45,6 +45,23 @@ struct OpShardingRule {
       operandFactors;
   llvm::SmallVector<llvm::SmallVector<llvm::SmallVector<int64_t, 1>>>
       resultFactors;
+  /// Factors the op needs whole on every rank.
+  llvm::SmallVector<int64_t> blockedFactors;
+  /// How partial results of a sharded reduction factor combine.
+  ReduceKind reduction = ReduceKind::sum;
+
+  /// A new factor of `size` (blocked or not); its index.
+  int64_t addFactor(int64_t size, bool blocked = false) {
+    factorSizes.push_back(size);
+    if (blocked)
+      blockedFactors.push_back(factorSizes.size() - 1);
+    return factorSizes.size() - 1;
+  }
+  bool isBlocked(int64_t factor) const {
+    return llvm::is_contained(blockedFactors, factor);
+  }
+  /// True when `factor` appears in no result.
+  bool isReduction(int64_t factor) const;
 };
 
 } // namespace weft

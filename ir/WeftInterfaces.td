@@ -87,10 +87,19 @@ def Weft_ShardingRuleOpInterface : OpInterface<"ShardingRuleOpInterface"> {
   let description = [{
     Factor-based sharding rule (as in Shardy and GSPMD): the op's iteration
     space is a list of factors with sizes; each operand and result dimension
-    is a product of factors (usually one). A factor that appears in operands
-    but in no result is a reduction factor: sharding it requires a reduction
-    collective after the op. Propagation and the SPMD partitioner are generic
-    over this rule.
+    is a product of factors (usually one, major to minor; none for a
+    broadcast dimension of size 1). Kinds of factor:
+    - parallel: in results and operands; each rank computes its block of it;
+    - reduction: in operands only; a rank computes a partial result that the
+      `reduction` of the rule (sum for products, the op's kind for
+      `weft.reduce`) combines over the factor's axis;
+    - blocked: the op needs the whole factor on every rank (a softmax's row,
+      a norm's features, attention's sequences, an index's range); a sharded
+      one is gathered first — except attention's sequences, which Ulysses
+      trades for heads by all-to-all (passes/Partition).
+    An op with no partitionable dimension (the optimizer, MoE routing,
+    collectives) blocks every factor. Propagation and the SPMD partitioner
+    (`weft-partition`) are generic over this rule.
   }];
   let methods = [
     InterfaceMethod<"The op's factor mapping.", "::weft::OpShardingRule",

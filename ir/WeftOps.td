@@ -22,10 +22,12 @@ def Weft_I64Attr : TypedSignlessIntegerAttrBase<I64, "int64_t", "64-bit integer 
   let convertFromStorage = "$_self.getValue().getSExtValue()";
 }
 
-// An op with a cost and a fusion kind; `fusion` names the FusionKind.
+// An op with a cost, a sharding rule and a fusion kind; `fusion` names the
+// FusionKind.
 class Weft_ComputeOp<string mnemonic, string fusion, list<Trait> traits = []>
     : Weft_Op<mnemonic, !listconcat(traits, [
           DeclareOpInterfaceMethods<Weft_CostOpInterface>,
+          DeclareOpInterfaceMethods<Weft_ShardingRuleOpInterface>,
           Weft_FusibleOpInterface])> {
   code fusionDecl = "::weft::FusionKind getFusionKind() { return ::weft::FusionKind::" # fusion # "; }";
   let extraClassDeclaration = fusionDecl;

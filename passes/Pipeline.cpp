@@ -57,6 +57,9 @@ LogicalResult weft::buildPipeline(OpPassManager &pm,
       if (options.optimizer)
         pm.addPass(weft::createOptimizer(*options.optimizer));
     }
+    if (phase == "partition" && options.sp > 1)
+      pm.addPass(weft::createPartition(
+          weft::PartitionOptions{options.dp, options.sp}));
     if (phase == "partition" && options.dp > 1)
       pm.addPass(weft::createDataParallel(
           weft::DataParallelOptions{options.dp, options.zero}));

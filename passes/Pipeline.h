@@ -37,6 +37,9 @@ struct PipelineOptions {
   int64_t dp = 1;
   /// ZeRO stage (0-2) over the dp ranks.
   int64_t zero = 0;
+  /// Sequence-parallel (Ulysses) ranks: weft-partition splits the global
+  /// step's sequence over them.
+  int64_t sp = 1;
 };
 
 /// Adds the passes of every phase up to and including `options.compileTo` to

@@ -347,18 +347,23 @@ OwningOpRef<ModuleOp> GraphBuilder::build() {
     builder.create<func::ReturnOp>(locFor("model"), logits);
     return module;
   }
-  // Position t predicts label t + 1: logits[:, :-1] against labels[:, 1:].
+  // Position t predicts label t + 1. The labels are shifted before anything
+  // else reads them, the last position's target ignored (-100): the mean
+  // over the targets is HF's logits[:, :-1] against labels[:, 1:], and the
+  // positions stay whole, so a sequence-parallel rank's logits meet their
+  // own targets (REFERENCE.md, Ulysses: labels shifted before sharding).
   Location at = locFor("loss");
-  const int64_t v = config.vocabSize;
-  Value predicted = builder.create<SliceOp>(
-      at, tensor({b, s - 1, v}), logits, ArrayRef<int64_t>{0, 0, 0},
-      ArrayRef<int64_t>{b, s - 1, v}, ArrayRef<int64_t>{1, 1, 1});
-  Value targets =
+  constexpr int64_t kIgnore = -100;
+  Value next =
       builder.create<SliceOp>(at, tensor({b, s - 1}, i64), body->getArgument(1),
                               ArrayRef<int64_t>{0, 1}, ArrayRef<int64_t>{b, s},
                               ArrayRef<int64_t>{1, 1});
-  Value loss = builder.create<CrossEntropyOp>(at, predicted, targets,
-                                              /*ignore_index=*/-100,
+  Value none = builder.create<ConstantOp>(
+      at, DenseElementsAttr::get(tensor({b, 1}, i64),
+                                 builder.getI64IntegerAttr(kIgnore)));
+  Value targets = builder.create<ConcatOp>(at, tensor({b, s}, i64),
+                                           ValueRange{next, none}, 1);
+  Value loss = builder.create<CrossEntropyOp>(at, logits, targets, kIgnore,
                                               LossReduction::mean);
   builder.create<func::ReturnOp>(locFor("model"), ValueRange{loss, logits});
   return module;

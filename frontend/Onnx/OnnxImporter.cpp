@@ -46,7 +46,8 @@ class Importer {
 public:
   Importer(MLIRContext &context, const std::string &path,
            const OnnxImportOptions &options)
-      : context(context), path(path), options(options), builder(&context) {}
+      : context(context), path(path), options(options), builder(&context),
+        foldBudget(options.foldElements) {}
 
   OwningOpRef<ModuleOp> run();
   /// The ops with a handler (that emit IR).
@@ -174,6 +175,8 @@ private:
   std::map<std::string, Handler> handlers;
   int64_t opset = 0;
   const onnx::NodeProto *current = nullptr;
+  /// What folding may still hold (`fold`).
+  int64_t foldBudget;
 };
 
 } // namespace
@@ -1455,7 +1458,7 @@ void Importer::importNode(const onnx::NodeProto &node) {
     known.push_back(l);
   }
   if (allKnown && node.input_size() > 0)
-    if (auto results = fold(node, known)) {
+    if (auto results = fold(node, known, foldBudget)) {
       for (size_t i = 0;
            i < results->size() && static_cast<int>(i) < node.output_size(); ++i)
         defineLiteral(node, i, std::move((*results)[i]));

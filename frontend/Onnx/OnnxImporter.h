@@ -27,6 +27,12 @@ struct OnnxImportOptions {
     std::vector<double> floats;
   };
   std::map<std::string, KnownInput> knownInputs;
+
+  /// Elements that all values evaluated at import may hold together (512 MiB
+  /// as the evaluator's doubles, four 4096² masks); past it the importer
+  /// emits IR, so no chain of import-time arithmetic runs it out of memory
+  /// or time.
+  int64_t foldElements = int64_t{1} << 26;
 };
 
 /// An importer error: `unsupported` when the model uses an op, attribute or

@@ -18,11 +18,15 @@ namespace weft::frontend::onnx_import {
 
 namespace {
 /// Above this many elements a result is not folded (the importer emits IR
-/// instead, or says the op needs known inputs): a 8192² mask still folds.
-constexpr int64_t kMaxFoldElements = int64_t{1} << 26;
+/// instead, or says the op needs known inputs): a 4096² mask still folds.
+constexpr int64_t kMaxFoldElements = int64_t{1} << 24;
 
 /// Thrown by `make` past the limit; `fold` turns it into "not folded".
 struct TooLarge {};
+
+/// The most elements one value may have in the `fold` now running: the
+/// limit, or less when the import's allowance left is less.
+thread_local int64_t foldLimit = kMaxFoldElements;
 
 /// The product of dims[from, to), both clamped to the rank.
 int64_t product(const std::vector<int64_t> &dims, size_t from = 0,
@@ -47,7 +51,7 @@ Literal make(int32_t type, std::vector<int64_t> shape) {
       invalid("a computed shape has the negative dimension " +
               std::to_string(d));
   const int64_t n = l.size();
-  if (n > kMaxFoldElements)
+  if (n > foldLimit)
     throw TooLarge{};
   if (l.isInteger())
     l.ints.assign(n, 0);
@@ -624,7 +628,7 @@ Literal matmul(const onnx::NodeProto &node, const Literal &a,
   std::vector<int64_t> batch =
       broadcastShape({x.begin(), x.end() - 2}, {y.begin(), y.end() - 2},
                      "MatMul " + label(node) + ": batch dimensions");
-  if (product(batch) * m * n * k > kMaxFoldElements)
+  if (product(batch) * m * n * k > foldLimit)
     throw TooLarge{};
   std::vector<int64_t> shape = batch;
   if (a.shape.size() > 1)
@@ -694,7 +698,11 @@ Literal constantOfShape(const onnx::NodeProto &node, const Literal *shape) {
 std::optional<std::vector<Literal>>
 evaluate(const onnx::NodeProto &node, const std::vector<const Literal *> &in) {
   const std::string &op = node.op_type();
-  auto one = [](Literal l) { return std::vector<Literal>{std::move(l)}; };
+  auto one = [](Literal l) { // an initializer list would copy it
+    std::vector<Literal> results;
+    results.push_back(std::move(l));
+    return results;
+  };
   if (in.empty() && op != "Constant")
     return std::nullopt;
   if (in.size() == 1 && op != "Cast")
@@ -1005,9 +1013,22 @@ std::vector<int64_t> splitSizes(const onnx::NodeProto &node,
 }
 
 std::optional<std::vector<Literal>>
-fold(const onnx::NodeProto &node, const std::vector<const Literal *> &inputs) {
+fold(const onnx::NodeProto &node, const std::vector<const Literal *> &inputs,
+     int64_t &budget) {
+  if (budget <= 0)
+    return std::nullopt;
+  foldLimit = std::min(kMaxFoldElements, budget);
   try {
-    return evaluate(node, inputs);
+    std::optional<std::vector<Literal>> results = evaluate(node, inputs);
+    if (!results)
+      return std::nullopt;
+    int64_t held = 0;
+    for (const Literal &l : *results)
+      held += l.size();
+    if (held > budget)
+      return std::nullopt;
+    budget -= held;
+    return results;
   } catch (const TooLarge &) {
     return std::nullopt;
   }

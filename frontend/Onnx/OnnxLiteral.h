@@ -96,10 +96,12 @@ std::vector<Literal> splitLiteral(const Literal &x, int64_t axis,
 
 /// Evaluates `node` when every input it reads is known (`inputs[i]` null for
 /// an omitted optional input). Returns nothing when the op is not evaluated
-/// on the host or its result would exceed the folding limit; the importer
-/// then emits IR.
+/// on the host, its result would exceed the folding limit, or it would hold
+/// more than `budget` elements, the import's allowance for all folded values
+/// (reduced by what is returned); the importer then emits IR.
 std::optional<std::vector<Literal>>
-fold(const onnx::NodeProto &node, const std::vector<const Literal *> &inputs);
+fold(const onnx::NodeProto &node, const std::vector<const Literal *> &inputs,
+     int64_t &budget);
 
 /// The ops `fold` evaluates and the importer has no IR lowering for:
 /// they import only when their inputs are known.

@@ -40,9 +40,21 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
     if (dp == 1)
       return;
     MLIRContext *context = &getContext();
-    auto mesh = MeshAttr::get(
-        context, {MeshAxisAttr::get(context, "dp", static_cast<int64_t>(dp))});
-    module->setAttr("weft.mesh", mesh);
+    // weft-partition may have made the mesh (dp × sp); the dp axis is ours.
+    auto mesh = module->getAttrOfType<MeshAttr>("weft.mesh");
+    if (!mesh) {
+      mesh = MeshAttr::get(
+          context,
+          {MeshAxisAttr::get(context, "dp", static_cast<int64_t>(dp))});
+      module->setAttr("weft.mesh", mesh);
+    }
+    if (!llvm::any_of(mesh.getAxes(), [&](MeshAxisAttr axis) {
+          return axis.getName() == "dp" && axis.getSize() == dp;
+        })) {
+      module.emitError() << "the module's mesh " << mesh
+                         << " has no dp axis of " << static_cast<int64_t>(dp);
+      return signalPassFailure();
+    }
     OpBuilder b(context);
     ArrayAttr axes = b.getStrArrayAttr({"dp"});
     const float inverse = 1.0f / static_cast<float>(dp);

@@ -47,4 +47,40 @@ def DataParallel : Pass<"weft-data-parallel", "mlir::ModuleOp"> {
   ];
 }
 
+def Partition : Pass<"weft-partition", "mlir::ModuleOp"> {
+  let summary = "SPMD rewrite of a step to one sequence-parallel rank's shapes";
+  let description = [{
+    Ulysses sequence parallelism (REFERENCE.md) as sharding: the strategy
+    puts the sequence dimension of `input_ids` on the mesh axis `sp` (each
+    rank slices its block of N/sp tokens with `weft.all_slice`; the ids stay
+    whole in memory), and the pass propagates that split forward through
+    every op by its ShardingRuleOpInterface, rewriting global shapes to each
+    rank's:
+    - a factor split in one operand splits the op: replicated operands that
+      hold it are sliced (splat constants and iotas along other dimensions
+      made at the local shape), results take their local shapes;
+    - a split reduction factor (a weight gradient's tokens, the count of
+      targets) leaves each rank a partial result: `weft.all_reduce` over sp
+      with the rule's reduction;
+    - a split blocked factor is gathered first (`weft.all_gather`) — except
+      attention's sequences, which Ulysses trades for heads: q, k, v (and
+      the gradient's out and dout) by `weft.all_to_all` [b, N/sp, heads, d]
+      → [b, N, heads/sp, d], the output and the gradients back; key/value
+      heads fewer than sp are repeated sp/kv times first (their gradients
+      summed back); heads % sp and kv % sp (or sp % kv) are checked;
+    - the loss (cross-entropy mean) becomes each rank's sum over its targets
+      divided by the count of targets over the group: the labels are
+      shifted before they are split (the frontend does), so the weighting
+      is exact;
+    - results returned whole are gathered.
+    The mesh `#weft.mesh<["dp"=dp, "sp"=sp]>` (dp omitted when 1) is recorded
+    on the module for weft-data-parallel, which runs after. sp = 1 leaves the
+    module as it is. N % sp != 0 is refused (padding is not there yet).
+  }];
+  let options = [
+    Option<"dp", "dp", "int64_t", "1", "data-parallel ranks (the mesh's dp axis)">,
+    Option<"sp", "sp", "int64_t", "1", "sequence-parallel ranks (Ulysses)">,
+  ];
+}
+
 #endif // WEFT_PASSES_PARTITION_PASSES_TD

@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <numeric>
 #include <random>
 
 using namespace weft::runtime;
@@ -218,10 +219,11 @@ void CpuExecutor::prepareSteps() {
       const int n = threads;
       // Collectives check their own dtypes (all_gather and all_slice move
       // any; the reductions take f32 and i64).
-      const bool movesAnyType =
-          fn == "gather" || fn == "copy" || fn == "copy_strided" ||
-          fn == "concat" || fn == "moe_dispatch" || fn == "all_gather" ||
-          fn == "all_slice" || fn == "all_reduce" || fn == "reduce_scatter";
+      const bool movesAnyType = fn == "gather" || fn == "copy" ||
+                                fn == "copy_strided" || fn == "concat" ||
+                                fn == "moe_dispatch" || fn == "all_gather" ||
+                                fn == "all_slice" || fn == "all_reduce" ||
+                                fn == "reduce_scatter" || fn == "all_to_all";
       if (fn != "linear_bf16" && fn != "grouped_linear_bf16" &&
           fn != "attention_bf16" && fn != "grad_norm" && fn != "adamw" &&
           !movesAnyType)
@@ -534,12 +536,21 @@ void CpuExecutor::prepareSteps() {
             cpu::adamwUpdate(s, f(7), f(8), f(9), f(1), nullptr, count);
         });
       } else if (fn == "all_reduce" || fn == "reduce_scatter" ||
-                 fn == "all_gather" || fn == "all_slice") {
+                 fn == "all_gather" || fn == "all_slice" ||
+                 fn == "all_to_all") {
         // x, y; the reduction (ReduceKind: sum, max or mean; the reductions
-        // only), the group's axis mask. reduce_scatter, all_gather and
-        // all_slice split or join dim 0.
+        // only), the group's axis mask; all_gather and all_slice: the
+        // dimension, all_to_all: split and concat dimensions; each then the
+        // operand's rank and shape. reduce_scatter splits dim 0.
         const bool reduces = fn == "all_reduce" || fn == "reduce_scatter";
-        arity(2, reduces ? 2 : 1, 0);
+        const int dims = fn == "all_to_all"                        ? 2
+                         : fn == "all_gather" || fn == "all_slice" ? 1
+                                                                   : 0;
+        const int head = (reduces ? 2 : 1) + dims;
+        if (call.buffers_size() != 2 ||
+            call.ints_size() < head + (dims ? 1 : 0) ||
+            (dims && call.ints_size() != head + 1 + in(head)))
+          throw fail("expects 2 buffers, the group and the operand's shape");
         if (!communicator)
           throw fail("the plan has no mesh for its collectives");
         const Buffer &x = plan.buffers(call.buffers(0));
@@ -561,32 +572,113 @@ void CpuExecutor::prepareSteps() {
         const auto mask = static_cast<uint32_t>(in(reduces ? 1 : 0));
         const int64_t members = communicator->groupSize(mask);
         const int64_t xBytes = x.bytes(), yBytes = y.bytes();
-        const bool sizesFit = fn == "all_reduce"   ? yBytes == xBytes
+        const bool sizesFit = fn == "all_reduce" || fn == "all_to_all"
+                                  ? yBytes == xBytes
                               : fn == "all_gather" ? yBytes == xBytes * members
                                                    : xBytes == yBytes * members;
         if (!sizesFit)
           throw fail("its buffers do not fit a group of " +
                      std::to_string(members));
         const int64_t element = dtypeBytes(dtype);
+        // The operand's shape around dimension `d`, in bytes: rows before
+        // it, its size, and the bytes of one of its elements' slabs.
+        std::vector<int64_t> shape;
+        if (dims)
+          shape.assign(ints.begin() + head + 1, ints.end());
+        struct Around {
+          int64_t outer = 1, size = 1, slab = 0;
+        };
+        auto around = [&](const std::vector<int64_t> &of, int64_t d,
+                          bool splits = true) {
+          if (d < 0 || d >= static_cast<int64_t>(of.size()))
+            throw fail("dimension " + std::to_string(d) + " is outside [0, " +
+                       std::to_string(of.size()) + ")");
+          Around a;
+          a.size = of[d];
+          a.slab = element;
+          for (int64_t i = 0; i < d; ++i)
+            a.outer *= of[i];
+          for (size_t i = d + 1; i < of.size(); ++i)
+            a.slab *= of[i];
+          if (splits && a.size % members != 0)
+            throw fail("dimension " + std::to_string(d) + " of size " +
+                       std::to_string(a.size) + " does not split over " +
+                       std::to_string(members) + " members");
+          return a;
+        };
+        if (dims && std::accumulate(shape.begin(), shape.end(), element,
+                                    std::multiplies<>()) != xBytes)
+          throw fail("the shape it names is not its operand's");
         Communicator *comm = communicator;
-        if (fn == "all_reduce")
+        if (fn == "all_reduce") {
           steps.push_back([=] {
             comm->allReduce(p[0], p[1], xBytes / element, dtype, reduction,
                             mask);
           });
-        else if (fn == "reduce_scatter")
+        } else if (fn == "reduce_scatter") {
           steps.push_back([=] {
             comm->reduceScatter(p[0], p[1], yBytes / element, dtype, reduction,
                                 mask);
           });
-        else if (fn == "all_gather")
+        } else if (fn == "all_gather") {
+          // Member m's block lands at m·size along the dimension: straight
+          // into y when nothing is before it, else through a staging copy.
+          const Around a = around(shape, in(1), /*splits=*/false);
+          const int64_t block = a.size * a.slab;
+          auto staging =
+              std::make_shared<std::vector<char>>(a.outer == 1 ? 0 : yBytes);
           steps.push_back([=] {
-            comm->allGather(p[0], p[1], xBytes / element, dtype, mask);
+            if (a.outer == 1)
+              return comm->allGather(p[0], p[1], xBytes / element, dtype, mask);
+            comm->allGather(p[0], staging->data(), xBytes / element, dtype,
+                            mask);
+            for (int64_t m = 0; m < members; ++m)
+              for (int64_t o = 0; o < a.outer; ++o)
+                std::memcpy(p[1] + (o * members + m) * block,
+                            staging->data() + (m * a.outer + o) * block, block);
           });
-        else // this member's block: nothing moves between ranks
+        } else if (fn == "all_slice") { // nothing moves between ranks
+          const Around a = around(shape, in(1));
+          const int64_t block = a.size / members * a.slab;
           steps.push_back([=] {
-            std::memcpy(p[1], p[0] + comm->groupRank(mask) * yBytes, yBytes);
+            const int64_t m = comm->groupRank(mask);
+            for (int64_t o = 0; o < a.outer; ++o)
+              std::memcpy(p[1] + o * block, p[0] + (o * members + m) * block,
+                          block);
           });
+        } else { // all_to_all
+          // Block m of the split dimension goes to member m; what member m
+          // sends lands at block m of the concat dimension.
+          const Around split = around(shape, in(1));
+          std::vector<int64_t> part = shape;
+          part[in(1)] /= members;
+          const Around concat = around(part, in(2), /*splits=*/false);
+          const int64_t chunk = xBytes / members;
+          const int64_t sendBlock = split.size / members * split.slab;
+          const int64_t recvBlock = concat.size * concat.slab;
+          auto sendStage = std::make_shared<std::vector<char>>(
+              split.outer == 1 ? 0 : xBytes);
+          auto recvStage = std::make_shared<std::vector<char>>(
+              concat.outer == 1 ? 0 : xBytes);
+          steps.push_back([=] {
+            const char *send = p[0];
+            if (split.outer != 1) {
+              for (int64_t m = 0; m < members; ++m)
+                for (int64_t o = 0; o < split.outer; ++o)
+                  std::memcpy(sendStage->data() + m * chunk + o * sendBlock,
+                              p[0] + (o * members + m) * sendBlock, sendBlock);
+              send = sendStage->data();
+            }
+            char *receive = concat.outer == 1 ? p[1] : recvStage->data();
+            comm->allToAll(send, receive, chunk / element, dtype, mask);
+            if (concat.outer != 1)
+              for (int64_t m = 0; m < members; ++m)
+                for (int64_t o = 0; o < concat.outer; ++o)
+                  std::memcpy(p[1] + (o * members + m) * recvBlock,
+                              recvStage->data() + m * chunk + o * recvBlock,
+                              recvBlock);
+          });
+        }
       } else if (fn == "copy") { // src, dst; bytes
         arity(2, 1, 0);
         steps.push_back([=] { std::memmove(p[1], p[0], in(0)); });

@@ -63,6 +63,10 @@ const VerbSpec &weft::cli::compileSpec() {
                          "with --train: data-parallel ranks (the plan is "
                          "each rank's, --batch its micro-batch; run it under "
                          "mpirun -np N)"});
+    s.options.push_back({"sp", "", "N",
+                         "with --train: sequence-parallel ranks (Ulysses: "
+                         "each takes --seq/N tokens, attention by heads; "
+                         "the plan is for dp × sp ranks)"});
     s.options.push_back({"zero", "", "0|1|2",
                          "with --dp: ZeRO stage (1: sharded optimizer state, "
                          "2: and reduce-scattered gradients)"});
@@ -117,6 +121,10 @@ int weft::cli::runCompile(llvm::ArrayRef<std::string> args) {
   if (!dp)
     return fail(dp.takeError());
   options.dp = *dp;
+  llvm::Expected<int64_t> sp = parsed.getPositiveInt("sp", 1);
+  if (!sp)
+    return fail(sp.takeError());
+  options.sp = *sp;
   const std::string zero = parsed.get("zero").value_or("0");
   if (zero != "0" && zero != "1" && zero != "2") {
     llvm::errs() << "weft compile: --zero is '" << zero
@@ -124,8 +132,10 @@ int weft::cli::runCompile(llvm::ArrayRef<std::string> args) {
     return 2;
   }
   options.zero = zero[0] - '0';
-  if (options.dp > 1 && !(options.train && optimizer == "adamw")) {
-    llvm::errs() << "weft compile: --dp needs --train with an optimizer\n";
+  if ((options.dp > 1 || options.sp > 1) &&
+      !(options.train && optimizer == "adamw")) {
+    llvm::errs() << "weft compile: --dp and --sp need --train with an "
+                    "optimizer\n";
     return 2;
   }
   if (options.train && optimizer == "adamw") {

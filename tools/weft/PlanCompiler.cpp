@@ -31,7 +31,8 @@ llvm::Error weft::cli::runPipeline(ModuleOp module,
   if (failed(buildPipeline(pm,
                            {options.compileTo, options.threads, options.train,
                             options.frozen, options.remat, options.rematBudget,
-                            options.optimizer, options.dp, options.zero},
+                            options.optimizer, options.dp, options.zero,
+                            options.sp},
                            error)))
     return makeError(error);
   if (failed(pm.run(module)))

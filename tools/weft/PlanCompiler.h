@@ -32,6 +32,7 @@ struct CompileOptions {
   std::optional<weft::OptimizerOptions> optimizer;
   int64_t dp = 1;   // data-parallel ranks (the model built at one's share)
   int64_t zero = 0; // ZeRO stage over them
+  int64_t sp = 1;   // sequence-parallel (Ulysses) ranks
 };
 
 /// The --remat and --remat-budget options of a training step, and reading

@@ -98,6 +98,11 @@ const VerbSpec &weft::cli::trainSpec() {
         {"zero", "", "0|1|2",
          "ZeRO stage over the dp ranks: 1 shards the optimizer state, 2 "
          "also reduce-scatters the gradients (default 0)"},
+        {"sp", "", "N",
+         "sequence-parallel ranks (Ulysses, DeepSpeed's "
+         "sequence_parallel_size): each takes --seq/N tokens of every "
+         "sample, attention runs by heads; dp × sp = the launch's ranks "
+         "(default 1)"},
     };
     for (OptionSpec &option : rematOptions())
       s.options.push_back(option);
@@ -119,6 +124,7 @@ struct Settings {
   std::string log, saveDir, resume;
   int64_t saveEvery = 0, threads = 0;
   int64_t ranks = 1, dp = 1; // of the launch; data-parallel ranks
+  int64_t sp = 1;            // sequence-parallel ranks
   int64_t zero = 0;          // ZeRO stage
 };
 
@@ -161,6 +167,14 @@ llvm::Error applyDeepSpeedConfig(const std::string &path, Settings &s) {
       error = number(config, key, key, s.micro);
     } else if (key == "gradient_accumulation_steps") {
       error = number(config, key, key, s.accumulation);
+    } else if (key == "sequence_parallel_size") {
+      error = number(config, key, key, s.sp);
+      if (!error && (s.sp < 1 || s.ranks % s.sp != 0))
+        return makeError(path + ": sequence_parallel_size " +
+                         std::to_string(s.sp) + " does not divide the " +
+                         std::to_string(s.ranks) + " ranks of the launch");
+      if (!error)
+        s.dp = s.ranks / s.sp;
     } else if (key == "gradient_clipping") {
       error = number(config, key, key, s.optimizer.maxGradNorm);
     } else if (key == "zero_optimization") {
@@ -309,12 +323,15 @@ llvm::Error applyFlags(const ParsedArgs &args, Settings &s) {
                             {"seq", &s.seq},
                             {"grad-accum", &s.accumulation},
                             {"dp", &s.dp},
+                            {"sp", &s.sp},
                             {"save-every", &s.saveEvery},
                             {"threads", &s.threads}})
     if (llvm::Error error = integer(name, *into))
       return error;
   if (args.has("batch") || args.has("grad-accum"))
     s.micro = 0; // the flags' batch and accumulation decide
+  if (args.has("sp") && !args.has("dp") && s.sp > 0)
+    s.dp = s.ranks / s.sp; // the ranks sp leaves
   if (std::optional<std::string> warmup = args.get("warmup")) {
     int64_t steps;
     if (llvm::StringRef(*warmup).getAsInteger(10, steps) || steps < 0)
@@ -386,9 +403,12 @@ llvm::Error applyFlags(const ParsedArgs &args, Settings &s) {
   if (s.zero == 3)
     return makeError("ZeRO stage 3 (sharded parameters) is not there yet; "
                      "stages 1 and 2 shard the optimizer state");
-  if (s.dp != s.ranks)
-    return makeError("--dp " + std::to_string(s.dp) + " needs " +
-                     std::to_string(s.dp) +
+  if (s.sp < 1)
+    return makeError("--sp " + std::to_string(s.sp) + ": at least one rank");
+  if (s.dp * s.sp != s.ranks)
+    return makeError("--dp " + std::to_string(s.dp) + " × --sp " +
+                     std::to_string(s.sp) + " needs " +
+                     std::to_string(s.dp * s.sp) +
                      " ranks (dp · sp · tp); this "
                      "launch has " +
                      std::to_string(s.ranks) + " (mpirun -np N)");
@@ -570,6 +590,7 @@ int weft::cli::runTrain(llvm::ArrayRef<std::string> args) {
       options.frozen += (options.frozen.empty() ? "" : ",") + pattern;
     options.optimizer = adamwPassOptions(s.optimizer, s.accumulation);
     options.dp = s.dp;
+    options.sp = s.sp;
     options.zero = s.zero;
     auto compiled = compilePlan(**module, options);
     if (!compiled)
@@ -691,7 +712,9 @@ int weft::cli::runTrain(llvm::ArrayRef<std::string> args) {
         part.bytes.resize(micro * s.seq * sizeof(int64_t));
         // This rank's contiguous share of the step's samples, then its
         // micro-batches in order.
-        const int64_t first = (rank * s.accumulation + a) * micro;
+        // The sp ranks of a dp group (adjacent on the mesh [dp, sp]) take the
+        // same samples and split their sequence.
+        const int64_t first = (rank / s.sp * s.accumulation + a) * micro;
         std::memcpy(part.bytes.data(), ids.data() + first * s.seq,
                     part.bytes.size());
         parts.push_back(std::move(part));

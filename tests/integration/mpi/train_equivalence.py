@@ -74,17 +74,17 @@ def tensors(path):
     return out
 
 
-def train(args, work, name, ranks, extra=()):
+def train(args, work, name, ranks, extra=(), model="tiny-llama"):
     log = work / f"{name}.jsonl"
     if log.exists():
         log.unlink()
     command = ([] if ranks == 1 else mpirun(ranks)) + [
-        args.weft, "train", str(args.source / "tests/fixtures/tiny-llama"),
+        args.weft, "train", str(args.source / "tests/fixtures" / model),
         "--data", str(work / "corpus.bin"), "--steps", str(STEPS),
         "--batch", "4", "--seq", "32", "--data-order", "sequential",
         "--threads", "1", "--log", str(log), "--save-dir",
         str(work / name), "--save-every", "10"] + list(extra)
-    if ranks > 1:
+    if ranks > 1 and "--sp" not in extra:
         command += ["--dp", str(ranks)]
     result = subprocess.run(command, env=environment(), capture_output=True,
                             text=True, timeout=600)
@@ -145,6 +145,41 @@ def mismatched_launch_is_refused(args, work):
     print("a plan for 2 ranks under 1:", result.stderr.strip())
 
 
+def compare(name, reference, weights, result):
+    """Prints one row of the matrix; True when within the tolerances."""
+    got, got_weights, _ = result
+    expected = reference[len(reference) - len(got):]
+    loss_diff = max(abs(a - b) / abs(b) for a, b in zip(got, expected))
+    weight_diff, off, total = 0.0, 0, 0
+    for tensor, values in weights.items():
+        other = got_weights[tensor]
+        norm = sum(v * v for v in values) ** 0.5 or 1.0
+        diff = sum((a - b) ** 2 for a, b in zip(values, other)) ** 0.5
+        weight_diff = max(weight_diff, diff / norm)
+        off += sum(1 for a, b in zip(values, other) if abs(a - b) > 1e-5)
+        total += len(values)
+    ok = (len(got) in (STEPS, STEPS - 10) and loss_diff <= LOSS_TOLERANCE
+          and weight_diff <= WEIGHT_TOLERANCE)
+    print(f"{name:<28}{loss_diff:>20.2e}{weight_diff:>18.2e}"
+          f"{f'{off} of {total}':>22}{'' if ok else '   FAILED'}")
+    return ok
+
+
+def sequence_not_divisible_is_refused(args, work):
+    result = subprocess.run(
+        mpirun(4) + [args.weft, "train",
+                     str(args.source / "tests/fixtures/tiny-llama"),
+                     "--data", str(work / "corpus.bin"), "--steps", "1",
+                     "--batch", "4", "--seq", "30", "--threads", "1",
+                     "--sp", "4"],
+        capture_output=True, text=True, env=environment(), timeout=120)
+    expected = "the sequence of 30 tokens does not split over sp = 4 ranks"
+    if result.returncode == 0 or expected not in result.stderr:
+        sys.exit(f"seq 30 over sp 4: expected '{expected}', got "
+                 f"{result.returncode}: {result.stderr}")
+    print("seq 30 over sp=4:", expected)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--weft", required=True)
@@ -174,25 +209,18 @@ def main():
             ("ZeRO-2 dp=2 from 1 rank", 2,
              ("--zero", "2", "--resume", str(single / "step-10"))),
             ("1 rank from ZeRO-2 dp=2", 1,
-             ("--resume", str(work / "dp2ZeRO-2" / "step-10")))]:
+             ("--resume", str(work / "dp2ZeRO-2" / "step-10"))),
+            # Ulysses: the sequence split over sp, attention by heads.
+            ("sp=2", 2, ("--sp", "2")), ("sp=4", 4, ("--sp", "4")),
+            ("dp=2×sp=2", 4, ("--dp", "2", "--sp", "2")),
+            ("dp=2×sp=2 ZeRO-2", 4, ("--dp", "2", "--sp", "2", "--zero", "2")),
+            ("sp=2 from 1 rank", 2,
+             ("--sp", "2", "--resume", str(single / "step-10")))]:
         tag = (name.replace("=", "").replace(", ", "-").replace(" ", "")
-               .replace(",", ""))
-        got, got_weights, stdout = train(args, work, tag, ranks, extra)
-        expected = reference[len(reference) - len(got):]
-        loss_diff = max(abs(a - b) / abs(b) for a, b in zip(got, expected))
-        weight_diff, off, total = 0.0, 0, 0
-        for tensor, values in weights.items():
-            other = got_weights[tensor]
-            norm = sum(v * v for v in values) ** 0.5 or 1.0
-            diff = sum((a - b) ** 2 for a, b in zip(values, other)) ** 0.5
-            weight_diff = max(weight_diff, diff / norm)
-            off += sum(1 for a, b in zip(values, other) if abs(a - b) > 1e-5)
-            total += len(values)
-        ok = (len(got) in (STEPS, STEPS - 10) and loss_diff <= LOSS_TOLERANCE
-              and weight_diff <= WEIGHT_TOLERANCE)
-        failed |= not ok
-        print(f"{name:<28}{loss_diff:>20.2e}{weight_diff:>18.2e}"
-              f"{f'{off} of {total}':>22}{'' if ok else '   FAILED'}")
+               .replace(",", "").replace("×", "x"))
+        result = train(args, work, tag, ranks, extra)
+        stdout = result[2]
+        failed |= not compare(name, reference, weights, result)
         if ranks > 1 and "sent " not in stdout:
             sys.exit(f"{name}: the run summary has no byte count:\n{stdout}")
     # bf16 parameters (fp32 master weights in the ZeRO blocks, bf16 weights
@@ -205,6 +233,14 @@ def main():
     print(f"{'dp=2 ZeRO-2 bf16 (vs bf16)':<28}{bf16_diff:>20.2e}"
           f"{'' if bf16_diff <= 1e-3 else '   FAILED'}")
     failed |= bf16_diff > 1e-3
+    # GQA with more sp ranks than key/value heads (tiny Llama 3: 4 heads,
+    # 2 kv heads; sp = 4 repeats each kv head twice).
+    gqa_reference, gqa_weights, _ = train(args, work, "llama3-single", 1,
+                                          model="tiny-llama3")
+    failed |= not compare("GQA sp=4 > kv=2", gqa_reference, gqa_weights,
+                          train(args, work, "llama3-sp4", 4, ("--sp", "4"),
+                                model="tiny-llama3"))
+    sequence_not_divisible_is_refused(args, work)
     killed_rank_ends_the_job(args, work)
     mismatched_launch_is_refused(args, work)
     if failed:

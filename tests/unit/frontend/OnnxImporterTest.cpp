@@ -263,3 +263,56 @@ TEST(OnnxImporter, SequencesOfLargeInitializersConcatenate) {
   axis->set_i(0);
   EXPECT_EQ(messageOf("large_sequence", model), "(no error)");
 }
+
+TEST(OnnxImporter, FoldsWithinItsAllowanceAndEmitsTheRest) {
+  // ConstantOfShape([64, 64]) doubled eight times: each value known at
+  // import holds 4096 elements. With an allowance of 10000 two of them fold
+  // and the rest import as operations (the chain once took minutes and
+  // gigabytes at large shapes, each value kept as doubles).
+  onnx::ModelProto model;
+  model.set_ir_version(8);
+  model.add_opset_import()->set_version(17);
+  onnx::GraphProto *graph = model.mutable_graph();
+  onnx::TensorProto *shape = graph->add_initializer();
+  shape->set_name("shape");
+  shape->set_data_type(onnx::TensorProto::INT64);
+  shape->add_dims(2);
+  shape->add_int64_data(64);
+  shape->add_int64_data(64);
+  onnx::NodeProto *fill = graph->add_node();
+  fill->set_op_type("ConstantOfShape");
+  fill->add_input("shape");
+  fill->add_output("v0");
+  auto *value = fill->add_attribute();
+  value->set_name("value");
+  value->set_type(onnx::AttributeProto::TENSOR);
+  value->mutable_t()->set_data_type(onnx::TensorProto::FLOAT);
+  value->mutable_t()->add_dims(1);
+  value->mutable_t()->add_float_data(1.0f);
+  for (int i = 0; i < 8; ++i) {
+    onnx::NodeProto *add = graph->add_node();
+    add->set_op_type("Add");
+    add->add_input("v" + std::to_string(i));
+    add->add_input("v" + std::to_string(i));
+    add->add_output("v" + std::to_string(i + 1));
+  }
+  graph->add_output()->set_name("v8");
+
+  auto countAdds = [&](int64_t allowance) {
+    frontend::OnnxImportOptions options;
+    options.foldElements = allowance;
+    const std::string path = write("fold_allowance", model.SerializeAsString());
+    mlir::MLIRContext context;
+    frontend::OnnxImportError error;
+    auto module = frontend::importOnnx(context, path, options, error);
+    EXPECT_TRUE(module) << error.message;
+    int adds = 0;
+    if (module)
+      module->walk([&](mlir::Operation *op) {
+        adds += op->getName().getStringRef() == "weft.add";
+      });
+    return adds;
+  };
+  EXPECT_EQ(countAdds(int64_t{1} << 26), 0); // all folded
+  EXPECT_EQ(countAdds(10000), 7);            // v0 and v1 folded
+}

@@ -1,0 +1,612 @@
+// weft-partition: the SPMD rewrite of a training step from global shapes to
+// one rank's, through each op's sharding rule (see Passes.td).
+#include "passes/Partition/Passes.h"
+
+#include "ir/WeftDialect.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+
+#include <map>
+
+namespace weft {
+#define GEN_PASS_DEF_PARTITION
+#include "passes/Partition/Passes.h.inc"
+} // namespace weft
+
+using namespace mlir;
+using namespace weft;
+
+namespace {
+RankedTensorType typeOf(Value v) { return cast<RankedTensorType>(v.getType()); }
+
+/// How a value is split over the sp axis: the global tensor's flat index
+/// has a factor of `size` elements at `stride` (row-major), and rank r holds
+/// its r-th block of size/P. stride 0: replicated.
+struct Shard {
+  int64_t stride = 0, size = 0;
+  explicit operator bool() const { return stride != 0; }
+  bool operator==(const Shard &o) const {
+    return stride == o.stride && size == o.size;
+  }
+  bool operator<(const Shard &o) const {
+    return std::tie(stride, size) < std::tie(o.stride, o.size);
+  }
+};
+
+/// Elements after dimension d in `shape`.
+int64_t after(ArrayRef<int64_t> shape, int64_t d) {
+  int64_t n = 1;
+  for (size_t i = d + 1; i < shape.size(); ++i)
+    n *= shape[i];
+  return n;
+}
+
+/// The dimension of `shape` that holds `shard` whole and the stride of the
+/// shard inside it; nullopt when it straddles dimensions.
+std::optional<std::pair<int64_t, int64_t>> locate(ArrayRef<int64_t> shape,
+                                                  Shard shard) {
+  for (int64_t d = 0; d < static_cast<int64_t>(shape.size()); ++d) {
+    const int64_t below = after(shape, d);
+    if (shard.stride % below != 0)
+      continue;
+    const int64_t inner = shard.stride / below;
+    if (inner * shard.size <= shape[d] && shape[d] % (inner * shard.size) == 0)
+      return std::pair{d, inner};
+  }
+  return std::nullopt;
+}
+
+/// A factor's share of a shard: the stride inside the factor and the size.
+struct FactorShard {
+  int64_t inner = 1, size = 0;
+  bool operator==(const FactorShard &o) const {
+    return inner == o.inner && size == o.size;
+  }
+};
+
+struct Partition : public weft::impl::PartitionBase<Partition> {
+  using PartitionBase::PartitionBase;
+
+  MeshAttr mesh;
+  ArrayAttr axes;
+  DenseMap<Value, Shard> shards;
+  /// The global type of each split value.
+  DenseMap<Value, RankedTensorType> globals;
+
+  void setShard(Value v, Shard shard, RankedTensorType global) {
+    shards[v] = shard;
+    globals[v] = global;
+  }
+  /// Values resharded once and reused: (value, shard) → local value.
+  std::map<std::pair<void *, Shard>, Value> sliced;
+  DenseMap<Value, Value> gathered;
+  /// Ulysses: a sequence-sharded value's head-sharded form, and the
+  /// head-sharded output of each attention (what its gradient reads).
+  DenseMap<Value, Value> byHeads;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    if (sp < 1 || dp < 1) {
+      module.emitError() << "mesh sizes dp = " << static_cast<int64_t>(dp)
+                         << ", sp = " << static_cast<int64_t>(sp)
+                         << " must be at least 1";
+      return signalPassFailure();
+    }
+    if (sp == 1)
+      return;
+    MLIRContext *context = &getContext();
+    SmallVector<MeshAxisAttr> meshAxes;
+    if (dp > 1)
+      meshAxes.push_back(MeshAxisAttr::get(context, "dp", dp));
+    meshAxes.push_back(MeshAxisAttr::get(context, "sp", sp));
+    mesh = MeshAttr::get(context, meshAxes);
+    module->setAttr("weft.mesh", mesh);
+    axes = Builder(context).getStrArrayAttr({"sp"});
+    for (auto func : module.getOps<func::FuncOp>())
+      if (failed(partition(func)))
+        return signalPassFailure();
+  }
+
+  //===--------------------------------------------------------------------===//
+  // Resharding
+  //===--------------------------------------------------------------------===//
+
+  /// `shape` with the dimension holding `shard` cut to this rank's block.
+  SmallVector<int64_t> localShape(ArrayRef<int64_t> shape, Shard shard) {
+    SmallVector<int64_t> local(shape);
+    if (shard)
+      local[locate(shape, shard)->first] /= sp;
+    return local;
+  }
+
+  /// `v` (local, split by `shard`) reshaped so the shard is a dimension of
+  /// its own: [before, outer, size/P (local), inner, after]; and back.
+  struct Exposed {
+    SmallVector<int64_t> shape;
+    int64_t dim;
+  };
+  Exposed expose(ArrayRef<int64_t> globalShape, Shard shard, bool local) {
+    auto [d, inner] = *locate(globalShape, shard);
+    Exposed e;
+    e.shape.append(globalShape.begin(), globalShape.begin() + d);
+    const int64_t outer = globalShape[d] / (inner * shard.size);
+    if (outer != 1)
+      e.shape.push_back(outer);
+    e.dim = e.shape.size();
+    e.shape.push_back(local ? shard.size / sp : shard.size);
+    if (inner != 1)
+      e.shape.push_back(inner);
+    e.shape.append(globalShape.begin() + d + 1, globalShape.end());
+    return e;
+  }
+
+  /// `v` as `type`: a reshape unless it is already.
+  Value reshape(OpBuilder &b, Value v, RankedTensorType type) {
+    if (v.getType() == type)
+      return v;
+    return b.create<ReshapeOp>(v.getLoc(), type, v);
+  }
+
+  /// Replicated `v` as this rank's block of `shard`: splat constants and
+  /// iotas along other dimensions are made at the local shape, the rest
+  /// sliced (`weft.all_slice`, nothing sent).
+  Value slice(OpBuilder &b, Value v, Shard shard) {
+    auto key = std::pair{v.getAsOpaquePointer(), shard};
+    if (auto it = sliced.find(key); it != sliced.end())
+      return it->second;
+    RankedTensorType type = typeOf(v);
+    auto local = type.clone(localShape(type.getShape(), shard));
+    OpBuilder::InsertionGuard guard(b);
+    if (Operation *def = v.getDefiningOp())
+      b.setInsertionPointAfter(def);
+    else
+      b.setInsertionPointToStart(cast<BlockArgument>(v).getOwner());
+    Value result;
+    auto constant = v.getDefiningOp<ConstantOp>();
+    auto dense =
+        constant ? dyn_cast<DenseElementsAttr>(constant.getValue()) : nullptr;
+    auto iota = v.getDefiningOp<IotaOp>();
+    if (dense && dense.isSplat()) {
+      result = b.create<ConstantOp>(v.getLoc(), dense.resizeSplat(local));
+    } else if (iota && locate(type.getShape(), shard)->first != iota.getDim()) {
+      result = b.create<IotaOp>(v.getLoc(), local, iota.getDim());
+    } else {
+      Exposed e = expose(type.getShape(), shard, /*local=*/false);
+      Value full = reshape(b, v, type.clone(e.shape));
+      Value part = b.create<AllSliceOp>(v.getLoc(), full, mesh, axes, e.dim);
+      result = reshape(b, part, local);
+    }
+    sliced[key] = result;
+    return result;
+  }
+
+  /// Sharded `v` (its global type `global`) whole on every rank
+  /// (`weft.all_gather`), made once after its definition.
+  Value gather(OpBuilder &b, Value v) {
+    if (auto it = gathered.find(v); it != gathered.end())
+      return it->second;
+    Shard shard = shards.lookup(v);
+    RankedTensorType local = typeOf(v);
+    SmallVector<int64_t> global(local.getShape());
+    global[locate(globalShapeOf(v), shard)->first] *= sp;
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointAfterValue(v);
+    Exposed e = expose(global, shard, /*local=*/true);
+    Value part = reshape(b, v, local.clone(e.shape));
+    SmallVector<int64_t> whole = e.shape;
+    whole[e.dim] *= sp;
+    Value all = b.create<AllGatherOp>(v.getLoc(), local.clone(whole), part,
+                                      mesh, axes, e.dim);
+    Value result = reshape(b, all, local.clone(global));
+    gathered[v] = result;
+    return result;
+  }
+
+  /// The global shape of a value (partitioned or not).
+  SmallVector<int64_t> globalShapeOf(Value v) {
+    if (auto it = globals.find(v); it != globals.end())
+      return SmallVector<int64_t>(it->second.getShape());
+    return SmallVector<int64_t>(typeOf(v).getShape());
+  }
+
+  //===--------------------------------------------------------------------===//
+  // The walk
+  //===--------------------------------------------------------------------===//
+
+  LogicalResult partition(func::FuncOp func) {
+    OpBuilder b(func.getContext());
+    Block &body = func.getBody().front();
+    // The strategy: the tokens' sequence dimension on sp. input_ids stays
+    // whole in memory (N integers); each rank slices its block.
+    for (BlockArgument arg : body.getArguments()) {
+      auto name = func.getArgAttrOfType<StringAttr>(
+          arg.getArgNumber(), WeftDialect::kInputAttrName);
+      if (!name || name.getValue() != "input_ids")
+        continue;
+      RankedTensorType type = typeOf(arg);
+      if (type.getRank() != 2)
+        return func.emitError("input_ids is not [batch, sequence]");
+      if (failed(checkSequence(func, type.getDimSize(1))))
+        return failure();
+      Shard shard{1, type.getDimSize(1)};
+      SmallVector<OpOperand *> uses;
+      for (OpOperand &use : arg.getUses())
+        uses.push_back(&use);
+      Value local = slice(b, arg, shard);
+      for (OpOperand *use : uses)
+        use->set(local);
+      setShard(local, shard, type);
+    }
+    // Ulysses' legality, checked before anything is rewritten.
+    for (auto attention : body.getOps<AttentionOp>())
+      if (failed(headsLegal(attention, attention.getQ(), attention.getK())))
+        return failure();
+    for (Operation &op : llvm::make_early_inc_range(body.getOperations())) {
+      if (llvm::none_of(op.getOperands(),
+                        [&](Value v) { return bool(shards.lookup(v)); }))
+        continue;
+      LogicalResult result = success();
+      if (auto ret = dyn_cast<func::ReturnOp>(op)) {
+        b.setInsertionPoint(ret);
+        for (OpOperand &operand : ret->getOpOperands())
+          if (shards.lookup(operand.get()))
+            operand.set(gather(b, operand.get()));
+      } else if (auto attention = dyn_cast<AttentionOp>(op)) {
+        result = ulysses(b, attention);
+      } else if (auto grad = dyn_cast<AttentionGradOp>(op)) {
+        result = ulysses(b, grad);
+      } else if (auto loss = dyn_cast<CrossEntropyOp>(op);
+                 loss && loss.getReduction() != LossReduction::none) {
+        result = tokenLoss(b, loss);
+      } else if (auto rule = dyn_cast<ShardingRuleOpInterface>(op)) {
+        result = byRule(b, rule);
+      } else {
+        result = op.emitError("has no sharding rule; weft-partition cannot "
+                              "split it over sp");
+      }
+      if (failed(result))
+        return failure();
+    }
+    auto ret = cast<func::ReturnOp>(body.getTerminator());
+    func.setType(FunctionType::get(func.getContext(), body.getArgumentTypes(),
+                                   ret.getOperandTypes()));
+    return success();
+  }
+
+  LogicalResult checkSequence(func::FuncOp func, int64_t tokens) {
+    if (tokens % sp != 0)
+      return func.emitError()
+             << "the sequence of " << tokens
+             << " tokens does not split over sp = " << static_cast<int64_t>(sp)
+             << " ranks (Ulysses needs N % sp == 0; padding is not there "
+                "yet)";
+    return success();
+  }
+
+  /// The generic rewrite: factor shardings from the operands, blocked
+  /// factors gathered, replicated operands sliced where a factor is split,
+  /// results at their local shapes, reduction factors all-reduced.
+  LogicalResult byRule(OpBuilder &b, ShardingRuleOpInterface ruled) {
+    Operation *op = ruled.getOperation();
+    // The rule of the global op: its split operands shown at their global
+    // types while it is read.
+    DenseMap<Value, Type> localTypes;
+    for (Value v : op->getOperands())
+      if (shards.lookup(v) && !localTypes.count(v))
+        localTypes[v] = v.getType();
+    for (auto [v, type] : localTypes)
+      v.setType(cast<RankedTensorType>(type).clone(globalShapeOf(v)));
+    OpShardingRule rule = ruled.getShardingRule();
+    for (auto [v, type] : localTypes)
+      v.setType(type);
+    // Which factor each sharded operand splits.
+    auto factorOf = [&](unsigned i, Shard shard,
+                        FactorShard &out) -> std::optional<int64_t> {
+      SmallVector<int64_t> shape = globalShapeOf(op->getOperand(i));
+      auto at = locate(shape, shard);
+      if (!at || i >= rule.operandFactors.size())
+        return std::nullopt;
+      const auto &factors = rule.operandFactors[i][at->first];
+      int64_t below = 1;
+      for (int64_t k = static_cast<int64_t>(factors.size()) - 1; k >= 0; --k) {
+        const int64_t f = factors[k], size = rule.factorSizes[f];
+        if (at->second % below == 0 &&
+            at->second / below * shard.size <= size &&
+            size % (at->second / below * shard.size) == 0) {
+          out = {at->second / below, shard.size};
+          return f;
+        }
+        below *= size;
+      }
+      return std::nullopt;
+    };
+    DenseMap<int64_t, FactorShard> split;
+    for (unsigned i = 0; i < op->getNumOperands(); ++i) {
+      Shard shard = shards.lookup(op->getOperand(i));
+      if (!shard)
+        continue;
+      FactorShard fs;
+      std::optional<int64_t> f = factorOf(i, shard, fs);
+      if (!f || rule.isBlocked(*f)) {
+        // The op needs the operand whole.
+        b.setInsertionPoint(op);
+        op->setOperand(i, gather(b, op->getOperand(i)));
+        continue;
+      }
+      auto [it, inserted] = split.try_emplace(*f, fs);
+      if (!inserted && !(it->second == fs))
+        return op->emitError("reads operands split differently along one "
+                             "dimension; weft-partition has no reshard for "
+                             "that yet");
+    }
+    // Operands that hold a split factor but arrive whole are sliced; the
+    // results take their local shapes.
+    auto shardOf = [&](ArrayRef<SmallVector<int64_t, 1>> dims,
+                       ArrayRef<int64_t> shape) -> Shard {
+      for (auto [d, factors] : llvm::enumerate(dims)) {
+        int64_t below = 1;
+        for (int64_t k = static_cast<int64_t>(factors.size()) - 1; k >= 0;
+             --k) {
+          if (auto it = split.find(factors[k]); it != split.end())
+            return Shard{it->second.inner * below * after(shape, d),
+                         it->second.size};
+          below *= rule.factorSizes[factors[k]];
+        }
+      }
+      return Shard{};
+    };
+    for (unsigned i = 0; i < op->getNumOperands(); ++i) {
+      Value operand = op->getOperand(i);
+      if (shards.lookup(operand) || i >= rule.operandFactors.size())
+        continue;
+      Shard want = shardOf(rule.operandFactors[i], typeOf(operand).getShape());
+      if (want) {
+        b.setInsertionPoint(op);
+        op->setOperand(i, slice(b, operand, want));
+      }
+    }
+    // Attributes that name sizes follow the local shapes: a slice takes
+    // whole split dimensions at their local size.
+    if (auto cut = dyn_cast<SliceOp>(op)) {
+      SmallVector<int64_t> limit(cut.getLimit());
+      ArrayRef<int64_t> local = typeOf(cut.getX()).getShape();
+      for (size_t d = 0; d < limit.size(); ++d)
+        if (cut.getStart()[d] == 0 && cut.getStride()[d] == 1 &&
+            limit[d] > local[d])
+          limit[d] = local[d];
+      cut.setLimit(limit);
+    }
+    bool partial = false;
+    for (auto &[f, fs] : split)
+      partial |= rule.isReduction(f);
+    for (auto [i, result] : llvm::enumerate(op->getResults())) {
+      RankedTensorType type = typeOf(result);
+      Shard shard = shardOf(rule.resultFactors[i], type.getShape());
+      if (!shard)
+        continue;
+      if (shard.size % sp != 0)
+        return op->emitError() << "splits a dimension of " << shard.size
+                               << " over sp = " << static_cast<int64_t>(sp);
+      result.setType(type.clone(localShape(type.getShape(), shard)));
+      setShard(result, shard, type);
+    }
+    if (partial) {
+      // Each rank holds its blocks' share: combine them.
+      if (op->getNumResults() != 1)
+        return op->emitError("reduces a split dimension into several results");
+      b.setInsertionPointAfter(op);
+      Value result = op->getResult(0);
+      auto total = b.create<AllReduceOp>(op->getLoc(), rule.reduction, result,
+                                         mesh, axes);
+      result.replaceAllUsesExcept(total, total);
+    }
+    return success();
+  }
+
+  //===--------------------------------------------------------------------===//
+  // Ulysses
+  //===--------------------------------------------------------------------===//
+
+  /// The head-sharded form of sequence-sharded `v` [b, s/P, heads, d]:
+  /// [b, s, heads/P, d] by all-to-all; key/value heads fewer than P are
+  /// repeated first (`repeat` times each) so every rank gets whole heads.
+  Value toHeads(OpBuilder &b, Value v, int64_t repeat) {
+    if (auto it = byHeads.find(v); it != byHeads.end())
+      return it->second;
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointAfterValue(v);
+    Location loc = v.getLoc();
+    Value x = v;
+    if (repeat > 1) {
+      ArrayRef<int64_t> s = typeOf(v).getShape();
+      auto wide = typeOf(v).clone({s[0], s[1], s[2], repeat, s[3]});
+      x = b.create<BroadcastOp>(loc, wide, v,
+                                b.getDenseI64ArrayAttr({0, 1, 2, 4}));
+      x = b.create<ReshapeOp>(
+          loc, typeOf(v).clone({s[0], s[1], s[2] * repeat, s[3]}), x);
+    }
+    Value heads = b.create<AllToAllOp>(loc, x, mesh, axes, 2, 1);
+    byHeads[v] = heads;
+    return heads;
+  }
+
+  /// Head-sharded `v` back to sequence-sharded; repeated heads' gradients
+  /// summed.
+  Value toSequence(OpBuilder &b, Value v, int64_t repeat) {
+    Location loc = v.getLoc();
+    Value x = b.create<AllToAllOp>(loc, v, mesh, axes, 1, 2);
+    if (repeat > 1) {
+      ArrayRef<int64_t> s = typeOf(x).getShape();
+      x = b.create<ReshapeOp>(
+          loc, typeOf(x).clone({s[0], s[1], s[2] / repeat, repeat, s[3]}), x);
+      x = b.create<ReduceOp>(loc, ReduceKind::sum, x,
+                             b.getDenseI64ArrayAttr({3}), false);
+    }
+    return x;
+  }
+
+  /// Ulysses' legality (REFERENCE.md): heads % P == 0; kv heads % P == 0,
+  /// or P % kv heads == 0 and then each kv head repeated P/kv times. The
+  /// repeat count, or failure.
+  FailureOr<int64_t> headsLegal(Operation *op, Value q, Value k) {
+    const int64_t heads = typeOf(q).getDimSize(2), kv = typeOf(k).getDimSize(2),
+                  p = sp;
+    if (heads % p != 0)
+      return op->emitError() << "has " << heads
+                             << " attention heads, not a multiple of sp = " << p
+                             << " (Ulysses splits heads over sp)";
+    if (kv % p == 0)
+      return int64_t{1};
+    if (p % kv != 0)
+      return op->emitError()
+             << "has " << kv << " key/value heads and sp = " << p
+             << ": Ulysses needs kv % sp == 0 or sp % kv == 0 (each rank "
+                "takes whole kv heads, repeated when sp > kv)";
+    return p / kv;
+  }
+
+  /// Sequence-sharded attention operands as Ulysses wants them, checking
+  /// they are split along the sequence (dim 1).
+  LogicalResult sequenceSharded(Operation *op, ValueRange values) {
+    for (Value v : values) {
+      SmallVector<int64_t> g = globalShapeOf(v);
+      Shard shard = shards.lookup(v);
+      if (g.size() != 4 || shard.stride != g[2] * g[3] || shard.size != g[1])
+        return op->emitError("reads a tensor not split along its sequence "
+                             "dimension; Ulysses takes [batch, seq/sp, heads, "
+                             "dim] operands");
+    }
+    return success();
+  }
+
+  LogicalResult ulysses(OpBuilder &b, AttentionOp attention) {
+    if (attention.getMask() || attention.getAlibiSlopes())
+      return attention.emitError("has a mask or ALiBi slopes; Ulysses "
+                                 "partitions causal and full attention only "
+                                 "yet");
+    Value q = attention.getQ(), k = attention.getK(), v = attention.getV();
+    for (Value x : {q, k, v})
+      if (!shards.lookup(x)) {
+        b.setInsertionPoint(attention);
+        attention->replaceUsesOfWith(
+            x, slice(b, x,
+                     Shard{typeOf(x).getDimSize(2) * typeOf(x).getDimSize(3),
+                           typeOf(x).getDimSize(1)}));
+      }
+    q = attention.getQ(), k = attention.getK(), v = attention.getV();
+    if (failed(sequenceSharded(attention, {q, k, v})))
+      return failure();
+    FailureOr<int64_t> repeat = headsLegal(attention, q, k);
+    if (failed(repeat))
+      return failure();
+    Value qh = toHeads(b, q, 1), kh = toHeads(b, k, *repeat),
+          vh = toHeads(b, v, *repeat);
+    b.setInsertionPoint(attention);
+    auto local = b.create<AttentionOp>(
+        attention.getLoc(), attention.getKindAttr(), qh, kh, vh, Value(),
+        Value(), attention.getScaleAttr(), attention.getWindowAttr());
+    Value out = toSequence(b, local.getResult(), 1);
+    Shard shard = shards.lookup(q);
+    setShard(out,
+             Shard{typeOf(out).getDimSize(2) * typeOf(out).getDimSize(3),
+                   shard.size},
+             typeOf(attention.getResult()));
+    attention.getResult().replaceAllUsesWith(out);
+    byHeads[out] = local.getResult();
+    attention.erase();
+    return success();
+  }
+
+  LogicalResult ulysses(OpBuilder &b, AttentionGradOp grad) {
+    if (grad.getMask() || grad.getAlibiSlopes())
+      return grad.emitError("has a mask or ALiBi slopes; Ulysses partitions "
+                            "causal and full attention only yet");
+    SmallVector<Value> in = {grad.getQ(), grad.getK(), grad.getV(),
+                             grad.getOut(), grad.getDout()};
+    b.setInsertionPoint(grad);
+    for (Value &x : in)
+      if (!shards.lookup(x))
+        x = slice(b, x,
+                  Shard{typeOf(x).getDimSize(2) * typeOf(x).getDimSize(3),
+                        typeOf(x).getDimSize(1)});
+    if (failed(sequenceSharded(grad, in)))
+      return failure();
+    FailureOr<int64_t> repeat = headsLegal(grad, in[0], in[1]);
+    if (failed(repeat))
+      return failure();
+    Value qh = toHeads(b, in[0], 1), kh = toHeads(b, in[1], *repeat),
+          vh = toHeads(b, in[2], *repeat), oh = toHeads(b, in[3], 1),
+          dh = toHeads(b, in[4], 1);
+    b.setInsertionPoint(grad);
+    auto local = b.create<AttentionGradOp>(
+        grad.getLoc(), grad.getKindAttr(), qh, kh, vh, oh, dh, Value(), Value(),
+        grad.getScaleAttr(), grad.getWindowAttr());
+    Value dq = toSequence(b, local.getDq(), 1),
+          dk = toSequence(b, local.getDk(), *repeat),
+          dv = toSequence(b, local.getDv(), *repeat);
+    SmallVector<Value> grads = {dq, dk, dv};
+    for (auto [old, now] : llvm::zip(grad->getResults(), grads)) {
+      setShard(now,
+               Shard{typeOf(now).getDimSize(2) * typeOf(now).getDimSize(3),
+                     shards.lookup(in[0]).size},
+               typeOf(old));
+      old.replaceAllUsesWith(now);
+    }
+    grad.erase();
+    return success();
+  }
+
+  //===--------------------------------------------------------------------===//
+  // The loss
+  //===--------------------------------------------------------------------===//
+
+  /// A mean (or sum) over split tokens: each rank sums its tokens' losses
+  /// and counts its targets; both are summed over sp and divided
+  /// (REFERENCE.md: the loss weighted by each rank's non-ignored tokens).
+  LogicalResult tokenLoss(OpBuilder &b, CrossEntropyOp loss) {
+    Value logits = loss.getLogits(), labels = loss.getLabels();
+    Shard shard = shards.lookup(logits);
+    if (!shard)
+      return loss.emitError("reads split labels but whole logits");
+    b.setInsertionPoint(loss);
+    // The labels' shard: the logits' without the vocabulary dimension.
+    const int64_t vocab = typeOf(logits).getShape().back();
+    if (shard.stride % vocab != 0)
+      return loss.emitError("has logits split along the vocabulary");
+    Shard tokens{shard.stride / vocab, shard.size};
+    if (!shards.lookup(labels))
+      labels = slice(b, labels, tokens);
+    else if (!(shards.lookup(labels) == tokens))
+      return loss.emitError("reads labels split unlike its logits");
+    Location loc = loss.getLoc();
+    auto scalar = RankedTensorType::get({}, b.getF32Type());
+    Value sum = b.create<CrossEntropyOp>(
+        loc, logits, labels, loss.getIgnoreIndex(), LossReduction::sum);
+    Value total = b.create<AllReduceOp>(loc, ReduceKind::sum, sum, mesh, axes);
+    Value result = total;
+    if (loss.getReduction() == LossReduction::mean) {
+      RankedTensorType labelType = typeOf(labels);
+      Value ignore = b.create<ConstantOp>(
+          loc, DenseElementsAttr::get(
+                   labelType, b.getI64IntegerAttr(loss.getIgnoreIndex())));
+      Value counted = b.create<ConvertOp>(
+          loc, labelType.clone(b.getF32Type()),
+          b.create<CompareOp>(loc, CompareDirection::ne, labels, ignore));
+      SmallVector<int64_t> all =
+          llvm::to_vector(llvm::seq<int64_t>(0, labelType.getRank()));
+      Value count = b.create<ReduceOp>(loc, ReduceKind::sum, counted,
+                                       b.getDenseI64ArrayAttr(all), false);
+      count = b.create<AllReduceOp>(loc, ReduceKind::sum, count, mesh, axes);
+      count = b.create<MaxOp>(
+          loc, count,
+          b.create<ConstantOp>(
+              loc, DenseElementsAttr::get(scalar, b.getF32FloatAttr(1.0f))));
+      result = b.create<DivOp>(loc, total, count);
+    }
+    loss.getResult().replaceAllUsesWith(result);
+    loss.erase();
+    return success();
+  }
+};
+} // namespace
