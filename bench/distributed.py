@@ -10,6 +10,15 @@ copy, so REFERENCE.md's 12Ψ/Nd of fp32 state becomes 8Ψ/Nd — and the bytes
 each rank sent per step (`mpirun -np P weft train`, its run summary) against
 the ring's 2(P−1)/P · 4Ψ of every stage.
 
+Ulysses: at sp = 1, 2, 4 with N/sp fixed (32 tokens per rank) and with N
+fixed, the all-to-all bytes each rank sent per layer of one training step
+(forward: q, k, v and the output; backward: the output's gradient and dq,
+dk, dv) against REFERENCE.md's volume, GQA-adjusted: per tensor N/P·width
+elements of which (P−1)/P leave the rank, with width h for q and the output
+and h·kv/heads for k and v — (2 + 2·kv/heads)·N·h/P·(P−1)/P per direction,
+twice per step. With N/P fixed it stays constant as P grows (but for the
+(P−1)/P).
+
   python3 bench/distributed.py [--steps 3] [--json bench/distributed.json]
 
 Needs mpirun (OpenMPI); prints a table and writes JSON. A benchmark, not a
@@ -47,24 +56,51 @@ def planned(work, ranks, zero):
     return json.loads(out.stdout)["memory"]
 
 
-def sent_per_step(work, ranks, zero, steps):
-    """Bytes one rank sent per step, by collective, from the run summary."""
+def sent_per_step(work, ranks, zero, steps, sp=1, seq=32):
+    """Bytes one rank sent per step, by collective and mesh axis, from the
+    run summary."""
     if ranks == 1:
         return {}
-    subprocess.run([str(WEFT), "data", "tokenize",
-                    str(ROOT / "examples/corpus/gpl-3.txt"), "-o",
-                    str(work / "corpus.bin")], check=True, capture_output=True)
+    if not (work / "corpus.bin").exists():
+        subprocess.run([str(WEFT), "data", "tokenize",
+                        str(ROOT / "examples/corpus/gpl-3.txt"), "-o",
+                        str(work / "corpus.bin")], check=True,
+                       capture_output=True)
+    dp = ranks // sp
     out = subprocess.run(
         ["mpirun", "-np", str(ranks), "--oversubscribe", "--bind-to", "none",
          str(WEFT), "train", str(MODEL), "--data", str(work / "corpus.bin"),
-         "--steps", str(steps), "--batch", str(ranks), "--seq", "32",
-         "--threads", "1", "--dp", str(ranks), "--zero", str(zero)],
+         "--steps", str(steps), "--batch", str(dp), "--seq", str(seq),
+         "--threads", "1", "--dp", str(dp), "--sp", str(sp), "--zero",
+         str(zero)],
         check=True, capture_output=True, text=True, env=environment())
     sent = {}
-    for kind, value, unit in re.findall(
-            r"sent (\w+) over dp: ([0-9.]+) (\w+) per rank", out.stdout):
-        sent[kind] = float(value) * UNITS[unit] / steps
+    for kind, axis, value, unit in re.findall(
+            r"sent (\w+) over (\w+): ([0-9.]+) (\w+) per rank", out.stdout):
+        key = kind if axis == "dp" else f"{kind} over {axis}"
+        sent[key] = float(value) * UNITS[unit] / steps
     return sent
+
+
+def ulysses(work, steps):
+    """All-to-all bytes per rank per layer and step against the formula."""
+    config = json.loads((MODEL / "config.json").read_text())
+    h, layers = config["hidden_size"], config["num_hidden_layers"]
+    kv_share = config["num_key_value_heads"] / config["num_attention_heads"]
+    rows = []
+    for label, seq_of in (("N/P = 32", lambda p: 32 * p),
+                          ("N = 128", lambda p: 128)):
+        for p in (1, 2, 4):
+            n = seq_of(p)
+            sent = sent_per_step(work, p, 0, steps, sp=p, seq=n)
+            measured = sent.get("all_to_all over sp", 0.0) / layers
+            formula = 2 * (2 + 2 * kv_share) * n * h / p * (p - 1) / p * 4
+            rows.append({"case": label, "sp": p, "seq": n,
+                         "all_to_all_per_layer": measured,
+                         "formula": formula,
+                         "all_reduce_per_step":
+                             sent.get("all_reduce over sp", 0.0)})
+    return rows
 
 
 def main():
@@ -104,9 +140,20 @@ def main():
               f"{r['peak'] / mib:>8.2f} | "
               f"{r['sent_total_per_step'] / mib:>13.2f} "
               f"{r['ring_formula'] / mib:>12.2f}")
+    uly = ulysses(work, args.steps)
+    kib = 1 << 10
+    print("\nUlysses (tiny Llama, fp32, batch 1): all-to-all bytes per rank, "
+          "per layer and training step")
+    print(f"{'case':>9} {'sp':>2} {'N':>4} | {'measured KiB':>12} "
+          f"{'formula KiB':>11} | {'grad all-reduce MiB/step':>24}")
+    for r in uly:
+        print(f"{r['case']:>9} {r['sp']:>2} {r['seq']:>4} | "
+              f"{r['all_to_all_per_layer'] / kib:>12.1f} "
+              f"{r['formula'] / kib:>11.1f} | "
+              f"{r['all_reduce_per_step'] / mib:>24.2f}")
     with open(args.json, "w") as f:
-        json.dump({"model": "tiny-llama", "psi": psi, "rows": rows}, f,
-                  indent=1)
+        json.dump({"model": "tiny-llama", "psi": psi, "rows": rows,
+                   "ulysses": uly}, f, indent=1)
     print(f"\nwrote {args.json}")
 
 

@@ -60,7 +60,8 @@ LogicalResult weft::buildPipeline(OpPassManager &pm,
     if (phase == "partition" && options.sp > 1)
       pm.addPass(weft::createPartition(
           weft::PartitionOptions{options.dp, options.sp}));
-    if (phase == "partition" && options.dp > 1)
+    if (phase == "partition" &&
+        (options.dp > 1 || (options.sp > 1 && options.zero > 0)))
       pm.addPass(weft::createDataParallel(
           weft::DataParallelOptions{options.dp, options.zero}));
     if (phase == "memory" && options.train && options.remat != "none")

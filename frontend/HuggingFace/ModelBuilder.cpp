@@ -354,12 +354,13 @@ OwningOpRef<ModuleOp> GraphBuilder::build() {
   // own targets (REFERENCE.md, Ulysses: labels shifted before sharding).
   Location at = locFor("loss");
   constexpr int64_t kIgnore = -100;
-  Value next =
-      builder.create<SliceOp>(at, tensor({b, s - 1}, i64), body->getArgument(1),
-                              ArrayRef<int64_t>{0, 1}, ArrayRef<int64_t>{b, s},
-                              ArrayRef<int64_t>{1, 1});
+  const int64_t real = options.tokens > 0 ? options.tokens : s;
+  Value next = builder.create<SliceOp>(
+      at, tensor({b, real - 1}, i64), body->getArgument(1),
+      ArrayRef<int64_t>{0, 1}, ArrayRef<int64_t>{b, real},
+      ArrayRef<int64_t>{1, 1});
   Value none = builder.create<ConstantOp>(
-      at, DenseElementsAttr::get(tensor({b, 1}, i64),
+      at, DenseElementsAttr::get(tensor({b, s - real + 1}, i64),
                                  builder.getI64IntegerAttr(kIgnore)));
   Value targets = builder.create<ConcatOp>(at, tensor({b, s}, i64),
                                            ValueRange{next, none}, 1);
@@ -378,7 +379,15 @@ weft::frontend::buildForward(MLIRContext &context, const ModelConfig &config,
                    << options.batch << " and seq " << options.seq;
     return nullptr;
   }
-  if (options.loss && options.seq < 2) {
+  if (options.tokens < 0 || options.tokens > options.seq ||
+      (options.tokens > 0 && !options.loss)) {
+    emitError(loc) << "the real tokens (" << options.tokens
+                   << ") of a padded sequence are counted with a loss and lie "
+                      "in [1, seq = "
+                   << options.seq << "]";
+    return nullptr;
+  }
+  if (options.loss && (options.tokens > 0 ? options.tokens : options.seq) < 2) {
     emitError(loc) << "a causal-LM loss needs a sequence of at least 2 tokens "
                       "(each predicts the next), found "
                    << options.seq;

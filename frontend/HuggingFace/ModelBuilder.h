@@ -19,6 +19,12 @@ struct BuildOptions {
   /// logits of positions 0..S−2 against the labels of 1..S−1, tokens
   /// labelled -100 ignored, the mean over the others (in fp32).
   bool loss = false;
+  /// With `loss`: the real tokens of each sequence when fewer than `seq`
+  /// (0: all), the rest padding at the end — a sequence padded to a multiple
+  /// of the sequence-parallel ranks. Positions from `tokens − 1` on are no
+  /// targets, and causal attention keeps the padding from every real token,
+  /// so the loss and gradients are those of the unpadded sequence.
+  int64_t tokens = 0;
 };
 
 /// Builds `func.func @forward(%input_ids: tensor<BxSxi64>, %params...) ->

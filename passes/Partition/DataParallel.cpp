@@ -22,6 +22,32 @@ std::string nameOf(AdamWUpdateOp adamw) {
   return "?";
 }
 
+/// The ranks ZeRO shards over and gradients are summed over: dp, and sp
+/// when weft-partition split the sequence.
+struct Group {
+  MeshAttr mesh;
+  ArrayAttr axes;
+  int64_t ranks, sp;
+};
+
+/// A gradient weft-partition all-reduced over sp alone is this rank's
+/// partial sum again, to be summed over the whole group; any other is
+/// summed over sp already (or there is no sp) and takes the dp axis. The
+/// value to sum and the axes.
+std::pair<Value, ArrayAttr> partialGradient(Value grad, const Group &group) {
+  Builder b(grad.getContext());
+  if (auto reduce = grad.getDefiningOp<AllReduceOp>())
+    if (reduce.getKind() == ReduceKind::sum &&
+        reduce.getAxes() == b.getStrArrayAttr({"sp"}))
+      return {reduce.getX(), group.axes};
+  return {grad, group.sp > 1 ? b.getStrArrayAttr({"dp"}) : group.axes};
+}
+
+void eraseIfDead(Value v) {
+  if (auto reduce = v.getDefiningOp<AllReduceOp>(); reduce && v.use_empty())
+    reduce.erase();
+}
+
 struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
   using DataParallelBase::DataParallelBase;
 
@@ -37,18 +63,22 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
                          << " is not 0, 1 or 2";
       return signalPassFailure();
     }
-    if (dp == 1)
-      return;
     MLIRContext *context = &getContext();
-    // weft-partition may have made the mesh (dp × sp); the dp axis is ours.
+    // weft-partition may have made the mesh (dp × sp); then ZeRO shards
+    // over both axes, as DeepSpeed does, and the gradients it left summed
+    // over sp only are summed over the whole group at once.
     auto mesh = module->getAttrOfType<MeshAttr>("weft.mesh");
+    const int64_t sp =
+        mesh && mesh.getAxis("sp") ? mesh.getAxis("sp").getSize() : 1;
+    if (dp == 1 && (sp == 1 || zero == 0))
+      return;
     if (!mesh) {
       mesh = MeshAttr::get(
           context,
           {MeshAxisAttr::get(context, "dp", static_cast<int64_t>(dp))});
       module->setAttr("weft.mesh", mesh);
     }
-    if (!llvm::any_of(mesh.getAxes(), [&](MeshAxisAttr axis) {
+    if (dp > 1 && !llvm::any_of(mesh.getAxes(), [&](MeshAxisAttr axis) {
           return axis.getName() == "dp" && axis.getSize() == dp;
         })) {
       module.emitError() << "the module's mesh " << mesh
@@ -56,7 +86,12 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
       return signalPassFailure();
     }
     OpBuilder b(context);
-    ArrayAttr axes = b.getStrArrayAttr({"dp"});
+    SmallVector<StringRef> names;
+    if (dp > 1)
+      names.push_back("dp");
+    if (sp > 1)
+      names.push_back("sp");
+    Group group{mesh, b.getStrArrayAttr(names), dp * sp, sp};
     const float inverse = 1.0f / static_cast<float>(dp);
 
     bool updates = false;
@@ -67,12 +102,12 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
       for (GradNormOp norm : norms) {
         updates = true;
         if (zero > 0) {
-          if (failed(shardUpdates(func, norm, mesh, axes)))
+          if (failed(shardUpdates(func, norm, group)))
             return signalPassFailure();
           continue;
         }
         for (unsigned i = 0; i < norm.getNumOperands(); ++i) {
-          Value grad = norm.getOperand(i);
+          auto [grad, axes] = partialGradient(norm.getOperand(i), group);
           b.setInsertionPoint(norm);
           // bf16 gradients are summed in f32.
           auto type = cast<RankedTensorType>(grad.getType());
@@ -82,12 +117,14 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
                                        type.clone(b.getF32Type()), grad);
           Value total = b.create<AllReduceOp>(norm.getLoc(), ReduceKind::sum,
                                               wide, mesh, axes);
-          for (OpOperand &use : llvm::make_early_inc_range(grad.getUses())) {
+          Value summed = norm.getOperand(i);
+          for (OpOperand &use : llvm::make_early_inc_range(summed.getUses())) {
             auto adamw = dyn_cast<AdamWUpdateOp>(use.getOwner());
             if (use.getOwner() == norm.getOperation() ||
                 (adamw && use.getOperandNumber() == 1))
               use.set(total);
           }
+          eraseIfDead(summed);
         }
         norm.setGradScale(
             APFloat(norm.getGradScale().convertToFloat() * inverse));
@@ -97,6 +134,8 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
           adamw.setGradScale(
               APFloat(adamw.getGradScale().convertToFloat() * inverse));
         });
+      if (dp == 1)
+        continue;
       // The loss each rank reports is the mean over the group's.
       auto ret = cast<func::ReturnOp>(func.getBody().front().getTerminator());
       for (unsigned i = 0; i < ret.getNumOperands(); ++i) {
@@ -106,7 +145,8 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
           continue;
         b.setInsertionPoint(ret);
         ret.setOperand(i, b.create<AllReduceOp>(ret.getLoc(), ReduceKind::mean,
-                                                ret.getOperand(i), mesh, axes));
+                                                ret.getOperand(i), mesh,
+                                                b.getStrArrayAttr({"dp"})));
       }
     }
     // The function types follow the new arguments and results.
@@ -129,11 +169,12 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
   /// computed, so only blocks outlive the backward; stage 1: all at the
   /// end), the norm adds the blocks' squares over the group, and the new
   /// weights are all-gathered into every rank's replicated parameter.
-  LogicalResult shardUpdates(func::FuncOp func, GradNormOp norm, MeshAttr mesh,
-                             ArrayAttr axes) {
+  LogicalResult shardUpdates(func::FuncOp func, GradNormOp norm,
+                             const Group &group) {
     OpBuilder b(norm);
-    const int64_t ranks = dp;
-    const float inverse = 1.0f / static_cast<float>(ranks);
+    const int64_t ranks = group.ranks;
+    MeshAttr mesh = group.mesh;
+    ArrayAttr axes = group.axes;
     Location loc = norm.getLoc();
     auto flat = [&](Value v, Type element) -> Value {
       auto type = cast<RankedTensorType>(v.getType());
@@ -147,28 +188,41 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
     llvm::sort(updates, [](AdamWUpdateOp a, AdamWUpdateOp b) {
       return a->isBeforeInBlock(b);
     });
-    // Each gradient's block on this rank, summed over the group.
-    SmallVector<Value> blocks;
+    // Each gradient's block on this rank, summed over the group. Partial
+    // gradients (each dp rank's, each sp rank's share of the tokens) sum
+    // to dp times the mean; gradients summed over sp already (read from
+    // accumulators) to dp · sp times it.
+    SmallVector<Value> blocks, summedOverSp;
+    std::optional<bool> partial;
     for (AdamWUpdateOp adamw : updates) {
       auto type = cast<RankedTensorType>(adamw.getParam().getType());
       if (type.getNumElements() % ranks != 0)
         return adamw.emitError()
                << "parameter '" << nameOf(adamw) << "' has "
-               << type.getNumElements()
-               << " elements, not a multiple of dp = " << ranks
-               << "; ZeRO shards every parameter evenly (padding is not "
-                  "there yet)";
+               << type.getNumElements() << " elements, not a multiple of the "
+               << ranks
+               << " ranks ZeRO shards over; ZeRO shards every parameter "
+                  "evenly (padding is not there yet)";
+      Value summed = adamw.getGrad();
+      summedOverSp.push_back(summed);
+      auto [gradient, sumAxes] = partialGradient(summed, group);
+      const bool isPartial = sumAxes == axes;
+      if (partial && *partial != isPartial)
+        return adamw.emitError("reads a gradient summed over sp where "
+                               "others are partial");
+      partial = isPartial;
+      if (!isPartial && group.sp > 1) // summed over sp: it stays so
+        gradient = summed;
       // Stage 2 reduce-scatters each gradient as soon as it exists, so the
       // whole one dies there; stage 1 keeps every gradient to the end.
-      Value produced = adamw.getGrad();
-      if (zero >= 2 && produced.getDefiningOp())
-        b.setInsertionPointAfter(produced.getDefiningOp());
+      if (zero >= 2 && gradient.getDefiningOp())
+        b.setInsertionPointAfter(gradient.getDefiningOp());
       else
         b.setInsertionPoint(norm);
       // Summed in f32.
       Type element =
-          cast<RankedTensorType>(adamw.getGrad().getType()).getElementType();
-      Value grad = flat(adamw.getGrad(), element);
+          cast<RankedTensorType>(gradient.getType()).getElementType();
+      Value grad = flat(gradient, element);
       if (!element.isF32())
         grad = b.create<ConvertOp>(
             loc, cast<RankedTensorType>(grad.getType()).clone(b.getF32Type()),
@@ -176,6 +230,9 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
       blocks.push_back(
           b.create<ReduceScatterOp>(loc, ReduceKind::sum, grad, mesh, axes, 0));
     }
+    const float inverse =
+        1.0f /
+        static_cast<float>(partial.value_or(true) ? ranks / group.sp : ranks);
     b.setInsertionPoint(norm);
     auto sharded = b.create<GradNormOp>(
         loc, blocks,
@@ -258,6 +315,8 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
       adamw.erase();
     }
     norm.erase();
+    for (Value summed : summedOverSp)
+      eraseIfDead(summed);
     return success();
   }
 };

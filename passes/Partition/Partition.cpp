@@ -6,6 +6,7 @@
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 
 #include <map>
 
@@ -64,6 +65,57 @@ struct FactorShard {
     return inner == o.inner && size == o.size;
   }
 };
+
+using DimFactors = ArrayRef<SmallVector<int64_t, 1>>;
+using FactorSplit = DenseMap<int64_t, FactorShard>;
+
+/// The factor of `dims` (a tensor's dimensions in a rule, of global
+/// `shape`) that `shard` splits, and how; nullopt when it splits none whole.
+std::optional<std::pair<int64_t, FactorShard>>
+factorOf(const OpShardingRule &rule, DimFactors dims, ArrayRef<int64_t> shape,
+         Shard shard) {
+  auto at = locate(shape, shard);
+  if (!at || at->first >= static_cast<int64_t>(dims.size()))
+    return std::nullopt;
+  const auto &factors = dims[at->first];
+  int64_t below = 1;
+  for (int64_t k = static_cast<int64_t>(factors.size()) - 1; k >= 0; --k) {
+    const int64_t f = factors[k], size = rule.factorSizes[f];
+    if (at->second % below == 0 && at->second / below * shard.size <= size &&
+        size % (at->second / below * shard.size) == 0)
+      return std::pair{f, FactorShard{at->second / below, shard.size}};
+    below *= size;
+  }
+  return std::nullopt;
+}
+
+/// How a tensor of `dims` (global `shape`) is split when its factors are
+/// split as `split`: the first split factor found.
+Shard shardOf(const OpShardingRule &rule, DimFactors dims,
+              ArrayRef<int64_t> shape, const FactorSplit &split) {
+  for (auto [d, factors] : llvm::enumerate(dims)) {
+    int64_t below = 1;
+    for (int64_t k = static_cast<int64_t>(factors.size()) - 1; k >= 0; --k) {
+      if (auto it = split.find(factors[k]); it != split.end())
+        return Shard{it->second.inner * below * after(shape, d),
+                     it->second.size};
+      below *= rule.factorSizes[factors[k]];
+    }
+  }
+  return Shard{};
+}
+
+/// A slice's limits for its operand's local shape: whole split dimensions
+/// taken at their local size.
+void localizeSlice(SliceOp cut) {
+  SmallVector<int64_t> limit(cut.getLimit());
+  ArrayRef<int64_t> local = typeOf(cut.getX()).getShape();
+  for (size_t d = 0; d < limit.size(); ++d)
+    if (cut.getStart()[d] == 0 && cut.getStride()[d] == 1 &&
+        limit[d] > local[d])
+      limit[d] = local[d];
+  cut.setLimit(limit);
+}
 
 struct Partition : public weft::impl::PartitionBase<Partition> {
   using PartitionBase::PartitionBase;
@@ -171,6 +223,8 @@ struct Partition : public weft::impl::PartitionBase<Partition> {
       result = b.create<ConstantOp>(v.getLoc(), dense.resizeSplat(local));
     } else if (iota && locate(type.getShape(), shard)->first != iota.getDim()) {
       result = b.create<IotaOp>(v.getLoc(), local, iota.getDim());
+    } else if (Value computed = sliceThrough(b, v, shard)) {
+      result = computed;
     } else {
       Exposed e = expose(type.getShape(), shard, /*local=*/false);
       Value full = reshape(b, v, type.clone(e.shape));
@@ -179,6 +233,50 @@ struct Partition : public weft::impl::PartitionBase<Partition> {
     }
     sliced[key] = result;
     return result;
+  }
+
+  /// Replicated `v`'s block computed as such: its op again on its
+  /// operands' blocks, when its rule splits the result's factor (a
+  /// broadcast of the labels, a one-hot, a norm's weight spread over the
+  /// tokens) — instead of the whole value computed and cut. Null when not.
+  Value sliceThrough(OpBuilder &b, Value v, Shard shard) {
+    Operation *def = v.getDefiningOp();
+    auto ruled = dyn_cast_or_null<ShardingRuleOpInterface>(def);
+    if (!ruled || def->getNumResults() != 1 || def->getNumRegions() != 0 ||
+        isa<ConstantOp, IotaOp>(def) ||
+        llvm::any_of(def->getOperands(),
+                     [&](Value x) { return bool(shards.lookup(x)); }))
+      return {};
+    OpShardingRule rule = ruled.getShardingRule();
+    auto found =
+        factorOf(rule, rule.resultFactors[0], typeOf(v).getShape(), shard);
+    if (!found || rule.isBlocked(found->first))
+      return {};
+    FactorSplit split;
+    split[found->first] = found->second;
+    // The factor must come from an operand (a concat's result dimension,
+    // for one, is its own) — or be one a broadcast adds, the same along it.
+    SmallVector<Shard> wants;
+    for (auto [i, operand] : llvm::enumerate(def->getOperands()))
+      wants.push_back(i < rule.operandFactors.size()
+                          ? shardOf(rule, rule.operandFactors[i],
+                                    typeOf(operand).getShape(), split)
+                          : Shard{});
+    if (!isa<BroadcastOp>(def) &&
+        llvm::none_of(wants, [](Shard want) { return bool(want); }))
+      return {};
+    SmallVector<Value> operands;
+    for (auto [operand, want] : llvm::zip(def->getOperands(), wants))
+      operands.push_back(want ? slice(b, operand, want) : operand);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointAfter(def);
+    Operation *local = b.clone(*def);
+    local->setOperands(operands);
+    local->getResult(0).setType(
+        typeOf(v).clone(localShape(typeOf(v).getShape(), shard)));
+    if (auto cut = dyn_cast<SliceOp>(local))
+      localizeSlice(cut);
+    return local->getResult(0);
   }
 
   /// Sharded `v` (its global type `global`) whole on every rank
@@ -268,6 +366,11 @@ struct Partition : public weft::impl::PartitionBase<Partition> {
       if (failed(result))
         return failure();
     }
+    // What the split left unread (whole values now computed by blocks).
+    for (Operation &op :
+         llvm::make_early_inc_range(llvm::reverse(body.getOperations())))
+      if (isOpTriviallyDead(&op))
+        op.erase();
     auto ret = cast<func::ReturnOp>(body.getTerminator());
     func.setType(FunctionType::get(func.getContext(), body.getArgumentTypes(),
                                    ret.getOperandTypes()));
@@ -279,8 +382,9 @@ struct Partition : public weft::impl::PartitionBase<Partition> {
       return func.emitError()
              << "the sequence of " << tokens
              << " tokens does not split over sp = " << static_cast<int64_t>(sp)
-             << " ranks (Ulysses needs N % sp == 0; padding is not there "
-                "yet)";
+             << " ranks (Ulysses needs N % sp == 0; weft compile and weft "
+                "train pad a model's sequence to a multiple of sp, this step "
+                "was built at N)";
     return success();
   }
 
@@ -301,88 +405,50 @@ struct Partition : public weft::impl::PartitionBase<Partition> {
     for (auto [v, type] : localTypes)
       v.setType(type);
     // Which factor each sharded operand splits.
-    auto factorOf = [&](unsigned i, Shard shard,
-                        FactorShard &out) -> std::optional<int64_t> {
-      SmallVector<int64_t> shape = globalShapeOf(op->getOperand(i));
-      auto at = locate(shape, shard);
-      if (!at || i >= rule.operandFactors.size())
-        return std::nullopt;
-      const auto &factors = rule.operandFactors[i][at->first];
-      int64_t below = 1;
-      for (int64_t k = static_cast<int64_t>(factors.size()) - 1; k >= 0; --k) {
-        const int64_t f = factors[k], size = rule.factorSizes[f];
-        if (at->second % below == 0 &&
-            at->second / below * shard.size <= size &&
-            size % (at->second / below * shard.size) == 0) {
-          out = {at->second / below, shard.size};
-          return f;
-        }
-        below *= size;
-      }
-      return std::nullopt;
-    };
-    DenseMap<int64_t, FactorShard> split;
+    FactorSplit split;
     for (unsigned i = 0; i < op->getNumOperands(); ++i) {
       Shard shard = shards.lookup(op->getOperand(i));
       if (!shard)
         continue;
-      FactorShard fs;
-      std::optional<int64_t> f = factorOf(i, shard, fs);
-      if (!f || rule.isBlocked(*f)) {
+      std::optional<std::pair<int64_t, FactorShard>> found;
+      if (i < rule.operandFactors.size())
+        found = factorOf(rule, rule.operandFactors[i],
+                         globalShapeOf(op->getOperand(i)), shard);
+      if (!found || rule.isBlocked(found->first)) {
         // The op needs the operand whole.
         b.setInsertionPoint(op);
         op->setOperand(i, gather(b, op->getOperand(i)));
         continue;
       }
-      auto [it, inserted] = split.try_emplace(*f, fs);
-      if (!inserted && !(it->second == fs))
+      auto [it, inserted] = split.try_emplace(found->first, found->second);
+      if (!inserted && !(it->second == found->second))
         return op->emitError("reads operands split differently along one "
                              "dimension; weft-partition has no reshard for "
                              "that yet");
     }
     // Operands that hold a split factor but arrive whole are sliced; the
     // results take their local shapes.
-    auto shardOf = [&](ArrayRef<SmallVector<int64_t, 1>> dims,
-                       ArrayRef<int64_t> shape) -> Shard {
-      for (auto [d, factors] : llvm::enumerate(dims)) {
-        int64_t below = 1;
-        for (int64_t k = static_cast<int64_t>(factors.size()) - 1; k >= 0;
-             --k) {
-          if (auto it = split.find(factors[k]); it != split.end())
-            return Shard{it->second.inner * below * after(shape, d),
-                         it->second.size};
-          below *= rule.factorSizes[factors[k]];
-        }
-      }
-      return Shard{};
-    };
     for (unsigned i = 0; i < op->getNumOperands(); ++i) {
       Value operand = op->getOperand(i);
       if (shards.lookup(operand) || i >= rule.operandFactors.size())
         continue;
-      Shard want = shardOf(rule.operandFactors[i], typeOf(operand).getShape());
+      Shard want = shardOf(rule, rule.operandFactors[i],
+                           typeOf(operand).getShape(), split);
       if (want) {
         b.setInsertionPoint(op);
         op->setOperand(i, slice(b, operand, want));
       }
     }
-    // Attributes that name sizes follow the local shapes: a slice takes
-    // whole split dimensions at their local size.
-    if (auto cut = dyn_cast<SliceOp>(op)) {
-      SmallVector<int64_t> limit(cut.getLimit());
-      ArrayRef<int64_t> local = typeOf(cut.getX()).getShape();
-      for (size_t d = 0; d < limit.size(); ++d)
-        if (cut.getStart()[d] == 0 && cut.getStride()[d] == 1 &&
-            limit[d] > local[d])
-          limit[d] = local[d];
-      cut.setLimit(limit);
-    }
+    // Attributes that name sizes follow the local shapes.
+    if (auto cut = dyn_cast<SliceOp>(op))
+      localizeSlice(cut);
     bool partial = false;
     for (auto &[f, fs] : split)
       partial |= rule.isReduction(f);
     for (auto [i, result] : llvm::enumerate(op->getResults())) {
       RankedTensorType type = typeOf(result);
-      Shard shard = shardOf(rule.resultFactors[i], type.getShape());
+      Shard shard =
+          shardOf(rule, rule.resultFactors[i], type.getShape(), split);
       if (!shard)
         continue;
       if (shard.size % sp != 0)

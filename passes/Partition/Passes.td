@@ -30,6 +30,12 @@ def DataParallel : Pass<"weft-data-parallel", "mlir::ModuleOp"> {
     the group, and the updated blocks are all-gathered (in the parameter's
     element type) into every rank's replicated parameter.
 
+    After weft-partition (a mesh with an sp axis): ZeRO shards over dp × sp
+    (DeepSpeed's data-parallel group under Ulysses), and runs with dp = 1
+    too; a gradient weft-partition all-reduced over sp alone is summed over
+    dp × sp in one collective instead (each sp rank holds its tokens'
+    share), one read from accumulators (summed over sp already) over dp.
+
     Example (dp = 2):
     ```mlir
     %n = weft.grad_norm %g : (tensor<4xf32>) -> tensor<f32>
@@ -75,7 +81,9 @@ def Partition : Pass<"weft-partition", "mlir::ModuleOp"> {
     - results returned whole are gathered.
     The mesh `#weft.mesh<["dp"=dp, "sp"=sp]>` (dp omitted when 1) is recorded
     on the module for weft-data-parallel, which runs after. sp = 1 leaves the
-    module as it is. N % sp != 0 is refused (padding is not there yet).
+    module as it is. N % sp != 0 is refused: `weft compile` and `weft train`
+    build a Hugging Face model at N padded to a multiple of sp instead, the
+    padding no target (causal attention keeps it from the real tokens).
   }];
   let options = [
     Option<"dp", "dp", "int64_t", "1", "data-parallel ranks (the mesh's dp axis)">,

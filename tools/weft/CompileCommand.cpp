@@ -165,6 +165,14 @@ int weft::cli::runCompile(llvm::ArrayRef<std::string> args) {
       return fail(llvm::createStringError(ec, options.dumpKernelsDir + ": " +
                                                   ec.message()));
 
+  padForSequenceParallel(*shape, options.sp);
+  if (shape->build.tokens > 0)
+    llvm::errs() << "weft compile: --seq " << shape->build.tokens
+                 << " is padded to " << shape->build.seq << " for --sp "
+                 << options.sp
+                 << " (the padding at the end of each sequence is no target; "
+                    "feed input_ids and labels of "
+                 << shape->build.seq << " tokens)\n";
   ModelLoader loader;
   auto module = loader.load(options.model, *shape);
   if (!module)

@@ -33,6 +33,16 @@ std::vector<OptionSpec> weft::cli::shapeOptions() {
   };
 }
 
+int64_t weft::cli::padForSequenceParallel(ModelShapeOptions &shape,
+                                          int64_t sp) {
+  frontend::BuildOptions &build = shape.build;
+  if (sp > 1 && build.loss && build.seq % sp != 0) {
+    build.tokens = build.seq;
+    build.seq = (build.seq + sp - 1) / sp * sp;
+  }
+  return build.seq;
+}
+
 llvm::Expected<ModelShapeOptions>
 weft::cli::readShapeOptions(const ParsedArgs &args) {
   ModelShapeOptions shape;

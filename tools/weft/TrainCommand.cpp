@@ -573,6 +573,8 @@ int weft::cli::runTrain(llvm::ArrayRef<std::string> args) {
     ModelShapeOptions shape;
     shape.build = {micro, s.seq, s.precision == "bf16" ? "bf16" : "f32", true};
     shape.givenByUser = true;
+    // Ulysses needs the sequence in sp equal blocks: pad it at the end.
+    const int64_t padded = padForSequenceParallel(shape, s.sp);
     ModelLoader loader;
     auto module = loader.load(model, shape);
     if (!module)
@@ -708,15 +710,18 @@ int weft::cli::runTrain(llvm::ArrayRef<std::string> args) {
       data.batch(step, s.batch, order, s.seed, vocab, ids.data());
       std::vector<rt::HostTensor> parts;
       for (int64_t a = 0; a < s.accumulation; ++a) {
-        rt::HostTensor part{weft::plan::I64, {micro, s.seq}, {}};
-        part.bytes.resize(micro * s.seq * sizeof(int64_t));
+        rt::HostTensor part{weft::plan::I64, {micro, padded}, {}};
+        part.bytes.assign(micro * padded * sizeof(int64_t), 0);
         // This rank's contiguous share of the step's samples, then its
-        // micro-batches in order.
-        // The sp ranks of a dp group (adjacent on the mesh [dp, sp]) take the
-        // same samples and split their sequence.
+        // micro-batches in order. The sp ranks of a dp group (adjacent on
+        // the mesh [dp, sp]) take the same samples and split their sequence,
+        // padded with token 0, which no real token attends to and no target
+        // reads.
         const int64_t first = (rank / s.sp * s.accumulation + a) * micro;
-        std::memcpy(part.bytes.data(), ids.data() + first * s.seq,
-                    part.bytes.size());
+        for (int64_t row = 0; row < micro; ++row)
+          std::memcpy(part.bytes.data() + row * padded * sizeof(int64_t),
+                      ids.data() + (first + row) * s.seq,
+                      s.seq * sizeof(int64_t));
         parts.push_back(std::move(part));
       }
       rt::StepStats stats = trainer.step(parts);

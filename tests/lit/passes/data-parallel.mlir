@@ -81,4 +81,4 @@ func.func @forward(%x: tensor<4xf32> {weft.input = "x"},
 
 // A parameter that does not split evenly is named.
 // RUN: not weft-opt %s --weft-optimizer --weft-data-parallel='dp=3 zero=2' 2>&1 | FileCheck %s --check-prefix=UNEVEN
-// UNEVEN: parameter 'model.w' has 4 elements, not a multiple of dp = 3; ZeRO shards every parameter evenly (padding is not there yet)
+// UNEVEN: parameter 'model.w' has 4 elements, not a multiple of the 3 ranks ZeRO shards over; ZeRO shards every parameter evenly (padding is not there yet)

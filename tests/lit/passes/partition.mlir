@@ -1,5 +1,7 @@
 // RUN: weft-opt %s --weft-partition='sp=2' | FileCheck %s
 // RUN: weft-opt %s --weft-partition='sp=4' | FileCheck %s --check-prefix=GQA
+// RUN: weft-opt %s --weft-optimizer --weft-partition='dp=2 sp=2' --weft-data-parallel='dp=2' | FileCheck %s --check-prefix=DPSP
+// RUN: weft-opt %s --weft-optimizer --weft-partition='dp=2 sp=2' --weft-data-parallel='dp=2 zero=1' | FileCheck %s --check-prefix=ZERO
 // RUN: not weft-opt %s --weft-partition='sp=8' 2>&1 | FileCheck %s --check-prefix=HEADS
 // RUN: not weft-opt %s --weft-partition='sp=3' 2>&1 | FileCheck %s --check-prefix=SEQ
 
@@ -52,6 +54,19 @@ func.func @forward(%ids: tensor<1x8xi64> {weft.input = "input_ids"},
 // sp = 4 > 2 key/value heads: each is repeated twice before its all-to-all.
 // GQA: weft.broadcast %{{.*}} dims [0, 1, 2, 4] : tensor<1x2x2x2xf32> -> tensor<1x2x2x2x2xf32>
 // GQA: weft.all_to_all %{{.*}} split 2 concat 1 : (tensor<1x2x4x2xf32>) -> tensor<1x8x1x2xf32>
+
+// With dp: the partial weight gradient is summed over dp × sp at once (its
+// sp-only sum dropped), the update scaled by 1/dp; the loss, summed over
+// sp, is the mean over dp.
+// DPSP: #mesh = #weft.mesh<["dp"=2, "sp"=2]>
+// DPSP-NOT: weft.all_reduce sum %{{.*}} on #mesh ["sp"] : tensor<16x8xf32>
+// DPSP: %[[G:.*]] = weft.all_reduce sum %{{.*}} on #mesh ["dp", "sp"] : tensor<16x8xf32>
+// DPSP: weft.grad_norm %[[G]] {grad_scale = 5.000000e-01 : f32}
+// DPSP: weft.all_reduce mean %{{.*}} on #mesh ["dp"] : tensor<f32>
+
+// ZeRO shards over dp × sp: a quarter of the 128 elements per rank.
+// ZERO: weft.reduce_scatter sum %{{.*}} on #mesh ["dp", "sp"] dim 0 : (tensor<128xf32>) -> tensor<32xf32>
+// ZERO: weft.grad_norm %{{.*}} over #mesh ["dp", "sp"] {grad_scale = 5.000000e-01 : f32}
 
 // HEADS: error: has 4 attention heads, not a multiple of sp = 8
 // SEQ: error: the sequence of 8 tokens does not split over sp = 3 ranks
