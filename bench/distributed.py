@@ -3,12 +3,14 @@
 planned and measured, against REFERENCE.md's ZeRO formulas.
 
 For the tiny Llama (fp32, Ψ parameters) at P = 1, 2, 4 data-parallel ranks
-and ZeRO stages 0-2: the planned parameter and optimizer-state bytes per rank
+and ZeRO stages 0-3: the planned parameter and optimizer-state bytes per rank
 (`weft compile --train --dp P --zero Z` + `weft inspect --json`) against
-4Ψ + 8Ψ (stage 0) and 4Ψ + 8Ψ/P (stages 1-2) — fp32 AdamW keeps no master
-copy, so REFERENCE.md's 12Ψ/Nd of fp32 state becomes 8Ψ/Nd — and the bytes
-each rank sent per step (`mpirun -np P weft train`, its run summary) against
-the ring's 2(P−1)/P · 4Ψ of every stage.
+4Ψ + 8Ψ (stage 0), 4Ψ + 8Ψ/P (stages 1-2) and 4Ψ/P + 8Ψ/P (stage 3) —
+fp32 AdamW keeps no master copy, so REFERENCE.md's 12Ψ/Nd of fp32 state
+becomes 8Ψ/Nd — and the bytes each rank sent per step (`mpirun -np P weft
+train`, its run summary) against the ring's 2(P−1)/P · 4Ψ of stages 0-2 and
+3(P−1)/P · 4Ψ of stage 3 (the forward's and the backward's gathers and the
+gradients' reduce-scatter).
 
 Ulysses: at sp = 1, 2, 4 with N/sp fixed (32 tokens per rank) and with N
 fixed, the all-to-all bytes each rank sent per layer of one training step
@@ -114,16 +116,18 @@ def main():
     psi = base["parameters"] / 4  # fp32 parameters, 64-byte aligned each
     rows = []
     for ranks in (1, 2, 4):
-        for zero in (0, 1, 2):
+        for zero in (0, 1, 2, 3):
             if ranks == 1 and zero > 0:
                 continue
             memory = planned(work, ranks, zero)
             state_formula = 8 * psi / (ranks if zero else 1)
+            params_formula = 4 * psi / (ranks if zero == 3 else 1)
             sent = sent_per_step(work, ranks, zero, args.steps)
-            ring = 2 * (ranks - 1) / ranks * 4 * psi
+            ring = (3 if zero == 3 else 2) * (ranks - 1) / ranks * 4 * psi
             rows.append({
                 "ranks": ranks, "zero": zero,
                 "parameters": memory["parameters"],
+                "parameters_formula": params_formula,
                 "state": memory["state"], "state_formula": state_formula,
                 "peak": memory["peak"],
                 "sent_per_step": sent,
@@ -131,11 +135,12 @@ def main():
                 "ring_formula": ring})
     mib = 1 << 20
     print(f"tiny Llama, Ψ = {psi:,.0f} parameters (fp32)\n")
-    print(f"{'P':>2} {'ZeRO':>4} | {'params MiB':>10} {'state MiB':>9} "
-          f"{'formula':>8} | {'peak MiB':>8} | {'sent/step MiB':>13} "
-          f"{'2(P-1)/P·4Ψ':>12}")
+    print(f"{'P':>2} {'ZeRO':>4} | {'params MiB':>10} {'formula':>8} "
+          f"{'state MiB':>9} {'formula':>8} | {'peak MiB':>8} | "
+          f"{'sent/step MiB':>13} {'k(P-1)/P·4Ψ':>12}")
     for r in rows:
         print(f"{r['ranks']:>2} {r['zero']:>4} | {r['parameters'] / mib:>10.2f} "
+              f"{r['parameters_formula'] / mib:>8.2f} "
               f"{r['state'] / mib:>9.2f} {r['state_formula'] / mib:>8.2f} | "
               f"{r['peak'] / mib:>8.2f} | "
               f"{r['sent_total_per_step'] / mib:>13.2f} "

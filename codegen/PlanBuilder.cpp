@@ -60,6 +60,18 @@ FailureOr<int64_t> groupMask(Operation *op, MeshAttr mesh, ArrayAttr names) {
   return mask;
 }
 
+/// A ZeRO block's binding: the whole tensor's element count (and shape, for
+/// a parameter) and the axes of the group holding the blocks, from the
+/// argument's weft.state_shard or weft.param_shard.
+void setShard(plan::Binding &binding, DictionaryAttr shard) {
+  binding.set_global_elements(shard.getAs<IntegerAttr>("elements").getInt());
+  for (auto axis : shard.getAs<ArrayAttr>("axes").getAsValueRange<StringAttr>())
+    binding.add_shard_axes(axis.str());
+  if (auto shape = shard.getAs<DenseI64ArrayAttr>("shape"))
+    for (int64_t size : shape.asArrayRef())
+      binding.add_global_shape(size);
+}
+
 class PlanBuilder {
 public:
   explicit PlanBuilder(const codegen::PlanOptions &options)
@@ -822,6 +834,9 @@ LogicalResult PlanBuilder::addProgram(func::FuncOp entry,
       plan::Binding *binding = plan.add_parameters();
       binding->set_name(param.str());
       binding->set_buffer(*id);
+      if (auto shard = func.getArgAttrOfType<DictionaryAttr>(
+              arg.getArgNumber(), "weft.param_shard"))
+        setShard(*binding, shard);
     } else if (plan.buffers(*id).region() == plan::STATE) {
       bool known = llvm::any_of(plan.state(), [&](const plan::Binding &b) {
         return b.name() == plan.buffers(*id).name();
@@ -832,13 +847,8 @@ LogicalResult PlanBuilder::addProgram(func::FuncOp entry,
       binding->set_name(plan.buffers(*id).name());
       binding->set_buffer(*id);
       if (auto shard = func.getArgAttrOfType<DictionaryAttr>(
-              arg.getArgNumber(), "weft.state_shard")) {
-        binding->set_global_elements(
-            shard.getAs<IntegerAttr>("elements").getInt());
-        for (auto axis :
-             shard.getAs<ArrayAttr>("axes").getAsValueRange<StringAttr>())
-          binding->add_shard_axes(axis.str());
-      }
+              arg.getArgNumber(), "weft.state_shard"))
+        setShard(*binding, shard);
     } else {
       plan::Binding *binding = plan.add_inputs();
       binding->set_name(plan.buffers(*id).name());

@@ -200,9 +200,9 @@ int weft::runtime::outputBuffer(const plan::Plan &plan,
   throw Error(planName + " has no output '" + name + "'");
 }
 
-void weft::runtime::fillParameters(const plan::Plan &plan,
-                                   const std::string &planName, uint64_t seed,
-                                   char *region) {
+void weft::runtime::fillParameters(
+    const plan::Plan &plan, const std::string &planName, uint64_t seed,
+    char *region, const std::function<int64_t(const plan::Binding &)> &member) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<float> normal(0.0f, 0.02f);
   for (const auto &param : plan.parameters()) {
@@ -214,14 +214,31 @@ void weft::runtime::fillParameters(const plan::Plan &plan,
     const bool bf16 = buffer.dtype() == plan::BF16;
     char *data = region + buffer.offset();
     const int64_t count = buffer.bytes() / dtypeBytes(buffer.dtype());
+    // A block draws the whole tensor's values and keeps its own.
+    const int64_t total =
+        param.global_elements() > 0 ? param.global_elements() : count;
+    const int64_t first =
+        param.global_elements() > 0 && member ? member(param) * count : 0;
     const bool norm = param.name().find("norm") != std::string::npos;
-    for (int64_t i = 0; i < count; ++i) {
+    for (int64_t i = 0; i < total; ++i) {
       const float value = norm ? 1.0f : normal(rng);
+      if (i < first || i >= first + count)
+        continue;
       if (bf16)
-        reinterpret_cast<uint16_t *>(data)[i] =
+        reinterpret_cast<uint16_t *>(data)[i - first] =
             kernels::cpu::floatToBf16(value);
       else
-        reinterpret_cast<float *>(data)[i] = value;
+        reinterpret_cast<float *>(data)[i - first] = value;
     }
   }
+}
+
+uint32_t weft::runtime::shardGroup(const plan::Plan &plan,
+                                   const plan::Binding &binding) {
+  uint32_t mask = 0;
+  for (const std::string &axis : binding.shard_axes())
+    for (int a = 0; a < plan.mesh_size(); ++a)
+      if (plan.mesh(a).name() == axis)
+        mask |= 1u << a;
+  return mask;
 }

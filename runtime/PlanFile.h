@@ -6,6 +6,7 @@
 #include "runtime/HostTensor.h"
 #include "runtime/plan.pb.h"
 
+#include <functional>
 #include <string>
 
 namespace weft::runtime {
@@ -37,9 +38,17 @@ int outputBuffer(const plan::Plan &plan, const std::string &planName,
                  const std::string &name);
 
 /// Parameter values from `seed` into `region` (the plan's PARAMETERS):
-/// normal(0, 0.02), norm weights one. The same on every device.
-void fillParameters(const plan::Plan &plan, const std::string &planName,
-                    uint64_t seed, char *region);
+/// normal(0, 0.02), norm weights one. The same on every device. A ZeRO-3
+/// block (a binding with global_elements) gets its part of the whole
+/// tensor's values: block `member(binding)` of them.
+void fillParameters(
+    const plan::Plan &plan, const std::string &planName, uint64_t seed,
+    char *region,
+    const std::function<int64_t(const plan::Binding &)> &member = {});
+
+/// The mesh-axis mask of the group that holds a ZeRO block binding's blocks
+/// (bit a: mesh axis a); 0 when the binding is not a block.
+uint32_t shardGroup(const plan::Plan &plan, const plan::Binding &binding);
 
 /// Short name of a dtype ("f32") and its element size in bytes.
 const char *dtypeName(plan::DType dtype);

@@ -39,17 +39,6 @@ bool isCheckpointed(const std::string &name) {
   return name.rfind("grad_acc.", 0) != 0;
 }
 
-/// The group mask of a sharded state binding's axes (0: not sharded).
-uint32_t shardGroup(const weft::plan::Plan &plan,
-                    const weft::plan::Binding &state) {
-  uint32_t mask = 0;
-  for (const std::string &axis : state.shard_axes())
-    for (int a = 0; a < plan.mesh_size(); ++a)
-      if (plan.mesh(a).name() == axis)
-        mask |= 1u << a;
-  return mask;
-}
-
 HostTensor scalar(weft::plan::DType dtype, const void *value, size_t bytes) {
   HostTensor t{dtype, {}, {}};
   t.bytes.assign(static_cast<const char *>(value),
@@ -98,12 +87,13 @@ Trainer::Trainer(CpuExecutor &executor, const std::string &planName,
     const uint32_t group = shardGroup(plan, state);
     const int64_t first =
         group ? executor.getCommunicator()->groupRank(group) * count : 0;
+    // (Under ZeRO-3 the bf16 parameter is that block itself.)
     for (const plan::Binding &binding : plan.parameters())
       if (binding.name() == param)
         cpu::bf16ToF32(
             reinterpret_cast<const uint16_t *>(
                 executor.bufferData(binding.buffer())) +
-                first,
+                (binding.global_elements() > 0 ? 0 : first),
             reinterpret_cast<float *>(executor.bufferData(state.buffer())),
             count);
   }
@@ -155,6 +145,31 @@ std::vector<TensorView> Trainer::state() {
       bytes = state.global_elements() * 4;
     }
     out.push_back({state.name(), plan::F32, {bytes / 4}, data, bytes});
+  }
+  return out;
+}
+
+std::vector<TensorView> Trainer::parameters() {
+  const plan::Plan &plan = executor.getPlan();
+  std::vector<TensorView> out;
+  gatheredParameters.clear();
+  gatheredParameters.reserve(plan.parameters_size());
+  for (const plan::Binding &param : plan.parameters()) {
+    const plan::Buffer &buffer = plan.buffers(param.buffer());
+    const char *data = executor.bufferData(param.buffer());
+    std::vector<int64_t> shape(buffer.shape().begin(), buffer.shape().end());
+    int64_t bytes = buffer.bytes();
+    if (const uint32_t group = shardGroup(plan, param)) {
+      const int64_t element = dtypeBytes(buffer.dtype());
+      gatheredParameters.emplace_back(param.global_elements() * element);
+      executor.getCommunicator()->allGather(
+          data, gatheredParameters.back().data(), buffer.bytes() / element,
+          buffer.dtype(), group);
+      data = gatheredParameters.back().data();
+      shape.assign(param.global_shape().begin(), param.global_shape().end());
+      bytes = param.global_elements() * element;
+    }
+    out.push_back({param.name(), buffer.dtype(), shape, data, bytes});
   }
   return out;
 }

@@ -70,6 +70,10 @@ public:
   /// views of the executor's memory, or, for ZeRO's blocks, of every rank's
   /// gathered (a collective: every rank calls it; valid until the next call).
   std::vector<TensorView> state();
+  /// The model's parameters as a checkpoint keeps them: views of the
+  /// executor's memory, or, for ZeRO-3's blocks, whole tensors gathered
+  /// from every rank (a collective; valid until the next call).
+  std::vector<TensorView> parameters();
   /// Restores state() from `checkpoint` (whole tensors; under ZeRO each rank
   /// keeps its block) and the step count. Throws Error naming `source` and
   /// the tensor that is missing or of the wrong size.
@@ -82,7 +86,8 @@ private:
   OptimizerOptions options;
   int64_t microBatches = 1;
   int64_t stepsDone = 0;
-  std::vector<std::vector<float>> gathered; // state()'s ZeRO tensors
+  std::vector<std::vector<float>> gathered;          // state()'s ZeRO tensors
+  std::vector<std::vector<char>> gatheredParameters; // parameters()' ZeRO-3
 };
 
 } // namespace weft::runtime

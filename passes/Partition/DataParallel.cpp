@@ -5,6 +5,8 @@
 
 #include "mlir/IR/Builders.h"
 
+#include <map>
+
 namespace weft {
 #define GEN_PASS_DEF_DATAPARALLEL
 #include "passes/Partition/Passes.h.inc"
@@ -58,9 +60,15 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
                          << "; a data-parallel group has at least one rank";
       return signalPassFailure();
     }
-    if (zero < 0 || zero > 2) {
+    if (zero < 0 || zero > 3) {
       module.emitError() << "ZeRO stage " << static_cast<int64_t>(zero)
-                         << " is not 0, 1 or 2";
+                         << " is not 0, 1, 2 or 3";
+      return signalPassFailure();
+    }
+    if (zero == 3 && module.lookupSymbol("optimizer_step")) {
+      module.emitError("ZeRO-3 with gradient accumulation is not there yet "
+                       "(the optimizer step's parameters would be gathered "
+                       "in another function)");
       return signalPassFailure();
     }
     MLIRContext *context = &getContext();
@@ -163,6 +171,47 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
     }
   }
 
+  /// ZeRO-3: `param` stored as this rank's flat block (in its element type)
+  /// and gathered whole right before each op that reads it, but the update.
+  LogicalResult shardParameter(func::FuncOp func, BlockArgument param,
+                               const Group &group) {
+    auto type = cast<RankedTensorType>(param.getType());
+    const int64_t elements = type.getNumElements();
+    if (elements % group.ranks != 0)
+      return func.emitError()
+             << "parameter #" << param.getArgNumber() << " has " << elements
+             << " elements, not a multiple of the " << group.ranks
+             << " ranks ZeRO-3 shards it over (padding is not there yet)";
+    auto whole = RankedTensorType::get({elements}, type.getElementType());
+    auto block =
+        RankedTensorType::get({elements / group.ranks}, type.getElementType());
+    OpBuilder b(func.getContext());
+    DenseMap<Operation *, Value> gathered;
+    for (OpOperand &use : llvm::make_early_inc_range(param.getUses())) {
+      Operation *user = use.getOwner();
+      if (isa<AdamWUpdateOp>(user))
+        continue;
+      Value &copy = gathered[user];
+      if (!copy) {
+        b.setInsertionPoint(user);
+        copy = b.create<AllGatherOp>(param.getLoc(), whole, param, group.mesh,
+                                     group.axes, 0);
+        if (type != whole)
+          copy = b.create<ReshapeOp>(param.getLoc(), type, copy);
+      }
+      use.set(copy);
+    }
+    param.setType(block);
+    func.setArgAttr(
+        param.getArgNumber(), "weft.param_shard",
+        b.getDictionaryAttr(
+            {b.getNamedAttr("elements", b.getI64IntegerAttr(elements)),
+             b.getNamedAttr("axes", group.axes),
+             b.getNamedAttr("shape",
+                            b.getDenseI64ArrayAttr(type.getShape()))}));
+    return success();
+  }
+
   /// ZeRO-1/2: each rank keeps 1/dp of every parameter's optimizer state
   /// (moments and master weights, flattened) and updates that block only:
   /// the gradients are reduce-scattered (stage 2: each as soon as it is
@@ -188,6 +237,28 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
     llvm::sort(updates, [](AdamWUpdateOp a, AdamWUpdateOp b) {
       return a->isBeforeInBlock(b);
     });
+    // The parameters' whole types (ZeRO-3 makes them blocks below).
+    DenseMap<Operation *, RankedTensorType> wholeTypes;
+    for (AdamWUpdateOp adamw : updates)
+      wholeTypes[adamw] = cast<RankedTensorType>(adamw.getParam().getType());
+    // ZeRO-3: the parameters themselves become blocks, gathered whole
+    // right before each op that reads them (forward and backward apart, so
+    // each whole copy dies after its use).
+    if (zero == 3) {
+      std::map<std::string, BlockArgument> params;
+      for (BlockArgument arg : func.getArguments())
+        if (auto name = func.getArgAttrOfType<StringAttr>(
+                arg.getArgNumber(), WeftDialect::kParamAttrName))
+          params[name.str()] = arg;
+      for (AdamWUpdateOp adamw : updates) {
+        BlockArgument param = params[nameOf(adamw)];
+        if (!param)
+          return adamw.emitError() << "updates '" << nameOf(adamw)
+                                   << "', which is no weft.param argument";
+        if (failed(shardParameter(func, param, group)))
+          return failure();
+      }
+    }
     // Each gradient's block on this rank, summed over the group. Partial
     // gradients (each dp rank's, each sp rank's share of the tokens) sum
     // to dp times the mean; gradients summed over sp already (read from
@@ -195,7 +266,7 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
     SmallVector<Value> blocks, summedOverSp;
     std::optional<bool> partial;
     for (AdamWUpdateOp adamw : updates) {
-      auto type = cast<RankedTensorType>(adamw.getParam().getType());
+      RankedTensorType type = wholeTypes[adamw];
       if (type.getNumElements() % ranks != 0)
         return adamw.emitError()
                << "parameter '" << nameOf(adamw) << "' has "
@@ -242,7 +313,7 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
 
     auto ret = cast<func::ReturnOp>(func.getBody().front().getTerminator());
     for (auto [adamw, block] : llvm::zip(updates, blocks)) {
-      auto type = cast<RankedTensorType>(adamw.getParam().getType());
+      RankedTensorType type = wholeTypes[adamw];
       const int64_t elements = type.getNumElements();
       auto blockType =
           RankedTensorType::get({elements / ranks}, b.getF32Type());
@@ -269,6 +340,7 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
       if (master) {
         if (failed(shardState(weights)))
           return failure();
+      } else if (zero == 3) { // the parameter is the block
       } else {
         weights = b.create<AllSliceOp>(loc, flat(weights, b.getF32Type()), mesh,
                                        axes, 0);
@@ -297,7 +369,7 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
       for (OpOperand &use :
            llvm::make_early_inc_range(adamw.getNewParam().getUses())) {
         Operation *user = use.getOwner();
-        if (user == ret && master) {
+        if (user == ret && (master || zero == 3)) {
           use.set(update.getNewParam());
         } else if (user == ret) {
           b.setInsertionPoint(ret);
@@ -305,7 +377,12 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
         } else if (auto convert = dyn_cast<ConvertOp>(user)) {
           b.setInsertionPoint(convert);
           auto narrow = cast<RankedTensorType>(convert.getType());
-          convert.replaceAllUsesWith(gathered(narrow.getElementType(), narrow));
+          // ZeRO-3 rounds its block (the bf16 parameter is a block too).
+          convert.replaceAllUsesWith(
+              zero == 3 ? b.create<ConvertOp>(
+                              loc, blockType.clone(narrow.getElementType()),
+                              update.getNewParam())
+                        : gathered(narrow.getElementType(), narrow));
           convert.erase();
         } else {
           return user->emitError("reads AdamW's new weights; ZeRO expects "

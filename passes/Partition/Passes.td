@@ -30,6 +30,13 @@ def DataParallel : Pass<"weft-data-parallel", "mlir::ModuleOp"> {
     the group, and the updated blocks are all-gathered (in the parameter's
     element type) into every rank's replicated parameter.
 
+    With `zero` 3 (ZeRO-3) the trained parameters are blocks too (argument
+    attribute `weft.param_shard = {elements, axes, shape}`): each op that
+    reads one gets it whole from a `weft.all_gather` right before it
+    (forward and backward apart, so no whole copy outlives its use), AdamW
+    updates the block in place and nothing is gathered after the step.
+    Gradient accumulation with ZeRO-3 is refused (not there yet).
+
     After weft-partition (a mesh with an sp axis): ZeRO shards over dp × sp
     (DeepSpeed's data-parallel group under Ulysses), and runs with dp = 1
     too; a gradient weft-partition all-reduced over sp alone is summed over
@@ -49,7 +56,8 @@ def DataParallel : Pass<"weft-data-parallel", "mlir::ModuleOp"> {
     Option<"zero", "zero", "int64_t", "0",
            "ZeRO stage: 0 replicates the optimizer state; 1 shards it, the "
            "gradients reduce-scattered after the backward; 2 also "
-           "reduce-scatters each gradient as soon as it is computed">,
+           "reduce-scatters each gradient as soon as it is computed; 3 also "
+           "stores the parameters as blocks, gathered before each use">,
   ];
 }
 

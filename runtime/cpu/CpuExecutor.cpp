@@ -692,14 +692,38 @@ void CpuExecutor::prepareSteps() {
 void CpuExecutor::loadParameters(const SafetensorsCheckpoint &checkpoint) {
   for (const auto &param : plan.parameters()) {
     const Buffer &buffer = plan.buffers(param.buffer());
-    std::vector<int64_t> shape(buffer.shape().begin(), buffer.shape().end());
-    checkpoint.read(param.name(), shape, buffer.dtype(),
-                    address(param.buffer()));
+    if (param.global_elements() == 0) {
+      std::vector<int64_t> shape(buffer.shape().begin(), buffer.shape().end());
+      checkpoint.read(param.name(), shape, buffer.dtype(),
+                      address(param.buffer()));
+      continue;
+    }
+    // A ZeRO-3 block: whole in the checkpoint, this rank keeps its part.
+    std::vector<int64_t> shape(param.global_shape().begin(),
+                               param.global_shape().end());
+    std::vector<char> whole(param.global_elements() *
+                            dtypeBytes(buffer.dtype()));
+    checkpoint.read(param.name(), shape, buffer.dtype(), whole.data());
+    std::memcpy(address(param.buffer()),
+                whole.data() + memberOf(param) * buffer.bytes(),
+                buffer.bytes());
   }
 }
 
 void CpuExecutor::initializeParameters(uint64_t seed) {
-  fillParameters(plan, planName, seed, loaded->parameters.data);
+  fillParameters(
+      plan, planName, seed, loaded->parameters.data,
+      [this](const plan::Binding &param) { return memberOf(param); });
+}
+
+int64_t CpuExecutor::memberOf(const plan::Binding &binding) const {
+  const uint32_t group = shardGroup(plan, binding);
+  if (!group)
+    return 0;
+  if (!communicator)
+    throw Error(planName + ": '" + binding.name() +
+                "' is a block of a sharded tensor, but the plan has no mesh");
+  return communicator->groupRank(group);
 }
 
 void CpuExecutor::setInput(const std::string &name, const HostTensor &tensor) {

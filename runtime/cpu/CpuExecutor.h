@@ -49,6 +49,8 @@ public:
   const plan::Plan &getPlan() const { return plan; }
   /// The job's communicator when the plan has a mesh, else null.
   Communicator *getCommunicator() const { return communicator; }
+  /// This rank's block index of a ZeRO block binding (0 for a whole one).
+  int64_t memberOf(const plan::Binding &binding) const;
 
 private:
   struct Loaded;

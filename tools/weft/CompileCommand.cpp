@@ -67,9 +67,10 @@ const VerbSpec &weft::cli::compileSpec() {
                          "with --train: sequence-parallel ranks (Ulysses: "
                          "each takes --seq/N tokens, attention by heads; "
                          "the plan is for dp × sp ranks)"});
-    s.options.push_back({"zero", "", "0|1|2",
+    s.options.push_back({"zero", "", "0|1|2|3",
                          "with --dp: ZeRO stage (1: sharded optimizer state, "
-                         "2: and reduce-scattered gradients)"});
+                         "2: and reduce-scattered gradients, 3: and sharded "
+                         "parameters)"});
     s.options.push_back({"accumulation", "", "K",
                          "with --train: micro-batches per optimizer step; "
                          "K > 1 adds an optimizer_step program (default 1)"});
@@ -126,9 +127,9 @@ int weft::cli::runCompile(llvm::ArrayRef<std::string> args) {
     return fail(sp.takeError());
   options.sp = *sp;
   const std::string zero = parsed.get("zero").value_or("0");
-  if (zero != "0" && zero != "1" && zero != "2") {
+  if (zero != "0" && zero != "1" && zero != "2" && zero != "3") {
     llvm::errs() << "weft compile: --zero is '" << zero
-                 << "'; expected 0, 1 or 2 (ZeRO-3 is not there yet)\n";
+                 << "'; expected 0, 1, 2 or 3\n";
     return 2;
   }
   options.zero = zero[0] - '0';

@@ -95,9 +95,10 @@ const VerbSpec &weft::cli::trainSpec() {
          "data-parallel ranks (default: the ranks of the launch, "
          "mpirun -np N); each takes its contiguous share of every step's "
          "samples"},
-        {"zero", "", "0|1|2",
-         "ZeRO stage over the dp ranks: 1 shards the optimizer state, 2 "
-         "also reduce-scatters the gradients (default 0)"},
+        {"zero", "", "0|1|2|3",
+         "ZeRO stage over the dp (× sp) ranks: 1 shards the optimizer state, "
+         "2 also reduce-scatters the gradients, 3 also stores the parameters "
+         "sharded, gathered before each use (default 0)"},
         {"sp", "", "N",
          "sequence-parallel ranks (Ulysses, DeepSpeed's "
          "sequence_parallel_size): each takes --seq/N tokens of every "
@@ -400,9 +401,6 @@ llvm::Error applyFlags(const ParsedArgs &args, Settings &s) {
     return makeError("ZeRO stage " + std::to_string(s.zero) +
                      " (--zero or zero_optimization.stage): the stages are "
                      "0, 1, 2 and 3");
-  if (s.zero == 3)
-    return makeError("ZeRO stage 3 (sharded parameters) is not there yet; "
-                     "stages 1 and 2 shard the optimizer state");
   if (s.sp < 1)
     return makeError("--sp " + std::to_string(s.sp) + ": at least one rank");
   if (s.dp * s.sp != s.ranks)
@@ -682,15 +680,9 @@ int weft::cli::runTrain(llvm::ArrayRef<std::string> args) {
         return fail(s.log + ": cannot write");
     }
     auto save = [&](int64_t step) {
-      std::vector<rt::TensorView> modelTensors, optimizerTensors;
-      for (const auto &binding : plan.parameters()) {
-        const auto &buffer = plan.buffers(binding.buffer());
-        modelTensors.push_back(
-            {binding.name(), buffer.dtype(),
-             std::vector<int64_t>(buffer.shape().begin(), buffer.shape().end()),
-             executor.bufferData(binding.buffer()), buffer.bytes()});
-      }
-      optimizerTensors = trainer.state(); // every rank: a collective
+      // Every rank: ZeRO blocks are gathered (collectives).
+      std::vector<rt::TensorView> modelTensors = trainer.parameters();
+      std::vector<rt::TensorView> optimizerTensors = trainer.state();
       if (rank != 0)
         return std::string();
       json state = {{"format", 1},

@@ -81,4 +81,17 @@ func.func @forward(%x: tensor<4xf32> {weft.input = "x"},
 
 // A parameter that does not split evenly is named.
 // RUN: not weft-opt %s --weft-optimizer --weft-data-parallel='dp=3 zero=2' 2>&1 | FileCheck %s --check-prefix=UNEVEN
+// RUN: weft-opt %s --weft-optimizer --weft-data-parallel='dp=2 zero=3' | FileCheck %s --check-prefix=ZERO3
 // UNEVEN: parameter 'model.w' has 4 elements, not a multiple of the 3 ranks ZeRO shards over; ZeRO shards every parameter evenly (padding is not there yet)
+
+// ZeRO-3: the parameters are blocks, each gathered whole right before the
+// op that reads it; AdamW updates the f32 block in place, the bf16 block is
+// its rounding; nothing is gathered after the step.
+// ZERO3: func.func @train_step(%arg0: tensor<4xf32> {weft.input = "x"}, %arg1: tensor<2xf32> {weft.param = "model.w", weft.param_shard = {axes = ["dp"], elements = 4 : i64, shape = array<i64: 4>}}, %arg2: tensor<2xbf16> {weft.param = "model.norm.weight", weft.param_shard = {axes = ["dp"], elements = 4 : i64, shape = array<i64: 4>}}
+// ZERO3: %[[W:.*]] = weft.all_gather %arg1 on #mesh ["dp"] dim 0 : (tensor<2xf32>) -> tensor<4xf32>
+// ZERO3-NEXT: weft.mul %arg0, %[[W]] : tensor<4xf32>
+// ZERO3: %[[NEW:.*]], %{{.*}}, %{{.*}} = weft.adamw_update %arg1,
+// ZERO3: %[[NEW_BF16:.*]], %{{.*}}, %{{.*}} = weft.adamw_update %arg5,
+// ZERO3: %[[ROUNDED:.*]] = weft.convert %[[NEW_BF16]] : tensor<2xf32> -> tensor<2xbf16>
+// ZERO3-NOT: weft.all_gather
+// ZERO3: return %{{.*}}, %{{.*}}, %[[NEW]], %{{.*}}, %{{.*}}, %[[ROUNDED]],
