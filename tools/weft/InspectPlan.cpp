@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <set>
 #include <sstream>
 
 namespace rt = weft::runtime;
@@ -63,6 +64,19 @@ int weft::cli::inspectPlan(const std::string &path, bool json) {
     return 1;
   }
   const plan::Memory &m = plan.memory();
+  // One rank's model state: the gradients are what the optimizer's norm
+  // reads (whole, or ZeRO blocks; in the arena, or accumulators in the
+  // state), each buffer once.
+  int64_t ranks = 1, gradients = 0;
+  for (const auto &axis : plan.mesh())
+    ranks *= axis.size();
+  std::set<int> counted;
+  for (const auto &stream : plan.streams())
+    for (const auto &step : stream.steps())
+      if (step.has_call() && step.call().function() == "grad_norm")
+        for (int i = 0; i + 1 < step.call().buffers_size(); ++i)
+          if (counted.insert(step.call().buffers(i)).second)
+            gradients += plan.buffers(step.call().buffers(i)).bytes();
   if (json) {
     nlohmann::json out;
     out["plan"] = path;
@@ -77,6 +91,11 @@ int weft::cli::inspectPlan(const std::string &path, bool json) {
                      {"constants", m.constants()},
                      {"state", m.state()},
                      {"peak", m.peak()}};
+    out["per_rank"] = {{"ranks", ranks},
+                       {"parameters", m.parameters()},
+                       {"gradients", gradients},
+                       {"optimizer_state", m.state()},
+                       {"activations", m.activations()}};
     if (!plan.optimizer().kind().empty())
       out["optimizer"] = {{"kind", plan.optimizer().kind()},
                           {"beta1", plan.optimizer().beta1()},
@@ -141,6 +160,13 @@ int weft::cli::inspectPlan(const std::string &path, bool json) {
      << " (activations " << binary(m.activations()) << ", workspace "
      << binary(m.workspace()) << ") + constants " << binary(m.constants())
      << (m.state() > 0 ? " + training state " + binary(m.state()) : "") << "\n";
+  if (!plan.optimizer().kind().empty())
+    os << "per rank     "
+       << (ranks > 1 ? "each of " + std::to_string(ranks) + " ranks: " : "")
+       << "parameters " << binary(m.parameters()) << ", gradients "
+       << binary(gradients) << " (what the optimizer reads), optimizer state "
+       << binary(m.state()) << ", activations " << binary(m.activations())
+       << " (the arena's peak, gradients in it)\n";
   os << "cost         " << decimal(plan.cost().flops(), "FLOP") << ", "
      << binary(plan.cost().memory_bytes()) << " of memory traffic per step\n";
   os << "kernels      " << plan.kernels_size() << " generated\n";
