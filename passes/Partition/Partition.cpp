@@ -105,6 +105,12 @@ Shard shardOf(const OpShardingRule &rule, DimFactors dims,
   return Shard{};
 }
 
+/// How a [batch, seq, heads, dim] tensor of global type `type` is split
+/// along its sequence (Ulysses' activations).
+Shard sequenceShard(RankedTensorType type) {
+  return Shard{type.getDimSize(2) * type.getDimSize(3), type.getDimSize(1)};
+}
+
 /// A slice's limits for its operand's local shape: whole split dimensions
 /// taken at their local size.
 void localizeSlice(SliceOp cut) {
@@ -555,10 +561,7 @@ struct Partition : public weft::impl::PartitionBase<Partition> {
     for (Value x : {q, k, v})
       if (!shards.lookup(x)) {
         b.setInsertionPoint(attention);
-        attention->replaceUsesOfWith(
-            x, slice(b, x,
-                     Shard{typeOf(x).getDimSize(2) * typeOf(x).getDimSize(3),
-                           typeOf(x).getDimSize(1)}));
+        attention->replaceUsesOfWith(x, slice(b, x, sequenceShard(typeOf(x))));
       }
     q = attention.getQ(), k = attention.getK(), v = attention.getV();
     if (failed(sequenceSharded(attention, {q, k, v})))
@@ -573,11 +576,8 @@ struct Partition : public weft::impl::PartitionBase<Partition> {
         attention.getLoc(), attention.getKindAttr(), qh, kh, vh, Value(),
         Value(), attention.getScaleAttr(), attention.getWindowAttr());
     Value out = toSequence(b, local.getResult(), 1);
-    Shard shard = shards.lookup(q);
-    setShard(out,
-             Shard{typeOf(out).getDimSize(2) * typeOf(out).getDimSize(3),
-                   shard.size},
-             typeOf(attention.getResult()));
+    RankedTensorType global = typeOf(attention.getResult());
+    setShard(out, sequenceShard(global), global);
     attention.getResult().replaceAllUsesWith(out);
     byHeads[out] = local.getResult();
     attention.erase();
@@ -593,9 +593,7 @@ struct Partition : public weft::impl::PartitionBase<Partition> {
     b.setInsertionPoint(grad);
     for (Value &x : in)
       if (!shards.lookup(x))
-        x = slice(b, x,
-                  Shard{typeOf(x).getDimSize(2) * typeOf(x).getDimSize(3),
-                        typeOf(x).getDimSize(1)});
+        x = slice(b, x, sequenceShard(typeOf(x)));
     if (failed(sequenceSharded(grad, in)))
       return failure();
     FailureOr<int64_t> repeat = headsLegal(grad, in[0], in[1]);
@@ -613,10 +611,7 @@ struct Partition : public weft::impl::PartitionBase<Partition> {
           dv = toSequence(b, local.getDv(), *repeat);
     SmallVector<Value> grads = {dq, dk, dv};
     for (auto [old, now] : llvm::zip(grad->getResults(), grads)) {
-      setShard(now,
-               Shard{typeOf(now).getDimSize(2) * typeOf(now).getDimSize(3),
-                     shards.lookup(in[0]).size},
-               typeOf(old));
+      setShard(now, sequenceShard(typeOf(old)), typeOf(old));
       old.replaceAllUsesWith(now);
     }
     grad.erase();
