@@ -60,9 +60,10 @@ FailureOr<int64_t> groupMask(Operation *op, MeshAttr mesh, ArrayAttr names) {
   return mask;
 }
 
-/// A ZeRO block's binding: the whole tensor's element count (and shape, for
-/// a parameter) and the axes of the group holding the blocks, from the
-/// argument's weft.state_shard or weft.param_shard.
+/// A sharded binding (a ZeRO block, a tensor-parallel slice): the whole
+/// tensor's element count (and shape, and the split dimension of a slice)
+/// and the axes of the group holding the blocks, from the argument's
+/// weft.state_shard or weft.param_shard.
 void setShard(plan::Binding &binding, DictionaryAttr shard) {
   binding.set_global_elements(shard.getAs<IntegerAttr>("elements").getInt());
   for (auto axis : shard.getAs<ArrayAttr>("axes").getAsValueRange<StringAttr>())
@@ -70,6 +71,8 @@ void setShard(plan::Binding &binding, DictionaryAttr shard) {
   if (auto shape = shard.getAs<DenseI64ArrayAttr>("shape"))
     for (int64_t size : shape.asArrayRef())
       binding.add_global_shape(size);
+  if (auto dim = shard.getAs<IntegerAttr>("dim"))
+    binding.set_shard_dim(dim.getInt());
 }
 
 class PlanBuilder {

@@ -117,7 +117,8 @@ WEFT_ELEMENTWISE_SHARDING(DequantizeBlockwiseOp)
 
 // Ops with no partitionable dimension yet: MoE routing and grouped products
 // (expert parallelism shards them by the expert dimension later), the
-// optimizer (ZeRO shards its flat state itself), collectives and transfers
+// global norm (weft-partition adds split gradients' squares over their axis
+// itself; ZeRO its blocks'), collectives and transfers
 // (already per rank), quantization (its blocks are flat).
 #define WEFT_WHOLE_SHARDING(OpT)                                               \
   OpShardingRule OpT::getShardingRule() { return wholeRule(*this); }
@@ -126,7 +127,6 @@ WEFT_WHOLE_SHARDING(MoeDispatchOp)
 WEFT_WHOLE_SHARDING(GroupedLinearOp)
 WEFT_WHOLE_SHARDING(MoeCombineOp)
 WEFT_WHOLE_SHARDING(GradNormOp)
-WEFT_WHOLE_SHARDING(AdamWUpdateOp)
 WEFT_WHOLE_SHARDING(AllGatherOp)
 WEFT_WHOLE_SHARDING(ReduceScatterOp)
 WEFT_WHOLE_SHARDING(AllReduceOp)
@@ -139,6 +139,17 @@ WEFT_WHOLE_SHARDING(QuantizeBlockwiseOp)
 WEFT_WHOLE_SHARDING(OffloadOp)
 WEFT_WHOLE_SHARDING(ReloadOp)
 #undef WEFT_WHOLE_SHARDING
+
+OpShardingRule AdamWUpdateOp::getShardingRule() {
+  // The weights, gradient and moments elementwise (a tensor-parallel slice
+  // updates as such); the learning rate, step and norm are scalars.
+  OpShardingRule rule;
+  DimFactors dims = newFactors(rule, typeOf(getParam()));
+  for (Value operand : getOperands())
+    rule.operandFactors.push_back(sameFactors(rule, dims, typeOf(operand)));
+  rule.resultFactors.assign(getNumResults(), dims);
+  return rule;
+}
 
 OpShardingRule MatmulOp::getShardingRule() {
   // lhs [b..., m, k] (transposed: [b..., k, m]), rhs [b..., k, n]

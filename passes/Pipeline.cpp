@@ -57,11 +57,12 @@ LogicalResult weft::buildPipeline(OpPassManager &pm,
       if (options.optimizer)
         pm.addPass(weft::createOptimizer(*options.optimizer));
     }
-    if (phase == "partition" && options.sp > 1)
+    if (phase == "partition" && (options.sp > 1 || options.tp > 1))
       pm.addPass(weft::createPartition(
-          weft::PartitionOptions{options.dp, options.sp}));
+          weft::PartitionOptions{options.dp, options.sp, options.tp}));
     if (phase == "partition" &&
-        (options.dp > 1 || (options.sp > 1 && options.zero > 0)))
+        (options.dp > 1 ||
+         ((options.sp > 1 || options.tp > 1) && options.zero > 0)))
       pm.addPass(weft::createDataParallel(
           weft::DataParallelOptions{options.dp, options.zero}));
     if (phase == "memory" && options.train && options.remat != "none")

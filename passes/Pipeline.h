@@ -40,6 +40,9 @@ struct PipelineOptions {
   /// Sequence-parallel (Ulysses) ranks: weft-partition splits the global
   /// step's sequence over them.
   int64_t sp = 1;
+  /// Tensor-parallel ranks: weft-partition splits the column- and
+  /// row-parallel linears' weights over them.
+  int64_t tp = 1;
 };
 
 /// Adds the passes of every phase up to and including `options.compileTo` to

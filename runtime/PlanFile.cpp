@@ -6,6 +6,7 @@
 #include "runtime/AtomicFile.h"
 #include "runtime/Error.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
@@ -215,20 +216,22 @@ void weft::runtime::fillParameters(
     char *data = region + buffer.offset();
     const int64_t count = buffer.bytes() / dtypeBytes(buffer.dtype());
     // A block draws the whole tensor's values and keeps its own.
-    const int64_t total =
-        param.global_elements() > 0 ? param.global_elements() : count;
-    const int64_t first =
-        param.global_elements() > 0 && member ? member(param) * count : 0;
+    const bool sharded = param.global_elements() > 0;
+    const int64_t total = sharded ? param.global_elements() : count;
+    const ShardLayout layout = ShardLayout::of(param, count);
+    const int64_t mine = sharded && member ? member(param) : 0;
     const bool norm = param.name().find("norm") != std::string::npos;
     for (int64_t i = 0; i < total; ++i) {
       const float value = norm ? 1.0f : normal(rng);
-      if (i < first || i >= first + count)
+      const int64_t run = i / layout.run;
+      if (run % layout.members != mine)
         continue;
+      const int64_t at = run / layout.members * layout.run + i % layout.run;
       if (bf16)
-        reinterpret_cast<uint16_t *>(data)[i - first] =
+        reinterpret_cast<uint16_t *>(data)[at] =
             kernels::cpu::floatToBf16(value);
       else
-        reinterpret_cast<float *>(data)[i - first] = value;
+        reinterpret_cast<float *>(data)[at] = value;
     }
   }
 }
@@ -241,4 +244,35 @@ uint32_t weft::runtime::shardGroup(const plan::Plan &plan,
       if (plan.mesh(a).name() == axis)
         mask |= 1u << a;
   return mask;
+}
+
+weft::runtime::ShardLayout
+weft::runtime::ShardLayout::of(const plan::Binding &binding, int64_t local) {
+  ShardLayout layout;
+  layout.run = std::max<int64_t>(local, 1);
+  if (binding.global_elements() == 0 || local == 0)
+    return layout;
+  layout.members = binding.global_elements() / local;
+  if (binding.has_shard_dim())
+    for (int d = 0; d < binding.shard_dim(); ++d)
+      layout.runs *= binding.global_shape(d);
+  layout.run = local / layout.runs;
+  return layout;
+}
+
+void weft::runtime::ShardLayout::take(int64_t member, const char *whole,
+                                      char *block, int64_t elementBytes) const {
+  const int64_t bytes = run * elementBytes;
+  for (int64_t r = 0; r < runs; ++r)
+    std::memcpy(block + r * bytes, whole + (r * members + member) * bytes,
+                bytes);
+}
+
+void weft::runtime::ShardLayout::place(const char *blocks, char *whole,
+                                       int64_t elementBytes) const {
+  const int64_t bytes = run * elementBytes;
+  for (int64_t m = 0; m < members; ++m)
+    for (int64_t r = 0; r < runs; ++r)
+      std::memcpy(whole + (r * members + m) * bytes,
+                  blocks + (m * runs + r) * bytes, bytes);
 }

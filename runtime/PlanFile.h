@@ -38,17 +38,37 @@ int outputBuffer(const plan::Plan &plan, const std::string &planName,
                  const std::string &name);
 
 /// Parameter values from `seed` into `region` (the plan's PARAMETERS):
-/// normal(0, 0.02), norm weights one. The same on every device. A ZeRO-3
-/// block (a binding with global_elements) gets its part of the whole
-/// tensor's values: block `member(binding)` of them.
+/// normal(0, 0.02), norm weights one. The same on every device. A sharded
+/// parameter (a binding with global_elements: a ZeRO-3 block, a
+/// tensor-parallel slice) gets its part of the whole tensor's values: block
+/// `member(binding)` of them.
 void fillParameters(
     const plan::Plan &plan, const std::string &planName, uint64_t seed,
     char *region,
     const std::function<int64_t(const plan::Binding &)> &member = {});
 
-/// The mesh-axis mask of the group that holds a ZeRO block binding's blocks
+/// The mesh-axis mask of the group that holds a sharded binding's blocks
 /// (bit a: mesh axis a); 0 when the binding is not a block.
 uint32_t shardGroup(const plan::Plan &plan, const plan::Binding &binding);
+
+/// Where a sharded binding's blocks lie in the whole tensor: each member's
+/// block is `runs` runs of `run` elements, the r-th of member m at element
+/// (r · members + m) · run. ZeRO's flat blocks are one run; a
+/// tensor-parallel slice along dimension d has as many as the elements
+/// before d.
+struct ShardLayout {
+  int64_t members = 1, runs = 1, run = 0;
+
+  /// The layout of `binding`, whose block on this rank holds `local`
+  /// elements.
+  static ShardLayout of(const plan::Binding &binding, int64_t local);
+  /// Member `member`'s block of the whole tensor `whole`, into `block`.
+  void take(int64_t member, const char *whole, char *block,
+            int64_t elementBytes) const;
+  /// Every member's block in member order (an all-gather's result), into
+  /// the whole tensor `whole`.
+  void place(const char *blocks, char *whole, int64_t elementBytes) const;
+};
 
 /// Short name of a dtype ("f32") and its element size in bytes.
 const char *dtypeName(plan::DType dtype);

@@ -136,11 +136,16 @@ std::vector<TensorView> Trainer::state() {
     const plan::Buffer &buffer = plan.buffers(state.buffer());
     const char *data = executor.bufferData(state.buffer());
     int64_t bytes = buffer.bytes();
-    // A ZeRO block: every rank's, in order (a collective).
+    // A ZeRO block or a tensor-parallel slice: every rank's, in place (a
+    // collective).
     if (const uint32_t group = shardGroup(plan, state)) {
       gathered.emplace_back(state.global_elements());
+      std::vector<float> blocks(state.global_elements());
       executor.getCommunicator()->allGather(
-          data, gathered.back().data(), buffer.bytes() / 4, plan::F32, group);
+          data, blocks.data(), buffer.bytes() / 4, plan::F32, group);
+      ShardLayout::of(state, buffer.bytes() / 4)
+          .place(reinterpret_cast<const char *>(blocks.data()),
+                 reinterpret_cast<char *>(gathered.back().data()), 4);
       data = reinterpret_cast<const char *>(gathered.back().data());
       bytes = state.global_elements() * 4;
     }
@@ -162,9 +167,11 @@ std::vector<TensorView> Trainer::parameters() {
     if (const uint32_t group = shardGroup(plan, param)) {
       const int64_t element = dtypeBytes(buffer.dtype());
       gatheredParameters.emplace_back(param.global_elements() * element);
+      std::vector<char> blocks(param.global_elements() * element);
       executor.getCommunicator()->allGather(
-          data, gatheredParameters.back().data(), buffer.bytes() / element,
-          buffer.dtype(), group);
+          data, blocks.data(), buffer.bytes() / element, buffer.dtype(), group);
+      ShardLayout::of(param, buffer.bytes() / element)
+          .place(blocks.data(), gatheredParameters.back().data(), element);
       data = gatheredParameters.back().data();
       shape.assign(param.global_shape().begin(), param.global_shape().end());
       bytes = param.global_elements() * element;
@@ -204,11 +211,10 @@ void Trainer::loadState(const std::string &source,
     // keeps its block.
     std::vector<float> whole(count);
     checkpoint.read(state.name(), tensor->shape, plan::F32, whole.data());
-    const int64_t block = buffer.bytes() / 4;
-    std::memcpy(executor.bufferData(state.buffer()),
-                whole.data() +
-                    executor.getCommunicator()->groupRank(group) * block,
-                buffer.bytes());
+    ShardLayout::of(state, buffer.bytes() / 4)
+        .take(executor.getCommunicator()->groupRank(group),
+              reinterpret_cast<const char *>(whole.data()),
+              executor.bufferData(state.buffer()), 4);
   }
   stepsDone = steps;
 }

@@ -78,6 +78,13 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
     auto mesh = module->getAttrOfType<MeshAttr>("weft.mesh");
     const int64_t sp =
         mesh && mesh.getAxis("sp") ? mesh.getAxis("sp").getSize() : 1;
+    if (zero > 0 && mesh && mesh.getAxis("tp")) {
+      module.emitError() << "ZeRO-" << static_cast<int64_t>(zero)
+                         << " with tensor parallelism (tp = "
+                         << mesh.getAxis("tp").getSize()
+                         << ") is not there yet; use --zero 0 with --tp";
+      return signalPassFailure();
+    }
     if (dp == 1 && (sp == 1 || zero == 0))
       return;
     if (!mesh) {

@@ -21,9 +21,9 @@ using namespace weft;
 namespace {
 RankedTensorType typeOf(Value v) { return cast<RankedTensorType>(v.getType()); }
 
-/// How a value is split over the sp axis: the global tensor's flat index
-/// has a factor of `size` elements at `stride` (row-major), and rank r holds
-/// its r-th block of size/P. stride 0: replicated.
+/// How a value is split over the model axis (sp or tp): the global tensor's
+/// flat index has a factor of `size` elements at `stride` (row-major), and rank
+/// r holds its r-th block of size/P. stride 0: replicated.
 struct Shard {
   int64_t stride = 0, size = 0;
   explicit operator bool() const { return stride != 0; }
@@ -70,20 +70,30 @@ using DimFactors = ArrayRef<SmallVector<int64_t, 1>>;
 using FactorSplit = DenseMap<int64_t, FactorShard>;
 
 /// The factor of `dims` (a tensor's dimensions in a rule, of global
-/// `shape`) that `shard` splits, and how; nullopt when it splits none whole.
+/// `shape`) that `shard` splits over `parts` ranks, and how; nullopt when it
+/// splits none whole. A split that reaches a factor's outermost element is
+/// that factor's split into `parts` blocks, whatever lies inside it: the
+/// output features of a column-parallel linear split heads.
 std::optional<std::pair<int64_t, FactorShard>>
 factorOf(const OpShardingRule &rule, DimFactors dims, ArrayRef<int64_t> shape,
-         Shard shard) {
+         Shard shard, int64_t parts) {
   auto at = locate(shape, shard);
   if (!at || at->first >= static_cast<int64_t>(dims.size()))
     return std::nullopt;
   const auto &factors = dims[at->first];
+  const int64_t inner = at->second, extent = inner * shard.size;
   int64_t below = 1;
   for (int64_t k = static_cast<int64_t>(factors.size()) - 1; k >= 0; --k) {
     const int64_t f = factors[k], size = rule.factorSizes[f];
-    if (at->second % below == 0 && at->second / below * shard.size <= size &&
-        size % (at->second / below * shard.size) == 0)
-      return std::pair{f, FactorShard{at->second / below, shard.size}};
+    if (inner % below == 0 && inner / below * shard.size <= size &&
+        size % (inner / below * shard.size) == 0) {
+      FactorShard fs{inner / below, shard.size};
+      if (fs.inner * fs.size == size)
+        fs = FactorShard{1, size};
+      return std::pair{f, fs};
+    }
+    if (below % inner == 0 && extent == below * size && size % parts == 0)
+      return std::pair{f, FactorShard{1, size}};
     below *= size;
   }
   return std::nullopt;
@@ -127,7 +137,11 @@ struct Partition : public weft::impl::PartitionBase<Partition> {
   using PartitionBase::PartitionBase;
 
   MeshAttr mesh;
+  /// The axis values are split over ("sp" or "tp"), as collectives name it,
+  /// and its ranks.
+  StringRef axis;
   ArrayAttr axes;
+  int64_t parts = 1;
   DenseMap<Value, Shard> shards;
   /// The global type of each split value.
   DenseMap<Value, RankedTensorType> globals;
@@ -139,28 +153,41 @@ struct Partition : public weft::impl::PartitionBase<Partition> {
   /// Values resharded once and reused: (value, shard) → local value.
   std::map<std::pair<void *, Shard>, Value> sliced;
   DenseMap<Value, Value> gathered;
+  /// The arguments the strategy split (tensor parallelism's weights and
+  /// their optimizer state) by name, and how.
+  DenseMap<StringAttr, Shard> splitArguments;
   /// Ulysses: a sequence-sharded value's head-sharded form, and the
   /// head-sharded output of each attention (what its gradient reads).
   DenseMap<Value, Value> byHeads;
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    if (sp < 1 || dp < 1) {
+    if (sp < 1 || dp < 1 || tp < 1) {
       module.emitError() << "mesh sizes dp = " << static_cast<int64_t>(dp)
                          << ", sp = " << static_cast<int64_t>(sp)
+                         << ", tp = " << static_cast<int64_t>(tp)
                          << " must be at least 1";
       return signalPassFailure();
     }
-    if (sp == 1)
+    if (sp > 1 && tp > 1) {
+      module.emitError() << "sp = " << static_cast<int64_t>(sp)
+                         << " with tp = " << static_cast<int64_t>(tp)
+                         << ": sequence and tensor parallelism together are "
+                            "not there yet";
+      return signalPassFailure();
+    }
+    if (sp == 1 && tp == 1)
       return;
     MLIRContext *context = &getContext();
+    axis = sp > 1 ? "sp" : "tp";
+    parts = sp > 1 ? sp : tp;
     SmallVector<MeshAxisAttr> meshAxes;
     if (dp > 1)
       meshAxes.push_back(MeshAxisAttr::get(context, "dp", dp));
-    meshAxes.push_back(MeshAxisAttr::get(context, "sp", sp));
+    meshAxes.push_back(MeshAxisAttr::get(context, axis, parts));
     mesh = MeshAttr::get(context, meshAxes);
     module->setAttr("weft.mesh", mesh);
-    axes = Builder(context).getStrArrayAttr({"sp"});
+    axes = Builder(context).getStrArrayAttr({axis});
     for (auto func : module.getOps<func::FuncOp>())
       if (failed(partition(func)))
         return signalPassFailure();
@@ -174,7 +201,7 @@ struct Partition : public weft::impl::PartitionBase<Partition> {
   SmallVector<int64_t> localShape(ArrayRef<int64_t> shape, Shard shard) {
     SmallVector<int64_t> local(shape);
     if (shard)
-      local[locate(shape, shard)->first] /= sp;
+      local[locate(shape, shard)->first] /= parts;
     return local;
   }
 
@@ -192,7 +219,7 @@ struct Partition : public weft::impl::PartitionBase<Partition> {
     if (outer != 1)
       e.shape.push_back(outer);
     e.dim = e.shape.size();
-    e.shape.push_back(local ? shard.size / sp : shard.size);
+    e.shape.push_back(local ? shard.size / parts : shard.size);
     if (inner != 1)
       e.shape.push_back(inner);
     e.shape.append(globalShape.begin() + d + 1, globalShape.end());
@@ -254,8 +281,8 @@ struct Partition : public weft::impl::PartitionBase<Partition> {
                      [&](Value x) { return bool(shards.lookup(x)); }))
       return {};
     OpShardingRule rule = ruled.getShardingRule();
-    auto found =
-        factorOf(rule, rule.resultFactors[0], typeOf(v).getShape(), shard);
+    auto found = factorOf(rule, rule.resultFactors[0], typeOf(v).getShape(),
+                          shard, parts);
     if (!found || rule.isBlocked(found->first))
       return {};
     FactorSplit split;
@@ -293,13 +320,13 @@ struct Partition : public weft::impl::PartitionBase<Partition> {
     Shard shard = shards.lookup(v);
     RankedTensorType local = typeOf(v);
     SmallVector<int64_t> global(local.getShape());
-    global[locate(globalShapeOf(v), shard)->first] *= sp;
+    global[locate(globalShapeOf(v), shard)->first] *= parts;
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointAfterValue(v);
     Exposed e = expose(global, shard, /*local=*/true);
     Value part = reshape(b, v, local.clone(e.shape));
     SmallVector<int64_t> whole = e.shape;
-    whole[e.dim] *= sp;
+    whole[e.dim] *= parts;
     Value all = b.create<AllGatherOp>(v.getLoc(), local.clone(whole), part,
                                       mesh, axes, e.dim);
     Value result = reshape(b, all, local.clone(global));
@@ -321,9 +348,15 @@ struct Partition : public weft::impl::PartitionBase<Partition> {
   LogicalResult partition(func::FuncOp func) {
     OpBuilder b(func.getContext());
     Block &body = func.getBody().front();
+    if (axis == "tp") {
+      if (failed(splitWeights(func)))
+        return failure();
+    }
     // The strategy: the tokens' sequence dimension on sp. input_ids stays
     // whole in memory (N integers); each rank slices its block.
     for (BlockArgument arg : body.getArguments()) {
+      if (axis != "sp")
+        break;
       auto name = func.getArgAttrOfType<StringAttr>(
           arg.getArgNumber(), WeftDialect::kInputAttrName);
       if (!name || name.getValue() != "input_ids")
@@ -342,32 +375,48 @@ struct Partition : public weft::impl::PartitionBase<Partition> {
         use->set(local);
       setShard(local, shard, type);
     }
-    // Ulysses' legality, checked before anything is rewritten.
+    // Ulysses' legality, checked before anything is rewritten (tensor
+    // parallelism's was, by splitWeights).
     for (auto attention : body.getOps<AttentionOp>())
-      if (failed(headsLegal(attention, attention.getQ(), attention.getK())))
+      if (axis == "sp" &&
+          failed(headsLegal(attention, attention.getQ(), attention.getK())))
         return failure();
     for (Operation &op : llvm::make_early_inc_range(body.getOperations())) {
       if (llvm::none_of(op.getOperands(),
-                        [&](Value v) { return bool(shards.lookup(v)); }))
+                        [&](Value v) { return bool(shards.lookup(v)); }) &&
+          !isa<func::ReturnOp>(op))
         continue;
       LogicalResult result = success();
       if (auto ret = dyn_cast<func::ReturnOp>(op)) {
+        // Updates of split arguments are returned split (a whole one, the
+        // accumulators' zeros, sliced); the rest whole.
         b.setInsertionPoint(ret);
-        for (OpOperand &operand : ret->getOpOperands())
-          if (shards.lookup(operand.get()))
+        for (OpOperand &operand : ret->getOpOperands()) {
+          Shard shard = shards.lookup(operand.get());
+          auto name = func.getResultAttrOfType<StringAttr>(
+              operand.getOperandNumber(), WeftDialect::kUpdateAttrName);
+          Shard want = name ? splitArguments.lookup(name) : Shard{};
+          if (shard && !(want == shard))
             operand.set(gather(b, operand.get()));
-      } else if (auto attention = dyn_cast<AttentionOp>(op)) {
-        result = ulysses(b, attention);
-      } else if (auto grad = dyn_cast<AttentionGradOp>(op)) {
-        result = ulysses(b, grad);
+          else if (!shard && want)
+            operand.set(slice(b, operand.get(), want));
+        }
+      } else if (isa<AttentionOp, AttentionGradOp>(op) && axis == "sp") {
+        if (auto attention = dyn_cast<AttentionOp>(op))
+          result = ulysses(b, attention);
+        else
+          result = ulysses(b, cast<AttentionGradOp>(op));
+      } else if (auto norm = dyn_cast<GradNormOp>(op)) {
+        result = gradNorm(b, norm);
       } else if (auto loss = dyn_cast<CrossEntropyOp>(op);
                  loss && loss.getReduction() != LossReduction::none) {
         result = tokenLoss(b, loss);
       } else if (auto rule = dyn_cast<ShardingRuleOpInterface>(op)) {
         result = byRule(b, rule);
       } else {
-        result = op.emitError("has no sharding rule; weft-partition cannot "
-                              "split it over sp");
+        result = op.emitError() << "has no sharding rule; weft-partition "
+                                   "cannot split it over "
+                                << axis;
       }
       if (failed(result))
         return failure();
@@ -419,7 +468,7 @@ struct Partition : public weft::impl::PartitionBase<Partition> {
       std::optional<std::pair<int64_t, FactorShard>> found;
       if (i < rule.operandFactors.size())
         found = factorOf(rule, rule.operandFactors[i],
-                         globalShapeOf(op->getOperand(i)), shard);
+                         globalShapeOf(op->getOperand(i)), shard, parts);
       if (!found || rule.isBlocked(found->first)) {
         // The op needs the operand whole.
         b.setInsertionPoint(op);
@@ -457,22 +506,140 @@ struct Partition : public weft::impl::PartitionBase<Partition> {
           shardOf(rule, rule.resultFactors[i], type.getShape(), split);
       if (!shard)
         continue;
-      if (shard.size % sp != 0)
+      if (shard.size % parts != 0)
         return op->emitError() << "splits a dimension of " << shard.size
-                               << " over sp = " << static_cast<int64_t>(sp);
+                               << " over " << axis << " = " << parts;
       result.setType(type.clone(localShape(type.getShape(), shard)));
       setShard(result, shard, type);
     }
     if (partial) {
-      // Each rank holds its blocks' share: combine them.
+      // Each rank holds its blocks' share: combine them (a linear's bias
+      // added once, to the sum).
       if (op->getNumResults() != 1)
         return op->emitError("reduces a split dimension into several results");
+      Value bias;
+      if (auto linear = dyn_cast<LinearOp>(op); linear && linear.getBias()) {
+        bias = linear.getBias();
+        linear.getBiasMutable().clear();
+      }
       b.setInsertionPointAfter(op);
       Value result = op->getResult(0);
-      auto total = b.create<AllReduceOp>(op->getLoc(), rule.reduction, result,
-                                         mesh, axes);
-      result.replaceAllUsesExcept(total, total);
+      Location loc = op->getLoc();
+      auto total =
+          b.create<AllReduceOp>(loc, rule.reduction, result, mesh, axes);
+      Value combined = total;
+      if (bias) {
+        RankedTensorType type = typeOf(total);
+        combined = b.create<AddOp>(
+            loc, total,
+            b.create<BroadcastOp>(
+                loc, type, bias, b.getDenseI64ArrayAttr({type.getRank() - 1})));
+      }
+      result.replaceAllUsesExcept(combined, total);
     }
+    return success();
+  }
+
+  //===--------------------------------------------------------------------===//
+  // Tensor parallelism
+  //===--------------------------------------------------------------------===//
+
+  /// Megatron's split of a Llama-family parameter: dimension 0 (the
+  /// outputs) of a column-parallel linear's weight and bias, 1 (the inputs)
+  /// of a row-parallel one's weight; nullopt for the replicated rest.
+  static std::optional<int64_t> tensorParallelDim(StringRef param) {
+    auto [path, kind] = param.rsplit('.');
+    StringRef module = path.rsplit('.').second;
+    if (llvm::is_contained(
+            {"q_proj", "k_proj", "v_proj", "gate_proj", "up_proj"}, module) &&
+        (kind == "weight" || kind == "bias"))
+      return 0;
+    if ((module == "o_proj" || module == "down_proj") && kind == "weight")
+      return 1;
+    return std::nullopt;
+  }
+
+  /// The parameter a weft.state argument belongs to (weft-optimizer's
+  /// names: moments, master weights, gradient accumulators).
+  static StringRef parameterOf(StringRef state) {
+    state.consume_front("grad_acc.");
+    for (StringRef suffix : {".exp_avg_sq", ".exp_avg", ".master"})
+      if (state.consume_back(suffix))
+        break;
+    return state;
+  }
+
+  /// The strategy of tensor parallelism: heads checked, the column- and
+  /// row-parallel weights and their state made this rank's slices.
+  LogicalResult splitWeights(func::FuncOp func) {
+    for (auto attention : func.getOps<AttentionOp>()) {
+      const int64_t heads = typeOf(attention.getQ()).getDimSize(2),
+                    kv = typeOf(attention.getK()).getDimSize(2);
+      if (heads % parts != 0 || kv % parts != 0)
+        return attention.emitError()
+               << "has " << heads << " attention heads and " << kv
+               << " key/value heads: tensor parallelism needs both multiples "
+                  "of tp = "
+               << parts << " (each rank takes whole heads)";
+    }
+    Builder b(func.getContext());
+    for (BlockArgument arg : func.getArguments()) {
+      const unsigned n = arg.getArgNumber();
+      auto name =
+          func.getArgAttrOfType<StringAttr>(n, WeftDialect::kParamAttrName);
+      const bool param = bool(name);
+      if (!name)
+        name =
+            func.getArgAttrOfType<StringAttr>(n, WeftDialect::kStateAttrName);
+      if (!name)
+        continue;
+      std::optional<int64_t> dim = tensorParallelDim(
+          param ? name.getValue() : parameterOf(name.getValue()));
+      if (!dim)
+        continue;
+      RankedTensorType type = typeOf(arg);
+      if (*dim >= type.getRank() || type.getDimSize(*dim) % parts != 0)
+        return func.emitError()
+               << "tensor parallelism splits '" << name.getValue() << "' ("
+               << type << ") along dimension " << *dim
+               << ", which does not split over tp = " << parts;
+      Shard shard{after(type.getShape(), *dim), type.getDimSize(*dim)};
+      arg.setType(type.clone(localShape(type.getShape(), shard)));
+      setShard(arg, shard, type);
+      splitArguments[name] = shard;
+      func.setArgAttr(
+          n, param ? "weft.param_shard" : "weft.state_shard",
+          b.getDictionaryAttr(
+              {b.getNamedAttr("elements",
+                              b.getI64IntegerAttr(type.getNumElements())),
+               b.getNamedAttr("axes", axes),
+               b.getNamedAttr("shape", b.getDenseI64ArrayAttr(type.getShape())),
+               b.getNamedAttr("dim", b.getI64IntegerAttr(*dim))}));
+    }
+    return success();
+  }
+
+  /// The global gradient norm when some gradients are split: theirs over
+  /// the axis (each rank's squares added), the whole ones' apart, joined.
+  LogicalResult gradNorm(OpBuilder &b, GradNormOp norm) {
+    if (norm.getMesh())
+      return norm.emitError("is a norm over a mesh already");
+    SmallVector<Value> split, whole;
+    for (Value grad : norm.getGrads())
+      (shards.lookup(grad) ? split : whole).push_back(grad);
+    b.setInsertionPoint(norm);
+    Location loc = norm.getLoc();
+    Value result =
+        b.create<GradNormOp>(loc, split, norm.getGradScaleAttr(), mesh, axes);
+    if (!whole.empty()) {
+      Value rest = b.create<GradNormOp>(loc, whole, norm.getGradScaleAttr(),
+                                        MeshAttr(), ArrayAttr());
+      result = b.create<SqrtOp>(
+          loc, b.create<AddOp>(loc, b.create<MulOp>(loc, result, result),
+                               b.create<MulOp>(loc, rest, rest)));
+    }
+    norm.replaceAllUsesWith(result);
+    norm.erase();
     return success();
   }
 

@@ -62,7 +62,7 @@ def DataParallel : Pass<"weft-data-parallel", "mlir::ModuleOp"> {
 }
 
 def Partition : Pass<"weft-partition", "mlir::ModuleOp"> {
-  let summary = "SPMD rewrite of a step to one sequence-parallel rank's shapes";
+  let summary = "SPMD rewrite of a step to one sequence- or tensor-parallel rank's shapes";
   let description = [{
     Ulysses sequence parallelism (REFERENCE.md) as sharding: the strategy
     puts the sequence dimension of `input_ids` on the mesh axis `sp` (each
@@ -88,14 +88,32 @@ def Partition : Pass<"weft-partition", "mlir::ModuleOp"> {
       is exact;
     - results returned whole are gathered.
     The mesh `#weft.mesh<["dp"=dp, "sp"=sp]>` (dp omitted when 1) is recorded
-    on the module for weft-data-parallel, which runs after. sp = 1 leaves the
-    module as it is. N % sp != 0 is refused: `weft compile` and `weft train`
+    on the module for weft-data-parallel, which runs after. sp = tp = 1 leaves
+    the module as it is. N % sp != 0 is refused: `weft compile` and `weft train`
     build a Hugging Face model at N padded to a multiple of sp instead, the
     padding no target (causal attention keeps it from the real tokens).
+
+    Tensor parallelism (Megatron's column- and row-parallel linears) is the
+    same propagation from another seed, on the axis `tp`
+    (`#weft.mesh<["dp"=dp, "tp"=tp]>`): the weights (and biases) of
+    `q_proj`, `k_proj`, `v_proj`, `gate_proj` and `up_proj` are split along
+    their outputs, those of `o_proj` and `down_proj` along their inputs —
+    arguments at the rank's shape, their optimizer state (moments, master
+    weights, gradient accumulators) alike, each marked
+    `weft.param_shard`/`weft.state_shard = {elements, axes, shape, dim}`.
+    Heads follow from the rules (attention runs on the rank's heads), the
+    row-parallel products are partial sums (`weft.all_reduce` over tp, a
+    bias added after), the input gradients of the column-parallel ones
+    likewise; AdamW updates the rank's slices, `weft.grad_norm` adds the
+    split gradients' squares over tp to the whole ones'. heads % tp and
+    kv heads % tp are checked first. sp and tp together are refused (not
+    there yet).
   }];
   let options = [
     Option<"dp", "dp", "int64_t", "1", "data-parallel ranks (the mesh's dp axis)">,
     Option<"sp", "sp", "int64_t", "1", "sequence-parallel ranks (Ulysses)">,
+    Option<"tp", "tp", "int64_t", "1",
+           "tensor-parallel ranks (column- and row-parallel linears)">,
   ];
 }
 

@@ -698,15 +698,15 @@ void CpuExecutor::loadParameters(const SafetensorsCheckpoint &checkpoint) {
                       address(param.buffer()));
       continue;
     }
-    // A ZeRO-3 block: whole in the checkpoint, this rank keeps its part.
+    // A ZeRO-3 block or a tensor-parallel slice: whole in the checkpoint,
+    // this rank keeps its part.
     std::vector<int64_t> shape(param.global_shape().begin(),
                                param.global_shape().end());
-    std::vector<char> whole(param.global_elements() *
-                            dtypeBytes(buffer.dtype()));
+    const int64_t element = dtypeBytes(buffer.dtype());
+    std::vector<char> whole(param.global_elements() * element);
     checkpoint.read(param.name(), shape, buffer.dtype(), whole.data());
-    std::memcpy(address(param.buffer()),
-                whole.data() + memberOf(param) * buffer.bytes(),
-                buffer.bytes());
+    ShardLayout::of(param, buffer.bytes() / element)
+        .take(memberOf(param), whole.data(), address(param.buffer()), element);
   }
 }
 

@@ -67,6 +67,11 @@ const VerbSpec &weft::cli::compileSpec() {
                          "with --train: sequence-parallel ranks (Ulysses: "
                          "each takes --seq/N tokens, attention by heads; "
                          "the plan is for dp × sp ranks)"});
+    s.options.push_back({"tp", "", "N",
+                         "with --train: tensor-parallel ranks (Megatron's "
+                         "column- and row-parallel linears: each holds 1/N "
+                         "of q, k, v, o, gate, up and down; the plan is for "
+                         "dp × tp ranks)"});
     s.options.push_back({"zero", "", "0|1|2|3",
                          "with --dp: ZeRO stage (1: sharded optimizer state, "
                          "2: and reduce-scattered gradients, 3: and sharded "
@@ -126,6 +131,10 @@ int weft::cli::runCompile(llvm::ArrayRef<std::string> args) {
   if (!sp)
     return fail(sp.takeError());
   options.sp = *sp;
+  llvm::Expected<int64_t> tp = parsed.getPositiveInt("tp", 1);
+  if (!tp)
+    return fail(tp.takeError());
+  options.tp = *tp;
   const std::string zero = parsed.get("zero").value_or("0");
   if (zero != "0" && zero != "1" && zero != "2" && zero != "3") {
     llvm::errs() << "weft compile: --zero is '" << zero
@@ -133,9 +142,9 @@ int weft::cli::runCompile(llvm::ArrayRef<std::string> args) {
     return 2;
   }
   options.zero = zero[0] - '0';
-  if ((options.dp > 1 || options.sp > 1) &&
+  if ((options.dp > 1 || options.sp > 1 || options.tp > 1) &&
       !(options.train && optimizer == "adamw")) {
-    llvm::errs() << "weft compile: --dp and --sp need --train with an "
+    llvm::errs() << "weft compile: --dp, --sp and --tp need --train with an "
                     "optimizer\n";
     return 2;
   }

@@ -32,7 +32,7 @@ llvm::Error weft::cli::runPipeline(ModuleOp module,
                            {options.compileTo, options.threads, options.train,
                             options.frozen, options.remat, options.rematBudget,
                             options.optimizer, options.dp, options.zero,
-                            options.sp},
+                            options.sp, options.tp},
                            error)))
     return makeError(error);
   if (failed(pm.run(module)))

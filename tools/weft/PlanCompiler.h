@@ -33,6 +33,7 @@ struct CompileOptions {
   int64_t dp = 1;   // data-parallel ranks (the model built at one's share)
   int64_t zero = 0; // ZeRO stage over them
   int64_t sp = 1;   // sequence-parallel (Ulysses) ranks
+  int64_t tp = 1;   // tensor-parallel ranks (column/row-parallel linears)
 };
 
 /// The --remat and --remat-budget options of a training step, and reading

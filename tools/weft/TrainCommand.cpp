@@ -104,6 +104,11 @@ const VerbSpec &weft::cli::trainSpec() {
          "sequence_parallel_size): each takes --seq/N tokens of every "
          "sample, attention runs by heads; dp × sp = the launch's ranks "
          "(default 1)"},
+        {"tp", "", "N",
+         "tensor-parallel ranks (Megatron's column- and row-parallel "
+         "linears: each holds 1/N of q, k, v, o, gate, up and down and "
+         "runs 1/N of the heads; dp × tp = the launch's ranks; not with "
+         "--sp or ZeRO yet; default 1)"},
     };
     for (OptionSpec &option : rematOptions())
       s.options.push_back(option);
@@ -126,6 +131,7 @@ struct Settings {
   int64_t saveEvery = 0, threads = 0;
   int64_t ranks = 1, dp = 1; // of the launch; data-parallel ranks
   int64_t sp = 1;            // sequence-parallel ranks
+  int64_t tp = 1;            // tensor-parallel ranks
   int64_t zero = 0;          // ZeRO stage
 };
 
@@ -325,14 +331,16 @@ llvm::Error applyFlags(const ParsedArgs &args, Settings &s) {
                             {"grad-accum", &s.accumulation},
                             {"dp", &s.dp},
                             {"sp", &s.sp},
+                            {"tp", &s.tp},
                             {"save-every", &s.saveEvery},
                             {"threads", &s.threads}})
     if (llvm::Error error = integer(name, *into))
       return error;
   if (args.has("batch") || args.has("grad-accum"))
     s.micro = 0; // the flags' batch and accumulation decide
-  if (args.has("sp") && !args.has("dp") && s.sp > 0)
-    s.dp = s.ranks / s.sp; // the ranks sp leaves
+  if ((args.has("sp") || args.has("tp")) && !args.has("dp") && s.sp > 0 &&
+      s.tp > 0)
+    s.dp = s.ranks / (s.sp * s.tp); // the ranks sp and tp leave
   if (std::optional<std::string> warmup = args.get("warmup")) {
     int64_t steps;
     if (llvm::StringRef(*warmup).getAsInteger(10, steps) || steps < 0)
@@ -403,10 +411,12 @@ llvm::Error applyFlags(const ParsedArgs &args, Settings &s) {
                      "0, 1, 2 and 3");
   if (s.sp < 1)
     return makeError("--sp " + std::to_string(s.sp) + ": at least one rank");
-  if (s.dp * s.sp != s.ranks)
+  if (s.tp < 1)
+    return makeError("--tp " + std::to_string(s.tp) + ": at least one rank");
+  if (s.dp * s.sp * s.tp != s.ranks)
     return makeError("--dp " + std::to_string(s.dp) + " × --sp " +
-                     std::to_string(s.sp) + " needs " +
-                     std::to_string(s.dp * s.sp) +
+                     std::to_string(s.sp) + " × --tp " + std::to_string(s.tp) +
+                     " needs " + std::to_string(s.dp * s.sp * s.tp) +
                      " ranks (dp · sp · tp); this "
                      "launch has " +
                      std::to_string(s.ranks) + " (mpirun -np N)");
@@ -591,6 +601,7 @@ int weft::cli::runTrain(llvm::ArrayRef<std::string> args) {
     options.optimizer = adamwPassOptions(s.optimizer, s.accumulation);
     options.dp = s.dp;
     options.sp = s.sp;
+    options.tp = s.tp;
     options.zero = s.zero;
     auto compiled = compilePlan(**module, options);
     if (!compiled)
@@ -705,11 +716,12 @@ int weft::cli::runTrain(llvm::ArrayRef<std::string> args) {
         rt::HostTensor part{weft::plan::I64, {micro, padded}, {}};
         part.bytes.assign(micro * padded * sizeof(int64_t), 0);
         // This rank's contiguous share of the step's samples, then its
-        // micro-batches in order. The sp ranks of a dp group (adjacent on
-        // the mesh [dp, sp]) take the same samples and split their sequence,
-        // padded with token 0, which no real token attends to and no target
-        // reads.
-        const int64_t first = (rank / s.sp * s.accumulation + a) * micro;
+        // micro-batches in order. The sp (or tp) ranks of a dp group
+        // (adjacent on the mesh [dp, sp] or [dp, tp]) take the same
+        // samples; sp ranks split their sequence, padded with token 0,
+        // which no real token attends to and no target reads.
+        const int64_t first =
+            (rank / (s.sp * s.tp) * s.accumulation + a) * micro;
         for (int64_t row = 0; row < micro; ++row)
           std::memcpy(part.bytes.data() + row * padded * sizeof(int64_t),
                       ids.data() + (first + row) * s.seq,

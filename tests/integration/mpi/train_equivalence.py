@@ -4,7 +4,8 @@
 The tiny Llama trains 20 steps on the built-in corpus (sequential samples,
 fp32) on one rank, then under `mpirun -np N weft train ... --dp N`: every
 configuration (data parallelism, ZeRO-1/2/3, Ulysses sequence parallelism
-alone and with dp and ZeRO, a GQA model with more sp ranks than kv heads, a
+alone and with dp and ZeRO, tensor parallelism (column/row-parallel linears)
+alone and with dp, a GQA model with more sp ranks than kv heads, a
 sequence that sp does not divide, and checkpoints crossing between a
 multi-rank run and a single-rank one) must give the single-rank losses within
 1e-5 relative and the
@@ -36,7 +37,7 @@ STEPS = 20
 # --quick (under AddressSanitizer, where each run is several times slower):
 # every collective, ZeRO stage, Ulysses path and checkpoint crossing once.
 QUICK = {"dp=2, 2 micro-batches", "dp=2 ZeRO-3", "1 rank from ZeRO-3 dp=2",
-         "dp=2×sp=2 ZeRO-2", "sp=2 from 1 rank"}
+         "dp=2×sp=2 ZeRO-2", "sp=2 from 1 rank", "tp=2", "tp=2 from 1 rank"}
 
 
 def mpirun(ranks):
@@ -90,7 +91,7 @@ def train(args, work, name, ranks, extra=(), model="tiny-llama", seq=32):
         "--batch", "4", "--seq", str(seq), "--data-order", "sequential",
         "--threads", "1", "--log", str(log), "--save-dir",
         str(work / name), "--save-every", "10"] + list(extra)
-    if ranks > 1 and "--sp" not in extra:
+    if ranks > 1 and "--sp" not in extra and "--tp" not in extra:
         command += ["--dp", str(ranks)]
     result = subprocess.run(command, env=environment(), capture_output=True,
                             text=True, timeout=600)
@@ -178,6 +179,8 @@ def main():
     parser.add_argument("--work", type=pathlib.Path)
     parser.add_argument("--quick", action="store_true",
                         help="each code path once (the sanitizer build's run)")
+    parser.add_argument("--only", default="",
+                        help="only the configurations whose name has this")
     args = parser.parse_args()
     work = args.work or pathlib.Path(tempfile.mkdtemp(prefix="weft-mpi-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -214,8 +217,16 @@ def main():
             ("dp=2×sp=2 ZeRO-3", 4, ("--dp", "2", "--sp", "2", "--zero", "3")),
             ("sp=2 ZeRO-1", 2, ("--sp", "2", "--zero", "1")),
             ("sp=2 from 1 rank", 2,
-             ("--sp", "2", "--resume", str(single / "step-10")))]:
-        if args.quick and name not in QUICK:
+             ("--sp", "2", "--resume", str(single / "step-10"))),
+            # Tensor parallelism: column- and row-parallel linears.
+            ("tp=2", 2, ("--tp", "2")), ("tp=4", 4, ("--tp", "4")),
+            ("dp=2×tp=2", 4, ("--dp", "2", "--tp", "2")),
+            ("tp=2, 2 micro-batches", 2, ("--tp", "2", "--grad-accum", "2")),
+            ("1 rank from tp=2", 1,
+             ("--resume", str(work / "tp2" / "step-10"))),
+            ("tp=2 from 1 rank", 2,
+             ("--tp", "2", "--resume", str(single / "step-10")))]:
+        if (args.quick and name not in QUICK) or args.only not in name:
             continue
         tag = (name.replace("=", "").replace(", ", "-").replace(" ", "")
                .replace(",", "").replace("×", "x"))
@@ -229,12 +240,15 @@ def main():
     # order, so the losses are held to 1e-3, as bf16 tracks fp32.
     bf16 = ("--precision", "bf16")
     bf16_reference, _, _ = train(args, work, "single-bf16", 1, bf16)
-    for stage in ("3",) if args.quick else ("2", "3"):
-        got, _, _ = train(args, work, f"dp2-zero{stage}-bf16", 2,
-                          bf16 + ("--zero", stage))
+    bf16_runs = [("dp=2 ZeRO-3", ("--zero", "3"))]
+    if not args.quick:
+        bf16_runs += [("dp=2 ZeRO-2", ("--zero", "2")), ("tp=2", ("--tp", "2"))]
+    for name, extra in bf16_runs:
+        tag = name.replace("=", "").replace(" ", "-")
+        got, _, _ = train(args, work, f"{tag}-bf16", 2, bf16 + extra)
         bf16_diff = max(abs(a - b) / abs(b)
                         for a, b in zip(got, bf16_reference))
-        print(f"{f'dp=2 ZeRO-{stage} bf16 (vs bf16)':<28}{bf16_diff:>20.2e}"
+        print(f"{f'{name} bf16 (vs bf16)':<28}{bf16_diff:>20.2e}"
               f"{'' if bf16_diff <= 1e-3 else '   FAILED'}")
         failed |= bf16_diff > 1e-3
     # GQA with more sp ranks than key/value heads (tiny Llama 3: 4 heads,
@@ -244,6 +258,10 @@ def main():
     failed |= not compare("GQA sp=4 > kv=2", gqa_reference, gqa_weights,
                           train(args, work, "llama3-sp4", 4, ("--sp", "4"),
                                 model="tiny-llama3"))
+    if not args.quick:  # 4 heads, 2 kv heads: one kv head per tp rank
+        failed |= not compare("GQA tp=2", gqa_reference, gqa_weights,
+                              train(args, work, "llama3-tp2", 2,
+                                    ("--tp", "2"), model="tiny-llama3"))
     # 30 tokens over sp = 4: padded to 32 at the end (no targets there, and
     # causal attention keeps them from every real token).
     odd_reference, odd_weights, _ = train(args, work, "seq30-single", 1,
