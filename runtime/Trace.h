@@ -1,9 +1,13 @@
-// Chrome/Perfetto trace files: one complete event per step and a counter of
-// live arena bytes. Open them in ui.perfetto.dev or chrome://tracing.
+// Chrome/Perfetto trace files: one complete event per step, a counter of
+// live arena bytes and, for collectives, the bytes each sent (in the step's
+// arguments and as running totals per kind and mesh axes). Open them in
+// ui.perfetto.dev or chrome://tracing.
 #ifndef WEFT_RUNTIME_TRACE_H
 #define WEFT_RUNTIME_TRACE_H
 
 #include <chrono>
+#include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -12,9 +16,14 @@ namespace weft::runtime {
 class TraceWriter {
 public:
   TraceWriter();
-  /// Records a step that ran from `start` for `micros` microseconds.
+  /// Bytes sent by (collective kind, mesh axes), as the Communicator counts.
+  using Sent = std::map<std::pair<std::string, std::string>, int64_t>;
+
+  /// Records a step that ran from `start` for `micros` microseconds and
+  /// sent `sent` (a collective's bytes; empty for the rest).
   void addStep(const std::string &name, const std::string &category,
-               double startMicros, double micros, int64_t liveBytes);
+               double startMicros, double micros, int64_t liveBytes,
+               const Sent &sent = {});
   /// Microseconds since the writer was made.
   double now() const;
   /// Writes the JSON trace. Throws Error naming the file.
@@ -25,6 +34,7 @@ private:
     std::string name, category;
     double start, duration;
     int64_t liveBytes;
+    Sent sent;
   };
   std::chrono::steady_clock::time_point origin;
   std::vector<Event> events;

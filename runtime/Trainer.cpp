@@ -99,7 +99,8 @@ Trainer::Trainer(CpuExecutor &executor, const std::string &planName,
   }
 }
 
-StepStats Trainer::step(const std::vector<HostTensor> &batches) {
+StepStats Trainer::step(const std::vector<HostTensor> &batches,
+                        TraceWriter *trace) {
   if (static_cast<int64_t>(batches.size()) != microBatches)
     throw Error(planName + ": an optimizer step of this plan takes " +
                 std::to_string(microBatches) + " micro-batches, given " +
@@ -112,13 +113,13 @@ StepStats Trainer::step(const std::vector<HostTensor> &batches) {
   for (const HostTensor &batch : batches) {
     executor.setInput("input_ids", batch);
     executor.setInput("labels", batch);
-    executor.run();
+    executor.run(trace);
     float value;
     std::memcpy(&value, executor.output("loss").bytes.data(), sizeof(value));
     loss += value;
   }
   if (microBatches > 1)
-    executor.runProgram("optimizer_step");
+    executor.runProgram("optimizer_step", trace);
   float norm;
   std::memcpy(&norm, executor.output("grad_norm").bytes.data(), sizeof(norm));
   ++stepsDone;

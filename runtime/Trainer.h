@@ -57,8 +57,10 @@ public:
   /// One optimizer step: runs the plan on each micro-batch (token ids
   /// [batch, seq], which are also the labels; as many as the plan
   /// accumulates), then the update. Returns the mean loss, the learning rate
-  /// used and the global gradient norm before clipping.
-  StepStats step(const std::vector<HostTensor> &microBatches);
+  /// used and the global gradient norm before clipping. Each plan step is
+  /// recorded in `trace` when given.
+  StepStats step(const std::vector<HostTensor> &microBatches,
+                 TraceWriter *trace = nullptr);
 
   /// Optimizer steps taken (restored by loadState).
   int64_t steps() const { return stepsDone; }

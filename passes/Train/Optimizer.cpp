@@ -82,6 +82,10 @@ struct Optimizer : public weft::impl::OptimizerBase<Optimizer> {
       auto output =
           func.getResultAttrOfType<StringAttr>(i, WeftDialect::kOutputAttrName);
       StringRef name = output ? output.getValue() : "";
+      // A training step returns no logits: [batch, seq, vocab] would live
+      // to its end (and be gathered whole under sequence parallelism).
+      if (name == "logits")
+        continue;
       if (!name.consume_front("grad.")) {
         kept.values.push_back(value);
         kept.attrs.push_back(func.getResultAttrDict(i)

@@ -51,7 +51,9 @@ def Optimizer : Pass<"weft-optimizer", "mlir::ModuleOp"> {
     returned as `grad_norm`) and updates every trained parameter with one
     `weft.adamw_update`; the gradients are no longer returned, the new
     parameters and state are, each marked `weft.update` with the name of the
-    argument it replaces (the bufferizer writes it in place). Parameters
+    argument it replaces (the bufferizer writes it in place), and so are the
+    loss and any other output but the logits (a step returns no [batch,
+    seq, vocab] tensor to keep alive to its end). Parameters
     whose names contain a `no-decay` substring get no weight decay.
 
     With `accumulation` K > 1 the update cannot follow every micro-batch:

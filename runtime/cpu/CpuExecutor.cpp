@@ -777,11 +777,21 @@ void CpuExecutor::runRange(int stream, size_t begin, size_t end,
     const plan::Step &step = plan.streams(stream).steps(
         static_cast<int>(index - streamBegin[stream]));
     double start = trace ? trace->now() : 0;
+    // What a collective sends: the communicator's counts before and after.
+    TraceWriter::Sent before;
+    if (trace && communicator && !step.has_launch())
+      before = communicator->bytesSent();
     steps[index]();
-    if (trace)
+    if (trace) {
+      TraceWriter::Sent sent;
+      if (communicator && !step.has_launch())
+        for (const auto &[key, bytes] : communicator->bytesSent())
+          if (bytes != before[key])
+            sent[key] = bytes - before[key];
       trace->addStep(step.name(),
                      step.has_launch() ? "kernel" : step.call().function(),
-                     start, trace->now() - start, step.live_bytes());
+                     start, trace->now() - start, step.live_bytes(), sent);
+    }
   }
 }
 

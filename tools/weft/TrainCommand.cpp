@@ -13,6 +13,7 @@
 #include "runtime/PlanFile.h"
 #include "runtime/Safetensors.h"
 #include "runtime/TokenData.h"
+#include "runtime/Trace.h"
 #include "runtime/Trainer.h"
 #include "runtime/cpu/CpuExecutor.h"
 
@@ -31,6 +32,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <sstream>
 
 using namespace weft::cli;
@@ -87,6 +89,10 @@ const VerbSpec &weft::cli::trainSpec() {
         {"log", "", "FILE",
          "one JSON line per step; the loss curve is written beside it as "
          ".svg"},
+        {"trace", "", "FILE",
+         "write a Chrome/Perfetto trace of the run's first step (rank 0's: "
+         "each plan step, the arena's live bytes, the bytes each collective "
+         "sent)"},
         {"save-every", "", "K", "write a checkpoint every K steps"},
         {"save-dir", "", "DIR", "where checkpoints go (DIR/step-N)"},
         {"resume", "", "DIR", "continue from a checkpoint (or DIR's latest)"},
@@ -127,7 +133,7 @@ struct Settings {
   std::string precision = "fp32";
   std::vector<std::string> frozen;
   uint64_t seed = 0;
-  std::string log, saveDir, resume;
+  std::string log, saveDir, resume, trace;
   int64_t saveEvery = 0, threads = 0;
   int64_t ranks = 1, dp = 1; // of the launch; data-parallel ranks
   int64_t sp = 1;            // sequence-parallel ranks
@@ -382,6 +388,7 @@ llvm::Error applyFlags(const ParsedArgs &args, Settings &s) {
   s.order = args.get("data-order").value_or(s.order);
   s.precision = args.get("precision").value_or(s.precision);
   s.log = args.get("log").value_or("");
+  s.trace = args.get("trace").value_or("");
   s.saveDir = args.get("save-dir").value_or("");
   s.resume = args.get("resume").value_or("");
 
@@ -728,7 +735,15 @@ int weft::cli::runTrain(llvm::ArrayRef<std::string> args) {
                       s.seq * sizeof(int64_t));
         parts.push_back(std::move(part));
       }
-      rt::StepStats stats = trainer.step(parts);
+      // The first step of the run, traced (rank 0 writes it).
+      std::unique_ptr<rt::TraceWriter> trace;
+      if (!s.trace.empty() && step == firstStep)
+        trace = std::make_unique<rt::TraceWriter>();
+      rt::StepStats stats = trainer.step(parts, trace.get());
+      if (trace && rank == 0) {
+        trace->write(s.trace);
+        llvm::outs() << "wrote trace " << s.trace << "\n";
+      }
       const double seconds = std::chrono::duration<double>(
                                  std::chrono::steady_clock::now() - start)
                                  .count();

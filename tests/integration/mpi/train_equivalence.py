@@ -137,6 +137,48 @@ def killed_rank_ends_the_job(args, work):
           f"(exit {job.returncode})")
 
 
+def trace_counts_bytes(args, work):
+    """One step of dp=2 x sp=2 ZeRO-3 traced: the trace's bytes per kind and
+    group add up to the run summary's, and every collective step has its
+    bytes in its arguments."""
+    trace = work / "trace.json"
+    command = mpirun(4) + [
+        args.weft, "train", str(args.source / "tests/fixtures/tiny-llama"),
+        "--data", str(work / "corpus.bin"), "--steps", "1", "--batch", "4",
+        "--seq", "32", "--threads", "1", "--dp", "2", "--sp", "2", "--zero",
+        "3", "--trace", str(trace)]
+    result = subprocess.run(command, env=environment(), capture_output=True,
+                            text=True, timeout=300)
+    if result.returncode != 0:
+        sys.exit(f"traced run failed:\n{result.stdout}\n{result.stderr}")
+    units = {"B": 1, "KiB": 1024, "MiB": 1024 ** 2, "GiB": 1024 ** 3}
+    summary = {}
+    for line in result.stdout.splitlines():
+        if line.startswith("sent ") and line.endswith(" per rank"):
+            what, amount = line[:-len(" per rank")].rsplit(": ", 1)
+            value, unit = amount.split()
+            # printed to a tenth of its unit
+            summary[what] = (float(value) * units[unit], 0.05 * units[unit])
+    data = json.loads(trace.read_text())
+    totals = {k[:-len(" (bytes)")]: v for k, v in data["otherData"].items()}
+    steps = {}
+    for event in data["traceEvents"]:
+        for key, value in event.get("args", {}).items():
+            if event.get("ph") == "X" and key.endswith(" (bytes)"):
+                steps[key[:-len(" (bytes)")]] = (
+                    steps.get(key[:-len(" (bytes)")], 0) + value)
+    expected = {"sent all_to_all over sp", "sent all_gather over dp,sp",
+                "sent reduce_scatter over dp,sp"}
+    if (not expected <= set(totals) or steps != totals
+            or set(summary) != set(totals)
+            or any(abs(summary[k][0] - totals[k]) > summary[k][1] + 1
+                   for k in totals)):
+        sys.exit(f"trace bytes {totals} (steps {steps}) differ from the "
+                 f"run summary {summary}")
+    print("the trace's bytes per collective and group match the summary:",
+          ", ".join(f"{k[5:]} {v}" for k, v in sorted(totals.items())))
+
+
 def mismatched_launch_is_refused(args, work):
     plan = work / "dp2.plan"
     subprocess.run([args.weft, "compile", str(args.source /
@@ -199,6 +241,7 @@ def main():
             ("dp=2, 2 micro-batches", 2, ("--grad-accum", "2")),
             ("dp=2 ZeRO-1", 2, ("--zero", "1")),
             ("dp=2 ZeRO-2", 2, ("--zero", "2")),
+            ("dp=4 ZeRO-1", 4, ("--zero", "1")),
             ("dp=4 ZeRO-2", 4, ("--zero", "2")),
             ("dp=2 ZeRO-2, 2 micro-batches", 2,
              ("--zero", "2", "--grad-accum", "2")),
@@ -213,9 +256,15 @@ def main():
             # Ulysses: the sequence split over sp, attention by heads.
             ("sp=2", 2, ("--sp", "2")), ("sp=4", 4, ("--sp", "4")),
             ("dp=2×sp=2", 4, ("--dp", "2", "--sp", "2")),
+            ("dp=2×sp=2 ZeRO-1", 4, ("--dp", "2", "--sp", "2", "--zero", "1")),
             ("dp=2×sp=2 ZeRO-2", 4, ("--dp", "2", "--sp", "2", "--zero", "2")),
             ("dp=2×sp=2 ZeRO-3", 4, ("--dp", "2", "--sp", "2", "--zero", "3")),
             ("sp=2 ZeRO-1", 2, ("--sp", "2", "--zero", "1")),
+            ("sp=2 ZeRO-2", 2, ("--sp", "2", "--zero", "2")),
+            ("sp=2 ZeRO-3", 2, ("--sp", "2", "--zero", "3")),
+            ("sp=4 ZeRO-1", 4, ("--sp", "4", "--zero", "1")),
+            ("sp=4 ZeRO-2", 4, ("--sp", "4", "--zero", "2")),
+            ("sp=4 ZeRO-3", 4, ("--sp", "4", "--zero", "3")),
             ("sp=2 from 1 rank", 2,
              ("--sp", "2", "--resume", str(single / "step-10"))),
             # Tensor parallelism: column- and row-parallel linears.
@@ -269,6 +318,7 @@ def main():
     failed |= not compare("N=30 over sp=4 (padded)", odd_reference,
                           odd_weights, train(args, work, "seq30-sp4", 4,
                                              ("--sp", "4"), seq=30))
+    trace_counts_bytes(args, work)
     killed_rank_ends_the_job(args, work)
     mismatched_launch_is_refused(args, work)
     if failed:
