@@ -6,6 +6,7 @@
 #include "mlir/IR/Builders.h"
 
 #include <map>
+#include <set>
 
 namespace weft {
 #define GEN_PASS_DEF_DATAPARALLEL
@@ -65,12 +66,6 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
                          << " is not 0, 1, 2 or 3";
       return signalPassFailure();
     }
-    if (zero == 3 && module.lookupSymbol("optimizer_step")) {
-      module.emitError("ZeRO-3 with gradient accumulation is not there yet "
-                       "(the optimizer step's parameters would be gathered "
-                       "in another function)");
-      return signalPassFailure();
-    }
     MLIRContext *context = &getContext();
     // weft-partition may have made the mesh (dp × sp); then ZeRO shards
     // over both axes, as DeepSpeed does, and the gradients it left summed
@@ -108,6 +103,25 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
       names.push_back("sp");
     Group group{mesh, b.getStrArrayAttr(names), dp * sp, sp};
     const float inverse = 1.0f / static_cast<float>(dp);
+
+    // ZeRO-3 under gradient accumulation: @train_step reads the parameters
+    // @optimizer_step updates; they are blocks there too, gathered before
+    // each use (the plan binds a parameter once for both programs).
+    if (zero == 3 && module.lookupSymbol("optimizer_step")) {
+      std::set<std::string> trained;
+      module.walk([&](AdamWUpdateOp adamw) { trained.insert(nameOf(adamw)); });
+      for (auto func : module.getOps<func::FuncOp>()) {
+        if (!func.getOps<GradNormOp>().empty())
+          continue;
+        for (BlockArgument arg : func.getArguments()) {
+          auto name = func.getArgAttrOfType<StringAttr>(
+              arg.getArgNumber(), WeftDialect::kParamAttrName);
+          if (name && trained.count(name.str()) &&
+              failed(shardParameter(func, arg, group)))
+            return signalPassFailure();
+        }
+      }
+    }
 
     bool updates = false;
     for (auto func : module.getOps<func::FuncOp>()) {

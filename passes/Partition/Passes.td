@@ -35,7 +35,9 @@ def DataParallel : Pass<"weft-data-parallel", "mlir::ModuleOp"> {
     reads one gets it whole from a `weft.all_gather` right before it
     (forward and backward apart, so no whole copy outlives its use), AdamW
     updates the block in place and nothing is gathered after the step.
-    Gradient accumulation with ZeRO-3 is refused (not there yet).
+    Under gradient accumulation `@train_step` gets the same blocks, gathered
+    before each use; its gradients accumulate whole and `@optimizer_step`
+    reduce-scatters the sums.
 
     After weft-partition (a mesh with an sp axis): ZeRO shards over dp × sp
     (DeepSpeed's data-parallel group under Ulysses), and runs with dp = 1

@@ -36,7 +36,7 @@ WEIGHT_TOLERANCE = 2e-5  # relative L2 per tensor
 STEPS = 20
 # --quick (under AddressSanitizer, where each run is several times slower):
 # every collective, ZeRO stage, Ulysses path and checkpoint crossing once.
-QUICK = {"dp=2, 2 micro-batches", "dp=2 ZeRO-3", "1 rank from ZeRO-3 dp=2",
+QUICK = {"dp=2, 2 micro-batches", "dp=2 ZeRO-3, 2 micro-batches", "1 rank from ZeRO-3 dp=2",
          "dp=2×sp=2 ZeRO-2", "sp=2 from 1 rank", "tp=2", "tp=2 from 1 rank"}
 
 
@@ -246,6 +246,8 @@ def main():
             ("dp=2 ZeRO-2, 2 micro-batches", 2,
              ("--zero", "2", "--grad-accum", "2")),
             ("dp=2 ZeRO-3", 2, ("--zero", "3")),
+            ("dp=2 ZeRO-3, 2 micro-batches", 2,
+             ("--zero", "3", "--grad-accum", "2")),
             ("dp=4 ZeRO-3", 4, ("--zero", "3")),
             ("1 rank from ZeRO-3 dp=2", 1,
              ("--resume", str(work / "dp2ZeRO-3" / "step-10"))),
