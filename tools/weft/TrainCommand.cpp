@@ -186,8 +186,20 @@ llvm::Error applyDeepSpeedConfig(const std::string &path, Settings &s) {
         return makeError(path + ": sequence_parallel_size " +
                          std::to_string(s.sp) + " does not divide the " +
                          std::to_string(s.ranks) + " ranks of the launch");
-      if (!error)
-        s.dp = s.ranks / s.sp;
+    } else if (key == "tensor_parallel") {
+      // DeepSpeed's AutoTP training: tensor_parallel.autotp_size.
+      if (!value.is_object())
+        return makeError(path + ": 'tensor_parallel' is " + value.type_name() +
+                         ", expected an object");
+      for (auto &[inner, ignored] : value.items())
+        if (inner == "autotp_size")
+          error = number(value, inner, "tensor_parallel.autotp_size", s.tp);
+        else
+          unknown.push_back(key + "." + inner);
+      if (!error && (s.tp < 1 || s.ranks % s.tp != 0))
+        return makeError(path + ": tensor_parallel.autotp_size " +
+                         std::to_string(s.tp) + " does not divide the " +
+                         std::to_string(s.ranks) + " ranks of the launch");
     } else if (key == "gradient_clipping") {
       error = number(config, key, key, s.optimizer.maxGradNorm);
     } else if (key == "zero_optimization") {
@@ -294,6 +306,13 @@ llvm::Error applyDeepSpeedConfig(const std::string &path, Settings &s) {
     return makeError(path + ": unknown key" +
                      (unknown.size() > 1 ? "s " : " ") + list);
   }
+  // The ranks sequence and tensor parallelism leave are data-parallel.
+  if (s.ranks % (s.sp * s.tp) != 0)
+    return makeError(path + ": sequence_parallel_size " + std::to_string(s.sp) +
+                     " × tensor_parallel.autotp_size " + std::to_string(s.tp) +
+                     " does not divide the " + std::to_string(s.ranks) +
+                     " ranks of the launch");
+  s.dp = s.ranks / (s.sp * s.tp);
   if (s.micro > 0)
     s.batch = s.micro * s.accumulation * s.dp;
   if (globalBatch > 0) {

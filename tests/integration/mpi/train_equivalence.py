@@ -91,7 +91,7 @@ def train(args, work, name, ranks, extra=(), model="tiny-llama", seq=32):
         "--batch", "4", "--seq", str(seq), "--data-order", "sequential",
         "--threads", "1", "--log", str(log), "--save-dir",
         str(work / name), "--save-every", "10"] + list(extra)
-    if ranks > 1 and "--sp" not in extra and "--tp" not in extra:
+    if ranks > 1 and not {"--sp", "--tp", "--config"} & set(extra):
         command += ["--dp", str(ranks)]
     result = subprocess.run(command, env=environment(), capture_output=True,
                             text=True, timeout=600)
@@ -100,6 +100,12 @@ def train(args, work, name, ranks, extra=(), model="tiny-llama", seq=32):
                  f"{result.stdout}\n{result.stderr}")
     return losses(log), tensors(work / name / f"step-{STEPS}" /
                                 "model.safetensors"), result.stdout
+
+
+def ds_config(work, name, config):
+    path = work / f"ds-{name}.json"
+    path.write_text(json.dumps(config))
+    return path
 
 
 def killed_rank_ends_the_job(args, work):
@@ -276,7 +282,13 @@ def main():
             ("1 rank from tp=2", 1,
              ("--resume", str(work / "tp2" / "step-10"))),
             ("tp=2 from 1 rank", 2,
-             ("--tp", "2", "--resume", str(single / "step-10")))]:
+             ("--tp", "2", "--resume", str(single / "step-10"))),
+            # The strategy from DeepSpeed's keys instead of flags.
+            ("ds_config sp=2 ZeRO-3", 4, ("--config", str(ds_config(
+                work, "sp2-zero3", {"sequence_parallel_size": 2,
+                                    "zero_optimization": {"stage": 3}})))),
+            ("ds_config autotp=2", 2, ("--config", str(ds_config(
+                work, "autotp2", {"tensor_parallel": {"autotp_size": 2}}))))]:
         if (args.quick and name not in QUICK) or args.only not in name:
             continue
         tag = (name.replace("=", "").replace(", ", "-").replace(" ", "")
