@@ -175,7 +175,10 @@ int weft::cli::runCompile(llvm::ArrayRef<std::string> args) {
       return fail(llvm::createStringError(ec, options.dumpKernelsDir + ": " +
                                                   ec.message()));
 
-  padForSequenceParallel(*shape, options.sp);
+  if (llvm::Expected<int64_t> padded =
+          padForSequenceParallel(*shape, options.sp);
+      !padded)
+    return fail(padded.takeError());
   if (shape->build.tokens > 0)
     llvm::errs() << "weft compile: --seq " << shape->build.tokens
                  << " is padded to " << shape->build.seq << " for --sp "

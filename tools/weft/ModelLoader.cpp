@@ -33,12 +33,22 @@ std::vector<OptionSpec> weft::cli::shapeOptions() {
   };
 }
 
-int64_t weft::cli::padForSequenceParallel(ModelShapeOptions &shape,
-                                          int64_t sp) {
+llvm::Expected<int64_t>
+weft::cli::padForSequenceParallel(ModelShapeOptions &shape, int64_t sp) {
   frontend::BuildOptions &build = shape.build;
   if (sp > 1 && build.loss && build.seq % sp != 0) {
+    const int64_t padded = (build.seq + sp - 1) / sp * sp;
+    // The last rank's block must hold a real token.
+    if (padded - build.seq >= padded / sp)
+      return llvm::createStringError(
+          llvm::inconvertibleErrorCode(),
+          "--seq " + std::to_string(build.seq) + " is too short for --sp " +
+              std::to_string(sp) + ": padded to " + std::to_string(padded) +
+              ", the last rank's " + std::to_string(padded / sp) +
+              " positions would all be padding (Ulysses needs at least " +
+              std::to_string(padded - padded / sp + 1) + " tokens here)");
     build.tokens = build.seq;
-    build.seq = (build.seq + sp - 1) / sp * sp;
+    build.seq = padded;
   }
   return build.seq;
 }

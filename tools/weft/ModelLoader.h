@@ -35,8 +35,10 @@ llvm::Expected<ModelShapeOptions> readShapeOptions(const ParsedArgs &args);
 
 /// A training graph for `sp` sequence-parallel ranks whose sequence they do
 /// not divide: built at the next multiple of sp, the padding at the end no
-/// target (BuildOptions::tokens). Returns the padded length.
-int64_t padForSequenceParallel(ModelShapeOptions &shape, int64_t sp);
+/// target (BuildOptions::tokens). Returns the padded length, or an error
+/// when the sequence is too short for sp (a rank would hold padding only).
+llvm::Expected<int64_t> padForSequenceParallel(ModelShapeOptions &shape,
+                                               int64_t sp);
 
 /// An MLIR context with weft's dialects whose diagnostics print with the
 /// file:line:col of the source, and the models loaded into it (which must not

@@ -608,7 +608,10 @@ int weft::cli::runTrain(llvm::ArrayRef<std::string> args) {
     shape.build = {micro, s.seq, s.precision == "bf16" ? "bf16" : "f32", true};
     shape.givenByUser = true;
     // Ulysses needs the sequence in sp equal blocks: pad it at the end.
-    const int64_t padded = padForSequenceParallel(shape, s.sp);
+    llvm::Expected<int64_t> paddedOrError = padForSequenceParallel(shape, s.sp);
+    if (!paddedOrError)
+      return fail(llvm::toString(paddedOrError.takeError()));
+    const int64_t padded = *paddedOrError;
     ModelLoader loader;
     auto module = loader.load(model, shape);
     if (!module)
