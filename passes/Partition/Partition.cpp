@@ -153,6 +153,10 @@ struct Partition : public weft::impl::PartitionBase<Partition> {
   /// Values resharded once and reused: (value, shard) → local value.
   std::map<std::pair<void *, Shard>, Value> sliced;
   DenseMap<Value, Value> gathered;
+  /// Partial results (each rank's share of a split reduction) and their
+  /// reduction; each one's combined value, made once.
+  DenseMap<Value, ReduceKind> partials;
+  DenseMap<Value, Value> combined;
   /// The arguments the strategy split (tensor parallelism's weights and
   /// their optimizer state) by name, and how.
   DenseMap<StringAttr, Shard> splitArguments;
@@ -334,6 +338,19 @@ struct Partition : public weft::impl::PartitionBase<Partition> {
     return result;
   }
 
+  /// Partial `v` combined over the axis by its reduction: one all-reduce
+  /// right after it, which all its readers share.
+  Value combine(OpBuilder &b, Value v) {
+    if (auto it = combined.find(v); it != combined.end())
+      return it->second;
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointAfterValue(v);
+    Value total =
+        b.create<AllReduceOp>(v.getLoc(), partials.lookup(v), v, mesh, axes);
+    combined[v] = total;
+    return total;
+  }
+
   /// The global shape of a value (partitioned or not).
   SmallVector<int64_t> globalShapeOf(Value v) {
     if (auto it = globals.find(v); it != globals.end())
@@ -381,17 +398,39 @@ struct Partition : public weft::impl::PartitionBase<Partition> {
       if (axis == "sp" &&
           failed(headsLegal(attention, attention.getQ(), attention.getK())))
         return failure();
+    auto isSplit = [&](Value v) { return bool(shards.lookup(v)); };
+    auto isPartial = [&](Value v) { return partials.count(v) != 0; };
+    auto isPartialSum = [&](Value v) {
+      auto it = partials.find(v);
+      return it != partials.end() && it->second == ReduceKind::sum;
+    };
     for (Operation &op : llvm::make_early_inc_range(body.getOperations())) {
-      if (llvm::none_of(op.getOperands(),
-                        [&](Value v) { return bool(shards.lookup(v)); }) &&
-          !isa<func::ReturnOp>(op))
+      const bool ret = isa<func::ReturnOp>(op);
+      if (!ret && llvm::none_of(op.getOperands(), isSplit) &&
+          llvm::none_of(op.getOperands(), isPartial))
+        continue;
+      // Partial sums add up before they are combined (the input gradients
+      // of q, k and v: one all-reduce), partial results keep through
+      // reshapes and transposes; anything else reads them combined.
+      if (isa<AddOp>(op) && llvm::all_of(op.getOperands(), isPartialSum)) {
+        partials[op.getResult(0)] = ReduceKind::sum;
+        continue;
+      }
+      if (isa<ReshapeOp, TransposeOp>(op) && isPartial(op.getOperand(0))) {
+        partials[op.getResult(0)] = partials.lookup(op.getOperand(0));
+        continue;
+      }
+      for (OpOperand &operand : op.getOpOperands())
+        if (isPartial(operand.get()))
+          operand.set(combine(b, operand.get()));
+      if (!ret && llvm::none_of(op.getOperands(), isSplit))
         continue;
       LogicalResult result = success();
-      if (auto ret = dyn_cast<func::ReturnOp>(op)) {
+      if (ret) {
         // Updates of split arguments are returned split (a whole one, the
         // accumulators' zeros, sliced); the rest whole.
-        b.setInsertionPoint(ret);
-        for (OpOperand &operand : ret->getOpOperands()) {
+        b.setInsertionPoint(&op);
+        for (OpOperand &operand : op.getOpOperands()) {
           Shard shard = shards.lookup(operand.get());
           auto name = func.getResultAttrOfType<StringAttr>(
               operand.getOperandNumber(), WeftDialect::kUpdateAttrName);
@@ -513,29 +552,27 @@ struct Partition : public weft::impl::PartitionBase<Partition> {
       setShard(result, shard, type);
     }
     if (partial) {
-      // Each rank holds its blocks' share: combine them (a linear's bias
-      // added once, to the sum).
+      // Each rank holds its blocks' share: a partial result, combined where
+      // it is read (a linear's bias added once, to the sum).
       if (op->getNumResults() != 1)
         return op->emitError("reduces a split dimension into several results");
-      Value bias;
-      if (auto linear = dyn_cast<LinearOp>(op); linear && linear.getBias()) {
-        bias = linear.getBias();
-        linear.getBiasMutable().clear();
-      }
-      b.setInsertionPointAfter(op);
       Value result = op->getResult(0);
-      Location loc = op->getLoc();
-      auto total =
-          b.create<AllReduceOp>(loc, rule.reduction, result, mesh, axes);
-      Value combined = total;
-      if (bias) {
+      partials[result] = rule.reduction;
+      if (auto linear = dyn_cast<LinearOp>(op); linear && linear.getBias()) {
+        Value bias = linear.getBias();
+        linear.getBiasMutable().clear();
+        Value total = combine(b, result);
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPointAfterValue(total);
         RankedTensorType type = typeOf(total);
-        combined = b.create<AddOp>(
-            loc, total,
-            b.create<BroadcastOp>(
-                loc, type, bias, b.getDenseI64ArrayAttr({type.getRank() - 1})));
+        Value biased =
+            b.create<AddOp>(op->getLoc(), total,
+                            b.create<BroadcastOp>(
+                                op->getLoc(), type, bias,
+                                b.getDenseI64ArrayAttr({type.getRank() - 1})));
+        result.replaceAllUsesExcept(biased, total.getDefiningOp());
+        partials.erase(result);
       }
-      result.replaceAllUsesExcept(combined, total);
     }
     return success();
   }

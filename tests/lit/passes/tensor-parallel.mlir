@@ -6,7 +6,8 @@
 
 // An attention block of Hugging Face's names: q, k, v column-parallel (4
 // query heads, 2 key/value heads), o row-parallel with a bias, then a
-// replicated head and the loss.
+// replicated head and the loss (no residual, so the embedding's gradient
+// is the sum of q, k and v's input gradients).
 func.func @forward(%ids: tensor<1x4xi64> {weft.input = "input_ids"},
                    %labels: tensor<1x4xi64> {weft.input = "labels"},
                    %table: tensor<16x8xf32> {weft.param = "embed.weight"},
@@ -27,8 +28,7 @@ func.func @forward(%ids: tensor<1x4xi64> {weft.input = "input_ids"},
   %a = weft.attention causal %qh, %kh, %vh : (tensor<1x4x4x2xf32>, tensor<1x4x2x2xf32>, tensor<1x4x2x2xf32>) -> tensor<1x4x4x2xf32>
   %h = weft.reshape %a : tensor<1x4x4x2xf32> -> tensor<1x4x8xf32>
   %o = weft.linear %h, %wo, %bo : (tensor<1x4x8xf32>, tensor<8x8xf32>, tensor<8xf32>) -> tensor<1x4x8xf32>
-  %r = weft.add %x, %o : tensor<1x4x8xf32>
-  %logits = weft.linear %r, %head : (tensor<1x4x8xf32>, tensor<16x8xf32>) -> tensor<1x4x16xf32>
+  %logits = weft.linear %o, %head : (tensor<1x4x8xf32>, tensor<16x8xf32>) -> tensor<1x4x16xf32>
   %loss = weft.cross_entropy %logits, %labels ignore_index -100 reduction mean : (tensor<1x4x16xf32>, tensor<1x4xi64>) -> tensor<f32>
   return %loss : tensor<f32>
 }
@@ -49,8 +49,15 @@ func.func @forward(%ids: tensor<1x4xi64> {weft.input = "input_ids"},
 // CHECK: %[[SUM:.*]] = weft.all_reduce sum %[[PART]] on #mesh ["tp"] : tensor<1x4x8xf32>
 // CHECK: %[[BIAS:.*]] = weft.broadcast %arg7 dims [2] : tensor<8xf32> -> tensor<1x4x8xf32>
 // CHECK: weft.add %[[SUM]], %[[BIAS]] : tensor<1x4x8xf32>
-// The input gradient of the column-parallel products is partial too.
-// CHECK: weft.all_reduce sum %{{.*}} on #mesh ["tp"] : tensor<4x8xf32>
+// The input gradients of the column-parallel products are partial too:
+// added up first, then one all-reduce (Megatron's).
+// CHECK: weft.attention_grad
+// CHECK-NOT: weft.all_reduce
+// CHECK: %[[DKV:.*]] = weft.add %{{.*}}, %{{.*}} : tensor<1x4x8xf32>
+// CHECK-NOT: weft.all_reduce
+// CHECK: %[[DX:.*]] = weft.add %[[DKV]], %{{.*}} : tensor<1x4x8xf32>
+// CHECK-NEXT: weft.all_reduce sum %[[DX]] on #mesh ["tp"] : tensor<1x4x8xf32>
+// CHECK-NOT: weft.all_reduce
 // The norm adds the split gradients' squares over tp to the whole ones'.
 // CHECK: %[[SPLIT:.*]] = weft.grad_norm {{.*}} over #mesh ["tp"] : (tensor<4x8xf32>, tensor<2x8xf32>, tensor<2x8xf32>, tensor<8x4xf32>) -> tensor<f32>
 // CHECK: %[[WHOLE:.*]] = weft.grad_norm {{.*}} : (tensor<16x8xf32>, tensor<8xf32>, tensor<16x8xf32>) -> tensor<f32>
