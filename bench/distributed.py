@@ -21,6 +21,12 @@ and h·kv/heads for k and v — (2 + 2·kv/heads)·N·h/P·(P−1)/P per directi
 twice per step. With N/P fixed it stays constant as P grows (but for the
 (P−1)/P).
 
+Tensor parallelism at tp = 1, 2, 4 (batch 1 × 32): the planned parameter
+bytes per rank against Ψ_whole + Ψ_split/T (Ψ_split: the column- and
+row-parallel linears' weights), and the all-reduce bytes each rank sent per
+layer of a step against Megatron's four all-reduces of the [b·s, h]
+activations (two forward, two backward): 4 · 2(T−1)/T · b·s·h · 4 bytes.
+
   python3 bench/distributed.py [--steps 3] [--json bench/distributed.json]
 
 Needs mpirun (OpenMPI); prints a table and writes JSON. A benchmark, not a
@@ -47,18 +53,20 @@ def environment():
     return env
 
 
-def planned(work, ranks, zero):
-    plan = work / f"dp{ranks}-zero{zero}.plan"
-    subprocess.run([str(WEFT), "compile", str(MODEL), "--train", "--dp",
-                    str(ranks), "--zero", str(zero), "--batch", "1", "--seq",
-                    "32", "--threads", "1", "-o", str(plan)], check=True,
-                   capture_output=True, env=environment())
+def planned(work, ranks, zero, tp=1):
+    plan = work / f"dp{ranks}-zero{zero}-tp{tp}.plan"
+    strategy = (["--tp", str(tp)] if tp > 1 else
+                ["--dp", str(ranks), "--zero", str(zero)])
+    subprocess.run([str(WEFT), "compile", str(MODEL), "--train"] + strategy +
+                   ["--batch", "1", "--seq", "32", "--threads", "1", "-o",
+                    str(plan)], check=True, capture_output=True,
+                   env=environment())
     out = subprocess.run([str(WEFT), "inspect", str(plan), "--json"],
                          check=True, capture_output=True, text=True)
     return json.loads(out.stdout)["memory"]
 
 
-def sent_per_step(work, ranks, zero, steps, sp=1, seq=32):
+def sent_per_step(work, ranks, zero, steps, sp=1, seq=32, tp=1):
     """Bytes one rank sent per step, by collective and mesh axis, from the
     run summary."""
     if ranks == 1:
@@ -68,13 +76,13 @@ def sent_per_step(work, ranks, zero, steps, sp=1, seq=32):
                         str(ROOT / "examples/corpus/gpl-3.txt"), "-o",
                         str(work / "corpus.bin")], check=True,
                        capture_output=True)
-    dp = ranks // sp
+    dp = ranks // (sp * tp)
     out = subprocess.run(
         ["mpirun", "-np", str(ranks), "--oversubscribe", "--bind-to", "none",
          str(WEFT), "train", str(MODEL), "--data", str(work / "corpus.bin"),
          "--steps", str(steps), "--batch", str(dp), "--seq", str(seq),
-         "--threads", "1", "--dp", str(dp), "--sp", str(sp), "--zero",
-         str(zero)],
+         "--threads", "1", "--dp", str(dp), "--sp", str(sp), "--tp",
+         str(tp), "--zero", str(zero)],
         check=True, capture_output=True, text=True, env=environment())
     sent = {}
     for kind, axis, value, unit in re.findall(
@@ -102,6 +110,26 @@ def ulysses(work, steps):
                          "formula": formula,
                          "all_reduce_per_step":
                              sent.get("all_reduce over sp", 0.0)})
+    return rows
+
+
+def tensor_parallel(work, steps):
+    """Parameters per rank and all-reduce bytes per layer at tp = 1, 2, 4."""
+    config = json.loads((MODEL / "config.json").read_text())
+    h, layers = config["hidden_size"], config["num_hidden_layers"]
+    inter = config["intermediate_size"]
+    kv = config["num_key_value_heads"] * h // config["num_attention_heads"]
+    split = layers * (2 * h * h + 2 * kv * h + 3 * h * inter)
+    whole = planned(work, 1, 0)["parameters"] / 4 - split
+    rows = []
+    for t in (1, 2, 4):
+        memory = planned(work, t, 0, tp=t)
+        sent = sent_per_step(work, t, 0, steps, tp=t)
+        rows.append({
+            "tp": t, "parameters": memory["parameters"],
+            "parameters_formula": 4 * (whole + split / t),
+            "all_reduce_per_layer": sent.get("all_reduce over tp", 0.0) / layers,
+            "formula": 4 * 2 * (t - 1) / t * 1 * 32 * h * 4})
     return rows
 
 
@@ -156,9 +184,19 @@ def main():
               f"{r['all_to_all_per_layer'] / kib:>12.1f} "
               f"{r['formula'] / kib:>11.1f} | "
               f"{r['all_reduce_per_step'] / mib:>24.2f}")
+    tp = tensor_parallel(work, args.steps)
+    print("\nTensor parallelism (tiny Llama, fp32, batch 1 × 32): parameters "
+          "per rank, all-reduce bytes per rank per layer and step")
+    print(f"{'tp':>2} | {'params MiB':>10} {'formula':>8} | "
+          f"{'measured KiB':>12} {'formula KiB':>11}")
+    for r in tp:
+        print(f"{r['tp']:>2} | {r['parameters'] / mib:>10.2f} "
+              f"{r['parameters_formula'] / mib:>8.2f} | "
+              f"{r['all_reduce_per_layer'] / kib:>12.1f} "
+              f"{r['formula'] / kib:>11.1f}")
     with open(args.json, "w") as f:
         json.dump({"model": "tiny-llama", "psi": psi, "rows": rows,
-                   "ulysses": uly}, f, indent=1)
+                   "ulysses": uly, "tensor_parallel": tp}, f, indent=1)
     print(f"\nwrote {args.json}")
 
 
