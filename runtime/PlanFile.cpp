@@ -218,8 +218,9 @@ void weft::runtime::fillParameters(
     // A block draws the whole tensor's values and keeps its own.
     const bool sharded = param.global_elements() > 0;
     const int64_t total = sharded ? param.global_elements() : count;
-    const ShardLayout layout = ShardLayout::of(param, count);
+    const ShardLayout layout = ShardLayout::of(plan, param, count);
     const int64_t mine = sharded && member ? member(param) : 0;
+    std::memset(data, 0, buffer.bytes()); // a padded block's tail
     const bool norm = param.name().find("norm") != std::string::npos;
     for (int64_t i = 0; i < total; ++i) {
       const float value = norm ? 1.0f : normal(rng);
@@ -247,12 +248,18 @@ uint32_t weft::runtime::shardGroup(const plan::Plan &plan,
 }
 
 weft::runtime::ShardLayout
-weft::runtime::ShardLayout::of(const plan::Binding &binding, int64_t local) {
+weft::runtime::ShardLayout::of(const plan::Plan &plan,
+                               const plan::Binding &binding, int64_t local) {
   ShardLayout layout;
   layout.run = std::max<int64_t>(local, 1);
+  layout.elements = local;
   if (binding.global_elements() == 0 || local == 0)
     return layout;
-  layout.members = binding.global_elements() / local;
+  layout.elements = binding.global_elements();
+  for (const std::string &axis : binding.shard_axes())
+    for (const auto &meshAxis : plan.mesh())
+      if (meshAxis.name() == axis)
+        layout.members *= meshAxis.size();
   if (binding.has_shard_dim())
     for (int d = 0; d < binding.shard_dim(); ++d)
       layout.runs *= binding.global_shape(d);
@@ -260,19 +267,33 @@ weft::runtime::ShardLayout::of(const plan::Binding &binding, int64_t local) {
   return layout;
 }
 
+namespace {
+/// Elements of run `index` (in the whole tensor's order) that lie before
+/// the tensor's end.
+int64_t inside(const weft::runtime::ShardLayout &layout, int64_t index) {
+  return std::clamp<int64_t>(layout.elements - index * layout.run, 0,
+                             layout.run);
+}
+} // namespace
+
 void weft::runtime::ShardLayout::take(int64_t member, const char *whole,
                                       char *block, int64_t elementBytes) const {
   const int64_t bytes = run * elementBytes;
-  for (int64_t r = 0; r < runs; ++r)
-    std::memcpy(block + r * bytes, whole + (r * members + member) * bytes,
-                bytes);
+  for (int64_t r = 0; r < runs; ++r) {
+    const int64_t index = r * members + member,
+                  kept = inside(*this, index) * elementBytes;
+    std::memcpy(block + r * bytes, whole + index * bytes, kept);
+    std::memset(block + r * bytes + kept, 0, bytes - kept);
+  }
 }
 
 void weft::runtime::ShardLayout::place(const char *blocks, char *whole,
                                        int64_t elementBytes) const {
   const int64_t bytes = run * elementBytes;
   for (int64_t m = 0; m < members; ++m)
-    for (int64_t r = 0; r < runs; ++r)
-      std::memcpy(whole + (r * members + m) * bytes,
-                  blocks + (m * runs + r) * bytes, bytes);
+    for (int64_t r = 0; r < runs; ++r) {
+      const int64_t index = r * members + m;
+      std::memcpy(whole + index * bytes, blocks + (m * runs + r) * bytes,
+                  inside(*this, index) * elementBytes);
+    }
 }

@@ -51,22 +51,25 @@ void fillParameters(
 /// (bit a: mesh axis a); 0 when the binding is not a block.
 uint32_t shardGroup(const plan::Plan &plan, const plan::Binding &binding);
 
-/// Where a sharded binding's blocks lie in the whole tensor: each member's
-/// block is `runs` runs of `run` elements, the r-th of member m at element
-/// (r · members + m) · run. ZeRO's flat blocks are one run; a
-/// tensor-parallel slice along dimension d has as many as the elements
-/// before d.
+/// Where a sharded binding's blocks lie in the whole tensor of `elements`:
+/// each member's block is `runs` runs of `run` elements, the r-th of member
+/// m at element (r · members + m) · run. ZeRO's flat blocks are one run
+/// (the last blocks padded with zeros past the tensor's end when the
+/// members do not divide it); a tensor-parallel slice along dimension d has
+/// as many runs as the elements before d.
 struct ShardLayout {
-  int64_t members = 1, runs = 1, run = 0;
+  int64_t members = 1, runs = 1, run = 0, elements = 0;
 
-  /// The layout of `binding`, whose block on this rank holds `local`
-  /// elements.
-  static ShardLayout of(const plan::Binding &binding, int64_t local);
-  /// Member `member`'s block of the whole tensor `whole`, into `block`.
+  /// The layout of `binding` of `plan` (its group's size from the mesh),
+  /// whose block on this rank holds `local` elements.
+  static ShardLayout of(const plan::Plan &plan, const plan::Binding &binding,
+                        int64_t local);
+  /// Member `member`'s block of the whole tensor `whole`, into `block`
+  /// (zeros past the tensor's end).
   void take(int64_t member, const char *whole, char *block,
             int64_t elementBytes) const;
-  /// Every member's block in member order (an all-gather's result), into
-  /// the whole tensor `whole`.
+  /// Every member's block in member order (an all-gather's result, members
+  /// × runs × run elements), into the whole tensor `whole`.
   void place(const char *blocks, char *whole, int64_t elementBytes) const;
 };
 

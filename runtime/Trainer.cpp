@@ -5,6 +5,7 @@
 #include "runtime/Error.h"
 #include "runtime/PlanFile.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -87,15 +88,24 @@ Trainer::Trainer(CpuExecutor &executor, const std::string &planName,
     const uint32_t group = shardGroup(plan, state);
     const int64_t first =
         group ? executor.getCommunicator()->groupRank(group) * count : 0;
-    // (Under ZeRO-3 the bf16 parameter is that block itself.)
-    for (const plan::Binding &binding : plan.parameters())
-      if (binding.name() == param)
-        cpu::bf16ToF32(
-            reinterpret_cast<const uint16_t *>(
-                executor.bufferData(binding.buffer())) +
-                (binding.global_elements() > 0 ? 0 : first),
-            reinterpret_cast<float *>(executor.bufferData(state.buffer())),
-            count);
+    // (Under ZeRO-3 the bf16 parameter is that block itself.) A padded
+    // block's tail past the tensor's end stays zero.
+    auto *master =
+        reinterpret_cast<float *>(executor.bufferData(state.buffer()));
+    for (const plan::Binding &binding : plan.parameters()) {
+      if (binding.name() != param)
+        continue;
+      const bool block = binding.global_elements() > 0;
+      const int64_t kept =
+          block || !group
+              ? count
+              : std::clamp<int64_t>(state.global_elements() - first, 0, count);
+      std::fill(master, master + count, 0.0f);
+      cpu::bf16ToF32(reinterpret_cast<const uint16_t *>(
+                         executor.bufferData(binding.buffer())) +
+                         (block ? 0 : first),
+                     master, kept);
+    }
   }
 }
 
@@ -141,12 +151,13 @@ std::vector<TensorView> Trainer::state() {
     // collective).
     if (const uint32_t group = shardGroup(plan, state)) {
       gathered.emplace_back(state.global_elements());
-      std::vector<float> blocks(state.global_elements());
+      const ShardLayout layout =
+          ShardLayout::of(plan, state, buffer.bytes() / 4);
+      std::vector<float> blocks(layout.members * buffer.bytes() / 4);
       executor.getCommunicator()->allGather(
           data, blocks.data(), buffer.bytes() / 4, plan::F32, group);
-      ShardLayout::of(state, buffer.bytes() / 4)
-          .place(reinterpret_cast<const char *>(blocks.data()),
-                 reinterpret_cast<char *>(gathered.back().data()), 4);
+      layout.place(reinterpret_cast<const char *>(blocks.data()),
+                   reinterpret_cast<char *>(gathered.back().data()), 4);
       data = reinterpret_cast<const char *>(gathered.back().data());
       bytes = state.global_elements() * 4;
     }
@@ -168,11 +179,12 @@ std::vector<TensorView> Trainer::parameters() {
     if (const uint32_t group = shardGroup(plan, param)) {
       const int64_t element = dtypeBytes(buffer.dtype());
       gatheredParameters.emplace_back(param.global_elements() * element);
-      std::vector<char> blocks(param.global_elements() * element);
+      const ShardLayout layout =
+          ShardLayout::of(plan, param, buffer.bytes() / element);
+      std::vector<char> blocks(layout.members * buffer.bytes());
       executor.getCommunicator()->allGather(
           data, blocks.data(), buffer.bytes() / element, buffer.dtype(), group);
-      ShardLayout::of(param, buffer.bytes() / element)
-          .place(blocks.data(), gatheredParameters.back().data(), element);
+      layout.place(blocks.data(), gatheredParameters.back().data(), element);
       data = gatheredParameters.back().data();
       shape.assign(param.global_shape().begin(), param.global_shape().end());
       bytes = param.global_elements() * element;
@@ -212,7 +224,7 @@ void Trainer::loadState(const std::string &source,
     // keeps its block.
     std::vector<float> whole(count);
     checkpoint.read(state.name(), tensor->shape, plan::F32, whole.data());
-    ShardLayout::of(state, buffer.bytes() / 4)
+    ShardLayout::of(plan, state, buffer.bytes() / 4)
         .take(executor.getCommunicator()->groupRank(group),
               reinterpret_cast<const char *>(whole.data()),
               executor.bufferData(state.buffer()), 4);

@@ -46,6 +46,34 @@ std::pair<Value, ArrayAttr> partialGradient(Value grad, const Group &group) {
   return {grad, group.sp > 1 ? b.getStrArrayAttr({"dp"}) : group.axes};
 }
 
+/// Elements of each rank's block of a flat tensor of `elements` over
+/// `ranks`: the tensor is padded with zeros to ranks × block, as DeepSpeed
+/// pads its flat buffers.
+int64_t blockOf(int64_t elements, int64_t ranks) {
+  return (elements + ranks - 1) / ranks;
+}
+
+/// Flat `v` [n] padded with zeros to [padded] (itself when n == padded).
+Value padFlat(OpBuilder &b, Location loc, Value v, int64_t padded) {
+  auto type = cast<RankedTensorType>(v.getType());
+  const int64_t n = type.getDimSize(0);
+  if (n == padded)
+    return v;
+  auto tail = type.clone({padded - n});
+  Value zeros = b.create<ConstantOp>(
+      loc, DenseElementsAttr::get(tail, b.getZeroAttr(type.getElementType())));
+  return b.create<ConcatOp>(loc, type.clone({padded}), ValueRange{v, zeros}, 0);
+}
+
+/// Flat `v` [padded] cut to its first `n` elements (itself when n == padded).
+Value unpadFlat(OpBuilder &b, Location loc, Value v, int64_t n) {
+  auto type = cast<RankedTensorType>(v.getType());
+  if (type.getDimSize(0) == n)
+    return v;
+  return b.create<SliceOp>(loc, type.clone({n}), v, ArrayRef<int64_t>{0},
+                           ArrayRef<int64_t>{n}, ArrayRef<int64_t>{1});
+}
+
 void eraseIfDead(Value v) {
   if (auto reduce = v.getDefiningOp<AllReduceOp>(); reduce && v.use_empty())
     reduce.erase();
@@ -197,15 +225,11 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
   LogicalResult shardParameter(func::FuncOp func, BlockArgument param,
                                const Group &group) {
     auto type = cast<RankedTensorType>(param.getType());
-    const int64_t elements = type.getNumElements();
-    if (elements % group.ranks != 0)
-      return func.emitError()
-             << "parameter #" << param.getArgNumber() << " has " << elements
-             << " elements, not a multiple of the " << group.ranks
-             << " ranks ZeRO-3 shards it over (padding is not there yet)";
-    auto whole = RankedTensorType::get({elements}, type.getElementType());
-    auto block =
-        RankedTensorType::get({elements / group.ranks}, type.getElementType());
+    const int64_t elements = type.getNumElements(),
+                  size = blockOf(elements, group.ranks);
+    auto padded =
+        RankedTensorType::get({size * group.ranks}, type.getElementType());
+    auto block = RankedTensorType::get({size}, type.getElementType());
     OpBuilder b(func.getContext());
     DenseMap<Operation *, Value> gathered;
     for (OpOperand &use : llvm::make_early_inc_range(param.getUses())) {
@@ -215,9 +239,10 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
       Value &copy = gathered[user];
       if (!copy) {
         b.setInsertionPoint(user);
-        copy = b.create<AllGatherOp>(param.getLoc(), whole, param, group.mesh,
+        copy = b.create<AllGatherOp>(param.getLoc(), padded, param, group.mesh,
                                      group.axes, 0);
-        if (type != whole)
+        copy = unpadFlat(b, param.getLoc(), copy, elements);
+        if (type != copy.getType())
           copy = b.create<ReshapeOp>(param.getLoc(), type, copy);
       }
       use.set(copy);
@@ -288,13 +313,6 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
     std::optional<bool> partial;
     for (AdamWUpdateOp adamw : updates) {
       RankedTensorType type = wholeTypes[adamw];
-      if (type.getNumElements() % ranks != 0)
-        return adamw.emitError()
-               << "parameter '" << nameOf(adamw) << "' has "
-               << type.getNumElements() << " elements, not a multiple of the "
-               << ranks
-               << " ranks ZeRO shards over; ZeRO shards every parameter "
-                  "evenly (padding is not there yet)";
       Value summed = adamw.getGrad();
       summedOverSp.push_back(summed);
       auto [gradient, sumAxes] = partialGradient(summed, group);
@@ -319,6 +337,8 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
         grad = b.create<ConvertOp>(
             loc, cast<RankedTensorType>(grad.getType()).clone(b.getF32Type()),
             grad);
+      grad =
+          padFlat(b, loc, grad, blockOf(type.getNumElements(), ranks) * ranks);
       blocks.push_back(
           b.create<ReduceScatterOp>(loc, ReduceKind::sum, grad, mesh, axes, 0));
     }
@@ -335,9 +355,9 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
     auto ret = cast<func::ReturnOp>(func.getBody().front().getTerminator());
     for (auto [adamw, block] : llvm::zip(updates, blocks)) {
       RankedTensorType type = wholeTypes[adamw];
-      const int64_t elements = type.getNumElements();
-      auto blockType =
-          RankedTensorType::get({elements / ranks}, b.getF32Type());
+      const int64_t elements = type.getNumElements(),
+                    size = blockOf(elements, ranks);
+      auto blockType = RankedTensorType::get({size}, b.getF32Type());
       // The moments (and master weights) become this rank's blocks.
       auto shardState = [&](Value state) -> LogicalResult {
         auto arg = dyn_cast<BlockArgument>(state);
@@ -363,8 +383,9 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
           return failure();
       } else if (zero == 3) { // the parameter is the block
       } else {
-        weights = b.create<AllSliceOp>(loc, flat(weights, b.getF32Type()), mesh,
-                                       axes, 0);
+        weights = b.create<AllSliceOp>(
+            loc, padFlat(b, loc, flat(weights, b.getF32Type()), size * ranks),
+            mesh, axes, 0);
       }
       if (failed(shardState(adamw.getExpAvg())) ||
           failed(shardState(adamw.getExpAvgSq())))
@@ -381,9 +402,9 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
         if (!element.isF32())
           part = b.create<ConvertOp>(loc, blockType.clone(element), part);
         Value all = b.create<AllGatherOp>(
-            loc, RankedTensorType::get({elements}, element), part, mesh, axes,
-            0);
-        return b.create<ReshapeOp>(loc, like, all);
+            loc, RankedTensorType::get({size * ranks}, element), part, mesh,
+            axes, 0);
+        return b.create<ReshapeOp>(loc, like, unpadFlat(b, loc, all, elements));
       };
       adamw.getNewExpAvg().replaceAllUsesWith(update.getNewExpAvg());
       adamw.getNewExpAvgSq().replaceAllUsesWith(update.getNewExpAvgSq());

@@ -28,7 +28,10 @@ def DataParallel : Pass<"weft-data-parallel", "mlir::ModuleOp"> {
     whole gradient kept to then; stage 2: right after each gradient is
     computed, so only blocks stay live), `weft.grad_norm` adds the blocks' squares over
     the group, and the updated blocks are all-gathered (in the parameter's
-    element type) into every rank's replicated parameter.
+    element type) into every rank's replicated parameter. A tensor the
+    ranks do not divide is padded with zeros to ranks × ⌈n/ranks⌉ (its last
+    blocks end in zeros, which AdamW leaves zero) and cut back after the
+    gather.
 
     With `zero` 3 (ZeRO-3) the trained parameters are blocks too (argument
     attribute `weft.param_shard = {elements, axes, shape}`): each op that

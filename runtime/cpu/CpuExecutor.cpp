@@ -705,7 +705,7 @@ void CpuExecutor::loadParameters(const SafetensorsCheckpoint &checkpoint) {
     const int64_t element = dtypeBytes(buffer.dtype());
     std::vector<char> whole(param.global_elements() * element);
     checkpoint.read(param.name(), shape, buffer.dtype(), whole.data());
-    ShardLayout::of(param, buffer.bytes() / element)
+    ShardLayout::of(plan, param, buffer.bytes() / element)
         .take(memberOf(param), whole.data(), address(param.buffer()), element);
   }
 }

@@ -81,14 +81,15 @@ def tensors(path):
     return out
 
 
-def train(args, work, name, ranks, extra=(), model="tiny-llama", seq=32):
+def train(args, work, name, ranks, extra=(), model="tiny-llama", seq=32,
+          batch=4):
     log = work / f"{name}.jsonl"
     if log.exists():
         log.unlink()
     command = ([] if ranks == 1 else mpirun(ranks)) + [
         args.weft, "train", str(args.source / "tests/fixtures" / model),
         "--data", str(work / "corpus.bin"), "--steps", str(STEPS),
-        "--batch", "4", "--seq", str(seq), "--data-order", "sequential",
+        "--batch", str(batch), "--seq", str(seq), "--data-order", "sequential",
         "--threads", "1", "--log", str(log), "--save-dir",
         str(work / name), "--save-every", "10"] + list(extra)
     if ranks > 1 and not {"--sp", "--tp", "--config"} & set(extra):
@@ -325,6 +326,16 @@ def main():
         failed |= not compare("GQA tp=2", gqa_reference, gqa_weights,
                               train(args, work, "llama3-tp2", 2,
                                     ("--tp", "2"), model="tiny-llama3"))
+    # dp = 3: no parameter of 256 features splits evenly, so every ZeRO
+    # block is padded with zeros past its tensor's end (as DeepSpeed pads
+    # its flat buffers); batch 6 for three ranks.
+    three_reference, three_weights, _ = train(args, work, "batch6-single", 1,
+                                              batch=6)
+    for stage in ("3",) if args.quick else ("1", "3"):
+        failed |= not compare(f"dp=3 ZeRO-{stage} (padded)", three_reference,
+                              three_weights,
+                              train(args, work, f"dp3-zero{stage}", 3,
+                                    ("--zero", stage), batch=6))
     # 30 tokens over sp = 4: padded to 32 at the end (no targets there, and
     # causal attention keeps them from every real token).
     odd_reference, odd_weights, _ = train(args, work, "seq30-single", 1,

@@ -79,10 +79,17 @@ func.func @forward(%x: tensor<4xf32> {weft.input = "x"},
 // EARLY-NEXT: weft.reshape
 // EARLY-NEXT: weft.reduce_scatter sum
 
-// A parameter that does not split evenly is named.
-// RUN: not weft-opt %s --weft-optimizer --weft-data-parallel='dp=3 zero=2' 2>&1 | FileCheck %s --check-prefix=UNEVEN
+// A parameter that does not split evenly: its flat gradient and weights are
+// padded with zeros to ranks × block (4 elements over 3 ranks: blocks of
+// 2 of 6), the gathered weights cut back to 4.
+// RUN: weft-opt %s --weft-optimizer --weft-data-parallel='dp=3 zero=2' | FileCheck %s --check-prefix=UNEVEN
 // RUN: weft-opt %s --weft-optimizer --weft-data-parallel='dp=2 zero=3' | FileCheck %s --check-prefix=ZERO3
-// UNEVEN: parameter 'model.w' has 4 elements, not a multiple of the 3 ranks ZeRO shards over; ZeRO shards every parameter evenly (padding is not there yet)
+// UNEVEN: weft.state = "model.w.exp_avg", weft.state_shard = {axes = ["dp"], elements = 4 : i64}
+// UNEVEN: %[[ZEROS:.*]] = weft.constant dense<0.000000e+00> : tensor<2xf32>
+// UNEVEN: %[[PADDED:.*]] = weft.concat %{{.*}}, %[[ZEROS]] dim 0 : (tensor<4xf32>, tensor<2xf32>) -> tensor<6xf32>
+// UNEVEN: weft.reduce_scatter sum %[[PADDED]] on #mesh ["dp"] dim 0 : (tensor<6xf32>) -> tensor<2xf32>
+// UNEVEN: %[[ALL:.*]] = weft.all_gather %{{.*}} on #mesh ["dp"] dim 0 : (tensor<2xf32>) -> tensor<6xf32>
+// UNEVEN: weft.slice %[[ALL]] [0] [4] [1] : (tensor<6xf32>) -> tensor<4xf32>
 
 // ZeRO-3: the parameters are blocks, each gathered whole right before the
 // op that reads it; AdamW updates the f32 block in place, the bf16 block is
