@@ -407,7 +407,8 @@ LogicalResult PlanBuilder::lowerOptimizerOp(Operation *op,
   return success();
 }
 
-/// all_reduce, reduce_scatter, all_gather, all_slice, all_to_all: x,
+/// all_reduce, reduce_scatter, all_gather (all_gather_start when it is
+/// prefetched), all_slice, all_to_all: x,
 /// result; the reduction (ReduceKind; the reductions only) and the group's
 /// axis mask; then for all_gather and all_slice the dimension they join or
 /// split, for all_to_all its split and concat dimensions, each followed by
@@ -417,6 +418,9 @@ LogicalResult PlanBuilder::lowerCollective(Operation *op,
   call.set_function(op->getName().stripDialect().str());
   auto mesh = op->getAttrOfType<MeshAttr>("mesh");
   auto dim = op->getAttrOfType<IntegerAttr>("dim");
+  // ZeRO-3's prefetched gathers start and are waited for at their readers.
+  if (isa<AllGatherOp>(op) && op->hasAttr("weft.prefetch") && dim.getInt() == 0)
+    call.set_function("all_gather_start");
   if (isa<ReduceScatterOp>(op) && dim.getInt() != 0)
     return op->emitError("CPU reduce-scatter splits dim 0 only yet");
   std::optional<ReduceKind> kind;

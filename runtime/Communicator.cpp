@@ -228,6 +228,29 @@ void Communicator::allGather(const void *send, void *receive, int64_t count,
               (members - 1) * count * dtypeBytes(dtype));
 }
 
+struct Communicator::Request {
+  MPI_Request request = MPI_REQUEST_NULL;
+};
+
+std::shared_ptr<Communicator::Request>
+Communicator::startAllGather(const void *send, void *receive, int64_t count,
+                             plan::DType dtype, uint32_t axisMask) {
+  const auto [comm, members] = group(axisMask);
+  const int n = elementCount(count, "an all-gather");
+  auto started = std::make_shared<Request>();
+  check(MPI_Iallgather(send, n, mpiType(dtype), receive, n, mpiType(dtype),
+                       comm, &started->request),
+        "MPI_Iallgather");
+  this->count("all_gather", axisMask,
+              (members - 1) * count * dtypeBytes(dtype));
+  return started;
+}
+
+void Communicator::wait(Request &request) {
+  if (request.request != MPI_REQUEST_NULL)
+    check(MPI_Wait(&request.request, MPI_STATUS_IGNORE), "MPI_Wait");
+}
+
 void Communicator::reduceScatter(const void *send, void *receive, int64_t count,
                                  plan::DType dtype, Reduction reduction,
                                  uint32_t axisMask) {

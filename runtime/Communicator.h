@@ -51,6 +51,15 @@ public:
   /// Concatenates the members' `count` elements in member order.
   void allGather(const void *send, void *receive, int64_t count,
                  plan::DType dtype, uint32_t axisMask);
+  /// allGather started and left running (MPI_Iallgather): `receive` is
+  /// ready, and `send` may change, once wait() returned. Collectives are
+  /// started in the same order on every rank, as all are.
+  struct Request;
+  std::shared_ptr<Request> startAllGather(const void *send, void *receive,
+                                          int64_t count, plan::DType dtype,
+                                          uint32_t axisMask);
+  /// Completes a started collective (again: nothing).
+  void wait(Request &request);
   /// Reduces `count` × P elements and keeps member m's m-th block of count.
   void reduceScatter(const void *send, void *receive, int64_t count,
                      plan::DType dtype, Reduction reduction, uint32_t axisMask);

@@ -37,7 +37,11 @@ def DataParallel : Pass<"weft-data-parallel", "mlir::ModuleOp"> {
     attribute `weft.param_shard = {elements, axes, shape}`): each op that
     reads one gets it whole from a `weft.all_gather` right before it
     (forward and backward apart, so no whole copy outlives its use), AdamW
-    updates the block in place and nothing is gathered after the step.
+    updates the block in place and nothing is gathered after the step. The
+    gathers are prefetched one ahead: each but the first starts where the
+    one before it did (before the op that reads that one) and is marked
+    `weft.prefetch`, which the runtime starts and leaves running until a
+    step touches its memory.
     Under gradient accumulation `@train_step` gets the same blocks, gathered
     before each use; its gradients accumulate whole and `@optimizer_step`
     reduce-scatters the sums.

@@ -168,7 +168,9 @@ void CpuExecutor::prepareSteps() {
         continue;
       }
       const auto &call = step.call();
-      const std::string &fn = call.function();
+      // A prefetched gather starts here; its readers wait for it.
+      const bool start = call.function() == "all_gather_start";
+      const std::string fn = start ? "all_gather" : call.function();
       auto fail = [&](const std::string &what) {
         return Error(planName + ": step '" + step.name() + "' (" + fn +
                      "): " + what);
@@ -627,6 +629,18 @@ void CpuExecutor::prepareSteps() {
           const int64_t block = a.size * a.slab;
           auto staging =
               std::make_shared<std::vector<char>>(a.outer == 1 ? 0 : yBytes);
+          if (start) {
+            if (a.outer != 1)
+              throw fail("starts a gather along an inner dimension; only "
+                         "dimension 0 is started and left running");
+            const int x = call.buffers(0), y = call.buffers(1);
+            steps.push_back([=, this] {
+              auto request = comm->startAllGather(p[0], p[1], xBytes / element,
+                                                  dtype, mask);
+              started.push_back({std::move(request), {x, y}});
+            });
+            continue;
+          }
           steps.push_back([=] {
             if (a.outer == 1)
               return comm->allGather(p[0], p[1], xBytes / element, dtype, mask);
@@ -746,6 +760,37 @@ void CpuExecutor::copyInputs(const std::string &program) {
                   inputs[i].bytes.size());
 }
 
+void CpuExecutor::waitFor(const plan::Step &step) {
+  const auto &buffers =
+      step.has_launch() ? step.launch().buffers() : step.call().buffers();
+  auto overlap = [&](int a, int b) {
+    if (a < 0) // an absent optional operand
+      return false;
+    const plan::Buffer &x = plan.buffers(a), &y = plan.buffers(b);
+    return x.region() == y.region() && x.offset() < y.offset() + y.bytes() &&
+           y.offset() < x.offset() + x.bytes();
+  };
+  for (auto it = started.begin(); it != started.end();) {
+    const bool touched =
+        std::any_of(buffers.begin(), buffers.end(), [&](int id) {
+          return std::any_of(it->buffers.begin(), it->buffers.end(),
+                             [&](int b) { return overlap(id, b); });
+        });
+    if (!touched) {
+      ++it;
+      continue;
+    }
+    communicator->wait(*it->request);
+    it = started.erase(it);
+  }
+}
+
+void CpuExecutor::waitAll() {
+  for (Started &s : started)
+    communicator->wait(*s.request);
+  started.clear();
+}
+
 void CpuExecutor::runProgram(const std::string &program, TraceWriter *trace) {
   bool found = false;
   for (int s = 0; s < plan.streams_size(); ++s) {
@@ -776,6 +821,8 @@ void CpuExecutor::runRange(int stream, size_t begin, size_t end,
   for (size_t index = begin; index < end; ++index) {
     const plan::Step &step = plan.streams(stream).steps(
         static_cast<int>(index - streamBegin[stream]));
+    if (!started.empty())
+      waitFor(step);
     double start = trace ? trace->now() : 0;
     // What a collective sends: the communicator's counts before and after.
     TraceWriter::Sent before;
@@ -793,6 +840,7 @@ void CpuExecutor::runRange(int stream, size_t begin, size_t end,
                      start, trace->now() - start, step.live_bytes(), sent);
     }
   }
+  waitAll();
 }
 
 char *CpuExecutor::region(plan::Region region) {

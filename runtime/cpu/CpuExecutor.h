@@ -4,17 +4,17 @@
 #ifndef WEFT_RUNTIME_CPU_CPUEXECUTOR_H
 #define WEFT_RUNTIME_CPU_CPUEXECUTOR_H
 
+#include "runtime/Communicator.h"
 #include "runtime/Executor.h"
 #include "runtime/plan.pb.h"
 
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace weft::runtime {
-
-class Communicator;
 
 class CpuExecutor : public Executor {
 public:
@@ -62,6 +62,10 @@ private:
   }
   void copyInputs(const std::string &program);
   void runRange(int stream, size_t begin, size_t end, TraceWriter *trace);
+  /// Waits for the started collectives (ZeRO-3's prefetched gathers) that
+  /// write or read a buffer of `step`; all of them.
+  void waitFor(const plan::Step &step);
+  void waitAll();
 
   const plan::Plan &plan;
   std::string planName;
@@ -72,6 +76,13 @@ private:
   std::vector<std::function<void()>> steps; // every stream's, in order
   std::vector<size_t> streamBegin;          // each stream's first step
   Communicator *communicator = nullptr;     // plans with a mesh
+  /// Started collectives and the buffers they read and write: a step that
+  /// touches their memory (through any buffer: reshapes alias) waits.
+  struct Started {
+    std::shared_ptr<Communicator::Request> request;
+    std::vector<int> buffers;
+  };
+  std::vector<Started> started;
 };
 
 } // namespace weft::runtime

@@ -91,12 +91,16 @@ func.func @forward(%x: tensor<4xf32> {weft.input = "x"},
 // UNEVEN: %[[ALL:.*]] = weft.all_gather %{{.*}} on #mesh ["dp"] dim 0 : (tensor<2xf32>) -> tensor<6xf32>
 // UNEVEN: weft.slice %[[ALL]] [0] [4] [1] : (tensor<6xf32>) -> tensor<4xf32>
 
-// ZeRO-3: the parameters are blocks, each gathered whole right before the
-// op that reads it; AdamW updates the f32 block in place, the bf16 block is
-// its rounding; nothing is gathered after the step.
+// ZeRO-3: the parameters are blocks, each gathered whole for the op that
+// reads it — started one gather early (prefetched: the second starts where
+// the first did, before the op that reads the first); AdamW updates the f32
+// block in place, the bf16 block is its rounding; nothing is gathered after
+// the step.
 // ZERO3: func.func @train_step(%arg0: tensor<4xf32> {weft.input = "x"}, %arg1: tensor<2xf32> {weft.param = "model.w", weft.param_shard = {axes = ["dp"], elements = 4 : i64, shape = array<i64: 4>}}, %arg2: tensor<2xbf16> {weft.param = "model.norm.weight", weft.param_shard = {axes = ["dp"], elements = 4 : i64, shape = array<i64: 4>}}
-// ZERO3: %[[W:.*]] = weft.all_gather %arg1 on #mesh ["dp"] dim 0 : (tensor<2xf32>) -> tensor<4xf32>
-// ZERO3-NEXT: weft.mul %arg0, %[[W]] : tensor<4xf32>
+// ZERO3: weft.all_gather %arg2 on #mesh ["dp"] dim 0 {weft.prefetch} : (tensor<2xbf16>) -> tensor<4xbf16>
+// ZERO3-NEXT: %[[W:.*]] = weft.all_gather %arg1 on #mesh ["dp"] dim 0 {weft.prefetch} : (tensor<2xf32>) -> tensor<4xf32>
+// ZERO3-NEXT: weft.convert
+// ZERO3: weft.mul %arg0, %[[W]] : tensor<4xf32>
 // ZERO3: %[[NEW:.*]], %{{.*}}, %{{.*}} = weft.adamw_update %arg1,
 // ZERO3: %[[NEW_BF16:.*]], %{{.*}}, %{{.*}} = weft.adamw_update %arg5,
 // ZERO3: %[[ROUNDED:.*]] = weft.convert %[[NEW_BF16]] : tensor<2xf32> -> tensor<2xbf16>
