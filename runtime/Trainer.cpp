@@ -147,23 +147,29 @@ std::vector<TensorView> Trainer::state() {
     const plan::Buffer &buffer = plan.buffers(state.buffer());
     const char *data = executor.bufferData(state.buffer());
     int64_t bytes = buffer.bytes();
-    // A ZeRO block or a tensor-parallel slice: every rank's, in place (a
-    // collective).
-    if (const uint32_t group = shardGroup(plan, state)) {
-      gathered.emplace_back(state.global_elements());
-      const ShardLayout layout =
-          ShardLayout::of(plan, state, buffer.bytes() / 4);
-      std::vector<float> blocks(layout.members * buffer.bytes() / 4);
-      executor.getCommunicator()->allGather(
-          data, blocks.data(), buffer.bytes() / 4, plan::F32, group);
-      layout.place(reinterpret_cast<const char *>(blocks.data()),
-                   reinterpret_cast<char *>(gathered.back().data()), 4);
-      data = reinterpret_cast<const char *>(gathered.back().data());
-      bytes = state.global_elements() * 4;
+    if (shardGroup(plan, state)) {
+      gathered.push_back(gatherWhole(state));
+      data = gathered.back().data();
+      bytes = gathered.back().size();
     }
     out.push_back({state.name(), plan::F32, {bytes / 4}, data, bytes});
   }
   return out;
+}
+
+std::vector<char> Trainer::gatherWhole(const plan::Binding &binding) {
+  const plan::Plan &plan = executor.getPlan();
+  const plan::Buffer &buffer = plan.buffers(binding.buffer());
+  const int64_t element = dtypeBytes(buffer.dtype()),
+                local = buffer.bytes() / element;
+  const ShardLayout layout = ShardLayout::of(plan, binding, local);
+  std::vector<char> blocks(layout.members * buffer.bytes());
+  executor.getCommunicator()->allGather(executor.bufferData(binding.buffer()),
+                                        blocks.data(), local, buffer.dtype(),
+                                        shardGroup(plan, binding));
+  std::vector<char> whole(binding.global_elements() * element);
+  layout.place(blocks.data(), whole.data(), element);
+  return whole;
 }
 
 std::vector<TensorView> Trainer::parameters() {
@@ -176,18 +182,11 @@ std::vector<TensorView> Trainer::parameters() {
     const char *data = executor.bufferData(param.buffer());
     std::vector<int64_t> shape(buffer.shape().begin(), buffer.shape().end());
     int64_t bytes = buffer.bytes();
-    if (const uint32_t group = shardGroup(plan, param)) {
-      const int64_t element = dtypeBytes(buffer.dtype());
-      gatheredParameters.emplace_back(param.global_elements() * element);
-      const ShardLayout layout =
-          ShardLayout::of(plan, param, buffer.bytes() / element);
-      std::vector<char> blocks(layout.members * buffer.bytes());
-      executor.getCommunicator()->allGather(
-          data, blocks.data(), buffer.bytes() / element, buffer.dtype(), group);
-      layout.place(blocks.data(), gatheredParameters.back().data(), element);
+    if (shardGroup(plan, param)) {
+      gatheredParameters.push_back(gatherWhole(param));
       data = gatheredParameters.back().data();
       shape.assign(param.global_shape().begin(), param.global_shape().end());
-      bytes = param.global_elements() * element;
+      bytes = gatheredParameters.back().size();
     }
     out.push_back({param.name(), buffer.dtype(), shape, data, bytes});
   }

@@ -88,7 +88,10 @@ private:
   OptimizerOptions options;
   int64_t microBatches = 1;
   int64_t stepsDone = 0;
-  std::vector<std::vector<float>> gathered;          // state()'s ZeRO tensors
+  /// Sharded `binding` (a ZeRO block, a tensor-parallel slice) whole: every
+  /// rank's block gathered and put in place (a collective).
+  std::vector<char> gatherWhole(const plan::Binding &binding);
+  std::vector<std::vector<char>> gathered;           // state()'s ZeRO tensors
   std::vector<std::vector<char>> gatheredParameters; // parameters()' ZeRO-3
 };
 
