@@ -8,6 +8,7 @@
 // AVX2+FMA and for plain x86-64, chosen at load time.
 #include "kernels/cpu/ExpNonPositive.h"
 #include "kernels/cpu/Kernels.h"
+#include "kernels/cpu/TargetClones.h"
 
 #include <omp.h>
 
@@ -242,15 +243,6 @@ void packBlock(const Task &t, int64_t b, int64_t kh, int64_t j0) {
     }
   }
 }
-
-// GCC inlines the helpers into each clone (flatten); clang, which builds the
-// fuzzers, cannot combine the two attributes.
-#if defined(__clang__)
-#define WEFT_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define WEFT_CLONES                                                            \
-  __attribute__((target_clones("arch=x86-64-v3", "default"), flatten))
-#endif
 
 /// One (batch, kv head, query block): rows [i0, i0 + rows) of every query
 /// head reading kv head kh. Row g · rows + r of the workspace is query i0 + r

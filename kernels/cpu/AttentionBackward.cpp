@@ -9,8 +9,14 @@
 //      dk_j = scale Σ_i ds_ij q_i over every query head of the group;
 //   3. per (batch, head, query block): dq_i = scale Σ_j ds_ij k_j;
 // with p_ij = e^(s_ij − L_i) and ds_ij = p_ij (dout_i · v_j − δ_i).
+// When the (batch, kv head) pairs keep every thread busy, passes 2 and 3 are
+// one: a task takes a pair's key blocks in order and adds each ds block's
+// dq share as it goes — the same products added to each dq_i in the same
+// order (key blocks ascending), so the same bits, without recomputing every
+// score and ds block a second time.
 #include "kernels/cpu/ExpNonPositive.h"
 #include "kernels/cpu/Kernels.h"
+#include "kernels/cpu/TargetClones.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -85,9 +91,10 @@ struct Problem {
       const int64_t i = i0 + r;
       float *row = out + r * kBlock;
       auto [begin, end] = keyRange(i);
-      for (int64_t c = 0; c < cols; ++c)
-        if (j0 + c < begin || j0 + c >= end)
-          row[c] = negInf;
+      // The keys outside [begin, end) are a prefix and a suffix of the block.
+      std::fill(row, row + std::clamp<int64_t>(begin - j0, 0, cols), negInf);
+      std::fill(row + std::clamp<int64_t>(end - j0, 0, cols), row + cols,
+                negInf);
       if (kind == AttentionKind::Alibi)
         for (int64_t c = 0; c < cols; ++c)
           row[c] += slopes[h] * static_cast<float>(j0 + c - (offset() + i));
@@ -123,9 +130,24 @@ struct Problem {
   }
 };
 
+/// The largest of x[0, n) (−∞ for none): eight running maxima, so that the
+/// loop vectorises (a single one is a serial chain; scores hold no NaN).
+float rowMax(const float *x, int64_t n) {
+  constexpr int kLanes = 8;
+  float lanes[kLanes];
+  std::fill_n(lanes, kLanes, -std::numeric_limits<float>::infinity());
+  int64_t c = 0;
+  for (; c + kLanes <= n; c += kLanes)
+    for (int l = 0; l < kLanes; ++l)
+      lanes[l] = lanes[l] > x[c + l] ? lanes[l] : x[c + l];
+  for (; c < n; ++c)
+    lanes[0] = lanes[0] > x[c] ? lanes[0] : x[c];
+  return *std::max_element(lanes, lanes + kLanes);
+}
+
 /// Pass 1 over query rows [i0, i0 + rows) of head h.
-void rowStatistics(const Problem &p, int64_t b, int64_t h, int64_t i0,
-                   int64_t rows, float *scores) {
+WEFT_CLONES void rowStatistics(const Problem &p, int64_t b, int64_t h,
+                               int64_t i0, int64_t rows, float *scores) {
   const AttentionShape &s = p.s;
   const float negInf = -std::numeric_limits<float>::infinity();
   float max[kBlock], sum[kBlock];
@@ -138,9 +160,7 @@ void rowStatistics(const Problem &p, int64_t b, int64_t h, int64_t i0,
     p.scores(b, h, i0, rows, j0, cols, scores);
     for (int64_t r = 0; r < rows; ++r) {
       const float *row = scores + r * kBlock;
-      float blockMax = negInf;
-      for (int64_t c = 0; c < cols; ++c)
-        blockMax = std::max(blockMax, row[c]);
+      const float blockMax = rowMax(row, cols);
       const float newMax = std::max(max[r], blockMax);
       if (newMax == negInf)
         continue;
@@ -166,10 +186,13 @@ void rowStatistics(const Problem &p, int64_t b, int64_t h, int64_t i0,
   }
 }
 
-/// Pass 2: dk and dv of keys [j0, j0 + cols) of kv head kh.
-void keyBlockGradients(const Problem &p, int64_t b, int64_t kh, int64_t j0,
-                       int64_t cols, float *probs, float *ds, float *dk,
-                       float *dv) {
+/// Pass 2: dk and dv of keys [j0, j0 + cols) of kv head kh; with
+/// `addQueries`, also each query block's dq += scale · ds k_j (pass 3's
+/// product, into p.dq).
+WEFT_CLONES void keyBlockGradients(const Problem &p, int64_t b, int64_t kh,
+                                   int64_t j0, int64_t cols, float *probs,
+                                   float *ds, float *dk, float *dv,
+                                   bool addQueries) {
   const AttentionShape &s = p.s;
   std::fill_n(dk, cols * s.dqk, 0.0f);
   std::fill_n(dv, cols * s.dv, 0.0f);
@@ -187,6 +210,11 @@ void keyBlockGradients(const Problem &p, int64_t b, int64_t kh, int64_t j0,
       cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cols, s.dqk, rows,
                   p.scale, ds, kBlock, p.q + p.qIndex(b, i0, h),
                   s.heads * s.dqk, 1.0f, dk, s.dqk);
+      if (addQueries)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, s.dqk,
+                    cols, p.scale, ds, kBlock, p.k + p.kIndex(b, j0, kh),
+                    s.kvHeads * s.dqk, 1.0f, p.dq + p.qIndex(b, i0, h),
+                    s.heads * s.dqk);
     }
   for (int64_t c = 0; c < cols; ++c) {
     std::copy_n(dk + c * s.dqk, s.dqk, p.dk + p.kIndex(b, j0 + c, kh));
@@ -195,8 +223,9 @@ void keyBlockGradients(const Problem &p, int64_t b, int64_t kh, int64_t j0,
 }
 
 /// Pass 3: dq of query rows [i0, i0 + rows) of head h.
-void queryBlockGradient(const Problem &p, int64_t b, int64_t h, int64_t i0,
-                        int64_t rows, float *probs, float *ds, float *dq) {
+WEFT_CLONES void queryBlockGradient(const Problem &p, int64_t b, int64_t h,
+                                    int64_t i0, int64_t rows, float *probs,
+                                    float *ds, float *dq) {
   const AttentionShape &s = p.s;
   std::fill_n(dq, rows * s.dqk, 0.0f);
   for (int64_t j0 = 0; j0 < s.skv; j0 += kBlock) {
@@ -237,6 +266,8 @@ void weft::kernels::cpu::attentionBackward(
   const int64_t queryBlocks = (s.sq + kBlock - 1) / kBlock;
   const int64_t keyBlocks = (s.skv + kBlock - 1) / kBlock;
   const int64_t queryTasks = s.batch * s.heads * queryBlocks;
+  const int64_t pairs = s.batch * s.kvHeads;
+  const bool fused = pairs % threads == 0 || pairs >= 4 * threads;
 #pragma omp parallel num_threads(threads)
   {
     float *probs = perThread + omp_get_thread_num() * perThreadFloats(s);
@@ -252,17 +283,31 @@ void weft::kernels::cpu::attentionBackward(
       queryTask(t, [&](int64_t b, int64_t h, int64_t i0, int64_t rows) {
         rowStatistics(p, b, h, i0, rows, probs);
       });
+    if (fused) {
 #pragma omp for schedule(dynamic)
-    for (int64_t t = 0; t < s.batch * s.kvHeads * keyBlocks; ++t) {
-      const int64_t j0 = t % keyBlocks * kBlock;
-      keyBlockGradients(p, t / (s.kvHeads * keyBlocks),
-                        t / keyBlocks % s.kvHeads, j0,
-                        std::min(kBlock, s.skv - j0), probs, ds, first, second);
+      for (int64_t t = 0; t < pairs; ++t) {
+        const int64_t b = t / s.kvHeads, kh = t % s.kvHeads;
+        for (int64_t h = kh * p.group(); h < (kh + 1) * p.group(); ++h)
+          for (int64_t i = 0; i < s.sq; ++i)
+            std::fill_n(dq + p.qIndex(b, i, h), s.dqk, 0.0f);
+        for (int64_t j0 = 0; j0 < s.skv; j0 += kBlock)
+          keyBlockGradients(p, b, kh, j0, std::min(kBlock, s.skv - j0), probs,
+                            ds, first, second, /*addQueries=*/true);
+      }
+    } else {
+#pragma omp for schedule(dynamic)
+      for (int64_t t = 0; t < pairs * keyBlocks; ++t) {
+        const int64_t j0 = t % keyBlocks * kBlock;
+        keyBlockGradients(p, t / (s.kvHeads * keyBlocks),
+                          t / keyBlocks % s.kvHeads, j0,
+                          std::min(kBlock, s.skv - j0), probs, ds, first,
+                          second, /*addQueries=*/false);
+      }
+#pragma omp for schedule(dynamic)
+      for (int64_t t = 0; t < queryTasks; ++t)
+        queryTask(t, [&](int64_t b, int64_t h, int64_t i0, int64_t rows) {
+          queryBlockGradient(p, b, h, i0, rows, probs, ds, first);
+        });
     }
-#pragma omp for schedule(dynamic)
-    for (int64_t t = 0; t < queryTasks; ++t)
-      queryTask(t, [&](int64_t b, int64_t h, int64_t i0, int64_t rows) {
-        queryBlockGradient(p, b, h, i0, rows, probs, ds, first);
-      });
   }
 }

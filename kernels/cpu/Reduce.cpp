@@ -28,32 +28,80 @@ void weft::kernels::cpu::reduce(const float *x, float *y, const int64_t *shape,
     }
     return offset;
   };
-#pragma omp parallel for if (outputs * count > (1 << 15))
+  // Each output's value from its running sum and extremum.
+  auto finish = [&](double sum, float best) {
+    switch (kind) {
+    case ReduceKind::Sum:
+      return static_cast<float>(sum);
+    case ReduceKind::Mean:
+      return static_cast<float>(sum / static_cast<double>(count));
+    default:
+      return best;
+    }
+  };
+  const float start = kind == ReduceKind::Max
+                          ? -std::numeric_limits<float>::infinity()
+                          : std::numeric_limits<float>::infinity();
+  // NaN propagates, as in NumPy and PyTorch.
+  auto extremum = [kind](float best, float v) {
+    if (kind == ReduceKind::Max)
+      return v > best || v != v ? v : best;
+    if (kind == ReduceKind::Min)
+      return v < best || v != v ? v : best;
+    return best;
+  };
+  const bool parallel = outputs * count > (1 << 15);
+  // Every output adds its elements in the same order (reduced index
+  // ascending) on each path, so the paths agree to the bit.
+  // Kept dimensions outermost (reduced ones of size 1 aside): the innermost
+  // kept stride is every reduced element.
+  if (keptSize.empty() || redSize.empty() || keptStride.back() == count) {
+    // y[o] = Σ_r x[o · count + r]: rows, one after the other.
+#pragma omp parallel for if (parallel)
+    for (int64_t o = 0; o < outputs; ++o) {
+      const float *row = x + o * count;
+      double sum = 0;
+      float best = start;
+      for (int64_t r = 0; r < count; ++r) {
+        sum += row[r];
+        best = extremum(best, row[r]);
+      }
+      y[o] = finish(sum, best);
+    }
+    return;
+  }
+  if (redStride.back() == outputs) { // reduced dimensions outermost
+    // y[o] = Σ_r x[r · outputs + o]: columns, a cache line's worth at a time.
+    constexpr int64_t kColumns = 16;
+#pragma omp parallel for if (parallel)
+    for (int64_t o0 = 0; o0 < outputs; o0 += kColumns) {
+      const int64_t width = std::min(kColumns, outputs - o0);
+      double sums[kColumns] = {};
+      float best[kColumns];
+      std::fill_n(best, kColumns, start);
+      for (int64_t r = 0; r < count; ++r) {
+        const float *row = x + r * outputs + o0;
+        for (int64_t c = 0; c < width; ++c) {
+          sums[c] += row[c];
+          best[c] = extremum(best[c], row[c]);
+        }
+      }
+      for (int64_t c = 0; c < width; ++c)
+        y[o0 + c] = finish(sums[c], best[c]);
+    }
+    return;
+  }
+#pragma omp parallel for if (parallel)
   for (int64_t o = 0; o < outputs; ++o) {
     const float *base = x + offsetOf(o, keptSize, keptStride);
     double sum = 0;
-    float best = kind == ReduceKind::Max
-                     ? -std::numeric_limits<float>::infinity()
-                     : std::numeric_limits<float>::infinity();
+    float best = start;
     for (int64_t r = 0; r < count; ++r) {
       const float v = base[offsetOf(r, redSize, redStride)];
       sum += v;
-      // NaN propagates, as in NumPy and PyTorch.
-      if (kind == ReduceKind::Max)
-        best = v > best || v != v ? v : best;
-      if (kind == ReduceKind::Min)
-        best = v < best || v != v ? v : best;
+      best = extremum(best, v);
     }
-    switch (kind) {
-    case ReduceKind::Sum:
-      y[o] = static_cast<float>(sum);
-      break;
-    case ReduceKind::Mean:
-      y[o] = static_cast<float>(sum / static_cast<double>(count));
-      break;
-    default:
-      y[o] = best;
-    }
+    y[o] = finish(sum, best);
   }
 }
 

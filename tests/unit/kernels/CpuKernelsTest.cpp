@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
@@ -25,6 +26,12 @@ std::vector<float> randomFloats(size_t n, uint32_t seed, float scale = 1.0f) {
 
 std::vector<float> poisoned(size_t n) {
   return std::vector<float>(n, std::numeric_limits<float>::quiet_NaN());
+}
+
+uint32_t bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
 }
 
 /// Every element within `tol` relative error (absolute below 1).
@@ -318,7 +325,10 @@ TEST_P(AttentionTest, BackwardMatchesPlainGradients) {
           }
         }
       }
-  for (int threads : {1, 3}) {
+  // The same bits at any thread count (1 and 4 take one pass per kv head
+  // here, 3 and 7 the separate dq pass where they would idle).
+  std::vector<float> first[3];
+  for (int threads : {1, 3, 4, 7}) {
     std::vector<float> workspace(attentionBackwardWorkspace(s, threads),
                                  std::numeric_limits<float>::quiet_NaN());
     auto gq = poisoned(q.size()), gk = poisoned(k.size()),
@@ -330,6 +340,19 @@ TEST_P(AttentionTest, BackwardMatchesPlainGradients) {
     expectClose(gq, dq, 1e-4);
     expectClose(gk, dk, 1e-4);
     expectClose(gv, dv, 1e-4);
+    if (threads == 1) {
+      first[0] = gq, first[1] = gk, first[2] = gv;
+      continue;
+    }
+    for (size_t i = 0; i < gq.size(); ++i)
+      ASSERT_EQ(bits(gq[i]), bits(first[0][i]))
+          << "dq " << i << ", " << threads << " threads";
+    for (size_t i = 0; i < gk.size(); ++i)
+      ASSERT_EQ(bits(gk[i]), bits(first[1][i]))
+          << "dk " << i << ", " << threads << " threads";
+    for (size_t i = 0; i < gv.size(); ++i)
+      ASSERT_EQ(bits(gv[i]), bits(first[2][i]))
+          << "dv " << i << ", " << threads << " threads";
   }
 }
 
@@ -633,6 +656,33 @@ TEST(Reduce, AnyDimensionsEveryKind) {
   float y = 0;
   reduce(x.data(), &y, shape, all, 3, ReduceKind::Max);
   EXPECT_TRUE(std::isnan(y));
+}
+
+// The row and column paths at sizes past the thread threshold, with size-1
+// dimensions between and a partial last block of columns: each output equal
+// to the plain sum, and NaN still propagating through max.
+TEST(Reduce, RowsAndColumnsOfLargeShapes) {
+  const int64_t shape[] = {2, 1, 3000, 20};
+  const int64_t rows = 6000, cols = 20;
+  auto x = randomFloats(rows * cols, 77);
+  const uint8_t columns[] = {1, 1, 1, 0}, lines[] = {0, 1, 0, 1};
+  std::vector<double> columnSums(cols, 0.0), rowSums(rows, 0.0);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) {
+      columnSums[c] += x[r * cols + c];
+      rowSums[r] += x[r * cols + c];
+    }
+  auto y = poisoned(cols);
+  reduce(x.data(), y.data(), shape, columns, 4, ReduceKind::Sum);
+  expectClose(y, columnSums, 1e-6);
+  // Reducing dims 1 and 3 keeps [2, 3000]: rows of 20.
+  auto z = poisoned(rows);
+  reduce(x.data(), z.data(), shape, lines, 4, ReduceKind::Sum);
+  expectClose(z, rowSums, 1e-6);
+  x[5 * cols + 19] = NAN;
+  reduce(x.data(), y.data(), shape, columns, 4, ReduceKind::Max);
+  EXPECT_TRUE(std::isnan(y[19]));
+  EXPECT_FALSE(std::isnan(y[18]));
 }
 
 TEST(ScatterAdd, AccumulatesRepeatedIndicesAndReportsBadOnes) {
