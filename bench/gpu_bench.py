@@ -5,11 +5,16 @@ Reads weft-cuda-check's JSON for a plan (its forward time and each step's time)
 and runs the same model and shapes in PyTorch: the forward pass (eager and
 torch.compile), each GEMM shape (torch.matmul), the attention
 (scaled_dot_product_attention) and a device-to-device copy (the bandwidth the
-fused elementwise kernels are measured against). Prints a short table last and
-writes everything as JSON.
+fused elementwise kernels are measured against). With --weft-train (the JSON
+of the same model's bf16 training plan: bf16 parameters and activations, fp32
+master weights and AdamW state) also a training step — forward, loss,
+backward, AdamW — against PyTorch's mixed-precision recipe (fp32 parameters,
+bf16 autocast, torch.optim.AdamW), eager and torch.compile. Prints a short
+table last and writes everything as JSON.
 
   python3 bench/gpu_bench.py --config bench/configs/gpu-llama/config.json \
       --batch 1 --seq 4096 --weft results/gpu-llama-bf16.json \
+      --weft-train results/gpu-llama-train-bf16.json \
       --checks results --json results/gpu_bench.json
 """
 import argparse
@@ -40,39 +45,77 @@ def time_ms(fn, repeat=20, warmup=3):
     return statistics.median(times)
 
 
-def forward_peers(config_path, batch, seq):
+def measured(run, seconds=150):
+    """run()'s result, or its failure as {"error": ...} after at most
+    `seconds` (a peer that fails is reported, and the benchmark goes on)."""
+    def give_up(signum, frame):
+        raise TimeoutError(f"gave up after {seconds} s")
+
+    signal.signal(signal.SIGALRM, give_up)
+    signal.alarm(seconds)
+    try:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        return run()
+    except Exception as error:
+        return {"error": f"{type(error).__name__}: {error}"[:300]}
+    finally:
+        signal.alarm(0)
+        torch.cuda.empty_cache()
+
+
+def llama(config_path):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig.from_pretrained(os.path.dirname(config_path))
+    config._attn_implementation = "sdpa"
     torch.manual_seed(0)
-    model = LlamaForCausalLM(config).to(torch.bfloat16).cuda().eval()
-    ids = torch.randint(0, 256, (batch, seq), device="cuda")
-    results = {}
-    def give_up(signum, frame):
-        raise TimeoutError("gave up after 150 s")
+    return LlamaForCausalLM(config)
 
-    for name, runner in [("torch eager", model), ("torch.compile", None)]:
-        signal.signal(signal.SIGALRM, give_up)
-        signal.alarm(150)
-        try:
-            if runner is None:
-                runner = torch.compile(model)
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
-            with torch.no_grad():
-                ms = time_ms(lambda: runner(input_ids=ids).logits, repeat=10)
-            results[name] = {
-                "forward_ms": ms,
-                "tokens_per_s": batch * seq / (ms / 1e3),
-                "peak_bytes": torch.cuda.max_memory_allocated(),
-            }
-        except Exception as error:  # report the peer's failure, go on
-            results[name] = {"error": f"{type(error).__name__}: {error}"[:300]}
-        finally:
-            signal.alarm(0)
+
+def forward_peers(config_path, batch, seq):
+    model = llama(config_path).to(torch.bfloat16).cuda().eval()
+    ids = torch.randint(0, 256, (batch, seq), device="cuda")
+
+    def forward(compiled):
+        runner = torch.compile(model) if compiled else model
+        with torch.no_grad():
+            ms = time_ms(lambda: runner(input_ids=ids).logits, repeat=10)
+        return {"forward_ms": ms, "tokens_per_s": batch * seq / (ms / 1e3),
+                "peak_bytes": torch.cuda.max_memory_allocated()}
+
+    results = {name: measured(lambda: forward(compiled))
+               for name, compiled in [("torch eager", False),
+                                      ("torch.compile", True)]}
     del model
     torch.cuda.empty_cache()
     return results
+
+
+def train_peers(config_path, batch, seq):
+    """A training step in PyTorch: fp32 parameters under bf16 autocast, the
+    causal-LM loss, backward, torch.optim.AdamW (its defaults, lr 1e-3)."""
+    ids = torch.randint(0, 256, (batch, seq), device="cuda")
+
+    def train(compiled):
+        model = llama(config_path).cuda().train()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        forward = torch.compile(model) if compiled else model
+
+        def step():
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                loss = forward(input_ids=ids, labels=ids).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+        ms = time_ms(step, repeat=5, warmup=2)
+        return {"step_ms": ms, "tokens_per_s": batch * seq / (ms / 1e3),
+                "peak_bytes": torch.cuda.max_memory_allocated()}
+
+    return {name: measured(lambda: train(compiled))
+            for name, compiled in [("torch eager", False),
+                                   ("torch.compile", True)]}
 
 
 def gemm_peers(profile):
@@ -159,6 +202,9 @@ def main():
     parser.add_argument("--seq", type=int, default=4096)
     parser.add_argument("--weft", required=True,
                         help="weft-cuda-check's JSON for the same model")
+    parser.add_argument("--weft-train",
+                        help="weft-cuda-check's JSON for the model's bf16 "
+                             "training plan")
     parser.add_argument("--checks", help="folder of every check's JSON")
     parser.add_argument("--json", help="where to write the results")
     args = parser.parse_args()
@@ -181,6 +227,18 @@ def main():
         "elementwise": elementwise_peers(profile),
     }
     report["peers"] = forward_peers(args.config, args.batch, args.seq)
+    weft_train = {}
+    if args.weft_train and os.path.exists(args.weft_train):
+        with open(args.weft_train) as f:
+            weft_train = json.load(f)
+        report["train"] = {
+            "weft": {"step_ms": weft_train.get("forward_ms"),
+                     "tokens_per_s": weft_train.get("tokens_per_s"),
+                     "device_bytes": weft_train.get("device_bytes"),
+                     "planned_peak_bytes": weft_train.get("planned_peak_bytes"),
+                     "error": weft_train.get("error")},
+            "peers": train_peers(args.config, args.batch, args.seq),
+        }
     checks = []
     for path in sorted(glob.glob(os.path.join(args.checks or "", "*.json"))):
         with open(path) as f:
@@ -199,6 +257,8 @@ def main():
                 (o["max_relative_error"] for o in c.get("outputs", {}).values()),
                 default=None),
             "forward_ms": c.get("forward_ms"),
+            "train_max_relative_loss_error":
+                c.get("training", {}).get("max_relative_loss_error"),
         })
     report["checks"] = checks
     if args.json:
@@ -211,10 +271,12 @@ def main():
         if c["error"]:
             print(f"  {c['name']:<18} ERROR {c['error'][:100]}")
             continue
-        print(f"  {c['name']:<18} {'ok ' if c['ok'] else 'BAD'} "
+        trained = c["train_max_relative_loss_error"]
+        print(f"  {c['name']:<26} {'ok ' if c['ok'] else 'BAD'} "
               f"{c['steps']:4d} steps ≤ {c['step_max_relative_error'] or 0:.1e}"
-              f"  forward {c['forward_max_relative_error'] or 0:.1e}"
-              f"  {c['forward_ms'] or 0:8.3f} ms")
+              f"  run {c['forward_max_relative_error'] or 0:.1e}"
+              + (f"  train losses {trained:.1e}" if trained is not None else "")
+              + f"  {c['forward_ms'] or 0:8.3f} ms")
     w = report["weft"]
     print(f"forward, bf16, batch {args.batch} × seq {args.seq} "
           f"({os.path.basename(os.path.dirname(args.config))}):")
@@ -231,6 +293,26 @@ def main():
                   f"{peer['tokens_per_s']:10.0f} tok/s  "
                   f"{peer['peak_bytes'] / 2**30:5.2f} GiB  "
                   f"(weft speed ×{ratio:.2f})")
+    if "train" in report:
+        t = report["train"]
+        print(f"training step, bf16, batch {args.batch} × seq {args.seq} "
+              "(weft: bf16 with fp32 master weights; torch: fp32 under bf16 autocast):")
+        if t["weft"]["step_ms"]:
+            print(f"  weft           {t['weft']['step_ms']:9.2f} ms  "
+                  f"{t['weft']['tokens_per_s']:10.0f} tok/s  "
+                  f"{(t['weft']['device_bytes'] or 0) / 2**30:5.2f} GiB")
+        elif t["weft"]["error"]:
+            print(f"  weft           {t['weft']['error'][:90]}")
+        for name, peer in t["peers"].items():
+            if "error" in peer:
+                print(f"  {name:<14} {peer['error'][:90]}")
+            else:
+                ratio = (peer["step_ms"] / t["weft"]["step_ms"]
+                         if t["weft"]["step_ms"] else 0)
+                print(f"  {name:<14} {peer['step_ms']:9.2f} ms  "
+                      f"{peer['tokens_per_s']:10.0f} tok/s  "
+                      f"{peer['peak_bytes'] / 2**30:5.2f} GiB  "
+                      f"(weft speed ×{ratio:.2f})")
     print("GEMM (cuBLASLt vs torch.matmul):")
     for g in report["gemm"]:
         print(f"  {g['shape']:<34} weft {g['weft_tflops']:6.1f} TFLOP/s  "

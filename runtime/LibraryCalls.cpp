@@ -2,6 +2,7 @@
 #include "runtime/LibraryCalls.h"
 
 #include "runtime/Error.h"
+#include "runtime/PlanFile.h"
 
 using namespace weft::runtime;
 
@@ -37,4 +38,32 @@ weft::runtime::readStridedCopy(const plan::Plan &plan,
                      plan.buffers(call.buffers(1)).bytes()))
     throw Error(where + "copies outside its buffers");
   return copy;
+}
+
+AdamWCall weft::runtime::readAdamW(const plan::Plan &plan,
+                                   const plan::LibraryCall &call,
+                                   const std::string &where) {
+  if (call.buffers_size() != 10 || call.ints_size() != 0 ||
+      call.floats_size() != 6)
+    throw Error(where + "expects 10 buffers, 0 ints and 6 floats");
+  const plan::Buffer &param = plan.buffers(call.buffers(0));
+  const int64_t count = param.bytes() / 4;
+  for (int i : {0, 2, 3, 7, 8, 9})
+    if (plan.buffers(call.buffers(i)).dtype() != plan::F32 ||
+        plan.buffers(call.buffers(i)).bytes() != param.bytes())
+      throw Error(where + "buffer " + std::to_string(i) + " is not " +
+                  std::to_string(count) + " f32 values");
+  const plan::Buffer &grad = plan.buffers(call.buffers(1));
+  if ((grad.dtype() != plan::F32 && grad.dtype() != plan::BF16) ||
+      grad.bytes() / dtypeBytes(grad.dtype()) != count)
+    throw Error(where + "the gradient is not " + std::to_string(count) +
+                " f32 or bf16 values");
+  if (plan.buffers(call.buffers(4)).dtype() != plan::F64 ||
+      plan.buffers(call.buffers(5)).dtype() != plan::I64 ||
+      plan.buffers(call.buffers(6)).dtype() != plan::F32)
+    throw Error(where + "expects lr f64, step i64 and the norm f32");
+  return {count,          grad.dtype() == plan::BF16,
+          call.floats(0), call.floats(1),
+          call.floats(2), call.floats(3),
+          call.floats(4), static_cast<float>(call.floats(5))};
 }

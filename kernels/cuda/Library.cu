@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/Attention.h"
+#include "kernels/cuda/Training.h"
 
 namespace {
 constexpr float kNegInf = -__builtin_huge_valf();
@@ -735,3 +736,411 @@ __device__ __forceinline__ void attentionTensorCores(
   }
 WEFT_TENSOR_CORE_ATTENTION(64)
 WEFT_TENSOR_CORE_ATTENTION(128)
+
+// ---------------------------------------------------------------------------
+// Training: the global gradient norm, AdamW, and attention's backward.
+
+namespace tr = weft::kernels::cuda::training;
+
+/// partials[blockIdx.x] = Σ (x·scale)² over the block's grid-stride share of
+/// `n` values of x (f32, or bf16 when `bf16`), each x·scale rounded to f32
+/// and squared and summed in double (kernels::cpu::sumOfSquares). The
+/// runtime launches tr::kNormBlocks blocks of tr::kNormThreads, so the order
+/// of the sums is the same on every GPU.
+extern "C" __global__ void __launch_bounds__(tr::kNormThreads)
+    weft_sum_squares(const void *x, long long n, int bf16, float scale,
+                     double *partials) {
+  __shared__ double warpSums[tr::kNormThreads / 32];
+  double sum = 0.0;
+  for (long long i =
+           blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
+       i < n; i += static_cast<long long>(gridDim.x) * blockDim.x) {
+    const float f =
+        bf16 ? __bfloat162float(static_cast<const __nv_bfloat16 *>(x)[i])
+             : static_cast<const float *>(x)[i];
+    const double v = __fmul_rn(f, scale);
+    sum += v * v;
+  }
+  for (int o = 16; o > 0; o >>= 1)
+    sum += __shfl_xor_sync(0xffffffffu, sum, o);
+  if (threadIdx.x % 32 == 0)
+    warpSums[threadIdx.x / 32] = sum;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    double total = 0.0;
+    for (int w = 0; w < tr::kNormThreads / 32; ++w)
+      total += warpSums[w];
+    partials[blockIdx.x] = total;
+  }
+}
+
+/// norm[0] = √(Σ partials[0, count)), summed in a fixed order by one block of
+/// tr::kNormThreads threads.
+extern "C" __global__ void __launch_bounds__(tr::kNormThreads)
+    weft_norm_finish(const double *partials, long long count, float *norm) {
+  __shared__ double sums[tr::kNormThreads];
+  double sum = 0.0;
+  for (long long i = threadIdx.x; i < count; i += blockDim.x)
+    sum += partials[i];
+  sums[threadIdx.x] = sum;
+  __syncthreads();
+  if (threadIdx.x != 0)
+    return;
+  double total = 0.0;
+  for (int t = 0; t < tr::kNormThreads; ++t)
+    total += sums[t];
+  norm[0] = static_cast<float>(sqrt(total));
+}
+
+/// AdamW in place on `n` parameters as kernels::cpu::adamwUpdate computes it,
+/// operation for operation (each multiply, divide and square root rounded on
+/// its own, fused only where torch's kernels fuse), so a step equals the CPU
+/// runtime's to the bit. lr (f64), step (i64) and the gradient norm (f32)
+/// are read from the plan's buffers; a step below 1 is reported in `status`
+/// and changes nothing.
+extern "C" __global__ void weft_adamw(float *master, float *m, float *v,
+                                      const void *grad, long long n,
+                                      const double *lr, const long long *step,
+                                      const float *norm, tr::AdamW a,
+                                      long long *status) {
+  // decay, 1 - β1, β2, 1 - β2, √(1 - β2^t), ε, -lr / (1 - β1^t), clip scale
+  __shared__ float c[8];
+  const long long t = *step;
+  if (t < 1) {
+    if (blockIdx.x == 0 && threadIdx.x == 0)
+      reportBad(status, 0, t);
+    return;
+  }
+  if (threadIdx.x == 0) {
+    const double rate = *lr;
+    const double bias1 = 1.0 - pow(a.beta1, static_cast<double>(t));
+    const double bias2 = 1.0 - pow(a.beta2, static_cast<double>(t));
+    c[0] = static_cast<float>(1.0 - rate * a.weightDecay);
+    c[1] = static_cast<float>(1.0 - a.beta1);
+    c[2] = static_cast<float>(a.beta2);
+    c[3] = static_cast<float>(1.0 - a.beta2);
+    c[4] = static_cast<float>(sqrt(bias2));
+    c[5] = static_cast<float>(a.eps);
+    c[6] = static_cast<float>(-(rate / bias1));
+    c[7] = a.maxGradNorm > 0
+               ? fminf(1.0f, __fdiv_rn(static_cast<float>(a.maxGradNorm),
+                                       __fadd_rn(*norm, 1e-6f)))
+               : 1.0f;
+  }
+  __syncthreads();
+  for (long long i =
+           blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
+       i < n; i += static_cast<long long>(gridDim.x) * blockDim.x) {
+    float g = a.bf16Grad
+                  ? __bfloat162float(static_cast<const __nv_bfloat16 *>(grad)[i])
+                  : static_cast<const float *>(grad)[i];
+    if (a.gradMultiplier != 1.0f)
+      g = __fmul_rn(g, a.gradMultiplier);
+    if (c[7] != 1.0f)
+      g = __fmul_rn(g, c[7]);
+    float p = __fmul_rn(master[i], c[0]);
+    const float mi = fmaf(c[1], __fsub_rn(g, m[i]), m[i]);
+    const float vi = fmaf(__fmul_rn(c[3], g), g, __fmul_rn(v[i], c[2]));
+    const float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(vi), c[4]), c[5]);
+    p = __fadd_rn(p, __fdiv_rn(__fmul_rn(c[6], mi), denom));
+    master[i] = p;
+    m[i] = mi;
+    v[i] = vi;
+  }
+}
+
+/// Attention's backward in fp32 (kernels::cpu::attentionBackward's semantics:
+/// the probabilities recomputed from each query row's log-sum-exp, never an
+/// Sq × Skv matrix), in three kernels on one stream, each a warp per row with
+/// tiles of 32 rows of the other side staged in shared memory, and each
+/// output written by one warp in a fixed order (deterministic):
+///   weft_attention_grad_stats: per query row, L_i and δ_i = dout_i · out_i;
+///   weft_attention_grad_kv: per key row of a kv head, dv_j = Σ_i p_ij dout_i
+///     and dk_j = scale Σ_i ds_ij q_i over every query head of its group;
+///   weft_attention_grad_q: per query row, dq_i = scale Σ_j ds_ij k_j;
+/// with p_ij = e^(s_ij − L_i) and ds_ij = p_ij (dout_i · v_j − δ_i).
+namespace {
+__device__ __forceinline__ bool attends(const tr::AttentionGrad &p,
+                                        long long b, long long i,
+                                        long long j) {
+  if (p.kind == 1 || p.kind == 2) {
+    const long long position = p.skv - p.sq + i;
+    return j <= position && (p.window <= 0 || j > position - p.window);
+  }
+  if (p.kind == 3)
+    return reinterpret_cast<const unsigned char *>(
+               p.mask)[((p.maskPerBatch ? b * p.sq : 0) + i) * p.skv + j] != 0;
+  return true;
+}
+
+/// s_ij: scale · q_i · k_j (+ ALiBi's bias), the same chain of fused
+/// multiply-adds in every kernel, so p_ij ≤ 1 wherever L_i came from.
+__device__ __forceinline__ float score(const tr::AttentionGrad &p,
+                                       const float *query, const float *key,
+                                       long long h, long long i, long long j) {
+  float dot = 0.0f;
+  for (long long d = 0; d < p.dimQK; ++d)
+    dot = fmaf(query[d], key[d], dot);
+  float s = dot * p.scale;
+  if (p.kind == 2)
+    s += reinterpret_cast<const float *>(p.slopes)[h] *
+         static_cast<float>(j - (p.skv - p.sq + i));
+  return s;
+}
+
+/// The keys [begin, end) that queries [i0, i1) may attend, before the mask.
+__device__ __forceinline__ void keysOf(const tr::AttentionGrad &p, long long i0,
+                                       long long i1, long long &begin,
+                                       long long &end) {
+  begin = 0;
+  end = p.skv;
+  if (p.kind == 1 || p.kind == 2) {
+    const long long offset = p.skv - p.sq;
+    end = minimum(p.skv, offset + i1);
+    if (p.window > 0)
+      begin = maximum(0ll, offset + i0 - p.window + 1);
+  }
+}
+
+/// The queries [begin, end) that may attend keys [j0, j1), before the mask.
+__device__ __forceinline__ void queriesOf(const tr::AttentionGrad &p,
+                                          long long j0, long long j1,
+                                          long long &begin, long long &end) {
+  begin = 0;
+  end = p.sq;
+  if (p.kind == 1 || p.kind == 2) {
+    const long long offset = p.skv - p.sq;
+    begin = maximum(0ll, j0 - offset);
+    if (p.window > 0)
+      end = minimum(p.sq, j1 - 1 + p.window - offset);
+  }
+}
+
+constexpr int kGradWarps = tr::kAttentionGradWarps;
+
+/// Rows [first, first + rows) of head `head` of a [batch, len, heads, dim]
+/// tensor (batch b) into a shared tile, tile[r][d], by the whole block.
+template <int LD>
+__device__ __forceinline__ void stage(float (*tile)[LD], unsigned long long src,
+                                      long long b, long long len,
+                                      long long heads, long long head,
+                                      long long dim, long long first,
+                                      int rows) {
+  const float *x = reinterpret_cast<const float *>(src);
+  for (int t = threadIdx.x; t < rows * dim; t += blockDim.x) {
+    const int r = t / dim, d = t % dim;
+    tile[r][d] = x[((b * len + first + r) * heads + head) * dim + d];
+  }
+}
+
+/// Row `row` of the same into `dst`, by one warp.
+__device__ __forceinline__ void stageRow(float *dst, unsigned long long src,
+                                         long long b, long long len,
+                                         long long heads, long long head,
+                                         long long dim, long long row) {
+  const float *x = reinterpret_cast<const float *>(src);
+  for (long long d = threadIdx.x % 32; d < dim; d += 32)
+    dst[d] = x[((b * len + row) * heads + head) * dim + d];
+}
+} // namespace
+
+extern "C" __global__ void __launch_bounds__(kGradWarps * 32)
+    weft_attention_grad_stats(tr::AttentionGrad p) {
+  __shared__ float keys[kTile][kMaxDim + 1];
+  __shared__ float queries[kGradWarps][kMaxDim];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const long long b = blockIdx.y / p.heads, h = blockIdx.y % p.heads;
+  const long long kvh = h / (p.heads / p.kvHeads);
+  const long long i0 = static_cast<long long>(blockIdx.x) * kGradWarps;
+  const long long i = i0 + warp;
+  const bool active = i < p.sq;
+  if (active)
+    stageRow(queries[warp], p.q, b, p.sq, p.heads, h, p.dimQK, i);
+  long long keyBegin, keyEnd;
+  keysOf(p, i0, minimum(p.sq, i0 + kGradWarps), keyBegin, keyEnd);
+  float max = kNegInf, sum = 0.0f;
+  for (long long j0 = keyBegin; j0 < keyEnd; j0 += kTile) {
+    __syncthreads(); // the previous tile is consumed
+    const int rows = static_cast<int>(minimum(kTile, keyEnd - j0));
+    stage(keys, p.k, b, p.skv, p.kvHeads, kvh, p.dimQK, j0, rows);
+    __syncthreads();
+    if (!active)
+      continue;
+    const long long j = j0 + lane;
+    float s = kNegInf;
+    if (lane < rows && attends(p, b, i, j))
+      s = score(p, queries[warp], keys[lane], h, i, j);
+    float tileMax = s;
+    for (int o = 16; o > 0; o >>= 1)
+      tileMax = fmaxf(tileMax, __shfl_xor_sync(0xffffffffu, tileMax, o));
+    if (tileMax == kNegInf)
+      continue;
+    const float newMax = fmaxf(max, tileMax);
+    float e = s == kNegInf ? 0.0f : expf(s - newMax);
+    for (int o = 16; o > 0; o >>= 1)
+      e += __shfl_xor_sync(0xffffffffu, e, o);
+    sum = (max == kNegInf ? 0.0f : sum * expf(max - newMax)) + e;
+    max = newMax;
+  }
+  if (!active)
+    return;
+  const float *out = reinterpret_cast<const float *>(p.out);
+  const float *dout = reinterpret_cast<const float *>(p.dout);
+  float dot = 0.0f;
+  for (long long d = lane; d < p.dimV; d += 32) {
+    const long long at = ((b * p.sq + i) * p.heads + h) * p.dimV + d;
+    dot += out[at] * dout[at];
+  }
+  for (int o = 16; o > 0; o >>= 1)
+    dot += __shfl_xor_sync(0xffffffffu, dot, o);
+  if (lane == 0) {
+    const long long row = (b * p.heads + h) * p.sq + i;
+    // A query that attends nothing passes no gradient: an infinite L makes
+    // each of its probabilities 0.
+    reinterpret_cast<float *>(p.lse)[row] =
+        max == kNegInf ? -kNegInf : max + logf(sum);
+    reinterpret_cast<float *>(p.delta)[row] = dot;
+  }
+}
+
+extern "C" __global__ void __launch_bounds__(kGradWarps * 32)
+    weft_attention_grad_kv(tr::AttentionGrad p) {
+  __shared__ float queries[kTile][kMaxDim + 1];
+  __shared__ float douts[kTile][kMaxDim + 1];
+  __shared__ float keyRows[kGradWarps][kMaxDim];
+  __shared__ float valueRows[kGradWarps][kMaxDim];
+  __shared__ float lses[kTile], deltas[kTile];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const long long b = blockIdx.y / p.kvHeads, kvh = blockIdx.y % p.kvHeads;
+  const long long group = p.heads / p.kvHeads;
+  const long long j0 = static_cast<long long>(blockIdx.x) * kGradWarps;
+  const long long j = j0 + warp;
+  const bool active = j < p.skv;
+  if (active) {
+    stageRow(keyRows[warp], p.k, b, p.skv, p.kvHeads, kvh, p.dimQK, j);
+    stageRow(valueRows[warp], p.v, b, p.skv, p.kvHeads, kvh, p.dimV, j);
+  }
+  constexpr int kPerLane = kMaxDim / 32;
+  float dk[kPerLane], dv[kPerLane];
+#pragma unroll
+  for (int e = 0; e < kPerLane; ++e)
+    dk[e] = dv[e] = 0.0f;
+  long long queryBegin, queryEnd;
+  queriesOf(p, j0, minimum(p.skv, j0 + kGradWarps), queryBegin, queryEnd);
+  for (long long h = kvh * group; h < (kvh + 1) * group; ++h)
+    for (long long i0 = queryBegin; i0 < queryEnd; i0 += kTile) {
+      __syncthreads(); // the previous tile is consumed
+      const int rows = static_cast<int>(minimum(kTile, queryEnd - i0));
+      stage(queries, p.q, b, p.sq, p.heads, h, p.dimQK, i0, rows);
+      stage(douts, p.dout, b, p.sq, p.heads, h, p.dimV, i0, rows);
+      for (int r = threadIdx.x; r < rows; r += blockDim.x) {
+        const long long row = (b * p.heads + h) * p.sq + i0 + r;
+        lses[r] = reinterpret_cast<const float *>(p.lse)[row];
+        deltas[r] = reinterpret_cast<const float *>(p.delta)[row];
+      }
+      __syncthreads();
+      if (!active)
+        continue;
+      // Lane r takes query i0 + r.
+      const long long i = i0 + lane;
+      float prob = 0.0f, ds = 0.0f;
+      if (lane < rows && attends(p, b, i, j)) {
+        const float s = score(p, queries[lane], keyRows[warp], h, i, j);
+        prob = expf(s - lses[lane]);
+        float dp = 0.0f;
+        for (long long d = 0; d < p.dimV; ++d)
+          dp = fmaf(douts[lane][d], valueRows[warp][d], dp);
+        ds = prob * (dp - deltas[lane]);
+      }
+      for (int r = 0; r < rows; ++r) {
+        const float pr = __shfl_sync(0xffffffffu, prob, r);
+        const float dsr = __shfl_sync(0xffffffffu, ds, r);
+#pragma unroll
+        for (int e = 0; e < kPerLane; ++e) {
+          const int d = lane + 32 * e;
+          if (d < p.dimV)
+            dv[e] += pr * douts[r][d];
+          if (d < p.dimQK)
+            dk[e] += dsr * queries[r][d];
+        }
+      }
+    }
+  if (!active)
+    return;
+  float *dkOut = reinterpret_cast<float *>(p.dk);
+  float *dvOut = reinterpret_cast<float *>(p.dv);
+#pragma unroll
+  for (int e = 0; e < kPerLane; ++e) {
+    const int d = lane + 32 * e;
+    if (d < p.dimQK)
+      dkOut[((b * p.skv + j) * p.kvHeads + kvh) * p.dimQK + d] = dk[e] * p.scale;
+    if (d < p.dimV)
+      dvOut[((b * p.skv + j) * p.kvHeads + kvh) * p.dimV + d] = dv[e];
+  }
+}
+
+extern "C" __global__ void __launch_bounds__(kGradWarps * 32)
+    weft_attention_grad_q(tr::AttentionGrad p) {
+  __shared__ float keys[kTile][kMaxDim + 1];
+  __shared__ float values[kTile][kMaxDim + 1];
+  __shared__ float queries[kGradWarps][kMaxDim];
+  __shared__ float douts[kGradWarps][kMaxDim];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const long long b = blockIdx.y / p.heads, h = blockIdx.y % p.heads;
+  const long long kvh = h / (p.heads / p.kvHeads);
+  const long long i0 = static_cast<long long>(blockIdx.x) * kGradWarps;
+  const long long i = i0 + warp;
+  const bool active = i < p.sq;
+  float lse = 0.0f, delta = 0.0f;
+  if (active) {
+    stageRow(queries[warp], p.q, b, p.sq, p.heads, h, p.dimQK, i);
+    stageRow(douts[warp], p.dout, b, p.sq, p.heads, h, p.dimV, i);
+    const long long row = (b * p.heads + h) * p.sq + i;
+    lse = reinterpret_cast<const float *>(p.lse)[row];
+    delta = reinterpret_cast<const float *>(p.delta)[row];
+  }
+  constexpr int kPerLane = kMaxDim / 32;
+  float dq[kPerLane];
+#pragma unroll
+  for (int e = 0; e < kPerLane; ++e)
+    dq[e] = 0.0f;
+  long long keyBegin, keyEnd;
+  keysOf(p, i0, minimum(p.sq, i0 + kGradWarps), keyBegin, keyEnd);
+  for (long long j0 = keyBegin; j0 < keyEnd; j0 += kTile) {
+    __syncthreads(); // the previous tile is consumed
+    const int rows = static_cast<int>(minimum(kTile, keyEnd - j0));
+    stage(keys, p.k, b, p.skv, p.kvHeads, kvh, p.dimQK, j0, rows);
+    stage(values, p.v, b, p.skv, p.kvHeads, kvh, p.dimV, j0, rows);
+    __syncthreads();
+    if (!active)
+      continue;
+    const long long j = j0 + lane;
+    float ds = 0.0f;
+    if (lane < rows && attends(p, b, i, j)) {
+      const float s = score(p, queries[warp], keys[lane], h, i, j);
+      const float prob = expf(s - lse);
+      float dp = 0.0f;
+      for (long long d = 0; d < p.dimV; ++d)
+        dp = fmaf(douts[warp][d], values[lane][d], dp);
+      ds = prob * (dp - delta);
+    }
+    for (int r = 0; r < rows; ++r) {
+      const float dsr = __shfl_sync(0xffffffffu, ds, r);
+#pragma unroll
+      for (int e = 0; e < kPerLane; ++e) {
+        const int d = lane + 32 * e;
+        if (d < p.dimQK)
+          dq[e] += dsr * keys[r][d];
+      }
+    }
+  }
+  if (!active)
+    return;
+  float *dqOut = reinterpret_cast<float *>(p.dq);
+#pragma unroll
+  for (int e = 0; e < kPerLane; ++e) {
+    const int d = lane + 32 * e;
+    if (d < p.dimQK)
+      dqOut[((b * p.sq + i) * p.heads + h) * p.dimQK + d] = dq[e] * p.scale;
+  }
+}

@@ -486,33 +486,15 @@ void CpuExecutor::prepareSteps() {
           *norm = static_cast<float>(std::sqrt(squares));
         });
       } else if (fn == "adamw") {
-        // param, grad, exp_avg, exp_avg_sq, lr (f64), step (i64), norm,
-        // new param, new exp_avg, new exp_avg_sq; beta1, beta2, eps,
-        // weight_decay, max_grad_norm, grad_scale. The results may be the
-        // operands' memory (in place).
-        arity(10, 0, 6);
-        const Buffer &param = plan.buffers(call.buffers(0));
-        const int64_t count = param.bytes() / 4;
-        for (int i : {0, 2, 3, 7, 8, 9})
-          if (plan.buffers(call.buffers(i)).dtype() != plan::F32 ||
-              plan.buffers(call.buffers(i)).bytes() != param.bytes())
-            throw fail("buffer " + std::to_string(i) + " is not " +
-                       std::to_string(count) + " f32 values");
-        const Buffer &grad = plan.buffers(call.buffers(1));
-        if ((grad.dtype() != plan::F32 && grad.dtype() != plan::BF16) ||
-            grad.bytes() / dtypeBytes(grad.dtype()) != count)
-          throw fail("the gradient is not " + std::to_string(count) +
-                     " f32 or bf16 values");
-        if (plan.buffers(call.buffers(4)).dtype() != plan::F64 ||
-            plan.buffers(call.buffers(5)).dtype() != plan::I64 ||
-            plan.buffers(call.buffers(6)).dtype() != plan::F32)
-          throw fail("expects lr f64, step i64 and the norm f32");
-        const bool bf16Grad = grad.dtype() == plan::BF16;
-        const double beta1 = call.floats(0), beta2 = call.floats(1),
-                     eps = call.floats(2), decay = call.floats(3),
-                     maxNorm = call.floats(4);
-        const float multiplier = static_cast<float>(call.floats(5));
-        const int64_t bytes = param.bytes();
+        // The results may be the operands' memory (in place).
+        const AdamWCall a =
+            readAdamW(plan, call,
+                      planName + ": step '" + step.name() + "' (" + fn + "): ");
+        const bool bf16Grad = a.bf16Grad;
+        const double beta1 = a.beta1, beta2 = a.beta2, eps = a.eps,
+                     decay = a.weightDecay, maxNorm = a.maxGradNorm;
+        const float multiplier = a.gradMultiplier;
+        const int64_t count = a.count, bytes = count * 4;
         steps.push_back([=] {
           // Results in other memory than their operand's: copy it first.
           for (auto [result, operand] : {std::pair{7, 0}, {8, 2}, {9, 3}})

@@ -4,6 +4,7 @@
 
 #include "kernels/cpu/Kernels.h"
 #include "kernels/cuda/Attention.h"
+#include "kernels/cuda/Training.h"
 #include "runtime/Error.h"
 #include "runtime/LibraryCalls.h"
 #include "runtime/PlanFile.h"
@@ -91,7 +92,8 @@ struct CudaExecutor::State {
   CUdeviceptr block = 0;
   int64_t blockBytes = 0;
   int64_t regionOffset[5] = {0, 0, 0, 0, 0}; // by plan::Region
-  int64_t statusOffset = 0, gemmOffset = 0, scratchOffset = 0, tableOffset = 0;
+  int64_t statusOffset = 0, gemmOffset = 0, scratchOffset = 0, normOffset = 0,
+          tableOffset = 0;
   std::vector<char> tables; // host copy of the tables
   CUmodule library = nullptr;
   std::vector<CUmodule> modules;
@@ -100,9 +102,13 @@ struct CudaExecutor::State {
   std::vector<cublasLtMatmulDesc_t> descs;
   std::vector<cublasLtMatrixLayout_t> layouts;
   std::map<std::string, cublasLtMatmulAlgo_t> algorithms;
-  std::vector<std::function<void()>> steps;
+  std::vector<std::function<void()>> steps; // every stream's, in order
+  std::vector<size_t> streamBegin;          // each stream's first step
   std::vector<std::string> stepNames;
   std::vector<int64_t> stepBounds; // an index step's bound, for its message
+  /// What a step's status means when it is not a bad index (the value
+  /// follows).
+  std::vector<std::string> stepMessages;
   std::vector<HostTensor> inputs;
 
   State(const plan::Plan &plan, std::string planName)
@@ -255,10 +261,12 @@ void CudaExecutor::State::addGemm(const Gemm &g, CUdeviceptr a, CUdeviceptr b,
 
 void CudaExecutor::State::prepare() {
   for (const auto &stream : plan.streams()) {
+    streamBegin.push_back(steps.size());
     for (const auto &step : stream.steps()) {
       const size_t index = steps.size();
       stepNames.push_back(step.name());
       stepBounds.push_back(0);
+      stepMessages.emplace_back();
       if (step.has_launch()) {
         const plan::Kernel &kernel = plan.kernels(step.launch().kernel());
         auto args = std::make_shared<Arguments>();
@@ -569,6 +577,132 @@ void CudaExecutor::State::prepare() {
           for (const CUDA_MEMCPY2D &copy : copies)
             cu.check(cu.cuMemcpy2DAsync(&copy, this->stream), where);
         });
+      } else if (fn == "attention_grad") {
+        // q, k, v, out, dout, mask?, slopes?, dq, dk, dv, workspace; the
+        // ints and floats of attention. fp32; lse and δ in the workspace.
+        arity(11, 10, 1);
+        for (int i : {0, 1, 2, 3, 4, 7, 8, 9})
+          if (plan.buffers(call.buffers(i)).dtype() != plan::F32)
+            throw Error(where + "buffer " + std::to_string(i) + " ('" +
+                        plan.buffers(call.buffers(i)).name() + "') is " +
+                        dtypeName(plan.buffers(call.buffers(i)).dtype()) +
+                        ", not f32");
+        if (in(4) <= 0 || in(3) % in(4) != 0)
+          throw Error(where + std::to_string(in(3)) +
+                      " query heads do not divide into " +
+                      std::to_string(in(4)) + " kv heads");
+        if (in(5) > kAttentionMaxDim || in(6) > kAttentionMaxDim)
+          throw Error(where + "head dimensions " + std::to_string(in(5)) +
+                      " and " + std::to_string(in(6)) +
+                      "; the CUDA attention kernels take up to " +
+                      std::to_string(kAttentionMaxDim));
+        const int64_t rows = in(0) * in(3) * in(1);
+        if (bytes(10) < 2 * rows * 4)
+          throw Error(where + "its workspace holds " +
+                      std::to_string(bytes(10)) + " bytes, not the " +
+                      std::to_string(2 * rows * 4) +
+                      " of each query row's log-sum-exp and δ");
+        namespace tr = kernels::cuda::training;
+        tr::AttentionGrad g{};
+        g.q = p(0), g.k = p(1), g.v = p(2), g.out = p(3), g.dout = p(4);
+        g.mask = p(5), g.slopes = p(6), g.dq = p(7), g.dk = p(8), g.dv = p(9);
+        g.lse = p(10), g.delta = p(10) + rows * 4;
+        g.batch = in(0), g.sq = in(1), g.skv = in(2), g.heads = in(3);
+        g.kvHeads = in(4), g.dimQK = in(5), g.dimV = in(6);
+        g.kind = static_cast<int>(in(7));
+        g.maskPerBatch = static_cast<int>(in(8));
+        g.window = in(9);
+        g.scale = static_cast<float>(call.floats(0));
+        auto args = std::make_shared<Arguments>();
+        args->add(g);
+        const unsigned rowsPerBlock = tr::kAttentionGradWarps;
+        const unsigned queryBlocks =
+            static_cast<unsigned>((g.sq + rowsPerBlock - 1) / rowsPerBlock);
+        const unsigned keyBlocks =
+            static_cast<unsigned>((g.skv + rowsPerBlock - 1) / rowsPerBlock);
+        const unsigned queryHeads = static_cast<unsigned>(g.batch * g.heads);
+        const unsigned keyHeads = static_cast<unsigned>(g.batch * g.kvHeads);
+        CUfunction stats = libraryFunction("weft_attention_grad_stats");
+        CUfunction keys = libraryFunction("weft_attention_grad_kv");
+        CUfunction queries = libraryFunction("weft_attention_grad_q");
+        steps.push_back([=] {
+          if (queryBlocks == 0)
+            return;
+          launch(stats, queryBlocks, queryHeads, rowsPerBlock * 32, *args);
+          if (keyBlocks > 0)
+            launch(keys, keyBlocks, keyHeads, rowsPerBlock * 32, *args);
+          launch(queries, queryBlocks, queryHeads, rowsPerBlock * 32, *args);
+        });
+      } else if (fn == "grad_norm") { // grads (f32 or bf16)..., norm (f32);
+                                      // group; grad_scale
+        namespace tr = kernels::cuda::training;
+        if (call.buffers_size() < 2 || call.ints_size() != 1 ||
+            call.floats_size() != 1)
+          throw Error(where + "expects gradients, the norm's buffer, one int "
+                              "and one float");
+        if (in(0) != 0)
+          throw Error(where + "adds the norm's squares over a mesh group; the "
+                              "CUDA runtime has no NCCL communicator yet");
+        const int count = call.buffers_size() - 1;
+        const Buffer &norm = plan.buffers(call.buffers(count));
+        if (norm.dtype() != plan::F32 || norm.bytes() != 4)
+          throw Error(where + "the norm's buffer is not one f32");
+        const CUdeviceptr partials = block + normOffset;
+        std::vector<std::shared_ptr<Arguments>> squares;
+        for (int i = 0; i < count; ++i) {
+          const Buffer &grad = plan.buffers(call.buffers(i));
+          if (grad.dtype() != plan::F32 && grad.dtype() != plan::BF16)
+            throw Error(where + "gradient " + std::to_string(i) + " ('" +
+                        grad.name() + "') is " + dtypeName(grad.dtype()));
+          auto args = std::make_shared<Arguments>();
+          args->add(p(i))
+              .add(static_cast<long long>(grad.bytes() /
+                                          dtypeBytes(grad.dtype())))
+              .add(static_cast<int>(grad.dtype() == plan::BF16))
+              .add(static_cast<float>(call.floats(0)))
+              .add(partials + static_cast<CUdeviceptr>(i) * tr::kNormBlocks *
+                                  sizeof(double));
+          squares.push_back(args);
+        }
+        auto finish = std::make_shared<Arguments>();
+        finish->add(partials)
+            .add(static_cast<long long>(count) * tr::kNormBlocks)
+            .add(p(count));
+        CUfunction sum = libraryFunction("weft_sum_squares");
+        CUfunction root = libraryFunction("weft_norm_finish");
+        steps.push_back([=] {
+          for (const auto &args : squares)
+            launch(sum, tr::kNormBlocks, 1, tr::kNormThreads, *args);
+          launch(root, 1, 1, tr::kNormThreads, *finish);
+        });
+      } else if (fn == "adamw") {
+        // param, grad, exp_avg, exp_avg_sq, lr (f64), step (i64), norm,
+        // new param, new exp_avg, new exp_avg_sq; beta1, beta2, eps,
+        // weight_decay, max_grad_norm, grad_scale. The results may be the
+        // operands' memory (in place).
+        namespace tr = kernels::cuda::training;
+        const AdamWCall checked = readAdamW(plan, call, where);
+        const int64_t count = checked.count;
+        tr::AdamW a{checked.beta1,       checked.beta2,
+                    checked.eps,         checked.weightDecay,
+                    checked.maxGradNorm, checked.gradMultiplier,
+                    checked.bf16Grad};
+        stepMessages.back() = "AdamW counts steps from 1; this run's step is ";
+        auto args = std::make_shared<Arguments>();
+        args->add(p(7)).add(p(8)).add(p(9)).add(p(1));
+        args->add(static_cast<long long>(count));
+        args->add(p(4)).add(p(5)).add(p(6)).add(a).add(status(index));
+        std::vector<std::pair<CUdeviceptr, CUdeviceptr>> copies;
+        for (auto [result, operand] : {std::pair{7, 0}, {8, 2}, {9, 3}})
+          if (p(result) != p(operand))
+            copies.push_back({p(result), p(operand)});
+        const int64_t size = count * 4;
+        CUfunction function = libraryFunction("weft_adamw");
+        steps.push_back([=] {
+          for (auto [dst, src] : copies)
+            cu.check(cu.cuMemcpyDtoDAsync(dst, src, size, this->stream), where);
+          launch(function, gridFor(count), 1, 256, *args);
+        });
       } else {
         throw Error(where + "the CUDA runtime has no kernel for '" + fn +
                     "' yet; run this model with a CPU plan");
@@ -635,10 +769,6 @@ CudaExecutor::CudaExecutor(const plan::Plan &plan, std::string planName,
            "cuDevicePrimaryCtxRetain");
   cu.check(cu.cuCtxSetCurrent(s.context), "cuCtxSetCurrent");
 
-  for (const auto &stream : plan.streams())
-    if (!stream.program().empty())
-      throw Error(planName + " has a second program ('" + stream.program() +
-                  "'); the CUDA runtime runs single-program plans yet");
   // Memory, checked before anything is allocated.
   const plan::Memory &m = plan.memory();
   int64_t stepCount = 0;
@@ -666,6 +796,17 @@ CudaExecutor::CudaExecutor(const plan::Plan &plan, std::string planName,
         scratchBytes = std::max(scratchBytes, step.call().ints(0) * 8);
   s.scratchOffset = offset;
   offset += alignUp(scratchBytes);
+  // Each gradient's partial sums of squares, for the largest grad_norm.
+  int64_t normBytes = 0;
+  for (const auto &stream : plan.streams())
+    for (const auto &step : stream.steps())
+      if (step.has_call() && step.call().function() == "grad_norm")
+        normBytes = std::max<int64_t>(normBytes,
+                                      (step.call().buffers_size() - 1) *
+                                          kernels::cuda::training::kNormBlocks *
+                                          static_cast<int64_t>(sizeof(double)));
+  s.normOffset = offset;
+  offset += alignUp(normBytes);
   s.tableOffset = offset;
   size_t freeBytes = 0, totalBytes = 0;
   cu.check(cu.cuMemGetInfo(&freeBytes, &totalBytes), "cuMemGetInfo");
@@ -757,19 +898,34 @@ int64_t regionBytes(const weft::plan::Plan &plan, weft::plan::Region region) {
 } // namespace
 
 void CudaExecutor::upload(plan::Region region, const char *host) {
-  State &s = *state;
-  int64_t bytes = regionBytes(s.plan, region);
-  if (bytes > 0)
-    s.cu.check(s.cu.cuMemcpyHtoD(s.block + s.regionOffset[region], host, bytes),
-               s.planName + ": upload");
+  upload(region, host, 0, regionBytes(state->plan, region));
 }
 
 void CudaExecutor::download(plan::Region region, char *host) const {
+  download(region, host, 0, regionBytes(state->plan, region));
+}
+
+void CudaExecutor::upload(plan::Region region, const char *host, int64_t offset,
+                          int64_t bytes) {
   State &s = *state;
-  int64_t bytes = regionBytes(s.plan, region);
+  if (offset < 0 || bytes < 0 || offset + bytes > regionBytes(s.plan, region))
+    throw Error(s.planName + ": upload outside the region");
+  if (bytes > 0)
+    s.cu.check(s.cu.cuMemcpyHtoD(s.block + s.regionOffset[region] + offset,
+                                 host + offset, bytes),
+               s.planName + ": upload");
+}
+
+void CudaExecutor::download(plan::Region region, char *host, int64_t offset,
+                            int64_t bytes) const {
+  State &s = *state;
+  if (offset < 0 || bytes < 0 || offset + bytes > regionBytes(s.plan, region))
+    throw Error(s.planName + ": download outside the region");
   s.cu.check(s.cu.cuStreamSynchronize(s.stream), s.planName + ": run");
   if (bytes > 0)
-    s.cu.check(s.cu.cuMemcpyDtoH(host, s.block + s.regionOffset[region], bytes),
+    s.cu.check(s.cu.cuMemcpyDtoH(host + offset,
+                                 s.block + s.regionOffset[region] + offset,
+                                 bytes),
                s.planName + ": download");
 }
 
@@ -782,62 +938,90 @@ std::string CudaExecutor::deviceDescription() const {
 int64_t CudaExecutor::deviceBytes() const { return state->blockBytes; }
 
 namespace {
-/// Throws Error naming the first step whose kernel met a bad index.
+/// Throws Error naming the first step whose kernel reported its status: a
+/// bad index, or what `messages` says of the step.
 void checkStatus(const CudaDriver &cu, CUdeviceptr status,
                  const std::vector<std::string> &names,
                  const std::vector<int64_t> &bounds,
+                 const std::vector<std::string> &messages,
                  const std::string &planName) {
   std::vector<long long> words(names.size() * 2);
   cu.check(cu.cuMemcpyDtoH(words.data(), status, words.size() * 8),
            planName + ": status");
-  for (size_t i = 0; i < names.size(); ++i)
-    if (words[2 * i] != 0)
-      throw Error(planName + ": step '" + names[i] + "': index " +
-                  std::to_string(words[2 * i + 1]) + " at position " +
-                  std::to_string(words[2 * i] - 1) + " is outside [0, " +
-                  std::to_string(bounds[i]) + ")");
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (words[2 * i] == 0)
+      continue;
+    if (!messages[i].empty())
+      throw Error(planName + ": step '" + names[i] + "': " + messages[i] +
+                  std::to_string(words[2 * i + 1]));
+    throw Error(planName + ": step '" + names[i] + "': index " +
+                std::to_string(words[2 * i + 1]) + " at position " +
+                std::to_string(words[2 * i] - 1) + " is outside [0, " +
+                std::to_string(bounds[i]) + ")");
+  }
 }
 } // namespace
 
 void CudaExecutor::run(TraceWriter *trace) {
+  const plan::Plan &plan = state->plan;
+  runProgram(plan.streams_size() > 0 ? plan.streams(0).program() : "", trace);
+}
+
+void CudaExecutor::runProgram(const std::string &program, TraceWriter *trace) {
   State &s = *state;
   const plan::Plan &plan = s.plan;
+  std::vector<int> streams;
+  for (int i = 0; i < plan.streams_size(); ++i)
+    if (plan.streams(i).program() == program)
+      streams.push_back(i);
+  if (streams.empty())
+    throw Error(s.planName + " has no program '" + program + "'");
   for (int i = 0; i < plan.inputs_size(); ++i)
-    if (s.inputs[i].dtype == plan::DTYPE_UNSPECIFIED)
+    if (plan.inputs(i).program() == program &&
+        s.inputs[i].dtype == plan::DTYPE_UNSPECIFIED)
       throw Error("input '" + plan.inputs(i).name() + "' was not given");
   s.cu.check(s.cu.cuMemsetD8Async(s.block + s.statusOffset, 0,
                                   s.steps.size() * 16, s.stream),
              s.planName + ": status");
+  // The arena reuses an input's memory once it is dead: every run copies
+  // its program's inputs in.
   for (int i = 0; i < plan.inputs_size(); ++i)
-    s.cu.check(s.cu.cuMemcpyHtoDAsync(s.address(plan.inputs(i).buffer()),
-                                      s.inputs[i].bytes.data(),
-                                      s.inputs[i].bytes.size(), s.stream),
-               s.planName + ": input " + plan.inputs(i).name());
-  const double startMicros = trace ? trace->now() : 0;
-  std::vector<float> stepMs;
-  s.cu.check(s.cu.cuEventRecord(s.start, s.stream), "cuEventRecord");
-  if (trace)
-    stepMs = profileSteps(1);
-  else
-    for (auto &step : s.steps)
-      step();
-  s.cu.check(s.cu.cuEventRecord(s.stop, s.stream), "cuEventRecord");
-  s.cu.check(s.cu.cuStreamSynchronize(s.stream), s.planName + ": run");
-  s.cu.cuEventElapsedTime(&lastMilliseconds, s.start, s.stop);
-  checkStatus(s.cu, s.block + s.statusOffset, s.stepNames, s.stepBounds,
-              s.planName);
-  if (trace) {
-    double at = startMicros;
-    size_t index = 0;
-    for (const auto &stream : plan.streams())
-      for (const auto &step : stream.steps()) {
-        const double micros = stepMs[index++] * 1e3;
-        trace->addStep(step.name(),
-                       step.has_launch() ? "kernel" : step.call().function(),
-                       at, micros, step.live_bytes());
-        at += micros;
-      }
+    if (plan.inputs(i).program() == program)
+      s.cu.check(s.cu.cuMemcpyHtoDAsync(s.address(plan.inputs(i).buffer()),
+                                        s.inputs[i].bytes.data(),
+                                        s.inputs[i].bytes.size(), s.stream),
+                 s.planName + ": input " + plan.inputs(i).name());
+  double at = trace ? trace->now() : 0;
+  float total = 0;
+  for (int stream : streams) {
+    const size_t begin = s.streamBegin[stream],
+                 end = begin + plan.streams(stream).steps_size();
+    if (!trace) {
+      s.cu.check(s.cu.cuEventRecord(s.start, s.stream), "cuEventRecord");
+      for (size_t i = begin; i < end; ++i)
+        s.steps[i]();
+      s.cu.check(s.cu.cuEventRecord(s.stop, s.stream), "cuEventRecord");
+      s.cu.check(s.cu.cuStreamSynchronize(s.stream), s.planName + ": run");
+      float ms = 0;
+      s.cu.cuEventElapsedTime(&ms, s.start, s.stop);
+      total += ms;
+      continue;
+    }
+    std::vector<float> stepMs = timeSteps(begin, end, 1);
+    for (size_t i = begin; i < end; ++i) {
+      const plan::Step &step =
+          plan.streams(stream).steps(static_cast<int>(i - begin));
+      const double micros = stepMs[i - begin] * 1e3;
+      trace->addStep(step.name(),
+                     step.has_launch() ? "kernel" : step.call().function(), at,
+                     micros, step.live_bytes());
+      at += micros;
+      total += stepMs[i - begin];
+    }
   }
+  lastMilliseconds = total;
+  checkStatus(s.cu, s.block + s.statusOffset, s.stepNames, s.stepBounds,
+              s.stepMessages, s.planName);
 }
 
 int64_t CudaExecutor::arenaBytes() const {
@@ -855,23 +1039,28 @@ void CudaExecutor::runStep(size_t index) {
   s.cu.check(s.cu.cuStreamSynchronize(s.stream),
              s.planName + ": step '" + s.stepNames[index] + "'");
   checkStatus(s.cu, s.block + s.statusOffset, s.stepNames, s.stepBounds,
-              s.planName);
+              s.stepMessages, s.planName);
 }
 
 std::vector<float> CudaExecutor::profileSteps(int repeat) {
+  return timeSteps(0, state->steps.size(), repeat);
+}
+
+std::vector<float> CudaExecutor::timeSteps(size_t begin, size_t end,
+                                           int repeat) {
   State &s = *state;
-  std::vector<CUevent> events(s.steps.size() + 1);
+  std::vector<CUevent> events(end - begin + 1);
   for (CUevent &event : events)
     s.cu.check(s.cu.cuEventCreate(&event, CU_EVENT_DEFAULT), "cuEventCreate");
-  std::vector<std::vector<float>> times(s.steps.size());
+  std::vector<std::vector<float>> times(end - begin);
   for (int r = 0; r < repeat; ++r) {
     s.cu.check(s.cu.cuEventRecord(events[0], s.stream), "cuEventRecord");
-    for (size_t i = 0; i < s.steps.size(); ++i) {
-      s.steps[i]();
+    for (size_t i = 0; i < end - begin; ++i) {
+      s.steps[begin + i]();
       s.cu.check(s.cu.cuEventRecord(events[i + 1], s.stream), "cuEventRecord");
     }
     s.cu.check(s.cu.cuStreamSynchronize(s.stream), s.planName + ": run");
-    for (size_t i = 0; i < s.steps.size(); ++i) {
+    for (size_t i = 0; i < end - begin; ++i) {
       float ms = 0;
       s.cu.cuEventElapsedTime(&ms, events[i], events[i + 1]);
       times[i].push_back(ms);

@@ -32,24 +32,37 @@ public:
   void loadParameters(const SafetensorsCheckpoint &checkpoint) override;
   void initializeParameters(uint64_t seed) override;
   void setInput(const std::string &name, const HostTensor &tensor) override;
-  /// Runs every step on the GPU and waits for it; a trace gets each step's
-  /// GPU time (events between the steps). Throws Error naming the step when
-  /// a kernel met an index out of range.
+  /// Runs the main program on the GPU and waits for it; a trace gets each
+  /// step's GPU time (events between the steps). Throws Error naming the
+  /// step when a kernel met an index out of range.
   void run(TraceWriter *trace = nullptr) override;
+  /// Runs the plan's program `program` (plan.proto, Stream.program; a
+  /// training plan's optimizer_step under accumulation) as run() does: its
+  /// inputs are copied in, then its streams' steps run in order.
+  void runProgram(const std::string &program, TraceWriter *trace = nullptr);
   HostTensor output(const std::string &name) const override;
   int64_t arenaBytes() const override;
-  /// Milliseconds the last run() took on the GPU (events around it).
+  /// Milliseconds the last run() or runProgram() took on the GPU (events
+  /// around each of its streams).
   float lastRunMilliseconds() const { return lastMilliseconds; }
 
   /// For checks against the CPU runtime: copy a whole region in or out, and
   /// run one step (waiting for it).
   void upload(plan::Region region, const char *host);
   void download(plan::Region region, char *host) const;
+  /// The same for bytes [offset, offset + bytes) of the region (`host` is
+  /// the whole region's image).
+  void upload(plan::Region region, const char *host, int64_t offset,
+              int64_t bytes);
+  void download(plan::Region region, char *host, int64_t offset,
+                int64_t bytes) const;
   void runStep(size_t index);
   size_t stepCount() const;
   /// Each step's GPU time in milliseconds, the median of `repeat` runs
   /// (events between the steps; the inputs as the last run left them).
   std::vector<float> profileSteps(int repeat);
+  /// The same for steps [begin, end) (stream order over every program).
+  std::vector<float> timeSteps(size_t begin, size_t end, int repeat);
 
   /// "NVIDIA H100 80GB HBM3 (sm_90, 79.1 GiB)".
   std::string deviceDescription() const;

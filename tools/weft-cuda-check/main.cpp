@@ -4,15 +4,20 @@
 // machine with its runtime; scripts/gpu-check drives it.
 //
 //   weft-cuda-check CPU_PLAN CUDA_PLAN [--json OUT] [--seed S] [--max-id N]
-//                   [--repeat N] [--no-steps]
+//                   [--repeat N] [--no-steps] [--train-steps N]
 //
 // 1. Steps: for every step, the GPU starts from the CPU's memory before the
 //    step, runs the step alone, and every buffer it writes is compared with
-//    the CPU's: each generated kernel and library call on real data.
+//    the CPU's: each generated kernel and library call on real data (a
+//    training plan's AdamW steps too: their parameters and state).
 // 2. Forward: both run the whole plan from the same inputs; outputs compared.
+//    A training plan then takes --train-steps optimizer steps on both (the
+//    CPU through runtime::Trainer, the GPU fed the same learning rate, step
+//    and batches), each step's loss and gradient norm compared.
 // 3. Timing: the median of N GPU runs, and each step's median time.
 #include "runtime/Error.h"
 #include "runtime/PlanFile.h"
+#include "runtime/Trainer.h"
 #include "runtime/cpu/CpuExecutor.h"
 #include "runtime/cuda/CudaExecutor.h"
 
@@ -78,6 +83,42 @@ double tolerance(plan::DType dtype) {
   return dtype == plan::BF16 ? 2e-2 : 1e-4;
 }
 
+/// Random token ids in [0, maxId) of `shape`.
+HostTensor randomTokens(const std::vector<int64_t> &shape, int64_t maxId,
+                        std::mt19937_64 &rng) {
+  HostTensor t{plan::I64, shape, {}};
+  t.bytes.resize(t.numElements() * sizeof(int64_t));
+  std::uniform_int_distribution<int64_t> id(0, maxId - 1);
+  for (int64_t i = 0; i < t.numElements(); ++i)
+    reinterpret_cast<int64_t *>(t.bytes.data())[i] = id(rng);
+  return t;
+}
+
+template <typename T> HostTensor scalar(plan::DType dtype, T value) {
+  HostTensor t{dtype, {}, std::vector<char>(sizeof(T))};
+  std::memcpy(t.bytes.data(), &value, sizeof(T));
+  return t;
+}
+
+float scalarOf(const HostTensor &t) {
+  float value = 0;
+  std::memcpy(&value, t.bytes.data(), sizeof(value));
+  return value;
+}
+
+/// The run's AdamW settings: those the plan was compiled with.
+OptimizerOptions optionsOf(const plan::Plan &plan) {
+  const plan::Optimizer &o = plan.optimizer();
+  OptimizerOptions options;
+  options.beta1 = o.beta1();
+  options.beta2 = o.beta2();
+  options.eps = o.eps();
+  options.weightDecay = o.weight_decay();
+  options.maxGradNorm = o.max_grad_norm();
+  options.noDecay.assign(o.no_decay().begin(), o.no_decay().end());
+  return options;
+}
+
 std::string what(const plan::Plan &plan, const plan::Step &step) {
   return step.has_launch() ? plan.kernels(step.launch().kernel()).name()
                            : step.call().function();
@@ -89,7 +130,7 @@ int main(int argc, char **argv) {
   std::string jsonPath;
   uint64_t seed = 1;
   int64_t maxId = 256;
-  int repeat = 20;
+  int repeat = 20, trainSteps = 10;
   bool checkSteps = true;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -110,6 +151,8 @@ int main(int argc, char **argv) {
       repeat = std::stoi(value());
     else if (arg == "--no-steps")
       checkSteps = false;
+    else if (arg == "--train-steps")
+      trainSteps = std::stoi(value());
     else if (!arg.empty() && arg[0] == '-') {
       std::cerr << "weft-cuda-check: unknown option " << arg << "\n";
       return 2;
@@ -118,7 +161,8 @@ int main(int argc, char **argv) {
   }
   if (positional.size() != 2) {
     std::cerr << "usage: weft-cuda-check CPU_PLAN CUDA_PLAN [--json OUT] "
-                 "[--seed S] [--max-id N] [--repeat N] [--no-steps]\n";
+                 "[--seed S] [--max-id N] [--repeat N] [--no-steps] "
+                 "[--train-steps N]\n";
     return 2;
   }
   nlohmann::json report;
@@ -140,7 +184,20 @@ int main(int argc, char **argv) {
     std::cout << positional[1] << " on " << gpu.deviceDescription() << "\n";
 
     cpu.initializeParameters(seed);
-    gpu.upload(plan::PARAMETERS, cpu.region(plan::PARAMETERS));
+    // A training plan: the CPU's Trainer widens bf16 parameters into their
+    // master weights; the GPU starts from the same state.
+    const bool training = cpuPlan.optimizer().kind() == "adamw";
+    std::unique_ptr<Trainer> trainer;
+    if (training)
+      trainer =
+          std::make_unique<Trainer>(cpu, positional[0], optionsOf(cpuPlan));
+    // The GPU takes the CPU's parameters and training state.
+    auto syncState = [&] {
+      gpu.upload(plan::PARAMETERS, cpu.region(plan::PARAMETERS));
+      if (cudaPlan.memory().state() > 0)
+        gpu.upload(plan::STATE, cpu.region(plan::STATE));
+    };
+    syncState();
     std::mt19937_64 rng(seed + 1);
     int64_t tokens = 0;
     for (const auto &input : cpuPlan.inputs()) {
@@ -149,7 +206,11 @@ int main(int argc, char **argv) {
       tensor.dtype = buffer.dtype();
       tensor.shape.assign(buffer.shape().begin(), buffer.shape().end());
       tensor.bytes.resize(buffer.bytes());
-      if (buffer.dtype() == plan::I64) {
+      if (training && input.name() == "lr") {
+        tensor = scalar(plan::F64, 1e-3);
+      } else if (training && input.name() == "step") {
+        tensor = scalar<int64_t>(plan::I64, 1);
+      } else if (buffer.dtype() == plan::I64) {
         std::uniform_int_distribution<int64_t> id(0, maxId - 1);
         for (int64_t i = 0; i < tensor.numElements(); ++i)
           reinterpret_cast<int64_t *>(tensor.bytes.data())[i] = id(rng);
@@ -172,6 +233,15 @@ int main(int argc, char **argv) {
     if (checkSteps) {
       std::vector<char> arena(cudaPlan.memory().arena()),
           gpuArena(cudaPlan.memory().arena());
+      // A step that writes parameters or state (AdamW) leaves them as the
+      // GPU computed them: after the comparison they are the CPU's again.
+      std::vector<char> gpuParameters(cudaPlan.memory().parameters()),
+          gpuState(cudaPlan.memory().state());
+      auto kept = [&](const plan::Buffer &buffer) -> std::vector<char> * {
+        return buffer.region() == plan::PARAMETERS ? &gpuParameters
+               : buffer.region() == plan::STATE    ? &gpuState
+                                                   : nullptr;
+      };
       cpu.runSteps(0, 0); // copies the inputs in
       std::map<std::string, double> worst;
       std::map<std::string, int> count;
@@ -183,16 +253,24 @@ int main(int argc, char **argv) {
         gpu.runStep(i);
         cpu.runSteps(i, i + 1);
         gpu.download(plan::ARENA, gpuArena.data());
+        for (int id : step.writes())
+          if (std::vector<char> *image = kept(cudaPlan.buffers(id)))
+            gpu.download(cudaPlan.buffers(id).region(), image->data(),
+                         cudaPlan.buffers(id).offset(),
+                         cudaPlan.buffers(id).bytes());
         const std::string kind = what(cudaPlan, step);
         double rel = 0;
         bool stepOk = true;
         for (int id : step.writes()) {
           const plan::Buffer &buffer = cudaPlan.buffers(id);
-          if (buffer.region() != plan::ARENA)
+          const char *got = buffer.region() == plan::ARENA ? gpuArena.data()
+                            : kept(buffer) ? kept(buffer)->data()
+                                           : nullptr;
+          if (!got)
             continue;
-          Difference d = compare(
-              buffer.dtype(), gpuArena.data() + buffer.offset(),
-              cpu.region(plan::ARENA) + buffer.offset(), buffer.bytes());
+          Difference d = compare(buffer.dtype(), got + buffer.offset(),
+                                 cpu.region(buffer.region()) + buffer.offset(),
+                                 buffer.bytes());
           rel = std::max(rel, d.relative());
           if (d.nonFinite || d.intMismatches > 0 ||
               d.relative() > tolerance(buffer.dtype()))
@@ -200,6 +278,12 @@ int main(int argc, char **argv) {
           if (d.intMismatches > 0)
             rel = std::max(rel, 1.0);
         }
+        for (int id : step.writes())
+          if (kept(cudaPlan.buffers(id)))
+            gpu.upload(cudaPlan.buffers(id).region(),
+                       cpu.region(cudaPlan.buffers(id).region()),
+                       cudaPlan.buffers(id).offset(),
+                       cudaPlan.buffers(id).bytes());
         worst[kind] = std::max(worst[kind], rel);
         count[kind] += 1;
         stepReports.push_back({{"step", i},
@@ -224,7 +308,8 @@ int main(int argc, char **argv) {
       }
     }
 
-    // 2. The whole plan.
+    // 2. The whole plan, from the same parameters and state.
+    syncState();
     cpu.run();
     gpu.run();
     nlohmann::json outputs;
@@ -245,6 +330,71 @@ int main(int argc, char **argv) {
                   outputOk ? "ok" : "MISMATCH");
     }
     report["outputs"] = outputs;
+
+    // 2b. Optimizer steps: the CPU's Trainer against the GPU fed alike.
+    if (training && trainSteps > 0) {
+      syncState();
+      std::vector<int64_t> shape;
+      for (const auto &input : cpuPlan.inputs())
+        if (input.name() == "input_ids")
+          shape.assign(cpuPlan.buffers(input.buffer()).shape().begin(),
+                       cpuPlan.buffers(input.buffer()).shape().end());
+      // bf16 parameters and activations part from the CPU's by rounding.
+      bool bf16 = false;
+      for (const auto &param : cpuPlan.parameters())
+        bf16 = bf16 || cpuPlan.buffers(param.buffer()).dtype() == plan::BF16;
+      const double lossLimit = bf16 ? 2e-2 : 1e-3;
+      nlohmann::json trained = nlohmann::json::array();
+      double worstLoss = 0, worstNorm = 0;
+      for (int t = 0; t < trainSteps; ++t) {
+        std::vector<HostTensor> batches;
+        for (int64_t a = 0; a < trainer->accumulation(); ++a)
+          batches.push_back(randomTokens(shape, maxId, rng));
+        const int64_t step = trainer->steps() + 1;
+        StepStats want = trainer->step(batches);
+        gpu.setInput("lr", scalar(plan::F64, want.lr));
+        gpu.setInput("step", scalar<int64_t>(plan::I64, step));
+        double loss = 0;
+        for (const HostTensor &batch : batches) {
+          gpu.setInput("input_ids", batch);
+          gpu.setInput("labels", batch);
+          gpu.run();
+          loss += scalarOf(gpu.output("loss"));
+        }
+        if (batches.size() > 1)
+          gpu.runProgram("optimizer_step");
+        loss /= static_cast<double>(batches.size());
+        const double norm = scalarOf(gpu.output("grad_norm"));
+        const double lossError = std::abs(loss - want.loss) /
+                                 std::max(std::abs(want.loss), 1e-30),
+                     normError = std::abs(norm - want.gradNorm) /
+                                 std::max(std::abs(want.gradNorm), 1e-30);
+        worstLoss = std::max(worstLoss, lossError);
+        worstNorm = std::max(worstNorm, normError);
+        trained.push_back({{"step", step},
+                           {"loss_cpu", want.loss},
+                           {"loss_gpu", loss},
+                           {"grad_norm_cpu", want.gradNorm},
+                           {"grad_norm_gpu", norm}});
+        std::printf("  train step %lld: loss %.6f (cpu %.6f), grad norm %.5f "
+                    "(cpu %.5f)\n",
+                    static_cast<long long>(step), loss, want.loss, norm,
+                    want.gradNorm);
+      }
+      const bool trainOk = std::isfinite(worstLoss) &&
+                           std::isfinite(worstNorm) && worstLoss <= lossLimit &&
+                           worstNorm <= 10 * lossLimit;
+      ok = ok && trainOk;
+      report["training"] = {{"steps", trained},
+                            {"max_relative_loss_error", worstLoss},
+                            {"max_relative_grad_norm_error", worstNorm},
+                            {"tolerance", lossLimit},
+                            {"ok", trainOk}};
+      std::printf("  training: %d optimizer steps, max relative error loss "
+                  "%.2e, grad norm %.2e (%s)\n",
+                  trainSteps, worstLoss, worstNorm,
+                  trainOk ? "ok" : "MISMATCH");
+    }
 
     // 3. Timing.
     std::vector<float> times;
