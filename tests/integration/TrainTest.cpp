@@ -209,10 +209,13 @@ TEST(Train, ClippingScheduleAndAccumulationFollowTorch) {
 }
 
 // bf16 parameters and activations with fp32 master weights and moments: the
-// loss stays within 2e-3 (relative) of fp32 training's over 30 steps.
+// loss stays within 2e-3 (relative) of fp32 training's over 30 steps — the
+// fixture's fp32 curve, which weft's fp32 training follows within 1e-4
+// (ThirtyAdamWStepsFollowTorch).
 TEST(Train, Bf16TracksFp32) {
   nlohmann::json run = referenceRun("plain");
-  std::vector<double> fp32 = trainFixture(run, 30);
+  std::vector<double> fp32 = run["losses"];
+  ASSERT_EQ(fp32.size(), 30u);
   std::vector<double> bf16 = trainFixture(run, 30, {"bf16"});
   double worst = 0;
   for (size_t s = 0; s < fp32.size(); ++s) {
