@@ -102,5 +102,24 @@ std::string weft::codegen::elementwiseExpression(Operation *op,
       .Case([&](SelectOp) {
         return "weftSelect(" + x(0) + ", " + x(1) + ", " + x(2) + ")";
       })
+      // A splat constant's one value (FormFusionGroups copies them into the
+      // groups that read them).
+      .Case([&](ConstantOp op) {
+        auto value = dyn_cast<DenseElementsAttr>(op.getValue());
+        if (!value || !value.isSplat())
+          return std::string();
+        Type element = value.getElementType();
+        if (isa<FloatType>(element))
+          return floatLiteral(value.getSplatValue<APFloat>().convertToDouble());
+        const int64_t v = value.getSplatValue<APInt>().getSExtValue();
+        if (element.isInteger(1))
+          return std::string(v ? "static_cast<uint8_t>(1)"
+                               : "static_cast<uint8_t>(0)");
+        const char *type = element.isInteger(64)   ? "int64_t"
+                           : element.isInteger(32) ? "int32_t"
+                                                   : "int8_t";
+        return "static_cast<" + std::string(type) + ">(" + std::to_string(v) +
+               "LL)";
+      })
       .Default([](Operation *) { return std::string(); });
 }

@@ -57,6 +57,8 @@ bool updatesInPlace(Operation *op, Value result, Value arg) {
     return false;
   return llvm::all_of(
       group.getBody().front().without_terminator(), [](Operation &inner) {
+        if (isa<ConstantOp>(inner)) // a literal
+          return true;
         auto fusible = dyn_cast<FusibleOpInterface>(inner);
         return fusible && !isa<RopeOp, BroadcastOp>(inner) &&
                fusible.getFusionKind() == FusionKind::Elementwise;

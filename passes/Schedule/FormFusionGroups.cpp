@@ -87,6 +87,19 @@ struct FormFusionGroups
     }
     for (Group &group : groups)
       materialize(group);
+    // Splat constants every reader of which now holds a copy.
+    for (Operation &op : llvm::make_early_inc_range(body))
+      if (isSplatConstant(&op) && op.use_empty())
+        op.erase();
+  }
+
+  /// A constant whose every element is one value: a group holds its own
+  /// copy (a literal in the kernel) instead of reading a buffer of it.
+  static bool isSplatConstant(Operation *op) {
+    auto constant = dyn_cast_or_null<ConstantOp>(op);
+    auto value =
+        constant ? dyn_cast<DenseElementsAttr>(constant.getValue()) : nullptr;
+    return value && value.isSplat();
   }
 
   /// Replaces the group's ops by one weft.fusion_group where the last was.
@@ -94,10 +107,13 @@ struct FormFusionGroups
     llvm::SetVector<Value> inputs;
     SmallVector<Value> yielded;
     SmallVector<Location> locs;
+    llvm::SetVector<Operation *> splats;
     for (Operation *op : group.ops) {
       locs.push_back(op->getLoc());
       for (Value operand : op->getOperands())
-        if (!group.members.contains(operand.getDefiningOp()))
+        if (isSplatConstant(operand.getDefiningOp()))
+          splats.insert(operand.getDefiningOp());
+        else if (!group.members.contains(operand.getDefiningOp()))
           inputs.insert(operand);
       for (Value result : op->getResults())
         if (llvm::any_of(result.getUsers(), [&](Operation *user) {
@@ -116,6 +132,8 @@ struct FormFusionGroups
     IRMapping mapping;
     for (Value input : inputs)
       mapping.map(input, block->addArgument(input.getType(), input.getLoc()));
+    for (Operation *splat : splats)
+      builder.clone(*splat, mapping);
     for (Operation *op : group.ops)
       builder.clone(*op, mapping);
     SmallVector<Value> yieldValues;

@@ -74,3 +74,30 @@ func.func @shapes(%x: tensor<2x8xf32>) -> (tensor<2x8xf32>, tensor<2x8xf32>) {
   %s1 = weft.softmax %s0 dim 1 : tensor<2x8xf32>
   return %s0, %s1 : tensor<2x8xf32>, tensor<2x8xf32>
 }
+
+// -----
+
+// A splat constant is copied into the group that reads it (the kernel has
+// the value as a literal): the group takes it as no input, and the constant
+// outside, read by no one else, is gone. One that a GEMM reads stays.
+// CHECK-LABEL: func.func @splat_constants
+// CHECK-NEXT: %[[K:.*]] = weft.constant dense<2.000000e+00> : tensor<8x8xf32>
+// CHECK-NEXT: %[[G:.*]] = weft.fusion_group(%{{.*}} : tensor<2x8xf32>)
+// CHECK-NEXT: ^bb0(%[[X:.*]]: tensor<2x8xf32>):
+// CHECK-NEXT: %[[ONE:.*]] = weft.constant dense<1.000000e+00> : tensor<2x8xf32>
+// CHECK-NEXT: %[[TWO:.*]] = weft.constant dense<2.000000e+00> : tensor<2x8xf32>
+// CHECK-NEXT: %[[S:.*]] = weft.sub %[[ONE]], %[[X]]
+// CHECK-NEXT: %[[M:.*]] = weft.mul %[[S]], %[[X]]
+// CHECK-NEXT: weft.add %[[M]], %[[TWO]]
+// CHECK: weft.linear %[[G]], %[[K]]
+// CHECK-NOT: weft.constant
+func.func @splat_constants(%x: tensor<2x8xf32>) -> tensor<2x8xf32> {
+  %one = weft.constant dense<1.0> : tensor<2x8xf32>
+  %two = weft.constant dense<2.0> : tensor<2x8xf32>
+  %k = weft.constant dense<2.0> : tensor<8x8xf32>
+  %s = weft.sub %one, %x : tensor<2x8xf32>
+  %d = weft.mul %s, %x : tensor<2x8xf32>
+  %e = weft.add %d, %two : tensor<2x8xf32>
+  %l = weft.linear %e, %k : (tensor<2x8xf32>, tensor<8x8xf32>) -> tensor<2x8xf32>
+  return %l : tensor<2x8xf32>
+}
