@@ -1,10 +1,10 @@
 // CUDA plans on this GPU-less machine: every kernel of the tiny and small
-// Llama plans (f32 and bf16) and of the other architectures' fixtures
-// compiles through NVRTC for sm_90a with no local-memory spills, with the
-// same buffers and steps as the CPU plan (what scripts/gpu-check compares
-// step by step on a GPU); the runtimes refuse each other's plans and the
-// CUDA runtime says clearly when there is no driver. The kernels' numbers
-// are checked on a GPU by scripts/gpu-check.
+// Llama plans (f32 and bf16, forward and training) and of the other
+// architectures' fixtures compiles through NVRTC for sm_90a with no
+// local-memory spills, with the same buffers and steps as the CPU plan
+// (what scripts/gpu-check compares step by step on a GPU); the runtimes
+// refuse each other's plans and the CUDA runtime says clearly when there is
+// no driver. The kernels' numbers are checked on a GPU by scripts/gpu-check.
 #include "CompileModel.h"
 #include "codegen/Cuda/NvrtcCompiler.h"
 #include "runtime/Error.h"
@@ -70,6 +70,37 @@ TEST(CudaPlan, EveryKernelCompilesForSm90aWithoutSpills) {
     }
   }
   EXPECT_GE(kernels, 20);
+}
+
+// The training plans (forward, backward, the global norm and AdamW): every
+// generated kernel compiles for sm_90a with no spills (rank-0 groups such as
+// the loss's mean make scalar accesses, so no vector check here).
+TEST(CudaPlan, EveryTrainingKernelCompilesForSm90aWithoutSpills) {
+  const std::string tiny = WEFT_SOURCE_DIR "/tests/fixtures/tiny-llama";
+  const std::string small = WEFT_SOURCE_DIR "/bench/configs/small-llama";
+  const std::vector<Model> training = {{tiny, {2, 64, "f32", true}},
+                                       {tiny, {2, 64, "bf16", true}},
+                                       {small, {1, 512, "bf16", true}}};
+  int kernels = 0;
+  for (const Model &model : training) {
+    SCOPED_TRACE(model.dir + " " + model.options.dtype);
+    plan::Plan plan =
+        compileModel(model.dir, model.options, codegen::Device::Cuda,
+                     /*train=*/true, "none", 0, OptimizerOptions{});
+    EXPECT_EQ(plan.optimizer().kind(), "adamw");
+    for (const plan::Kernel &kernel : plan.kernels()) {
+      SCOPED_TRACE(kernel.name());
+      ++kernels;
+      EXPECT_EQ(kernel.target(), "sm_90a");
+      EXPECT_EQ(kernel.spill_bytes(), 0);
+      EXPECT_EQ(kernel.stack_bytes(), 0);
+      EXPECT_GT(kernel.registers(), 0);
+      EXPECT_LE(kernel.registers(), 64);
+    }
+  }
+  EXPECT_GE(kernels, 100);
+  std::printf("%d kernels of three training plans compiled, none spills\n",
+              kernels);
 }
 
 TEST(CudaPlan, HasTheCpuPlansBuffersAndSteps) {
