@@ -17,6 +17,7 @@
 #include "runtime/Trainer.h"
 #include "runtime/cpu/CpuExecutor.h"
 
+#include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -55,8 +56,11 @@ const VerbSpec &weft::cli::trainSpec() {
         "reads a DeepSpeed JSON config (train_batch_size,\n"
         "train_micro_batch_size_per_gpu, gradient_accumulation_steps,\n"
         "optimizer.params, scheduler WarmupCosineLR or WarmupLR,\n"
-        "bf16.enabled, gradient_clipping, steps_per_print); flags override\n"
-        "it and unknown keys are errors. Defaults are torch.optim.AdamW's:\n"
+        "bf16.enabled, gradient_clipping, steps_per_print,\n"
+        "zero_optimization.stage, sequence_parallel_size,\n"
+        "tensor_parallel.autotp_size); flags override it, ZeRO's bucket and\n"
+        "overlap knobs are named as ignored, and unknown keys are errors.\n"
+        "Defaults are torch.optim.AdamW's:\n"
         "lr 1e-3, betas 0.9,0.999, eps 1e-8, weight decay 0.01 on every\n"
         "parameter; constant learning rate, no clipping.";
     s.options = {
@@ -139,6 +143,7 @@ struct Settings {
   int64_t sp = 1;            // sequence-parallel ranks
   int64_t tp = 1;            // tensor-parallel ranks
   int64_t zero = 0;          // ZeRO stage
+  std::string configNote;    // what the DeepSpeed config set that weft ignores
 };
 
 llvm::Error makeError(const std::string &message) {
@@ -158,7 +163,7 @@ llvm::Error applyDeepSpeedConfig(const std::string &path, Settings &s) {
   }
   if (!config.is_object())
     return makeError(path + ": expected a JSON object");
-  std::vector<std::string> unknown;
+  std::vector<std::string> unknown, ignored;
   // The value at `key` of `object` as a T, or an error naming `where`.
   auto number = [&](const json &object, const std::string &key,
                     const std::string &where, auto &into) -> llvm::Error {
@@ -206,9 +211,27 @@ llvm::Error applyDeepSpeedConfig(const std::string &path, Settings &s) {
       if (!value.is_object())
         return makeError(path + ": 'zero_optimization' is " +
                          value.type_name() + ", expected an object");
-      for (auto &[inner, ignored] : value.items())
+      // DeepSpeed's knobs for bucketing and overlapping ZeRO's collectives:
+      // a weft plan fixes both, so they change nothing here.
+      static const char *const kCommunicationTuning[] = {
+          "overlap_comm",
+          "contiguous_gradients",
+          "reduce_scatter",
+          "reduce_bucket_size",
+          "allgather_partitions",
+          "allgather_bucket_size",
+          "round_robin_gradients",
+          "sub_group_size",
+          "stage3_prefetch_bucket_size",
+          "stage3_param_persistence_threshold",
+          "stage3_max_live_parameters",
+          "stage3_max_reuse_distance",
+          "stage3_gather_16bit_weights_on_model_save"};
+      for (auto &[inner, innerValue] : value.items())
         if (inner == "stage")
           error = number(value, inner, "zero_optimization.stage", s.zero);
+        else if (llvm::is_contained(kCommunicationTuning, inner))
+          ignored.push_back(key + "." + inner);
         else
           unknown.push_back(key + "." + inner);
     } else if (key == "steps_per_print" || key == "wall_clock_breakdown") {
@@ -299,13 +322,20 @@ llvm::Error applyDeepSpeedConfig(const std::string &path, Settings &s) {
     if (error)
       return error;
   }
-  if (!unknown.empty()) {
+  auto listOf = [](const std::vector<std::string> &keys) {
     std::string list;
-    for (const std::string &key : unknown)
+    for (const std::string &key : keys)
       list += (list.empty() ? "'" : ", '") + key + "'";
+    return list;
+  };
+  if (!unknown.empty())
     return makeError(path + ": unknown key" +
-                     (unknown.size() > 1 ? "s " : " ") + list);
-  }
+                     (unknown.size() > 1 ? "s " : " ") + listOf(unknown));
+  if (!ignored.empty())
+    s.configNote = path + ": ignoring DeepSpeed's communication tuning " +
+                   listOf(ignored) +
+                   " (the plan fixes how collectives are sized and what they "
+                   "overlap)";
   // The ranks sequence and tensor parallelism leave are data-parallel.
   if (s.ranks % (s.sp * s.tp) != 0)
     return makeError(path + ": sequence_parallel_size " + std::to_string(s.sp) +
@@ -577,6 +607,8 @@ int weft::cli::runTrain(llvm::ArrayRef<std::string> args) {
   // An error on any rank ends them all with its message.
   rt::Communicator *comm = s.ranks > 1 ? &rt::Communicator::world() : nullptr;
   const int rank = comm ? comm->rank() : 0;
+  if (rank == 0 && !s.configNote.empty())
+    llvm::errs() << "weft train: " << s.configNote << "\n";
   auto failAll = [&](const std::string &message) {
     if (comm)
       comm->abort("weft train: rank " + std::to_string(rank) + ": " + message);
