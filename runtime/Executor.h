@@ -5,14 +5,18 @@
 #include "runtime/HostTensor.h"
 #include "runtime/Safetensors.h"
 #include "runtime/Trace.h"
+#include "runtime/plan.pb.h"
 
 #include <string>
 
 namespace weft::runtime {
 
+class Communicator;
+
 class Executor {
 public:
   virtual ~Executor() = default;
+  virtual const plan::Plan &getPlan() const = 0;
   /// Loads every parameter by name. Throws Error naming the file and tensor.
   virtual void loadParameters(const SafetensorsCheckpoint &checkpoint) = 0;
   /// Fills the parameters from `seed` (fillParameters): the same values on
@@ -24,9 +28,23 @@ public:
   /// Runs every step and waits for it; records each in `trace` when given.
   /// Throws Error naming the step when a kernel rejects its data.
   virtual void run(TraceWriter *trace = nullptr) = 0;
+  /// Runs the plan's program `program` (plan.proto, Stream.program; a
+  /// training plan's optimizer_step under gradient accumulation) as run()
+  /// runs the main one. Throws Error naming a missing program or input.
+  virtual void runProgram(const std::string &program,
+                          TraceWriter *trace = nullptr) = 0;
   virtual HostTensor output(const std::string &name) const = 0;
   /// Bytes allocated for the arena (the planned arena size).
   virtual int64_t arenaBytes() const = 0;
+
+  /// Where a parameter's or the training state's buffer `bufferId` lives
+  /// when that is host memory (the CPU runtime), else null: then copyOut
+  /// and copyIn move its bytes.
+  virtual char *hostData(int bufferId) const = 0;
+  virtual void copyOut(int bufferId, char *host) const = 0;
+  virtual void copyIn(int bufferId, const char *host) = 0;
+  /// The job's communicator when the plan has a mesh, else null.
+  virtual Communicator *getCommunicator() const { return nullptr; }
 };
 
 } // namespace weft::runtime

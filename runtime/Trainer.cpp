@@ -48,7 +48,7 @@ HostTensor scalar(weft::plan::DType dtype, const void *value, size_t bytes) {
 }
 } // namespace
 
-Trainer::Trainer(CpuExecutor &executor, const std::string &planName,
+Trainer::Trainer(Executor &executor, const std::string &planName,
                  OptimizerOptions options)
     : executor(executor), planName(planName), options(std::move(options)) {
   const plan::Plan &plan = executor.getPlan();
@@ -90,8 +90,8 @@ Trainer::Trainer(CpuExecutor &executor, const std::string &planName,
         group ? executor.getCommunicator()->groupRank(group) * count : 0;
     // (Under ZeRO-3 the bf16 parameter is that block itself.) A padded
     // block's tail past the tensor's end stays zero.
-    auto *master =
-        reinterpret_cast<float *>(executor.bufferData(state.buffer()));
+    std::vector<float> master(count);
+    std::vector<std::vector<char>> copies;
     for (const plan::Binding &binding : plan.parameters()) {
       if (binding.name() != param)
         continue;
@@ -100,13 +100,29 @@ Trainer::Trainer(CpuExecutor &executor, const std::string &planName,
           block || !group
               ? count
               : std::clamp<int64_t>(state.global_elements() - first, 0, count);
-      std::fill(master, master + count, 0.0f);
       cpu::bf16ToF32(reinterpret_cast<const uint16_t *>(
-                         executor.bufferData(binding.buffer())) +
+                         hostBytes(binding.buffer(), copies)) +
                          (block ? 0 : first),
-                     master, kept);
+                     master.data(), kept);
     }
+    writeBuffer(state.buffer(), reinterpret_cast<const char *>(master.data()));
   }
+}
+
+const char *Trainer::hostBytes(int bufferId,
+                               std::vector<std::vector<char>> &copies) const {
+  if (const char *data = executor.hostData(bufferId))
+    return data;
+  copies.emplace_back(executor.getPlan().buffers(bufferId).bytes());
+  executor.copyOut(bufferId, copies.back().data());
+  return copies.back().data();
+}
+
+void Trainer::writeBuffer(int bufferId, const char *bytes) {
+  if (char *data = executor.hostData(bufferId))
+    std::memcpy(data, bytes, executor.getPlan().buffers(bufferId).bytes());
+  else
+    executor.copyIn(bufferId, bytes);
 }
 
 StepStats Trainer::step(const std::vector<HostTensor> &batches,
@@ -145,12 +161,14 @@ std::vector<TensorView> Trainer::state() {
     if (!isCheckpointed(state.name()))
       continue;
     const plan::Buffer &buffer = plan.buffers(state.buffer());
-    const char *data = executor.bufferData(state.buffer());
+    const char *data = nullptr;
     int64_t bytes = buffer.bytes();
     if (shardGroup(plan, state)) {
       gathered.push_back(gatherWhole(state));
       data = gathered.back().data();
       bytes = gathered.back().size();
+    } else {
+      data = hostBytes(state.buffer(), gathered);
     }
     out.push_back({state.name(), plan::F32, {bytes / 4}, data, bytes});
   }
@@ -164,7 +182,8 @@ std::vector<char> Trainer::gatherWhole(const plan::Binding &binding) {
                 local = buffer.bytes() / element;
   const ShardLayout layout = ShardLayout::of(plan, binding, local);
   std::vector<char> blocks(layout.members * buffer.bytes());
-  executor.getCommunicator()->allGather(executor.bufferData(binding.buffer()),
+  std::vector<std::vector<char>> copy;
+  executor.getCommunicator()->allGather(hostBytes(binding.buffer(), copy),
                                         blocks.data(), local, buffer.dtype(),
                                         shardGroup(plan, binding));
   std::vector<char> whole(binding.global_elements() * element);
@@ -179,7 +198,7 @@ std::vector<TensorView> Trainer::parameters() {
   gatheredParameters.reserve(plan.parameters_size());
   for (const plan::Binding &param : plan.parameters()) {
     const plan::Buffer &buffer = plan.buffers(param.buffer());
-    const char *data = executor.bufferData(param.buffer());
+    const char *data = nullptr;
     std::vector<int64_t> shape(buffer.shape().begin(), buffer.shape().end());
     int64_t bytes = buffer.bytes();
     if (shardGroup(plan, param)) {
@@ -187,6 +206,8 @@ std::vector<TensorView> Trainer::parameters() {
       data = gatheredParameters.back().data();
       shape.assign(param.global_shape().begin(), param.global_shape().end());
       bytes = gatheredParameters.back().size();
+    } else {
+      data = hostBytes(param.buffer(), gatheredParameters);
     }
     out.push_back({param.name(), buffer.dtype(), shape, data, bytes});
   }
@@ -214,19 +235,19 @@ void Trainer::loadState(const std::string &source,
       throw Error(source + ": optimizer state '" + state.name() + "' has " +
                   std::to_string(count) + " values, expected " +
                   std::to_string(expected));
-    if (!group) {
-      checkpoint.read(state.name(), tensor->shape, plan::F32,
-                      executor.bufferData(state.buffer()));
-      continue;
-    }
-    // Whole in the checkpoint, whatever the run that wrote it; this rank
-    // keeps its block.
+    // Whole in the checkpoint, whatever the run that wrote it; under ZeRO
+    // this rank keeps its block.
     std::vector<float> whole(count);
     checkpoint.read(state.name(), tensor->shape, plan::F32, whole.data());
+    if (!group) {
+      writeBuffer(state.buffer(), reinterpret_cast<const char *>(whole.data()));
+      continue;
+    }
+    std::vector<char> block(buffer.bytes());
     ShardLayout::of(plan, state, buffer.bytes() / 4)
         .take(executor.getCommunicator()->groupRank(group),
-              reinterpret_cast<const char *>(whole.data()),
-              executor.bufferData(state.buffer()), 4);
+              reinterpret_cast<const char *>(whole.data()), block.data(), 4);
+    writeBuffer(state.buffer(), block.data());
   }
   stepsDone = steps;
 }

@@ -1,15 +1,16 @@
-// The training loop on the CPU: runs a training plan's programs per optimizer
-// step — the plan computes the loss, the gradients, their global norm and
-// AdamW's update in place (passes/Train/Optimizer) — and feeds it the
-// learning rate of its schedule and the step. The optimizer state lives in
-// the plan's STATE region; checkpoints read and restore it by name.
+// The training loop: runs a training plan's programs per optimizer step on
+// its executor (CPU or GPU) — the plan computes the loss, the gradients,
+// their global norm and AdamW's update in place (passes/Train/Optimizer) —
+// and feeds it the learning rate of its schedule and the step. The optimizer
+// state lives in the plan's STATE region; checkpoints read and restore it by
+// name.
 #ifndef WEFT_RUNTIME_TRAINER_H
 #define WEFT_RUNTIME_TRAINER_H
 
 #include "runtime/Checkpoint.h"
+#include "runtime/Executor.h"
 #include "runtime/HostTensor.h"
 #include "runtime/Safetensors.h"
-#include "runtime/cpu/CpuExecutor.h"
 
 #include <string>
 #include <vector>
@@ -51,7 +52,7 @@ public:
   /// learning rate and its schedule are given per step. The executor's
   /// parameters must be loaded first: bf16 ones are widened into their
   /// master weights. Throws Error naming the plan and the setting.
-  Trainer(CpuExecutor &executor, const std::string &planName,
+  Trainer(Executor &executor, const std::string &planName,
           OptimizerOptions options);
 
   /// One optimizer step: runs the plan on each micro-batch (token ids
@@ -69,12 +70,14 @@ public:
 
   /// The state a checkpoint keeps, whole and flat: "<param>.exp_avg",
   /// "<param>.exp_avg_sq" and, for bf16 parameters, "<param>.master" — f32
-  /// views of the executor's memory, or, for ZeRO's blocks, of every rank's
-  /// gathered (a collective: every rank calls it; valid until the next call).
+  /// views of the executor's memory (of a copy where that is a GPU's), or,
+  /// for ZeRO's blocks, of every rank's gathered (a collective: every rank
+  /// calls it; valid until the next call).
   std::vector<TensorView> state();
   /// The model's parameters as a checkpoint keeps them: views of the
-  /// executor's memory, or, for ZeRO-3's blocks, whole tensors gathered
-  /// from every rank (a collective; valid until the next call).
+  /// executor's memory (or of a copy), or, for ZeRO-3's blocks, whole
+  /// tensors gathered from every rank (a collective; valid until the next
+  /// call).
   std::vector<TensorView> parameters();
   /// Restores state() from `checkpoint` (whole tensors; under ZeRO each rank
   /// keeps its block) and the step count. Throws Error naming `source` and
@@ -83,7 +86,7 @@ public:
                  const SafetensorsCheckpoint &checkpoint, int64_t steps);
 
 private:
-  CpuExecutor &executor;
+  Executor &executor;
   std::string planName;
   OptimizerOptions options;
   int64_t microBatches = 1;
@@ -91,8 +94,14 @@ private:
   /// Sharded `binding` (a ZeRO block, a tensor-parallel slice) whole: every
   /// rank's block gathered and put in place (a collective).
   std::vector<char> gatherWhole(const plan::Binding &binding);
-  std::vector<std::vector<char>> gathered;           // state()'s ZeRO tensors
-  std::vector<std::vector<char>> gatheredParameters; // parameters()' ZeRO-3
+  /// Buffer `bufferId`'s bytes in host memory: the executor's own, or a
+  /// copy kept in `copies`.
+  const char *hostBytes(int bufferId,
+                        std::vector<std::vector<char>> &copies) const;
+  /// Writes `bytes` into buffer `bufferId`.
+  void writeBuffer(int bufferId, const char *bytes);
+  std::vector<std::vector<char>> gathered;           // state()'s copies
+  std::vector<std::vector<char>> gatheredParameters; // parameters()' copies
 };
 
 } // namespace weft::runtime

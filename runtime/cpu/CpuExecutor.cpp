@@ -773,6 +773,14 @@ void CpuExecutor::waitAll() {
   started.clear();
 }
 
+void CpuExecutor::copyOut(int bufferId, char *host) const {
+  std::memcpy(host, address(bufferId), plan.buffers(bufferId).bytes());
+}
+
+void CpuExecutor::copyIn(int bufferId, const char *host) {
+  std::memcpy(address(bufferId), host, plan.buffers(bufferId).bytes());
+}
+
 void CpuExecutor::runProgram(const std::string &program, TraceWriter *trace) {
   bool found = false;
   for (int s = 0; s < plan.streams_size(); ++s) {

@@ -33,7 +33,8 @@ public:
   /// Runs the plan's program `program` (plan.proto, Stream.program): its
   /// inputs are copied in, then its streams' steps run in order. run() runs
   /// the main program. Throws Error naming a missing program or input.
-  void runProgram(const std::string &program, TraceWriter *trace = nullptr);
+  void runProgram(const std::string &program,
+                  TraceWriter *trace = nullptr) override;
   /// Runs steps [begin, end) in stream order; begin 0 first copies the main
   /// program's inputs in.
   void runSteps(size_t begin, size_t end, TraceWriter *trace = nullptr);
@@ -41,14 +42,13 @@ public:
   /// The memory of a region (ARENA, PARAMETERS, CONSTANTS, STATE), for
   /// comparing with another device's run of the same plan.
   char *region(plan::Region region);
-  /// Where buffer `bufferId` lives (parameters and gradients, for the
-  /// optimizer).
-  char *bufferData(int bufferId) const { return address(bufferId); }
+  char *hostData(int bufferId) const override { return address(bufferId); }
+  void copyOut(int bufferId, char *host) const override;
+  void copyIn(int bufferId, const char *host) override;
 
   int64_t arenaBytes() const override { return arenaSize; }
-  const plan::Plan &getPlan() const { return plan; }
-  /// The job's communicator when the plan has a mesh, else null.
-  Communicator *getCommunicator() const { return communicator; }
+  const plan::Plan &getPlan() const override { return plan; }
+  Communicator *getCommunicator() const override { return communicator; }
   /// This rank's block index of a ZeRO block binding (0 for a whole one).
   int64_t memberOf(const plan::Binding &binding) const;
 

@@ -1028,6 +1028,24 @@ int64_t CudaExecutor::arenaBytes() const {
   return state->plan.memory().arena();
 }
 
+const weft::plan::Plan &CudaExecutor::getPlan() const { return state->plan; }
+
+void CudaExecutor::copyOut(int bufferId, char *host) const {
+  State &s = *state;
+  s.cu.check(s.cu.cuStreamSynchronize(s.stream), s.planName + ": run");
+  s.cu.check(s.cu.cuMemcpyDtoH(host, s.address(bufferId),
+                               s.plan.buffers(bufferId).bytes()),
+             s.planName + ": reading " + s.plan.buffers(bufferId).name());
+}
+
+void CudaExecutor::copyIn(int bufferId, const char *host) {
+  State &s = *state;
+  s.cu.check(s.cu.cuStreamSynchronize(s.stream), s.planName + ": run");
+  s.cu.check(s.cu.cuMemcpyHtoD(s.address(bufferId), host,
+                               s.plan.buffers(bufferId).bytes()),
+             s.planName + ": writing " + s.plan.buffers(bufferId).name());
+}
+
 void CudaExecutor::runStep(size_t index) {
   State &s = *state;
   if (index >= s.steps.size())

@@ -39,9 +39,15 @@ public:
   /// Runs the plan's program `program` (plan.proto, Stream.program; a
   /// training plan's optimizer_step under accumulation) as run() does: its
   /// inputs are copied in, then its streams' steps run in order.
-  void runProgram(const std::string &program, TraceWriter *trace = nullptr);
+  void runProgram(const std::string &program,
+                  TraceWriter *trace = nullptr) override;
   HostTensor output(const std::string &name) const override;
   int64_t arenaBytes() const override;
+  const plan::Plan &getPlan() const override;
+  /// Device memory: null; copyOut and copyIn wait for the GPU's work.
+  char *hostData(int) const override { return nullptr; }
+  void copyOut(int bufferId, char *host) const override;
+  void copyIn(int bufferId, const char *host) override;
   /// Milliseconds the last run() or runProgram() took on the GPU (events
   /// around each of its streams).
   float lastRunMilliseconds() const { return lastMilliseconds; }

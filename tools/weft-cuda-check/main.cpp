@@ -11,9 +11,10 @@
 //    the CPU's: each generated kernel and library call on real data (a
 //    training plan's AdamW steps too: their parameters and state).
 // 2. Forward: both run the whole plan from the same inputs; outputs compared.
-//    A training plan then takes --train-steps optimizer steps on both (the
-//    CPU through runtime::Trainer, the GPU fed the same learning rate, step
-//    and batches), each step's loss and gradient norm compared.
+//    A training plan then takes --train-steps optimizer steps on both, each
+//    through a runtime::Trainer (the GPU's is what `weft train --device
+//    cuda` runs) on the same batches: each step's loss and gradient norm,
+//    then the trained parameters, compared.
 // 3. Timing: the median of N GPU runs, and each step's median time.
 #include "runtime/Error.h"
 #include "runtime/PlanFile.h"
@@ -98,12 +99,6 @@ template <typename T> HostTensor scalar(plan::DType dtype, T value) {
   HostTensor t{dtype, {}, std::vector<char>(sizeof(T))};
   std::memcpy(t.bytes.data(), &value, sizeof(T));
   return t;
-}
-
-float scalarOf(const HostTensor &t) {
-  float value = 0;
-  std::memcpy(&value, t.bytes.data(), sizeof(value));
-  return value;
 }
 
 /// The run's AdamW settings: those the plan was compiled with.
@@ -331,9 +326,11 @@ int main(int argc, char **argv) {
     }
     report["outputs"] = outputs;
 
-    // 2b. Optimizer steps: the CPU's Trainer against the GPU fed alike.
+    // 2b. Optimizer steps: a Trainer on each executor (the GPU's is what
+    // weft train --device cuda runs), from the same state and batches.
     if (training && trainSteps > 0) {
-      syncState();
+      Trainer gpuTrainer(gpu, positional[1], optionsOf(cudaPlan));
+      syncState(); // the CPU's master weights, not the GPU's bf16 widened
       std::vector<int64_t> shape;
       for (const auto &input : cpuPlan.inputs())
         if (input.name() == "input_ids")
@@ -351,20 +348,9 @@ int main(int argc, char **argv) {
         for (int64_t a = 0; a < trainer->accumulation(); ++a)
           batches.push_back(randomTokens(shape, maxId, rng));
         const int64_t step = trainer->steps() + 1;
-        StepStats want = trainer->step(batches);
-        gpu.setInput("lr", scalar(plan::F64, want.lr));
-        gpu.setInput("step", scalar<int64_t>(plan::I64, step));
-        double loss = 0;
-        for (const HostTensor &batch : batches) {
-          gpu.setInput("input_ids", batch);
-          gpu.setInput("labels", batch);
-          gpu.run();
-          loss += scalarOf(gpu.output("loss"));
-        }
-        if (batches.size() > 1)
-          gpu.runProgram("optimizer_step");
-        loss /= static_cast<double>(batches.size());
-        const double norm = scalarOf(gpu.output("grad_norm"));
+        const StepStats want = trainer->step(batches);
+        const StepStats got = gpuTrainer.step(batches);
+        const double loss = got.loss, norm = got.gradNorm;
         const double lossError = std::abs(loss - want.loss) /
                                  std::max(std::abs(want.loss), 1e-30),
                      normError = std::abs(norm - want.gradNorm) /
@@ -381,18 +367,31 @@ int main(int argc, char **argv) {
                     static_cast<long long>(step), loss, want.loss, norm,
                     want.gradNorm);
       }
+      // The trained parameters as a checkpoint would take them (the GPU's
+      // copied out).
+      std::vector<TensorView> wantParams = trainer->parameters(),
+                              gotParams = gpuTrainer.parameters();
+      double worstParam = 0;
+      for (size_t i = 0; i < wantParams.size(); ++i) {
+        Difference d = compare(
+            wantParams[i].dtype, static_cast<const char *>(gotParams[i].data),
+            static_cast<const char *>(wantParams[i].data), wantParams[i].bytes);
+        worstParam = std::max(worstParam, d.nonFinite ? 1.0 : d.relative());
+      }
       const bool trainOk = std::isfinite(worstLoss) &&
                            std::isfinite(worstNorm) && worstLoss <= lossLimit &&
-                           worstNorm <= 10 * lossLimit;
+                           worstNorm <= 10 * lossLimit &&
+                           worstParam <= 10 * lossLimit;
       ok = ok && trainOk;
       report["training"] = {{"steps", trained},
                             {"max_relative_loss_error", worstLoss},
                             {"max_relative_grad_norm_error", worstNorm},
+                            {"max_relative_parameter_error", worstParam},
                             {"tolerance", lossLimit},
                             {"ok", trainOk}};
       std::printf("  training: %d optimizer steps, max relative error loss "
-                  "%.2e, grad norm %.2e (%s)\n",
-                  trainSteps, worstLoss, worstNorm,
+                  "%.2e, grad norm %.2e, parameters %.2e (%s)\n",
+                  trainSteps, worstLoss, worstNorm, worstParam,
                   trainOk ? "ok" : "MISMATCH");
     }
 

@@ -16,6 +16,10 @@
 #include "runtime/Trace.h"
 #include "runtime/Trainer.h"
 #include "runtime/cpu/CpuExecutor.h"
+#ifdef WEFT_HAVE_CUDA_RUNTIME
+#include "runtime/cuda/CudaDriver.h"
+#include "runtime/cuda/CudaExecutor.h"
+#endif
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/FileSystem.h"
@@ -101,6 +105,9 @@ const VerbSpec &weft::cli::trainSpec() {
         {"save-dir", "", "DIR", "where checkpoints go (DIR/step-N)"},
         {"resume", "", "DIR", "continue from a checkpoint (or DIR's latest)"},
         {"threads", "", "N", "CPU threads (default: all cores)"},
+        {"device", "", "cpu|cuda",
+         "train on the CPU (default) or on the first CUDA GPU (one rank; "
+         "the plan is compiled for it)"},
         {"dp", "", "N",
          "data-parallel ranks (default: the ranks of the launch, "
          "mpirun -np N); each takes its contiguous share of every step's "
@@ -603,6 +610,24 @@ int weft::cli::runTrain(llvm::ArrayRef<std::string> args) {
     return 2;
   }
   const std::string &model = parsed.positional[0];
+  llvm::Expected<weft::codegen::Device> device =
+      readDevice(parsed.get("device"));
+  if (!device)
+    return fail(llvm::toString(device.takeError()));
+  if (*device == weft::codegen::Device::Cuda) {
+    if (s.ranks > 1)
+      return fail("--device cuda trains on one GPU; the " +
+                  std::to_string(s.ranks) +
+                  " ranks of this launch need the NCCL communicator, which "
+                  "is not there yet");
+#ifdef WEFT_HAVE_CUDA_RUNTIME
+    try { // no driver: said before anything is compiled
+      rt::CudaDriver::get();
+    } catch (const rt::Error &error) {
+      return fail(error.what());
+    }
+#endif
+  }
   // Under mpirun: every rank trains; rank 0 alone prints, logs and saves.
   // An error on any rank ends them all with its message.
   rt::Communicator *comm = s.ranks > 1 ? &rt::Communicator::world() : nullptr;
@@ -652,6 +677,7 @@ int weft::cli::runTrain(llvm::ArrayRef<std::string> args) {
     options.model = model;
     options.threads = static_cast<int>(s.threads);
     options.train = true;
+    options.device = *device;
     if (llvm::Error error = readRematOptions(parsed, options)) {
       llvm::errs() << "weft train: " << llvm::toString(std::move(error))
                    << "\n";
@@ -668,7 +694,19 @@ int weft::cli::runTrain(llvm::ArrayRef<std::string> args) {
     if (!compiled)
       return fail(llvm::toString(compiled.takeError()));
     const weft::plan::Plan plan = std::move(*compiled);
-    rt::CpuExecutor executor(plan, model, static_cast<int>(s.threads));
+    std::unique_ptr<rt::Executor> executorOwner;
+    if (*device == weft::codegen::Device::Cuda) {
+#ifdef WEFT_HAVE_CUDA_RUNTIME
+      executorOwner = std::make_unique<rt::CudaExecutor>(plan, model);
+#else
+      return fail("--device cuda: this weft was built without the CUDA "
+                  "runtime (-DWEFT_ENABLE_CUDA=ON)");
+#endif
+    } else {
+      executorOwner = std::make_unique<rt::CpuExecutor>(
+          plan, model, static_cast<int>(s.threads));
+    }
+    rt::Executor &executor = *executorOwner;
 
     // The model's config.json, read once: compared on resume, copied into
     // each checkpoint.
