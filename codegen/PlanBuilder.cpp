@@ -408,8 +408,9 @@ LogicalResult PlanBuilder::lowerOptimizerOp(Operation *op,
 }
 
 /// all_reduce, reduce_scatter, all_gather (all_gather_start when it is
-/// prefetched), all_slice, all_to_all: x,
-/// result; the reduction (ReduceKind; the reductions only) and the group's
+/// prefetched), all_slice, all_to_all: x, result (all_gather and
+/// all_to_all: then the workspace, their staging copies along inner
+/// dimensions); the reduction (ReduceKind; the reductions only) and the group's
 /// axis mask; then for all_gather and all_slice the dimension they join or
 /// split, for all_to_all its split and concat dimensions, each followed by
 /// the operand's rank and shape. reduce_scatter splits dim 0.
@@ -445,6 +446,8 @@ LogicalResult PlanBuilder::lowerCollective(Operation *op,
       return failure();
     call.add_buffers(*id);
   }
+  if (isa<AllGatherOp, AllToAllOp>(op))
+    call.add_buffers(workspace);
   if (kind)
     call.add_ints(static_cast<int64_t>(*kind));
   call.add_ints(*mask);

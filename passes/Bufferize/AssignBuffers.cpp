@@ -347,5 +347,24 @@ int64_t weft::cpuWorkspaceBytes(Operation *op, int threads) {
   }
   if (auto group = dyn_cast<FusionGroupOp>(op))
     return alignUp(group.getScratchBytesPerThread()) * threads;
+  // A gather along an inner dimension receives every member's block into a
+  // staging copy first; an all-to-all stages what it sends when it splits an
+  // inner dimension and what it receives when it joins one.
+  auto inner = [](RankedTensorType type, int64_t dim) {
+    int64_t outer = 1;
+    for (int64_t d = 0; d < dim; ++d)
+      outer *= type.getDimSize(d);
+    return outer != 1;
+  };
+  if (auto gather = dyn_cast<AllGatherOp>(op))
+    return inner(gather.getX().getType(), gather.getDim())
+               ? alignUp(tensorBytes(gather.getType()))
+               : 0;
+  if (auto exchange = dyn_cast<AllToAllOp>(op)) {
+    auto x = cast<RankedTensorType>(exchange.getX().getType());
+    return alignUp(tensorBytes(x)) *
+           (inner(x, exchange.getSplitDim()) +
+            inner(exchange.getType(), exchange.getConcatDim()));
+  }
   return 0;
 }

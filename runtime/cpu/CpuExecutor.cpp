@@ -522,19 +522,23 @@ void CpuExecutor::prepareSteps() {
       } else if (fn == "all_reduce" || fn == "reduce_scatter" ||
                  fn == "all_gather" || fn == "all_slice" ||
                  fn == "all_to_all") {
-        // x, y; the reduction (ReduceKind: sum, max or mean; the reductions
-        // only), the group's axis mask; all_gather and all_slice: the
-        // dimension, all_to_all: split and concat dimensions; each then the
-        // operand's rank and shape. reduce_scatter splits dim 0.
+        // x, y (all_gather and all_to_all: and the workspace, where they
+        // stage blocks along inner dimensions); the reduction (ReduceKind:
+        // sum, max or mean; the reductions only), the group's axis mask;
+        // all_gather and all_slice: the dimension, all_to_all: split and
+        // concat dimensions; each then the operand's rank and shape.
+        // reduce_scatter splits dim 0.
         const bool reduces = fn == "all_reduce" || fn == "reduce_scatter";
         const int dims = fn == "all_to_all"                        ? 2
                          : fn == "all_gather" || fn == "all_slice" ? 1
                                                                    : 0;
         const int head = (reduces ? 2 : 1) + dims;
-        if (call.buffers_size() != 2 ||
+        const int buffers = fn == "all_gather" || fn == "all_to_all" ? 3 : 2;
+        if (call.buffers_size() != buffers ||
             call.ints_size() < head + (dims ? 1 : 0) ||
             (dims && call.ints_size() != head + 1 + in(head)))
-          throw fail("expects 2 buffers, the group and the operand's shape");
+          throw fail("expects " + std::to_string(buffers) +
+                     " buffers, the group and the operand's shape");
         if (!communicator)
           throw fail("the plan has no mesh for its collectives");
         const Buffer &x = plan.buffers(call.buffers(0));
@@ -564,6 +568,9 @@ void CpuExecutor::prepareSteps() {
           throw fail("its buffers do not fit a group of " +
                      std::to_string(members));
         const int64_t element = dtypeBytes(dtype);
+        auto workspaceBytes = [&](int i) {
+          return plan.buffers(call.buffers(i)).bytes();
+        };
         // The operand's shape around dimension `d`, in bytes: rows before
         // it, its size, and the bytes of one of its elements' slabs.
         std::vector<int64_t> shape;
@@ -609,8 +616,10 @@ void CpuExecutor::prepareSteps() {
           // into y when nothing is before it, else through a staging copy.
           const Around a = around(shape, in(1), /*splits=*/false);
           const int64_t block = a.size * a.slab;
-          auto staging =
-              std::make_shared<std::vector<char>>(a.outer == 1 ? 0 : yBytes);
+          if (a.outer != 1 && workspaceBytes(2) < yBytes)
+            throw fail(
+                "its workspace holds " + std::to_string(workspaceBytes(2)) +
+                " bytes; staging the gather takes " + std::to_string(yBytes));
           if (start) {
             if (a.outer != 1)
               throw fail("starts a gather along an inner dimension; only "
@@ -626,12 +635,12 @@ void CpuExecutor::prepareSteps() {
           steps.push_back([=] {
             if (a.outer == 1)
               return comm->allGather(p[0], p[1], xBytes / element, dtype, mask);
-            comm->allGather(p[0], staging->data(), xBytes / element, dtype,
-                            mask);
+            char *staging = p[2];
+            comm->allGather(p[0], staging, xBytes / element, dtype, mask);
             for (int64_t m = 0; m < members; ++m)
               for (int64_t o = 0; o < a.outer; ++o)
                 std::memcpy(p[1] + (o * members + m) * block,
-                            staging->data() + (m * a.outer + o) * block, block);
+                            staging + (m * a.outer + o) * block, block);
           });
         } else if (fn == "all_slice") { // nothing moves between ranks
           const Around a = around(shape, in(1));
@@ -652,27 +661,33 @@ void CpuExecutor::prepareSteps() {
           const int64_t chunk = xBytes / members;
           const int64_t sendBlock = split.size / members * split.slab;
           const int64_t recvBlock = concat.size * concat.slab;
-          auto sendStage = std::make_shared<std::vector<char>>(
-              split.outer == 1 ? 0 : xBytes);
-          auto recvStage = std::make_shared<std::vector<char>>(
-              concat.outer == 1 ? 0 : xBytes);
+          // The workspace holds what is sent, then what is received, where
+          // either is staged.
+          const int64_t sendStaging = split.outer == 1 ? 0 : xBytes;
+          const int64_t staging =
+              sendStaging + (concat.outer == 1 ? 0 : xBytes);
+          if (workspaceBytes(2) < staging)
+            throw fail("its workspace holds " +
+                       std::to_string(workspaceBytes(2)) +
+                       " bytes; staging the exchange takes " +
+                       std::to_string(staging));
           steps.push_back([=] {
+            char *sendStage = p[2], *recvStage = p[2] + sendStaging;
             const char *send = p[0];
             if (split.outer != 1) {
               for (int64_t m = 0; m < members; ++m)
                 for (int64_t o = 0; o < split.outer; ++o)
-                  std::memcpy(sendStage->data() + m * chunk + o * sendBlock,
+                  std::memcpy(sendStage + m * chunk + o * sendBlock,
                               p[0] + (o * members + m) * sendBlock, sendBlock);
-              send = sendStage->data();
+              send = sendStage;
             }
-            char *receive = concat.outer == 1 ? p[1] : recvStage->data();
+            char *receive = concat.outer == 1 ? p[1] : recvStage;
             comm->allToAll(send, receive, chunk / element, dtype, mask);
             if (concat.outer != 1)
               for (int64_t m = 0; m < members; ++m)
                 for (int64_t o = 0; o < concat.outer; ++o)
                   std::memcpy(p[1] + (o * members + m) * recvBlock,
-                              recvStage->data() + m * chunk + o * recvBlock,
-                              recvBlock);
+                              recvStage + m * chunk + o * recvBlock, recvBlock);
           });
         }
       } else if (fn == "copy") { // src, dst; bytes

@@ -38,3 +38,16 @@ func.func @views_outside_the_arena(%w: tensor<2x4xf32> {weft.param = "w"}) -> (t
   %2 = weft.reshape %1 : tensor<8xf32> -> tensor<4x2xf32>
   return %0, %2 : tensor<4xf32>, tensor<4x2xf32>
 }
+
+// Collectives stage blocks of inner dimensions in the workspace, so the plan
+// counts that memory: Ulysses' all-to-all (split heads, concat sequence) stages
+// what it sends and what it receives, 2 × 4096 bytes; a gather along dim 1
+// stages its result; one along dim 0 needs nothing.
+// CHECK-LABEL: func.func @collective_staging(
+// CHECK-SAME: weft.workspace_bytes = 8192 : i64
+func.func @collective_staging(%x: tensor<2x4x8x16xf32>, %y: tensor<2x4xf32>) -> (tensor<2x8x4x16xf32>, tensor<2x8xf32>, tensor<4x4xf32>) {
+  %0 = weft.all_to_all %x on #weft.mesh<["sp"=2]> ["sp"] split 2 concat 1 : (tensor<2x4x8x16xf32>) -> tensor<2x8x4x16xf32>
+  %1 = weft.all_gather %y on #weft.mesh<["sp"=2]> ["sp"] dim 1 : (tensor<2x4xf32>) -> tensor<2x8xf32>
+  %2 = weft.all_gather %y on #weft.mesh<["sp"=2]> ["sp"] dim 0 : (tensor<2x4xf32>) -> tensor<4x4xf32>
+  return %0, %1, %2 : tensor<2x8x4x16xf32>, tensor<2x8xf32>, tensor<4x4xf32>
+}
