@@ -37,6 +37,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <sstream>
 
@@ -789,10 +790,20 @@ int weft::cli::runTrain(llvm::ArrayRef<std::string> args) {
       if (!*log)
         return fail(s.log + ": cannot write");
     }
+    // What the checkpoints' gathers sent, kept apart from the training's
+    // collectives in the run summary.
+    std::map<std::pair<std::string, std::string>, int64_t> checkpointBytes;
     auto save = [&](int64_t step) {
       // Every rank: ZeRO blocks are gathered (collectives).
+      const auto before =
+          comm ? comm->bytesSent()
+               : std::map<std::pair<std::string, std::string>, int64_t>{};
       std::vector<rt::TensorView> modelTensors = trainer.parameters();
       std::vector<rt::TensorView> optimizerTensors = trainer.state();
+      if (comm)
+        for (const auto &[what, bytes] : comm->bytesSent())
+          checkpointBytes[what] +=
+              bytes - (before.count(what) ? before.at(what) : 0);
       if (rank != 0)
         return std::string();
       json state = {{"format", 1},
@@ -892,10 +903,22 @@ int weft::cli::runTrain(llvm::ArrayRef<std::string> args) {
     if (!losses.empty())
       llvm::outs() << "loss " << llvm::format("%.4f", losses.front()) << " -> "
                    << llvm::format("%.4f", losses.back()) << "\n";
-    if (comm)
-      for (const auto &[what, bytes] : comm->bytesSent())
-        llvm::outs() << "sent " << what.first << " over " << what.second << ": "
-                     << binary(static_cast<double>(bytes)) << " per rank\n";
+    if (comm) {
+      int64_t saving = 0;
+      for (const auto &[what, bytes] : comm->bytesSent()) {
+        const int64_t kept =
+            checkpointBytes.count(what) ? checkpointBytes.at(what) : 0;
+        saving += kept;
+        if (bytes > kept)
+          llvm::outs() << "sent " << what.first << " over " << what.second
+                       << ": " << binary(static_cast<double>(bytes - kept))
+                       << " per rank\n";
+      }
+      if (saving > 0)
+        llvm::outs() << "checkpoints gathered their sharded tensors: "
+                     << binary(static_cast<double>(saving))
+                     << " sent per rank besides\n";
+    }
   } catch (const rt::Error &error) {
     return failAll(error.what());
   } catch (const std::exception &error) {

@@ -298,6 +298,13 @@ def main():
         failed |= not compare(name, reference, weights, result)
         if ranks > 1 and "sent " not in stdout:
             sys.exit(f"{name}: the run summary has no byte count:\n{stdout}")
+        # ZeRO-3's checkpoints gather the parameter blocks: the summary
+        # counts those bytes apart from the training's collectives.
+        flags = dict(zip(extra[::2], extra[1::2]))
+        if (flags.get("--zero") == "3"
+                and "checkpoints gathered their sharded tensors" not in stdout):
+            sys.exit(f"{name}: the summary does not count the checkpoints' "
+                     f"gathers apart:\n{stdout}")
     # bf16 parameters (fp32 master weights in the ZeRO blocks, bf16 weights
     # gathered): the rounding of bf16 activations moves with the summation
     # order, so the losses are held to 1e-3, as bf16 tracks fp32.
