@@ -50,7 +50,8 @@ const VerbSpec &weft::cli::trainSpec() {
     VerbSpec s;
     s.name = "train";
     s.arguments = "MODEL";
-    s.summary = "Train a model on the CPU: forward, backward and AdamW.";
+    s.summary = "Train a model on the CPU or one CUDA GPU: forward, backward "
+                "and AdamW.";
     s.details =
         "MODEL is a Hugging Face model folder or config.json. Weights come\n"
         "from the folder's safetensors, or are drawn from --seed when there\n"
