@@ -831,9 +831,10 @@ extern "C" __global__ void weft_adamw(float *master, float *m, float *v,
   for (long long i =
            blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
        i < n; i += static_cast<long long>(gridDim.x) * blockDim.x) {
-    float g = a.bf16Grad
-                  ? __bfloat162float(static_cast<const __nv_bfloat16 *>(grad)[i])
-                  : static_cast<const float *>(grad)[i];
+    float g =
+        a.bf16Grad
+            ? __bfloat162float(static_cast<const __nv_bfloat16 *>(grad)[i])
+            : static_cast<const float *>(grad)[i];
     if (a.gradMultiplier != 1.0f)
       g = __fmul_rn(g, a.gradMultiplier);
     if (c[7] != 1.0f)
@@ -860,9 +861,8 @@ extern "C" __global__ void weft_adamw(float *master, float *m, float *v,
 ///   weft_attention_grad_q: per query row, dq_i = scale Σ_j ds_ij k_j;
 /// with p_ij = e^(s_ij − L_i) and ds_ij = p_ij (dout_i · v_j − δ_i).
 namespace {
-__device__ __forceinline__ bool attends(const tr::AttentionGrad &p,
-                                        long long b, long long i,
-                                        long long j) {
+__device__ __forceinline__ bool attends(const tr::AttentionGrad &p, long long b,
+                                        long long i, long long j) {
   if (p.kind == 1 || p.kind == 2) {
     const long long position = p.skv - p.sq + i;
     return j <= position && (p.window <= 0 || j > position - p.window);
@@ -921,16 +921,33 @@ constexpr int kGradWarps = tr::kAttentionGradWarps;
 /// Rows [first, first + rows) of head `head` of a [batch, len, heads, dim]
 /// tensor (batch b) into a shared tile, tile[r][d], by the whole block.
 template <int LD>
-__device__ __forceinline__ void stage(float (*tile)[LD], unsigned long long src,
-                                      long long b, long long len,
-                                      long long heads, long long head,
-                                      long long dim, long long first,
-                                      int rows) {
+__device__ __forceinline__ void
+stage(float (*tile)[LD], unsigned long long src, long long b, long long len,
+      long long heads, long long head, long long dim, long long first,
+      int rows) {
   const float *x = reinterpret_cast<const float *>(src);
   for (int t = threadIdx.x; t < rows * dim; t += blockDim.x) {
     const int r = t / dim, d = t % dim;
     tile[r][d] = x[((b * len + first + r) * heads + head) * dim + d];
   }
+}
+
+/// A block's query rows: kGradWarps consecutive queries i0 … of one
+/// (batch, head) and its kv head, warp w taking query i0 + w.
+struct QueryRows {
+  long long b, h, kvh, i0, i;
+  bool active; // i < sq
+};
+
+__device__ __forceinline__ QueryRows queryRows(const tr::AttentionGrad &p) {
+  QueryRows q;
+  q.b = blockIdx.y / p.heads;
+  q.h = blockIdx.y % p.heads;
+  q.kvh = q.h / (p.heads / p.kvHeads);
+  q.i0 = static_cast<long long>(blockIdx.x) * kGradWarps;
+  q.i = q.i0 + threadIdx.x / 32;
+  q.active = q.i < p.sq;
+  return q;
 }
 
 /// Row `row` of the same into `dst`, by one warp.
@@ -949,11 +966,7 @@ extern "C" __global__ void __launch_bounds__(kGradWarps * 32)
   __shared__ float keys[kTile][kMaxDim + 1];
   __shared__ float queries[kGradWarps][kMaxDim];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const long long b = blockIdx.y / p.heads, h = blockIdx.y % p.heads;
-  const long long kvh = h / (p.heads / p.kvHeads);
-  const long long i0 = static_cast<long long>(blockIdx.x) * kGradWarps;
-  const long long i = i0 + warp;
-  const bool active = i < p.sq;
+  const auto [b, h, kvh, i0, i, active] = queryRows(p);
   if (active)
     stageRow(queries[warp], p.q, b, p.sq, p.heads, h, p.dimQK, i);
   long long keyBegin, keyEnd;
@@ -1073,7 +1086,8 @@ extern "C" __global__ void __launch_bounds__(kGradWarps * 32)
   for (int e = 0; e < kPerLane; ++e) {
     const int d = lane + 32 * e;
     if (d < p.dimQK)
-      dkOut[((b * p.skv + j) * p.kvHeads + kvh) * p.dimQK + d] = dk[e] * p.scale;
+      dkOut[((b * p.skv + j) * p.kvHeads + kvh) * p.dimQK + d] =
+          dk[e] * p.scale;
     if (d < p.dimV)
       dvOut[((b * p.skv + j) * p.kvHeads + kvh) * p.dimV + d] = dv[e];
   }
@@ -1086,11 +1100,7 @@ extern "C" __global__ void __launch_bounds__(kGradWarps * 32)
   __shared__ float queries[kGradWarps][kMaxDim];
   __shared__ float douts[kGradWarps][kMaxDim];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const long long b = blockIdx.y / p.heads, h = blockIdx.y % p.heads;
-  const long long kvh = h / (p.heads / p.kvHeads);
-  const long long i0 = static_cast<long long>(blockIdx.x) * kGradWarps;
-  const long long i = i0 + warp;
-  const bool active = i < p.sq;
+  const auto [b, h, kvh, i0, i, active] = queryRows(p);
   float lse = 0.0f, delta = 0.0f;
   if (active) {
     stageRow(queries[warp], p.q, b, p.sq, p.heads, h, p.dimQK, i);

@@ -490,12 +490,8 @@ void CpuExecutor::prepareSteps() {
         const AdamWCall a =
             readAdamW(plan, call,
                       planName + ": step '" + step.name() + "' (" + fn + "): ");
-        const bool bf16Grad = a.bf16Grad;
-        const double beta1 = a.beta1, beta2 = a.beta2, eps = a.eps,
-                     decay = a.weightDecay, maxNorm = a.maxGradNorm;
-        const float multiplier = a.gradMultiplier;
-        const int64_t count = a.count, bytes = count * 4;
         steps.push_back([=] {
+          const int64_t bytes = a.count * 4;
           // Results in other memory than their operand's: copy it first.
           for (auto [result, operand] : {std::pair{7, 0}, {8, 2}, {9, 3}})
             if (p[result] != p[operand])
@@ -505,19 +501,19 @@ void CpuExecutor::prepareSteps() {
           const int64_t step = ix(5)[0];
           const float norm = f(6)[0];
           float scale = 1.0f; // torch.nn.utils.clip_grad_norm_
-          if (maxNorm > 0)
-            scale =
-                std::min(1.0f, static_cast<float>(maxNorm) / (norm + 1e-6f));
+          if (a.maxGradNorm > 0)
+            scale = std::min(1.0f, static_cast<float>(a.maxGradNorm) /
+                                       (norm + 1e-6f));
           if (step < 1)
             throw Error("step " + std::to_string(step) +
                         ": AdamW counts steps from 1");
-          cpu::AdamWStep s{lr,    beta1, beta2, eps,
-                           decay, step,  scale, multiplier};
-          if (bf16Grad)
+          cpu::AdamWStep s{lr,   a.beta1, a.beta2,         a.eps, a.weightDecay,
+                           step, scale,   a.gradMultiplier};
+          if (a.bf16Grad)
             cpu::adamwUpdateBf16Grad(s, f(7), f(8), f(9), bf(1), nullptr,
-                                     count);
+                                     a.count);
           else
-            cpu::adamwUpdate(s, f(7), f(8), f(9), f(1), nullptr, count);
+            cpu::adamwUpdate(s, f(7), f(8), f(9), f(1), nullptr, a.count);
         });
       } else if (fn == "all_reduce" || fn == "reduce_scatter" ||
                  fn == "all_gather" || fn == "all_slice" ||
@@ -568,9 +564,9 @@ void CpuExecutor::prepareSteps() {
           throw fail("its buffers do not fit a group of " +
                      std::to_string(members));
         const int64_t element = dtypeBytes(dtype);
-        auto workspaceBytes = [&](int i) {
-          return plan.buffers(call.buffers(i)).bytes();
-        };
+        // all_gather and all_to_all stage inner-dimension blocks here.
+        const int64_t workspaceBytes =
+            buffers == 3 ? plan.buffers(call.buffers(2)).bytes() : 0;
         // The operand's shape around dimension `d`, in bytes: rows before
         // it, its size, and the bytes of one of its elements' slabs.
         std::vector<int64_t> shape;
@@ -616,10 +612,10 @@ void CpuExecutor::prepareSteps() {
           // into y when nothing is before it, else through a staging copy.
           const Around a = around(shape, in(1), /*splits=*/false);
           const int64_t block = a.size * a.slab;
-          if (a.outer != 1 && workspaceBytes(2) < yBytes)
-            throw fail(
-                "its workspace holds " + std::to_string(workspaceBytes(2)) +
-                " bytes; staging the gather takes " + std::to_string(yBytes));
+          if (a.outer != 1 && workspaceBytes < yBytes)
+            throw fail("its workspace holds " + std::to_string(workspaceBytes) +
+                       " bytes; staging the gather takes " +
+                       std::to_string(yBytes));
           if (start) {
             if (a.outer != 1)
               throw fail("starts a gather along an inner dimension; only "
@@ -666,9 +662,8 @@ void CpuExecutor::prepareSteps() {
           const int64_t sendStaging = split.outer == 1 ? 0 : xBytes;
           const int64_t staging =
               sendStaging + (concat.outer == 1 ? 0 : xBytes);
-          if (workspaceBytes(2) < staging)
-            throw fail("its workspace holds " +
-                       std::to_string(workspaceBytes(2)) +
+          if (workspaceBytes < staging)
+            throw fail("its workspace holds " + std::to_string(workspaceBytes) +
                        " bytes; staging the exchange takes " +
                        std::to_string(staging));
           steps.push_back([=] {

@@ -293,6 +293,21 @@ void CudaExecutor::State::prepare() {
       };
       auto p = [&](int i) { return address(call.buffers(i)); };
       auto in = [&](int i) { return call.ints(i); };
+      // attention and attention_grad: ints batch, sq, skv, heads, kvHeads,
+      // dqk, dv, ...
+      auto checkHeads = [&] {
+        if (in(4) <= 0 || in(3) % in(4) != 0)
+          throw Error(where + std::to_string(in(3)) +
+                      " query heads do not divide into " +
+                      std::to_string(in(4)) + " kv heads");
+      };
+      auto checkHeadDims = [&] {
+        if (in(5) > kAttentionMaxDim || in(6) > kAttentionMaxDim)
+          throw Error(where + "head dimensions " + std::to_string(in(5)) +
+                      " and " + std::to_string(in(6)) +
+                      "; the CUDA attention kernels take up to " +
+                      std::to_string(kAttentionMaxDim));
+      };
       auto bytes = [&](int i) { return plan.buffers(call.buffers(i)).bytes(); };
       if (fn == "linear" || fn == "linear_bf16") {
         // x [rows, in], w [out, in], bias?, y [rows, out]: y = x wᵀ + bias,
@@ -329,18 +344,11 @@ void CudaExecutor::State::prepare() {
         // a warp per query row in fp32.
         arity(7, 10, 1);
         const bool bf16 = fn == "attention_bf16";
-        if (in(4) <= 0 || in(3) % in(4) != 0)
-          throw Error(where + std::to_string(in(3)) +
-                      " query heads do not divide into " +
-                      std::to_string(in(4)) + " kv heads");
+        checkHeads();
         const bool tensorCores =
             bf16 && in(5) == in(6) && (in(5) == 64 || in(5) == 128);
-        if (!tensorCores &&
-            (in(5) > kAttentionMaxDim || in(6) > kAttentionMaxDim))
-          throw Error(where + "head dimensions " + std::to_string(in(5)) +
-                      " and " + std::to_string(in(6)) +
-                      "; the CUDA attention kernel takes up to " +
-                      std::to_string(kAttentionMaxDim));
+        if (!tensorCores)
+          checkHeadDims();
         auto args = std::make_shared<Arguments>();
         for (int i = 0; i < 6; ++i)
           args->add(p(i));
@@ -587,15 +595,8 @@ void CudaExecutor::State::prepare() {
                         plan.buffers(call.buffers(i)).name() + "') is " +
                         dtypeName(plan.buffers(call.buffers(i)).dtype()) +
                         ", not f32");
-        if (in(4) <= 0 || in(3) % in(4) != 0)
-          throw Error(where + std::to_string(in(3)) +
-                      " query heads do not divide into " +
-                      std::to_string(in(4)) + " kv heads");
-        if (in(5) > kAttentionMaxDim || in(6) > kAttentionMaxDim)
-          throw Error(where + "head dimensions " + std::to_string(in(5)) +
-                      " and " + std::to_string(in(6)) +
-                      "; the CUDA attention kernels take up to " +
-                      std::to_string(kAttentionMaxDim));
+        checkHeads();
+        checkHeadDims();
         const int64_t rows = in(0) * in(3) * in(1);
         if (bytes(10) < 2 * rows * 4)
           throw Error(where + "its workspace holds " +
