@@ -72,6 +72,14 @@ int Communicator::launchedRanks() {
   return 1;
 }
 
+int Communicator::localRank() {
+  for (const char *name :
+       {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID"})
+    if (const char *value = std::getenv(name))
+      return std::atoi(value);
+  return 0;
+}
+
 Communicator &Communicator::world() {
   static Communicator instance;
   return instance;
@@ -169,8 +177,16 @@ std::string Communicator::groupName(uint32_t axisMask) const {
   return name;
 }
 
-void Communicator::count(const char *kind, uint32_t axisMask, int64_t bytes) {
-  sent[{kind, groupName(axisMask)}] += bytes;
+void Communicator::countCollective(const char *kind, int64_t count,
+                                   plan::DType dtype, uint32_t axisMask) {
+  const int64_t members = groupSize(axisMask);
+  const int64_t bytes = count * dtypeBytes(dtype);
+  // The ring algorithms REFERENCE.md's formulas assume: an all-reduce is a
+  // reduce-scatter and an all-gather; the others send every block but
+  // their own once.
+  sent[{kind, groupName(axisMask)}] += std::string(kind) == "all_reduce"
+                                           ? 2 * (members - 1) * bytes / members
+                                           : (members - 1) * bytes;
 }
 
 Communicator::Group Communicator::group(uint32_t axisMask) const {
@@ -207,25 +223,22 @@ void Communicator::allReduce(const void *send, void *receive, int64_t count,
                              plan::DType dtype, Reduction reduction,
                              uint32_t axisMask) {
   const auto [comm, members] = group(axisMask);
-  const int64_t bytes = count * dtypeBytes(dtype);
   check(MPI_Allreduce(send == receive ? MPI_IN_PLACE : send, receive,
                       elementCount(count, "an all-reduce"), mpiType(dtype),
                       mpiOp(reduction), comm),
         "MPI_Allreduce");
   divideByMembers(reduction, receive, count, dtype, members);
-  // A ring all-reduce: a reduce-scatter and an all-gather.
-  this->count("all_reduce", axisMask, 2 * (members - 1) * bytes / members);
+  countCollective("all_reduce", count, dtype, axisMask);
 }
 
 void Communicator::allGather(const void *send, void *receive, int64_t count,
                              plan::DType dtype, uint32_t axisMask) {
-  const auto [comm, members] = group(axisMask);
+  const MPI_Comm comm = group(axisMask).comm;
   const int n = elementCount(count, "an all-gather");
   check(
       MPI_Allgather(send, n, mpiType(dtype), receive, n, mpiType(dtype), comm),
       "MPI_Allgather");
-  this->count("all_gather", axisMask,
-              (members - 1) * count * dtypeBytes(dtype));
+  countCollective("all_gather", count, dtype, axisMask);
 }
 
 struct Communicator::Request {
@@ -235,14 +248,13 @@ struct Communicator::Request {
 std::shared_ptr<Communicator::Request>
 Communicator::startAllGather(const void *send, void *receive, int64_t count,
                              plan::DType dtype, uint32_t axisMask) {
-  const auto [comm, members] = group(axisMask);
+  const MPI_Comm comm = group(axisMask).comm;
   const int n = elementCount(count, "an all-gather");
   auto started = std::make_shared<Request>();
   check(MPI_Iallgather(send, n, mpiType(dtype), receive, n, mpiType(dtype),
                        comm, &started->request),
         "MPI_Iallgather");
-  this->count("all_gather", axisMask,
-              (members - 1) * count * dtypeBytes(dtype));
+  countCollective("all_gather", count, dtype, axisMask);
   return started;
 }
 
@@ -260,18 +272,23 @@ void Communicator::reduceScatter(const void *send, void *receive, int64_t count,
                                  mpiType(dtype), mpiOp(reduction), comm),
         "MPI_Reduce_scatter_block");
   divideByMembers(reduction, receive, count, dtype, members);
-  this->count("reduce_scatter", axisMask,
-              (members - 1) * count * dtypeBytes(dtype));
+  countCollective("reduce_scatter", count, dtype, axisMask);
 }
 
 void Communicator::allToAll(const void *send, void *receive, int64_t count,
                             plan::DType dtype, uint32_t axisMask) {
-  const auto [comm, members] = group(axisMask);
+  const MPI_Comm comm = group(axisMask).comm;
   const int n = elementCount(count, "an all-to-all");
   check(MPI_Alltoall(send, n, mpiType(dtype), receive, n, mpiType(dtype), comm),
         "MPI_Alltoall");
-  this->count("all_to_all", axisMask,
-              (members - 1) * count * dtypeBytes(dtype));
+  countCollective("all_to_all", count, dtype, axisMask);
+}
+
+void Communicator::broadcast(void *data, int64_t bytes, int64_t root,
+                             uint32_t axisMask) {
+  check(MPI_Bcast(data, elementCount(bytes, "a broadcast"), MPI_BYTE,
+                  static_cast<int>(root), group(axisMask).comm),
+        "MPI_Bcast");
 }
 
 void Communicator::abort(const std::string &message) {

@@ -24,6 +24,10 @@ public:
   /// The ranks mpirun launched this process among (OMPI_COMM_WORLD_SIZE,
   /// PMI_SIZE), 1 without it — known without initialising MPI.
   static int launchedRanks();
+  /// This process's place among the ranks launched on its node
+  /// (OMPI_COMM_WORLD_LOCAL_RANK, SLURM_LOCALID, MPI_LOCALRANKID), 0 without
+  /// a launcher: which GPU a rank takes.
+  static int localRank();
 
   int rank() const { return worldRank; }
   int size() const { return worldSize; }
@@ -68,6 +72,16 @@ public:
   void allToAll(const void *send, void *receive, int64_t count,
                 plan::DType dtype, uint32_t axisMask);
 
+  /// Sends `bytes` bytes from the group's member `root` to every member
+  /// (NCCL's unique ids).
+  void broadcast(void *data, int64_t bytes, int64_t root, uint32_t axisMask);
+  /// Counts a collective another transport ran on the group (NCCL on GPUs)
+  /// as the MPI ones count themselves: `count` elements of `dtype` — the
+  /// whole tensor for all_reduce, one member's block for all_gather,
+  /// reduce_scatter and all_to_all.
+  void countCollective(const char *kind, int64_t count, plan::DType dtype,
+                       uint32_t axisMask);
+
   /// Bytes this rank sent, by collective kind and group ("all_reduce",
   /// "dp") — what the run summary prints.
   const std::map<std::pair<std::string, std::string>, int64_t> &
@@ -90,7 +104,6 @@ private:
   struct Group;
   Group group(uint32_t axisMask) const;
   std::string groupName(uint32_t axisMask) const;
-  void count(const char *kind, uint32_t axisMask, int64_t bytes);
 
   int worldRank = 0, worldSize = 1;
   std::vector<std::pair<std::string, int64_t>> axes;

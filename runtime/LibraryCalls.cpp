@@ -4,6 +4,9 @@
 #include "runtime/Error.h"
 #include "runtime/PlanFile.h"
 
+#include <cstring>
+#include <numeric>
+
 using namespace weft::runtime;
 
 weft::kernels::cpu::StridedCopy
@@ -66,4 +69,154 @@ AdamWCall weft::runtime::readAdamW(const plan::Plan &plan,
           call.floats(0), call.floats(1),
           call.floats(2), call.floats(3),
           call.floats(4), static_cast<float>(call.floats(5))};
+}
+
+CollectiveCall weft::runtime::readCollective(const plan::Plan &plan,
+                                             const plan::LibraryCall &call,
+                                             const Communicator *comm,
+                                             const std::string &where) {
+  CollectiveCall c;
+  c.started = call.function() == "all_gather_start";
+  c.kind = c.started ? "all_gather" : call.function();
+  auto in = [&](int i) { return call.ints(i); };
+  auto fail = [&](const std::string &what) { return Error(where + what); };
+  const bool reduces = c.kind == "all_reduce" || c.kind == "reduce_scatter";
+  const int dims = c.kind == "all_to_all"                            ? 2
+                   : c.kind == "all_gather" || c.kind == "all_slice" ? 1
+                                                                     : 0;
+  const int head = (reduces ? 2 : 1) + dims;
+  const int buffers = c.kind == "all_gather" || c.kind == "all_to_all" ? 3 : 2;
+  if (call.buffers_size() != buffers ||
+      call.ints_size() < head + (dims ? 1 : 0) ||
+      (dims && call.ints_size() != head + 1 + in(head)))
+    throw fail("expects " + std::to_string(buffers) +
+               " buffers, the group and the operand's shape");
+  if (!comm)
+    throw fail("the plan has no mesh for its collectives");
+  const plan::Buffer &x = plan.buffers(call.buffers(0));
+  const plan::Buffer &y = plan.buffers(call.buffers(1));
+  c.dtype = x.dtype();
+  if (y.dtype() != c.dtype)
+    throw fail("the result's dtype is not the operand's");
+  if (reduces && c.dtype != plan::F32 && c.dtype != plan::I64)
+    throw fail(std::string("reduces ") + dtypeName(c.dtype));
+  if (reduces) {
+    if (in(0) != 0 && in(0) != 1 && in(0) != 3)
+      throw fail("reduction " + std::to_string(in(0)) +
+                 " is not sum, max or mean");
+    c.reduction = in(0) == 0   ? Communicator::Reduction::Sum
+                  : in(0) == 1 ? Communicator::Reduction::Max
+                               : Communicator::Reduction::Mean;
+  }
+  c.mask = static_cast<uint32_t>(in(reduces ? 1 : 0));
+  c.members = comm->groupSize(c.mask);
+  c.xBytes = x.bytes();
+  c.yBytes = y.bytes();
+  const bool sizesFit =
+      c.kind == "all_reduce" || c.kind == "all_to_all" ? c.yBytes == c.xBytes
+      : c.kind == "all_gather" ? c.yBytes == c.xBytes * c.members
+                               : c.xBytes == c.yBytes * c.members;
+  if (!sizesFit)
+    throw fail("its buffers do not fit a group of " +
+               std::to_string(c.members));
+  c.element = dtypeBytes(c.dtype);
+  if (!dims)
+    return c;
+  const int64_t workspaceBytes =
+      buffers == 3 ? plan.buffers(call.buffers(2)).bytes() : 0;
+  const std::vector<int64_t> shape(call.ints().begin() + head + 1,
+                                   call.ints().end());
+  if (std::accumulate(shape.begin(), shape.end(), c.element,
+                      std::multiplies<>()) != c.xBytes)
+    throw fail("the shape it names is not its operand's");
+  // The shape around dimension `d`, in bytes: rows before it, its size,
+  // and the bytes of one of its elements' slabs.
+  struct Around {
+    int64_t outer = 1, size = 1, slab = 0;
+  };
+  auto around = [&](const std::vector<int64_t> &of, int64_t d, bool splits) {
+    if (d < 0 || d >= static_cast<int64_t>(of.size()))
+      throw fail("dimension " + std::to_string(d) + " is outside [0, " +
+                 std::to_string(of.size()) + ")");
+    Around a;
+    a.size = of[d];
+    a.slab = c.element;
+    for (int64_t i = 0; i < d; ++i)
+      a.outer *= of[i];
+    for (size_t i = d + 1; i < of.size(); ++i)
+      a.slab *= of[i];
+    if (splits && a.size % c.members != 0)
+      throw fail("dimension " + std::to_string(d) + " of size " +
+                 std::to_string(a.size) + " does not split over " +
+                 std::to_string(c.members) + " members");
+    return a;
+  };
+  if (c.kind == "all_gather") {
+    const Around a = around(shape, in(1), /*splits=*/false);
+    c.outer = a.outer;
+    c.block = a.size * a.slab;
+    if (c.outer != 1 && workspaceBytes < c.yBytes)
+      throw fail("its workspace holds " + std::to_string(workspaceBytes) +
+                 " bytes; staging the gather takes " +
+                 std::to_string(c.yBytes));
+    if (c.started && c.outer != 1)
+      throw fail("starts a gather along an inner dimension; only dimension 0 "
+                 "is started and left running");
+  } else if (c.kind == "all_slice") {
+    const Around a = around(shape, in(1), /*splits=*/true);
+    c.outer = a.outer;
+    c.block = a.size / c.members * a.slab;
+  } else { // all_to_all
+    const Around split = around(shape, in(1), /*splits=*/true);
+    std::vector<int64_t> part = shape;
+    part[in(1)] /= c.members;
+    const Around concat = around(part, in(2), /*splits=*/false);
+    c.outer = split.outer;
+    c.block = split.size / c.members * split.slab;
+    c.recvOuter = concat.outer;
+    c.recvBlock = concat.size * concat.slab;
+    c.chunk = c.xBytes / c.members;
+    c.sendStaging = c.outer == 1 ? 0 : c.xBytes;
+    const int64_t staging = c.sendStaging + (c.recvOuter == 1 ? 0 : c.xBytes);
+    if (workspaceBytes < staging)
+      throw fail("its workspace holds " + std::to_string(workspaceBytes) +
+                 " bytes; staging the exchange takes " +
+                 std::to_string(staging));
+  }
+  return c;
+}
+
+std::vector<CollectiveCall::RowCopy> CollectiveCall::placeGathered() const {
+  std::vector<RowCopy> copies;
+  for (int64_t m = 0; m < members; ++m)
+    copies.push_back(
+        {m * block, members * block, m * outer * block, block, block, outer});
+  return copies;
+}
+
+CollectiveCall::RowCopy CollectiveCall::sliceOf(int64_t member) const {
+  return {0, block, member * block, members * block, block, outer};
+}
+
+std::vector<CollectiveCall::RowCopy> CollectiveCall::stageSent() const {
+  std::vector<RowCopy> copies;
+  for (int64_t m = 0; m < members; ++m)
+    copies.push_back(
+        {m * chunk, block, m * block, members * block, block, outer});
+  return copies;
+}
+
+std::vector<CollectiveCall::RowCopy> CollectiveCall::placeReceived() const {
+  std::vector<RowCopy> copies;
+  for (int64_t m = 0; m < members; ++m)
+    copies.push_back({m * recvBlock, members * recvBlock, m * chunk, recvBlock,
+                      recvBlock, recvOuter});
+  return copies;
+}
+
+void weft::runtime::copyRows(const CollectiveCall::RowCopy &copy, char *dst,
+                             const char *src) {
+  for (int64_t r = 0; r < copy.rows; ++r)
+    std::memcpy(dst + copy.dst + r * copy.dstPitch,
+                src + copy.src + r * copy.srcPitch, copy.width);
 }

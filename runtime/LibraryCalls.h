@@ -4,9 +4,11 @@
 #define WEFT_RUNTIME_LIBRARYCALLS_H
 
 #include "kernels/cpu/Kernels.h"
+#include "runtime/Communicator.h"
 #include "runtime/plan.pb.h"
 
 #include <string>
+#include <vector>
 
 namespace weft::runtime {
 
@@ -29,6 +31,60 @@ struct AdamWCall {
 };
 AdamWCall readAdamW(const plan::Plan &plan, const plan::LibraryCall &call,
                     const std::string &where);
+
+/// A collective call, checked against its group: x, y (all_gather and
+/// all_to_all: and the workspace, where they stage blocks along inner
+/// dimensions); the reduction (ReduceKind: sum, max or mean; the reductions
+/// only), the group's axis mask; all_gather and all_slice: the dimension,
+/// all_to_all: split and concat dimensions; each then the operand's rank and
+/// shape. reduce_scatter splits dim 0. Sizes in bytes.
+struct CollectiveCall {
+  std::string kind; // all_reduce, reduce_scatter, all_gather, all_slice,
+                    // all_to_all (all_gather_start: all_gather, started)
+  bool started = false;
+  Communicator::Reduction reduction = Communicator::Reduction::Sum;
+  uint32_t mask = 0;
+  int64_t members = 1;
+  plan::DType dtype = plan::DTYPE_UNSPECIFIED;
+  int64_t element = 0, xBytes = 0, yBytes = 0;
+  /// all_gather: y is `outer` rows of the members' blocks of `block` bytes
+  /// (member m's at m), staged in the workspace when outer > 1; all_slice:
+  /// x is such rows, y this member's blocks; all_to_all: x's rows of the
+  /// blocks sent (block m to member m), staged when outer > 1.
+  int64_t outer = 1, block = 0;
+  /// all_to_all: y's rows of the blocks received (member m's at m), staged
+  /// after the sent ones when recvOuter > 1; `chunk` bytes to each member.
+  int64_t recvOuter = 1, recvBlock = 0, chunk = 0;
+  /// Workspace bytes before the received staging (0 or xBytes).
+  int64_t sendStaging = 0;
+
+  /// A copy of `rows` rows of `width` bytes from src (rows `srcPitch`
+  /// apart) to dst (`dstPitch` apart); offsets from the buffers each use
+  /// names. Both executors move a collective's blocks with these (memcpy on
+  /// the CPU, cuMemcpy2DAsync on a GPU).
+  struct RowCopy {
+    int64_t dst, dstPitch, src, srcPitch, width, rows;
+  };
+  /// all_gather, outer > 1: from the gathered members' x (the workspace,
+  /// member m's at m · xBytes) to their places in y.
+  std::vector<RowCopy> placeGathered() const;
+  /// all_slice: member m's blocks of x into y.
+  RowCopy sliceOf(int64_t member) const;
+  /// all_to_all, outer > 1: x's blocks into the workspace, member m's
+  /// chunk at m · chunk.
+  std::vector<RowCopy> stageSent() const;
+  /// all_to_all, recvOuter > 1: the received chunks (the workspace from
+  /// sendStaging, member m's at m · chunk) to their places in y.
+  std::vector<RowCopy> placeReceived() const;
+};
+
+/// Runs `copy` on host memory.
+void copyRows(const CollectiveCall::RowCopy &copy, char *dst, const char *src);
+/// Throws Error(`where` + what is wrong); `comm` null: the plan has no mesh.
+CollectiveCall readCollective(const plan::Plan &plan,
+                              const plan::LibraryCall &call,
+                              const Communicator *comm,
+                              const std::string &where);
 
 } // namespace weft::runtime
 

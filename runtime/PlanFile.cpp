@@ -4,7 +4,9 @@
 
 #include "kernels/cpu/Kernels.h"
 #include "runtime/AtomicFile.h"
+#include "runtime/Communicator.h"
 #include "runtime/Error.h"
+#include "runtime/Safetensors.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -235,6 +237,59 @@ void weft::runtime::fillParameters(
         reinterpret_cast<float *>(data)[at] = value;
     }
   }
+}
+
+void weft::runtime::readParameters(
+    const plan::Plan &plan, const SafetensorsCheckpoint &checkpoint,
+    char *region, const std::function<int64_t(const plan::Binding &)> &member) {
+  for (const auto &param : plan.parameters()) {
+    const plan::Buffer &buffer = plan.buffers(param.buffer());
+    char *data = region + buffer.offset();
+    if (param.global_elements() == 0) {
+      std::vector<int64_t> shape(buffer.shape().begin(), buffer.shape().end());
+      checkpoint.read(param.name(), shape, buffer.dtype(), data);
+      continue;
+    }
+    // A ZeRO-3 block or a tensor-parallel slice: whole in the checkpoint,
+    // this rank keeps its part.
+    std::vector<int64_t> shape(param.global_shape().begin(),
+                               param.global_shape().end());
+    const int64_t element = dtypeBytes(buffer.dtype());
+    std::vector<char> whole(param.global_elements() * element);
+    checkpoint.read(param.name(), shape, buffer.dtype(), whole.data());
+    ShardLayout::of(plan, param, buffer.bytes() / element)
+        .take(member(param), whole.data(), data, element);
+  }
+}
+
+int64_t weft::runtime::shardMember(const plan::Plan &plan,
+                                   const std::string &planName,
+                                   const Communicator *comm,
+                                   const plan::Binding &binding) {
+  const uint32_t group = shardGroup(plan, binding);
+  if (!group)
+    return 0;
+  if (!comm)
+    throw Error(planName + ": '" + binding.name() +
+                "' is a block of a sharded tensor, but the plan has no mesh");
+  return comm->groupRank(group);
+}
+
+bool weft::runtime::stepTouches(const plan::Plan &plan, const plan::Step &step,
+                                const std::vector<int> &buffers) {
+  auto overlap = [&](int a, int b) {
+    if (a < 0) // an absent optional operand
+      return false;
+    const plan::Buffer &x = plan.buffers(a), &y = plan.buffers(b);
+    return x.region() == y.region() && x.offset() < y.offset() + y.bytes() &&
+           y.offset() < x.offset() + x.bytes();
+  };
+  const auto &ids =
+      step.has_launch() ? step.launch().buffers() : step.call().buffers();
+  return std::any_of(ids.begin(), ids.end(), [&](int id) {
+    return std::any_of(buffers.begin(), buffers.end(),
+                       [&](int b) { return overlap(id, b); });
+  });
 }
 
 uint32_t weft::runtime::shardGroup(const plan::Plan &plan,

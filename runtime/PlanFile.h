@@ -8,8 +8,12 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace weft::runtime {
+
+class Communicator;
+class SafetensorsCheckpoint;
 
 /// The Plan format this runtime reads and the compiler writes.
 constexpr uint32_t kPlanFormatVersion = 1;
@@ -46,6 +50,24 @@ void fillParameters(
     const plan::Plan &plan, const std::string &planName, uint64_t seed,
     char *region,
     const std::function<int64_t(const plan::Binding &)> &member = {});
+
+/// Reads every parameter of `checkpoint` by name into `region` (the plan's
+/// PARAMETERS). A sharded parameter is whole in the checkpoint; this rank
+/// keeps block `member` of it (`shardMember`).
+void readParameters(
+    const plan::Plan &plan, const SafetensorsCheckpoint &checkpoint,
+    char *region, const std::function<int64_t(const plan::Binding &)> &member);
+
+/// The member of its group whose block a sharded binding holds on this
+/// rank (0 when it is whole). Throws Error naming `planName` when the plan
+/// has no mesh (`comm` null).
+int64_t shardMember(const plan::Plan &plan, const std::string &planName,
+                    const Communicator *comm, const plan::Binding &binding);
+
+/// Whether `step` reads or writes memory of any of `buffers` (reshapes
+/// alias, so ids are not enough): where a started collective is waited for.
+bool stepTouches(const plan::Plan &plan, const plan::Step &step,
+                 const std::vector<int> &buffers);
 
 /// The mesh-axis mask of the group that holds a sharded binding's blocks
 /// (bit a: mesh axis a); 0 when the binding is not a block.

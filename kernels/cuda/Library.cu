@@ -774,10 +774,12 @@ extern "C" __global__ void __launch_bounds__(tr::kNormThreads)
   }
 }
 
-/// norm[0] = √(Σ partials[0, count)), summed in a fixed order by one block of
-/// tr::kNormThreads threads.
+/// total[0] = Σ partials[0, count), summed in a fixed order by one block of
+/// tr::kNormThreads threads, and norm[0] = its square root unless norm is
+/// null (the total is then added over a mesh group first: weft_norm_root).
 extern "C" __global__ void __launch_bounds__(tr::kNormThreads)
-    weft_norm_finish(const double *partials, long long count, float *norm) {
+    weft_norm_finish(const double *partials, long long count, double *total,
+                     float *norm) {
   __shared__ double sums[tr::kNormThreads];
   double sum = 0.0;
   for (long long i = threadIdx.x; i < count; i += blockDim.x)
@@ -786,10 +788,19 @@ extern "C" __global__ void __launch_bounds__(tr::kNormThreads)
   __syncthreads();
   if (threadIdx.x != 0)
     return;
-  double total = 0.0;
+  double whole = 0.0;
   for (int t = 0; t < tr::kNormThreads; ++t)
-    total += sums[t];
-  norm[0] = static_cast<float>(sqrt(total));
+    whole += sums[t];
+  total[0] = whole;
+  if (norm)
+    norm[0] = static_cast<float>(sqrt(whole));
+}
+
+/// norm[0] = √total[0]: the norm of gradients held in blocks, after their
+/// squares were added over the group.
+extern "C" __global__ void weft_norm_root(const double *total, float *norm) {
+  if (blockIdx.x == 0 && threadIdx.x == 0)
+    norm[0] = static_cast<float>(sqrt(total[0]));
 }
 
 /// AdamW in place on `n` parameters as kernels::cpu::adamwUpdate computes it,

@@ -16,7 +16,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <numeric>
 #include <random>
 
 using namespace weft::runtime;
@@ -518,171 +517,60 @@ void CpuExecutor::prepareSteps() {
       } else if (fn == "all_reduce" || fn == "reduce_scatter" ||
                  fn == "all_gather" || fn == "all_slice" ||
                  fn == "all_to_all") {
-        // x, y (all_gather and all_to_all: and the workspace, where they
-        // stage blocks along inner dimensions); the reduction (ReduceKind:
-        // sum, max or mean; the reductions only), the group's axis mask;
-        // all_gather and all_slice: the dimension, all_to_all: split and
-        // concat dimensions; each then the operand's rank and shape.
-        // reduce_scatter splits dim 0.
-        const bool reduces = fn == "all_reduce" || fn == "reduce_scatter";
-        const int dims = fn == "all_to_all"                        ? 2
-                         : fn == "all_gather" || fn == "all_slice" ? 1
-                                                                   : 0;
-        const int head = (reduces ? 2 : 1) + dims;
-        const int buffers = fn == "all_gather" || fn == "all_to_all" ? 3 : 2;
-        if (call.buffers_size() != buffers ||
-            call.ints_size() < head + (dims ? 1 : 0) ||
-            (dims && call.ints_size() != head + 1 + in(head)))
-          throw fail("expects " + std::to_string(buffers) +
-                     " buffers, the group and the operand's shape");
-        if (!communicator)
-          throw fail("the plan has no mesh for its collectives");
-        const Buffer &x = plan.buffers(call.buffers(0));
-        const Buffer &y = plan.buffers(call.buffers(1));
-        const plan::DType dtype = x.dtype();
-        if (y.dtype() != dtype)
-          throw fail("the result's dtype is not the operand's");
-        if (reduces && dtype != plan::F32 && dtype != plan::I64)
-          throw fail(std::string("reduces ") + dtypeName(dtype));
-        auto reduction = Communicator::Reduction::Sum;
-        if (reduces) {
-          if (in(0) != 0 && in(0) != 1 && in(0) != 3)
-            throw fail("reduction " + std::to_string(in(0)) +
-                       " is not sum, max or mean");
-          reduction = in(0) == 0   ? Communicator::Reduction::Sum
-                      : in(0) == 1 ? Communicator::Reduction::Max
-                                   : Communicator::Reduction::Mean;
-        }
-        const auto mask = static_cast<uint32_t>(in(reduces ? 1 : 0));
-        const int64_t members = communicator->groupSize(mask);
-        const int64_t xBytes = x.bytes(), yBytes = y.bytes();
-        const bool sizesFit = fn == "all_reduce" || fn == "all_to_all"
-                                  ? yBytes == xBytes
-                              : fn == "all_gather" ? yBytes == xBytes * members
-                                                   : xBytes == yBytes * members;
-        if (!sizesFit)
-          throw fail("its buffers do not fit a group of " +
-                     std::to_string(members));
-        const int64_t element = dtypeBytes(dtype);
-        // all_gather and all_to_all stage inner-dimension blocks here.
-        const int64_t workspaceBytes =
-            buffers == 3 ? plan.buffers(call.buffers(2)).bytes() : 0;
-        // The operand's shape around dimension `d`, in bytes: rows before
-        // it, its size, and the bytes of one of its elements' slabs.
-        std::vector<int64_t> shape;
-        if (dims)
-          shape.assign(ints.begin() + head + 1, ints.end());
-        struct Around {
-          int64_t outer = 1, size = 1, slab = 0;
-        };
-        auto around = [&](const std::vector<int64_t> &of, int64_t d,
-                          bool splits = true) {
-          if (d < 0 || d >= static_cast<int64_t>(of.size()))
-            throw fail("dimension " + std::to_string(d) + " is outside [0, " +
-                       std::to_string(of.size()) + ")");
-          Around a;
-          a.size = of[d];
-          a.slab = element;
-          for (int64_t i = 0; i < d; ++i)
-            a.outer *= of[i];
-          for (size_t i = d + 1; i < of.size(); ++i)
-            a.slab *= of[i];
-          if (splits && a.size % members != 0)
-            throw fail("dimension " + std::to_string(d) + " of size " +
-                       std::to_string(a.size) + " does not split over " +
-                       std::to_string(members) + " members");
-          return a;
-        };
-        if (dims && std::accumulate(shape.begin(), shape.end(), element,
-                                    std::multiplies<>()) != xBytes)
-          throw fail("the shape it names is not its operand's");
+        const CollectiveCall c = readCollective(
+            plan, call, communicator,
+            planName + ": step '" + step.name() + "' (" + fn + "): ");
         Communicator *comm = communicator;
         if (fn == "all_reduce") {
           steps.push_back([=] {
-            comm->allReduce(p[0], p[1], xBytes / element, dtype, reduction,
-                            mask);
+            comm->allReduce(p[0], p[1], c.xBytes / c.element, c.dtype,
+                            c.reduction, c.mask);
           });
         } else if (fn == "reduce_scatter") {
           steps.push_back([=] {
-            comm->reduceScatter(p[0], p[1], yBytes / element, dtype, reduction,
-                                mask);
+            comm->reduceScatter(p[0], p[1], c.yBytes / c.element, c.dtype,
+                                c.reduction, c.mask);
           });
         } else if (fn == "all_gather") {
           // Member m's block lands at m·size along the dimension: straight
-          // into y when nothing is before it, else through a staging copy.
-          const Around a = around(shape, in(1), /*splits=*/false);
-          const int64_t block = a.size * a.slab;
-          if (a.outer != 1 && workspaceBytes < yBytes)
-            throw fail("its workspace holds " + std::to_string(workspaceBytes) +
-                       " bytes; staging the gather takes " +
-                       std::to_string(yBytes));
+          // into y when nothing is before it, else through the workspace.
           if (start) {
-            if (a.outer != 1)
-              throw fail("starts a gather along an inner dimension; only "
-                         "dimension 0 is started and left running");
             const int x = call.buffers(0), y = call.buffers(1);
             steps.push_back([=, this] {
-              auto request = comm->startAllGather(p[0], p[1], xBytes / element,
-                                                  dtype, mask);
+              auto request = comm->startAllGather(
+                  p[0], p[1], c.xBytes / c.element, c.dtype, c.mask);
               started.push_back({std::move(request), {x, y}});
             });
             continue;
           }
+          const auto placed = c.placeGathered();
           steps.push_back([=] {
-            if (a.outer == 1)
-              return comm->allGather(p[0], p[1], xBytes / element, dtype, mask);
-            char *staging = p[2];
-            comm->allGather(p[0], staging, xBytes / element, dtype, mask);
-            for (int64_t m = 0; m < members; ++m)
-              for (int64_t o = 0; o < a.outer; ++o)
-                std::memcpy(p[1] + (o * members + m) * block,
-                            staging + (m * a.outer + o) * block, block);
+            if (c.outer == 1)
+              return comm->allGather(p[0], p[1], c.xBytes / c.element, c.dtype,
+                                     c.mask);
+            comm->allGather(p[0], p[2], c.xBytes / c.element, c.dtype, c.mask);
+            for (const auto &copy : placed)
+              copyRows(copy, p[1], p[2]);
           });
         } else if (fn == "all_slice") { // nothing moves between ranks
-          const Around a = around(shape, in(1));
-          const int64_t block = a.size / members * a.slab;
-          steps.push_back([=] {
-            const int64_t m = comm->groupRank(mask);
-            for (int64_t o = 0; o < a.outer; ++o)
-              std::memcpy(p[1] + o * block, p[0] + (o * members + m) * block,
-                          block);
-          });
+          const auto copy = c.sliceOf(comm->groupRank(c.mask));
+          steps.push_back([=] { copyRows(copy, p[1], p[0]); });
         } else { // all_to_all
           // Block m of the split dimension goes to member m; what member m
-          // sends lands at block m of the concat dimension.
-          const Around split = around(shape, in(1));
-          std::vector<int64_t> part = shape;
-          part[in(1)] /= members;
-          const Around concat = around(part, in(2), /*splits=*/false);
-          const int64_t chunk = xBytes / members;
-          const int64_t sendBlock = split.size / members * split.slab;
-          const int64_t recvBlock = concat.size * concat.slab;
-          // The workspace holds what is sent, then what is received, where
-          // either is staged.
-          const int64_t sendStaging = split.outer == 1 ? 0 : xBytes;
-          const int64_t staging =
-              sendStaging + (concat.outer == 1 ? 0 : xBytes);
-          if (workspaceBytes < staging)
-            throw fail("its workspace holds " + std::to_string(workspaceBytes) +
-                       " bytes; staging the exchange takes " +
-                       std::to_string(staging));
+          // sends lands at block m of the concat dimension. The workspace
+          // holds what is sent, then what is received, where either is
+          // staged.
+          const auto staged = c.stageSent(), placed = c.placeReceived();
           steps.push_back([=] {
-            char *sendStage = p[2], *recvStage = p[2] + sendStaging;
-            const char *send = p[0];
-            if (split.outer != 1) {
-              for (int64_t m = 0; m < members; ++m)
-                for (int64_t o = 0; o < split.outer; ++o)
-                  std::memcpy(sendStage + m * chunk + o * sendBlock,
-                              p[0] + (o * members + m) * sendBlock, sendBlock);
-              send = sendStage;
-            }
-            char *receive = concat.outer == 1 ? p[1] : recvStage;
-            comm->allToAll(send, receive, chunk / element, dtype, mask);
-            if (concat.outer != 1)
-              for (int64_t m = 0; m < members; ++m)
-                for (int64_t o = 0; o < concat.outer; ++o)
-                  std::memcpy(p[1] + (o * members + m) * recvBlock,
-                              recvStage + m * chunk + o * recvBlock, recvBlock);
+            const char *send = c.outer == 1 ? p[0] : p[2];
+            char *receive = c.recvOuter == 1 ? p[1] : p[2] + c.sendStaging;
+            if (c.outer != 1)
+              for (const auto &copy : staged)
+                copyRows(copy, p[2], p[0]);
+            comm->allToAll(send, receive, c.chunk / c.element, c.dtype, c.mask);
+            if (c.recvOuter != 1)
+              for (const auto &copy : placed)
+                copyRows(copy, p[1], receive);
           });
         }
       } else if (fn == "copy") { // src, dst; bytes
@@ -696,24 +584,9 @@ void CpuExecutor::prepareSteps() {
 }
 
 void CpuExecutor::loadParameters(const SafetensorsCheckpoint &checkpoint) {
-  for (const auto &param : plan.parameters()) {
-    const Buffer &buffer = plan.buffers(param.buffer());
-    if (param.global_elements() == 0) {
-      std::vector<int64_t> shape(buffer.shape().begin(), buffer.shape().end());
-      checkpoint.read(param.name(), shape, buffer.dtype(),
-                      address(param.buffer()));
-      continue;
-    }
-    // A ZeRO-3 block or a tensor-parallel slice: whole in the checkpoint,
-    // this rank keeps its part.
-    std::vector<int64_t> shape(param.global_shape().begin(),
-                               param.global_shape().end());
-    const int64_t element = dtypeBytes(buffer.dtype());
-    std::vector<char> whole(param.global_elements() * element);
-    checkpoint.read(param.name(), shape, buffer.dtype(), whole.data());
-    ShardLayout::of(plan, param, buffer.bytes() / element)
-        .take(memberOf(param), whole.data(), address(param.buffer()), element);
-  }
+  readParameters(
+      plan, checkpoint, loaded->parameters.data,
+      [this](const plan::Binding &param) { return memberOf(param); });
 }
 
 void CpuExecutor::initializeParameters(uint64_t seed) {
@@ -723,13 +596,7 @@ void CpuExecutor::initializeParameters(uint64_t seed) {
 }
 
 int64_t CpuExecutor::memberOf(const plan::Binding &binding) const {
-  const uint32_t group = shardGroup(plan, binding);
-  if (!group)
-    return 0;
-  if (!communicator)
-    throw Error(planName + ": '" + binding.name() +
-                "' is a block of a sharded tensor, but the plan has no mesh");
-  return communicator->groupRank(group);
+  return shardMember(plan, planName, communicator, binding);
 }
 
 void CpuExecutor::setInput(const std::string &name, const HostTensor &tensor) {
@@ -753,22 +620,8 @@ void CpuExecutor::copyInputs(const std::string &program) {
 }
 
 void CpuExecutor::waitFor(const plan::Step &step) {
-  const auto &buffers =
-      step.has_launch() ? step.launch().buffers() : step.call().buffers();
-  auto overlap = [&](int a, int b) {
-    if (a < 0) // an absent optional operand
-      return false;
-    const plan::Buffer &x = plan.buffers(a), &y = plan.buffers(b);
-    return x.region() == y.region() && x.offset() < y.offset() + y.bytes() &&
-           y.offset() < x.offset() + x.bytes();
-  };
   for (auto it = started.begin(); it != started.end();) {
-    const bool touched =
-        std::any_of(buffers.begin(), buffers.end(), [&](int id) {
-          return std::any_of(it->buffers.begin(), it->buffers.end(),
-                             [&](int b) { return overlap(id, b); });
-        });
-    if (!touched) {
+    if (!stepTouches(plan, step, it->buffers)) {
       ++it;
       continue;
     }

@@ -1,4 +1,4 @@
-// Loading the driver and cuBLASLt by name.
+// Loading the driver, cuBLASLt and NCCL by name.
 #include "runtime/cuda/CudaDriver.h"
 
 #include "runtime/Error.h"
@@ -114,4 +114,46 @@ const Cublas &Cublas::get() {
 void Cublas::check(cublasStatus_t status, const std::string &what) const {
   if (status != CUBLAS_STATUS_SUCCESS)
     throw Error(what + ": cuBLASLt status " + std::to_string(status));
+}
+
+const Nccl &Nccl::get() {
+  static Nccl nccl;
+  static std::string failure;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    std::string errors;
+    void *handle = openFirst({"libnccl.so.2", "libnccl.so"}, errors);
+    if (!handle) {
+      failure = "NCCL cannot be loaded (add the CUDA toolkit's lib folder or "
+                "the nvidia-nccl wheel's lib folder to LD_LIBRARY_PATH)" +
+                errors;
+      return;
+    }
+    try {
+#define WEFT_NCCL_FUNCTION(name)                                               \
+  resolve(handle, nccl.name, WEFT_STRINGIFY_EXPANDED(name), "NCCL");
+#include "runtime/cuda/CudaFunctions.def"
+#undef WEFT_NCCL_FUNCTION
+    } catch (const Error &error) {
+      failure = error.what();
+      return;
+    }
+    nccl.ncclGetVersion(&nccl.version);
+    if (nccl.version < 21000) // ncclAvg
+      failure = "NCCL " + std::to_string(nccl.version) +
+                " is older than 2.10, which weft needs";
+  });
+  if (!failure.empty())
+    throw Error(failure);
+  return nccl;
+}
+
+void Nccl::check(ncclResult_t result, const std::string &what,
+                 ncclComm_t comm) const {
+  if (result == ncclSuccess)
+    return;
+  std::string message = what + ": NCCL: " + ncclGetErrorString(result);
+  if (const char *last = ncclGetLastError(comm); last && *last)
+    message += std::string(": ") + last;
+  throw Error(message);
 }

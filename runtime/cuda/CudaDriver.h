@@ -1,12 +1,13 @@
 // The CUDA driver API, loaded with dlopen: the runtime builds and starts
 // everywhere, and says clearly when there is no driver or no GPU. Also the
-// cuBLASLt entry points the runtime uses, loaded the same way (from the
-// toolkit, or PyTorch's nvidia-cublas wheel).
+// cuBLASLt and NCCL entry points the runtime uses, loaded the same way (from
+// the toolkit, or PyTorch's nvidia-cublas and nvidia-nccl wheels).
 #ifndef WEFT_RUNTIME_CUDA_CUDADRIVER_H
 #define WEFT_RUNTIME_CUDA_CUDADRIVER_H
 
 #include <cublasLt.h>
 #include <cuda.h>
+#include <nccl.h>
 
 #include <string>
 
@@ -32,6 +33,19 @@ struct Cublas {
   /// cuBLASLt, loaded once. Throws Error naming the libraries tried.
   static const Cublas &get();
   void check(cublasStatus_t status, const std::string &what) const;
+};
+
+struct Nccl {
+#define WEFT_NCCL_FUNCTION(name) decltype(&::name) name = nullptr;
+#include "runtime/cuda/CudaFunctions.def"
+#undef WEFT_NCCL_FUNCTION
+  int version = 0; // ncclGetVersion: 22809 is 2.28.9
+  /// NCCL, loaded once (only by plans with a mesh). Throws Error naming the
+  /// libraries tried.
+  static const Nccl &get();
+  /// Throws Error "<what>: <NCCL's description>[: <its last error>]".
+  void check(ncclResult_t result, const std::string &what,
+             ncclComm_t comm = nullptr) const;
 };
 
 } // namespace weft::runtime

@@ -5,6 +5,7 @@
 #include "kernels/cpu/Kernels.h"
 #include "kernels/cuda/Attention.h"
 #include "kernels/cuda/Training.h"
+#include "runtime/Communicator.h"
 #include "runtime/Error.h"
 #include "runtime/LibraryCalls.h"
 #include "runtime/PlanFile.h"
@@ -110,6 +111,24 @@ struct CudaExecutor::State {
   /// follows).
   std::vector<std::string> stepMessages;
   std::vector<HostTensor> inputs;
+  // Plans with a mesh: MPI lays the ranks out and carries NCCL's unique
+  // ids; one NCCL communicator per group of axes the steps use; the
+  // collectives run on their own stream, joined to the compute stream by
+  // events.
+  Communicator *mpi = nullptr;
+  std::map<uint32_t, ncclComm_t> comms;
+  CUstream commStream = nullptr;
+  std::vector<CUevent> events; // every event the steps use, owned
+  /// Started gathers (ZeRO-3's prefetch) the compute stream waits for
+  /// before a step that touches their buffers, and at the end of their
+  /// stream.
+  std::map<size_t, std::vector<CUevent>> waitsBefore;
+  std::vector<std::vector<CUevent>> waitsAtEnd; // by stream
+  struct Started {
+    CUevent done;
+    std::vector<int> buffers; // x, y
+  };
+  std::vector<Started> pending; // while preparing
 
   State(const plan::Plan &plan, std::string planName)
       : plan(plan), planName(std::move(planName)), cu(CudaDriver::get()) {}
@@ -130,6 +149,63 @@ struct CudaExecutor::State {
              planName + ": the runtime's kernel " + name);
     return function;
   }
+  CUevent newEvent() {
+    CUevent event;
+    cu.check(cu.cuEventCreate(&event, CU_EVENT_DISABLE_TIMING),
+             "cuEventCreate");
+    events.push_back(event);
+    return event;
+  }
+  /// Queues `work` on the collective stream after what the compute stream
+  /// has queued (`ready` marks that); the compute stream waits for it
+  /// (`done`) unless it was started and left running.
+  void onCommStream(CUevent ready, CUevent done, bool joined,
+                    const std::string &where,
+                    const std::function<void()> &work) {
+    cu.check(cu.cuEventRecord(ready, stream), where + "cuEventRecord");
+    cu.check(cu.cuStreamWaitEvent(commStream, ready, 0),
+             where + "cuStreamWaitEvent");
+    work();
+    cu.check(cu.cuEventRecord(done, commStream), where + "cuEventRecord");
+    if (joined)
+      cu.check(cu.cuStreamWaitEvent(stream, done, 0),
+               where + "cuStreamWaitEvent");
+  }
+  /// `rows` on device memory, queued on `on`.
+  void copyRows(const CollectiveCall::RowCopy &rows, CUdeviceptr dst,
+                CUdeviceptr src, CUstream on, const std::string &where) {
+    CUDA_MEMCPY2D copy{};
+    copy.srcMemoryType = CU_MEMORYTYPE_DEVICE;
+    copy.srcDevice = src + rows.src;
+    copy.srcPitch = static_cast<size_t>(rows.srcPitch);
+    copy.dstMemoryType = CU_MEMORYTYPE_DEVICE;
+    copy.dstDevice = dst + rows.dst;
+    copy.dstPitch = static_cast<size_t>(rows.dstPitch);
+    copy.WidthInBytes = static_cast<size_t>(rows.width);
+    copy.Height = static_cast<size_t>(rows.rows);
+    if (rows.width > 0 && rows.rows > 0)
+      cu.check(cu.cuMemcpy2DAsync(&copy, on), where + "cuMemcpy2DAsync");
+  }
+  void addCollective(const plan::Step &step, size_t index,
+                     const std::string &where);
+  /// The member of its group whose block a sharded binding holds.
+  int64_t memberOf(const plan::Binding &binding) const;
+  /// The compute stream waits for the gathers stream `index` started and
+  /// no step waited for.
+  void joinStarted(int index) {
+    for (CUevent event : waitsAtEnd[index])
+      cu.check(cu.cuStreamWaitEvent(stream, event, 0),
+               planName + ": cuStreamWaitEvent");
+  }
+  /// Waits for both streams (host reads and writes of device memory).
+  void synchronize(const std::string &what) const {
+    cu.check(cu.cuStreamSynchronize(stream), what);
+    if (commStream)
+      cu.check(cu.cuStreamSynchronize(commStream), what);
+  }
+  /// Makes the NCCL communicators of every group the plan's steps use, in
+  /// the plan's order (the same on every rank).
+  void connect();
   void launch(CUfunction function, unsigned gridX, unsigned gridY,
               unsigned block, Arguments &args, unsigned sharedBytes = 0) {
     cu.check(cu.cuLaunchKernel(function, gridX, gridY, 1, block, 1, 1,
@@ -149,6 +225,11 @@ struct CudaExecutor::State {
 };
 
 CudaExecutor::State::~State() {
+  if (!comms.empty()) {
+    const Nccl &nccl = Nccl::get();
+    for (auto &[mask, comm] : comms)
+      nccl.ncclCommDestroy(comm);
+  }
   if (lt) {
     const Cublas &blas = Cublas::get();
     for (auto desc : descs)
@@ -169,8 +250,12 @@ CudaExecutor::State::~State() {
       cu.cuEventDestroy(start);
     if (stop)
       cu.cuEventDestroy(stop);
+    for (CUevent event : events)
+      cu.cuEventDestroy(event);
     if (stream)
       cu.cuStreamDestroy(stream);
+    if (commStream)
+      cu.cuStreamDestroy(commStream);
     cu.cuDevicePrimaryCtxRelease(device);
   }
 }
@@ -267,6 +352,15 @@ void CudaExecutor::State::prepare() {
       stepNames.push_back(step.name());
       stepBounds.push_back(0);
       stepMessages.emplace_back();
+      // A step that touches a started gather's memory waits for it.
+      for (auto it = pending.begin(); it != pending.end();) {
+        if (!stepTouches(plan, step, it->buffers)) {
+          ++it;
+          continue;
+        }
+        waitsBefore[index].push_back(it->done);
+        it = pending.erase(it);
+      }
       if (step.has_launch()) {
         const plan::Kernel &kernel = plan.kernels(step.launch().kernel());
         auto args = std::make_shared<Arguments>();
@@ -641,9 +735,12 @@ void CudaExecutor::State::prepare() {
             call.floats_size() != 1)
           throw Error(where + "expects gradients, the norm's buffer, one int "
                               "and one float");
-        if (in(0) != 0)
-          throw Error(where + "adds the norm's squares over a mesh group; the "
-                              "CUDA runtime has no NCCL communicator yet");
+        // Over a group (the gradients are blocks), the squares' sum is
+        // added across its members before the root.
+        const auto group = static_cast<uint32_t>(in(0));
+        if (group != 0 && !mpi)
+          throw Error(where + "the plan has no mesh to add the norm's "
+                              "squares over");
         const int count = call.buffers_size() - 1;
         const Buffer &norm = plan.buffers(call.buffers(count));
         if (norm.dtype() != plan::F32 || norm.bytes() != 4)
@@ -665,16 +762,41 @@ void CudaExecutor::State::prepare() {
                                   sizeof(double));
           squares.push_back(args);
         }
+        // The squares' total (a double) follows the partial sums.
+        const CUdeviceptr total = partials + static_cast<CUdeviceptr>(count) *
+                                                 tr::kNormBlocks *
+                                                 sizeof(double);
         auto finish = std::make_shared<Arguments>();
         finish->add(partials)
             .add(static_cast<long long>(count) * tr::kNormBlocks)
-            .add(p(count));
+            .add(total)
+            .add(group == 0 ? p(count) : CUdeviceptr{0});
+        auto root = std::make_shared<Arguments>();
+        root->add(total).add(p(count));
         CUfunction sum = libraryFunction("weft_sum_squares");
-        CUfunction root = libraryFunction("weft_norm_finish");
+        CUfunction add = libraryFunction("weft_norm_finish");
+        CUfunction sqrt = libraryFunction("weft_norm_root");
+        const CUevent ready = group ? newEvent() : nullptr;
+        const CUevent done = group ? newEvent() : nullptr;
+        ncclComm_t comm = group ? comms.at(group) : nullptr;
+        const Nccl *nccl = group ? &Nccl::get() : nullptr;
+        Communicator *counter = mpi;
         steps.push_back([=] {
           for (const auto &args : squares)
             launch(sum, tr::kNormBlocks, 1, tr::kNormThreads, *args);
-          launch(root, 1, 1, tr::kNormThreads, *finish);
+          launch(add, 1, 1, tr::kNormThreads, *finish);
+          if (group == 0)
+            return;
+          onCommStream(ready, done, true, where, [&] {
+            nccl->check(
+                nccl->ncclAllReduce(reinterpret_cast<const void *>(total),
+                                    reinterpret_cast<void *>(total), 1,
+                                    ncclFloat64, ncclSum, comm,
+                                    reinterpret_cast<cudaStream_t>(commStream)),
+                where + "ncclAllReduce", comm);
+          });
+          counter->countCollective("all_reduce", 1, plan::F64, group);
+          launch(sqrt, 1, 1, 32, *root);
         });
       } else if (fn == "adamw") {
         // param, grad, exp_avg, exp_avg_sq, lr (f64), step (i64), norm,
@@ -704,11 +826,204 @@ void CudaExecutor::State::prepare() {
             cu.check(cu.cuMemcpyDtoDAsync(dst, src, size, this->stream), where);
           launch(function, gridFor(count), 1, 256, *args);
         });
+      } else if (fn == "all_reduce" || fn == "reduce_scatter" ||
+                 fn == "all_gather" || fn == "all_gather_start" ||
+                 fn == "all_slice" || fn == "all_to_all") {
+        addCollective(step, index, where);
       } else {
         throw Error(where + "the CUDA runtime has no kernel for '" + fn +
                     "' yet; run this model with a CPU plan");
       }
     }
+    // What is still in flight when the stream ends is waited for there.
+    waitsAtEnd.emplace_back();
+    for (const Started &started : pending)
+      waitsAtEnd.back().push_back(started.done);
+    pending.clear();
+  }
+  for (auto &[index, waits] : waitsBefore) {
+    std::function<void()> body = std::move(steps[index]);
+    steps[index] = [this, waits = waits, body] {
+      for (CUevent event : waits)
+        cu.check(cu.cuStreamWaitEvent(stream, event, 0),
+                 planName + ": cuStreamWaitEvent");
+      body();
+    };
+  }
+}
+
+namespace {
+ncclDataType_t ncclType(weft::plan::DType dtype) {
+  switch (dtype) {
+  case weft::plan::F32:
+    return ncclFloat32;
+  case weft::plan::I64:
+    return ncclInt64;
+  case weft::plan::F64:
+    return ncclFloat64;
+  default:
+    throw Error(std::string("NCCL reduces f32, i64 and f64, not ") +
+                dtypeName(dtype));
+  }
+}
+
+ncclRedOp_t ncclOp(Communicator::Reduction reduction) {
+  switch (reduction) {
+  case Communicator::Reduction::Max:
+    return ncclMax;
+  case Communicator::Reduction::Mean:
+    return ncclAvg;
+  default:
+    return ncclSum;
+  }
+}
+} // namespace
+
+void CudaExecutor::State::addCollective(const plan::Step &step, size_t index,
+                                        const std::string &where) {
+  const plan::LibraryCall &call = step.call();
+  const CollectiveCall c = readCollective(plan, call, mpi, where);
+  if (c.reduction == Communicator::Reduction::Mean && c.dtype != plan::F32)
+    throw Error(where + "a mean reduction takes f32");
+  const Nccl *nccl = &Nccl::get();
+  const CUdeviceptr x = address(call.buffers(0)), y = address(call.buffers(1));
+  const CUdeviceptr workspace =
+      call.buffers_size() > 2 ? address(call.buffers(2)) : 0;
+  if (c.kind == "all_slice") { // nothing moves between ranks
+    const CollectiveCall::RowCopy copy = c.sliceOf(mpi->groupRank(c.mask));
+    steps.push_back([=, this] { copyRows(copy, y, x, stream, where); });
+    return;
+  }
+  ncclComm_t comm = comms.at(c.mask);
+  const CUevent ready = newEvent(), done = newEvent();
+  Communicator *counter = mpi;
+  auto check = [nccl, comm, where](ncclResult_t result, const char *what) {
+    nccl->check(result, where + what, comm);
+  };
+  cudaStream_t on = reinterpret_cast<cudaStream_t>(commStream);
+  if (c.kind == "all_reduce" || c.kind == "reduce_scatter") {
+    const ncclDataType_t type = ncclType(c.dtype);
+    const ncclRedOp_t op = ncclOp(c.reduction);
+    const bool all = c.kind == "all_reduce";
+    steps.push_back([=, this] {
+      onCommStream(ready, done, true, where, [&] {
+        if (all)
+          check(nccl->ncclAllReduce(reinterpret_cast<const void *>(x),
+                                    reinterpret_cast<void *>(y),
+                                    c.xBytes / c.element, type, op, comm, on),
+                "ncclAllReduce");
+        else
+          check(nccl->ncclReduceScatter(reinterpret_cast<const void *>(x),
+                                        reinterpret_cast<void *>(y),
+                                        c.yBytes / c.element, type, op, comm,
+                                        on),
+                "ncclReduceScatter");
+      });
+      counter->countCollective(c.kind.c_str(),
+                               (all ? c.xBytes : c.yBytes) / c.element, c.dtype,
+                               c.mask);
+    });
+    return;
+  }
+  if (c.kind == "all_gather") {
+    // Member m's block lands at m·size along the dimension: straight into
+    // y when nothing is before it, else through the workspace. Blocks move
+    // as bytes.
+    const CUdeviceptr gathered = c.outer == 1 ? y : workspace;
+    const auto placed = c.placeGathered();
+    steps.push_back([=, this] {
+      onCommStream(ready, done, !c.started, where, [&] {
+        check(nccl->ncclAllGather(reinterpret_cast<const void *>(x),
+                                  reinterpret_cast<void *>(gathered), c.xBytes,
+                                  ncclUint8, comm, on),
+              "ncclAllGather");
+        if (c.outer != 1)
+          for (const auto &copy : placed)
+            copyRows(copy, y, gathered, commStream, where);
+      });
+      counter->countCollective("all_gather", c.xBytes / c.element, c.dtype,
+                               c.mask);
+    });
+    if (c.started)
+      pending.push_back({done, {call.buffers(0), call.buffers(1)}});
+    return;
+  }
+  // all_to_all: block m of the split dimension goes to member m; what
+  // member m sends lands at block m of the concat dimension. The workspace
+  // holds what is sent, then what is received, where either is staged.
+  const CUdeviceptr send = c.outer == 1 ? x : workspace;
+  const CUdeviceptr receive = c.recvOuter == 1 ? y : workspace + c.sendStaging;
+  const auto staged = c.stageSent(), placed = c.placeReceived();
+  steps.push_back([=, this] {
+    onCommStream(ready, done, true, where, [&] {
+      if (c.outer != 1)
+        for (const auto &copy : staged)
+          copyRows(copy, send, x, commStream, where);
+      check(nccl->ncclGroupStart(), "ncclGroupStart");
+      for (int64_t m = 0; m < c.members; ++m) {
+        const int peer = static_cast<int>(m);
+        check(nccl->ncclSend(reinterpret_cast<const void *>(send + m * c.chunk),
+                             c.chunk, ncclUint8, peer, comm, on),
+              "ncclSend");
+        check(nccl->ncclRecv(reinterpret_cast<void *>(receive + m * c.chunk),
+                             c.chunk, ncclUint8, peer, comm, on),
+              "ncclRecv");
+      }
+      check(nccl->ncclGroupEnd(), "ncclGroupEnd");
+      if (c.recvOuter != 1)
+        for (const auto &copy : placed)
+          copyRows(copy, y, receive, commStream, where);
+    });
+    counter->countCollective("all_to_all", c.chunk / c.element, c.dtype,
+                             c.mask);
+  });
+}
+
+void CudaExecutor::State::connect() {
+  // Every group a step names, in the plan's order.
+  std::vector<uint32_t> masks;
+  for (const auto &stream : plan.streams())
+    for (const auto &step : stream.steps()) {
+      if (!step.has_call())
+        continue;
+      const plan::LibraryCall &call = step.call();
+      const std::string &fn = call.function();
+      int64_t mask = 0;
+      if (fn == "all_reduce" || fn == "reduce_scatter")
+        mask = call.ints_size() > 1 ? call.ints(1) : 0;
+      else if (fn == "all_gather" || fn == "all_gather_start" ||
+               fn == "all_to_all" || fn == "grad_norm")
+        mask = call.ints_size() > 0 ? call.ints(0) : 0;
+      if (mask > 0 &&
+          std::find(masks.begin(), masks.end(), mask) == masks.end())
+        masks.push_back(static_cast<uint32_t>(mask));
+    }
+  if (masks.empty())
+    return;
+  if (!mpi)
+    throw Error(planName + ": its collectives need a mesh, and it has none");
+  const Nccl &nccl = Nccl::get();
+  for (uint32_t mask : masks) {
+    std::string axes;
+    for (size_t a = 0; a < mpi->mesh().size(); ++a)
+      if (mask & (1u << a))
+        axes += (axes.empty() ? "" : ",") + mpi->mesh()[a].first;
+    if (axes.empty() || mask >> mpi->mesh().size())
+      throw Error(planName + ": a collective names mesh axes " +
+                  std::to_string(mask) + ", outside the plan's mesh");
+    const std::string what =
+        planName + ": the NCCL communicator of mesh axes " + axes;
+    ncclUniqueId id{};
+    const int64_t member = mpi->groupRank(mask);
+    if (member == 0)
+      nccl.check(nccl.ncclGetUniqueId(&id), what + " (ncclGetUniqueId)");
+    mpi->broadcast(&id, sizeof id, 0, mask);
+    ncclComm_t comm = nullptr;
+    nccl.check(nccl.ncclCommInitRank(&comm,
+                                     static_cast<int>(mpi->groupSize(mask)), id,
+                                     static_cast<int>(member)),
+               what + " (ncclCommInitRank)");
+    comms[mask] = comm;
   }
 }
 
@@ -745,7 +1060,10 @@ CudaExecutor::CudaExecutor(const plan::Plan &plan, std::string planName,
   const CudaDriver &cu = s.cu;
   int count = 0;
   cu.check(cu.cuDeviceGetCount(&count), "cuDeviceGetCount");
-  if (deviceIndex < 0 || deviceIndex >= count)
+  // Under a launcher, each rank of a node takes its own GPU.
+  if (deviceIndex < 0)
+    deviceIndex = Communicator::localRank() % count;
+  if (deviceIndex >= count)
     throw Error(planName + ": GPU " + std::to_string(deviceIndex) +
                 " does not exist; the driver sees " + std::to_string(count));
   cu.check(cu.cuDeviceGet(&s.device, deviceIndex), "cuDeviceGet");
@@ -802,10 +1120,11 @@ CudaExecutor::CudaExecutor(const plan::Plan &plan, std::string planName,
   for (const auto &stream : plan.streams())
     for (const auto &step : stream.steps())
       if (step.has_call() && step.call().function() == "grad_norm")
-        normBytes = std::max<int64_t>(normBytes,
-                                      (step.call().buffers_size() - 1) *
-                                          kernels::cuda::training::kNormBlocks *
-                                          static_cast<int64_t>(sizeof(double)));
+        normBytes = std::max<int64_t>(
+            normBytes, ((step.call().buffers_size() - 1) *
+                            kernels::cuda::training::kNormBlocks +
+                        1) *
+                           static_cast<int64_t>(sizeof(double)));
   s.normOffset = offset;
   offset += alignUp(normBytes);
   s.tableOffset = offset;
@@ -822,6 +1141,8 @@ CudaExecutor::CudaExecutor(const plan::Plan &plan, std::string planName,
   cu.check(cu.cuMemAlloc(&s.block, s.blockBytes),
            planName + ": allocating " + gibibytes(s.blockBytes));
   cu.check(cu.cuStreamCreate(&s.stream, CU_STREAM_NON_BLOCKING),
+           "cuStreamCreate");
+  cu.check(cu.cuStreamCreate(&s.commStream, CU_STREAM_NON_BLOCKING),
            "cuStreamCreate");
   cu.check(cu.cuEventCreate(&s.start, CU_EVENT_DEFAULT), "cuEventCreate");
   cu.check(cu.cuEventCreate(&s.stop, CU_EVENT_DEFAULT), "cuEventCreate");
@@ -847,6 +1168,19 @@ CudaExecutor::CudaExecutor(const plan::Plan &plan, std::string planName,
     s.kernels.push_back(function);
   }
   s.inputs.resize(plan.inputs_size());
+  // A plan for several ranks runs under mpirun with as many, a GPU each.
+  if (plan.mesh_size() > 0) {
+    std::vector<std::pair<std::string, int64_t>> mesh;
+    for (const auto &axis : plan.mesh())
+      mesh.push_back({axis.name(), axis.size()});
+    s.mpi = &Communicator::world();
+    try {
+      s.mpi->setMesh(mesh);
+    } catch (const Error &error) {
+      throw Error(planName + ": " + error.what());
+    }
+  }
+  s.connect();
   s.prepare();
   if (static_cast<int64_t>(s.tables.size()) > tableReserve)
     throw Error(planName + ": its rope tables outgrow their reserve");
@@ -858,23 +1192,27 @@ CudaExecutor::CudaExecutor(const plan::Plan &plan, std::string planName,
 
 CudaExecutor::~CudaExecutor() = default;
 
+int64_t CudaExecutor::State::memberOf(const plan::Binding &binding) const {
+  return shardMember(plan, planName, mpi, binding);
+}
+
 void CudaExecutor::loadParameters(const SafetensorsCheckpoint &checkpoint) {
-  const plan::Plan &plan = state->plan;
-  std::vector<char> host(plan.memory().parameters());
-  for (const auto &param : plan.parameters()) {
-    const Buffer &buffer = plan.buffers(param.buffer());
-    std::vector<int64_t> shape(buffer.shape().begin(), buffer.shape().end());
-    checkpoint.read(param.name(), shape, buffer.dtype(),
-                    host.data() + buffer.offset());
-  }
+  std::vector<char> host(state->plan.memory().parameters());
+  readParameters(
+      state->plan, checkpoint, host.data(),
+      [this](const plan::Binding &param) { return state->memberOf(param); });
   upload(plan::PARAMETERS, host.data());
 }
 
 void CudaExecutor::initializeParameters(uint64_t seed) {
   std::vector<char> host(state->plan.memory().parameters());
-  fillParameters(state->plan, state->planName, seed, host.data());
+  fillParameters(
+      state->plan, state->planName, seed, host.data(),
+      [this](const plan::Binding &param) { return state->memberOf(param); });
   upload(plan::PARAMETERS, host.data());
 }
+
+Communicator *CudaExecutor::getCommunicator() const { return state->mpi; }
 
 void CudaExecutor::setInput(const std::string &name, const HostTensor &tensor) {
   auto [index, staged] = bindInput(state->plan, state->planName, name, tensor);
@@ -922,7 +1260,7 @@ void CudaExecutor::download(plan::Region region, char *host, int64_t offset,
   State &s = *state;
   if (offset < 0 || bytes < 0 || offset + bytes > regionBytes(s.plan, region))
     throw Error(s.planName + ": download outside the region");
-  s.cu.check(s.cu.cuStreamSynchronize(s.stream), s.planName + ": run");
+  s.synchronize(s.planName + ": run");
   if (bytes > 0)
     s.cu.check(s.cu.cuMemcpyDtoH(host + offset,
                                  s.block + s.regionOffset[region] + offset,
@@ -1001,14 +1339,16 @@ void CudaExecutor::runProgram(const std::string &program, TraceWriter *trace) {
       s.cu.check(s.cu.cuEventRecord(s.start, s.stream), "cuEventRecord");
       for (size_t i = begin; i < end; ++i)
         s.steps[i]();
+      s.joinStarted(stream);
       s.cu.check(s.cu.cuEventRecord(s.stop, s.stream), "cuEventRecord");
-      s.cu.check(s.cu.cuStreamSynchronize(s.stream), s.planName + ": run");
+      s.synchronize(s.planName + ": run");
       float ms = 0;
       s.cu.cuEventElapsedTime(&ms, s.start, s.stop);
       total += ms;
       continue;
     }
     std::vector<float> stepMs = timeSteps(begin, end, 1);
+    s.joinStarted(stream);
     for (size_t i = begin; i < end; ++i) {
       const plan::Step &step =
           plan.streams(stream).steps(static_cast<int>(i - begin));
@@ -1033,7 +1373,7 @@ const weft::plan::Plan &CudaExecutor::getPlan() const { return state->plan; }
 
 void CudaExecutor::copyOut(int bufferId, char *host) const {
   State &s = *state;
-  s.cu.check(s.cu.cuStreamSynchronize(s.stream), s.planName + ": run");
+  s.synchronize(s.planName + ": run");
   s.cu.check(s.cu.cuMemcpyDtoH(host, s.address(bufferId),
                                s.plan.buffers(bufferId).bytes()),
              s.planName + ": reading " + s.plan.buffers(bufferId).name());
@@ -1041,7 +1381,7 @@ void CudaExecutor::copyOut(int bufferId, char *host) const {
 
 void CudaExecutor::copyIn(int bufferId, const char *host) {
   State &s = *state;
-  s.cu.check(s.cu.cuStreamSynchronize(s.stream), s.planName + ": run");
+  s.synchronize(s.planName + ": run");
   s.cu.check(s.cu.cuMemcpyHtoD(s.address(bufferId), host,
                                s.plan.buffers(bufferId).bytes()),
              s.planName + ": writing " + s.plan.buffers(bufferId).name());
@@ -1055,8 +1395,7 @@ void CudaExecutor::runStep(size_t index) {
                                   s.steps.size() * 16, s.stream),
              s.planName + ": status");
   s.steps[index]();
-  s.cu.check(s.cu.cuStreamSynchronize(s.stream),
-             s.planName + ": step '" + s.stepNames[index] + "'");
+  s.synchronize(s.planName + ": step '" + s.stepNames[index] + "'");
   checkStatus(s.cu, s.block + s.statusOffset, s.stepNames, s.stepBounds,
               s.stepMessages, s.planName);
 }
@@ -1078,7 +1417,7 @@ std::vector<float> CudaExecutor::timeSteps(size_t begin, size_t end,
       s.steps[begin + i]();
       s.cu.check(s.cu.cuEventRecord(events[i + 1], s.stream), "cuEventRecord");
     }
-    s.cu.check(s.cu.cuStreamSynchronize(s.stream), s.planName + ": run");
+    s.synchronize(s.planName + ": run");
     for (size_t i = 0; i < end - begin; ++i) {
       float ms = 0;
       s.cu.cuEventElapsedTime(&ms, events[i], events[i + 1]);
@@ -1103,7 +1442,7 @@ HostTensor CudaExecutor::output(const std::string &name) const {
   tensor.dtype = buffer.dtype();
   tensor.shape.assign(buffer.shape().begin(), buffer.shape().end());
   tensor.bytes.resize(buffer.bytes());
-  s.cu.check(s.cu.cuStreamSynchronize(s.stream), s.planName + ": run");
+  s.synchronize(s.planName + ": run");
   s.cu.check(
       s.cu.cuMemcpyDtoH(tensor.bytes.data(), s.address(id), buffer.bytes()),
       s.planName + ": output " + name);

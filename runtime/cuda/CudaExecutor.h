@@ -1,9 +1,13 @@
-// Runs a CUDA plan on one GPU: the driver loaded with dlopen, one device
-// block allocated once (arena, parameters, constants), the plan's generated
+// Runs a CUDA plan on a GPU: the driver loaded with dlopen, one device block
+// allocated once (arena, parameters, constants), the plan's generated
 // kernels and the runtime's library kernels loaded from their cubins, GEMMs
 // through cuBLASLt (algorithm chosen once per shape), every step launched in
-// order on one stream. The same plan's CPU build has the same buffers and
-// steps, so every step can be checked against the CPU runtime.
+// order on one stream. A plan with a mesh runs under mpirun, a GPU per rank:
+// its collectives run through NCCL (a communicator per group of mesh axes,
+// the unique ids sent over MPI) on a stream of their own, joined to the
+// compute stream by events; ZeRO-3's prefetched gathers are left running
+// until a step touches their memory. The same plan's CPU build has the same
+// buffers and steps, so every step can be checked against the CPU runtime.
 #ifndef WEFT_RUNTIME_CUDA_CUDAEXECUTOR_H
 #define WEFT_RUNTIME_CUDA_CUDAEXECUTOR_H
 
@@ -25,8 +29,11 @@ void checkPlanForGpu(const plan::Plan &plan, const std::string &planName,
 class CudaExecutor : public Executor {
 public:
   /// Checks the plan and the GPU (driver, architecture, free memory) before
-  /// any work starts, allocates and loads. Throws Error naming `planName`.
-  CudaExecutor(const plan::Plan &plan, std::string planName, int device = 0);
+  /// any work starts, allocates and loads; a plan with a mesh connects its
+  /// NCCL communicators (every rank takes part). `device` -1: the rank's
+  /// place on its node (Communicator::localRank) modulo the GPUs. Throws
+  /// Error naming `planName`.
+  CudaExecutor(const plan::Plan &plan, std::string planName, int device = -1);
   ~CudaExecutor() override;
 
   void loadParameters(const SafetensorsCheckpoint &checkpoint) override;
@@ -48,6 +55,9 @@ public:
   char *hostData(int) const override { return nullptr; }
   void copyOut(int bufferId, char *host) const override;
   void copyIn(int bufferId, const char *host) override;
+  /// MPI, for the Trainer's checkpoint gathers and the byte counts (NCCL's
+  /// collectives count there too).
+  Communicator *getCommunicator() const override;
   /// Milliseconds the last run() or runProgram() took on the GPU (events
   /// around each of its streams).
   float lastRunMilliseconds() const { return lastMilliseconds; }

@@ -5,6 +5,8 @@
 //
 //   weft-cuda-check CPU_PLAN CUDA_PLAN [--json OUT] [--seed S] [--max-id N]
 //                   [--repeat N] [--no-steps] [--train-steps N]
+//   weft-cuda-check --collectives [options]   every collective on a mesh
+//                   of the launch's ranks (CollectivesPlan.h)
 //
 // 1. Steps: for every step, the GPU starts from the CPU's memory before the
 //    step, runs the step alone, and every buffer it writes is compared with
@@ -16,6 +18,14 @@
 //    cuda` runs) on the same batches: each step's loss and gradient norm,
 //    then the trained parameters, compared.
 // 3. Timing: the median of N GPU runs, and each step's median time.
+//
+// A plan with a mesh runs under mpirun, a GPU per rank: the CPU runtime's
+// collectives go through MPI, the GPU's through NCCL, and every rank checks
+// its own part; rank 0 prints and writes the report (the others' failures
+// show in their messages and the exit status).
+#include "CollectivesPlan.h"
+
+#include "runtime/Communicator.h"
 #include "runtime/Error.h"
 #include "runtime/PlanFile.h"
 #include "runtime/Trainer.h"
@@ -34,6 +44,9 @@
 #include <iostream>
 #include <map>
 #include <random>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 using namespace weft;
 using namespace weft::runtime;
@@ -126,7 +139,7 @@ int main(int argc, char **argv) {
   uint64_t seed = 1;
   int64_t maxId = 256;
   int repeat = 20, trainSteps = 10;
-  bool checkSteps = true;
+  bool checkSteps = true, collectives = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     auto value = [&]() -> std::string {
@@ -148,23 +161,40 @@ int main(int argc, char **argv) {
       checkSteps = false;
     else if (arg == "--train-steps")
       trainSteps = std::stoi(value());
+    else if (arg == "--collectives")
+      collectives = true;
     else if (!arg.empty() && arg[0] == '-') {
       std::cerr << "weft-cuda-check: unknown option " << arg << "\n";
       return 2;
     } else
       positional.push_back(arg);
   }
-  if (positional.size() != 2) {
+  if (positional.size() != (collectives ? 0 : 2)) {
     std::cerr << "usage: weft-cuda-check CPU_PLAN CUDA_PLAN [--json OUT] "
                  "[--seed S] [--max-id N] [--repeat N] [--no-steps] "
-                 "[--train-steps N]\n";
+                 "[--train-steps N]\n"
+                 "       weft-cuda-check --collectives [--json OUT] "
+                 "[--seed S] [--repeat N]\n";
     return 2;
+  }
+  if (collectives)
+    positional = {"collectives (cpu)", "collectives (cuda)"};
+  if (Communicator::launchedRanks() > 1 && Communicator::world().rank() != 0) {
+    std::cout.flush();
+    if (int null = ::open("/dev/null", O_WRONLY); null >= 0)
+      ::dup2(null, STDOUT_FILENO);
+    jsonPath.clear();
   }
   nlohmann::json report;
   bool ok = true;
   try {
-    const plan::Plan cpuPlan = readPlan(positional[0]);
-    const plan::Plan cudaPlan = readPlan(positional[1]);
+    const int64_t ranks = Communicator::launchedRanks();
+    const plan::Plan cpuPlan = collectives
+                                   ? cudacheck::collectivesPlan(ranks, "cpu")
+                                   : readPlan(positional[0]);
+    const plan::Plan cudaPlan = collectives
+                                    ? cudacheck::collectivesPlan(ranks, "cuda")
+                                    : readPlan(positional[1]);
     if (cpuPlan.buffers_size() != cudaPlan.buffers_size() ||
         cpuPlan.memory().arena() != cudaPlan.memory().arena())
       throw Error(positional[0] + " and " + positional[1] +
@@ -441,6 +471,12 @@ int main(int argc, char **argv) {
     }
     report["step_profile"] = profile;
   } catch (const Error &error) {
+    // One rank's error ends every rank (the others would wait for it in a
+    // collective).
+    if (Communicator::launchedRanks() > 1)
+      Communicator::world().abort("weft-cuda-check: rank " +
+                                  std::to_string(Communicator::world().rank()) +
+                                  ": " + error.what());
     std::cerr << "weft-cuda-check: " << error.what() << "\n";
     report["error"] = error.what();
     ok = false;

@@ -50,8 +50,8 @@ const VerbSpec &weft::cli::trainSpec() {
     VerbSpec s;
     s.name = "train";
     s.arguments = "MODEL";
-    s.summary = "Train a model on the CPU or one CUDA GPU: forward, backward "
-                "and AdamW.";
+    s.summary = "Train a model on CPUs or CUDA GPUs: forward, backward and "
+                "AdamW.";
     s.details =
         "MODEL is a Hugging Face model folder or config.json. Weights come\n"
         "from the folder's safetensors, or are drawn from --seed when there\n"
@@ -108,8 +108,9 @@ const VerbSpec &weft::cli::trainSpec() {
         {"resume", "", "DIR", "continue from a checkpoint (or DIR's latest)"},
         {"threads", "", "N", "CPU threads (default: all cores)"},
         {"device", "", "cpu|cuda",
-         "train on the CPU (default) or on the first CUDA GPU (one rank; "
-         "the plan is compiled for it)"},
+         "train on the CPU (default) or on CUDA GPUs (the plan is compiled "
+         "for them; under mpirun a GPU per rank, collectives through "
+         "NCCL)"},
         {"dp", "", "N",
          "data-parallel ranks (default: the ranks of the launch, "
          "mpirun -np N); each takes its contiguous share of every step's "
@@ -617,11 +618,6 @@ int weft::cli::runTrain(llvm::ArrayRef<std::string> args) {
   if (!device)
     return fail(llvm::toString(device.takeError()));
   if (*device == weft::codegen::Device::Cuda) {
-    if (s.ranks > 1)
-      return fail("--device cuda trains on one GPU; the " +
-                  std::to_string(s.ranks) +
-                  " ranks of this launch need the NCCL communicator, which "
-                  "is not there yet");
 #ifdef WEFT_HAVE_CUDA_RUNTIME
     try { // no driver: said before anything is compiled
       rt::CudaDriver::get();
