@@ -278,7 +278,7 @@ int64_t weft::runtime::shardMember(const plan::Plan &plan,
 bool weft::runtime::stepTouches(const plan::Plan &plan, const plan::Step &step,
                                 const std::vector<int> &buffers) {
   auto overlap = [&](int a, int b) {
-    if (a < 0) // an absent optional operand
+    if (a < 0 || b < 0) // an absent optional operand
       return false;
     const plan::Buffer &x = plan.buffers(a), &y = plan.buffers(b);
     return x.region() == y.region() && x.offset() < y.offset() + y.bytes() &&

@@ -119,16 +119,15 @@ struct CudaExecutor::State {
   std::map<uint32_t, ncclComm_t> comms;
   CUstream commStream = nullptr;
   std::vector<CUevent> events; // every event the steps use, owned
-  /// Started gathers (ZeRO-3's prefetch) the compute stream waits for
-  /// before a step that touches their buffers, and at the end of their
-  /// stream.
+  /// Collectives left running that the compute stream waits for before a
+  /// step that touches their buffers, and at the end of their stream.
   std::map<size_t, std::vector<CUevent>> waitsBefore;
   std::vector<std::vector<CUevent>> waitsAtEnd; // by stream
-  struct Started {
+  struct Running {
     CUevent done;
-    std::vector<int> buffers; // x, y
+    std::vector<int> buffers; // the call's
   };
-  std::vector<Started> pending; // while preparing
+  std::vector<Running> pending; // while preparing
 
   State(const plan::Plan &plan, std::string planName)
       : plan(plan), planName(std::move(planName)), cu(CudaDriver::get()) {}
@@ -158,7 +157,7 @@ struct CudaExecutor::State {
   }
   /// Queues `work` on the collective stream after what the compute stream
   /// has queued (`ready` marks that); the compute stream waits for it
-  /// (`done`) unless it was started and left running.
+  /// (`done`) unless it is left running.
   void onCommStream(CUevent ready, CUevent done, bool joined,
                     const std::string &where,
                     const std::function<void()> &work) {
@@ -190,9 +189,9 @@ struct CudaExecutor::State {
                      const std::string &where);
   /// The member of its group whose block a sharded binding holds.
   int64_t memberOf(const plan::Binding &binding) const;
-  /// The compute stream waits for the gathers stream `index` started and
-  /// no step waited for.
-  void joinStarted(int index) {
+  /// The compute stream waits for the collectives stream `index` left
+  /// running and no step waited for.
+  void joinRunning(int index) {
     for (CUevent event : waitsAtEnd[index])
       cu.check(cu.cuStreamWaitEvent(stream, event, 0),
                planName + ": cuStreamWaitEvent");
@@ -352,7 +351,7 @@ void CudaExecutor::State::prepare() {
       stepNames.push_back(step.name());
       stepBounds.push_back(0);
       stepMessages.emplace_back();
-      // A step that touches a started gather's memory waits for it.
+      // A step that touches a running collective's memory waits for it.
       for (auto it = pending.begin(); it != pending.end();) {
         if (!stepTouches(plan, step, it->buffers)) {
           ++it;
@@ -837,8 +836,8 @@ void CudaExecutor::State::prepare() {
     }
     // What is still in flight when the stream ends is waited for there.
     waitsAtEnd.emplace_back();
-    for (const Started &started : pending)
-      waitsAtEnd.back().push_back(started.done);
+    for (const Running &running : pending)
+      waitsAtEnd.back().push_back(running.done);
     pending.clear();
   }
   for (auto &[index, waits] : waitsBefore) {
@@ -895,7 +894,13 @@ void CudaExecutor::State::addCollective(const plan::Step &step, size_t index,
     return;
   }
   ncclComm_t comm = comms.at(c.mask);
+  // Every collective is left running on its stream: the first later step
+  // that touches its operand, result or staging memory waits for it (a
+  // reduce-scatter of gradients overlaps the rest of the backward; ZeRO-3's
+  // started gathers, the layers before their parameters' use).
   const CUevent ready = newEvent(), done = newEvent();
+  pending.push_back(
+      {done, std::vector<int>(call.buffers().begin(), call.buffers().end())});
   Communicator *counter = mpi;
   auto check = [nccl, comm, where](ncclResult_t result, const char *what) {
     nccl->check(result, where + what, comm);
@@ -906,7 +911,7 @@ void CudaExecutor::State::addCollective(const plan::Step &step, size_t index,
     const ncclRedOp_t op = ncclOp(c.reduction);
     const bool all = c.kind == "all_reduce";
     steps.push_back([=, this] {
-      onCommStream(ready, done, true, where, [&] {
+      onCommStream(ready, done, false, where, [&] {
         if (all)
           check(nccl->ncclAllReduce(reinterpret_cast<const void *>(x),
                                     reinterpret_cast<void *>(y),
@@ -932,7 +937,7 @@ void CudaExecutor::State::addCollective(const plan::Step &step, size_t index,
     const CUdeviceptr gathered = c.outer == 1 ? y : workspace;
     const auto placed = c.placeGathered();
     steps.push_back([=, this] {
-      onCommStream(ready, done, !c.started, where, [&] {
+      onCommStream(ready, done, false, where, [&] {
         check(nccl->ncclAllGather(reinterpret_cast<const void *>(x),
                                   reinterpret_cast<void *>(gathered), c.xBytes,
                                   ncclUint8, comm, on),
@@ -944,8 +949,6 @@ void CudaExecutor::State::addCollective(const plan::Step &step, size_t index,
       counter->countCollective("all_gather", c.xBytes / c.element, c.dtype,
                                c.mask);
     });
-    if (c.started)
-      pending.push_back({done, {call.buffers(0), call.buffers(1)}});
     return;
   }
   // all_to_all: block m of the split dimension goes to member m; what
@@ -955,7 +958,7 @@ void CudaExecutor::State::addCollective(const plan::Step &step, size_t index,
   const CUdeviceptr receive = c.recvOuter == 1 ? y : workspace + c.sendStaging;
   const auto staged = c.stageSent(), placed = c.placeReceived();
   steps.push_back([=, this] {
-    onCommStream(ready, done, true, where, [&] {
+    onCommStream(ready, done, false, where, [&] {
       if (c.outer != 1)
         for (const auto &copy : staged)
           copyRows(copy, send, x, commStream, where);
@@ -1339,7 +1342,7 @@ void CudaExecutor::runProgram(const std::string &program, TraceWriter *trace) {
       s.cu.check(s.cu.cuEventRecord(s.start, s.stream), "cuEventRecord");
       for (size_t i = begin; i < end; ++i)
         s.steps[i]();
-      s.joinStarted(stream);
+      s.joinRunning(stream);
       s.cu.check(s.cu.cuEventRecord(s.stop, s.stream), "cuEventRecord");
       s.synchronize(s.planName + ": run");
       float ms = 0;
@@ -1348,7 +1351,7 @@ void CudaExecutor::runProgram(const std::string &program, TraceWriter *trace) {
       continue;
     }
     std::vector<float> stepMs = timeSteps(begin, end, 1);
-    s.joinStarted(stream);
+    s.joinRunning(stream);
     for (size_t i = begin; i < end; ++i) {
       const plan::Step &step =
           plan.streams(stream).steps(static_cast<int>(i - begin));

@@ -5,8 +5,8 @@
 // order on one stream. A plan with a mesh runs under mpirun, a GPU per rank:
 // its collectives run through NCCL (a communicator per group of mesh axes,
 // the unique ids sent over MPI) on a stream of their own, joined to the
-// compute stream by events; ZeRO-3's prefetched gathers are left running
-// until a step touches their memory. The same plan's CPU build has the same
+// compute stream by events: each is left running until a later step touches
+// its memory. The same plan's CPU build has the same
 // buffers and steps, so every step can be checked against the CPU runtime.
 #ifndef WEFT_RUNTIME_CUDA_CUDAEXECUTOR_H
 #define WEFT_RUNTIME_CUDA_CUDAEXECUTOR_H
