@@ -110,7 +110,11 @@ struct CudaExecutor::State {
   /// What a step's status means when it is not a bad index (the value
   /// follows).
   std::vector<std::string> stepMessages;
-  std::vector<HostTensor> inputs;
+  // The inputs, in pinned host memory (so their copies in are
+  // asynchronous), each at its offset; whether each was given.
+  char *pinned = nullptr;
+  std::vector<int64_t> inputOffset;
+  std::vector<bool> given;
   // Plans with a mesh: MPI lays the ranks out and carries NCCL's unique
   // ids; one NCCL communicator per group of axes the steps use; the
   // collectives run on their own stream, joined to the compute stream by
@@ -245,6 +249,8 @@ CudaExecutor::State::~State() {
       cu.cuModuleUnload(library);
     if (block)
       cu.cuMemFree(block);
+    if (pinned)
+      cu.cuMemFreeHost(pinned);
     if (start)
       cu.cuEventDestroy(start);
     if (stop)
@@ -1170,7 +1176,19 @@ CudaExecutor::CudaExecutor(const plan::Plan &plan, std::string planName,
              planName + ": kernel " + kernel.name());
     s.kernels.push_back(function);
   }
-  s.inputs.resize(plan.inputs_size());
+  int64_t pinnedBytes = 0;
+  for (const auto &input : plan.inputs()) {
+    s.inputOffset.push_back(pinnedBytes);
+    pinnedBytes += alignUp(plan.buffers(input.buffer()).bytes());
+  }
+  s.given.assign(plan.inputs_size(), false);
+  if (pinnedBytes > 0) {
+    void *host = nullptr;
+    cu.check(cu.cuMemAllocHost(&host, pinnedBytes),
+             planName + ": pinning " + std::to_string(pinnedBytes) +
+                 " bytes of host memory for the inputs");
+    s.pinned = static_cast<char *>(host);
+  }
   // A plan for several ranks runs under mpirun with as many, a GPU each.
   if (plan.mesh_size() > 0) {
     std::vector<std::pair<std::string, int64_t>> mesh;
@@ -1219,7 +1237,12 @@ Communicator *CudaExecutor::getCommunicator() const { return state->mpi; }
 
 void CudaExecutor::setInput(const std::string &name, const HostTensor &tensor) {
   auto [index, staged] = bindInput(state->plan, state->planName, name, tensor);
-  state->inputs[index] = std::move(staged);
+  State &s = *state;
+  // A run's copy in may still read the pinned memory.
+  s.synchronize(s.planName + ": run");
+  std::memcpy(s.pinned + s.inputOffset[index], staged.bytes.data(),
+              staged.bytes.size());
+  s.given[index] = true;
 }
 
 namespace {
@@ -1320,7 +1343,7 @@ void CudaExecutor::runProgram(const std::string &program, TraceWriter *trace) {
     throw Error(s.planName + " has no program '" + program + "'");
   for (int i = 0; i < plan.inputs_size(); ++i)
     if (plan.inputs(i).program() == program &&
-        s.inputs[i].dtype == plan::DTYPE_UNSPECIFIED)
+        !s.given[i])
       throw Error("input '" + plan.inputs(i).name() + "' was not given");
   s.cu.check(s.cu.cuMemsetD8Async(s.block + s.statusOffset, 0,
                                   s.steps.size() * 16, s.stream),
@@ -1329,9 +1352,10 @@ void CudaExecutor::runProgram(const std::string &program, TraceWriter *trace) {
   // its program's inputs in.
   for (int i = 0; i < plan.inputs_size(); ++i)
     if (plan.inputs(i).program() == program)
-      s.cu.check(s.cu.cuMemcpyHtoDAsync(s.address(plan.inputs(i).buffer()),
-                                        s.inputs[i].bytes.data(),
-                                        s.inputs[i].bytes.size(), s.stream),
+      s.cu.check(s.cu.cuMemcpyHtoDAsync(
+                     s.address(plan.inputs(i).buffer()),
+                     s.pinned + s.inputOffset[i],
+                     plan.buffers(plan.inputs(i).buffer()).bytes(), s.stream),
                  s.planName + ": input " + plan.inputs(i).name());
   double at = trace ? trace->now() : 0;
   float total = 0;
