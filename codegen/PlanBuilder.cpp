@@ -201,6 +201,7 @@ FailureOr<int> PlanBuilder::bufferOf(Value value, Operation *where) {
   buffer->set_region(attr.getRegion() == "parameters"  ? plan::PARAMETERS
                      : attr.getRegion() == "constants" ? plan::CONSTANTS
                      : attr.getRegion() == "state"     ? plan::STATE
+                     : attr.getRegion() == "host"      ? plan::HOST
                                                        : plan::ARENA);
   buffer->set_offset(offset);
   buffer->set_bytes(tensorBytes(type));
@@ -524,6 +525,20 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
   if (isa<AllReduceOp, ReduceScatterOp, AllGatherOp, AllSliceOp, AllToAllOp>(
           op))
     return lowerCollective(op, *step.mutable_call());
+  // Device ↔ host copies (any element type): src, dst; bytes.
+  if (isa<OffloadOp, ReloadOp>(op)) {
+    plan::LibraryCall *call = step.mutable_call();
+    call->set_function(isa<OffloadOp>(op) ? "offload" : "reload");
+    for (Value v : {op->getOperand(0), Value(op->getResult(0))}) {
+      FailureOr<int> id = bufferOf(v, op);
+      if (failed(id))
+        return failure();
+      call->add_buffers(*id);
+    }
+    call->add_ints(
+        tensorBytes(cast<RankedTensorType>(op->getResultTypes()[0])));
+    return success();
+  }
   // linear, grouped_linear and attention run bf16 as it is:
   // weft-legalize-cpu-types leaves them bf16 only when all their floats are.
   const bool bf16Gemm =
@@ -803,6 +818,8 @@ LogicalResult PlanBuilder::addProgram(func::FuncOp entry,
   memory->set_workspace(
       std::max(memory->workspace(), funcAttr("weft.workspace_bytes")));
   memory->set_arena(std::max(memory->arena(), funcAttr("weft.arena_bytes")));
+  if (auto host = func->getAttrOfType<IntegerAttr>("weft.host_bytes"))
+    memory->set_host(std::max(memory->host(), host.getInt()));
   constantBase = memory->constants();
   memory->set_constants(constantBase + funcAttr("weft.constant_bytes"));
   plan.mutable_constants()->resize(memory->constants(), '\0');

@@ -71,6 +71,33 @@ AdamWCall weft::runtime::readAdamW(const plan::Plan &plan,
           call.floats(4), static_cast<float>(call.floats(5))};
 }
 
+int64_t weft::runtime::readTransfer(const plan::Plan &plan,
+                                    const plan::LibraryCall &call,
+                                    const std::string &where) {
+  if (call.buffers_size() != 2 || call.ints_size() != 1 ||
+      call.floats_size() != 0)
+    throw Error(where + "expects 2 buffers and 1 int");
+  const bool offload = call.function() == "offload";
+  const plan::Buffer &src = plan.buffers(call.buffers(0));
+  const plan::Buffer &dst = plan.buffers(call.buffers(1));
+  auto memory = [](const plan::Buffer &b) {
+    return b.region() == plan::HOST ? std::string("host memory")
+                                    : std::string("device memory");
+  };
+  if ((src.region() == plan::HOST) == offload ||
+      (dst.region() == plan::HOST) != offload)
+    throw Error(where + "copies " + (offload ? "device" : "host") +
+                " memory to " + (offload ? "host" : "device") + " memory; '" +
+                src.name() + "' is in " + memory(src) + ", '" + dst.name() +
+                "' in " + memory(dst));
+  const int64_t bytes = call.ints(0);
+  if (bytes < 0 || bytes != src.bytes() || bytes != dst.bytes())
+    throw Error(where + "copies " + std::to_string(bytes) + " bytes between '" +
+                src.name() + "' (" + std::to_string(src.bytes()) + ") and '" +
+                dst.name() + "' (" + std::to_string(dst.bytes()) + ")");
+  return bytes;
+}
+
 CollectiveCall weft::runtime::readCollective(const plan::Plan &plan,
                                              const plan::LibraryCall &call,
                                              const Communicator *comm,

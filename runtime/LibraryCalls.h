@@ -32,6 +32,12 @@ struct AdamWCall {
 AdamWCall readAdamW(const plan::Plan &plan, const plan::LibraryCall &call,
                     const std::string &where);
 
+/// An offload (device → host) or reload (host → device) call: src, dst;
+/// bytes. Checked: the regions are the HOST one on the right side, and the
+/// bytes both buffers'. Returns the bytes.
+int64_t readTransfer(const plan::Plan &plan, const plan::LibraryCall &call,
+                     const std::string &where);
+
 /// A collective call, checked against its group: x, y (all_gather and
 /// all_to_all: and the workspace, where they stage blocks along inner
 /// dimensions); the reduction (ReduceKind: sum, max or mean; the reductions

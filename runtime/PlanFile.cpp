@@ -54,6 +54,7 @@ void checkReferences(const Plan &plan, const std::string &path) {
         buffer.region() == weft::plan::ARENA        ? plan.memory().arena()
         : buffer.region() == weft::plan::PARAMETERS ? plan.memory().parameters()
         : buffer.region() == weft::plan::STATE      ? plan.memory().state()
+        : buffer.region() == weft::plan::HOST       ? plan.memory().host()
                                                     : plan.memory().constants();
     if (buffer.offset() < 0 || buffer.bytes() < 0 ||
         buffer.offset() + buffer.bytes() > limit)

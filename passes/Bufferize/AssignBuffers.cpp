@@ -24,10 +24,12 @@ int64_t alignUp(int64_t bytes) {
   return (bytes + kAlignment - 1) / kAlignment * kAlignment;
 }
 
-/// One stretch of arena memory and the op positions it is live over.
+/// One stretch of arena memory (or host memory: a weft.offload result) and
+/// the op positions it is live over.
 struct Storage {
   int64_t bytes;
   int first, last; // inclusive; inputs start at -1
+  bool host = false;
   int64_t offset = -1;
 };
 
@@ -93,6 +95,12 @@ struct AssignBuffers : public weft::impl::AssignBuffersBase<AssignBuffers> {
         parameterBytes += alignedBytes(arg.getType());
         continue;
       }
+      if (isHostTensor(arg.getType())) {
+        func.emitError() << "argument " << arg.getArgNumber()
+                         << " is in host memory; a program's arguments are "
+                            "in device memory (weft.offload moves values out)";
+        return signalPassFailure();
+      }
       if (func.getArgAttr(arg.getArgNumber(), WeftDialect::kStateAttrName)) {
         func.setArgAttr(arg.getArgNumber(), "weft.buffer",
                         bufferAttr("state", 0));
@@ -131,8 +139,17 @@ struct AssignBuffers : public weft::impl::AssignBuffersBase<AssignBuffers> {
             storageOf[result] = storageOf[op.getOperand(0)];
         } else if (!isa<ConstantOp>(op) && !updates.count(result)) {
           storageOf[result] = storages.size();
-          storages.push_back({alignedBytes(type), position, position});
+          storages.push_back(
+              {alignedBytes(type), position, position, isHostTensor(type)});
         }
+        // Host memory is read by weft.reload alone.
+        if (isHostTensor(type))
+          for (Operation *user : result.getUsers())
+            if (!isa<ReloadOp>(user)) {
+              user->emitError() << "reads a tensor in host memory; only "
+                                   "weft.reload does (bring it back first)";
+              return signalPassFailure();
+            }
       }
       ++position;
     }
@@ -158,14 +175,15 @@ struct AssignBuffers : public weft::impl::AssignBuffersBase<AssignBuffers> {
     std::stable_sort(order.begin(), order.end(), [&](unsigned a, unsigned b) {
       return storages[a].bytes > storages[b].bytes;
     });
+    // The arena and the host memory are placed apart.
     std::vector<unsigned> placed;
-    int64_t activationBytes = 0;
+    int64_t activationBytes = 0, hostBytes = 0;
     for (unsigned index : order) {
       Storage &s = storages[index];
       std::vector<std::pair<int64_t, int64_t>> taken;
       for (unsigned other : placed) {
         const Storage &o = storages[other];
-        if (o.first <= s.last && s.first <= o.last)
+        if (o.host == s.host && o.first <= s.last && s.first <= o.last)
           taken.push_back({o.offset, o.offset + o.bytes});
       }
       std::sort(taken.begin(), taken.end());
@@ -176,7 +194,8 @@ struct AssignBuffers : public weft::impl::AssignBuffersBase<AssignBuffers> {
         offset = std::max(offset, finish);
       }
       s.offset = offset;
-      activationBytes = std::max(activationBytes, offset + s.bytes);
+      int64_t &used = s.host ? hostBytes : activationBytes;
+      used = std::max(used, offset + s.bytes);
       placed.push_back(index);
     }
 
@@ -207,14 +226,15 @@ struct AssignBuffers : public weft::impl::AssignBuffersBase<AssignBuffers> {
           buffers.push_back(updates[result]);
           outside[result] = buffers.back();
         } else {
+          const Storage &storage = storages[storageOf[result]];
           buffers.push_back(
-              bufferAttr("arena", storages[storageOf[result]].offset));
+              bufferAttr(storage.host ? "host" : "arena", storage.offset));
         }
       }
       op.setAttr("weft.buffers", b.getArrayAttr(buffers));
       int64_t live = 0;
       for (const Storage &s : storages)
-        if (s.first <= position && position <= s.last)
+        if (!s.host && s.first <= position && position <= s.last)
           live += s.bytes;
       op.setAttr("weft.live_bytes", b.getI64IntegerAttr(live));
       ++position;
@@ -229,6 +249,8 @@ struct AssignBuffers : public weft::impl::AssignBuffersBase<AssignBuffers> {
                   b.getI64IntegerAttr(activationBytes + workspaceBytes));
     func->setAttr("weft.parameter_bytes", b.getI64IntegerAttr(parameterBytes));
     func->setAttr("weft.constant_bytes", b.getI64IntegerAttr(constantBytes));
+    if (hostBytes > 0)
+      func->setAttr("weft.host_bytes", b.getI64IntegerAttr(hostBytes));
   }
 
   /// Gives each `weft.update` result its argument's buffer (the parameter's,

@@ -71,13 +71,13 @@ struct SharedObject {
 } // namespace
 
 struct CpuExecutor::Loaded {
-  AlignedBlock arena, parameters, constants, state;
+  AlignedBlock arena, parameters, constants, state, host;
   std::vector<std::unique_ptr<SharedObject>> objects;
   std::vector<KernelEntry> entries;
   Loaded(int64_t arenaBytes, int64_t parameterBytes, int64_t constantBytes,
-         int64_t stateBytes)
+         int64_t stateBytes, int64_t hostBytes)
       : arena(arenaBytes), parameters(parameterBytes), constants(constantBytes),
-        state(stateBytes) {
+        state(stateBytes), host(hostBytes) {
     if (stateBytes > 0)
       std::memset(state.data, 0, stateBytes);
   }
@@ -90,9 +90,9 @@ CpuExecutor::CpuExecutor(const plan::Plan &plan, std::string planName,
   if (requestedThreads > 0 && requestedThreads < threads)
     threads = requestedThreads;
   arenaSize = plan.memory().arena();
-  loaded = std::make_unique<Loaded>(arenaSize, plan.memory().parameters(),
-                                    plan.memory().constants(),
-                                    plan.memory().state());
+  loaded = std::make_unique<Loaded>(
+      arenaSize, plan.memory().parameters(), plan.memory().constants(),
+      plan.memory().state(), plan.memory().host());
   std::memcpy(loaded->constants.data, plan.constants().data(),
               plan.constants().size());
   if (!plan.device().empty() && plan.device() != "cpu")
@@ -148,6 +148,8 @@ char *CpuExecutor::address(int bufferId) const {
     return loaded->constants.data + buffer.offset();
   case plan::STATE:
     return loaded->state.data + buffer.offset();
+  case plan::HOST:
+    return loaded->host.data + buffer.offset();
   default:
     throw Error(planName + ": buffer '" + buffer.name() + "' has no region");
   }
@@ -576,6 +578,12 @@ void CpuExecutor::prepareSteps() {
       } else if (fn == "copy") { // src, dst; bytes
         arity(2, 1, 0);
         steps.push_back([=] { std::memmove(p[1], p[0], in(0)); });
+      } else if (fn == "offload" || fn == "reload") { // src, dst; bytes
+        // Host memory is another region of the same memory here.
+        const int64_t bytes = readTransfer(plan, call,
+                                           planName + ": step '" + step.name() +
+                                               "' (" + fn + "): ");
+        steps.push_back([=] { std::memcpy(p[1], p[0], bytes); });
       } else {
         throw fail("this runtime has no library function '" + fn + "'");
       }
@@ -706,6 +714,8 @@ char *CpuExecutor::region(plan::Region region) {
     return loaded->constants.data;
   case plan::STATE:
     return loaded->state.data;
+  case plan::HOST:
+    return loaded->host.data;
   default:
     throw Error(planName + ": no such region");
   }

@@ -92,7 +92,7 @@ struct CudaExecutor::State {
   // steps need (rope frequencies).
   CUdeviceptr block = 0;
   int64_t blockBytes = 0;
-  int64_t regionOffset[5] = {0, 0, 0, 0, 0}; // by plan::Region
+  int64_t regionOffset[5] = {0, 0, 0, 0, 0}; // by plan::Region (not HOST)
   int64_t statusOffset = 0, gemmOffset = 0, scratchOffset = 0, normOffset = 0,
           tableOffset = 0;
   std::vector<char> tables; // host copy of the tables
@@ -122,6 +122,10 @@ struct CudaExecutor::State {
   Communicator *mpi = nullptr;
   std::map<uint32_t, ncclComm_t> comms;
   CUstream commStream = nullptr;
+  // The HOST region (what weft.offload moved out), pinned, and the stream
+  // its copies run on.
+  char *host = nullptr;
+  CUstream copyStream = nullptr;
   std::vector<CUevent> events; // every event the steps use, owned
   /// Collectives left running that the compute stream waits for before a
   /// step that touches their buffers, and at the end of their stream.
@@ -141,6 +145,8 @@ struct CudaExecutor::State {
     if (bufferId < 0)
       return 0;
     const Buffer &buffer = plan.buffers(bufferId);
+    if (buffer.region() == plan::HOST) // pinned: one address space (UVA)
+      return reinterpret_cast<CUdeviceptr>(host) + buffer.offset();
     return block + regionOffset[buffer.region()] + buffer.offset();
   }
   CUdeviceptr status(size_t step) const {
@@ -159,17 +165,15 @@ struct CudaExecutor::State {
     events.push_back(event);
     return event;
   }
-  /// Queues `work` on the collective stream after what the compute stream
-  /// has queued (`ready` marks that); the compute stream waits for it
-  /// (`done`) unless it is left running.
-  void onCommStream(CUevent ready, CUevent done, bool joined,
-                    const std::string &where,
-                    const std::function<void()> &work) {
+  /// Queues `work` on `side` (the collective or the copy stream) after
+  /// what the compute stream has queued (`ready` marks that); the compute
+  /// stream waits for it (`done`) unless it is left running.
+  void onStream(CUstream side, CUevent ready, CUevent done, bool joined,
+                const std::string &where, const std::function<void()> &work) {
     cu.check(cu.cuEventRecord(ready, stream), where + "cuEventRecord");
-    cu.check(cu.cuStreamWaitEvent(commStream, ready, 0),
-             where + "cuStreamWaitEvent");
+    cu.check(cu.cuStreamWaitEvent(side, ready, 0), where + "cuStreamWaitEvent");
     work();
-    cu.check(cu.cuEventRecord(done, commStream), where + "cuEventRecord");
+    cu.check(cu.cuEventRecord(done, side), where + "cuEventRecord");
     if (joined)
       cu.check(cu.cuStreamWaitEvent(stream, done, 0),
                where + "cuStreamWaitEvent");
@@ -202,9 +206,9 @@ struct CudaExecutor::State {
   }
   /// Waits for both streams (host reads and writes of device memory).
   void synchronize(const std::string &what) const {
-    cu.check(cu.cuStreamSynchronize(stream), what);
-    if (commStream)
-      cu.check(cu.cuStreamSynchronize(commStream), what);
+    for (CUstream each : {stream, commStream, copyStream})
+      if (each)
+        cu.check(cu.cuStreamSynchronize(each), what);
   }
   /// Makes the NCCL communicators of every group the plan's steps use, in
   /// the plan's order (the same on every rank).
@@ -251,6 +255,8 @@ CudaExecutor::State::~State() {
       cu.cuMemFree(block);
     if (pinned)
       cu.cuMemFreeHost(pinned);
+    if (host)
+      cu.cuMemFreeHost(host);
     if (start)
       cu.cuEventDestroy(start);
     if (stop)
@@ -261,6 +267,8 @@ CudaExecutor::State::~State() {
       cu.cuStreamDestroy(stream);
     if (commStream)
       cu.cuStreamDestroy(commStream);
+    if (copyStream)
+      cu.cuStreamDestroy(copyStream);
     cu.cuDevicePrimaryCtxRelease(device);
   }
 }
@@ -792,7 +800,7 @@ void CudaExecutor::State::prepare() {
           launch(add, 1, 1, tr::kNormThreads, *finish);
           if (group == 0)
             return;
-          onCommStream(ready, done, true, where, [&] {
+          onStream(commStream, ready, done, true, where, [&] {
             nccl->check(
                 nccl->ncclAllReduce(reinterpret_cast<const void *>(total),
                                     reinterpret_cast<void *>(total), 1,
@@ -835,6 +843,25 @@ void CudaExecutor::State::prepare() {
                  fn == "all_gather" || fn == "all_gather_start" ||
                  fn == "all_slice" || fn == "all_to_all") {
         addCollective(step, index, where);
+      } else if (fn == "offload" || fn == "reload") { // src, dst; bytes
+        // On the copy stream, left running: the first later step that
+        // touches either side waits for it (a reload issued ahead of its
+        // use overlaps the compute before it).
+        const int64_t n = readTransfer(plan, call, where);
+        const bool out = fn == "offload";
+        const CUdeviceptr src = p(0), dst = p(1);
+        const CUevent ready = newEvent(), done = newEvent();
+        pending.push_back({done, {call.buffers(0), call.buffers(1)}});
+        steps.push_back([=, this] {
+          onStream(copyStream, ready, done, false, where, [&] {
+            cu.check(out ? cu.cuMemcpyDtoHAsync(reinterpret_cast<void *>(dst),
+                                                src, n, copyStream)
+                         : cu.cuMemcpyHtoDAsync(
+                               dst, reinterpret_cast<const void *>(src), n,
+                               copyStream),
+                     where + (out ? "cuMemcpyDtoHAsync" : "cuMemcpyHtoDAsync"));
+          });
+        });
       } else {
         throw Error(where + "the CUDA runtime has no kernel for '" + fn +
                     "' yet; run this model with a CPU plan");
@@ -917,7 +944,7 @@ void CudaExecutor::State::addCollective(const plan::Step &step, size_t index,
     const ncclRedOp_t op = ncclOp(c.reduction);
     const bool all = c.kind == "all_reduce";
     steps.push_back([=, this] {
-      onCommStream(ready, done, false, where, [&] {
+      onStream(commStream, ready, done, false, where, [&] {
         if (all)
           check(nccl->ncclAllReduce(reinterpret_cast<const void *>(x),
                                     reinterpret_cast<void *>(y),
@@ -943,7 +970,7 @@ void CudaExecutor::State::addCollective(const plan::Step &step, size_t index,
     const CUdeviceptr gathered = c.outer == 1 ? y : workspace;
     const auto placed = c.placeGathered();
     steps.push_back([=, this] {
-      onCommStream(ready, done, false, where, [&] {
+      onStream(commStream, ready, done, false, where, [&] {
         check(nccl->ncclAllGather(reinterpret_cast<const void *>(x),
                                   reinterpret_cast<void *>(gathered), c.xBytes,
                                   ncclUint8, comm, on),
@@ -964,7 +991,7 @@ void CudaExecutor::State::addCollective(const plan::Step &step, size_t index,
   const CUdeviceptr receive = c.recvOuter == 1 ? y : workspace + c.sendStaging;
   const auto staged = c.stageSent(), placed = c.placeReceived();
   steps.push_back([=, this] {
-    onCommStream(ready, done, false, where, [&] {
+    onStream(commStream, ready, done, false, where, [&] {
       if (c.outer != 1)
         for (const auto &copy : staged)
           copyRows(copy, send, x, commStream, where);
@@ -1153,6 +1180,15 @@ CudaExecutor::CudaExecutor(const plan::Plan &plan, std::string planName,
            "cuStreamCreate");
   cu.check(cu.cuStreamCreate(&s.commStream, CU_STREAM_NON_BLOCKING),
            "cuStreamCreate");
+  cu.check(cu.cuStreamCreate(&s.copyStream, CU_STREAM_NON_BLOCKING),
+           "cuStreamCreate");
+  if (m.host() > 0) {
+    void *host = nullptr;
+    cu.check(cu.cuMemAllocHost(&host, m.host()),
+             planName + ": pinning " + gibibytes(m.host()) +
+                 " of host memory for offloaded tensors");
+    s.host = static_cast<char *>(host);
+  }
   cu.check(cu.cuEventCreate(&s.start, CU_EVENT_DEFAULT), "cuEventCreate");
   cu.check(cu.cuEventCreate(&s.stop, CU_EVENT_DEFAULT), "cuEventCreate");
   if (m.state() > 0)
@@ -1256,6 +1292,8 @@ int64_t regionBytes(const weft::plan::Plan &plan, weft::plan::Region region) {
     return plan.memory().constants();
   case weft::plan::STATE:
     return plan.memory().state();
+  case weft::plan::HOST:
+    return plan.memory().host();
   default:
     throw Error("no such region");
   }
@@ -1275,6 +1313,12 @@ void CudaExecutor::upload(plan::Region region, const char *host, int64_t offset,
   State &s = *state;
   if (offset < 0 || bytes < 0 || offset + bytes > regionBytes(s.plan, region))
     throw Error(s.planName + ": upload outside the region");
+  if (region == plan::HOST) { // pinned host memory
+    s.synchronize(s.planName + ": run");
+    if (bytes > 0)
+      std::memcpy(s.host + offset, host + offset, bytes);
+    return;
+  }
   if (bytes > 0)
     s.cu.check(s.cu.cuMemcpyHtoD(s.block + s.regionOffset[region] + offset,
                                  host + offset, bytes),
@@ -1287,6 +1331,11 @@ void CudaExecutor::download(plan::Region region, char *host, int64_t offset,
   if (offset < 0 || bytes < 0 || offset + bytes > regionBytes(s.plan, region))
     throw Error(s.planName + ": download outside the region");
   s.synchronize(s.planName + ": run");
+  if (region == plan::HOST) {
+    if (bytes > 0)
+      std::memcpy(host + offset, s.host + offset, bytes);
+    return;
+  }
   if (bytes > 0)
     s.cu.check(s.cu.cuMemcpyDtoH(host + offset,
                                  s.block + s.regionOffset[region] + offset,
@@ -1342,8 +1391,7 @@ void CudaExecutor::runProgram(const std::string &program, TraceWriter *trace) {
   if (streams.empty())
     throw Error(s.planName + " has no program '" + program + "'");
   for (int i = 0; i < plan.inputs_size(); ++i)
-    if (plan.inputs(i).program() == program &&
-        !s.given[i])
+    if (plan.inputs(i).program() == program && !s.given[i])
       throw Error("input '" + plan.inputs(i).name() + "' was not given");
   s.cu.check(s.cu.cuMemsetD8Async(s.block + s.statusOffset, 0,
                                   s.steps.size() * 16, s.stream),

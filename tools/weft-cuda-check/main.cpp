@@ -257,7 +257,8 @@ int main(int argc, char **argv) {
     const auto &steps = cudaPlan.streams(0).steps();
     if (checkSteps) {
       std::vector<char> arena(cudaPlan.memory().arena()),
-          gpuArena(cudaPlan.memory().arena());
+          gpuArena(cudaPlan.memory().arena()),
+          gpuHost(cudaPlan.memory().host());
       // A step that writes parameters or state (AdamW) leaves them as the
       // GPU computed them: after the comparison they are the CPU's again.
       std::vector<char> gpuParameters(cudaPlan.memory().parameters()),
@@ -275,9 +276,13 @@ int main(int argc, char **argv) {
         const plan::Step &step = steps[i];
         std::memcpy(arena.data(), cpu.region(plan::ARENA), arena.size());
         gpu.upload(plan::ARENA, arena.data());
+        if (!gpuHost.empty()) // what weft.offload moved out
+          gpu.upload(plan::HOST, cpu.region(plan::HOST));
         gpu.runStep(i);
         cpu.runSteps(i, i + 1);
         gpu.download(plan::ARENA, gpuArena.data());
+        if (!gpuHost.empty())
+          gpu.download(plan::HOST, gpuHost.data());
         for (int id : step.writes())
           if (std::vector<char> *image = kept(cudaPlan.buffers(id)))
             gpu.download(cudaPlan.buffers(id).region(), image->data(),
@@ -288,7 +293,8 @@ int main(int argc, char **argv) {
         bool stepOk = true;
         for (int id : step.writes()) {
           const plan::Buffer &buffer = cudaPlan.buffers(id);
-          const char *got = buffer.region() == plan::ARENA ? gpuArena.data()
+          const char *got = buffer.region() == plan::ARENA  ? gpuArena.data()
+                            : buffer.region() == plan::HOST ? gpuHost.data()
                             : kept(buffer) ? kept(buffer)->data()
                                            : nullptr;
           if (!got)

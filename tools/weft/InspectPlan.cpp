@@ -31,6 +31,8 @@ const char *regionName(weft::plan::Region region) {
     return "constants";
   case weft::plan::STATE:
     return "state";
+  case weft::plan::HOST:
+    return "host";
   default:
     return "?";
   }
@@ -90,6 +92,7 @@ int weft::cli::inspectPlan(const std::string &path, bool json) {
                      {"arena", m.arena()},
                      {"constants", m.constants()},
                      {"state", m.state()},
+                     {"host", m.host()},
                      {"peak", m.peak()}};
     out["per_rank"] = {{"ranks", ranks},
                        {"parameters", m.parameters()},
@@ -160,6 +163,9 @@ int weft::cli::inspectPlan(const std::string &path, bool json) {
      << " (activations " << binary(m.activations()) << ", workspace "
      << binary(m.workspace()) << ") + constants " << binary(m.constants())
      << (m.state() > 0 ? " + training state " + binary(m.state()) : "") << "\n";
+  if (m.host() > 0)
+    os << "host memory  " << binary(m.host())
+       << " of offloaded tensors (weft.offload), outside the peak\n";
   if (!plan.optimizer().kind().empty())
     os << "per rank     "
        << (ranks > 1 ? "each of " + std::to_string(ranks) + " ranks: " : "")
