@@ -613,6 +613,8 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
         failed(use(attention.getResult())))
       return failure();
     call->add_buffers(workspace);
+    if (failed(use(attention.getLse()))) // -1 without with_lse
+      return failure();
     bool maskPerBatch =
         attention.getMask() && shape(attention.getMask()).size() == 3;
     ints({q[0], q[1], k[1], q[2], k[2], q[3], shape(attention.getV())[3],
@@ -630,6 +632,8 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
       if (failed(use(v)))
         return failure();
     call->add_buffers(workspace);
+    if (failed(use(grad.getLse()))) // -1: the backward computes it
+      return failure();
     bool maskPerBatch = grad.getMask() && shape(grad.getMask()).size() == 3;
     ints({q[0], q[1], k[1], q[2], k[2], q[3], shape(grad.getV())[3],
           static_cast<int64_t>(grad.getKind()), maskPerBatch,

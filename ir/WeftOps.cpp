@@ -591,6 +591,14 @@ FailureOr<RankedTensorType> inferAttention(std::optional<Location> loc,
                                q.getElementType());
 }
 
+/// Attention's log-sum-exp per query row, [batch, Hq, Sq] f32, for its
+/// result type [batch, Sq, Hq, Dv].
+RankedTensorType lseType(RankedTensorType result) {
+  return RankedTensorType::get(
+      {result.getDimSize(0), result.getDimSize(2), result.getDimSize(1)},
+      Float32Type::get(result.getContext()));
+}
+
 double scaleOrDefault(std::optional<APFloat> scale, RankedTensorType q) {
   if (scale)
     return scale->convertToDouble();
@@ -607,6 +615,8 @@ LogicalResult AttentionOp::inferReturnTypes(MLIRContext *,
   if (failed(result))
     return failure();
   types.push_back(*result);
+  if (adaptor.getWithLse())
+    types.push_back(lseType(*result));
   return success();
 }
 
@@ -623,6 +633,9 @@ LogicalResult AttentionGradOp::inferReturnTypes(MLIRContext *,
     if (value.getType() != *result) // C2
       return fail<AttentionGradOp>(loc, "needs ", name, " of type ", *result,
                                    ", found ", value.getType());
+  if (Value lse = adaptor.getLse(); lse && lse.getType() != lseType(*result))
+    return fail<AttentionGradOp>(loc, "needs lse of type ", lseType(*result),
+                                 ", found ", lse.getType()); // C3
   types.append({adaptor.getQ().getType(), adaptor.getK().getType(),
                 adaptor.getV().getType()});
   return success();

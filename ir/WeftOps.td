@@ -607,17 +607,25 @@ def Weft_AttentionOp : Weft_InferredOp<"attention", "Opaque",
     - (C10) scale, when given, is positive.
     - (C11) window, when given, is positive and the kind is `causal` or
       `alibi`.
+
+    With `with_lse` a second result holds each query row's log-sum-exp of
+    its scores, `lse[b, h, i]` (f32, +inf for a row that attends no key):
+    a training step's forward keeps it for `weft.attention_grad`, which
+    then need not recompute it.
   }];
   let arguments = (ins Weft_AttentionKindAttr:$kind, Weft_FloatTensor:$q,
                        Weft_FloatTensor:$k, Weft_FloatTensor:$v,
                        Optional<Weft_PredTensor>:$mask,
                        Optional<Weft_FloatTensor>:$alibi_slopes,
                        OptionalAttr<F32Attr>:$scale,
-                       OptionalAttr<Weft_I64Attr>:$window);
-  let results = (outs Weft_FloatTensor:$result);
+                       OptionalAttr<Weft_I64Attr>:$window,
+                       UnitAttr:$with_lse);
+  let results = (outs Weft_FloatTensor:$result,
+                      Optional<RankedTensorOf<[F32]>>:$lse);
   let assemblyFormat = [{
     $kind $q `,` $k `,` $v (`mask` `(` $mask^ `)`)? (`slopes` `(` $alibi_slopes^ `)`)?
-    (`scale` $scale^)? (`window` $window^)? attr-dict `:` functional-type(operands, results)
+    (`scale` $scale^)? (`window` $window^)? (`with_lse` $with_lse^)? attr-dict
+    `:` functional-type(operands, results)
   }];
   let extraClassDeclaration = fusionDecl # [{
     /// The scale applied to q·k: the attribute, or 1/sqrt(head_dim).
@@ -636,7 +644,8 @@ def Weft_AttentionGradOp : Weft_InferredOp<"attention_grad", "Opaque",
     gradient `dout` ([batch, Sq, Hq, Dv]), the gradients of q, k and v. The
     gradients of k and v sum over the query heads that share each kv head.
     Backends recompute the probabilities from q, k and each row's
-    log-sum-exp rather than store them (FlashAttention-2's backward).
+    log-sum-exp rather than store them (FlashAttention-2's backward); `lse`,
+    when given, is that log-sum-exp as the forward (`with_lse`) returned it.
 
     Example:
     ```mlir
@@ -650,10 +659,12 @@ def Weft_AttentionGradOp : Weft_InferredOp<"attention_grad", "Opaque",
     - (C1) q, k, v, mask, alibi_slopes, scale and window are those a
       `weft.attention` accepts (its C1–C11).
     - (C2) out and dout have the type of that attention's result.
+    - (C3) lse, when given, has the type of that attention's `lse` result.
   }];
   let arguments = (ins Weft_AttentionKindAttr:$kind, Weft_FloatTensor:$q,
                        Weft_FloatTensor:$k, Weft_FloatTensor:$v,
                        Weft_FloatTensor:$out, Weft_FloatTensor:$dout,
+                       Optional<RankedTensorOf<[F32]>>:$lse,
                        Optional<Weft_PredTensor>:$mask,
                        Optional<Weft_FloatTensor>:$alibi_slopes,
                        OptionalAttr<F32Attr>:$scale,
@@ -661,9 +672,10 @@ def Weft_AttentionGradOp : Weft_InferredOp<"attention_grad", "Opaque",
   let results = (outs Weft_FloatTensor:$dq, Weft_FloatTensor:$dk,
                       Weft_FloatTensor:$dv);
   let assemblyFormat = [{
-    $kind $q `,` $k `,` $v `,` $out `,` $dout (`mask` `(` $mask^ `)`)?
-    (`slopes` `(` $alibi_slopes^ `)`)? (`scale` $scale^)? (`window` $window^)?
-    attr-dict `:` functional-type(operands, results)
+    $kind $q `,` $k `,` $v `,` $out `,` $dout (`lse` `(` $lse^ `)`)?
+    (`mask` `(` $mask^ `)`)? (`slopes` `(` $alibi_slopes^ `)`)?
+    (`scale` $scale^)? (`window` $window^)? attr-dict
+    `:` functional-type(operands, results)
   }];
   let extraClassDeclaration = fusionDecl # [{
     /// The scale applied to q·k: the attribute, or 1/sqrt(head_dim).

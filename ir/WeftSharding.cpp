@@ -447,7 +447,7 @@ namespace {
 /// blocked; the ALiBi slopes [h] follow the heads.
 struct AttentionFactors {
   OpShardingRule rule;
-  DimFactors q, k, v, out;
+  DimFactors q, k, v, out, lse; // lse [b, h, sq]
 };
 
 AttentionFactors attentionFactors(Value q, Value k, Value v) {
@@ -470,6 +470,7 @@ AttentionFactors attentionFactors(Value q, Value k, Value v) {
   a.k = {b, skv, kv, d};
   a.v = {b, skv, kv, dv};
   a.out = {b, sq, heads, dv};
+  a.lse = {b, heads, sq};
   return a;
 }
 
@@ -487,12 +488,16 @@ OpShardingRule AttentionOp::getShardingRule() {
   a.rule.operandFactors = {a.q, a.k, a.v};
   addMaskAndSlopes(a, getMask(), getAlibiSlopes());
   a.rule.resultFactors = {a.out};
+  if (getLse())
+    a.rule.resultFactors.push_back(a.lse);
   return a.rule;
 }
 
 OpShardingRule AttentionGradOp::getShardingRule() {
   AttentionFactors a = attentionFactors(getQ(), getK(), getV());
   a.rule.operandFactors = {a.q, a.k, a.v, a.out, a.out};
+  if (getLse())
+    a.rule.operandFactors.push_back(a.lse);
   addMaskAndSlopes(a, getMask(), getAlibiSlopes());
   a.rule.resultFactors = {a.q, a.k, a.v};
   return a.rule;

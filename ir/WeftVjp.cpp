@@ -767,13 +767,26 @@ LogicalResult RopeOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
 
 LogicalResult AttentionOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
                                     SmallVectorImpl<Value> &grads) {
-  Value g = onlyGrad(resultGrads);
+  Value g = onlyGrad(resultGrads);         // lse passes no gradient
   grads.assign(getNumOperands(), Value()); // no gradient for masks or slopes
   if (!g)
     return success();
+  // The backward reads each row's log-sum-exp from the forward instead of
+  // recomputing it: the forward becomes one that returns it (this one is
+  // left unused, for the canonicalizer).
+  AttentionOp forward = *this;
+  if (!getLse()) {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPoint(*this);
+    forward = b.create<AttentionOp>(
+        getLoc(), getKindAttr(), getQ(), getK(), getV(), getMask(),
+        getAlibiSlopes(), getScaleAttr(), getWindowAttr(), b.getUnitAttr());
+    getResult().replaceAllUsesWith(forward.getResult());
+  }
   auto grad = b.create<AttentionGradOp>(
-      getLoc(), getKindAttr(), getQ(), getK(), getV(), getResult(), g,
-      getMask(), getAlibiSlopes(), getScaleAttr(), getWindowAttr());
+      getLoc(), getKindAttr(), getQ(), getK(), getV(), forward.getResult(), g,
+      forward.getLse(), getMask(), getAlibiSlopes(), getScaleAttr(),
+      getWindowAttr());
   grads[0] = grad.getDq();
   grads[1] = grad.getDk();
   grads[2] = grad.getDv();

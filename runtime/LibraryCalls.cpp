@@ -71,6 +71,20 @@ AdamWCall weft::runtime::readAdamW(const plan::Plan &plan,
           call.floats(4), static_cast<float>(call.floats(5))};
 }
 
+void weft::runtime::checkAttentionLse(const plan::Plan &plan,
+                                      const plan::LibraryCall &call, int index,
+                                      const std::string &where) {
+  if (call.buffers(index) < 0)
+    return;
+  const plan::Buffer &lse = plan.buffers(call.buffers(index));
+  const int64_t rows = call.ints(0) * call.ints(3) * call.ints(1);
+  if (lse.dtype() != plan::F32 || lse.bytes() != rows * 4)
+    throw Error(where + "its log-sum-exp '" + lse.name() + "' is " +
+                dtypeName(lse.dtype()) + " of " + std::to_string(lse.bytes()) +
+                " bytes, not f32 [batch, heads, sq] (" +
+                std::to_string(rows * 4) + " bytes)");
+}
+
 int64_t weft::runtime::readTransfer(const plan::Plan &plan,
                                     const plan::LibraryCall &call,
                                     const std::string &where) {

@@ -32,6 +32,12 @@ struct AdamWCall {
 AdamWCall readAdamW(const plan::Plan &plan, const plan::LibraryCall &call,
                     const std::string &where);
 
+/// Attention's (and its gradient's) log-sum-exp buffer `index` of `call`,
+/// when given (not -1): f32 [batch, heads, sq] of the call's ints. Throws
+/// Error(`where` + what is wrong).
+void checkAttentionLse(const plan::Plan &plan, const plan::LibraryCall &call,
+                       int index, const std::string &where);
+
 /// An offload (device → host) or reload (host → device) call: src, dst;
 /// bytes. Checked: the regions are the HOST one on the right side, and the
 /// bytes both buffers'. Returns the bytes.

@@ -16,7 +16,7 @@ class Communicator;
 class SafetensorsCheckpoint;
 
 /// The Plan format this runtime reads and the compiler writes.
-constexpr uint32_t kPlanFormatVersion = 1;
+constexpr uint32_t kPlanFormatVersion = 2;
 
 /// Checksum of `plan` as stored in its checksum field.
 uint64_t planChecksum(const plan::Plan &plan);

@@ -156,9 +156,11 @@ Value GraphBuilder::buildLlamaAttention(int64_t layer, Value x,
   if (layer < static_cast<int64_t>(config.slidingLayers.size()) &&
       config.slidingLayers[layer] && config.slidingWindow > 0)
     window = builder.getI64IntegerAttr(config.slidingWindow);
-  Value attn = builder.create<AttentionOp>(
-      loc, AttentionKind::causal, q, k, v, /*mask=*/Value(),
-      /*alibi_slopes=*/Value(), /*scale=*/FloatAttr(), window);
+  Value attn = builder
+                   .create<AttentionOp>(
+                       loc, AttentionKind::causal, q, k, v, /*mask=*/Value(),
+                       /*alibi_slopes=*/Value(), /*scale=*/FloatAttr(), window)
+                   .getResult();
   Value flat = builder.create<ReshapeOp>(loc, tensor({b, s, heads * d}), attn);
   return linear(p + ".o_proj", flat);
 }
@@ -238,9 +240,12 @@ Value GraphBuilder::buildBloomAttention(int64_t layer, Value x, Value slopes) {
         builder.getDenseI64ArrayAttr({1, 1, 1, 1, 1}));
     return builder.create<ReshapeOp>(loc, tensor({b, s, heads, d}), slice);
   };
-  Value attn = builder.create<AttentionOp>(
-      loc, AttentionKind::alibi, part(0), part(1), part(2), /*mask=*/Value(),
-      slopes, /*scale=*/FloatAttr(), /*window=*/IntegerAttr());
+  Value attn =
+      builder
+          .create<AttentionOp>(loc, AttentionKind::alibi, part(0), part(1),
+                               part(2), /*mask=*/Value(), slopes,
+                               /*scale=*/FloatAttr(), /*window=*/IntegerAttr())
+          .getResult();
   Value flat = builder.create<ReshapeOp>(loc, tensor({b, s, heads * d}), attn);
   return linear(p + ".dense", flat);
 }

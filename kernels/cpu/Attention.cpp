@@ -188,6 +188,7 @@ struct Task {
   float scale;
   int64_t window; // 0: none
   float *packed;  // every key block, then every value block
+  float *lse;     // [B, Hq, Sq] or null
 
   /// Element `index` of q, k or v as f32.
   float read(const void *base, int64_t index) const {
@@ -364,6 +365,10 @@ WEFT_CLONES void runTask(const Task &t, int64_t b, int64_t kh, int64_t i0,
     const int64_t h = kh * group + row / rows;
     const int64_t dst = ((b * s.sq + i0 + row % rows) * s.heads + h) * s.dv;
     const float inv = rowSum[row] > 0 ? 1.0f / rowSum[row] : 0.0f;
+    if (t.lse) // +∞ when nothing was attended: every probability 0
+      t.lse[(b * s.heads + h) * s.sq + i0 + row % rows] =
+          rowSum[row] > 0 ? rowMax[row] + std::log(rowSum[row])
+                          : std::numeric_limits<float>::infinity();
     for (int64_t e = 0; e < s.dv; ++e) {
       const float value = acc[row * width + e] * inv;
       if (t.bf16)
@@ -409,9 +414,9 @@ void weft::kernels::cpu::attention(const float *q, const float *k,
                                    float *out, const AttentionShape &s,
                                    AttentionKind kind, float scale,
                                    int64_t window, float *workspace,
-                                   int threads) {
+                                   int threads, float *lse) {
   runAttention({q, k, v, mask, maskPerBatch, slopes, out, false, s, kind, scale,
-                window, workspace},
+                window, workspace, lse},
                threads);
 }
 
@@ -421,8 +426,8 @@ void weft::kernels::cpu::attentionBf16(const uint16_t *q, const uint16_t *k,
                                        uint16_t *out, const AttentionShape &s,
                                        AttentionKind kind, float scale,
                                        int64_t window, float *workspace,
-                                       int threads) {
+                                       int threads, float *lse) {
   runAttention({q, k, v, mask, maskPerBatch, slopes, out, true, s, kind, scale,
-                window, workspace},
+                window, workspace, lse},
                threads);
 }

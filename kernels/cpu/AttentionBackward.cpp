@@ -4,7 +4,8 @@
 // every block product is a small GEMM (OpenBLAS, one thread per block). Three
 // passes, each parallel over work no other thread writes, so the result does
 // not depend on the thread count:
-//   1. per query block: each row's log-sum-exp L_i and δ_i = dout_i · out_i;
+//   1. per query block: each row's log-sum-exp L_i (unless the forward gave
+//      it) and δ_i = dout_i · out_i;
 //   2. per (batch, kv head, key block): dv_j = Σ_i p_ij dout_i and
 //      dk_j = scale Σ_i ds_ij q_i over every query head of the group;
 //   3. per (batch, head, query block): dq_i = scale Σ_j ds_ij k_j;
@@ -40,7 +41,9 @@ struct Problem {
   AttentionKind kind;
   float scale;
   int64_t window;
-  float *lse, *delta; // [batch, heads, sq]
+  const float *lse; // [batch, heads, sq]: the forward's, or lseOut
+  float *lseOut;    // where pass 1 computes it; null when given
+  float *delta;     // [batch, heads, sq]
 
   int64_t group() const { return s.heads / s.kvHeads; }
   int64_t offset() const { return s.skv - s.sq; } // position of query 0
@@ -153,7 +156,7 @@ WEFT_CLONES void rowStatistics(const Problem &p, int64_t b, int64_t h,
   float max[kBlock], sum[kBlock];
   std::fill_n(max, rows, negInf);
   std::fill_n(sum, rows, 0.0f);
-  for (int64_t j0 = 0; j0 < s.skv; j0 += kBlock) {
+  for (int64_t j0 = 0; p.lseOut && j0 < s.skv; j0 += kBlock) {
     const int64_t cols = std::min(kBlock, s.skv - j0);
     if (!p.blocksMeet(i0, i0 + rows, j0, j0 + cols))
       continue;
@@ -174,9 +177,10 @@ WEFT_CLONES void rowStatistics(const Problem &p, int64_t b, int64_t h,
   for (int64_t r = 0; r < rows; ++r) {
     // A query that attends nothing has output 0 and passes no gradient: an
     // infinite L makes each of its probabilities 0.
-    p.lse[p.rowStat(b, h, i0 + r)] =
-        max[r] == negInf ? std::numeric_limits<float>::infinity()
-                         : max[r] + std::log(sum[r]);
+    if (p.lseOut)
+      p.lseOut[p.rowStat(b, h, i0 + r)] =
+          max[r] == negInf ? std::numeric_limits<float>::infinity()
+                           : max[r] + std::log(sum[r]);
     const float *o = p.out + p.oIndex(b, i0 + r, h);
     const float *g = p.dout + p.oIndex(b, i0 + r, h);
     float dot = 0.0f;
@@ -258,11 +262,13 @@ void weft::kernels::cpu::attentionBackward(
     const float *dout, const uint8_t *mask, bool maskPerBatch,
     const float *slopes, float *dq, float *dk, float *dv,
     const AttentionShape &s, AttentionKind kind, float scale, int64_t window,
-    float *workspace, int threads) {
-  float *lse = workspace, *delta = lse + s.batch * s.heads * s.sq;
+    float *workspace, int threads, const float *lse) {
+  float *computed = lse ? nullptr : workspace;
+  float *delta = workspace + s.batch * s.heads * s.sq;
   float *perThread = delta + s.batch * s.heads * s.sq;
-  const Problem p{q,  k,  v, out,  dout,  mask,   maskPerBatch, slopes, dq,
-                  dk, dv, s, kind, scale, window, lse,          delta};
+  const Problem p{
+      q,  k,  v, out,  dout,  mask,   maskPerBatch,         slopes,   dq,
+      dk, dv, s, kind, scale, window, lse ? lse : computed, computed, delta};
   const int64_t queryBlocks = (s.sq + kBlock - 1) / kBlock;
   const int64_t keyBlocks = (s.skv + kBlock - 1) / kBlock;
   const int64_t queryTasks = s.batch * s.heads * queryBlocks;

@@ -75,11 +75,14 @@ int64_t attentionWorkspace(const AttentionShape &shape, int threads,
 /// read for kind Mask, `slopes` [Hq] for Alibi. A `window` W > 0 limits a
 /// Causal or Alibi query at position p to keys p − W < j ≤ p (0: no window).
 /// A query that attends to no key gets zeros. `workspace` holds
-/// attentionWorkspace(shape, threads) floats.
+/// attentionWorkspace(shape, threads) floats. `lse` (may be null) gets each
+/// query row's log-sum-exp of its scores, [B, Hq, Sq] (+∞ for a row that
+/// attends no key): what attentionBackward reads instead of recomputing it.
 void attention(const float *q, const float *k, const float *v,
                const uint8_t *mask, bool maskPerBatch, const float *slopes,
                float *out, const AttentionShape &shape, AttentionKind kind,
-               float scale, int64_t window, float *workspace, int threads);
+               float scale, int64_t window, float *workspace, int threads,
+               float *lse = nullptr);
 
 /// The same with q, k, v and out in bf16: keys, values and queries are
 /// widened to f32 as they are packed, the output rounded once (nearest even).
@@ -88,7 +91,7 @@ void attentionBf16(const uint16_t *q, const uint16_t *k, const uint16_t *v,
                    const uint8_t *mask, bool maskPerBatch, const float *slopes,
                    uint16_t *out, const AttentionShape &shape,
                    AttentionKind kind, float scale, int64_t window,
-                   float *workspace, int threads);
+                   float *workspace, int threads, float *lse = nullptr);
 
 /// Floats of workspace `attentionBackward` needs with `threads` threads:
 /// two per query row and head, and one score row per thread.
@@ -98,13 +101,16 @@ int64_t attentionBackwardWorkspace(const AttentionShape &shape, int threads);
 /// output `out` and the output's gradient `dout`, with the same masks,
 /// slopes, scale and window; dk and dv sum over each kv head's query heads.
 /// The probabilities are recomputed, never stored: memory O(rows + threads ·
-/// Skv). The result does not depend on `threads`.
+/// Skv). The result does not depend on `threads`. `lse` (may be null) is
+/// each row's log-sum-exp as `attention` returned it; without it the
+/// backward computes it first (a pass over every score).
 void attentionBackward(const float *q, const float *k, const float *v,
                        const float *out, const float *dout, const uint8_t *mask,
                        bool maskPerBatch, const float *slopes, float *dq,
                        float *dk, float *dv, const AttentionShape &shape,
                        AttentionKind kind, float scale, int64_t window,
-                       float *workspace, int threads);
+                       float *workspace, int threads,
+                       const float *lse = nullptr);
 
 /// y = x / sqrt(mean(x², row) + eps) * w over rows of `cols`.
 void rmsNorm(const float *x, const float *w, float *y, int64_t rows,

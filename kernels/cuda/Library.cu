@@ -362,7 +362,7 @@ attentionRows(const T *q, const T *k, const T *v, const unsigned char *mask,
               const float *slopes, T *out, long long batch, long long sq,
               long long skv, long long heads, long long kvHeads, long long dqk,
               long long dv, int kind, int maskPerBatch, long long window,
-              float scale) {
+              float scale, float *lse) {
   __shared__ float keys[kTile][kMaxDim + 1];
   __shared__ float values[kTile][kMaxDim];
   __shared__ float queries[kWarps][kMaxDim];
@@ -456,6 +456,8 @@ attentionRows(const T *q, const T *k, const T *v, const unsigned char *mask,
   if (!active)
     return;
   const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+  if (lse && lane == 0) // +∞ for a row that attends nothing
+    lse[(b * heads + h) * sq + i] = sum > 0.0f ? max + logf(sum) : -kNegInf;
 #pragma unroll
   for (int e = 0; e < kPerLane; ++e) {
     const int d = lane + 32 * e;
@@ -470,9 +472,9 @@ extern "C" __global__ void __launch_bounds__(kWarps * 32)
                    long long batch, long long sq, long long skv,
                    long long heads, long long kvHeads, long long dqk,
                    long long dv, int kind, int maskPerBatch, long long window,
-                   float scale) {
+                   float scale, float *lse) {
   attentionRows(q, k, v, mask, slopes, out, batch, sq, skv, heads, kvHeads, dqk,
-                dv, kind, maskPerBatch, window, scale);
+                dv, kind, maskPerBatch, window, scale, lse);
 }
 
 /// The same on bf16 tensors, computed in fp32: the shapes the tensor-core
@@ -484,9 +486,9 @@ extern "C" __global__ void __launch_bounds__(kWarps * 32)
                              long long batch, long long sq, long long skv,
                              long long heads, long long kvHeads, long long dqk,
                              long long dv, int kind, int maskPerBatch,
-                             long long window, float scale) {
+                             long long window, float scale, float *lse) {
   attentionRows(q, k, v, mask, slopes, out, batch, sq, skv, heads, kvHeads, dqk,
-                dv, kind, maskPerBatch, window, scale);
+                dv, kind, maskPerBatch, window, scale, lse);
 }
 
 /// bf16 attention on tensor cores, FlashAttention-2's forward: a block takes
@@ -545,7 +547,7 @@ __device__ __forceinline__ void attentionTensorCores(
     const __nv_bfloat16 *q, const __nv_bfloat16 *k, const __nv_bfloat16 *v,
     const unsigned char *mask, const float *slopes, __nv_bfloat16 *out,
     long long sq, long long skv, long long heads, long long kvHeads, int kind,
-    int maskPerBatch, long long window, float scale) {
+    int maskPerBatch, long long window, float scale, float *lse) {
   constexpr tc::Layout L = tc::layout(D);
   constexpr int ld = L.ldQ;
   extern __shared__ __align__(128) unsigned char shared[];
@@ -581,6 +583,9 @@ __device__ __forceinline__ void attentionTensorCores(
   // Rows g (index 0) and g + 8 (index 1) of the warp.
   const long long row[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
   float rowMax[2] = {kNegInf, kNegInf}, rowSum[2] = {0.0f, 0.0f};
+  // The same sums of the probabilities before rounding: the log-sum-exp the
+  // backward reads (its fp32 probabilities).
+  float exactSum[2] = {0.0f, 0.0f};
 
   const long long lastQuery = offset + minimum(sq, q0 + tc::kQueries) - 1;
   const long long keyEnd = causal ? minimum(skv, lastQuery + 1) : skv;
@@ -656,7 +661,8 @@ __device__ __forceinline__ void attentionTensorCores(
           tileMax[half] = fmaxf(tileMax[half], score);
         }
     }
-    float correction[2], newMax[2], tileSum[2] = {0.0f, 0.0f};
+    float correction[2], newMax[2], tileSum[2] = {0.0f, 0.0f},
+                                    tileExact[2] = {0.0f, 0.0f};
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
       tileMax[half] =
@@ -678,9 +684,11 @@ __device__ __forceinline__ void attentionTensorCores(
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int half = e / 2;
-        p[e] = __float2bfloat16_rn(
-            s[n][e] == kNegInf ? 0.0f : exp2f(s[n][e] - newMax[half]));
+        const float exact =
+            s[n][e] == kNegInf ? 0.0f : exp2f(s[n][e] - newMax[half]);
+        p[e] = __float2bfloat16_rn(exact);
         tileSum[half] += __bfloat162float(p[e]);
+        tileExact[half] += exact;
       }
       pa[n / 2][(n % 2) * 2] = tc::pair(p[0], p[1]);     // row g
       pa[n / 2][(n % 2) * 2 + 1] = tc::pair(p[2], p[3]); // row g + 8
@@ -690,6 +698,11 @@ __device__ __forceinline__ void attentionTensorCores(
       tileSum[half] += __shfl_xor_sync(0xffffffffu, tileSum[half], 1);
       tileSum[half] += __shfl_xor_sync(0xffffffffu, tileSum[half], 2);
       rowSum[half] = rowSum[half] * correction[half] + tileSum[half];
+      if (lse) {
+        tileExact[half] += __shfl_xor_sync(0xffffffffu, tileExact[half], 1);
+        tileExact[half] += __shfl_xor_sync(0xffffffffu, tileExact[half], 2);
+        exactSum[half] = exactSum[half] * correction[half] + tileExact[half];
+      }
       rowMax[half] = newMax[half];
     }
     // O = O · correction + P V.
@@ -714,6 +727,12 @@ __device__ __forceinline__ void attentionTensorCores(
     if (i >= sq)
       continue;
     const float inv = rowSum[half] > 0.0f ? 1.0f / rowSum[half] : 0.0f;
+    // Natural log: the scores were kept in base 2.
+    if (lse && t == 0)
+      lse[(b * heads + h) * sq + i] =
+          exactSum[half] > 0.0f
+              ? (rowMax[half] + log2f(exactSum[half])) * 0.6931471805599453f
+              : -kNegInf;
     __nv_bfloat16 *dst = out + ((b * sq + i) * heads + h) * D;
 #pragma unroll
     for (int dn = 0; dn < D / 8; ++dn)
@@ -730,9 +749,9 @@ __device__ __forceinline__ void attentionTensorCores(
           const __nv_bfloat16 *v, const unsigned char *mask,                   \
           const float *slopes, __nv_bfloat16 *out, long long sq,               \
           long long skv, long long heads, long long kvHeads, int kind,         \
-          int maskPerBatch, long long window, float scale) {                   \
+          int maskPerBatch, long long window, float scale, float *lse) {       \
     attentionTensorCores<D>(q, k, v, mask, slopes, out, sq, skv, heads,        \
-                            kvHeads, kind, maskPerBatch, window, scale);       \
+                            kvHeads, kind, maskPerBatch, window, scale, lse);  \
   }
 WEFT_TENSOR_CORE_ATTENTION(64)
 WEFT_TENSOR_CORE_ATTENTION(128)
@@ -982,6 +1001,8 @@ extern "C" __global__ void __launch_bounds__(kGradWarps * 32)
     stageRow(queries[warp], p.q, b, p.sq, p.heads, h, p.dimQK, i);
   long long keyBegin, keyEnd;
   keysOf(p, i0, minimum(p.sq, i0 + kGradWarps), keyBegin, keyEnd);
+  if (p.lseGiven) // the forward's: δ alone
+    keyEnd = keyBegin;
   float max = kNegInf, sum = 0.0f;
   for (long long j0 = keyBegin; j0 < keyEnd; j0 += kTile) {
     __syncthreads(); // the previous tile is consumed
@@ -1021,8 +1042,9 @@ extern "C" __global__ void __launch_bounds__(kGradWarps * 32)
     const long long row = (b * p.heads + h) * p.sq + i;
     // A query that attends nothing passes no gradient: an infinite L makes
     // each of its probabilities 0.
-    reinterpret_cast<float *>(p.lse)[row] =
-        max == kNegInf ? -kNegInf : max + logf(sum);
+    if (!p.lseGiven)
+      reinterpret_cast<float *>(p.lse)[row] =
+          max == kNegInf ? -kNegInf : max + logf(sum);
     reinterpret_cast<float *>(p.delta)[row] = dot;
   }
 }

@@ -20,13 +20,15 @@ struct AdamW {
 };
 
 /// Attention's backward (kernels::cpu::attentionBackward's operands and
-/// layouts); lse and delta are [batch, heads, sq] f32 in its workspace.
+/// layouts); lse and delta are [batch, heads, sq] f32, delta in its
+/// workspace, lse the forward's when `lseGiven`, else computed there too.
 struct AttentionGrad {
   unsigned long long q, k, v, out, dout, mask, slopes, dq, dk, dv, lse, delta;
   long long batch, sq, skv, heads, kvHeads, dimQK, dimV;
   long long window;
   int kind, maskPerBatch;
   float scale;
+  int lseGiven;
 };
 
 constexpr int kAttentionGradWarps = 4; // rows (queries or keys) per block

@@ -350,7 +350,7 @@ int64_t weft::cpuWorkspaceBytes(Operation *op, int threads) {
   if (auto attention = dyn_cast<AttentionOp>(op))
     return alignUp(4 * kernels::cpu::attentionWorkspace(
                            attentionShape(attention), threads,
-                           attention.getType().getElementType().isBF16()));
+                           attention.getResult().getType().getElementType().isBF16()));
   if (auto grad = dyn_cast<AttentionGradOp>(op))
     return alignUp(4 * kernels::cpu::attentionBackwardWorkspace(
                            attentionShape(grad), threads));

@@ -121,6 +121,13 @@ Shard sequenceShard(RankedTensorType type) {
   return Shard{type.getDimSize(2) * type.getDimSize(3), type.getDimSize(1)};
 }
 
+/// How attention's log-sum-exp [batch, heads, seq] of global type `type` is
+/// split along its heads (Ulysses' local attention computes its heads over
+/// the whole sequence).
+Shard headShard(RankedTensorType type) {
+  return Shard{type.getDimSize(2), type.getDimSize(1)};
+}
+
 /// A slice's limits for its operand's local shape: whole split dimensions
 /// taken at their local size.
 void localizeSlice(SliceOp cut) {
@@ -778,12 +785,19 @@ struct Partition : public weft::impl::PartitionBase<Partition> {
     b.setInsertionPoint(attention);
     auto local = b.create<AttentionOp>(
         attention.getLoc(), attention.getKindAttr(), qh, kh, vh, Value(),
-        Value(), attention.getScaleAttr(), attention.getWindowAttr());
+        Value(), attention.getScaleAttr(), attention.getWindowAttr(),
+        attention.getWithLseAttr());
     Value out = toSequence(b, local.getResult(), 1);
     RankedTensorType global = typeOf(attention.getResult());
     setShard(out, sequenceShard(global), global);
     attention.getResult().replaceAllUsesWith(out);
     byHeads[out] = local.getResult();
+    // The log-sum-exp stays as each rank computed it, its heads over the
+    // whole sequence: what the gradient's local attention reads.
+    if (Value lse = attention.getLse()) {
+      setShard(local.getLse(), headShard(typeOf(lse)), typeOf(lse));
+      lse.replaceAllUsesWith(local.getLse());
+    }
     attention.erase();
     return success();
   }
@@ -806,10 +820,21 @@ struct Partition : public weft::impl::PartitionBase<Partition> {
     Value qh = toHeads(b, in[0], 1), kh = toHeads(b, in[1], *repeat),
           vh = toHeads(b, in[2], *repeat), oh = toHeads(b, in[3], 1),
           dh = toHeads(b, in[4], 1);
+    Value lse = grad.getLse();
+    if (lse) {
+      const Shard heads = headShard(typeOf(lse).clone(globalShapeOf(lse)));
+      Shard shard = shards.lookup(lse);
+      if (!shard)
+        lse = slice(b, lse, heads);
+      else if (!(shard == heads))
+        return grad.emitError("reads a log-sum-exp not split along its heads; "
+                              "Ulysses' attention gives [batch, heads/sp, "
+                              "seq]");
+    }
     b.setInsertionPoint(grad);
     auto local = b.create<AttentionGradOp>(
-        grad.getLoc(), grad.getKindAttr(), qh, kh, vh, oh, dh, Value(), Value(),
-        grad.getScaleAttr(), grad.getWindowAttr());
+        grad.getLoc(), grad.getKindAttr(), qh, kh, vh, oh, dh, lse, Value(),
+        Value(), grad.getScaleAttr(), grad.getWindowAttr());
     Value dq = toSequence(b, local.getDq(), 1),
           dk = toSequence(b, local.getDk(), *repeat),
           dv = toSequence(b, local.getDv(), *repeat);

@@ -34,7 +34,7 @@ bool runsInBf16(Operation *op) {
     return llvm::all_of(op->getOperandTypes(), isBf16) &&
            isBf16(linear.getType());
   if (auto attention = dyn_cast<AttentionOp>(op))
-    return isBf16(attention.getType()) && // q, k and v are alike
+    return isBf16(attention.getResult().getType()) && // q, k and v are alike
            (!attention.getAlibiSlopes() ||
             !isBf16(attention.getAlibiSlopes().getType()));
   if (auto grouped = dyn_cast<GroupedLinearOp>(op))

@@ -172,10 +172,9 @@ void CpuExecutor::prepareSteps() {
       // A prefetched gather starts here; its readers wait for it.
       const bool start = call.function() == "all_gather_start";
       const std::string fn = start ? "all_gather" : call.function();
-      auto fail = [&](const std::string &what) {
-        return Error(planName + ": step '" + step.name() + "' (" + fn +
-                     "): " + what);
-      };
+      const std::string where =
+          planName + ": step '" + step.name() + "' (" + fn + "): ";
+      auto fail = [&](const std::string &what) { return Error(where + what); };
       auto arity = [&](int buffers, int ints, int floats) {
         if (call.buffers_size() != buffers || call.ints_size() != ints ||
             call.floats_size() != floats)
@@ -253,10 +252,11 @@ void CpuExecutor::prepareSteps() {
                       in(5), in(6));
         });
       } else if (fn == "attention" || fn == "attention_bf16") {
-        // q, k, v, mask?, slopes?, out, workspace;
+        // q, k, v, mask?, slopes?, out, workspace, lse?;
         // batch, sq, skv, heads, kvHeads, dqk, dv, kind, maskPerBatch,
         // window; scale. attention_bf16: q, k, v and out in bf16.
-        arity(7, 10, 1);
+        arity(8, 10, 1);
+        checkAttentionLse(plan, call, 7, where);
         const bool bf16 = fn == "attention_bf16";
         if (bf16)
           for (int i : {0, 1, 2, 5})
@@ -273,15 +273,16 @@ void CpuExecutor::prepareSteps() {
         steps.push_back([=] {
           if (bf16)
             cpu::attentionBf16(bf(0), bf(1), bf(2), mask, perBatch, f(4), bf(5),
-                               s, kind, scale, in(9), f(6), n);
+                               s, kind, scale, in(9), f(6), n, f(7));
           else
             cpu::attention(f(0), f(1), f(2), mask, perBatch, f(4), f(5), s,
-                           kind, scale, in(9), f(6), n);
+                           kind, scale, in(9), f(6), n, f(7));
         });
       } else if (fn == "attention_grad") {
-        // q, k, v, out, dout, mask?, slopes?, dq, dk, dv, workspace; the
-        // ints and floats of attention.
-        arity(11, 10, 1);
+        // q, k, v, out, dout, mask?, slopes?, dq, dk, dv, workspace, lse?;
+        // the ints and floats of attention.
+        arity(12, 10, 1);
+        checkAttentionLse(plan, call, 11, where);
         cpu::AttentionShape s{in(0), in(1), in(2), in(3), in(4), in(5), in(6)};
         auto kind = static_cast<cpu::AttentionKind>(in(7));
         bool perBatch = in(8) != 0;
@@ -290,7 +291,7 @@ void CpuExecutor::prepareSteps() {
         steps.push_back([=] {
           cpu::attentionBackward(f(0), f(1), f(2), f(3), f(4), mask, perBatch,
                                  f(6), f(7), f(8), f(9), s, kind, scale, in(9),
-                                 f(10), n);
+                                 f(10), n, f(11));
         });
       } else if (fn == "rope") { // x, positions, y; batch, seq, heads, dim,
                                  // interleaved; theta, frequencies...?
@@ -488,9 +489,7 @@ void CpuExecutor::prepareSteps() {
         });
       } else if (fn == "adamw") {
         // The results may be the operands' memory (in place).
-        const AdamWCall a =
-            readAdamW(plan, call,
-                      planName + ": step '" + step.name() + "' (" + fn + "): ");
+        const AdamWCall a = readAdamW(plan, call, where);
         steps.push_back([=] {
           const int64_t bytes = a.count * 4;
           // Results in other memory than their operand's: copy it first.
@@ -519,9 +518,8 @@ void CpuExecutor::prepareSteps() {
       } else if (fn == "all_reduce" || fn == "reduce_scatter" ||
                  fn == "all_gather" || fn == "all_slice" ||
                  fn == "all_to_all") {
-        const CollectiveCall c = readCollective(
-            plan, call, communicator,
-            planName + ": step '" + step.name() + "' (" + fn + "): ");
+        const CollectiveCall c =
+            readCollective(plan, call, communicator, where);
         Communicator *comm = communicator;
         if (fn == "all_reduce") {
           steps.push_back([=] {
@@ -580,9 +578,7 @@ void CpuExecutor::prepareSteps() {
         steps.push_back([=] { std::memmove(p[1], p[0], in(0)); });
       } else if (fn == "offload" || fn == "reload") { // src, dst; bytes
         // Host memory is another region of the same memory here.
-        const int64_t bytes = readTransfer(plan, call,
-                                           planName + ": step '" + step.name() +
-                                               "' (" + fn + "): ");
+        const int64_t bytes = readTransfer(plan, call, where);
         steps.push_back([=] { std::memcpy(p[1], p[0], bytes); });
       } else {
         throw fail("this runtime has no library function '" + fn + "'");

@@ -445,11 +445,13 @@ void CudaExecutor::State::prepare() {
                ta ? m : k, n,  batch, in(6), m * k, m * n};
         addGemm(g, p(1), p(0), p(2), 0, where);
       } else if (fn == "attention" || fn == "attention_bf16") {
-        // q, k, v, mask?, slopes?, out, workspace; batch, sq, skv, heads,
-        // kvHeads, dqk, dv, kind, maskPerBatch, window; scale. bf16 with
-        // equal head dimensions of 64 or 128 runs on tensor cores; the rest
-        // a warp per query row in fp32.
-        arity(7, 10, 1);
+        // q, k, v, mask?, slopes?, out, workspace, lse?; batch, sq, skv,
+        // heads, kvHeads, dqk, dv, kind, maskPerBatch, window; scale. bf16
+        // with equal head dimensions of 64 or 128 runs on tensor cores; the
+        // rest a warp per query row in fp32.
+        arity(8, 10, 1);
+        checkAttentionLse(plan, call, 7, where);
+        const CUdeviceptr lse = p(7); // 0: not wanted
         const bool bf16 = fn == "attention_bf16";
         checkHeads();
         const bool tensorCores =
@@ -465,7 +467,7 @@ void CudaExecutor::State::prepare() {
             args->add(static_cast<long long>(in(i)));
           args->add(static_cast<int>(in(7))).add(static_cast<int>(in(8)));
           args->add(static_cast<long long>(in(9)));
-          args->add(static_cast<float>(call.floats(0)));
+          args->add(static_cast<float>(call.floats(0))).add(lse);
           const std::string name =
               "weft_attention_bf16_d" + std::to_string(in(5));
           CUfunction function = libraryFunction(name.c_str());
@@ -488,7 +490,7 @@ void CudaExecutor::State::prepare() {
           args->add(static_cast<long long>(in(i)));
         args->add(static_cast<int>(in(7))).add(static_cast<int>(in(8)));
         args->add(static_cast<long long>(in(9)));
-        args->add(static_cast<float>(call.floats(0)));
+        args->add(static_cast<float>(call.floats(0))).add(lse);
         unsigned gridX = static_cast<unsigned>((in(1) + kAttentionWarps - 1) /
                                                kAttentionWarps);
         unsigned gridY = static_cast<unsigned>(in(0) * in(3));
@@ -693,9 +695,11 @@ void CudaExecutor::State::prepare() {
             cu.check(cu.cuMemcpy2DAsync(&copy, this->stream), where);
         });
       } else if (fn == "attention_grad") {
-        // q, k, v, out, dout, mask?, slopes?, dq, dk, dv, workspace; the
-        // ints and floats of attention. fp32; lse and δ in the workspace.
-        arity(11, 10, 1);
+        // q, k, v, out, dout, mask?, slopes?, dq, dk, dv, workspace, lse?;
+        // the ints and floats of attention. fp32; δ (and lse when the
+        // forward did not give it) in the workspace.
+        arity(12, 10, 1);
+        checkAttentionLse(plan, call, 11, where);
         for (int i : {0, 1, 2, 3, 4, 7, 8, 9})
           if (plan.buffers(call.buffers(i)).dtype() != plan::F32)
             throw Error(where + "buffer " + std::to_string(i) + " ('" +
@@ -714,7 +718,9 @@ void CudaExecutor::State::prepare() {
         tr::AttentionGrad g{};
         g.q = p(0), g.k = p(1), g.v = p(2), g.out = p(3), g.dout = p(4);
         g.mask = p(5), g.slopes = p(6), g.dq = p(7), g.dk = p(8), g.dv = p(9);
-        g.lse = p(10), g.delta = p(10) + rows * 4;
+        g.lse = call.buffers(11) >= 0 ? p(11) : p(10);
+        g.lseGiven = call.buffers(11) >= 0;
+        g.delta = p(10) + rows * 4;
         g.batch = in(0), g.sq = in(1), g.skv = in(2), g.heads = in(3);
         g.kvHeads = in(4), g.dimQK = in(5), g.dimV = in(6);
         g.kind = static_cast<int>(in(7));

@@ -192,9 +192,11 @@ TEST(CpuForward, RejectsBadPlanFiles) {
   read.SerializeToString(&serialized);
   writeFile(versioned, "WEFTPLAN" + serialized);
   EXPECT_EQ(errorOf([&] { rt::readPlan(versioned); }),
-            versioned +
-                ": plan format version 2, this runtime reads version 1; "
-                "recompile the plan");
+            versioned + ": plan format version " +
+                std::to_string(rt::kPlanFormatVersion + 1) +
+                ", this runtime reads version " +
+                std::to_string(rt::kPlanFormatVersion) +
+                "; recompile the plan");
 }
 
 TEST(CpuForward, RejectsBadInputs) {

@@ -334,6 +334,15 @@ func.func @attention_grad_c1(%q: tensor<1x16x8x32xf32>, %k: tensor<1x16x3x32xf32
 
 // -----
 
+func.func @attention_grad_c3(%q: tensor<1x16x8x32xf32>, %k: tensor<1x16x4x32xf32>, %l: tensor<1x16x8xf32>) {
+  // expected-error@+2 {{'weft.attention_grad' needs lse of type 'tensor<1x8x16xf32>', found 'tensor<1x16x8xf32>'}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0:3 = weft.attention_grad causal %q, %k, %k, %q, %q lse(%l) : (tensor<1x16x8x32xf32>, tensor<1x16x4x32xf32>, tensor<1x16x4x32xf32>, tensor<1x16x8x32xf32>, tensor<1x16x8x32xf32>, tensor<1x16x8xf32>) -> (tensor<1x16x8x32xf32>, tensor<1x16x4x32xf32>, tensor<1x16x4x32xf32>)
+  return
+}
+
+// -----
+
 func.func @attention_grad_c2(%q: tensor<1x16x8x32xf32>, %k: tensor<1x16x4x32xf32>, %o: tensor<1x16x8x16xf32>) {
   // expected-error@+2 {{'weft.attention_grad' needs out of type 'tensor<1x16x8x32xf32>', found 'tensor<1x16x8x16xf32>'}}
   // expected-error@+1 {{failed to infer returned types}}

@@ -74,11 +74,13 @@ func.func @params(%x: tensor<2x8xf32>, %w: tensor<8x8xf32> {weft.param = "layer.
 // -----
 
 // rope turns back: the same rotation at the negated positions. attention's
-// gradients come from one weft.attention_grad with the forward's output.
+// gradients come from one weft.attention_grad with the forward's output and
+// each row's log-sum-exp, which the forward now returns (with_lse; the
+// attention without it is left unused).
 // CHECK-LABEL: func.func @rope_attention(
 // CHECK: %[[Q:.*]] = weft.rope %arg0, %arg3 theta
-// CHECK: %[[O:.*]] = weft.attention causal %[[Q]], %arg1, %arg2
-// CHECK: %dq, %dk, %dv = weft.attention_grad causal %[[Q]], %arg1, %arg2, %[[O]], %{{.*}} window 2
+// CHECK: %[[O:[a-z0-9_]+]], %[[L:[a-z0-9_]+]] = weft.attention causal %[[Q]], %arg1, %arg2 window 2 with_lse : {{.*}} -> (tensor<1x4x2x8xf32>, tensor<1x2x4xf32>)
+// CHECK: %dq, %dk, %dv = weft.attention_grad causal %[[Q]], %arg1, %arg2, %[[O]], %{{.*}} lse(%[[L]]) window 2
 // CHECK: %[[NEG:.*]] = weft.neg %arg3 : tensor<1x4xi64>
 // CHECK: %[[DQ:.*]] = weft.rope %dq, %[[NEG]] theta
 // CHECK: return %{{.*}}, %[[DQ]], %dk, %dv

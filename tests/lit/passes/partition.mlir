@@ -4,6 +4,7 @@
 // RUN: weft-opt %s --weft-optimizer --weft-partition='dp=2 sp=2' --weft-data-parallel='dp=2 zero=1' | FileCheck %s --check-prefix=ZERO
 // RUN: not weft-opt %s --weft-partition='sp=8' 2>&1 | FileCheck %s --check-prefix=HEADS
 // RUN: not weft-opt %s --weft-partition='sp=3' 2>&1 | FileCheck %s --check-prefix=SEQ
+// RUN: weft-opt %s -pass-pipeline='builtin.module(func.func(weft-autodiff),weft-partition{sp=2})' | FileCheck %s --check-prefix=LSE
 
 // Embedding, rotary positions, attention with 4 query and 2 key/value
 // heads, a projection whose weight gradient sums over the tokens, and the
@@ -70,3 +71,10 @@ func.func @forward(%ids: tensor<1x8xi64> {weft.input = "input_ids"},
 
 // HEADS: error: has 4 attention heads, not a multiple of sp = 8
 // SEQ: error: the sequence of 8 tokens does not split over sp = 3 ranks
+
+// The forward's log-sum-exp stays where each rank computed it (its heads,
+// the whole sequence): the gradient's local attention reads it as it is,
+// with no exchange.
+// LSE: %[[O:[a-z0-9_]+]], %[[L:[a-z0-9_]+]] = weft.attention causal {{.*}} with_lse : {{.*}} -> (tensor<1x8x2x2xf32>, tensor<1x2x8xf32>)
+// LSE-NOT: weft.all_to_all %[[L]]
+// LSE: weft.attention_grad causal {{.*}} lse(%[[L]])

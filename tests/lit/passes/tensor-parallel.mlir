@@ -44,7 +44,7 @@ func.func @forward(%ids: tensor<1x4xi64> {weft.input = "input_ids"},
 // CHECK-SAME: tensor<8xf32> {weft.param = "layers.0.self_attn.o_proj.bias"}
 // CHECK-SAME: tensor<16x8xf32> {weft.param = "lm_head.weight"}
 // CHECK-SAME: tensor<4x8xf32> {weft.state = "layers.0.self_attn.q_proj.weight.exp_avg", weft.state_shard = {axes = ["tp"], dim = 0 : i64
-// CHECK: weft.attention causal {{.*}} : (tensor<1x4x2x2xf32>, tensor<1x4x1x2xf32>, tensor<1x4x1x2xf32>) -> tensor<1x4x2x2xf32>
+// CHECK: weft.attention causal {{.*}} with_lse : (tensor<1x4x2x2xf32>, tensor<1x4x1x2xf32>, tensor<1x4x1x2xf32>) -> (tensor<1x4x2x2xf32>, tensor<1x2x4xf32>)
 // CHECK: %[[PART:.*]] = weft.linear %{{.*}}, %arg6 : (tensor<1x4x4xf32>, tensor<8x4xf32>) -> tensor<1x4x8xf32>
 // CHECK: %[[SUM:.*]] = weft.all_reduce sum %[[PART]] on #mesh ["tp"] : tensor<1x4x8xf32>
 // CHECK: %[[BIAS:.*]] = weft.broadcast %arg7 dims [2] : tensor<8xf32> -> tensor<1x4x8xf32>

@@ -90,7 +90,7 @@ TEST(LlamaBuilder, TiedEmbeddingsHaveNoLmHead) {
   func.walk([&](AttentionOp op) {
     ++attentionOps;
     EXPECT_EQ(op.getKind(), AttentionKind::causal);
-    EXPECT_TRUE(op.getType().getElementType().isBF16());
+    EXPECT_TRUE(op.getResult().getType().getElementType().isBF16());
   });
   EXPECT_EQ(attentionOps, 3);
 }

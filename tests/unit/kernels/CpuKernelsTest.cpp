@@ -164,14 +164,15 @@ std::vector<uint8_t> randomMask(const AttentionCase &c, uint32_t seed) {
 }
 
 /// Query i of head h's attention probabilities over the keys in double, 0
-/// where it does not attend (all 0 when it attends none).
+/// where it does not attend (all 0 when it attends none); `lse` gets the
+/// log-sum-exp of its scores (+∞ when it attends none).
 std::vector<double> referenceProbabilities(const AttentionCase &c,
                                            const std::vector<float> &q,
                                            const std::vector<float> &k,
                                            const std::vector<float> &slopes,
                                            const std::vector<uint8_t> &mask,
                                            double scale, int64_t b, int64_t h,
-                                           int64_t i) {
+                                           int64_t i, double *lse = nullptr) {
   const AttentionShape &s = c.shape;
   const int64_t offset = s.skv - s.sq, kh = h / (s.heads / s.kvHeads);
   std::vector<double> p(s.skv);
@@ -196,6 +197,8 @@ std::vector<double> referenceProbabilities(const AttentionCase &c,
     sum += x = max == -INFINITY ? 0 : std::exp(x - max);
   for (double &x : p)
     x = sum > 0 ? x / sum : 0;
+  if (lse)
+    *lse = sum > 0 ? max + std::log(sum) : INFINITY;
   return p;
 }
 } // namespace
@@ -213,17 +216,25 @@ TEST_P(AttentionTest, MatchesNaiveSoftmaxAttention) {
   std::vector<float> workspace(attentionWorkspace(s, threads),
                                std::numeric_limits<float>::quiet_NaN());
   auto out = poisoned(s.batch * s.sq * s.heads * s.dv);
+  auto lse = poisoned(s.batch * s.heads * s.sq);
   attention(q.data(), k.data(), v.data(), mask.data(), c.maskPerBatch,
             slopes.data(), out.data(), s, c.kind, scale, c.window,
-            workspace.data(), threads);
+            workspace.data(), threads, lse.data());
 
   std::vector<double> ref(out.size());
   for (int64_t b = 0; b < s.batch; ++b)
     for (int64_t h = 0; h < s.heads; ++h)
       for (int64_t i = 0; i < s.sq; ++i) {
         const int64_t kh = h / (s.heads / s.kvHeads);
-        std::vector<double> p =
-            referenceProbabilities(c, q, k, slopes, mask, scale, b, h, i);
+        double want;
+        std::vector<double> p = referenceProbabilities(c, q, k, slopes, mask,
+                                                       scale, b, h, i, &want);
+        const float got = lse[(b * s.heads + h) * s.sq + i];
+        if (std::isinf(want))
+          EXPECT_TRUE(std::isinf(got) && got > 0) << "lse of row " << i;
+        else
+          EXPECT_NEAR(got, want, 2e-5 * std::max(1.0, std::abs(want)))
+              << "lse of batch " << b << ", head " << h << ", row " << i;
         for (int64_t d = 0; d < s.dv; ++d) {
           double o = 0;
           for (int64_t j = 0; j < s.skv; ++j)
@@ -261,16 +272,20 @@ TEST_P(AttentionTest, Bf16IsTheF32ComputationRoundedOnce) {
   std::vector<float> workspace(attentionWorkspace(s, threads, true),
                                std::numeric_limits<float>::quiet_NaN());
   std::vector<uint16_t> out(s.batch * s.sq * s.heads * s.dv, 0x7fc1);
+  auto lse = poisoned(s.batch * s.heads * s.sq);
   attentionBf16(q.data(), k.data(), v.data(), mask.data(), c.maskPerBatch,
                 slopes.data(), out.data(), s, c.kind, scale, c.window,
-                workspace.data(), threads);
+                workspace.data(), threads, lse.data());
   std::vector<float> wide = poisoned(out.size());
+  auto wideLse = poisoned(lse.size());
   std::vector<float> f32Workspace(attentionWorkspace(s, threads));
   attention(widen(q).data(), widen(k).data(), widen(v).data(), mask.data(),
             c.maskPerBatch, slopes.data(), wide.data(), s, c.kind, scale,
-            c.window, f32Workspace.data(), threads);
+            c.window, f32Workspace.data(), threads, wideLse.data());
   for (size_t i = 0; i < out.size(); ++i)
     ASSERT_EQ(out[i], floatToBf16(wide[i])) << "element " << i;
+  for (size_t i = 0; i < lse.size(); ++i)
+    ASSERT_EQ(bits(lse[i]), bits(wideLse[i])) << "lse " << i;
 }
 
 // The backward pass against the gradients of a plain double-precision
@@ -325,34 +340,48 @@ TEST_P(AttentionTest, BackwardMatchesPlainGradients) {
           }
         }
       }
+  // Each row's log-sum-exp as the forward returns it (the backward
+  // computes it itself when not given).
+  std::vector<float> forwardLse(s.batch * s.heads * s.sq);
+  {
+    std::vector<float> workspace(attentionWorkspace(s, 2)),
+        forwardOut(out.size());
+    attention(q.data(), k.data(), v.data(), mask.data(), c.maskPerBatch,
+              slopes.data(), forwardOut.data(), s, c.kind, float(scale),
+              c.window, workspace.data(), 2, forwardLse.data());
+  }
   // The same bits at any thread count (1 and 4 take one pass per kv head
   // here, 3 and 7 the separate dq pass where they would idle).
-  std::vector<float> first[3];
-  for (int threads : {1, 3, 4, 7}) {
-    std::vector<float> workspace(attentionBackwardWorkspace(s, threads),
-                                 std::numeric_limits<float>::quiet_NaN());
-    auto gq = poisoned(q.size()), gk = poisoned(k.size()),
-         gv = poisoned(v.size());
-    attentionBackward(q.data(), k.data(), v.data(), out.data(), dout.data(),
-                      mask.data(), c.maskPerBatch, slopes.data(), gq.data(),
-                      gk.data(), gv.data(), s, c.kind, float(scale), c.window,
-                      workspace.data(), threads);
-    expectClose(gq, dq, 1e-4);
-    expectClose(gk, dk, 1e-4);
-    expectClose(gv, dv, 1e-4);
-    if (threads == 1) {
-      first[0] = gq, first[1] = gk, first[2] = gv;
-      continue;
+  for (const float *lse : {static_cast<const float *>(nullptr),
+                           static_cast<const float *>(forwardLse.data())}) {
+    SCOPED_TRACE(lse ? "the forward's log-sum-exp" : "computed log-sum-exp");
+    std::vector<float> first[3];
+    for (int threads : {1, 3, 4, 7}) {
+      std::vector<float> workspace(attentionBackwardWorkspace(s, threads),
+                                   std::numeric_limits<float>::quiet_NaN());
+      auto gq = poisoned(q.size()), gk = poisoned(k.size()),
+           gv = poisoned(v.size());
+      attentionBackward(q.data(), k.data(), v.data(), out.data(), dout.data(),
+                        mask.data(), c.maskPerBatch, slopes.data(), gq.data(),
+                        gk.data(), gv.data(), s, c.kind, float(scale), c.window,
+                        workspace.data(), threads, lse);
+      expectClose(gq, dq, 1e-4);
+      expectClose(gk, dk, 1e-4);
+      expectClose(gv, dv, 1e-4);
+      if (threads == 1) {
+        first[0] = gq, first[1] = gk, first[2] = gv;
+        continue;
+      }
+      for (size_t i = 0; i < gq.size(); ++i)
+        ASSERT_EQ(bits(gq[i]), bits(first[0][i]))
+            << "dq " << i << ", " << threads << " threads";
+      for (size_t i = 0; i < gk.size(); ++i)
+        ASSERT_EQ(bits(gk[i]), bits(first[1][i]))
+            << "dk " << i << ", " << threads << " threads";
+      for (size_t i = 0; i < gv.size(); ++i)
+        ASSERT_EQ(bits(gv[i]), bits(first[2][i]))
+            << "dv " << i << ", " << threads << " threads";
     }
-    for (size_t i = 0; i < gq.size(); ++i)
-      ASSERT_EQ(bits(gq[i]), bits(first[0][i]))
-          << "dq " << i << ", " << threads << " threads";
-    for (size_t i = 0; i < gk.size(); ++i)
-      ASSERT_EQ(bits(gk[i]), bits(first[1][i]))
-          << "dk " << i << ", " << threads << " threads";
-    for (size_t i = 0; i < gv.size(); ++i)
-      ASSERT_EQ(bits(gv[i]), bits(first[2][i]))
-          << "dv " << i << ", " << threads << " threads";
   }
 }
 
