@@ -114,7 +114,6 @@ int64_t weft::runtime::readTransfer(const plan::Plan &plan,
 
 CollectiveCall weft::runtime::readCollective(const plan::Plan &plan,
                                              const plan::LibraryCall &call,
-                                             const Communicator *comm,
                                              const std::string &where) {
   CollectiveCall c;
   c.started = call.function() == "all_gather_start";
@@ -132,7 +131,7 @@ CollectiveCall weft::runtime::readCollective(const plan::Plan &plan,
       (dims && call.ints_size() != head + 1 + in(head)))
     throw fail("expects " + std::to_string(buffers) +
                " buffers, the group and the operand's shape");
-  if (!comm)
+  if (plan.mesh_size() == 0)
     throw fail("the plan has no mesh for its collectives");
   const plan::Buffer &x = plan.buffers(call.buffers(0));
   const plan::Buffer &y = plan.buffers(call.buffers(1));
@@ -150,7 +149,11 @@ CollectiveCall weft::runtime::readCollective(const plan::Plan &plan,
                                : Communicator::Reduction::Mean;
   }
   c.mask = static_cast<uint32_t>(in(reduces ? 1 : 0));
-  c.members = comm->groupSize(c.mask);
+  if (c.mask == 0 || c.mask >> plan.mesh_size())
+    throw fail("names mesh axes " + std::to_string(c.mask) +
+               ", not a group of the plan's " +
+               std::to_string(plan.mesh_size()) + "-axis mesh");
+  c.members = meshGroupSize(plan, c.mask);
   c.xBytes = x.bytes();
   c.yBytes = y.bytes();
   const bool sizesFit =

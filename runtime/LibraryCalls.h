@@ -92,10 +92,10 @@ struct CollectiveCall {
 
 /// Runs `copy` on host memory.
 void copyRows(const CollectiveCall::RowCopy &copy, char *dst, const char *src);
-/// Throws Error(`where` + what is wrong); `comm` null: the plan has no mesh.
+/// The group is one of the plan's mesh (its size from the plan, as every
+/// launch lays it out). Throws Error(`where` + what is wrong).
 CollectiveCall readCollective(const plan::Plan &plan,
                               const plan::LibraryCall &call,
-                              const Communicator *comm,
                               const std::string &where);
 
 } // namespace weft::runtime

@@ -276,6 +276,15 @@ int64_t weft::runtime::shardMember(const plan::Plan &plan,
   return comm->groupRank(group);
 }
 
+int64_t weft::runtime::meshGroupSize(const plan::Plan &plan,
+                                     uint32_t axisMask) {
+  int64_t size = 1;
+  for (int a = 0; a < plan.mesh_size(); ++a)
+    if (axisMask & (1u << a))
+      size *= plan.mesh(a).size();
+  return size;
+}
+
 bool weft::runtime::stepTouches(const plan::Plan &plan, const plan::Step &step,
                                 const std::vector<int> &buffers) {
   auto overlap = [&](int a, int b) {

@@ -64,6 +64,10 @@ void readParameters(
 int64_t shardMember(const plan::Plan &plan, const std::string &planName,
                     const Communicator *comm, const plan::Binding &binding);
 
+/// Ranks in the group of the plan's mesh axes in `axisMask` (bit a: axis a);
+/// Communicator::groupSize of a launch laid out on this mesh.
+int64_t meshGroupSize(const plan::Plan &plan, uint32_t axisMask);
+
 /// Whether `step` reads or writes memory of any of `buffers` (reshapes
 /// alias, so ids are not enough): where a started collective is waited for.
 bool stepTouches(const plan::Plan &plan, const plan::Step &step,

@@ -519,7 +519,7 @@ void CpuExecutor::prepareSteps() {
                  fn == "all_gather" || fn == "all_slice" ||
                  fn == "all_to_all") {
         const CollectiveCall c =
-            readCollective(plan, call, communicator, where);
+            readCollective(plan, call, where);
         Communicator *comm = communicator;
         if (fn == "all_reduce") {
           steps.push_back([=] {

@@ -82,6 +82,11 @@ struct CudaExecutor::State {
   const plan::Plan &plan;
   std::string planName;
   const CudaDriver &cu;
+  const bool dry;
+  static const CudaDriver &noDriver() {
+    static const CudaDriver none; // every function null: never called
+    return none;
+  }
   CUdevice device = 0;
   CUcontext context = nullptr;
   CUstream stream = nullptr;
@@ -137,8 +142,11 @@ struct CudaExecutor::State {
   };
   std::vector<Running> pending; // while preparing
 
-  State(const plan::Plan &plan, std::string planName)
-      : plan(plan), planName(std::move(planName)), cu(CudaDriver::get()) {}
+  /// `dry`: no driver and no GPU; prepare() checks every step's arguments
+  /// and builds closures that never run (CudaExecutor::checkPlan).
+  State(const plan::Plan &plan, std::string planName, bool dry = false)
+      : plan(plan), planName(std::move(planName)),
+        cu(dry ? noDriver() : CudaDriver::get()), dry(dry) {}
   ~State();
 
   CUdeviceptr address(int bufferId) const {
@@ -153,12 +161,16 @@ struct CudaExecutor::State {
     return block + statusOffset + static_cast<int64_t>(step) * 16;
   }
   CUfunction libraryFunction(const char *name) {
+    if (dry)
+      return nullptr;
     CUfunction function;
     cu.check(cu.cuModuleGetFunction(&function, library, name),
              planName + ": the runtime's kernel " + name);
     return function;
   }
   CUevent newEvent() {
+    if (dry)
+      return nullptr;
     CUevent event;
     cu.check(cu.cuEventCreate(&event, CU_EVENT_DISABLE_TIMING),
              "cuEventCreate");
@@ -195,6 +207,12 @@ struct CudaExecutor::State {
   }
   void addCollective(const plan::Step &step, size_t index,
                      const std::string &where);
+  /// The NCCL communicator of a group (none when dry).
+  ncclComm_t commOf(uint32_t mask) const {
+    return dry ? nullptr : comms.at(mask);
+  }
+  /// NCCL (not loaded when dry).
+  const Nccl *nccl() const { return dry ? nullptr : &Nccl::get(); }
   /// The member of its group whose block a sharded binding holds.
   int64_t memberOf(const plan::Binding &binding) const;
   /// The compute stream waits for the collectives stream `index` left
@@ -276,6 +294,10 @@ CudaExecutor::State::~State() {
 void CudaExecutor::State::addGemm(const Gemm &g, CUdeviceptr a, CUdeviceptr b,
                                   CUdeviceptr c, CUdeviceptr bias,
                                   const std::string &where) {
+  if (dry) { // cuBLASLt chooses its algorithm on the GPU
+    steps.push_back([] {});
+    return;
+  }
   const Cublas &blas = Cublas::get();
   if (!lt)
     blas.check(blas.cublasLtCreate(&lt), planName + ": cuBLASLt");
@@ -473,11 +495,12 @@ void CudaExecutor::State::prepare() {
           CUfunction function = libraryFunction(name.c_str());
           const unsigned shared =
               static_cast<unsigned>(tc::layout(static_cast<int>(in(5))).bytes);
-          cu.check(cu.cuFuncSetAttribute(
-                       function,
-                       CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                       static_cast<int>(shared)),
-                   where + "shared memory");
+          if (!dry)
+            cu.check(cu.cuFuncSetAttribute(
+                         function,
+                         CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                         static_cast<int>(shared)),
+                     where + "shared memory");
           unsigned gridX =
               static_cast<unsigned>((in(1) + tc::kQueries - 1) / tc::kQueries);
           unsigned gridY = static_cast<unsigned>(in(0) * in(3));
@@ -757,9 +780,10 @@ void CudaExecutor::State::prepare() {
         // Over a group (the gradients are blocks), the squares' sum is
         // added across its members before the root.
         const auto group = static_cast<uint32_t>(in(0));
-        if (group != 0 && !mpi)
-          throw Error(where + "the plan has no mesh to add the norm's "
-                              "squares over");
+        if (group != 0 && (plan.mesh_size() == 0 || group >> plan.mesh_size()))
+          throw Error(where + "adds the norm's squares over mesh axes " +
+                      std::to_string(group) + ", not a group of the plan's " +
+                      std::to_string(plan.mesh_size()) + "-axis mesh");
         const int count = call.buffers_size() - 1;
         const Buffer &norm = plan.buffers(call.buffers(count));
         if (norm.dtype() != plan::F32 || norm.bytes() != 4)
@@ -797,8 +821,8 @@ void CudaExecutor::State::prepare() {
         CUfunction sqrt = libraryFunction("weft_norm_root");
         const CUevent ready = group ? newEvent() : nullptr;
         const CUevent done = group ? newEvent() : nullptr;
-        ncclComm_t comm = group ? comms.at(group) : nullptr;
-        const Nccl *nccl = group ? &Nccl::get() : nullptr;
+        ncclComm_t comm = group ? commOf(group) : nullptr;
+        const Nccl *nccl = group ? this->nccl() : nullptr;
         Communicator *counter = mpi;
         steps.push_back([=] {
           for (const auto &args : squares)
@@ -920,19 +944,20 @@ ncclRedOp_t ncclOp(Communicator::Reduction reduction) {
 void CudaExecutor::State::addCollective(const plan::Step &step, size_t index,
                                         const std::string &where) {
   const plan::LibraryCall &call = step.call();
-  const CollectiveCall c = readCollective(plan, call, mpi, where);
+  const CollectiveCall c = readCollective(plan, call, where);
   if (c.reduction == Communicator::Reduction::Mean && c.dtype != plan::F32)
     throw Error(where + "a mean reduction takes f32");
-  const Nccl *nccl = &Nccl::get();
+  const Nccl *nccl = this->nccl();
   const CUdeviceptr x = address(call.buffers(0)), y = address(call.buffers(1));
   const CUdeviceptr workspace =
       call.buffers_size() > 2 ? address(call.buffers(2)) : 0;
   if (c.kind == "all_slice") { // nothing moves between ranks
-    const CollectiveCall::RowCopy copy = c.sliceOf(mpi->groupRank(c.mask));
+    const CollectiveCall::RowCopy copy =
+        c.sliceOf(dry ? 0 : mpi->groupRank(c.mask));
     steps.push_back([=, this] { copyRows(copy, y, x, stream, where); });
     return;
   }
-  ncclComm_t comm = comms.at(c.mask);
+  ncclComm_t comm = commOf(c.mask);
   // Every collective is left running on its stream: the first later step
   // that touches its operand, result or staging memory waits for it (a
   // reduce-scatter of gradients overlaps the rest of the backward; ZeRO-3's
@@ -1040,17 +1065,17 @@ void CudaExecutor::State::connect() {
           std::find(masks.begin(), masks.end(), mask) == masks.end())
         masks.push_back(static_cast<uint32_t>(mask));
     }
-  if (masks.empty())
+  if (masks.empty() || dry) // (each step's group is checked as it is read)
     return;
   if (!mpi)
     throw Error(planName + ": its collectives need a mesh, and it has none");
   const Nccl &nccl = Nccl::get();
   for (uint32_t mask : masks) {
     std::string axes;
-    for (size_t a = 0; a < mpi->mesh().size(); ++a)
+    for (int a = 0; a < plan.mesh_size(); ++a)
       if (mask & (1u << a))
-        axes += (axes.empty() ? "" : ",") + mpi->mesh()[a].first;
-    if (axes.empty() || mask >> mpi->mesh().size())
+        axes += (axes.empty() ? "" : ",") + plan.mesh(a).name();
+    if (axes.empty() || mask >> plan.mesh_size())
       throw Error(planName + ": a collective names mesh axes " +
                   std::to_string(mask) + ", outside the plan's mesh");
     const std::string what =
@@ -1091,6 +1116,21 @@ void weft::runtime::checkPlanForGpu(const plan::Plan &plan,
   if (std::string(kLibraryTarget) != architecture + "a")
     throw Error(planName + ": this runtime's kernels are compiled for " +
                 kLibraryTarget + "; " + gpu);
+}
+
+void CudaExecutor::checkPlan(const plan::Plan &plan,
+                             const std::string &planName) {
+  if (plan.device() != "cuda")
+    checkPlanForGpu(plan, planName, "", "");
+  for (const auto &kernel : plan.kernels())
+    if (kernel.backend() != plan::Kernel::CUDA_CUBIN ||
+        kernel.image().empty() || kernel.grid_blocks() < 1 ||
+        kernel.block_threads() < 1)
+      throw Error(planName + ": kernel " + kernel.name() +
+                  " is not a CUDA kernel with a cubin and a launch shape");
+  State s(plan, planName, /*dry=*/true);
+  s.kernels.assign(plan.kernels_size(), nullptr);
+  s.prepare();
 }
 
 CudaExecutor::CudaExecutor(const plan::Plan &plan, std::string planName,

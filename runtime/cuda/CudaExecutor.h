@@ -35,6 +35,13 @@ public:
   /// Error naming `planName`.
   CudaExecutor(const plan::Plan &plan, std::string planName, int device = -1);
   ~CudaExecutor() override;
+  /// Prepares every step of a CUDA plan as the constructor does, without a
+  /// driver or a GPU: each library call's buffers, dtypes, shapes and
+  /// workspace, each collective's group against the plan's mesh, each
+  /// kernel's launch shape (what cuBLASLt and NCCL decide on the GPU aside).
+  /// `weft compile --device cuda` runs it, so that a plan this runtime
+  /// would refuse is refused where it is made. Throws Error naming the step.
+  static void checkPlan(const plan::Plan &plan, const std::string &planName);
 
   void loadParameters(const SafetensorsCheckpoint &checkpoint) override;
   void initializeParameters(uint64_t seed) override;

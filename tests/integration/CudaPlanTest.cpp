@@ -103,6 +103,74 @@ TEST(CudaPlan, EveryTrainingKernelCompilesForSm90aWithoutSpills) {
               kernels);
 }
 
+// Every step prepared as the CUDA runtime prepares it at load, without a
+// GPU: the distributed training plans' collectives against their meshes, the
+// log-sum-exp attention passes its backward; and a call the runtime would
+// refuse is refused by name.
+TEST(CudaPlan, CheckPlanPreparesEveryStepWithoutAGpu) {
+  const std::string tiny = WEFT_SOURCE_DIR "/tests/fixtures/tiny-llama";
+  auto pipeline = [](int64_t dp, int64_t zero, int64_t sp, int64_t tp) {
+    PipelineOptions options;
+    options.threads = 2;
+    options.train = true;
+    options.optimizer = OptimizerOptions{};
+    options.dp = dp, options.zero = zero, options.sp = sp, options.tp = tp;
+    return options;
+  };
+  struct Strategy {
+    const char *name;
+    int64_t batch, dp, zero, sp, tp;
+  };
+  for (const Strategy &s :
+       {Strategy{"single rank", 2, 1, 0, 1, 1},
+        Strategy{"dp=2 ZeRO-3", 1, 2, 3, 1, 1}, Strategy{"sp=2", 2, 1, 0, 2, 1},
+        Strategy{"tp=2", 2, 1, 0, 1, 2}}) {
+    SCOPED_TRACE(s.name);
+    plan::Plan plan =
+        compileModel(tiny, {s.batch, 64, "f32", true}, codegen::Device::Cuda,
+                     pipeline(s.dp, s.zero, s.sp, s.tp));
+    EXPECT_NO_THROW(rt::CudaExecutor::checkPlan(plan, s.name));
+    // Each attention hands its backward each row's log-sum-exp.
+    int attentions = 0, withLse = 0, grads = 0, gradsWithLse = 0;
+    for (const plan::Step &step : plan.streams(0).steps()) {
+      if (!step.has_call())
+        continue;
+      const plan::LibraryCall &call = step.call();
+      if (call.function() == "attention") {
+        ++attentions;
+        withLse += call.buffers(7) >= 0;
+      } else if (call.function() == "attention_grad") {
+        ++grads;
+        gradsWithLse += call.buffers(11) >= 0;
+      }
+    }
+    EXPECT_GT(attentions, 0);
+    EXPECT_EQ(withLse, attentions);
+    EXPECT_EQ(grads, attentions);
+    EXPECT_EQ(gradsWithLse, grads);
+  }
+
+  plan::Plan plan = compileModel(tiny, {2, 64, "f32", true},
+                                 codegen::Device::Cuda, pipeline(1, 0, 1, 1));
+  for (plan::Step &step : *plan.mutable_streams(0)->mutable_steps())
+    if (step.has_call() && step.call().function() == "attention_grad") {
+      step.mutable_call()->mutable_buffers()->RemoveLast(); // no lse slot
+      break;
+    }
+  try {
+    rt::CudaExecutor::checkPlan(plan, "tiny.plan");
+    ADD_FAILURE() << "a malformed attention_grad was accepted";
+  } catch (const rt::Error &error) {
+    EXPECT_NE(std::string(error.what())
+                  .find("(attention_grad): expects 12 buffers, 10 ints and 1 "
+                        "floats"),
+              std::string::npos)
+        << error.what();
+    EXPECT_EQ(std::string(error.what()).rfind("tiny.plan: step '", 0), 0u)
+        << error.what();
+  }
+}
+
 TEST(CudaPlan, HasTheCpuPlansBuffersAndSteps) {
   const std::string dir = WEFT_SOURCE_DIR "/tests/fixtures/tiny-llama";
   for (const char *dtype : {"f32", "bf16"}) {

@@ -3,6 +3,10 @@
 
 #include "codegen/PlanBuilder.h"
 #include "passes/Pipeline.h"
+#ifdef WEFT_HAVE_CUDA_RUNTIME
+#include "runtime/Error.h"
+#include "runtime/cuda/CudaExecutor.h"
+#endif
 
 #include "mlir/Pass/PassManager.h"
 #include "llvm/ADT/StringExtras.h"
@@ -52,6 +56,16 @@ weft::cli::compilePlan(ModuleOp module, const CompileOptions &options) {
   if (failed(plan))
     return makeError(options.model +
                      ": code generation failed (see the error above)");
+#ifdef WEFT_HAVE_CUDA_RUNTIME
+  // Whatever the CUDA runtime would refuse at load, refused here.
+  if (options.device == codegen::Device::Cuda) {
+    try {
+      runtime::CudaExecutor::checkPlan(*plan, options.model);
+    } catch (const runtime::Error &error) {
+      return makeError(error.what());
+    }
+  }
+#endif
   return std::move(*plan);
 }
 
