@@ -539,10 +539,10 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
         tensorBytes(cast<RankedTensorType>(op->getResultTypes()[0])));
     return success();
   }
-  // linear, grouped_linear and attention run bf16 as it is:
+  // linear, grouped_linear, attention and its backward run bf16 as it is:
   // weft-legalize-cpu-types leaves them bf16 only when all their floats are.
   const bool bf16Gemm =
-      isa<LinearOp, GroupedLinearOp, AttentionOp>(op) &&
+      isa<LinearOp, GroupedLinearOp, AttentionOp, AttentionGradOp>(op) &&
       cast<RankedTensorType>(op->getResultTypes()[0]).getElementType().isBF16();
   // Data movement takes any element type; the rest computes in f32.
   if (!bf16Gemm &&
@@ -624,7 +624,7 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
     return success();
   }
   if (auto grad = dyn_cast<AttentionGradOp>(op)) {
-    call->set_function("attention_grad");
+    call->set_function(bf16Gemm ? "attention_grad_bf16" : "attention_grad");
     ArrayRef<int64_t> q = shape(grad.getQ()), k = shape(grad.getK());
     for (Value v : {grad.getQ(), grad.getK(), grad.getV(), grad.getOut(),
                     grad.getDout(), grad.getMask(), grad.getAlibiSlopes(),

@@ -85,6 +85,20 @@ void weft::runtime::checkAttentionLse(const plan::Plan &plan,
                 std::to_string(rows * 4) + " bytes)");
 }
 
+void weft::runtime::checkAttentionGrad(const plan::Plan &plan,
+                                       const plan::LibraryCall &call,
+                                       const std::string &where) {
+  const bool bf16 = call.function() == "attention_grad_bf16";
+  for (int i : {0, 1, 2, 3, 4, 7, 8, 9}) {
+    const plan::Buffer &buffer = plan.buffers(call.buffers(i));
+    if (buffer.dtype() != (bf16 ? plan::BF16 : plan::F32))
+      throw Error(where + "buffer " + std::to_string(i) + " ('" +
+                  buffer.name() + "') is " + dtypeName(buffer.dtype()) +
+                  ", not " + (bf16 ? "bf16" : "f32"));
+  }
+  checkAttentionLse(plan, call, 11, where);
+}
+
 int64_t weft::runtime::readTransfer(const plan::Plan &plan,
                                     const plan::LibraryCall &call,
                                     const std::string &where) {

@@ -38,6 +38,12 @@ AdamWCall readAdamW(const plan::Plan &plan, const plan::LibraryCall &call,
 void checkAttentionLse(const plan::Plan &plan, const plan::LibraryCall &call,
                        int index, const std::string &where);
 
+/// An attention_grad (f32) or attention_grad_bf16 call's q, k, v, out,
+/// dout, dq, dk and dv all of its element type, and its log-sum-exp
+/// (checkAttentionLse, buffer 11). Throws Error(`where` + what is wrong).
+void checkAttentionGrad(const plan::Plan &plan, const plan::LibraryCall &call,
+                        const std::string &where);
+
 /// An offload (device → host) or reload (host → device) call: src, dst;
 /// bytes. Checked: the regions are the HOST one on the right side, and the
 /// bytes both buffers'. Returns the bytes.

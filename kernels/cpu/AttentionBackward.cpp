@@ -252,9 +252,56 @@ int64_t perThreadFloats(const AttentionShape &s) {
 }
 } // namespace
 
+namespace {
+/// Elements of q (and dq), of k (dk), of v (dv) and of out (dout).
+struct Sizes {
+  int64_t q, k, v, out;
+  explicit Sizes(const AttentionShape &s)
+      : q(s.batch * s.sq * s.heads * s.dqk),
+        k(s.batch * s.skv * s.kvHeads * s.dqk),
+        v(s.batch * s.skv * s.kvHeads * s.dv),
+        out(s.batch * s.sq * s.heads * s.dv) {}
+  /// The bf16 backward's f32 copies: q, k, v, out, dout, dq, dk, dv.
+  int64_t wide() const { return 2 * (q + k + v + out); }
+};
+} // namespace
+
 int64_t weft::kernels::cpu::attentionBackwardWorkspace(const AttentionShape &s,
-                                                       int threads) {
-  return 2 * s.batch * s.heads * s.sq + threads * perThreadFloats(s);
+                                                       int threads, bool bf16) {
+  return 2 * s.batch * s.heads * s.sq + threads * perThreadFloats(s) +
+         (bf16 ? Sizes(s).wide() : 0);
+}
+
+void weft::kernels::cpu::attentionBackwardBf16(
+    const uint16_t *q, const uint16_t *k, const uint16_t *v,
+    const uint16_t *out, const uint16_t *dout, const uint8_t *mask,
+    bool maskPerBatch, const float *slopes, uint16_t *dq, uint16_t *dk,
+    uint16_t *dv, const AttentionShape &s, AttentionKind kind, float scale,
+    int64_t window, float *workspace, int threads, const float *lse) {
+  const Sizes n(s);
+  float *wq = workspace, *wk = wq + n.q, *wv = wk + n.k, *wo = wv + n.v,
+        *wd = wo + n.out, *gq = wd + n.out, *gk = gq + n.q, *gv = gk + n.k;
+  float *rest = gv + n.v;
+  auto widen = [threads](const uint16_t *x, float *y, int64_t count) {
+#pragma omp parallel for num_threads(threads)
+    for (int64_t i = 0; i < count; ++i)
+      y[i] = bf16ToFloat(x[i]);
+  };
+  auto round = [threads](const float *x, uint16_t *y, int64_t count) {
+#pragma omp parallel for num_threads(threads)
+    for (int64_t i = 0; i < count; ++i)
+      y[i] = floatToBf16(x[i]);
+  };
+  widen(q, wq, n.q);
+  widen(k, wk, n.k);
+  widen(v, wv, n.v);
+  widen(out, wo, n.out);
+  widen(dout, wd, n.out);
+  attentionBackward(wq, wk, wv, wo, wd, mask, maskPerBatch, slopes, gq, gk, gv,
+                    s, kind, scale, window, rest, threads, lse);
+  round(gq, dq, n.q);
+  round(gk, dk, n.k);
+  round(gv, dv, n.v);
 }
 
 void weft::kernels::cpu::attentionBackward(

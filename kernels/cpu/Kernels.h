@@ -94,8 +94,10 @@ void attentionBf16(const uint16_t *q, const uint16_t *k, const uint16_t *v,
                    float *workspace, int threads, float *lse = nullptr);
 
 /// Floats of workspace `attentionBackward` needs with `threads` threads:
-/// two per query row and head, and one score row per thread.
-int64_t attentionBackwardWorkspace(const AttentionShape &shape, int threads);
+/// two per query row and head, and one score row per thread;
+/// `attentionBackwardBf16` also widens its operands and gradients there.
+int64_t attentionBackwardWorkspace(const AttentionShape &shape, int threads,
+                                   bool bf16 = false);
 
 /// The gradients dq, dk, dv of `attention` (f32) given its inputs, its
 /// output `out` and the output's gradient `dout`, with the same masks,
@@ -111,6 +113,19 @@ void attentionBackward(const float *q, const float *k, const float *v,
                        AttentionKind kind, float scale, int64_t window,
                        float *workspace, int threads,
                        const float *lse = nullptr);
+
+/// The same with q, k, v, out, dout, dq, dk and dv in bf16: the operands
+/// widened into the workspace, the f32 backward, each gradient rounded once
+/// (nearest even). `workspace` holds attentionBackwardWorkspace(shape,
+/// threads, true) floats.
+void attentionBackwardBf16(const uint16_t *q, const uint16_t *k,
+                           const uint16_t *v, const uint16_t *out,
+                           const uint16_t *dout, const uint8_t *mask,
+                           bool maskPerBatch, const float *slopes, uint16_t *dq,
+                           uint16_t *dk, uint16_t *dv,
+                           const AttentionShape &shape, AttentionKind kind,
+                           float scale, int64_t window, float *workspace,
+                           int threads, const float *lse = nullptr);
 
 /// y = x / sqrt(mean(x², row) + eps) * w over rows of `cols`.
 void rmsNorm(const float *x, const float *w, float *y, int64_t rows,

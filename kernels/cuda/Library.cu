@@ -950,15 +950,15 @@ constexpr int kGradWarps = tr::kAttentionGradWarps;
 
 /// Rows [first, first + rows) of head `head` of a [batch, len, heads, dim]
 /// tensor (batch b) into a shared tile, tile[r][d], by the whole block.
-template <int LD>
+template <typename T, int LD>
 __device__ __forceinline__ void
 stage(float (*tile)[LD], unsigned long long src, long long b, long long len,
       long long heads, long long head, long long dim, long long first,
       int rows) {
-  const float *x = reinterpret_cast<const float *>(src);
+  const T *x = reinterpret_cast<const T *>(src);
   for (int t = threadIdx.x; t < rows * dim; t += blockDim.x) {
     const int r = t / dim, d = t % dim;
-    tile[r][d] = x[((b * len + first + r) * heads + head) * dim + d];
+    tile[r][d] = toFloat(x[((b * len + first + r) * heads + head) * dim + d]);
   }
 }
 
@@ -981,24 +981,23 @@ __device__ __forceinline__ QueryRows queryRows(const tr::AttentionGrad &p) {
 }
 
 /// Row `row` of the same into `dst`, by one warp.
-__device__ __forceinline__ void stageRow(float *dst, unsigned long long src,
-                                         long long b, long long len,
-                                         long long heads, long long head,
-                                         long long dim, long long row) {
-  const float *x = reinterpret_cast<const float *>(src);
+template <typename T>
+__device__ __forceinline__ void
+stageRow(float *dst, unsigned long long src, long long b, long long len,
+         long long heads, long long head, long long dim, long long row) {
+  const T *x = reinterpret_cast<const T *>(src);
   for (long long d = threadIdx.x % 32; d < dim; d += 32)
-    dst[d] = x[((b * len + row) * heads + head) * dim + d];
+    dst[d] = toFloat(x[((b * len + row) * heads + head) * dim + d]);
 }
-} // namespace
 
-extern "C" __global__ void __launch_bounds__(kGradWarps * 32)
-    weft_attention_grad_stats(tr::AttentionGrad p) {
+template <typename T>
+__device__ __forceinline__ void attentionGradStats(const tr::AttentionGrad &p) {
   __shared__ float keys[kTile][kMaxDim + 1];
   __shared__ float queries[kGradWarps][kMaxDim];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const auto [b, h, kvh, i0, i, active] = queryRows(p);
   if (active)
-    stageRow(queries[warp], p.q, b, p.sq, p.heads, h, p.dimQK, i);
+    stageRow<T>(queries[warp], p.q, b, p.sq, p.heads, h, p.dimQK, i);
   long long keyBegin, keyEnd;
   keysOf(p, i0, minimum(p.sq, i0 + kGradWarps), keyBegin, keyEnd);
   if (p.lseGiven) // the forward's: δ alone
@@ -1007,7 +1006,7 @@ extern "C" __global__ void __launch_bounds__(kGradWarps * 32)
   for (long long j0 = keyBegin; j0 < keyEnd; j0 += kTile) {
     __syncthreads(); // the previous tile is consumed
     const int rows = static_cast<int>(minimum(kTile, keyEnd - j0));
-    stage(keys, p.k, b, p.skv, p.kvHeads, kvh, p.dimQK, j0, rows);
+    stage<T>(keys, p.k, b, p.skv, p.kvHeads, kvh, p.dimQK, j0, rows);
     __syncthreads();
     if (!active)
       continue;
@@ -1029,12 +1028,12 @@ extern "C" __global__ void __launch_bounds__(kGradWarps * 32)
   }
   if (!active)
     return;
-  const float *out = reinterpret_cast<const float *>(p.out);
-  const float *dout = reinterpret_cast<const float *>(p.dout);
+  const T *out = reinterpret_cast<const T *>(p.out);
+  const T *dout = reinterpret_cast<const T *>(p.dout);
   float dot = 0.0f;
   for (long long d = lane; d < p.dimV; d += 32) {
     const long long at = ((b * p.sq + i) * p.heads + h) * p.dimV + d;
-    dot += out[at] * dout[at];
+    dot += toFloat(out[at]) * toFloat(dout[at]);
   }
   for (int o = 16; o > 0; o >>= 1)
     dot += __shfl_xor_sync(0xffffffffu, dot, o);
@@ -1049,8 +1048,8 @@ extern "C" __global__ void __launch_bounds__(kGradWarps * 32)
   }
 }
 
-extern "C" __global__ void __launch_bounds__(kGradWarps * 32)
-    weft_attention_grad_kv(tr::AttentionGrad p) {
+template <typename T>
+__device__ __forceinline__ void attentionGradKeys(const tr::AttentionGrad &p) {
   __shared__ float queries[kTile][kMaxDim + 1];
   __shared__ float douts[kTile][kMaxDim + 1];
   __shared__ float keyRows[kGradWarps][kMaxDim];
@@ -1063,8 +1062,8 @@ extern "C" __global__ void __launch_bounds__(kGradWarps * 32)
   const long long j = j0 + warp;
   const bool active = j < p.skv;
   if (active) {
-    stageRow(keyRows[warp], p.k, b, p.skv, p.kvHeads, kvh, p.dimQK, j);
-    stageRow(valueRows[warp], p.v, b, p.skv, p.kvHeads, kvh, p.dimV, j);
+    stageRow<T>(keyRows[warp], p.k, b, p.skv, p.kvHeads, kvh, p.dimQK, j);
+    stageRow<T>(valueRows[warp], p.v, b, p.skv, p.kvHeads, kvh, p.dimV, j);
   }
   constexpr int kPerLane = kMaxDim / 32;
   float dk[kPerLane], dv[kPerLane];
@@ -1077,8 +1076,8 @@ extern "C" __global__ void __launch_bounds__(kGradWarps * 32)
     for (long long i0 = queryBegin; i0 < queryEnd; i0 += kTile) {
       __syncthreads(); // the previous tile is consumed
       const int rows = static_cast<int>(minimum(kTile, queryEnd - i0));
-      stage(queries, p.q, b, p.sq, p.heads, h, p.dimQK, i0, rows);
-      stage(douts, p.dout, b, p.sq, p.heads, h, p.dimV, i0, rows);
+      stage<T>(queries, p.q, b, p.sq, p.heads, h, p.dimQK, i0, rows);
+      stage<T>(douts, p.dout, b, p.sq, p.heads, h, p.dimV, i0, rows);
       for (int r = threadIdx.x; r < rows; r += blockDim.x) {
         const long long row = (b * p.heads + h) * p.sq + i0 + r;
         lses[r] = reinterpret_cast<const float *>(p.lse)[row];
@@ -1113,21 +1112,23 @@ extern "C" __global__ void __launch_bounds__(kGradWarps * 32)
     }
   if (!active)
     return;
-  float *dkOut = reinterpret_cast<float *>(p.dk);
-  float *dvOut = reinterpret_cast<float *>(p.dv);
+  T *dkOut = reinterpret_cast<T *>(p.dk);
+  T *dvOut = reinterpret_cast<T *>(p.dv);
 #pragma unroll
   for (int e = 0; e < kPerLane; ++e) {
     const int d = lane + 32 * e;
     if (d < p.dimQK)
       dkOut[((b * p.skv + j) * p.kvHeads + kvh) * p.dimQK + d] =
-          dk[e] * p.scale;
+          fromFloat<T>(dk[e] * p.scale);
     if (d < p.dimV)
-      dvOut[((b * p.skv + j) * p.kvHeads + kvh) * p.dimV + d] = dv[e];
+      dvOut[((b * p.skv + j) * p.kvHeads + kvh) * p.dimV + d] =
+          fromFloat<T>(dv[e]);
   }
 }
 
-extern "C" __global__ void __launch_bounds__(kGradWarps * 32)
-    weft_attention_grad_q(tr::AttentionGrad p) {
+template <typename T>
+__device__ __forceinline__ void
+attentionGradQueries(const tr::AttentionGrad &p) {
   __shared__ float keys[kTile][kMaxDim + 1];
   __shared__ float values[kTile][kMaxDim + 1];
   __shared__ float queries[kGradWarps][kMaxDim];
@@ -1136,8 +1137,8 @@ extern "C" __global__ void __launch_bounds__(kGradWarps * 32)
   const auto [b, h, kvh, i0, i, active] = queryRows(p);
   float lse = 0.0f, delta = 0.0f;
   if (active) {
-    stageRow(queries[warp], p.q, b, p.sq, p.heads, h, p.dimQK, i);
-    stageRow(douts[warp], p.dout, b, p.sq, p.heads, h, p.dimV, i);
+    stageRow<T>(queries[warp], p.q, b, p.sq, p.heads, h, p.dimQK, i);
+    stageRow<T>(douts[warp], p.dout, b, p.sq, p.heads, h, p.dimV, i);
     const long long row = (b * p.heads + h) * p.sq + i;
     lse = reinterpret_cast<const float *>(p.lse)[row];
     delta = reinterpret_cast<const float *>(p.delta)[row];
@@ -1152,8 +1153,8 @@ extern "C" __global__ void __launch_bounds__(kGradWarps * 32)
   for (long long j0 = keyBegin; j0 < keyEnd; j0 += kTile) {
     __syncthreads(); // the previous tile is consumed
     const int rows = static_cast<int>(minimum(kTile, keyEnd - j0));
-    stage(keys, p.k, b, p.skv, p.kvHeads, kvh, p.dimQK, j0, rows);
-    stage(values, p.v, b, p.skv, p.kvHeads, kvh, p.dimV, j0, rows);
+    stage<T>(keys, p.k, b, p.skv, p.kvHeads, kvh, p.dimQK, j0, rows);
+    stage<T>(values, p.v, b, p.skv, p.kvHeads, kvh, p.dimV, j0, rows);
     __syncthreads();
     if (!active)
       continue;
@@ -1179,11 +1180,32 @@ extern "C" __global__ void __launch_bounds__(kGradWarps * 32)
   }
   if (!active)
     return;
-  float *dqOut = reinterpret_cast<float *>(p.dq);
+  T *dqOut = reinterpret_cast<T *>(p.dq);
 #pragma unroll
   for (int e = 0; e < kPerLane; ++e) {
     const int d = lane + 32 * e;
     if (d < p.dimQK)
-      dqOut[((b * p.sq + i) * p.heads + h) * p.dimQK + d] = dq[e] * p.scale;
+      dqOut[((b * p.sq + i) * p.heads + h) * p.dimQK + d] =
+          fromFloat<T>(dq[e] * p.scale);
   }
 }
+
+} // namespace
+
+/// The three kernels on f32 tensors, and on bf16 ones (read widened, the
+/// gradients rounded once).
+#define WEFT_ATTENTION_GRAD(NAME, T)                                           \
+  extern "C" __global__ void __launch_bounds__(kGradWarps * 32)                \
+      weft_attention_grad##NAME##_stats(tr::AttentionGrad p) {                 \
+    attentionGradStats<T>(p);                                                  \
+  }                                                                            \
+  extern "C" __global__ void __launch_bounds__(kGradWarps * 32)                \
+      weft_attention_grad##NAME##_kv(tr::AttentionGrad p) {                    \
+    attentionGradKeys<T>(p);                                                   \
+  }                                                                            \
+  extern "C" __global__ void __launch_bounds__(kGradWarps * 32)                \
+      weft_attention_grad##NAME##_q(tr::AttentionGrad p) {                     \
+    attentionGradQueries<T>(p);                                                \
+  }
+WEFT_ATTENTION_GRAD(, float)
+WEFT_ATTENTION_GRAD(_bf16, __nv_bfloat16)

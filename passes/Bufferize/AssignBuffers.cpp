@@ -348,12 +348,14 @@ template <typename OpT> kernels::cpu::AttentionShape attentionShape(OpT op) {
 
 int64_t weft::cpuWorkspaceBytes(Operation *op, int threads) {
   if (auto attention = dyn_cast<AttentionOp>(op))
-    return alignUp(4 * kernels::cpu::attentionWorkspace(
-                           attentionShape(attention), threads,
-                           attention.getResult().getType().getElementType().isBF16()));
+    return alignUp(
+        4 * kernels::cpu::attentionWorkspace(
+                attentionShape(attention), threads,
+                attention.getResult().getType().getElementType().isBF16()));
   if (auto grad = dyn_cast<AttentionGradOp>(op))
     return alignUp(4 * kernels::cpu::attentionBackwardWorkspace(
-                           attentionShape(grad), threads));
+                           attentionShape(grad), threads,
+                           grad.getDq().getType().getElementType().isBF16()));
   // bf16 linears widen tiles of their rows and of each weight (a grouped
   // linear's weights one after another) in the workspace.
   if (isa<LinearOp, GroupedLinearOp>(op)) {

@@ -20,8 +20,10 @@ bool isBf16(Type type) {
 
 /// Ops whose CPU code takes bf16 as it is: generated row kernels (which
 /// widen to f32 inside), linear (bf16 tiles widened in its workspace) and
-/// attention (keys, values and queries widened as they are packed) when all
-/// of their tensors but a mask and ALiBi slopes are bf16, the optimizer's
+/// attention (keys, values and queries widened as they are packed) and its
+/// backward (its operands widened into its workspace, its gradients rounded
+/// once) when all of their tensors but a mask, ALiBi slopes and the f32
+/// log-sum-exp are bf16, the optimizer's
 /// ops (which widen bf16 gradients as they read them), and ops that only
 /// move or make data.
 bool runsInBf16(Operation *op) {
@@ -37,6 +39,10 @@ bool runsInBf16(Operation *op) {
     return isBf16(attention.getResult().getType()) && // q, k and v are alike
            (!attention.getAlibiSlopes() ||
             !isBf16(attention.getAlibiSlopes().getType()));
+  if (auto grad = dyn_cast<AttentionGradOp>(op)) // out, dout: as the result
+    return isBf16(grad.getDq().getType()) && isBf16(grad.getOut().getType()) &&
+           isBf16(grad.getDout().getType()) &&
+           (!grad.getAlibiSlopes() || !isBf16(grad.getAlibiSlopes().getType()));
   if (auto grouped = dyn_cast<GroupedLinearOp>(op))
     return isBf16(grouped.getType()); // C3: x and weights alike
   return false;

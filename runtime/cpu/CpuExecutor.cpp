@@ -221,14 +221,14 @@ void CpuExecutor::prepareSteps() {
       const int n = threads;
       // Collectives check their own dtypes (all_gather and all_slice move
       // any; the reductions take f32 and i64).
-      const bool movesAnyType = fn == "gather" || fn == "copy" ||
-                                fn == "copy_strided" || fn == "concat" ||
-                                fn == "moe_dispatch" || fn == "all_gather" ||
-                                fn == "all_slice" || fn == "all_reduce" ||
-                                fn == "reduce_scatter" || fn == "all_to_all";
+      const bool movesAnyType =
+          fn == "gather" || fn == "copy" || fn == "copy_strided" ||
+          fn == "concat" || fn == "moe_dispatch" || fn == "all_gather" ||
+          fn == "all_slice" || fn == "all_reduce" || fn == "reduce_scatter" ||
+          fn == "all_to_all" || fn == "offload" || fn == "reload";
       if (fn != "linear_bf16" && fn != "grouped_linear_bf16" &&
-          fn != "attention_bf16" && fn != "grad_norm" && fn != "adamw" &&
-          !movesAnyType)
+          fn != "attention_bf16" && fn != "attention_grad_bf16" &&
+          fn != "grad_norm" && fn != "adamw" && !movesAnyType)
         floatsAre(plan::F32);
       auto bufferBytes = [&](int i) {
         return plan.buffers(call.buffers(i)).bytes();
@@ -278,20 +278,27 @@ void CpuExecutor::prepareSteps() {
             cpu::attention(f(0), f(1), f(2), mask, perBatch, f(4), f(5), s,
                            kind, scale, in(9), f(6), n, f(7));
         });
-      } else if (fn == "attention_grad") {
+      } else if (fn == "attention_grad" || fn == "attention_grad_bf16") {
         // q, k, v, out, dout, mask?, slopes?, dq, dk, dv, workspace, lse?;
-        // the ints and floats of attention.
+        // the ints and floats of attention. attention_grad_bf16: q, k, v,
+        // out, dout, dq, dk and dv in bf16.
         arity(12, 10, 1);
-        checkAttentionLse(plan, call, 11, where);
+        checkAttentionGrad(plan, call, where);
+        const bool bf16 = fn == "attention_grad_bf16";
         cpu::AttentionShape s{in(0), in(1), in(2), in(3), in(4), in(5), in(6)};
         auto kind = static_cast<cpu::AttentionKind>(in(7));
         bool perBatch = in(8) != 0;
         float scale = static_cast<float>(call.floats(0));
         auto mask = reinterpret_cast<const uint8_t *>(p[5]);
         steps.push_back([=] {
-          cpu::attentionBackward(f(0), f(1), f(2), f(3), f(4), mask, perBatch,
-                                 f(6), f(7), f(8), f(9), s, kind, scale, in(9),
-                                 f(10), n, f(11));
+          if (bf16)
+            cpu::attentionBackwardBf16(bf(0), bf(1), bf(2), bf(3), bf(4), mask,
+                                       perBatch, f(6), bf(7), bf(8), bf(9), s,
+                                       kind, scale, in(9), f(10), n, f(11));
+          else
+            cpu::attentionBackward(f(0), f(1), f(2), f(3), f(4), mask, perBatch,
+                                   f(6), f(7), f(8), f(9), s, kind, scale,
+                                   in(9), f(10), n, f(11));
         });
       } else if (fn == "rope") { // x, positions, y; batch, seq, heads, dim,
                                  // interleaved; theta, frequencies...?
@@ -518,8 +525,7 @@ void CpuExecutor::prepareSteps() {
       } else if (fn == "all_reduce" || fn == "reduce_scatter" ||
                  fn == "all_gather" || fn == "all_slice" ||
                  fn == "all_to_all") {
-        const CollectiveCall c =
-            readCollective(plan, call, where);
+        const CollectiveCall c = readCollective(plan, call, where);
         Communicator *comm = communicator;
         if (fn == "all_reduce") {
           steps.push_back([=] {

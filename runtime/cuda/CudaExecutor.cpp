@@ -717,18 +717,14 @@ void CudaExecutor::State::prepare() {
           for (const CUDA_MEMCPY2D &copy : copies)
             cu.check(cu.cuMemcpy2DAsync(&copy, this->stream), where);
         });
-      } else if (fn == "attention_grad") {
+      } else if (fn == "attention_grad" || fn == "attention_grad_bf16") {
         // q, k, v, out, dout, mask?, slopes?, dq, dk, dv, workspace, lse?;
-        // the ints and floats of attention. fp32; δ (and lse when the
-        // forward did not give it) in the workspace.
+        // the ints and floats of attention. fp32 math (bf16 tensors read
+        // widened, gradients rounded once); δ (and lse when the forward did
+        // not give it) in the workspace.
         arity(12, 10, 1);
-        checkAttentionLse(plan, call, 11, where);
-        for (int i : {0, 1, 2, 3, 4, 7, 8, 9})
-          if (plan.buffers(call.buffers(i)).dtype() != plan::F32)
-            throw Error(where + "buffer " + std::to_string(i) + " ('" +
-                        plan.buffers(call.buffers(i)).name() + "') is " +
-                        dtypeName(plan.buffers(call.buffers(i)).dtype()) +
-                        ", not f32");
+        checkAttentionGrad(plan, call, where);
+        const bool bf16 = fn == "attention_grad_bf16";
         checkHeads();
         checkHeadDims();
         const int64_t rows = in(0) * in(3) * in(1);
@@ -759,9 +755,11 @@ void CudaExecutor::State::prepare() {
             static_cast<unsigned>((g.skv + rowsPerBlock - 1) / rowsPerBlock);
         const unsigned queryHeads = static_cast<unsigned>(g.batch * g.heads);
         const unsigned keyHeads = static_cast<unsigned>(g.batch * g.kvHeads);
-        CUfunction stats = libraryFunction("weft_attention_grad_stats");
-        CUfunction keys = libraryFunction("weft_attention_grad_kv");
-        CUfunction queries = libraryFunction("weft_attention_grad_q");
+        const std::string kernel =
+            bf16 ? "weft_attention_grad_bf16" : "weft_attention_grad";
+        CUfunction stats = libraryFunction((kernel + "_stats").c_str());
+        CUfunction keys = libraryFunction((kernel + "_kv").c_str());
+        CUfunction queries = libraryFunction((kernel + "_q").c_str());
         steps.push_back([=] {
           if (queryBlocks == 0)
             return;

@@ -245,26 +245,30 @@ TEST_P(AttentionTest, MatchesNaiveSoftmaxAttention) {
   expectClose(out, ref, 2e-5);
 }
 
+namespace {
+std::vector<uint16_t> roundToBf16(const std::vector<float> &v) {
+  std::vector<uint16_t> bits(v.size());
+  for (size_t i = 0; i < v.size(); ++i)
+    bits[i] = floatToBf16(v[i]);
+  return bits;
+}
+
+std::vector<float> widen(const std::vector<uint16_t> &bits) {
+  std::vector<float> v(bits.size());
+  for (size_t i = 0; i < v.size(); ++i)
+    v[i] = bf16ToFloat(bits[i]);
+  return v;
+}
+} // namespace
+
 // bf16 storage: the same f32 computation on the widened values, rounded
 // once: bit for bit the f32 kernel's output on bf16-rounded inputs, rounded.
 TEST_P(AttentionTest, Bf16IsTheF32ComputationRoundedOnce) {
   const AttentionCase &c = GetParam();
   const AttentionShape &s = c.shape;
-  auto round = [](std::vector<float> v) {
-    std::vector<uint16_t> bits(v.size());
-    for (size_t i = 0; i < v.size(); ++i)
-      bits[i] = floatToBf16(v[i]);
-    return bits;
-  };
-  auto widen = [](const std::vector<uint16_t> &bits) {
-    std::vector<float> v(bits.size());
-    for (size_t i = 0; i < v.size(); ++i)
-      v[i] = bf16ToFloat(bits[i]);
-    return v;
-  };
-  auto q = round(randomFloats(s.batch * s.sq * s.heads * s.dqk, 20));
-  auto k = round(randomFloats(s.batch * s.skv * s.kvHeads * s.dqk, 21));
-  auto v = round(randomFloats(s.batch * s.skv * s.kvHeads * s.dv, 22));
+  auto q = roundToBf16(randomFloats(s.batch * s.sq * s.heads * s.dqk, 20));
+  auto k = roundToBf16(randomFloats(s.batch * s.skv * s.kvHeads * s.dqk, 21));
+  auto v = roundToBf16(randomFloats(s.batch * s.skv * s.kvHeads * s.dv, 22));
   auto slopes = randomFloats(s.heads, 23, 0.1f);
   auto mask = randomMask(c, 24);
   const float scale = 1.0f / std::sqrt(float(s.dqk));
@@ -383,6 +387,44 @@ TEST_P(AttentionTest, BackwardMatchesPlainGradients) {
             << "dv " << i << ", " << threads << " threads";
     }
   }
+}
+
+// bf16 tensors: the f32 backward of the widened values, each gradient
+// rounded once — bit for bit.
+TEST_P(AttentionTest, BackwardBf16IsTheF32BackwardRoundedOnce) {
+  const AttentionCase &c = GetParam();
+  const AttentionShape &s = c.shape;
+  auto q = roundToBf16(randomFloats(s.batch * s.sq * s.heads * s.dqk, 30));
+  auto k = roundToBf16(randomFloats(s.batch * s.skv * s.kvHeads * s.dqk, 31));
+  auto v = roundToBf16(randomFloats(s.batch * s.skv * s.kvHeads * s.dv, 32));
+  auto out = roundToBf16(randomFloats(s.batch * s.sq * s.heads * s.dv, 33));
+  auto dout = roundToBf16(randomFloats(s.batch * s.sq * s.heads * s.dv, 34));
+  auto slopes = randomFloats(s.heads, 35, 0.1f);
+  auto mask = randomMask(c, 36);
+  const float scale = 1.0f / std::sqrt(float(s.dqk));
+  const int threads = 3;
+  std::vector<float> workspace(attentionBackwardWorkspace(s, threads, true),
+                               std::numeric_limits<float>::quiet_NaN());
+  std::vector<uint16_t> dq(q.size(), 0x7fc1), dk(k.size(), 0x7fc1),
+      dv(v.size(), 0x7fc1);
+  attentionBackwardBf16(q.data(), k.data(), v.data(), out.data(), dout.data(),
+                        mask.data(), c.maskPerBatch, slopes.data(), dq.data(),
+                        dk.data(), dv.data(), s, c.kind, scale, c.window,
+                        workspace.data(), threads);
+  std::vector<float> f32Workspace(attentionBackwardWorkspace(s, threads));
+  auto gq = poisoned(q.size()), gk = poisoned(k.size()),
+       gv = poisoned(v.size());
+  attentionBackward(widen(q).data(), widen(k).data(), widen(v).data(),
+                    widen(out).data(), widen(dout).data(), mask.data(),
+                    c.maskPerBatch, slopes.data(), gq.data(), gk.data(),
+                    gv.data(), s, c.kind, scale, c.window, f32Workspace.data(),
+                    threads);
+  for (size_t i = 0; i < dq.size(); ++i)
+    ASSERT_EQ(dq[i], floatToBf16(gq[i])) << "dq " << i;
+  for (size_t i = 0; i < dk.size(); ++i)
+    ASSERT_EQ(dk[i], floatToBf16(gk[i])) << "dk " << i;
+  for (size_t i = 0; i < dv.size(); ++i)
+    ASSERT_EQ(dv[i], floatToBf16(gv[i])) << "dv " << i;
 }
 
 INSTANTIATE_TEST_SUITE_P(
