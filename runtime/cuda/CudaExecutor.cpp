@@ -10,9 +10,11 @@
 #include "runtime/LibraryCalls.h"
 #include "runtime/PlanFile.h"
 #include "runtime/cuda/CudaDriver.h"
+#include "runtime/cuda/Cudnn.h"
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -132,6 +134,19 @@ struct CudaExecutor::State {
   char *host = nullptr;
   CUstream copyStream = nullptr;
   std::vector<CUevent> events; // every event the steps use, owned
+  // cuDNN's SDPA where it takes an attention (bf16, full or causal): its
+  // handle on the compute stream, the graphs, one workspace for them all
+  // (allocated after the steps are prepared), and what was decided for each
+  // attention step.
+  void *cudnn = nullptr;
+  std::vector<std::unique_ptr<CudnnSdpa>> sdpa;
+  int64_t cudnnWorkspaceBytes = 0;
+  CUdeviceptr cudnnWorkspace = 0;
+  std::vector<std::string> attentionNotes;
+  /// Runs the step on cuDNN when it takes it: true and the step's closure
+  /// pushed, or false (and why, in attentionNotes) for weft's own kernels.
+  bool tryCudnn(const std::string &stepName, const SdpaShape &shape,
+                CudnnSdpa::Pass pass, std::vector<uint64_t> pointers);
   /// Collectives left running that the compute stream waits for before a
   /// step that touches their buffers, and at the end of their stream.
   std::map<size_t, std::vector<CUevent>> waitsBefore;
@@ -250,6 +265,11 @@ struct CudaExecutor::State {
 };
 
 CudaExecutor::State::~State() {
+  sdpa.clear(); // before their handle
+  if (cudnn) {
+    cu.cuCtxSetCurrent(context);
+    CudnnSdpa::destroyHandle(cudnn);
+  }
   if (!comms.empty()) {
     const Nccl &nccl = Nccl::get();
     for (auto &[mask, comm] : comms)
@@ -273,6 +293,8 @@ CudaExecutor::State::~State() {
       cu.cuMemFree(block);
     if (pinned)
       cu.cuMemFreeHost(pinned);
+    if (cudnnWorkspace)
+      cu.cuMemFree(cudnnWorkspace);
     if (host)
       cu.cuMemFreeHost(host);
     if (start)
@@ -476,6 +498,18 @@ void CudaExecutor::State::prepare() {
         const CUdeviceptr lse = p(7); // 0: not wanted
         const bool bf16 = fn == "attention_bf16";
         checkHeads();
+        // cuDNN's SDPA: bf16, full or causal, no window, equal head
+        // dimensions it takes (its validation says which).
+        if (bf16 && (in(7) == 0 || in(7) == 1) && in(9) == 0 &&
+            call.buffers(3) < 0 && call.buffers(4) < 0 && in(5) == in(6) &&
+            tryCudnn(step.name(),
+                     {in(0), in(1), in(2), in(3), in(4), in(5), in(7) == 1,
+                      static_cast<float>(call.floats(0))},
+                     lse ? CudnnSdpa::Pass::ForwardWithStats
+                         : CudnnSdpa::Pass::Forward,
+                     lse ? std::vector<uint64_t>{p(0), p(1), p(2), p(5), lse}
+                         : std::vector<uint64_t>{p(0), p(1), p(2), p(5)}))
+          continue;
         const bool tensorCores =
             bf16 && in(5) == in(6) && (in(5) == 64 || in(5) == 128);
         if (!tensorCores)
@@ -726,6 +760,16 @@ void CudaExecutor::State::prepare() {
         checkAttentionGrad(plan, call, where);
         const bool bf16 = fn == "attention_grad_bf16";
         checkHeads();
+        // cuDNN's backward reads the forward's log-sum-exp.
+        if (bf16 && (in(7) == 0 || in(7) == 1) && in(9) == 0 &&
+            call.buffers(5) < 0 && call.buffers(6) < 0 &&
+            call.buffers(11) >= 0 && in(5) == in(6) &&
+            tryCudnn(step.name(),
+                     {in(0), in(1), in(2), in(3), in(4), in(5), in(7) == 1,
+                      static_cast<float>(call.floats(0))},
+                     CudnnSdpa::Pass::Backward,
+                     {p(0), p(1), p(2), p(3), p(4), p(11), p(7), p(8), p(9)}))
+          continue;
         checkHeadDims();
         const int64_t rows = in(0) * in(3) * in(1);
         if (bytes(10) < 2 * rows * 4)
@@ -909,6 +953,31 @@ void CudaExecutor::State::prepare() {
                  planName + ": cuStreamWaitEvent");
       body();
     };
+  }
+}
+
+bool CudaExecutor::State::tryCudnn(const std::string &stepName,
+                                   const SdpaShape &shape, CudnnSdpa::Pass pass,
+                                   std::vector<uint64_t> pointers) {
+  const char *disabled = std::getenv("WEFT_CUDNN");
+  if (dry || (disabled && std::string(disabled) == "0"))
+    return false;
+  try {
+    auto graph = std::make_unique<CudnnSdpa>(shape, pass);
+    if (!cudnn)
+      cudnn = CudnnSdpa::createHandle(stream);
+    cudnnWorkspaceBytes = std::max(cudnnWorkspaceBytes, graph->build(cudnn));
+    const CudnnSdpa *run = graph.get();
+    sdpa.push_back(std::move(graph));
+    steps.push_back(
+        [this, run, pointers] { run->run(cudnn, pointers, cudnnWorkspace); });
+    attentionNotes.push_back("step '" + stepName + "': cuDNN SDPA");
+    return true;
+  } catch (const Error &error) {
+    attentionNotes.push_back(
+        "step '" + stepName +
+        "': weft's kernels (cuDNN declines: " + error.what() + ")");
+    return false;
   }
 }
 
@@ -1283,6 +1352,17 @@ CudaExecutor::CudaExecutor(const plan::Plan &plan, std::string planName,
   }
   s.connect();
   s.prepare();
+  if (s.cudnnWorkspaceBytes > 0) {
+    size_t freeNow = 0, totalNow = 0;
+    cu.check(cu.cuMemGetInfo(&freeNow, &totalNow), "cuMemGetInfo");
+    if (s.cudnnWorkspaceBytes > static_cast<int64_t>(freeNow))
+      throw Error(planName + ": cuDNN's attention needs " +
+                  gibibytes(s.cudnnWorkspaceBytes) +
+                  " of workspace; the GPU has " +
+                  gibibytes(static_cast<int64_t>(freeNow)) + " free");
+    cu.check(cu.cuMemAlloc(&s.cudnnWorkspace, s.cudnnWorkspaceBytes),
+             planName + ": cuDNN's workspace");
+  }
   if (static_cast<int64_t>(s.tables.size()) > tableReserve)
     throw Error(planName + ": its rope tables outgrow their reserve");
   if (!s.tables.empty())
@@ -1393,7 +1473,13 @@ std::string CudaExecutor::deviceDescription() const {
   return state->description;
 }
 
-int64_t CudaExecutor::deviceBytes() const { return state->blockBytes; }
+int64_t CudaExecutor::deviceBytes() const {
+  return state->blockBytes + state->cudnnWorkspaceBytes;
+}
+
+const std::vector<std::string> &CudaExecutor::attentionNotes() const {
+  return state->attentionNotes;
+}
 
 namespace {
 /// Throws Error naming the first step whose kernel reported its status: a

@@ -89,8 +89,11 @@ public:
 
   /// "NVIDIA H100 80GB HBM3 (sm_90, 79.1 GiB)".
   std::string deviceDescription() const;
-  /// Device bytes this executor allocated.
+  /// Device bytes this executor allocated (cuDNN's workspace too).
   int64_t deviceBytes() const;
+  /// What runs each bf16 attention step: "step 'x': cuDNN SDPA", or weft's
+  /// kernels and why cuDNN declined (WEFT_CUDNN=0 turns cuDNN off).
+  const std::vector<std::string> &attentionNotes() const;
 
 private:
   struct State;

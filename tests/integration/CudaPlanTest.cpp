@@ -10,6 +10,7 @@
 #include "runtime/Error.h"
 #include "runtime/cpu/CpuExecutor.h"
 #include "runtime/cuda/CudaExecutor.h"
+#include "runtime/cuda/Cudnn.h"
 
 #include <gtest/gtest.h>
 
@@ -273,5 +274,40 @@ TEST(CudaRuntime, RefusesAPlanForAnotherArchitecture) {
               "cuda.plan: kernel " + cuda.kernels(0).name() +
                   " is compiled for sm_90a; GPU 0 is NVIDIA L4 (sm_89, 22.03 "
                   "GiB); compile the plan for this GPU");
+  }
+}
+
+// cuDNN's SDPA graphs for the plans' attentions validate for Hopper here,
+// without a GPU (cuDNN's own support checks: layouts, grouped heads, the
+// causal diagonal, the log-sum-exp as Stats); a head dimension cuDNN does not
+// take is refused with its reason. Building and running them needs the GPU
+// (scripts/gpu-check).
+TEST(Cudnn, SdpaGraphsValidateForHopper) {
+  try {
+    std::printf("cuDNN %lld\n",
+                static_cast<long long>(rt::CudnnSdpa::version()));
+  } catch (const rt::Error &error) {
+    GTEST_SKIP() << error.what();
+  }
+  using Pass = rt::CudnnSdpa::Pass;
+  const std::vector<rt::SdpaShape> shapes = {
+      {2, 64, 64, 4, 2, 32, true, 0.17677669f},      // the tiny Llama
+      {1, 4096, 4096, 16, 8, 128, true, 0.0883883f}, // gpu-llama
+      {2, 300, 300, 8, 8, 64, false, 0.125f},        // full, MHA
+      {1, 16, 80, 4, 1, 64, true, 0.125f}};          // last 16 of 80, MQA
+  for (const rt::SdpaShape &s : shapes)
+    for (Pass pass : {Pass::Forward, Pass::ForwardWithStats, Pass::Backward}) {
+      SCOPED_TRACE("seq " + std::to_string(s.sq) + "/" + std::to_string(s.skv) +
+                   ", heads " + std::to_string(s.heads) + "/" +
+                   std::to_string(s.kvHeads) + ", dim " +
+                   std::to_string(s.dim) + ", pass " +
+                   std::to_string(static_cast<int>(pass)));
+      EXPECT_NO_THROW(rt::CudnnSdpa(s, pass));
+    }
+  try {
+    rt::CudnnSdpa({1, 64, 64, 4, 4, 12, true, 0.3f}, Pass::Forward);
+    ADD_FAILURE() << "cuDNN took a head dimension of 12";
+  } catch (const rt::Error &error) {
+    EXPECT_EQ(std::string(error.what()).rfind("cuDNN", 0), 0u) << error.what();
   }
 }

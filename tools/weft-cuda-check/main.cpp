@@ -4,7 +4,7 @@
 // machine with its runtime; scripts/gpu-check drives it.
 //
 //   weft-cuda-check CPU_PLAN CUDA_PLAN [--json OUT] [--seed S] [--max-id N]
-//                   [--repeat N] [--no-steps] [--train-steps N]
+//                   [--repeat N] [--no-steps] [--train-steps N] [--no-cudnn]
 //   weft-cuda-check --collectives [options]   every collective on a mesh
 //                   of the launch's ranks (CollectivesPlan.h)
 //
@@ -163,6 +163,8 @@ int main(int argc, char **argv) {
       trainSteps = std::stoi(value());
     else if (arg == "--collectives")
       collectives = true;
+    else if (arg == "--no-cudnn") // weft's own attention kernels throughout
+      ::setenv("WEFT_CUDNN", "0", 1);
     else if (!arg.empty() && arg[0] == '-') {
       std::cerr << "weft-cuda-check: unknown option " << arg << "\n";
       return 2;
@@ -172,7 +174,7 @@ int main(int argc, char **argv) {
   if (positional.size() != (collectives ? 0 : 2)) {
     std::cerr << "usage: weft-cuda-check CPU_PLAN CUDA_PLAN [--json OUT] "
                  "[--seed S] [--max-id N] [--repeat N] [--no-steps] "
-                 "[--train-steps N]\n"
+                 "[--train-steps N] [--no-cudnn]\n"
                  "       weft-cuda-check --collectives [--json OUT] "
                  "[--seed S] [--repeat N]\n";
     return 2;
@@ -207,6 +209,21 @@ int main(int argc, char **argv) {
     report["device_bytes"] = gpu.deviceBytes();
     report["planned_peak_bytes"] = cudaPlan.memory().peak();
     std::cout << positional[1] << " on " << gpu.deviceDescription() << "\n";
+    // Which bf16 attention steps run on cuDNN's SDPA, and why the others do
+    // not (WEFT_CUDNN=0 turns it off).
+    if (!gpu.attentionNotes().empty()) {
+      int onCudnn = 0;
+      for (const std::string &note : gpu.attentionNotes())
+        onCudnn += note.find(": cuDNN SDPA") != std::string::npos;
+      std::cout << "  attention: " << onCudnn << " of "
+                << gpu.attentionNotes().size() << " bf16 steps on cuDNN SDPA\n";
+      for (const std::string &note : gpu.attentionNotes())
+        if (note.find(": cuDNN SDPA") == std::string::npos) {
+          std::cout << "    " << note << "\n";
+          break; // one reason is enough here; the JSON has them all
+        }
+      report["attention"] = gpu.attentionNotes();
+    }
 
     cpu.initializeParameters(seed);
     // A training plan: the CPU's Trainer widens bf16 parameters into their
