@@ -68,6 +68,8 @@ LogicalResult weft::buildPipeline(OpPassManager &pm,
     if (phase == "memory" && options.train && options.remat != "none")
       pm.addNestedPass<func::FuncOp>(weft::createRematerialize(
           weft::RematerializeOptions{options.remat, options.rematBudget}));
+    if (phase == "memory" && options.train && options.offloadActivations)
+      pm.addNestedPass<func::FuncOp>(weft::createOffloadActivations());
     if (phase == "schedule") {
       pm.addNestedPass<func::FuncOp>(weft::createLegalizeCpuTypes());
       pm.addNestedPass<func::FuncOp>(weft::createFormFusionGroups());

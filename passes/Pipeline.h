@@ -43,6 +43,9 @@ struct PipelineOptions {
   /// Tensor-parallel ranks: weft-partition splits the column- and
   /// row-parallel linears' weights over them.
   int64_t tp = 1;
+  /// The memory phase, for a training step: weft-offload-activations after
+  /// weft-rematerialize (what it saves waits in host memory).
+  bool offloadActivations = false;
 };
 
 /// Adds the passes of every phase up to and including `options.compileTo` to

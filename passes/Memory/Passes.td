@@ -44,4 +44,26 @@ def Rematerialize : Pass<"weft-rematerialize", "mlir::func::FuncOp"> {
   ];
 }
 
+def OffloadActivations : Pass<"weft-offload-activations", "mlir::func::FuncOp"> {
+  let summary = "Keeps a training step's saved activations in host memory between forward and backward";
+  let description = [{
+    Arctic Long Sequence Training's activation offload. Runs on a
+    differentiated function (after weft-rematerialize, on what it saves):
+    each forward value the backward reads, of at least `min-bytes`, is
+    copied to host memory (`weft.offload`) right after its last forward use
+    and brought back (`weft.reload`) for the backward, which reads the
+    reloaded value. The reloads are issued one value ahead — value i's
+    before the first backward use of value i − 1, in the order the backward
+    first uses them — so that on a GPU (copies on a stream of their own)
+    the next value's copy overlaps this one's backward. The device holds a
+    saved value only while the forward uses it and from its reload on;
+    weft-assign-buffers plans the host memory apart from the arena. The
+    values and losses are those of the step without it, to the bit.
+  }];
+  let options = [
+    Option<"minBytes", "min-bytes", "int64_t", "0",
+           "offload only saved values of at least this many bytes">,
+  ];
+}
+
 #endif // WEFT_PASSES_MEMORY_PASSES_TD

@@ -1,6 +1,8 @@
 // weft-rematerialize: activation checkpointing (see Passes.td).
 #include "passes/Memory/Passes.h"
 
+#include "passes/Memory/Forward.h"
+
 #include "ir/WeftDialect.h"
 
 #include "mlir/IR/Builders.h"
@@ -254,18 +256,7 @@ struct Rematerialize : public weft::impl::RematerializeBase<Rematerialize> {
           << policy << "'; expected none, full, selective, mincut or auto";
       return signalPassFailure();
     }
-    SmallVector<Operation *> work;
-    if (ret.getNumOperands() > 0)
-      if (Operation *loss = ret.getOperand(0).getDefiningOp())
-        work.push_back(loss);
-    while (!work.empty()) {
-      Operation *op = work.pop_back_val();
-      if (!forward.insert(op).second)
-        continue;
-      for (Value operand : op->getOperands())
-        if (Operation *producer = operand.getDefiningOp())
-          work.push_back(producer);
-    }
+    forward = forwardOps(func);
     std::map<int64_t, SmallVector<Operation *>> layers;
     for (Operation &op : body)
       if (forward.contains(&op))

@@ -30,7 +30,7 @@ bool runsInBf16(Operation *op) {
   if (isRowKernelOp(op) ||
       isa<GatherOp, ReshapeOp, ConstantOp, IotaOp, TransposeOp, SliceOp,
           BroadcastOp, ConcatOp, MoeDispatchOp, GradNormOp, AdamWUpdateOp,
-          AllGatherOp, AllSliceOp, AllToAllOp>(op))
+          AllGatherOp, AllSliceOp, AllToAllOp, OffloadOp, ReloadOp>(op))
     return true;
   if (auto linear = dyn_cast<LinearOp>(op))
     return llvm::all_of(op->getOperandTypes(), isBf16) &&

@@ -36,7 +36,7 @@ llvm::Error weft::cli::runPipeline(ModuleOp module,
                            {options.compileTo, options.threads, options.train,
                             options.frozen, options.remat, options.rematBudget,
                             options.optimizer, options.dp, options.zero,
-                            options.sp, options.tp},
+                            options.sp, options.tp, options.offloadActivations},
                            error)))
     return makeError(error);
   if (failed(pm.run(module)))
@@ -76,12 +76,17 @@ std::vector<weft::cli::OptionSpec> weft::cli::rematOptions() {
            "mincut, or auto (mincut layer by layer until --remat-budget)"},
           {"remat-budget", "", "BYTES",
            "with --remat auto: the most bytes of saved activations (K, M, G "
-           "suffixes)"}};
+           "suffixes)"},
+          {"offload-activations", "", "",
+           "keep the activations the backward reads (after --remat: what it "
+           "saves) in host memory between the forward and the backward, "
+           "each brought back one ahead of its use (ALST's offload)"}};
 }
 
 llvm::Error weft::cli::readRematOptions(const ParsedArgs &args,
                                         CompileOptions &options) {
   options.remat = args.get("remat").value_or("none");
+  options.offloadActivations = args.has("offload-activations");
   if (!llvm::is_contained({"none", "full", "selective", "mincut", "auto"},
                           options.remat))
     return makeError("--remat is '" + options.remat +

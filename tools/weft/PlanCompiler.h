@@ -34,10 +34,12 @@ struct CompileOptions {
   int64_t zero = 0; // ZeRO stage over them
   int64_t sp = 1;   // sequence-parallel (Ulysses) ranks
   int64_t tp = 1;   // tensor-parallel ranks (column/row-parallel linears)
+  bool offloadActivations = false; // saved activations in host memory
 };
 
-/// The --remat and --remat-budget options of a training step, and reading
-/// them (the budget takes a K, M or G suffix: KiB, MiB, GiB).
+/// The --remat, --remat-budget and --offload-activations options of a
+/// training step, and reading them (the budget takes a K, M or G suffix:
+/// KiB, MiB, GiB).
 std::vector<OptionSpec> rematOptions();
 llvm::Error readRematOptions(const ParsedArgs &args, CompileOptions &options);
 

@@ -64,7 +64,8 @@ const VerbSpec &weft::cli::trainSpec() {
         "optimizer.params, scheduler WarmupCosineLR or WarmupLR,\n"
         "bf16.enabled, gradient_clipping, steps_per_print,\n"
         "zero_optimization.stage, sequence_parallel_size,\n"
-        "tensor_parallel.autotp_size); flags override it, ZeRO's bucket and\n"
+        "tensor_parallel.autotp_size, activation_checkpointing.\n"
+        "cpu_checkpointing); flags override it, ZeRO's bucket and\n"
         "overlap knobs are named as ignored, and unknown keys are errors.\n"
         "Defaults are torch.optim.AdamW's:\n"
         "lr 1e-3, betas 0.9,0.999, eps 1e-8, weight decay 0.01 on every\n"
@@ -154,6 +155,7 @@ struct Settings {
   int64_t tp = 1;            // tensor-parallel ranks
   int64_t zero = 0;          // ZeRO stage
   std::string configNote;    // what the DeepSpeed config set that weft ignores
+  bool offloadActivations = false; // activation_checkpointing.cpu_checkpointing
 };
 
 llvm::Error makeError(const std::string &message) {
@@ -244,6 +246,29 @@ llvm::Error applyDeepSpeedConfig(const std::string &path, Settings &s) {
           ignored.push_back(key + "." + inner);
         else
           unknown.push_back(key + "." + inner);
+    } else if (key == "activation_checkpointing") {
+      // cpu_checkpointing: the checkpoints wait in host memory — weft's
+      // activation offload (--offload-activations); which activations are
+      // checkpoints is --remat's choice.
+      if (!value.is_object())
+        return makeError(path + ": 'activation_checkpointing' is " +
+                         value.type_name() + ", expected an object");
+      static const char *const kTuning[] = {"contiguous_memory_optimization",
+                                            "synchronize_checkpoint_boundary",
+                                            "number_checkpoints", "profile"};
+      for (auto &[inner, innerValue] : value.items())
+        if (inner == "cpu_checkpointing") {
+          if (!innerValue.is_boolean())
+            return makeError(path +
+                             ": 'activation_checkpointing.cpu_checkpointing' "
+                             "is " +
+                             innerValue.type_name() + ", expected a boolean");
+          s.offloadActivations = innerValue.get<bool>();
+        } else if (llvm::is_contained(kTuning, inner)) {
+          ignored.push_back(key + "." + inner);
+        } else {
+          unknown.push_back(key + "." + inner);
+        }
     } else if (key == "steps_per_print" || key == "wall_clock_breakdown") {
       // Printing is per step here; accepted for compatibility.
     } else if (key == "bf16" || key == "fp16") {
@@ -342,10 +367,9 @@ llvm::Error applyDeepSpeedConfig(const std::string &path, Settings &s) {
     return makeError(path + ": unknown key" +
                      (unknown.size() > 1 ? "s " : " ") + listOf(unknown));
   if (!ignored.empty())
-    s.configNote = path + ": ignoring DeepSpeed's communication tuning " +
-                   listOf(ignored) +
+    s.configNote = path + ": ignoring DeepSpeed's tuning " + listOf(ignored) +
                    " (the plan fixes how collectives are sized and what they "
-                   "overlap)";
+                   "overlap, and where activations lie)";
   // The ranks sequence and tensor parallelism leave are data-parallel.
   if (s.ranks % (s.sp * s.tp) != 0)
     return makeError(path + ": sequence_parallel_size " + std::to_string(s.sp) +
@@ -681,6 +705,7 @@ int weft::cli::runTrain(llvm::ArrayRef<std::string> args) {
                    << "\n";
       return 2;
     }
+    options.offloadActivations |= s.offloadActivations;
     for (const std::string &pattern : s.frozen)
       options.frozen += (options.frozen.empty() ? "" : ",") + pattern;
     options.optimizer = adamwPassOptions(s.optimizer, s.accumulation);
@@ -761,7 +786,12 @@ int weft::cli::runTrain(llvm::ArrayRef<std::string> args) {
                  << binary(plan.memory().parameters()) << ", training state "
                  << binary(stateBytes) << ", activations and gradients "
                  << binary(plan.memory().activations()) << ", workspace "
-                 << binary(plan.memory().workspace()) << ")\n";
+                 << binary(plan.memory().workspace()) << ")"
+                 << (plan.memory().host() > 0
+                         ? "; host memory " + binary(plan.memory().host()) +
+                               " of offloaded activations"
+                         : std::string())
+                 << "\n";
     llvm::outs().flush();
 
     std::unique_ptr<std::ofstream> log;
