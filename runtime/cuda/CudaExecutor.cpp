@@ -220,8 +220,7 @@ struct CudaExecutor::State {
     if (rows.width > 0 && rows.rows > 0)
       cu.check(cu.cuMemcpy2DAsync(&copy, on), where + "cuMemcpy2DAsync");
   }
-  void addCollective(const plan::Step &step, size_t index,
-                     const std::string &where);
+  void addCollective(const plan::Step &step, const std::string &where);
   /// The NCCL communicator of a group (none when dry).
   ncclComm_t commOf(uint32_t mask) const {
     return dry ? nullptr : comms.at(mask);
@@ -914,7 +913,7 @@ void CudaExecutor::State::prepare() {
       } else if (fn == "all_reduce" || fn == "reduce_scatter" ||
                  fn == "all_gather" || fn == "all_gather_start" ||
                  fn == "all_slice" || fn == "all_to_all") {
-        addCollective(step, index, where);
+        addCollective(step, where);
       } else if (fn == "offload" || fn == "reload") { // src, dst; bytes
         // On the copy stream, left running: the first later step that
         // touches either side waits for it (a reload issued ahead of its
@@ -1008,7 +1007,7 @@ ncclRedOp_t ncclOp(Communicator::Reduction reduction) {
 }
 } // namespace
 
-void CudaExecutor::State::addCollective(const plan::Step &step, size_t index,
+void CudaExecutor::State::addCollective(const plan::Step &step,
                                         const std::string &where) {
   const plan::LibraryCall &call = step.call();
   const CollectiveCall c = readCollective(plan, call, where);

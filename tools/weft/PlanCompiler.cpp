@@ -80,7 +80,8 @@ std::vector<weft::cli::OptionSpec> weft::cli::rematOptions() {
           {"offload-activations", "", "",
            "keep the activations the backward reads (after --remat: what it "
            "saves) in host memory between the forward and the backward, "
-           "each brought back one ahead of its use (ALST's offload)"}};
+           "each brought back one ahead of its use (ALST's offload: a GPU's "
+           "memory drops; on the CPU it is the same memory)"}};
 }
 
 llvm::Error weft::cli::readRematOptions(const ParsedArgs &args,
