@@ -9,6 +9,7 @@
 #include "codegen/Cuda/NvrtcCompiler.h"
 #include "runtime/Error.h"
 #include "runtime/cpu/CpuExecutor.h"
+#include "runtime/cuda/CudaDriver.h"
 #include "runtime/cuda/CudaExecutor.h"
 #include "runtime/cuda/Cudnn.h"
 
@@ -240,6 +241,25 @@ TEST(CudaRuntime, RefusesAPlanForTheCpuAndTheOtherWayRound) {
   } catch (const rt::Error &error) {
     EXPECT_STREQ(error.what(), "cuda.plan is compiled for cuda, not the CPU; "
                                "compile it with --device cpu");
+  }
+}
+
+// cuBLASLt and NCCL load and every function the runtime calls resolves,
+// with no GPU (the toolkit's libraries; skipped where it has none).
+TEST(CudaRuntime, LoadsCublasLtAndNcclWithEveryFunction) {
+  try {
+    const rt::Cublas &cublas = rt::Cublas::get();
+    EXPECT_GT(cublas.cublasLtGetVersion(), 0u);
+  } catch (const rt::Error &error) {
+    GTEST_SKIP() << error.what();
+  }
+  try {
+    const rt::Nccl &nccl = rt::Nccl::get();
+    EXPECT_GE(nccl.version, 21000);
+    std::printf("cuBLASLt %zu, NCCL %d\n",
+                rt::Cublas::get().cublasLtGetVersion(), nccl.version);
+  } catch (const rt::Error &error) {
+    GTEST_SKIP() << error.what();
   }
 }
 
