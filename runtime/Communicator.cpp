@@ -72,6 +72,22 @@ int Communicator::launchedRanks() {
   return 1;
 }
 
+Communicator *Communicator::forPlan(const plan::Plan &plan,
+                                    const std::string &planName) {
+  if (plan.mesh_size() == 0)
+    return nullptr;
+  std::vector<std::pair<std::string, int64_t>> mesh;
+  for (const auto &axis : plan.mesh())
+    mesh.push_back({axis.name(), axis.size()});
+  Communicator &comm = world();
+  try {
+    comm.setMesh(mesh);
+  } catch (const Error &error) {
+    throw Error(planName + ": " + error.what());
+  }
+  return &comm;
+}
+
 int Communicator::localRank() {
   for (const char *name :
        {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID"})

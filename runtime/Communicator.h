@@ -21,6 +21,11 @@ public:
   /// The job's ranks: initialises MPI on first use (MPI_THREAD_FUNNELED) and
   /// finalises it at exit.
   static Communicator &world();
+  /// The job laid out on `plan`'s mesh (setMesh) when it has one — a plan
+  /// for several ranks runs under mpirun with as many — else null. Throws
+  /// Error naming `planName` when the launch does not fit the mesh.
+  static Communicator *forPlan(const plan::Plan &plan,
+                               const std::string &planName);
   /// The ranks mpirun launched this process among (OMPI_COMM_WORLD_SIZE,
   /// PMI_SIZE), 1 without it — known without initialising MPI.
   static int launchedRanks();

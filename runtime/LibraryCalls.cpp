@@ -85,6 +85,35 @@ void weft::runtime::checkAttentionLse(const plan::Plan &plan,
                 std::to_string(rows * 4) + " bytes)");
 }
 
+GradNormCall weft::runtime::readGradNorm(const plan::Plan &plan,
+                                         const plan::LibraryCall &call,
+                                         const std::string &where) {
+  if (call.buffers_size() < 2 || call.ints_size() != 1 ||
+      call.floats_size() != 1)
+    throw Error(where +
+                "expects gradients, the norm's buffer, one int and one float");
+  GradNormCall g;
+  g.group = static_cast<uint32_t>(call.ints(0));
+  g.scale = static_cast<float>(call.floats(0));
+  if (g.group != 0 && (plan.mesh_size() == 0 || g.group >> plan.mesh_size()))
+    throw Error(where + "adds the norm's squares over mesh axes " +
+                std::to_string(g.group) + ", not a group of the plan's " +
+                std::to_string(plan.mesh_size()) + "-axis mesh");
+  const int count = call.buffers_size() - 1;
+  for (int i = 0; i < count; ++i) {
+    const plan::Buffer &grad = plan.buffers(call.buffers(i));
+    if (grad.dtype() != plan::F32 && grad.dtype() != plan::BF16)
+      throw Error(where + "gradient " + std::to_string(i) + " ('" +
+                  grad.name() + "') is " + dtypeName(grad.dtype()));
+    g.counts.push_back(grad.bytes() / dtypeBytes(grad.dtype()));
+    g.bf16.push_back(grad.dtype() == plan::BF16);
+  }
+  const plan::Buffer &norm = plan.buffers(call.buffers(count));
+  if (norm.dtype() != plan::F32 || norm.bytes() != 4)
+    throw Error(where + "the norm's buffer is not one f32");
+  return g;
+}
+
 void weft::runtime::checkAttentionGrad(const plan::Plan &plan,
                                        const plan::LibraryCall &call,
                                        const std::string &where) {

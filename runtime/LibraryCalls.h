@@ -38,6 +38,19 @@ AdamWCall readAdamW(const plan::Plan &plan, const plan::LibraryCall &call,
 void checkAttentionLse(const plan::Plan &plan, const plan::LibraryCall &call,
                        int index, const std::string &where);
 
+/// A grad_norm call (gradients (f32 or bf16)..., the norm (one f32); the
+/// group holding blocks of the gradients (a mask of the plan's mesh axes, 0:
+/// none); grad_scale), checked. Each gradient's elements and whether it is
+/// bf16, in order.
+struct GradNormCall {
+  uint32_t group;
+  float scale;
+  std::vector<int64_t> counts;
+  std::vector<bool> bf16;
+};
+GradNormCall readGradNorm(const plan::Plan &plan, const plan::LibraryCall &call,
+                          const std::string &where);
+
 /// An attention_grad (f32) or attention_grad_bf16 call's q, k, v, out,
 /// dout, dq, dk and dv all of its element type, and its log-sum-exp
 /// (checkAttentionLse, buffer 11). Throws Error(`where` + what is wrong).

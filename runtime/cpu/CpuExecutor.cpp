@@ -117,18 +117,7 @@ CpuExecutor::CpuExecutor(const plan::Plan &plan, std::string planName,
                   " has no symbol " + kernel.entry());
     loaded->entries.push_back(reinterpret_cast<KernelEntry>(symbol));
   }
-  // A plan for several ranks runs under mpirun with as many.
-  if (plan.mesh_size() > 0) {
-    std::vector<std::pair<std::string, int64_t>> mesh;
-    for (const auto &axis : plan.mesh())
-      mesh.push_back({axis.name(), axis.size()});
-    communicator = &Communicator::world();
-    try {
-      communicator->setMesh(mesh);
-    } catch (const Error &error) {
-      throw Error(this->planName + ": " + error.what());
-    }
-  }
+  communicator = Communicator::forPlan(plan, this->planName);
   inputs.resize(plan.inputs_size());
   prepareSteps();
 }
@@ -455,43 +444,18 @@ void CpuExecutor::prepareSteps() {
         });
       } else if (fn == "grad_norm") { // grads (f32 or bf16)..., norm (f32);
                                       // grad_scale
-        // The ints: the group holding blocks of the gradients (a mask).
-        if (call.buffers_size() < 2 || call.ints_size() != 1 ||
-            call.floats_size() != 1)
-          throw fail("expects gradients, the norm's buffer, one int and one "
-                     "float");
-        const float gradScale = static_cast<float>(call.floats(0));
-        const auto group = static_cast<uint32_t>(in(0));
-        if (group != 0 && !communicator)
-          throw fail("the plan has no mesh to add the norm's squares over");
+        const GradNormCall g = readGradNorm(plan, call, where);
         Communicator *comm = communicator;
-        std::vector<std::pair<const void *, int64_t>> grads;
-        std::vector<bool> bf16;
-        for (int i = 0; i + 1 < call.buffers_size(); ++i) {
-          const Buffer &grad = plan.buffers(call.buffers(i));
-          if (grad.dtype() != plan::F32 && grad.dtype() != plan::BF16)
-            throw fail("gradient " + std::to_string(i) + " ('" + grad.name() +
-                       "') is " + dtypeName(grad.dtype()));
-          grads.push_back({p[i], grad.bytes() / dtypeBytes(grad.dtype())});
-          bf16.push_back(grad.dtype() == plan::BF16);
-        }
-        const Buffer &out = plan.buffers(call.buffers().Get(grads.size()));
-        if (out.dtype() != plan::F32 || out.bytes() != 4)
-          throw fail("the norm's buffer is not one f32");
-        float *norm = f(static_cast<int>(grads.size()));
+        float *norm = f(static_cast<int>(g.counts.size()));
         steps.push_back([=] {
           double squares = 0; // in order, whatever the thread count
-          for (size_t i = 0; i < grads.size(); ++i)
-            squares += bf16[i]
-                           ? cpu::sumOfSquaresBf16(
-                                 static_cast<const uint16_t *>(grads[i].first),
-                                 grads[i].second, gradScale)
-                           : cpu::sumOfSquares(
-                                 static_cast<const float *>(grads[i].first),
-                                 grads[i].second, gradScale);
-          if (group != 0)
+          for (size_t i = 0; i < g.counts.size(); ++i)
+            squares += g.bf16[i]
+                           ? cpu::sumOfSquaresBf16(bf(i), g.counts[i], g.scale)
+                           : cpu::sumOfSquares(f(i), g.counts[i], g.scale);
+          if (g.group != 0)
             comm->allReduce(&squares, &squares, 1, plan::F64,
-                            Communicator::Reduction::Sum, group);
+                            Communicator::Reduction::Sum, g.group);
           *norm = static_cast<float>(std::sqrt(squares));
         });
       } else if (fn == "adamw") {

@@ -18,6 +18,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <optional>
 
 using namespace weft::runtime;
 using weft::plan::Buffer;
@@ -221,10 +222,10 @@ struct CudaExecutor::State {
       cu.check(cu.cuMemcpy2DAsync(&copy, on), where + "cuMemcpy2DAsync");
   }
   void addCollective(const plan::Step &step, const std::string &where);
-  /// The NCCL communicator of a group (none when dry).
-  ncclComm_t commOf(uint32_t mask) const {
-    return dry ? nullptr : comms.at(mask);
-  }
+  /// The NCCL communicator of a group (none when dry), made the first
+  /// time a step names the group: the plan's order, the same on every
+  /// rank, so each group's members make it together.
+  ncclComm_t commOf(uint32_t mask);
   /// NCCL (not loaded when dry).
   const Nccl *nccl() const { return dry ? nullptr : &Nccl::get(); }
   /// The member of its group whose block a sharded binding holds.
@@ -236,15 +237,12 @@ struct CudaExecutor::State {
       cu.check(cu.cuStreamWaitEvent(stream, event, 0),
                planName + ": cuStreamWaitEvent");
   }
-  /// Waits for both streams (host reads and writes of device memory).
+  /// Waits for every stream (host reads and writes of device memory).
   void synchronize(const std::string &what) const {
     for (CUstream each : {stream, commStream, copyStream})
       if (each)
         cu.check(cu.cuStreamSynchronize(each), what);
   }
-  /// Makes the NCCL communicators of every group the plan's steps use, in
-  /// the plan's order (the same on every rank).
-  void connect();
   void launch(CUfunction function, unsigned gridX, unsigned gridY,
               unsigned block, Arguments &args, unsigned sharedBytes = 0) {
     cu.check(cu.cuLaunchKernel(function, gridX, gridY, 1, block, 1, 1,
@@ -458,6 +456,18 @@ void CudaExecutor::State::prepare() {
                       "; the CUDA attention kernels take up to " +
                       std::to_string(kAttentionMaxDim));
       };
+      // cuDNN's SDPA takes a bf16 attention (or its gradient) that is full
+      // or causal with no window, mask (buffer `maskAt`) or ALiBi slopes
+      // (the next), equal head dimensions; its validation says the rest.
+      auto sdpaShape = [&](int maskAt) -> std::optional<SdpaShape> {
+        if ((in(7) != 0 && in(7) != 1) || in(9) != 0 ||
+            call.buffers(maskAt) >= 0 || call.buffers(maskAt + 1) >= 0 ||
+            in(5) != in(6))
+          return std::nullopt;
+        return SdpaShape{
+            in(0), in(1), in(2),      in(3),
+            in(4), in(5), in(7) == 1, static_cast<float>(call.floats(0))};
+      };
       auto bytes = [&](int i) { return plan.buffers(call.buffers(i)).bytes(); };
       if (fn == "linear" || fn == "linear_bf16") {
         // x [rows, in], w [out, in], bias?, y [rows, out]: y = x wᵀ + bias,
@@ -497,13 +507,9 @@ void CudaExecutor::State::prepare() {
         const CUdeviceptr lse = p(7); // 0: not wanted
         const bool bf16 = fn == "attention_bf16";
         checkHeads();
-        // cuDNN's SDPA: bf16, full or causal, no window, equal head
-        // dimensions it takes (its validation says which).
-        if (bf16 && (in(7) == 0 || in(7) == 1) && in(9) == 0 &&
-            call.buffers(3) < 0 && call.buffers(4) < 0 && in(5) == in(6) &&
-            tryCudnn(step.name(),
-                     {in(0), in(1), in(2), in(3), in(4), in(5), in(7) == 1,
-                      static_cast<float>(call.floats(0))},
+        if (auto shape = bf16 ? sdpaShape(3) : std::nullopt;
+            shape &&
+            tryCudnn(step.name(), *shape,
                      lse ? CudnnSdpa::Pass::ForwardWithStats
                          : CudnnSdpa::Pass::Forward,
                      lse ? std::vector<uint64_t>{p(0), p(1), p(2), p(5), lse}
@@ -760,13 +766,10 @@ void CudaExecutor::State::prepare() {
         const bool bf16 = fn == "attention_grad_bf16";
         checkHeads();
         // cuDNN's backward reads the forward's log-sum-exp.
-        if (bf16 && (in(7) == 0 || in(7) == 1) && in(9) == 0 &&
-            call.buffers(5) < 0 && call.buffers(6) < 0 &&
-            call.buffers(11) >= 0 && in(5) == in(6) &&
-            tryCudnn(step.name(),
-                     {in(0), in(1), in(2), in(3), in(4), in(5), in(7) == 1,
-                      static_cast<float>(call.floats(0))},
-                     CudnnSdpa::Pass::Backward,
+        if (auto shape =
+                bf16 && call.buffers(11) >= 0 ? sdpaShape(5) : std::nullopt;
+            shape &&
+            tryCudnn(step.name(), *shape, CudnnSdpa::Pass::Backward,
                      {p(0), p(1), p(2), p(3), p(4), p(11), p(7), p(8), p(9)}))
           continue;
         checkHeadDims();
@@ -814,34 +817,19 @@ void CudaExecutor::State::prepare() {
       } else if (fn == "grad_norm") { // grads (f32 or bf16)..., norm (f32);
                                       // group; grad_scale
         namespace tr = kernels::cuda::training;
-        if (call.buffers_size() < 2 || call.ints_size() != 1 ||
-            call.floats_size() != 1)
-          throw Error(where + "expects gradients, the norm's buffer, one int "
-                              "and one float");
         // Over a group (the gradients are blocks), the squares' sum is
         // added across its members before the root.
-        const auto group = static_cast<uint32_t>(in(0));
-        if (group != 0 && (plan.mesh_size() == 0 || group >> plan.mesh_size()))
-          throw Error(where + "adds the norm's squares over mesh axes " +
-                      std::to_string(group) + ", not a group of the plan's " +
-                      std::to_string(plan.mesh_size()) + "-axis mesh");
-        const int count = call.buffers_size() - 1;
-        const Buffer &norm = plan.buffers(call.buffers(count));
-        if (norm.dtype() != plan::F32 || norm.bytes() != 4)
-          throw Error(where + "the norm's buffer is not one f32");
+        const GradNormCall checked = readGradNorm(plan, call, where);
+        const uint32_t group = checked.group;
+        const int count = static_cast<int>(checked.counts.size());
         const CUdeviceptr partials = block + normOffset;
         std::vector<std::shared_ptr<Arguments>> squares;
         for (int i = 0; i < count; ++i) {
-          const Buffer &grad = plan.buffers(call.buffers(i));
-          if (grad.dtype() != plan::F32 && grad.dtype() != plan::BF16)
-            throw Error(where + "gradient " + std::to_string(i) + " ('" +
-                        grad.name() + "') is " + dtypeName(grad.dtype()));
           auto args = std::make_shared<Arguments>();
           args->add(p(i))
-              .add(static_cast<long long>(grad.bytes() /
-                                          dtypeBytes(grad.dtype())))
-              .add(static_cast<int>(grad.dtype() == plan::BF16))
-              .add(static_cast<float>(call.floats(0)))
+              .add(static_cast<long long>(checked.counts[i]))
+              .add(static_cast<int>(checked.bf16[i]))
+              .add(checked.scale)
               .add(partials + static_cast<CUdeviceptr>(i) * tr::kNormBlocks *
                                   sizeof(double));
           squares.push_back(args);
@@ -1112,52 +1100,30 @@ void CudaExecutor::State::addCollective(const plan::Step &step,
   });
 }
 
-void CudaExecutor::State::connect() {
-  // Every group a step names, in the plan's order.
-  std::vector<uint32_t> masks;
-  for (const auto &stream : plan.streams())
-    for (const auto &step : stream.steps()) {
-      if (!step.has_call())
-        continue;
-      const plan::LibraryCall &call = step.call();
-      const std::string &fn = call.function();
-      int64_t mask = 0;
-      if (fn == "all_reduce" || fn == "reduce_scatter")
-        mask = call.ints_size() > 1 ? call.ints(1) : 0;
-      else if (fn == "all_gather" || fn == "all_gather_start" ||
-               fn == "all_to_all" || fn == "grad_norm")
-        mask = call.ints_size() > 0 ? call.ints(0) : 0;
-      if (mask > 0 &&
-          std::find(masks.begin(), masks.end(), mask) == masks.end())
-        masks.push_back(static_cast<uint32_t>(mask));
-    }
-  if (masks.empty() || dry) // (each step's group is checked as it is read)
-    return;
-  if (!mpi)
-    throw Error(planName + ": its collectives need a mesh, and it has none");
+ncclComm_t CudaExecutor::State::commOf(uint32_t mask) {
+  if (dry)
+    return nullptr;
+  if (auto found = comms.find(mask); found != comms.end())
+    return found->second;
+  // (the step's group was checked against the plan's mesh as it was read)
+  std::string axes;
+  for (int a = 0; a < plan.mesh_size(); ++a)
+    if (mask & (1u << a))
+      axes += (axes.empty() ? "" : ",") + plan.mesh(a).name();
+  const std::string what =
+      planName + ": the NCCL communicator of mesh axes " + axes;
   const Nccl &nccl = Nccl::get();
-  for (uint32_t mask : masks) {
-    std::string axes;
-    for (int a = 0; a < plan.mesh_size(); ++a)
-      if (mask & (1u << a))
-        axes += (axes.empty() ? "" : ",") + plan.mesh(a).name();
-    if (axes.empty() || mask >> plan.mesh_size())
-      throw Error(planName + ": a collective names mesh axes " +
-                  std::to_string(mask) + ", outside the plan's mesh");
-    const std::string what =
-        planName + ": the NCCL communicator of mesh axes " + axes;
-    ncclUniqueId id{};
-    const int64_t member = mpi->groupRank(mask);
-    if (member == 0)
-      nccl.check(nccl.ncclGetUniqueId(&id), what + " (ncclGetUniqueId)");
-    mpi->broadcast(&id, sizeof id, 0, mask);
-    ncclComm_t comm = nullptr;
-    nccl.check(nccl.ncclCommInitRank(&comm,
-                                     static_cast<int>(mpi->groupSize(mask)), id,
-                                     static_cast<int>(member)),
-               what + " (ncclCommInitRank)");
-    comms[mask] = comm;
-  }
+  ncclUniqueId id{};
+  const int64_t member = mpi->groupRank(mask);
+  if (member == 0)
+    nccl.check(nccl.ncclGetUniqueId(&id), what + " (ncclGetUniqueId)");
+  mpi->broadcast(&id, sizeof id, 0, mask);
+  ncclComm_t comm = nullptr;
+  nccl.check(nccl.ncclCommInitRank(&comm,
+                                   static_cast<int>(mpi->groupSize(mask)), id,
+                                   static_cast<int>(member)),
+             what + " (ncclCommInitRank)");
+  return comms[mask] = comm;
 }
 
 void weft::runtime::checkPlanForGpu(const plan::Plan &plan,
@@ -1337,19 +1303,7 @@ CudaExecutor::CudaExecutor(const plan::Plan &plan, std::string planName,
                  " bytes of host memory for the inputs");
     s.pinned = static_cast<char *>(host);
   }
-  // A plan for several ranks runs under mpirun with as many, a GPU each.
-  if (plan.mesh_size() > 0) {
-    std::vector<std::pair<std::string, int64_t>> mesh;
-    for (const auto &axis : plan.mesh())
-      mesh.push_back({axis.name(), axis.size()});
-    s.mpi = &Communicator::world();
-    try {
-      s.mpi->setMesh(mesh);
-    } catch (const Error &error) {
-      throw Error(planName + ": " + error.what());
-    }
-  }
-  s.connect();
+  s.mpi = Communicator::forPlan(plan, planName); // a GPU per rank
   s.prepare();
   if (s.cudnnWorkspaceBytes > 0) {
     size_t freeNow = 0, totalNow = 0;
