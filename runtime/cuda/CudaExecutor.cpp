@@ -736,25 +736,18 @@ void CudaExecutor::State::prepare() {
         }
         if (total * in(0) != bytes(count))
           throw Error(where + "output does not hold the concatenation");
-        std::vector<CUDA_MEMCPY2D> copies;
+        // Input k's rows into its columns of the output's.
+        std::vector<std::pair<CUdeviceptr, CollectiveCall::RowCopy>> copies;
         int64_t column = 0;
         for (int k = 0; k < count; ++k) {
-          CUDA_MEMCPY2D copy{};
-          copy.srcMemoryType = CU_MEMORYTYPE_DEVICE;
-          copy.srcDevice = p(k);
-          copy.srcPitch = in(1 + k);
-          copy.dstMemoryType = CU_MEMORYTYPE_DEVICE;
-          copy.dstDevice = p(count) + column;
-          copy.dstPitch = total;
-          copy.WidthInBytes = in(1 + k);
-          copy.Height = in(0);
+          copies.push_back(
+              {p(k), {column, total, 0, in(1 + k), in(1 + k), in(0)}});
           column += in(1 + k);
-          if (copy.WidthInBytes > 0 && copy.Height > 0)
-            copies.push_back(copy);
         }
-        steps.push_back([this, copies, where] {
-          for (const CUDA_MEMCPY2D &copy : copies)
-            cu.check(cu.cuMemcpy2DAsync(&copy, this->stream), where);
+        const CUdeviceptr out = p(count);
+        steps.push_back([this, copies, out, where] {
+          for (const auto &[src, rows] : copies)
+            copyRows(rows, out, src, this->stream, where);
         });
       } else if (fn == "attention_grad" || fn == "attention_grad_bf16") {
         // q, k, v, out, dout, mask?, slopes?, dq, dk, dv, workspace, lse?;
