@@ -45,13 +45,17 @@ def time_ms(fn, repeat=20, warmup=3):
     return statistics.median(times)
 
 
-def measured(run, seconds=150):
+PEER_SECONDS = 150
+
+
+def measured(run, seconds=None):
     """run()'s result, or its failure as {"error": ...} after at most
     `seconds` (a peer that fails is reported, and the benchmark goes on)."""
     def give_up(signum, frame):
         raise TimeoutError(f"gave up after {seconds} s")
 
     signal.signal(signal.SIGALRM, give_up)
+    seconds = seconds or PEER_SECONDS
     signal.alarm(seconds)
     try:
         torch.cuda.empty_cache()
@@ -207,7 +211,11 @@ def main():
                              "training plan")
     parser.add_argument("--checks", help="folder of every check's JSON")
     parser.add_argument("--json", help="where to write the results")
+    parser.add_argument("--peer-seconds", type=int, default=150,
+                        help="give up on a PyTorch peer after this long")
     args = parser.parse_args()
+    global PEER_SECONDS
+    PEER_SECONDS = args.peer_seconds
 
     with open(args.weft) as f:
         weft = json.load(f)
