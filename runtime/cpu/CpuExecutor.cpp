@@ -634,8 +634,9 @@ void CpuExecutor::runProgram(const std::string &program, TraceWriter *trace) {
 }
 
 void CpuExecutor::runSteps(size_t begin, size_t end, TraceWriter *trace) {
-  if (begin == 0)
-    copyInputs(mainProgram());
+  for (int s = 0; s < plan.streams_size(); ++s)
+    if (begin == streamBegin[s])
+      copyInputs(plan.streams(s).program());
   for (int s = 0; s < plan.streams_size(); ++s)
     runRange(s, std::max(begin, streamBegin[s]),
              std::min(end, streamBegin[s] + plan.streams(s).steps_size()),

@@ -35,8 +35,9 @@ public:
   /// the main program. Throws Error naming a missing program or input.
   void runProgram(const std::string &program,
                   TraceWriter *trace = nullptr) override;
-  /// Runs steps [begin, end) in stream order; begin 0 first copies the main
-  /// program's inputs in.
+  /// Runs steps [begin, end) in stream order; beginning at a stream's first
+  /// step first copies its program's inputs in (runSteps(0, 0): the main
+  /// program's).
   void runSteps(size_t begin, size_t end, TraceWriter *trace = nullptr);
   size_t stepCount() const { return steps.size(); }
   /// The memory of a region (ARENA, PARAMETERS, CONSTANTS, STATE), for

@@ -11,8 +11,10 @@
 // 1. Steps: for every step, the GPU starts from the CPU's memory before the
 //    step, runs the step alone, and every buffer it writes is compared with
 //    the CPU's: each generated kernel and library call on real data (a
-//    training plan's AdamW steps too: their parameters and state).
-// 2. Forward: both run the whole plan from the same inputs; outputs compared.
+//    training plan's AdamW steps too: their parameters and state; every
+//    program's steps, the optimizer_step of gradient accumulation too).
+// 2. Forward: both run the whole plan (each program once, in order) from the
+//    same inputs; outputs compared.
 //    A training plan then takes --train-steps optimizer steps on both, each
 //    through a runtime::Trainer (the GPU's is what `weft train --device
 //    cuda` runs) on the same batches: each step's loss and gradient norm,
@@ -271,7 +273,12 @@ int main(int argc, char **argv) {
     }
 
     // 1. Every step from the CPU's state before it.
-    const auto &steps = cudaPlan.streams(0).steps();
+    // Every program's steps, in the executors' order (a training plan under
+    // gradient accumulation has an optimizer_step program after the main).
+    std::vector<const plan::Step *> steps;
+    for (const plan::Stream &stream : cudaPlan.streams())
+      for (const plan::Step &step : stream.steps())
+        steps.push_back(&step);
     if (checkSteps) {
       std::vector<char> arena(cudaPlan.memory().arena()),
           gpuArena(cudaPlan.memory().arena()),
@@ -285,12 +292,13 @@ int main(int argc, char **argv) {
                : buffer.region() == plan::STATE    ? &gpuState
                                                    : nullptr;
       };
-      cpu.runSteps(0, 0); // copies the inputs in
+      cpu.runSteps(0, 0); // copies the main program's inputs in
       std::map<std::string, double> worst;
       std::map<std::string, int> count;
       nlohmann::json stepReports = nlohmann::json::array();
       for (int i = 0; i < steps.size(); ++i) {
-        const plan::Step &step = steps[i];
+        const plan::Step &step = *steps[i];
+        cpu.runSteps(i, i); // a program's first step: its inputs copied in
         std::memcpy(arena.data(), cpu.region(plan::ARENA), arena.size());
         gpu.upload(plan::ARENA, arena.data());
         if (!gpuHost.empty()) // what weft.offload moved out
@@ -357,9 +365,17 @@ int main(int argc, char **argv) {
     }
 
     // 2. The whole plan, from the same parameters and state.
+    // Every program in the plan's order (a training plan under gradient
+    // accumulation: one micro-batch, then optimizer_step, which leaves the
+    // accumulators at zero for the training below).
     syncState();
     cpu.run();
     gpu.run();
+    for (int i = 1; i < cudaPlan.streams_size(); ++i)
+      if (cudaPlan.streams(i).program() != cudaPlan.streams(i - 1).program()) {
+        cpu.runProgram(cudaPlan.streams(i).program());
+        gpu.runProgram(cudaPlan.streams(i).program());
+      }
     nlohmann::json outputs;
     for (const auto &output : cudaPlan.outputs()) {
       HostTensor want = cpu.output(output.name());
@@ -396,6 +412,24 @@ int main(int argc, char **argv) {
       const double lossLimit = bf16 ? 2e-2 : 1e-3;
       nlohmann::json trained = nlohmann::json::array();
       double worstLoss = 0, worstNorm = 0;
+      // The trained parameters as a checkpoint would take them (the GPU's
+      // copied out): the worst tensor's relative error and its name.
+      auto parameterError = [&]() -> std::pair<double, std::string> {
+        std::vector<TensorView> wantParams = trainer->parameters(),
+                                gotParams = gpuTrainer.parameters();
+        std::pair<double, std::string> worst{0.0, ""};
+        for (size_t i = 0; i < wantParams.size(); ++i) {
+          Difference d = compare(wantParams[i].dtype,
+                                 static_cast<const char *>(gotParams[i].data),
+                                 static_cast<const char *>(wantParams[i].data),
+                                 wantParams[i].bytes);
+          const double rel = d.nonFinite ? 1.0 : d.relative();
+          if (rel >= worst.first)
+            worst = {rel, wantParams[i].name};
+        }
+        return worst;
+      };
+      std::pair<double, std::string> worstParam{0.0, ""};
       for (int t = 0; t < trainSteps; ++t) {
         std::vector<HostTensor> batches;
         for (int64_t a = 0; a < trainer->accumulation(); ++a)
@@ -410,42 +444,37 @@ int main(int argc, char **argv) {
                                  std::max(std::abs(want.gradNorm), 1e-30);
         worstLoss = std::max(worstLoss, lossError);
         worstNorm = std::max(worstNorm, normError);
+        const std::pair<double, std::string> params = parameterError();
+        if (params.first >= worstParam.first)
+          worstParam = params;
         trained.push_back({{"step", step},
                            {"loss_cpu", want.loss},
                            {"loss_gpu", loss},
                            {"grad_norm_cpu", want.gradNorm},
-                           {"grad_norm_gpu", norm}});
+                           {"grad_norm_gpu", norm},
+                           {"max_relative_parameter_error", params.first},
+                           {"worst_parameter", params.second}});
         std::printf("  train step %lld: loss %.6f (cpu %.6f), grad norm %.5f "
-                    "(cpu %.5f)\n",
+                    "(cpu %.5f), parameters %.2e (%s)\n",
                     static_cast<long long>(step), loss, want.loss, norm,
-                    want.gradNorm);
-      }
-      // The trained parameters as a checkpoint would take them (the GPU's
-      // copied out).
-      std::vector<TensorView> wantParams = trainer->parameters(),
-                              gotParams = gpuTrainer.parameters();
-      double worstParam = 0;
-      for (size_t i = 0; i < wantParams.size(); ++i) {
-        Difference d = compare(
-            wantParams[i].dtype, static_cast<const char *>(gotParams[i].data),
-            static_cast<const char *>(wantParams[i].data), wantParams[i].bytes);
-        worstParam = std::max(worstParam, d.nonFinite ? 1.0 : d.relative());
+                    want.gradNorm, params.first, params.second.c_str());
       }
       const bool trainOk = std::isfinite(worstLoss) &&
                            std::isfinite(worstNorm) && worstLoss <= lossLimit &&
                            worstNorm <= 10 * lossLimit &&
-                           worstParam <= 10 * lossLimit;
+                           worstParam.first <= 10 * lossLimit;
       ok = ok && trainOk;
       report["training"] = {{"steps", trained},
                             {"max_relative_loss_error", worstLoss},
                             {"max_relative_grad_norm_error", worstNorm},
-                            {"max_relative_parameter_error", worstParam},
+                            {"max_relative_parameter_error", worstParam.first},
+                            {"worst_parameter", worstParam.second},
                             {"tolerance", lossLimit},
                             {"ok", trainOk}};
       std::printf("  training: %d optimizer steps, max relative error loss "
-                  "%.2e, grad norm %.2e, parameters %.2e (%s)\n",
-                  trainSteps, worstLoss, worstNorm, worstParam,
-                  trainOk ? "ok" : "MISMATCH");
+                  "%.2e, grad norm %.2e, parameters %.2e (worst %s) (%s)\n",
+                  trainSteps, worstLoss, worstNorm, worstParam.first,
+                  worstParam.second.c_str(), trainOk ? "ok" : "MISMATCH");
     }
 
     // 3. Timing.
@@ -467,7 +496,7 @@ int main(int argc, char **argv) {
     std::vector<float> stepTimes = gpu.profileSteps(std::max(repeat / 2, 3));
     nlohmann::json profile = nlohmann::json::array();
     for (int i = 0; i < steps.size(); ++i) {
-      const plan::Step &step = steps[i];
+      const plan::Step &step = *steps[i];
       int64_t written = 0, read = 0;
       for (int id : step.writes())
         written += cudaPlan.buffers(id).bytes();
