@@ -69,10 +69,48 @@ private:
 
 /// kernels/cuda/Library.cu's weft_reduce geometry, passed by value.
 struct ReduceShape {
-  int rank;
-  long long shape[8];
-  unsigned char reduced[8];
+  int keptRank = 0, reducedRank = 0;
+  long long keptShape[8], keptStride[8], reducedShape[8], reducedStride[8];
+  long long outputs = 1, count = 1;
+  int innerReduced = 0;
 };
+
+/// x's dimensions `shape` (row-major), those with `reduced` set reduced, as
+/// weft_reduce reads them: dimensions of size 1 dropped, adjacent ones of
+/// one kind merged.
+ReduceShape reduceShapeOf(const std::vector<int64_t> &shape,
+                          const std::vector<bool> &reduced) {
+  ReduceShape r;
+  int64_t stride = 1;
+  int last = -1; // the kind of the dimension met before (inner first)
+  for (int d = static_cast<int>(shape.size()) - 1; d >= 0; --d) {
+    const int64_t size = shape[d];
+    if (size == 1)
+      continue;
+    const int kind = reduced[d] ? 1 : 0;
+    int &rank = kind ? r.reducedRank : r.keptRank;
+    long long *sizes = kind ? r.reducedShape : r.keptShape,
+              *strides = kind ? r.reducedStride : r.keptStride;
+    if (last == -1)
+      r.innerReduced = kind;
+    if (kind == last) {
+      sizes[0] *= size; // merged with the dimension inside it
+    } else {
+      // Outer dimensions go first: shift the inner ones along.
+      for (int i = rank; i > 0; --i) {
+        sizes[i] = sizes[i - 1];
+        strides[i] = strides[i - 1];
+      }
+      sizes[0] = size;
+      strides[0] = stride;
+      ++rank;
+    }
+    (kind ? r.count : r.outputs) *= size;
+    stride *= size;
+    last = kind;
+  }
+  return r;
+}
 
 /// Blocks for a grid-stride loop over `total` items.
 unsigned gridFor(int64_t total) {
@@ -678,22 +716,26 @@ void CudaExecutor::State::prepare() {
             call.ints_size() != 2 + 2 * in(1) || in(1) > 8 || in(1) < 0)
           throw Error(where + "expects 2 buffers and 2 + 2 × rank ints, rank "
                               "at most 8");
-        ReduceShape shape{};
-        shape.rank = static_cast<int>(in(1));
-        int64_t elements = 1, outputs = 1;
-        for (int d = 0; d < shape.rank; ++d) {
-          shape.shape[d] = in(2 + d);
-          shape.reduced[d] = in(2 + shape.rank + d) != 0;
-          elements *= shape.shape[d];
-          outputs *= shape.reduced[d] ? 1 : shape.shape[d];
+        const int rank = static_cast<int>(in(1));
+        std::vector<int64_t> dims(rank);
+        std::vector<bool> reduced(rank);
+        int64_t elements = 1;
+        for (int d = 0; d < rank; ++d) {
+          dims[d] = in(2 + d);
+          reduced[d] = in(2 + rank + d) != 0;
+          elements *= dims[d];
         }
         if (elements * 4 != bytes(0))
           throw Error(where + "input does not hold the reduced shape");
+        const ReduceShape shape = reduceShapeOf(dims, reduced);
         auto args = std::make_shared<Arguments>();
         args->add(p(0)).add(p(1)).add(shape).add(static_cast<int>(in(0)));
         CUfunction function = libraryFunction("weft_reduce");
-        steps.push_back([this, function, outputs, args] {
-          launch(function, gridFor(outputs), 1, 256, *args);
+        const unsigned blocks = static_cast<unsigned>(std::clamp<int64_t>(
+            shape.innerReduced ? shape.outputs : (shape.outputs + 31) / 32, 1,
+            132 * 16));
+        steps.push_back([this, function, blocks, args] {
+          launch(function, blocks, 1, 256, *args);
         });
       } else if (fn == "scatter_add") { // base, indices, updates, out; outer,
                                         // size, inner, count
