@@ -539,10 +539,12 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
         tensorBytes(cast<RankedTensorType>(op->getResultTypes()[0])));
     return success();
   }
-  // linear, grouped_linear, attention and its backward run bf16 as it is:
-  // weft-legalize-cpu-types leaves them bf16 only when all their floats are.
+  // linear, grouped_linear, matmul, attention and its backward run bf16 as
+  // it is: weft-legalize-cpu-types leaves them bf16 only when all their
+  // floats are.
   const bool bf16Gemm =
-      isa<LinearOp, GroupedLinearOp, AttentionOp, AttentionGradOp>(op) &&
+      isa<LinearOp, GroupedLinearOp, MatmulOp, AttentionOp, AttentionGradOp>(
+          op) &&
       cast<RankedTensorType>(op->getResultTypes()[0]).getElementType().isBF16();
   // Data movement takes any element type; the rest computes in f32.
   if (!bf16Gemm &&
@@ -551,7 +553,7 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
       failed(requireF32(op)))
     return failure();
   // Integer arithmetic has no CPU kernels yet.
-  if (isa<MatmulOp, ReduceOp, ScatterAddOp>(op))
+  if (isa<MatmulOp, ReduceOp, ScatterAddOp>(op) && !bf16Gemm)
     for (Type type : op->getResultTypes())
       if (!cast<RankedTensorType>(type).getElementType().isF32())
         return op->emitError() << "computes in "
@@ -590,7 +592,7 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
     return success();
   }
   if (auto matmul = dyn_cast<MatmulOp>(op)) {
-    call->set_function("matmul");
+    call->set_function(bf16Gemm ? "matmul_bf16" : "matmul");
     ArrayRef<int64_t> result = shape(matmul.getResult()),
                       lhs = shape(matmul.getLhs());
     int64_t m = result[result.size() - 2], n = result.back();
@@ -600,6 +602,8 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
     if (failed(use(matmul.getLhs())) || failed(use(matmul.getRhs())) ||
         failed(use(matmul.getResult())))
       return failure();
+    if (bf16Gemm)
+      call->add_buffers(workspace);
     ints({batch, m, n, k, matmul.getTransposeLhs(), matmul.getTransposeRhs(),
           sharedRhs ? 0 : k * n});
     return success();

@@ -66,3 +66,50 @@ void weft::kernels::cpu::matmul(const float *a, const float *b, float *c,
                 a + i * m * k, transposeA ? m : k, b + i * bBatchStride,
                 transposeB ? k : n, 0.0f, c + i * m * n, n);
 }
+
+int64_t weft::kernels::cpu::matmulBf16Workspace(int64_t m, int64_t n,
+                                                int64_t k) {
+  const int64_t r = std::min(m, kBf16Tile), o = std::min(n, kBf16Tile);
+  return r * k + k * o + r * o;
+}
+
+void weft::kernels::cpu::matmulBf16(const uint16_t *a, const uint16_t *b,
+                                    uint16_t *c, int64_t batch, int64_t m,
+                                    int64_t n, int64_t k, bool transposeA,
+                                    bool transposeB, int64_t bBatchStride,
+                                    float *workspace) {
+  const int64_t tileM = std::min(m, kBf16Tile), tileN = std::min(n, kBf16Tile);
+  // as: op(a)'s rows [m0, m0 + r) as op(a) keeps them ([r, k], or [k, r]
+  // transposed); bs: op(b)'s columns [n0, n0 + o) likewise; cs: the fp32
+  // product [r, o].
+  float *as = workspace, *bs = as + tileM * k, *cs = bs + k * tileN;
+  for (int64_t i = 0; i < batch; ++i) {
+    const uint16_t *ai = a + i * m * k, *bi = b + i * bBatchStride;
+    uint16_t *ci = c + i * m * n;
+    for (int64_t m0 = 0; m0 < m; m0 += tileM) {
+      const int64_t r = std::min(tileM, m - m0);
+      if (!transposeA) // a [m, k]: r whole rows
+        bf16ToF32(ai + m0 * k, as, r * k);
+      else // a [k, m]: columns m0.. of every row
+#pragma omp parallel for if (r * k > (1 << 16))
+        for (int64_t kk = 0; kk < k; ++kk)
+          bf16ToF32(ai + kk * m + m0, as + kk * r, r);
+      for (int64_t n0 = 0; n0 < n; n0 += tileN) {
+        const int64_t o = std::min(tileN, n - n0);
+        if (transposeB) // b [n, k]: o whole rows
+          bf16ToF32(bi + n0 * k, bs, o * k);
+        else // b [k, n]: columns n0.. of every row
+#pragma omp parallel for if (o * k > (1 << 16))
+          for (int64_t kk = 0; kk < k; ++kk)
+            bf16ToF32(bi + kk * n + n0, bs + kk * o, o);
+        cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans,
+                    transposeB ? CblasTrans : CblasNoTrans, r, o, k, 1.0f, as,
+                    transposeA ? r : k, bs, transposeB ? k : o, 0.0f, cs, o);
+#pragma omp parallel for if (r * o > (1 << 16))
+        for (int64_t row = 0; row < r; ++row)
+          for (int64_t j = 0; j < o; ++j)
+            ci[(m0 + row) * n + n0 + j] = floatToBf16(cs[row * o + j]);
+      }
+    }
+  }
+}

@@ -54,6 +54,16 @@ void matmul(const float *a, const float *b, float *c, int64_t batch, int64_t m,
             int64_t n, int64_t k, bool transposeA, bool transposeB,
             int64_t bBatchStride);
 
+/// Floats of workspace `matmulBf16` needs.
+int64_t matmulBf16Workspace(int64_t m, int64_t n, int64_t k);
+
+/// `matmul` over bf16 a, b and c, computed in fp32: tiles of op(a) and op(b)
+/// are widened into `workspace` for the fp32 GEMM and each result is rounded
+/// once — what widening a and b, `matmul` and rounding c compute.
+void matmulBf16(const uint16_t *a, const uint16_t *b, uint16_t *c,
+                int64_t batch, int64_t m, int64_t n, int64_t k, bool transposeA,
+                bool transposeB, int64_t bBatchStride, float *workspace);
+
 enum class AttentionKind { Full, Causal, Alibi, Mask };
 
 struct AttentionShape {

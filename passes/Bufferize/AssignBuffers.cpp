@@ -369,6 +369,16 @@ int64_t weft::cpuWorkspaceBytes(Operation *op, int threads) {
     return alignUp(4 * kernels::cpu::linearBf16Workspace(
                            result.getNumElements() / w[0], w[1], w[0]));
   }
+  if (auto matmul = dyn_cast<MatmulOp>(op)) {
+    RankedTensorType result = matmul.getResult().getType();
+    if (!result.getElementType().isBF16())
+      return 0;
+    ArrayRef<int64_t> c = result.getShape(),
+                      a = matmul.getLhs().getType().getShape();
+    const int64_t k = a[a.size() - (matmul.getTransposeLhs() ? 2 : 1)];
+    return alignUp(
+        4 * kernels::cpu::matmulBf16Workspace(c[c.size() - 2], c.back(), k));
+  }
   if (auto group = dyn_cast<FusionGroupOp>(op))
     return alignUp(group.getScratchBytesPerThread()) * threads;
   // A gather along an inner dimension receives every member's block into a

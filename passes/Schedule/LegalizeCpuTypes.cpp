@@ -19,7 +19,8 @@ bool isBf16(Type type) {
 }
 
 /// Ops whose CPU code takes bf16 as it is: generated row kernels (which
-/// widen to f32 inside), linear (bf16 tiles widened in its workspace) and
+/// widen to f32 inside), linear and matmul (bf16 tiles widened in their
+/// workspace) and
 /// attention (keys, values and queries widened as they are packed) and its
 /// backward (its operands widened into its workspace, its gradients rounded
 /// once) when all of their tensors but a mask, ALiBi slopes and the f32
@@ -32,9 +33,9 @@ bool runsInBf16(Operation *op) {
           BroadcastOp, ConcatOp, MoeDispatchOp, GradNormOp, AdamWUpdateOp,
           AllGatherOp, AllSliceOp, AllToAllOp, OffloadOp, ReloadOp>(op))
     return true;
-  if (auto linear = dyn_cast<LinearOp>(op))
+  if (isa<LinearOp, MatmulOp>(op))
     return llvm::all_of(op->getOperandTypes(), isBf16) &&
-           isBf16(linear.getType());
+           isBf16(op->getResult(0).getType());
   if (auto attention = dyn_cast<AttentionOp>(op))
     return isBf16(attention.getResult().getType()) && // q, k and v are alike
            (!attention.getAlibiSlopes() ||

@@ -216,8 +216,9 @@ void CpuExecutor::prepareSteps() {
           fn == "all_slice" || fn == "all_reduce" || fn == "reduce_scatter" ||
           fn == "all_to_all" || fn == "offload" || fn == "reload";
       if (fn != "linear_bf16" && fn != "grouped_linear_bf16" &&
-          fn != "attention_bf16" && fn != "attention_grad_bf16" &&
-          fn != "grad_norm" && fn != "adamw" && !movesAnyType)
+          fn != "matmul_bf16" && fn != "attention_bf16" &&
+          fn != "attention_grad_bf16" && fn != "grad_norm" && fn != "adamw" &&
+          !movesAnyType)
         floatsAre(plan::F32);
       auto bufferBytes = [&](int i) {
         return plan.buffers(call.buffers(i)).bytes();
@@ -239,6 +240,13 @@ void CpuExecutor::prepareSteps() {
         steps.push_back([=] {
           cpu::matmul(f(0), f(1), f(2), in(0), in(1), in(2), in(3), in(4),
                       in(5), in(6));
+        });
+      } else if (fn == "matmul_bf16") { // a, b, c, workspace; as matmul
+        arity(4, 7, 0);
+        floatsAre(plan::BF16);
+        steps.push_back([=] {
+          cpu::matmulBf16(bf(0), bf(1), bf(2), in(0), in(1), in(2), in(3),
+                          in(4), in(5), in(6), f(3));
         });
       } else if (fn == "attention" || fn == "attention_bf16") {
         // q, k, v, mask?, slopes?, out, workspace, lse?;

@@ -526,14 +526,25 @@ void CudaExecutor::State::prepare() {
                0,
                0};
         addGemm(g, p(1), p(0), p(3), call.buffers(2) >= 0 ? p(2) : 0, where);
-      } else if (fn == "matmul") {
-        // a, b, c; batch, m, n, k, ta, tb, bStride (row-major): column-major
-        // C[n, m] = op(B) op(A).
-        arity(3, 7, 0);
+      } else if (fn == "matmul" || fn == "matmul_bf16") {
+        // a, b, c (, the CPU's workspace); batch, m, n, k, ta, tb, bStride
+        // (row-major): column-major C[n, m] = op(B) op(A).
+        arity(fn == "matmul" ? 3 : 4, 7, 0);
         const int64_t batch = in(0), m = in(1), n = in(2), k = in(3);
         const bool ta = in(4) != 0, tb = in(5) != 0;
-        Gemm g{CUDA_R_32F, tb, ta,    n,     m,     k,    tb ? k : n,
-               ta ? m : k, n,  batch, in(6), m * k, m * n};
+        Gemm g{fn == "matmul" ? CUDA_R_32F : CUDA_R_16BF,
+               tb,
+               ta,
+               n,
+               m,
+               k,
+               tb ? k : n,
+               ta ? m : k,
+               n,
+               batch,
+               in(6),
+               m * k,
+               m * n};
         addGemm(g, p(1), p(0), p(2), 0, where);
       } else if (fn == "attention" || fn == "attention_bf16") {
         // q, k, v, mask?, slopes?, out, workspace, lse?; batch, sq, skv,

@@ -140,6 +140,40 @@ TEST(Matmul, BatchedWithTransposesAndSharedRhs) {
       }
 }
 
+/// bf16 a, b and c: each result is the bf16 nearest the f32 product of the
+/// widened inputs (within one bf16 step: the tiles' GEMMs may sum in another
+/// order), past the 512-row and 512-column tiles, every transpose.
+TEST(MatmulBf16, RoundsTheF32ProductOnceInEveryTile) {
+  const int batch = 2, m = 530, n = 600, k = 19;
+  auto toBf16 = [](const std::vector<float> &v) {
+    std::vector<uint16_t> b(v.size());
+    f32ToBf16(v.data(), b.data(), v.size());
+    return b;
+  };
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (bool shared : {false, true}) {
+        auto a = toBf16(randomFloats(batch * m * k, 21)),
+             b = toBf16(randomFloats(batch * k * n, 22));
+        std::vector<uint16_t> c(batch * m * n, 0x7fc1); // NaN
+        std::vector<float> workspace(matmulBf16Workspace(m, n, k), NAN);
+        matmulBf16(a.data(), b.data(), c.data(), batch, m, n, k, ta, tb,
+                   shared ? 0 : k * n, workspace.data());
+        std::vector<float> af(a.size()), bf(b.size()), want(c.size());
+        bf16ToF32(a.data(), af.data(), a.size());
+        bf16ToF32(b.data(), bf.data(), b.size());
+        matmul(af.data(), bf.data(), want.data(), batch, m, n, k, ta, tb,
+               shared ? 0 : k * n);
+        for (size_t i = 0; i < c.size(); ++i) {
+          const float got = bf16ToFloat(c[i]),
+                      rounded = bf16ToFloat(floatToBf16(want[i]));
+          ASSERT_LE(std::abs(got - rounded), std::abs(rounded) / 128 + 1e-6)
+              << "element " << i << " (ta " << ta << ", tb " << tb
+              << ", shared " << shared << ")";
+        }
+      }
+}
+
 struct AttentionCase {
   AttentionShape shape;
   AttentionKind kind;
