@@ -3,6 +3,8 @@
 
 #include "ir/WeftDialect.h"
 
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/Sequence.h"
 #include "llvm/ADT/TypeSwitch.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/raw_ostream.h"
@@ -32,16 +34,44 @@ weft::codegen::elementCTypes(Operation *where, Type tensorType,
             "i32, i8 and i1 only)";
 }
 
-FailureOr<bool> weft::codegen::isWholeRowInput(FusionGroupOp group,
-                                               BlockArgument input) {
+FailureOr<codegen::InputLayout>
+weft::codegen::inputLayout(FusionGroupOp group, BlockArgument input) {
   auto type = cast<RankedTensorType>(input.getType());
   auto groupType = cast<RankedTensorType>(group.getResult(0).getType());
   if (type.getShape() == groupType.getShape())
-    return true;
+    return InputLayout::Row;
+  if (groupType.getRank() > 0 &&
+      type.getShape() == groupType.getShape().drop_back() &&
+      !input.use_empty() && llvm::all_of(input.getUsers(), [](Operation *user) {
+        return isa<BroadcastOp>(user);
+      }))
+    return InputLayout::PerRow;
   if (type.getRank() == 1 && type.getDimSize(0) == group.getRowLength())
-    return false;
+    return InputLayout::Column;
   return group.emitError() << "input " << input.getArgNumber() << " of type "
-                           << type << " is neither a row nor a column";
+                           << type
+                           << " is neither a row, a column nor a value per row";
+}
+
+LogicalResult weft::codegen::checkRowProducer(FusionGroupOp group,
+                                              Operation *op) {
+  auto shape = cast<RankedTensorType>(op->getResult(0).getType()).getShape();
+  if (auto iota = dyn_cast<IotaOp>(op)) {
+    if (iota.getDim() == static_cast<int64_t>(shape.size()) - 1)
+      return success();
+    return op->emitError() << "in a fusion group counts along dimension "
+                           << iota.getDim() << ", not the last";
+  }
+  auto broadcast = cast<BroadcastOp>(op);
+  auto input = dyn_cast<BlockArgument>(broadcast.getX());
+  FailureOr<InputLayout> layout =
+      input ? inputLayout(group, input) : FailureOr<InputLayout>(failure());
+  if (succeeded(layout) && *layout == InputLayout::PerRow &&
+      llvm::equal(broadcast.getDims(), llvm::seq<int64_t>(0, shape.size() - 1)))
+    return success();
+  return op->emitError()
+         << "in a fusion group broadcasts other than a group input's value "
+            "per row along the rows";
 }
 
 const char *const weft::codegen::kSelectHelper =

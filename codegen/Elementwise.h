@@ -27,11 +27,20 @@ mlir::FailureOr<ElementCTypes> elementCTypes(mlir::Operation *where,
                                              mlir::Type tensorType,
                                              llvm::StringRef backend);
 
-/// Whether `input` of `group` is a whole row (the group's shape) rather than
-/// a per-column vector (rank 1, the row length); an error on the group when
-/// it is neither.
-mlir::FailureOr<bool> isWholeRowInput(FusionGroupOp group,
-                                      mlir::BlockArgument input);
+/// How `input` of `group` lines up with the group's rows: a whole row (the
+/// group's shape), a per-column vector (rank 1, the row length: norm
+/// weights) or one value per row (the group's shape without its last
+/// dimension, read only by broadcasts along the rows).
+enum class InputLayout { Row, Column, PerRow };
+
+/// `input`'s layout; an error on the group when it has none of them.
+mlir::FailureOr<InputLayout> inputLayout(FusionGroupOp group,
+                                         mlir::BlockArgument input);
+
+/// That `op` of `group` is a row producer the generators take: an iota along
+/// the last dimension, or a broadcast of a per-row input along the rows; an
+/// error on the op otherwise.
+mlir::LogicalResult checkRowProducer(FusionGroupOp group, mlir::Operation *op);
 
 /// `value` as a C++ float literal that reads back to the same float.
 std::string floatLiteral(double value);

@@ -85,19 +85,31 @@ weft::codegen::generateFusionGroupSource(FusionGroupOp group,
     return success();
   };
 
-  // Inputs: a full row, or a per-column vector (norm weights).
+  // Inputs: a full row, a per-column vector (norm weights) or a value per
+  // row (a scalar, read by broadcasts).
   for (BlockArgument input : body.getArguments()) {
     auto type = cast<RankedTensorType>(input.getType());
     FailureOr<StringRef> t = storageType(group, type);
     if (failed(t))
       return failure();
-    FailureOr<bool> full = codegen::isWholeRowInput(group, input);
-    if (failed(full))
+    FailureOr<codegen::InputLayout> layout = codegen::inputLayout(group, input);
+    if (failed(layout))
       return failure();
-    std::string pointer =
-        "const " + t->str() + " *in" + std::to_string(input.getArgNumber());
-    os << "    " << pointer << " = reinterpret_cast<const " << *t << " *>(args["
-       << arg++ << "])" << (*full ? " + r * kCols" : "") << ";\n";
+    const std::string in = "in" + std::to_string(input.getArgNumber());
+    os << "    const " << *t << " *" << in << " = reinterpret_cast<const " << *t
+       << " *>(args[" << arg++ << "])"
+       << (*layout == codegen::InputLayout::Row ? " + r * kCols" : "") << ";\n";
+    if (*layout == codegen::InputLayout::PerRow) {
+      FailureOr<StringRef> c = computeType(group, type);
+      if (failed(c))
+        return failure();
+      usesBf16 |= isBf16(type);
+      row[input] = in + "_row";
+      os << "    const " << *c << " " << row[input] << " = "
+         << (isBf16(type) ? "weftBf16ToFloat(" + in + "[r])" : in + "[r]")
+         << ";\n";
+      continue;
+    }
     if (isBf16(type)) {
       usesBf16 = true;
       if (failed(declareScratch(input, group)))
@@ -149,6 +161,12 @@ weft::codegen::generateFusionGroupSource(FusionGroupOp group,
       expression = "static_cast<" + t->str() + ">(" + in[0] + "[c])";
       if (isBf16(convert.getType())) // round to bf16's precision
         expression = "weftBf16ToFloat(weftFloatToBf16(" + expression + "))";
+    } else if (isa<BroadcastOp, IotaOp>(op)) {
+      // Row producers (FormFusionGroups): the row's value, the column.
+      FailureOr<StringRef> t = computeType(&op, op.getResult(0).getType());
+      if (failed(t) || failed(codegen::checkRowProducer(group, &op)))
+        return failure();
+      expression = isa<IotaOp>(op) ? "static_cast<" + t->str() + ">(c)" : in[0];
     }
     if (!expression.empty()) {
       os << "    for (int64_t c = 0; c < kCols; ++c)\n      " << out

@@ -123,7 +123,7 @@ private:
   bool rowMode = false;
   llvm::DenseMap<Value, std::string> names;
   llvm::DenseMap<Operation *, unsigned> rowOpIndex;
-  SmallVector<bool> fullInput;
+  SmallVector<codegen::InputLayout> layouts;
 };
 
 LogicalResult Generator::emitChunkStart(llvm::raw_ostream &os) {
@@ -133,9 +133,17 @@ LogicalResult Generator::emitChunkStart(llvm::raw_ostream &os) {
     if (failed(t))
       return failure();
     unsigned i = input.getArgNumber();
+    if (layouts[i] == codegen::InputLayout::PerRow) { // one value per row
+      os << "      const " << t->storage << " a" << i << " = in" << i << "["
+         << (rowMode ? "blockIdx.x" : "i0 / kCols") << "];\n";
+      continue;
+    }
     os << "      const WeftChunk<" << t->storage << ", " << vector << "> a" << i
        << " = weftLoad<" << vector << ">(in" << i << " + "
-       << (fullInput[i] ? (rowMode ? "rowStart + c0" : "i0") : "c0") << ");\n";
+       << (layouts[i] == codegen::InputLayout::Row
+               ? (rowMode ? "rowStart + c0" : "i0")
+               : "c0")
+       << ");\n";
   }
   return success();
 }
@@ -146,7 +154,11 @@ LogicalResult Generator::emitBody(llvm::raw_ostream &os, Operation *limit) {
     FailureOr<ValueTypes> t = typesOf(group, input.getType());
     if (failed(t))
       return failure();
-    std::string element = "a" + std::to_string(input.getArgNumber()) + ".v[j]";
+    std::string element =
+        "a" + std::to_string(input.getArgNumber()) +
+        (layouts[input.getArgNumber()] == codegen::InputLayout::PerRow
+             ? ""
+             : ".v[j]");
     os << "        const " << t->compute << " " << name(input) << " = "
        << (isBf16(input.getType()) ? "weftBf16ToFloat(" + element + ")"
                                    : element)
@@ -166,6 +178,13 @@ LogicalResult Generator::emitBody(llvm::raw_ostream &os, Operation *limit) {
       expression = "static_cast<" + t->compute.str() + ">(" + in[0] + ")";
       if (isBf16(convert.getType())) // round to bf16's precision
         expression = "weftBf16ToFloat(weftFloatToBf16(" + expression + "))";
+    } else if (isa<BroadcastOp, IotaOp>(op)) {
+      // Row producers (FormFusionGroups): the row's value, the column.
+      if (failed(codegen::checkRowProducer(group, &op)))
+        return failure();
+      expression = isa<IotaOp>(op)
+                       ? "static_cast<" + t->compute.str() + ">(c0 + j)"
+                       : in[0];
     } else if (isRowOp(op)) {
       std::string s = "s" + std::to_string(rowOpIndex.lookup(&op));
       if (isa<RmsNormOp>(op))
@@ -262,11 +281,12 @@ FailureOr<codegen::CudaKernelSource> Generator::generate() {
     FailureOr<ValueTypes> t = typesOf(group, input.getType());
     if (failed(t))
       return failure();
-    FailureOr<bool> full = codegen::isWholeRowInput(group, input);
-    if (failed(full))
+    FailureOr<codegen::InputLayout> layout = codegen::inputLayout(group, input);
+    if (failed(layout))
       return failure();
-    fullInput.push_back(*full);
-    widest = std::max(widest, t->bytes);
+    layouts.push_back(*layout);
+    if (*layout != codegen::InputLayout::PerRow) // a scalar a row
+      widest = std::max(widest, t->bytes);
     ps << "const " << t->storage << " *in" << input.getArgNumber() << ", ";
   }
   YieldOp yield = group.getYield();

@@ -4,6 +4,8 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/IRMapping.h"
 #include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/Sequence.h"
 #include "llvm/ADT/SetVector.h"
 
 namespace weft {
@@ -87,10 +89,32 @@ struct FormFusionGroups
     }
     for (Group &group : groups)
       materialize(group);
-    // Splat constants every reader of which now holds a copy.
+    // Splat constants and row producers every reader of which now holds a
+    // copy.
     for (Operation &op : llvm::make_early_inc_range(body))
-      if (isSplatConstant(&op) && op.use_empty())
+      if ((isSplatConstant(&op) || isa<IotaOp, BroadcastOp>(op)) &&
+          op.use_empty())
         op.erase();
+  }
+
+  /// An iota along the last dimension, or a broadcast that only adds the
+  /// last dimension (a value per row, such as each token's label), of the
+  /// group's shape: a group computes its own copy (the column index, or its
+  /// row's element of the broadcast operand) instead of reading a
+  /// materialised tensor of it.
+  static bool isRowProducer(Operation *op, ArrayRef<int64_t> shape) {
+    if (!op || op->getNumResults() != 1 || shape.empty() ||
+        cast<RankedTensorType>(op->getResult(0).getType()).getShape() != shape)
+      return false;
+    if (auto iota = dyn_cast<IotaOp>(op))
+      return iota.getDim() == static_cast<int64_t>(shape.size()) - 1;
+    auto broadcast = dyn_cast<BroadcastOp>(op);
+    if (!broadcast)
+      return false;
+    ArrayRef<int64_t> from = broadcast.getX().getType().getShape();
+    return from == shape.drop_back() &&
+           llvm::equal(broadcast.getDims(),
+                       llvm::seq<int64_t>(0, shape.size() - 1));
   }
 
   /// A constant whose every element is one value: a group holds its own
@@ -107,14 +131,19 @@ struct FormFusionGroups
     llvm::SetVector<Value> inputs;
     SmallVector<Value> yielded;
     SmallVector<Location> locs;
-    llvm::SetVector<Operation *> splats;
+    llvm::SetVector<Operation *> splats, producers;
     for (Operation *op : group.ops) {
       locs.push_back(op->getLoc());
       for (Value operand : op->getOperands())
         if (isSplatConstant(operand.getDefiningOp()))
           splats.insert(operand.getDefiningOp());
-        else if (!group.members.contains(operand.getDefiningOp()))
+        else if (isRowProducer(operand.getDefiningOp(), shapeOf(op))) {
+          producers.insert(operand.getDefiningOp());
+          for (Value x : operand.getDefiningOp()->getOperands())
+            inputs.insert(x);
+        } else if (!group.members.contains(operand.getDefiningOp())) {
           inputs.insert(operand);
+        }
       for (Value result : op->getResults())
         if (llvm::any_of(result.getUsers(), [&](Operation *user) {
               return !group.members.contains(user);
@@ -134,6 +163,8 @@ struct FormFusionGroups
       mapping.map(input, block->addArgument(input.getType(), input.getLoc()));
     for (Operation *splat : splats)
       builder.clone(*splat, mapping);
+    for (Operation *producer : producers)
+      builder.clone(*producer, mapping);
     for (Operation *op : group.ops)
       builder.clone(*op, mapping);
     SmallVector<Value> yieldValues;

@@ -101,3 +101,32 @@ func.func @splat_constants(%x: tensor<2x8xf32>) -> tensor<2x8xf32> {
   %l = weft.linear %e, %k : (tensor<2x8xf32>, tensor<8x8xf32>) -> tensor<2x8xf32>
   return %l : tensor<2x8xf32>
 }
+
+// -----
+
+// Row producers: the one-hot of each token's label (an iota along the last
+// dimension compared with the labels broadcast along it) is computed inside
+// the group that reads it; neither [2, 8] tensor is materialised. A
+// broadcast along another dimension, and an iota used outside a group, stay.
+// CHECK-LABEL: func.func @row_producers
+// CHECK-NOT: weft.iota dim 1 : tensor<2x8xi64>
+// CHECK: %[[COL:.*]] = weft.broadcast %{{.*}} dims [1] : tensor<8xf32> -> tensor<2x8xf32>
+// CHECK: %[[KEEP:.*]] = weft.iota dim 0 : tensor<2x8xi64>
+// CHECK: weft.fusion_group(%{{.*}}, %{{.*}}, %[[COL]] : tensor<2xi64>, tensor<2x8xf32>, tensor<2x8xf32>)
+// CHECK-NEXT: ^bb0(%[[L:.*]]: tensor<2xi64>, %{{.*}}: tensor<2x8xf32>, %{{.*}}: tensor<2x8xf32>):
+// CHECK-NEXT: %[[I:.*]] = weft.iota dim 1 : tensor<2x8xi64>
+// CHECK-NEXT: %[[B:.*]] = weft.broadcast %[[L]] dims [0] : tensor<2xi64> -> tensor<2x8xi64>
+// CHECK-NEXT: weft.compare eq, %[[I]], %[[B]]
+// CHECK: weft.fusion_group(%[[KEEP]] : tensor<2x8xi64>)
+func.func @row_producers(%labels: tensor<2xi64>, %p: tensor<2x8xf32>, %c: tensor<8xf32>) -> (tensor<2x8xf32>, tensor<2x8xi64>) {
+  %iota = weft.iota dim 1 : tensor<2x8xi64>
+  %rows = weft.broadcast %labels dims [0] : tensor<2xi64> -> tensor<2x8xi64>
+  %col = weft.broadcast %c dims [1] : tensor<8xf32> -> tensor<2x8xf32>
+  %keep = weft.iota dim 0 : tensor<2x8xi64>
+  %hot = weft.compare eq, %iota, %rows : tensor<2x8xi64>
+  %f = weft.convert %hot : tensor<2x8xi1> -> tensor<2x8xf32>
+  %d = weft.sub %p, %f : tensor<2x8xf32>
+  %e = weft.mul %d, %col : tensor<2x8xf32>
+  %k = weft.add %keep, %keep : tensor<2x8xi64>
+  return %e, %k : tensor<2x8xf32>, tensor<2x8xi64>
+}
