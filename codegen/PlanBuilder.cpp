@@ -546,8 +546,12 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
       isa<LinearOp, GroupedLinearOp, MatmulOp, AttentionOp, AttentionGradOp>(
           op) &&
       cast<RankedTensorType>(op->getResultTypes()[0]).getElementType().isBF16();
+  // cross_entropy reads bf16 logits as they are (its loss is f32).
+  const bool bf16Logits =
+      isa<CrossEntropyOp>(op) &&
+      cast<CrossEntropyOp>(op).getLogits().getType().getElementType().isBF16();
   // Data movement takes any element type; the rest computes in f32.
-  if (!bf16Gemm &&
+  if (!bf16Gemm && !bf16Logits &&
       !isa<GatherOp, IotaOp, TransposeOp, SliceOp, BroadcastOp, ConcatOp,
            MoeDispatchOp>(op) &&
       failed(requireF32(op)))
@@ -681,7 +685,7 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
     return success();
   }
   if (auto loss = dyn_cast<CrossEntropyOp>(op)) {
-    call->set_function("cross_entropy");
+    call->set_function(bf16Logits ? "cross_entropy_bf16" : "cross_entropy");
     ArrayRef<int64_t> logits = shape(loss.getLogits());
     if (failed(use(loss.getLogits())) || failed(use(loss.getLabels())) ||
         failed(use(loss.getResult())))

@@ -6,11 +6,16 @@
 #include <limits>
 #include <vector>
 
-int64_t weft::kernels::cpu::crossEntropy(const float *logits,
-                                         const int64_t *labels, float *out,
-                                         int64_t tokens, int64_t vocab,
-                                         int64_t ignoreIndex,
-                                         LossReduction reduction) {
+using namespace weft::kernels::cpu;
+
+namespace {
+float widen(float x) { return x; }
+float widen(uint16_t bits) { return bf16ToFloat(bits); }
+
+template <typename T>
+int64_t crossEntropyOf(const T *logits, const int64_t *labels, float *out,
+                       int64_t tokens, int64_t vocab, int64_t ignoreIndex,
+                       LossReduction reduction) {
   for (int64_t t = 0; t < tokens; ++t)
     if (labels[t] != ignoreIndex && (labels[t] < 0 || labels[t] >= vocab))
       return t;
@@ -19,14 +24,14 @@ int64_t weft::kernels::cpu::crossEntropy(const float *logits,
   for (int64_t t = 0; t < tokens; ++t) {
     if (labels[t] == ignoreIndex)
       continue;
-    const float *row = logits + t * vocab;
+    const T *row = logits + t * vocab;
     float max = -std::numeric_limits<float>::infinity();
     for (int64_t c = 0; c < vocab; ++c)
-      max = std::max(max, row[c]);
+      max = std::max(max, widen(row[c]));
     double sum = 0.0;
     for (int64_t c = 0; c < vocab; ++c)
-      sum += std::exp(static_cast<double>(row[c] - max));
-    losses[t] = std::log(sum) + max - row[labels[t]];
+      sum += std::exp(static_cast<double>(widen(row[c]) - max));
+    losses[t] = std::log(sum) + max - widen(row[labels[t]]);
   }
   if (reduction == LossReduction::None) {
     for (int64_t t = 0; t < tokens; ++t)
@@ -43,4 +48,23 @@ int64_t weft::kernels::cpu::crossEntropy(const float *logits,
     total = counted ? total / counted : 0.0;
   out[0] = static_cast<float>(total);
   return -1;
+}
+} // namespace
+
+int64_t weft::kernels::cpu::crossEntropy(const float *logits,
+                                         const int64_t *labels, float *out,
+                                         int64_t tokens, int64_t vocab,
+                                         int64_t ignoreIndex,
+                                         LossReduction reduction) {
+  return crossEntropyOf(logits, labels, out, tokens, vocab, ignoreIndex,
+                        reduction);
+}
+
+int64_t weft::kernels::cpu::crossEntropyBf16(const uint16_t *logits,
+                                             const int64_t *labels, float *out,
+                                             int64_t tokens, int64_t vocab,
+                                             int64_t ignoreIndex,
+                                             LossReduction reduction) {
+  return crossEntropyOf(logits, labels, out, tokens, vocab, ignoreIndex,
+                        reduction);
 }

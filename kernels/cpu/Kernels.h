@@ -244,6 +244,12 @@ int64_t crossEntropy(const float *logits, const int64_t *labels, float *out,
                      int64_t tokens, int64_t vocab, int64_t ignoreIndex,
                      LossReduction reduction);
 
+/// crossEntropy of bf16 logits, each widened as it is read (the numbers of
+/// widening the logits first).
+int64_t crossEntropyBf16(const uint16_t *logits, const int64_t *labels,
+                         float *out, int64_t tokens, int64_t vocab,
+                         int64_t ignoreIndex, LossReduction reduction);
+
 /// One AdamW step's hyperparameters, as torch.optim.AdamW takes them
 /// (`step` counts from 1), and the factor gradients are scaled by first
 /// (global-norm clipping: min(1, max_norm / (norm + 1e-6)); else 1).

@@ -185,9 +185,10 @@ extern "C" __global__ void weft_softmax(const float *x, float *y,
 /// (kernels::cpu::crossEntropy): a block per token writes its loss, in
 /// double, to `losses` (0 for an ignored label; a label outside [0, vocab)
 /// is reported). weft_cross_entropy_reduce then sums them in a fixed order.
-extern "C" __global__ void
-weft_cross_entropy(const float *logits, const long long *labels, double *losses,
-                   long long vocab, long long ignoreIndex, long long *status) {
+template <typename T>
+__device__ void crossEntropy(const T *logits, const long long *labels,
+                             double *losses, long long vocab,
+                             long long ignoreIndex, long long *status) {
   __shared__ double partial[32];
   __shared__ float maxima[32];
   const long long token = blockIdx.x;
@@ -200,12 +201,12 @@ weft_cross_entropy(const float *logits, const long long *labels, double *losses,
     }
     return;
   }
-  const float *row = logits + token * vocab;
+  const T *row = logits + token * vocab;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int warps = blockDim.x / 32;
   float max = kNegInf;
   for (long long c = threadIdx.x; c < vocab; c += blockDim.x)
-    max = fmaxf(max, row[c]);
+    max = fmaxf(max, toFloat(row[c]));
   for (int o = 16; o > 0; o >>= 1)
     max = fmaxf(max, __shfl_xor_sync(0xffffffffu, max, o));
   if (lane == 0)
@@ -216,7 +217,7 @@ weft_cross_entropy(const float *logits, const long long *labels, double *losses,
     max = fmaxf(max, maxima[w]);
   double sum = 0.0;
   for (long long c = threadIdx.x; c < vocab; c += blockDim.x)
-    sum += exp(static_cast<double>(row[c] - max));
+    sum += exp(static_cast<double>(toFloat(row[c]) - max));
   for (int o = 16; o > 0; o >>= 1)
     sum += __shfl_xor_sync(0xffffffffu, sum, o);
   if (lane == 0)
@@ -226,8 +227,22 @@ weft_cross_entropy(const float *logits, const long long *labels, double *losses,
     double total = 0.0;
     for (int w = 0; w < warps; ++w)
       total += partial[w];
-    losses[token] = log(total) + max - row[label];
+    losses[token] = log(total) + max - toFloat(row[label]);
   }
+}
+
+extern "C" __global__ void
+weft_cross_entropy(const float *logits, const long long *labels, double *losses,
+                   long long vocab, long long ignoreIndex, long long *status) {
+  crossEntropy(logits, labels, losses, vocab, ignoreIndex, status);
+}
+
+/// weft_cross_entropy of bf16 logits, widened as they are read.
+extern "C" __global__ void
+weft_cross_entropy_bf16(const __nv_bfloat16 *logits, const long long *labels,
+                        double *losses, long long vocab, long long ignoreIndex,
+                        long long *status) {
+  crossEntropy(logits, labels, losses, vocab, ignoreIndex, status);
 }
 
 /// out[0] = Σ losses (reduction 1, sum) or their mean over the tokens whose

@@ -46,6 +46,8 @@ bool runsInBf16(Operation *op) {
            (!grad.getAlibiSlopes() || !isBf16(grad.getAlibiSlopes().getType()));
   if (auto grouped = dyn_cast<GroupedLinearOp>(op))
     return isBf16(grouped.getType()); // C3: x and weights alike
+  if (isa<CrossEntropyOp>(op))        // bf16 logits widened as they are read
+    return true;
   return false;
 }
 

@@ -216,9 +216,9 @@ void CpuExecutor::prepareSteps() {
           fn == "all_slice" || fn == "all_reduce" || fn == "reduce_scatter" ||
           fn == "all_to_all" || fn == "offload" || fn == "reload";
       if (fn != "linear_bf16" && fn != "grouped_linear_bf16" &&
-          fn != "matmul_bf16" && fn != "attention_bf16" &&
-          fn != "attention_grad_bf16" && fn != "grad_norm" && fn != "adamw" &&
-          !movesAnyType)
+          fn != "matmul_bf16" && fn != "cross_entropy_bf16" &&
+          fn != "attention_bf16" && fn != "attention_grad_bf16" &&
+          fn != "grad_norm" && fn != "adamw" && !movesAnyType)
         floatsAre(plan::F32);
       auto bufferBytes = [&](int i) {
         return plan.buffers(call.buffers(i)).bytes();
@@ -328,13 +328,20 @@ void CpuExecutor::prepareSteps() {
           if (bad >= 0)
             throw outside("index", ix(1)[bad], "at position", bad, in(1));
         });
-      } else if (fn == "cross_entropy") { // logits, labels, out; tokens, vocab,
-                                          // ignore, reduction
+      } else if (fn == "cross_entropy" || fn == "cross_entropy_bf16") {
+        // logits, labels, out; tokens, vocab, ignore, reduction (_bf16: bf16
+        // logits, an f32 loss)
         arity(3, 4, 0);
         auto reduction = static_cast<cpu::LossReduction>(in(3));
+        const bool bf16 = fn == "cross_entropy_bf16";
+        if (bf16 && (plan.buffers(call.buffers(0)).dtype() != plan::BF16 ||
+                     plan.buffers(call.buffers(2)).dtype() != plan::F32))
+          throw fail("expects bf16 logits and an f32 loss");
         steps.push_back([=] {
-          int64_t bad = cpu::crossEntropy(f(0), ix(1), f(2), in(0), in(1),
-                                          in(2), reduction);
+          int64_t bad = bf16 ? cpu::crossEntropyBf16(bf(0), ix(1), f(2), in(0),
+                                                     in(1), in(2), reduction)
+                             : cpu::crossEntropy(f(0), ix(1), f(2), in(0),
+                                                 in(1), in(2), reduction);
           if (bad >= 0)
             throw outside("label", ix(1)[bad], "of token", bad, in(1));
         });

@@ -696,8 +696,9 @@ void CudaExecutor::State::prepare() {
         steps.push_back([this, function, total, args] {
           launch(function, gridFor(total), 1, 256, *args);
         });
-      } else if (fn == "cross_entropy") { // logits, labels, out; tokens,
-                                          // vocab, ignore, reduction
+      } else if (fn == "cross_entropy" || fn == "cross_entropy_bf16") {
+        // logits, labels, out; tokens, vocab, ignore, reduction (_bf16: bf16
+        // logits)
         arity(3, 4, 0);
         if (in(3) < 0 || in(3) > 2)
           throw Error(where + "has an unknown reduction " +
@@ -715,7 +716,9 @@ void CudaExecutor::State::prepare() {
             .add(static_cast<long long>(in(2)))
             .add(static_cast<int>(in(3)));
         const unsigned tokens = static_cast<unsigned>(in(0));
-        CUfunction perToken = libraryFunction("weft_cross_entropy");
+        CUfunction perToken =
+            libraryFunction(fn == "cross_entropy" ? "weft_cross_entropy"
+                                                  : "weft_cross_entropy_bf16");
         CUfunction total = libraryFunction("weft_cross_entropy_reduce");
         steps.push_back([this, perToken, total, tokens, args, reduce] {
           if (tokens > 0)
@@ -1270,7 +1273,9 @@ CudaExecutor::CudaExecutor(const plan::Plan &plan, std::string planName,
   int64_t scratchBytes = 0;
   for (const auto &stream : plan.streams())
     for (const auto &step : stream.steps())
-      if (step.has_call() && step.call().function() == "cross_entropy" &&
+      if (step.has_call() &&
+          (step.call().function() == "cross_entropy" ||
+           step.call().function() == "cross_entropy_bf16") &&
           step.call().ints_size() > 0)
         scratchBytes = std::max(scratchBytes, step.call().ints(0) * 8);
   s.scratchOffset = offset;

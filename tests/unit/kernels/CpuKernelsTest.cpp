@@ -679,6 +679,36 @@ TEST(CrossEntropy, IgnoresTokensAndWeighsTheMean) {
             3);
 }
 
+// bf16 logits give the losses of the same logits widened first, to the bit,
+// every reduction, ignored labels and a bad label included.
+TEST(CrossEntropy, Bf16LogitsAreTheWidenedLogitsLosses) {
+  const int64_t tokens = 9, vocab = 37;
+  auto wide = randomFloats(tokens * vocab, 72);
+  std::vector<uint16_t> logits(wide.size());
+  f32ToBf16(wide.data(), logits.data(), wide.size());
+  bf16ToF32(logits.data(), wide.data(), wide.size());
+  std::vector<int64_t> labels(tokens);
+  for (int64_t t = 0; t < tokens; ++t)
+    labels[t] = t == 2 ? -100 : (t * 7) % vocab;
+  for (LossReduction reduction :
+       {LossReduction::None, LossReduction::Mean, LossReduction::Sum}) {
+    const size_t n = reduction == LossReduction::None ? tokens : 1;
+    auto want = poisoned(n), got = poisoned(n);
+    ASSERT_EQ(crossEntropy(wide.data(), labels.data(), want.data(), tokens,
+                           vocab, -100, reduction),
+              -1);
+    ASSERT_EQ(crossEntropyBf16(logits.data(), labels.data(), got.data(), tokens,
+                               vocab, -100, reduction),
+              -1);
+    EXPECT_EQ(std::memcmp(want.data(), got.data(), n * sizeof(float)), 0);
+  }
+  labels[5] = vocab;
+  auto out = poisoned(1);
+  EXPECT_EQ(crossEntropyBf16(logits.data(), labels.data(), out.data(), tokens,
+                             vocab, -100, LossReduction::Sum),
+            5);
+}
+
 TEST(CopyStrided, TransposesSlicesAndBroadcasts) {
   // x [2, 3, 4] transposed by [2, 0, 1] into [4, 2, 3].
   auto x = randomFloats(24, 70);
