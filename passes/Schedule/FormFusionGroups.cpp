@@ -63,21 +63,67 @@ struct FormFusionGroups
             return false;
       return true;
     };
+    // Groups `ids` joined into one at `op`: no value of theirs may be used
+    // by an op outside them that comes before `op`.
+    auto canMerge = [&](ArrayRef<unsigned> ids, Operation *op) {
+      llvm::SmallPtrSet<Operation *, 16> all;
+      for (unsigned id : ids)
+        all.insert(groups[id].ops.begin(), groups[id].ops.end());
+      for (Operation *member : all)
+        for (Operation *user : member->getUsers())
+          if (user != op && !all.contains(user) &&
+              position[user] < position[op])
+            return false;
+      return true;
+    };
     for (Operation &op : body) {
       if (!isRowKernelOp(&op))
         continue;
       std::optional<unsigned> chosen;
+      SmallVector<unsigned> operandGroups; // of op's shape
       for (Value operand : op.getOperands()) {
         Operation *def = operand.getDefiningOp();
         auto it = def ? groupOf.find(def) : groupOf.end();
         if (it == groupOf.end())
           continue;
         Group &group = groups[it->second];
-        if (shapeOf(group.ops.front()) != shapeOf(&op) || !canJoin(group, &op))
+        if (shapeOf(group.ops.front()) != shapeOf(&op))
+          continue;
+        if (!llvm::is_contained(operandGroups, it->second))
+          operandGroups.push_back(it->second);
+        if (!canJoin(group, &op))
           continue;
         if (!chosen ||
             position[groups[*chosen].ops.back()] < position[group.ops.back()])
           chosen = it->second;
+      }
+      // An op reading several groups joins them all where it can and where
+      // no group's inputs would outlive what it stops writing (the softmax,
+      // the one-hot and the scale of a loss's gradient become one kernel
+      // instead of three, two of them writing [tokens, vocab]).
+      if (operandGroups.size() > 1 && canMerge(operandGroups, &op) &&
+          llvm::all_of(operandGroups, [&](unsigned id) {
+            return keepsMemory(groups, operandGroups, id, &op, position);
+          })) {
+        chosen = operandGroups.front();
+        for (unsigned id : operandGroups)
+          if (position[groups[id].ops.back()] >
+              position[groups[*chosen].ops.back()])
+            chosen = id;
+        Group &into = groups[*chosen];
+        for (unsigned id : operandGroups) {
+          if (id == *chosen)
+            continue;
+          for (Operation *member : groups[id].ops) {
+            into.ops.push_back(member);
+            into.members.insert(member);
+            groupOf[member] = *chosen;
+          }
+          groups[id] = Group();
+        }
+        llvm::sort(into.ops, [&](Operation *a, Operation *b) {
+          return position[a] < position[b];
+        });
       }
       if (!chosen) {
         chosen = groups.size();
@@ -88,13 +134,54 @@ struct FormFusionGroups
       groupOf[&op] = *chosen;
     }
     for (Group &group : groups)
-      materialize(group);
+      if (!group.ops.empty()) // (emptied by a merge)
+        materialize(group);
     // Splat constants and row producers every reader of which now holds a
     // copy.
     for (Operation &op : llvm::make_early_inc_range(body))
       if ((isSplatConstant(&op) || isa<IotaOp, BroadcastOp>(op)) &&
           op.use_empty())
         op.erase();
+  }
+
+  static int64_t bytesOf(Value v) {
+    auto type = cast<RankedTensorType>(v.getType());
+    return type.getNumElements() *
+           std::max<int64_t>(type.getElementTypeBitWidth() / 8, 1);
+  }
+
+  /// Whether group `id` can move down to `op` inside the groups `ids`
+  /// without more memory: the inputs it would keep alive longer (read by no
+  /// one at or after `op`) weigh no more than its values that stop being
+  /// written (read only inside the merged groups and `op`).
+  static bool keepsMemory(ArrayRef<Group> groups, ArrayRef<unsigned> ids,
+                          unsigned id, Operation *op,
+                          const DenseMap<Operation *, unsigned> &position) {
+    auto merged = [&](Operation *user) {
+      return user == op || llvm::any_of(ids, [&](unsigned other) {
+               return groups[other].members.contains(user);
+             });
+    };
+    const Group &group = groups[id];
+    const unsigned at = position.lookup(op);
+    int64_t longer = 0, unwritten = 0;
+    llvm::SmallPtrSet<Value, 8> inputs;
+    for (Operation *member : group.ops) {
+      for (Value operand : member->getOperands())
+        if (!group.members.contains(operand.getDefiningOp()) &&
+            !isSplatConstant(operand.getDefiningOp()) &&
+            !isRowProducer(operand.getDefiningOp(), shapeOf(member)) &&
+            inputs.insert(operand).second &&
+            llvm::none_of(operand.getUsers(), [&](Operation *user) {
+              return !group.members.contains(user) &&
+                     (merged(user) || position.lookup(user) >= at);
+            }))
+          longer += bytesOf(operand);
+      for (Value result : member->getResults())
+        if (llvm::all_of(result.getUsers(), merged))
+          unwritten += bytesOf(result);
+    }
+    return longer <= unwritten;
   }
 
   /// An iota along the last dimension, or a broadcast that only adds the

@@ -130,3 +130,45 @@ func.func @row_producers(%labels: tensor<2xi64>, %p: tensor<2x8xf32>, %c: tensor
   %k = weft.add %keep, %keep : tensor<2x8xi64>
   return %e, %k : tensor<2x8xf32>, tensor<2x8xi64>
 }
+
+// -----
+
+// An op reading two groups joins them into one (a loss's gradient: the
+// softmax and the one-hot in one kernel, neither [2, 8] result written).
+// CHECK-LABEL: func.func @joins_groups
+// CHECK: weft.fusion_group(%{{.*}}, %{{.*}} : tensor<2x8xf32>, tensor<2xi64>)
+// CHECK: weft.softmax
+// CHECK: weft.compare
+// CHECK: weft.sub
+// CHECK-NEXT: weft.yield
+// CHECK-NOT: weft.fusion_group
+func.func @joins_groups(%x: tensor<2x8xf32>, %labels: tensor<2xi64>) -> tensor<2x8xf32> {
+  %s = weft.softmax %x dim 1 : tensor<2x8xf32>
+  %iota = weft.iota dim 1 : tensor<2x8xi64>
+  %rows = weft.broadcast %labels dims [0] : tensor<2xi64> -> tensor<2x8xi64>
+  %hot = weft.compare eq, %iota, %rows : tensor<2x8xi64>
+  %f = weft.convert %hot : tensor<2x8xi1> -> tensor<2x8xf32>
+  %d = weft.sub %s, %f : tensor<2x8xf32>
+  return %d : tensor<2x8xf32>
+}
+
+// -----
+
+// No join that keeps more input alive than it saves writing: the sum's two
+// inputs, read by nothing else, would live on to the subtraction to save
+// writing one tensor of their size; the subtraction joins the other group.
+// CHECK-LABEL: func.func @keeps_memory
+// CHECK: %[[A:.*]] = weft.fusion_group(%{{.*}}, %{{.*}} : tensor<2x8xf32>, tensor<2x8xf32>)
+// CHECK-NEXT: ^bb0
+// CHECK-NEXT: weft.add
+// CHECK-NEXT: weft.yield
+// CHECK: weft.fusion_group(%{{.*}}, %[[A]] :
+// CHECK-NEXT: ^bb0
+// CHECK-NEXT: weft.exp
+// CHECK-NEXT: weft.sub
+func.func @keeps_memory(%x1: tensor<2x8xf32>, %x2: tensor<2x8xf32>, %y: tensor<2x8xf32>) -> tensor<2x8xf32> {
+  %a = weft.add %x1, %x2 : tensor<2x8xf32>
+  %b = weft.exp %y : tensor<2x8xf32>
+  %d = weft.sub %a, %b : tensor<2x8xf32>
+  return %d : tensor<2x8xf32>
+}
