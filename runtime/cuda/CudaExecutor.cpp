@@ -70,7 +70,8 @@ private:
 /// kernels/cuda/Library.cu's weft_reduce geometry, passed by value.
 struct ReduceShape {
   int keptRank = 0, reducedRank = 0;
-  long long keptShape[8], keptStride[8], reducedShape[8], reducedStride[8];
+  long long keptShape[8] = {}, keptStride[8] = {}, reducedShape[8] = {},
+            reducedStride[8] = {};
   long long outputs = 1, count = 1;
   int innerReduced = 0;
 };
