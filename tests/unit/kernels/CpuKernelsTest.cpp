@@ -74,6 +74,22 @@ INSTANTIATE_TEST_SUITE_P(Shapes, LinearTest,
                                            std::make_tuple(128, 256, 96,
                                                            true)));
 
+namespace {
+std::vector<uint16_t> roundToBf16(const std::vector<float> &v) {
+  std::vector<uint16_t> bits(v.size());
+  for (size_t i = 0; i < v.size(); ++i)
+    bits[i] = floatToBf16(v[i]);
+  return bits;
+}
+
+std::vector<float> widen(const std::vector<uint16_t> &bits) {
+  std::vector<float> v(bits.size());
+  for (size_t i = 0; i < v.size(); ++i)
+    v[i] = bf16ToFloat(bits[i]);
+  return v;
+}
+} // namespace
+
 class LinearBf16Test
     : public ::testing::TestWithParam<std::tuple<int, int, int, bool>> {};
 
@@ -81,14 +97,9 @@ class LinearBf16Test
 /// the exact product of the bf16 inputs (up to f32 summation error).
 TEST_P(LinearBf16Test, RoundsTheF32ResultOnce) {
   auto [rows, in, out, withBias] = GetParam();
-  auto toBf16 = [](const std::vector<float> &v) {
-    std::vector<uint16_t> b(v.size());
-    f32ToBf16(v.data(), b.data(), v.size());
-    return b;
-  };
-  auto x = toBf16(randomFloats(rows * in, 11)),
-       w = toBf16(randomFloats(out * in, 12)),
-       bias = toBf16(randomFloats(out, 13));
+  auto x = roundToBf16(randomFloats(rows * in, 11)),
+       w = roundToBf16(randomFloats(out * in, 12)),
+       bias = roundToBf16(randomFloats(out, 13));
   std::vector<uint16_t> y(rows * out, 0x7fc1); // NaN
   std::vector<float> workspace(linearBf16Workspace(rows, in, out), NAN);
   linearBf16(x.data(), w.data(), withBias ? bias.data() : nullptr, y.data(),
@@ -145,25 +156,18 @@ TEST(Matmul, BatchedWithTransposesAndSharedRhs) {
 /// order), past the 512-row and 512-column tiles, every transpose.
 TEST(MatmulBf16, RoundsTheF32ProductOnceInEveryTile) {
   const int batch = 2, m = 530, n = 600, k = 19;
-  auto toBf16 = [](const std::vector<float> &v) {
-    std::vector<uint16_t> b(v.size());
-    f32ToBf16(v.data(), b.data(), v.size());
-    return b;
-  };
   for (bool ta : {false, true})
     for (bool tb : {false, true})
       for (bool shared : {false, true}) {
-        auto a = toBf16(randomFloats(batch * m * k, 21)),
-             b = toBf16(randomFloats(batch * k * n, 22));
+        auto a = roundToBf16(randomFloats(batch * m * k, 21)),
+             b = roundToBf16(randomFloats(batch * k * n, 22));
         std::vector<uint16_t> c(batch * m * n, 0x7fc1); // NaN
         std::vector<float> workspace(matmulBf16Workspace(m, n, k), NAN);
         matmulBf16(a.data(), b.data(), c.data(), batch, m, n, k, ta, tb,
                    shared ? 0 : k * n, workspace.data());
-        std::vector<float> af(a.size()), bf(b.size()), want(c.size());
-        bf16ToF32(a.data(), af.data(), a.size());
-        bf16ToF32(b.data(), bf.data(), b.size());
-        matmul(af.data(), bf.data(), want.data(), batch, m, n, k, ta, tb,
-               shared ? 0 : k * n);
+        std::vector<float> want(c.size());
+        matmul(widen(a).data(), widen(b).data(), want.data(), batch, m, n, k,
+               ta, tb, shared ? 0 : k * n);
         for (size_t i = 0; i < c.size(); ++i) {
           const float got = bf16ToFloat(c[i]),
                       rounded = bf16ToFloat(floatToBf16(want[i]));
@@ -278,22 +282,6 @@ TEST_P(AttentionTest, MatchesNaiveSoftmaxAttention) {
       }
   expectClose(out, ref, 2e-5);
 }
-
-namespace {
-std::vector<uint16_t> roundToBf16(const std::vector<float> &v) {
-  std::vector<uint16_t> bits(v.size());
-  for (size_t i = 0; i < v.size(); ++i)
-    bits[i] = floatToBf16(v[i]);
-  return bits;
-}
-
-std::vector<float> widen(const std::vector<uint16_t> &bits) {
-  std::vector<float> v(bits.size());
-  for (size_t i = 0; i < v.size(); ++i)
-    v[i] = bf16ToFloat(bits[i]);
-  return v;
-}
-} // namespace
 
 // bf16 storage: the same f32 computation on the widened values, rounded
 // once: bit for bit the f32 kernel's output on bf16-rounded inputs, rounded.
@@ -683,10 +671,8 @@ TEST(CrossEntropy, IgnoresTokensAndWeighsTheMean) {
 // every reduction, ignored labels and a bad label included.
 TEST(CrossEntropy, Bf16LogitsAreTheWidenedLogitsLosses) {
   const int64_t tokens = 9, vocab = 37;
-  auto wide = randomFloats(tokens * vocab, 72);
-  std::vector<uint16_t> logits(wide.size());
-  f32ToBf16(wide.data(), logits.data(), wide.size());
-  bf16ToF32(logits.data(), wide.data(), wide.size());
+  const auto logits = roundToBf16(randomFloats(tokens * vocab, 72));
+  const auto wide = widen(logits);
   std::vector<int64_t> labels(tokens);
   for (int64_t t = 0; t < tokens; ++t)
     labels[t] = t == 2 ? -100 : (t * 7) % vocab;
