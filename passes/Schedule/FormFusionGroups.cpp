@@ -53,27 +53,19 @@ struct FormFusionGroups
 
     std::vector<Group> groups;
     DenseMap<Operation *, unsigned> groupOf;
-    // Joining moves the group down to `op`: no value of the group may be
-    // used by an op outside it that comes before `op`.
-    auto canJoin = [&](const Group &group, Operation *op) {
-      for (Operation *member : group.ops)
-        for (Operation *user : member->getUsers())
-          if (user != op && !group.members.contains(user) &&
-              position[user] < position[op])
-            return false;
-      return true;
-    };
-    // Groups `ids` joined into one at `op`: no value of theirs may be used
-    // by an op outside them that comes before `op`.
-    auto canMerge = [&](ArrayRef<unsigned> ids, Operation *op) {
-      llvm::SmallPtrSet<Operation *, 16> all;
+    // Joining moves groups `ids` down to `op` as one: no value of theirs may
+    // be used by an op outside them that comes before `op`.
+    auto canJoin = [&](ArrayRef<unsigned> ids, Operation *op) {
+      auto inside = [&](Operation *user) {
+        return llvm::any_of(ids, [&](unsigned id) {
+          return groups[id].members.contains(user);
+        });
+      };
       for (unsigned id : ids)
-        all.insert(groups[id].ops.begin(), groups[id].ops.end());
-      for (Operation *member : all)
-        for (Operation *user : member->getUsers())
-          if (user != op && !all.contains(user) &&
-              position[user] < position[op])
-            return false;
+        for (Operation *member : groups[id].ops)
+          for (Operation *user : member->getUsers())
+            if (user != op && !inside(user) && position[user] < position[op])
+              return false;
       return true;
     };
     for (Operation &op : body) {
@@ -91,7 +83,7 @@ struct FormFusionGroups
           continue;
         if (!llvm::is_contained(operandGroups, it->second))
           operandGroups.push_back(it->second);
-        if (!canJoin(group, &op))
+        if (!canJoin(it->second, &op))
           continue;
         if (!chosen ||
             position[groups[*chosen].ops.back()] < position[group.ops.back()])
@@ -101,7 +93,7 @@ struct FormFusionGroups
       // no group's inputs would outlive what it stops writing (the softmax,
       // the one-hot and the scale of a loss's gradient become one kernel
       // instead of three, two of them writing [tokens, vocab]).
-      if (operandGroups.size() > 1 && canMerge(operandGroups, &op) &&
+      if (operandGroups.size() > 1 && canJoin(operandGroups, &op) &&
           llvm::all_of(operandGroups, [&](unsigned id) {
             return keepsMemory(groups, operandGroups, id, &op, position);
           })) {
