@@ -113,10 +113,10 @@ ReduceShape reduceShapeOf(const std::vector<int64_t> &shape,
   return r;
 }
 
-/// Blocks for a grid-stride loop over `total` items.
-unsigned gridFor(int64_t total) {
+/// Blocks for a grid-stride loop over `total` items, `perBlock` to a block.
+unsigned gridFor(int64_t total, int64_t perBlock = 256) {
   return static_cast<unsigned>(
-      std::clamp<int64_t>((total + 255) / 256, 1, 132 * 16));
+      std::clamp<int64_t>((total + perBlock - 1) / perBlock, 1, 132 * 16));
 }
 } // namespace
 
@@ -746,9 +746,9 @@ void CudaExecutor::State::prepare() {
         auto args = std::make_shared<Arguments>();
         args->add(p(0)).add(p(1)).add(shape).add(static_cast<int>(in(0)));
         CUfunction function = libraryFunction("weft_reduce");
-        const unsigned blocks = static_cast<unsigned>(std::clamp<int64_t>(
-            shape.innerReduced ? shape.outputs : (shape.outputs + 31) / 32, 1,
-            132 * 16));
+        // A block per output, or per 32 of them (weft_reduce).
+        const unsigned blocks =
+            gridFor(shape.outputs, shape.innerReduced ? 1 : 32);
         steps.push_back([this, function, blocks, args] {
           launch(function, blocks, 1, 256, *args);
         });
