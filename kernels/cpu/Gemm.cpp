@@ -21,63 +21,19 @@ void weft::kernels::cpu::linear(const float *x, const float *w,
 }
 
 namespace {
-/// Rows of x and of w widened to fp32 at a time by linearBf16: a GEMM of
-/// 512 × 512 × in amortises the widening (one conversion per 1024 flops).
+/// Rows of op(a) and columns of op(b) widened to fp32 at a time by the bf16
+/// GEMMs: a GEMM of 512 × 512 × k amortises the widening (one conversion per
+/// 1024 flops).
 constexpr int64_t kBf16Tile = 512;
-} // namespace
 
-int64_t weft::kernels::cpu::linearBf16Workspace(int64_t rows, int64_t in,
-                                                int64_t out) {
-  const int64_t r = std::min(rows, kBf16Tile), o = std::min(out, kBf16Tile);
-  return r * in + o * in + r * o;
-}
-
-void weft::kernels::cpu::linearBf16(const uint16_t *x, const uint16_t *w,
-                                    const uint16_t *bias, uint16_t *y,
-                                    int64_t rows, int64_t in, int64_t out,
-                                    float *workspace) {
-  const int64_t tileRows = std::min(rows, kBf16Tile),
-                tileOut = std::min(out, kBf16Tile);
-  float *xs = workspace, *ws = xs + tileRows * in, *ys = ws + tileOut * in;
-  for (int64_t r0 = 0; r0 < rows; r0 += tileRows) {
-    const int64_t r = std::min(tileRows, rows - r0);
-    bf16ToF32(x + r0 * in, xs, r * in);
-    for (int64_t o0 = 0; o0 < out; o0 += tileOut) {
-      const int64_t o = std::min(tileOut, out - o0);
-      bf16ToF32(w + o0 * in, ws, o * in);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r, o, in, 1.0f, xs,
-                  in, ws, in, 0.0f, ys, o);
-#pragma omp parallel for if (r * o > (1 << 16))
-      for (int64_t i = 0; i < r; ++i)
-        for (int64_t j = 0; j < o; ++j)
-          y[(r0 + i) * out + o0 + j] = floatToBf16(
-              ys[i * o + j] + (bias ? bf16ToFloat(bias[o0 + j]) : 0.0f));
-    }
-  }
-}
-
-void weft::kernels::cpu::matmul(const float *a, const float *b, float *c,
-                                int64_t batch, int64_t m, int64_t n, int64_t k,
-                                bool transposeA, bool transposeB,
-                                int64_t bBatchStride) {
-  for (int64_t i = 0; i < batch; ++i)
-    cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans,
-                transposeB ? CblasTrans : CblasNoTrans, m, n, k, 1.0f,
-                a + i * m * k, transposeA ? m : k, b + i * bBatchStride,
-                transposeB ? k : n, 0.0f, c + i * m * n, n);
-}
-
-int64_t weft::kernels::cpu::matmulBf16Workspace(int64_t m, int64_t n,
-                                                int64_t k) {
-  const int64_t r = std::min(m, kBf16Tile), o = std::min(n, kBf16Tile);
-  return r * k + k * o + r * o;
-}
-
-void weft::kernels::cpu::matmulBf16(const uint16_t *a, const uint16_t *b,
-                                    uint16_t *c, int64_t batch, int64_t m,
-                                    int64_t n, int64_t k, bool transposeA,
-                                    bool transposeB, int64_t bBatchStride,
-                                    float *workspace) {
+/// c = op(a) · op(b) (+ bias[column]) over bf16 a, b, bias and c, `batch`
+/// times: tiles of op(a) and op(b) widened into `workspace`
+/// (matmulBf16Workspace floats), OpenBLAS's fp32 GEMM, each result rounded
+/// once.
+void tiledBf16Gemm(const uint16_t *a, const uint16_t *b, const uint16_t *bias,
+                   uint16_t *c, int64_t batch, int64_t m, int64_t n, int64_t k,
+                   bool transposeA, bool transposeB, int64_t bBatchStride,
+                   float *workspace) {
   const int64_t tileM = std::min(m, kBf16Tile), tileN = std::min(n, kBf16Tile);
   // as: op(a)'s rows [m0, m0 + r) as op(a) keeps them ([r, k], or [k, r]
   // transposed); bs: op(b)'s columns [n0, n0 + o) likewise; cs: the fp32
@@ -107,9 +63,52 @@ void weft::kernels::cpu::matmulBf16(const uint16_t *a, const uint16_t *b,
                     transposeA ? r : k, bs, transposeB ? k : o, 0.0f, cs, o);
 #pragma omp parallel for if (r * o > (1 << 16))
         for (int64_t row = 0; row < r; ++row)
-          for (int64_t j = 0; j < o; ++j)
-            ci[(m0 + row) * n + n0 + j] = floatToBf16(cs[row * o + j]);
+          for (int64_t j = 0; j < o; ++j) {
+            const float v = cs[row * o + j];
+            ci[(m0 + row) * n + n0 + j] =
+                floatToBf16(bias ? v + bf16ToFloat(bias[n0 + j]) : v);
+          }
       }
     }
   }
+}
+} // namespace
+
+int64_t weft::kernels::cpu::linearBf16Workspace(int64_t rows, int64_t in,
+                                                int64_t out) {
+  return matmulBf16Workspace(rows, out, in);
+}
+
+void weft::kernels::cpu::linearBf16(const uint16_t *x, const uint16_t *w,
+                                    const uint16_t *bias, uint16_t *y,
+                                    int64_t rows, int64_t in, int64_t out,
+                                    float *workspace) {
+  // y [rows, out] = x [rows, in] · w [out, in]ᵀ + bias.
+  tiledBf16Gemm(x, w, bias, y, 1, rows, out, in, false, true, 0, workspace);
+}
+
+void weft::kernels::cpu::matmul(const float *a, const float *b, float *c,
+                                int64_t batch, int64_t m, int64_t n, int64_t k,
+                                bool transposeA, bool transposeB,
+                                int64_t bBatchStride) {
+  for (int64_t i = 0; i < batch; ++i)
+    cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans,
+                transposeB ? CblasTrans : CblasNoTrans, m, n, k, 1.0f,
+                a + i * m * k, transposeA ? m : k, b + i * bBatchStride,
+                transposeB ? k : n, 0.0f, c + i * m * n, n);
+}
+
+int64_t weft::kernels::cpu::matmulBf16Workspace(int64_t m, int64_t n,
+                                                int64_t k) {
+  const int64_t r = std::min(m, kBf16Tile), o = std::min(n, kBf16Tile);
+  return r * k + k * o + r * o;
+}
+
+void weft::kernels::cpu::matmulBf16(const uint16_t *a, const uint16_t *b,
+                                    uint16_t *c, int64_t batch, int64_t m,
+                                    int64_t n, int64_t k, bool transposeA,
+                                    bool transposeB, int64_t bBatchStride,
+                                    float *workspace) {
+  tiledBf16Gemm(a, b, nullptr, c, batch, m, n, k, transposeA, transposeB,
+                bBatchStride, workspace);
 }
