@@ -48,6 +48,18 @@ HostTensor scalar(weft::plan::DType dtype, const void *value, size_t bytes) {
 }
 } // namespace
 
+OptimizerOptions weft::runtime::compiledOptions(const weft::plan::Plan &plan) {
+  const weft::plan::Optimizer &o = plan.optimizer();
+  OptimizerOptions options;
+  options.beta1 = o.beta1();
+  options.beta2 = o.beta2();
+  options.eps = o.eps();
+  options.weightDecay = o.weight_decay();
+  options.maxGradNorm = o.max_grad_norm();
+  options.noDecay.assign(o.no_decay().begin(), o.no_decay().end());
+  return options;
+}
+
 Trainer::Trainer(Executor &executor, const std::string &planName,
                  OptimizerOptions options)
     : executor(executor), planName(planName), options(std::move(options)) {

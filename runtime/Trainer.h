@@ -39,6 +39,10 @@ struct OptimizerOptions {
   LearningRateSchedule schedule;
 };
 
+/// The AdamW settings `plan` was compiled with (learning rate and schedule
+/// left at their defaults: a run gives them).
+OptimizerOptions compiledOptions(const plan::Plan &plan);
+
 struct StepStats {
   double loss, lr, gradNorm;
 };

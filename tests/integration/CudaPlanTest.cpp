@@ -4,7 +4,8 @@
 // local-memory spills, with the same buffers and steps as the CPU plan
 // (what scripts/gpu-check compares step by step on a GPU); the runtimes
 // refuse each other's plans and the CUDA runtime says clearly when there is
-// no driver. The kernels' numbers are checked on a GPU by scripts/gpu-check.
+// no driver. The kernels' numbers are checked on a GPU by scripts/gpu-check
+// (the generated ones also on the host: CudaEmulationTest.cpp).
 #include "CompileModel.h"
 #include "codegen/Cuda/NvrtcCompiler.h"
 #include "runtime/Error.h"

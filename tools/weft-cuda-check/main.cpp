@@ -116,19 +116,6 @@ template <typename T> HostTensor scalar(plan::DType dtype, T value) {
   return t;
 }
 
-/// The run's AdamW settings: those the plan was compiled with.
-OptimizerOptions optionsOf(const plan::Plan &plan) {
-  const plan::Optimizer &o = plan.optimizer();
-  OptimizerOptions options;
-  options.beta1 = o.beta1();
-  options.beta2 = o.beta2();
-  options.eps = o.eps();
-  options.weightDecay = o.weight_decay();
-  options.maxGradNorm = o.max_grad_norm();
-  options.noDecay.assign(o.no_decay().begin(), o.no_decay().end());
-  return options;
-}
-
 std::string what(const plan::Plan &plan, const plan::Step &step) {
   return step.has_launch() ? plan.kernels(step.launch().kernel()).name()
                            : step.call().function();
@@ -233,8 +220,8 @@ int main(int argc, char **argv) {
     const bool training = cpuPlan.optimizer().kind() == "adamw";
     std::unique_ptr<Trainer> trainer;
     if (training)
-      trainer =
-          std::make_unique<Trainer>(cpu, positional[0], optionsOf(cpuPlan));
+      trainer = std::make_unique<Trainer>(cpu, positional[0],
+                                          compiledOptions(cpuPlan));
     // The GPU takes the CPU's parameters and training state.
     auto syncState = [&] {
       gpu.upload(plan::PARAMETERS, cpu.region(plan::PARAMETERS));
@@ -398,7 +385,7 @@ int main(int argc, char **argv) {
     // 2b. Optimizer steps: a Trainer on each executor (the GPU's is what
     // weft train --device cuda runs), from the same state and batches.
     if (training && trainSteps > 0) {
-      Trainer gpuTrainer(gpu, positional[1], optionsOf(cudaPlan));
+      Trainer gpuTrainer(gpu, positional[1], compiledOptions(cudaPlan));
       syncState(); // the CPU's master weights, not the GPU's bf16 widened
       std::vector<int64_t> shape;
       for (const auto &input : cpuPlan.inputs())
