@@ -3,12 +3,17 @@
 // generated fusion group nor a cuBLASLt GEMM. Compiled by nvcc for sm_90a
 // into a cubin that the runtime embeds and loads through the driver API, so
 // the runtime needs no CUDA runtime library. Semantics are those of the CPU
-// kernels in kernels/cpu (see kernels/cpu/Kernels.h).
+// kernels in kernels/cpu (see kernels/cpu/Kernels.h). With WEFT_CUDA_ON_HOST
+// (tests/integration/CudaOnHost.h) it compiles for the host, to test the
+// kernels without a GPU.
+#ifndef WEFT_CUDA_ON_HOST // tests/integration/CudaOnHost.h provides it
 #include <cuda_bf16.h>
+#endif
 
 #include <cstdint>
 
 #include "kernels/cuda/Attention.h"
+#include "kernels/cuda/Reduce.h"
 #include "kernels/cuda/Training.h"
 
 namespace {
@@ -281,15 +286,7 @@ weft_cross_entropy_reduce(const double *losses, const long long *labels,
   out[0] = static_cast<float>(total);
 }
 
-/// weft_reduce's view of x: its kept and its reduced dimensions (adjacent
-/// dimensions of one kind merged, those of size 1 dropped), each with its
-/// element stride; innerReduced when x's innermost dimension is reduced.
-struct ReduceShape {
-  int keptRank, reducedRank;
-  long long keptShape[8], keptStride[8], reducedShape[8], reducedStride[8];
-  long long outputs, count;
-  int innerReduced;
-};
+using weft::kernels::cuda::ReduceShape;
 
 __device__ long long reduceOffset(long long index, int rank,
                                   const long long *shape,
@@ -583,11 +580,15 @@ __device__ __forceinline__ unsigned pair(__nv_bfloat16 lo, __nv_bfloat16 hi) {
 /// d += a · b for one 16×8×16 tile (row-major A, column-major B).
 __device__ __forceinline__ void mma(float (&d)[4], const unsigned (&a)[4],
                                     unsigned b0, unsigned b1) {
+#ifdef WEFT_CUDA_ON_HOST
+  weftemu::mmaM16N8K16(d, a, b0, b1);
+#else
   asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
                "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
                "{%0, %1, %2, %3};\n"
                : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
 }
 } // namespace tc
 
@@ -599,7 +600,11 @@ __device__ __forceinline__ void attentionTensorCores(
     int maskPerBatch, long long window, float scale, float *lse) {
   constexpr tc::Layout L = tc::layout(D);
   constexpr int ld = L.ldQ;
+#ifdef WEFT_CUDA_ON_HOST
+  WEFT_DYNAMIC_SHARED(shared);
+#else
   extern __shared__ __align__(128) unsigned char shared[];
+#endif
   auto *sQ = reinterpret_cast<__nv_bfloat16 *>(shared + L.q);
   auto *sK = reinterpret_cast<__nv_bfloat16 *>(shared + L.k);
   auto *sV = reinterpret_cast<__nv_bfloat16 *>(shared + L.v);

@@ -4,6 +4,7 @@
 
 #include "kernels/cpu/Kernels.h"
 #include "kernels/cuda/Attention.h"
+#include "kernels/cuda/Reduce.h"
 #include "kernels/cuda/Training.h"
 #include "runtime/Communicator.h"
 #include "runtime/Error.h"
@@ -66,52 +67,6 @@ private:
   std::vector<std::vector<char>> storage;
   std::vector<void *> pointerArray;
 };
-
-/// kernels/cuda/Library.cu's weft_reduce geometry, passed by value.
-struct ReduceShape {
-  int keptRank = 0, reducedRank = 0;
-  long long keptShape[8] = {}, keptStride[8] = {}, reducedShape[8] = {},
-            reducedStride[8] = {};
-  long long outputs = 1, count = 1;
-  int innerReduced = 0;
-};
-
-/// x's dimensions `shape` (row-major), those with `reduced` set reduced, as
-/// weft_reduce reads them: dimensions of size 1 dropped, adjacent ones of
-/// one kind merged.
-ReduceShape reduceShapeOf(const std::vector<int64_t> &shape,
-                          const std::vector<bool> &reduced) {
-  ReduceShape r;
-  int64_t stride = 1;
-  int last = -1; // the kind of the dimension met before (inner first)
-  for (int d = static_cast<int>(shape.size()) - 1; d >= 0; --d) {
-    const int64_t size = shape[d];
-    if (size == 1)
-      continue;
-    const int kind = reduced[d] ? 1 : 0;
-    int &rank = kind ? r.reducedRank : r.keptRank;
-    long long *sizes = kind ? r.reducedShape : r.keptShape,
-              *strides = kind ? r.reducedStride : r.keptStride;
-    if (last == -1)
-      r.innerReduced = kind;
-    if (kind == last) {
-      sizes[0] *= size; // merged with the dimension inside it
-    } else {
-      // Outer dimensions go first: shift the inner ones along.
-      for (int i = rank; i > 0; --i) {
-        sizes[i] = sizes[i - 1];
-        strides[i] = strides[i - 1];
-      }
-      sizes[0] = size;
-      strides[0] = stride;
-      ++rank;
-    }
-    (kind ? r.count : r.outputs) *= size;
-    stride *= size;
-    last = kind;
-  }
-  return r;
-}
 
 /// Blocks for a grid-stride loop over `total` items, `perBlock` to a block.
 unsigned gridFor(int64_t total, int64_t perBlock = 256) {
@@ -742,7 +697,8 @@ void CudaExecutor::State::prepare() {
         }
         if (elements * 4 != bytes(0))
           throw Error(where + "input does not hold the reduced shape");
-        const ReduceShape shape = reduceShapeOf(dims, reduced);
+        const kernels::cuda::ReduceShape shape =
+            kernels::cuda::reduceShapeOf(dims, reduced);
         auto args = std::make_shared<Arguments>();
         args->add(p(0)).add(p(1)).add(shape).add(static_cast<int>(in(0)));
         CUfunction function = libraryFunction("weft_reduce");

@@ -41,8 +41,9 @@ std::string shim() {
 }
 
 /// Every kernel of `plan` in one host shared object: kernel i's source in
-/// namespace k<i> (its prelude with it), and weftemu_run(i, ...) launching
-/// it through CudaOnHost.h.
+/// namespace k<i> (its prelude with it; internal, as CudaOnHost.h is, so
+/// that no two objects share a __shared__ array), and weftemu_run(i, ...)
+/// launching it through CudaOnHost.h.
 std::string hostSource(const plan::Plan &plan) {
   std::stringstream source;
   source << shim();
@@ -53,7 +54,7 @@ std::string hostSource(const plan::Plan &plan) {
     for (size_t at = text.find(linkage); at != std::string::npos;
          at = text.find(linkage))
       text.erase(at, linkage.size());
-    source << "namespace k" << i << " {\n" << text << "}\n";
+    source << "namespace {\nnamespace k" << i << " {\n" << text << "}\n}\n";
     cases << "  case " << i << ": error = weftemu::launch(k" << i
           << "::" << plan.kernels(i).entry()
           << ", args, grid, threads); break;\n";
@@ -88,6 +89,7 @@ void load(const std::string &source, const char *symbol, Loaded &loaded) {
       ::testing::TempDir() + "/weft-emulated-" + compiled->contentHash + ".so";
   std::ofstream(path, std::ios::binary) << compiled->image;
   loaded.handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  std::remove(path.c_str()); // mapped now
   ASSERT_NE(loaded.handle, nullptr) << ::dlerror();
   loaded.run = reinterpret_cast<RunKernel>(::dlsym(loaded.handle, symbol));
   ASSERT_NE(loaded.run, nullptr) << symbol;

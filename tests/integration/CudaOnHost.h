@@ -1,14 +1,16 @@
-// CUDA's device built-ins on the host, so that the generated CUDA kernels run
-// on a machine without a GPU (CudaEmulationTest.cpp prepends this header to
-// their sources and compiles them with the CPU kernels' compiler).
+// CUDA's device built-ins on the host, so that CUDA kernels run on a machine
+// without a GPU: the generated ones (CudaEmulationTest.cpp prepends this
+// header to their sources and compiles them with the CPU kernels' compiler)
+// and kernels/cuda/Library.cu (tests/unit/cuda/LibraryOnHostTest.cpp).
 //
 // A launch runs its blocks one after another; a block's threads are fibers
 // (ucontext) on the calling thread, each with its own threadIdx. A fiber
 // runs until it reaches a barrier: __syncthreads waits for the block, a warp
 // shuffle for the 32 lanes of its warp (it writes its value, waits, reads
 // its partner's, waits). Barriers the hardware would not pass — a shuffle
-// with a lane that has exited or waits elsewhere, threads waiting at
-// different barriers — end the launch with an error instead of a hang.
+// with a lane that has exited, lanes of a warp waiting at a shuffle while
+// others wait at __syncthreads — end the launch with an error instead of a
+// hang (a thread that has exited counts as arrived at __syncthreads).
 // __shared__ is static storage: one block runs at a time.
 //
 // Not the GPU: blocks never run concurrently, lanes never race, and the math
@@ -19,7 +21,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <utility>
 
@@ -33,7 +37,11 @@
 #define __launch_bounds__(...)
 #define __shared__ static
 
+// Internal linkage throughout: each shared object of emulated kernels keeps
+// its own state (shared ones would bind across objects as unique symbols
+// and outlive the object that defined them).
 namespace weftemu {
+namespace {
 
 struct Dim3 {
   unsigned x = 1, y = 1, z = 1;
@@ -56,8 +64,11 @@ struct Launch {
   Fiber *current = nullptr;
   ucontext_t scheduler;
   uint64_t slots[kMaxThreads]; // the values lanes exchange in a shuffle
-  void (*body)(void *) = nullptr;
-  void *arguments = nullptr;
+  struct Fragments {
+    unsigned a[4], b[2];
+  } fragments[kMaxThreads]; // an mma's operands
+  std::function<void()> body;
+  unsigned char *dynamicShared = nullptr; // extern __shared__
 };
 
 inline Launch *active = nullptr;
@@ -69,7 +80,7 @@ inline void wait(State state) {
 }
 
 inline void fiberMain() {
-  active->body(active->arguments);
+  active->body();
   active->current->state = State::Done; // uc_link returns to the scheduler
 }
 
@@ -130,44 +141,52 @@ inline std::string runBlock(Launch &l, char *stacks) {
   }
 }
 
-template <typename... A, size_t... I>
-void call(void (*kernel)(A...), char **args, std::index_sequence<I...>) {
-  kernel(reinterpret_cast<A>(args[I])...);
-}
-
-/// Runs `kernel` over `grid` blocks of `threads` threads with the pointers
-/// `args`; an empty string, else what went wrong.
-template <typename... A>
-std::string launch(void (*kernel)(A...), char **args, long grid, int threads) {
-  if (threads <= 0 || threads > kMaxThreads || grid <= 0)
-    return "launch of " + std::to_string(grid) + " blocks of " +
-           std::to_string(threads) + " threads";
-  struct Bound {
-    void (*kernel)(A...);
-    char **args;
-  } bound{kernel, args};
+/// Runs `body` as the kernel of a grid × threads launch with `sharedBytes`
+/// of dynamic shared memory; an empty string, else what went wrong.
+inline std::string launchBody(Dim3 grid, int threads, size_t sharedBytes,
+                              std::function<void()> body) {
+  if (threads <= 0 || threads > kMaxThreads || grid.x == 0 || grid.y == 0)
+    return "launch of " + std::to_string(grid.x) + " × " +
+           std::to_string(grid.y) + " blocks of " + std::to_string(threads) +
+           " threads";
   static Launch l; // large: kept off the stack
-  l.body = [](void *p) {
-    auto *b = static_cast<Bound *>(p);
-    call(b->kernel, b->args, std::index_sequence_for<A...>{});
-  };
-  l.arguments = &bound;
+  l.body = std::move(body);
   l.blockDim = {static_cast<unsigned>(threads), 1, 1};
-  l.gridDim = {static_cast<unsigned>(grid), 1, 1};
+  l.gridDim = grid;
   const size_t bytes = static_cast<size_t>(threads) * kStackBytes;
   void *stacks = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (stacks == MAP_FAILED)
     return "no memory for the fibers' stacks";
+  l.dynamicShared = static_cast<unsigned char *>(std::aligned_alloc(
+      128, std::max<size_t>(128, (sharedBytes + 127) / 128 * 128)));
   active = &l;
   std::string error;
-  for (long b = 0; b < grid && error.empty(); ++b) {
-    l.blockIdx = {static_cast<unsigned>(b), 0, 0};
-    error = runBlock(l, static_cast<char *>(stacks));
-  }
+  for (unsigned y = 0; y < grid.y && error.empty(); ++y)
+    for (unsigned x = 0; x < grid.x && error.empty(); ++x) {
+      l.blockIdx = {x, y, 0};
+      error = runBlock(l, static_cast<char *>(stacks));
+    }
   active = nullptr;
+  std::free(l.dynamicShared);
   munmap(stacks, bytes);
   return error;
+}
+
+template <typename... A, size_t... I>
+void call(void (*kernel)(A...), char **args, std::index_sequence<I...>) {
+  kernel(reinterpret_cast<A>(args[I])...);
+}
+
+/// Runs the generated `kernel` (every parameter a pointer) over `grid`
+/// blocks of `threads` threads with the pointers `args`.
+template <typename... A>
+std::string launch(void (*kernel)(A...), char **args, long grid, int threads) {
+  if (grid <= 0 || grid > 0xffffffffL)
+    return "launch of " + std::to_string(grid) + " blocks";
+  return launchBody({static_cast<unsigned>(grid), 1, 1}, threads, 0, [=] {
+    call(kernel, args, std::index_sequence_for<A...>{});
+  });
 }
 
 template <typename T> T shuffle(T value, int source) {
@@ -181,6 +200,7 @@ template <typename T> T shuffle(T value, int source) {
   return other;
 }
 
+} // namespace
 } // namespace weftemu
 
 #define threadIdx (::weftemu::active->current->index)
@@ -188,26 +208,129 @@ template <typename T> T shuffle(T value, int source) {
 #define blockDim (::weftemu::active->blockDim)
 #define gridDim (::weftemu::active->gridDim)
 
-inline void __syncthreads() { weftemu::wait(weftemu::State::AtBlockBarrier); }
+static inline void __syncthreads() {
+  weftemu::wait(weftemu::State::AtBlockBarrier);
+}
 
-template <typename T> T __shfl_xor_sync(unsigned mask, T value, int laneMask) {
+template <typename T>
+static T __shfl_xor_sync(unsigned mask, T value, int laneMask) {
   if (mask != 0xffffffffu)
     std::abort(); // the generated kernels shuffle whole warps only
   return weftemu::shuffle(value, static_cast<int>(threadIdx.x & 31) ^ laneMask);
 }
 
-inline float __uint_as_float(unsigned u) {
+static inline float __uint_as_float(unsigned u) {
   float f;
   std::memcpy(&f, &u, sizeof f);
   return f;
 }
-inline float __int_as_float(int i) {
+static inline float __int_as_float(int i) {
   float f;
   std::memcpy(&f, &i, sizeof f);
   return f;
 }
-inline unsigned __float_as_uint(float f) {
+static inline unsigned __float_as_uint(float f) {
   unsigned u;
   std::memcpy(&u, &f, sizeof u);
   return u;
 }
+
+// kernels/cuda/Library.cu on the host (tests/unit/cuda/LibraryOnHostTest.cpp):
+// what it takes from cuda_bf16.h and the device's intrinsics, and its
+// tensor-core product.
+#define WEFT_CUDA_ON_HOST 1
+#define __align__(n) alignas(n)
+
+struct __nv_bfloat16 {
+  uint16_t bits;
+};
+struct __nv_bfloat162 {
+  __nv_bfloat16 x, y;
+};
+struct uint4 {
+  unsigned x, y, z, w;
+};
+static inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) {
+  return {x, y, z, w};
+}
+static inline float __bfloat162float(__nv_bfloat16 b) {
+  return __uint_as_float(static_cast<unsigned>(b.bits) << 16);
+}
+/// Nearest even; NaN stays NaN.
+static inline __nv_bfloat16 __float2bfloat16_rn(float value) {
+  unsigned word = __float_as_uint(value);
+  if ((word & 0x7fffffffu) > 0x7f800000u)
+    return {static_cast<uint16_t>(word >> 16 | 0x40)};
+  word += 0x7fffu + (word >> 16 & 1);
+  return {static_cast<uint16_t>(word >> 16)};
+}
+static inline unsigned short __bfloat16_as_ushort(__nv_bfloat16 b) {
+  return b.bits;
+}
+static inline __nv_bfloat162 __floats2bfloat162_rn(float lo, float hi) {
+  return {__float2bfloat16_rn(lo), __float2bfloat16_rn(hi)};
+}
+static inline float __fmul_rn(float a, float b) { return a * b; }
+static inline float __fadd_rn(float a, float b) { return a + b; }
+static inline float __fsub_rn(float a, float b) { return a - b; }
+static inline float __fdiv_rn(float a, float b) { return a / b; }
+static inline float __fsqrt_rn(float a) { return std::sqrt(a); }
+
+// Fibers switch only at barriers: an atomic is a plain read-modify-write.
+static inline unsigned long long atomicCAS(unsigned long long *address,
+                                           unsigned long long compare,
+                                           unsigned long long value) {
+  const unsigned long long old = *address;
+  if (old == compare)
+    *address = value;
+  return old;
+}
+
+template <typename T>
+static T __shfl_sync(unsigned mask, T value, int sourceLane) {
+  if (mask != 0xffffffffu)
+    std::abort();
+  return weftemu::shuffle(value, sourceLane);
+}
+
+#define WEFT_DYNAMIC_SHARED(name)                                              \
+  unsigned char *name = ::weftemu::active->dynamicShared
+
+namespace weftemu {
+namespace {
+/// mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32: d += A · B over a
+/// warp, each lane holding the fragments the PTX ISA gives (group g = lane
+/// / 4 rows g and g + 8, t = lane % 4 columns 2t, 2t + 1 and + 8).
+inline void mmaM16N8K16(float (&d)[4], const unsigned (&a)[4], unsigned b0,
+                        unsigned b1) {
+  Launch &l = *active;
+  const unsigned self = l.current->index.x, warp = self & ~31u;
+  for (int i = 0; i < 4; ++i)
+    l.fragments[self].a[i] = a[i];
+  l.fragments[self].b[0] = b0;
+  l.fragments[self].b[1] = b1;
+  wait(State::AtWarpBarrier);
+  auto half = [](unsigned word, int k) {
+    return __uint_as_float((k % 2 ? word >> 16 : word & 0xffffu) << 16);
+  };
+  auto A = [&](int r, int k) { // lane g·4 + t, register rowHalf + 2·colHalf
+    const unsigned lane = (r % 8) * 4 + (k % 8) / 2;
+    return half(l.fragments[warp + lane].a[r / 8 + 2 * (k / 8)], k);
+  };
+  auto B = [&](int k, int n) { // lane n·4 + t, register k / 8
+    const unsigned lane = n * 4 + (k % 8) / 2;
+    return half(l.fragments[warp + lane].b[k / 8], k);
+  };
+  const int g = static_cast<int>(self & 31) / 4,
+            t = static_cast<int>(self & 31) % 4;
+  for (int i = 0; i < 4; ++i) {
+    const int r = g + 8 * (i / 2), n = 2 * t + i % 2;
+    float sum = 0.0f;
+    for (int k = 0; k < 16; ++k)
+      sum += A(r, k) * B(k, n);
+    d[i] += sum;
+  }
+  wait(State::AtWarpBarrier); // every lane has read the fragments
+}
+} // namespace
+} // namespace weftemu
