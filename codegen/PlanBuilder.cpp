@@ -539,25 +539,25 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
         tensorBytes(cast<RankedTensorType>(op->getResultTypes()[0])));
     return success();
   }
-  // linear, grouped_linear, matmul, attention and its backward run bf16 as
-  // it is: weft-legalize-cpu-types leaves them bf16 only when all their
-  // floats are.
-  const bool bf16Gemm =
-      isa<LinearOp, GroupedLinearOp, MatmulOp, AttentionOp, AttentionGradOp>(
-          op) &&
+  // linear, grouped_linear, matmul, attention and its backward, and rope
+  // run bf16 as it is: weft-legalize-cpu-types leaves them bf16 only when
+  // all their floats are.
+  const bool bf16AsIs =
+      isa<LinearOp, GroupedLinearOp, MatmulOp, AttentionOp, AttentionGradOp,
+          RopeOp>(op) &&
       cast<RankedTensorType>(op->getResultTypes()[0]).getElementType().isBF16();
   // cross_entropy reads bf16 logits as they are (its loss is f32).
   const bool bf16Logits =
       isa<CrossEntropyOp>(op) &&
       cast<CrossEntropyOp>(op).getLogits().getType().getElementType().isBF16();
   // Data movement takes any element type; the rest computes in f32.
-  if (!bf16Gemm && !bf16Logits &&
+  if (!bf16AsIs && !bf16Logits &&
       !isa<GatherOp, IotaOp, TransposeOp, SliceOp, BroadcastOp, ConcatOp,
            MoeDispatchOp>(op) &&
       failed(requireF32(op)))
     return failure();
   // Integer arithmetic has no CPU kernels yet.
-  if (isa<MatmulOp, ReduceOp, ScatterAddOp>(op) && !bf16Gemm)
+  if (isa<MatmulOp, ReduceOp, ScatterAddOp>(op) && !bf16AsIs)
     for (Type type : op->getResultTypes())
       if (!cast<RankedTensorType>(type).getElementType().isF32())
         return op->emitError() << "computes in "
@@ -584,19 +584,19 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
   };
 
   if (auto linear = dyn_cast<LinearOp>(op)) {
-    call->set_function(bf16Gemm ? "linear_bf16" : "linear");
+    call->set_function(bf16AsIs ? "linear_bf16" : "linear");
     int64_t in = shape(linear.getWeight())[1],
             out = shape(linear.getWeight())[0];
     if (failed(use(linear.getX())) || failed(use(linear.getWeight())) ||
         failed(use(linear.getBias())) || failed(use(linear.getResult())))
       return failure();
-    if (bf16Gemm)
+    if (bf16AsIs)
       call->add_buffers(workspace);
     ints({product(shape(linear.getX())) / in, in, out});
     return success();
   }
   if (auto matmul = dyn_cast<MatmulOp>(op)) {
-    call->set_function(bf16Gemm ? "matmul_bf16" : "matmul");
+    call->set_function(bf16AsIs ? "matmul_bf16" : "matmul");
     ArrayRef<int64_t> result = shape(matmul.getResult()),
                       lhs = shape(matmul.getLhs());
     int64_t m = result[result.size() - 2], n = result.back();
@@ -606,14 +606,14 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
     if (failed(use(matmul.getLhs())) || failed(use(matmul.getRhs())) ||
         failed(use(matmul.getResult())))
       return failure();
-    if (bf16Gemm)
+    if (bf16AsIs)
       call->add_buffers(workspace);
     ints({batch, m, n, k, matmul.getTransposeLhs(), matmul.getTransposeRhs(),
           sharedRhs ? 0 : k * n});
     return success();
   }
   if (auto attention = dyn_cast<AttentionOp>(op)) {
-    call->set_function(bf16Gemm ? "attention_bf16" : "attention");
+    call->set_function(bf16AsIs ? "attention_bf16" : "attention");
     ArrayRef<int64_t> q = shape(attention.getQ()), k = shape(attention.getK());
     if (failed(use(attention.getQ())) || failed(use(attention.getK())) ||
         failed(use(attention.getV())) || failed(use(attention.getMask())) ||
@@ -632,7 +632,7 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
     return success();
   }
   if (auto grad = dyn_cast<AttentionGradOp>(op)) {
-    call->set_function(bf16Gemm ? "attention_grad_bf16" : "attention_grad");
+    call->set_function(bf16AsIs ? "attention_grad_bf16" : "attention_grad");
     ArrayRef<int64_t> q = shape(grad.getQ()), k = shape(grad.getK());
     for (Value v : {grad.getQ(), grad.getK(), grad.getV(), grad.getOut(),
                     grad.getDout(), grad.getMask(), grad.getAlibiSlopes(),
@@ -650,7 +650,7 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
     return success();
   }
   if (auto rope = dyn_cast<RopeOp>(op)) {
-    call->set_function("rope");
+    call->set_function(bf16AsIs ? "rope_bf16" : "rope");
     ArrayRef<int64_t> x = shape(rope.getX());
     if (failed(use(rope.getX())) || failed(use(rope.getPositions())) ||
         failed(use(rope.getResult())))
@@ -757,7 +757,7 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
     return success();
   }
   if (auto grouped = dyn_cast<GroupedLinearOp>(op)) {
-    call->set_function(bf16Gemm ? "grouped_linear_bf16" : "grouped_linear");
+    call->set_function(bf16AsIs ? "grouped_linear_bf16" : "grouped_linear");
     if (failed(use(grouped.getX())) || failed(use(grouped.getOffsets())))
       return failure();
     for (Value w : grouped.getWeights())
@@ -765,7 +765,7 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
         return failure();
     if (failed(use(grouped.getResult())))
       return failure();
-    if (bf16Gemm)
+    if (bf16AsIs)
       call->add_buffers(workspace);
     ArrayRef<int64_t> w = shape(grouped.getWeights().front());
     ints({static_cast<int64_t>(grouped.getWeights().size()), w[1], w[0]});

@@ -150,6 +150,13 @@ void layerNorm(const float *x, const float *w, const float *bias, float *y,
 void rope(const float *x, const int64_t *positions, float *y, int64_t batch,
           int64_t seq, int64_t heads, int64_t headDim, double theta,
           bool interleaved, const double *frequencies = nullptr);
+/// `rope` of bf16 x into bf16 y: each element widened as it is read, each
+/// result rounded once (nearest even) — the numbers of widening x, `rope`
+/// and rounding y.
+void ropeBf16(const uint16_t *x, const int64_t *positions, uint16_t *y,
+              int64_t batch, int64_t seq, int64_t heads, int64_t headDim,
+              double theta, bool interleaved,
+              const double *frequencies = nullptr);
 
 /// Softmax (or log-softmax) along the middle dimension of x viewed as
 /// [outer, dim, inner].

@@ -3,12 +3,30 @@
 #include "kernels/cpu/Kernels.h"
 
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
-void weft::kernels::cpu::rope(const float *x, const int64_t *positions,
-                              float *y, int64_t batch, int64_t seq,
-                              int64_t heads, int64_t headDim, double theta,
-                              bool interleaved, const double *frequencies) {
+namespace {
+/// The rotation over elements T (f32, or bf16 widened as read and each
+/// result rounded once).
+template <typename T>
+void rotate(const T *x, const int64_t *positions, T *y, int64_t batch,
+            int64_t seq, int64_t heads, int64_t headDim, double theta,
+            bool interleaved, const double *frequencies) {
+  using weft::kernels::cpu::bf16ToFloat;
+  using weft::kernels::cpu::floatToBf16;
+  auto load = [](T v) {
+    if constexpr (std::is_same_v<T, uint16_t>)
+      return bf16ToFloat(v);
+    else
+      return v;
+  };
+  auto store = [](float v) -> T {
+    if constexpr (std::is_same_v<T, uint16_t>)
+      return floatToBf16(v);
+    else
+      return v;
+  };
   const int64_t half = headDim / 2;
   std::vector<float> invFreq(half);
   for (int64_t j = 0; j < half; ++j)
@@ -23,14 +41,31 @@ void weft::kernels::cpu::rope(const float *x, const int64_t *positions,
       const float angle = p * invFreq[j];
       const float c = std::cos(angle), s = std::sin(angle);
       for (int64_t h = 0; h < heads; ++h) {
-        const float *in = x + (t * heads + h) * headDim;
-        float *o = y + (t * heads + h) * headDim;
+        const T *in = x + (t * heads + h) * headDim;
+        T *o = y + (t * heads + h) * headDim;
         const int64_t a = interleaved ? 2 * j : j;
         const int64_t b = interleaved ? 2 * j + 1 : j + half;
-        const float xa = in[a], xb = in[b];
-        o[a] = xa * c - xb * s;
-        o[b] = xb * c + xa * s;
+        const float xa = load(in[a]), xb = load(in[b]);
+        o[a] = store(xa * c - xb * s);
+        o[b] = store(xb * c + xa * s);
       }
     }
   }
+}
+} // namespace
+
+void weft::kernels::cpu::rope(const float *x, const int64_t *positions,
+                              float *y, int64_t batch, int64_t seq,
+                              int64_t heads, int64_t headDim, double theta,
+                              bool interleaved, const double *frequencies) {
+  rotate(x, positions, y, batch, seq, heads, headDim, theta, interleaved,
+         frequencies);
+}
+
+void weft::kernels::cpu::ropeBf16(const uint16_t *x, const int64_t *positions,
+                                  uint16_t *y, int64_t batch, int64_t seq,
+                                  int64_t heads, int64_t headDim, double theta,
+                                  bool interleaved, const double *frequencies) {
+  rotate(x, positions, y, batch, seq, heads, headDim, theta, interleaved,
+         frequencies);
 }

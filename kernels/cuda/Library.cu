@@ -90,11 +90,11 @@ extern "C" __global__ void weft_iota(long long *y, long long outer,
 
 /// Rotary embedding of x [B·S, H, D] at positions [B·S] with the D/2 inverse
 /// frequencies `invFreq` (fp32, as the CPU kernel rounds them): one thread
-/// per (token, head, pair).
-extern "C" __global__ void weft_rope(const float *x, const long long *positions,
-                                     float *y, long long tokens,
-                                     long long heads, long long dim,
-                                     const float *invFreq, int interleaved) {
+/// per (token, head, pair); bf16 elements widened as read, rounded once.
+template <typename T>
+__device__ __forceinline__ void
+rope(const T *x, const long long *positions, T *y, long long tokens,
+     long long heads, long long dim, const float *invFreq, int interleaved) {
   const long long half = dim / 2, total = tokens * heads * half;
   for (long long t =
            blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
@@ -104,12 +104,26 @@ extern "C" __global__ void weft_rope(const float *x, const long long *positions,
     const float c = cosf(angle), s = sinf(angle);
     const long long a = interleaved ? 2 * j : j;
     const long long b = interleaved ? 2 * j + 1 : j + half;
-    const float *in = x + th * dim;
-    float *o = y + th * dim;
-    const float xa = in[a], xb = in[b];
-    o[a] = xa * c - xb * s;
-    o[b] = xb * c + xa * s;
+    const T *in = x + th * dim;
+    T *o = y + th * dim;
+    const float xa = toFloat(in[a]), xb = toFloat(in[b]);
+    o[a] = fromFloat<T>(xa * c - xb * s);
+    o[b] = fromFloat<T>(xb * c + xa * s);
   }
+}
+
+extern "C" __global__ void weft_rope(const float *x, const long long *positions,
+                                     float *y, long long tokens,
+                                     long long heads, long long dim,
+                                     const float *invFreq, int interleaved) {
+  rope(x, positions, y, tokens, heads, dim, invFreq, interleaved);
+}
+
+extern "C" __global__ void
+weft_rope_bf16(const __nv_bfloat16 *x, const long long *positions,
+               __nv_bfloat16 *y, long long tokens, long long heads,
+               long long dim, const float *invFreq, int interleaved) {
+  rope(x, positions, y, tokens, heads, dim, invFreq, interleaved);
 }
 
 /// A box copy between strided views (kernels::cpu::copyStrided); the

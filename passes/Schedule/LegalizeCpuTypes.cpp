@@ -24,7 +24,8 @@ bool isBf16(Type type) {
 /// attention (keys, values and queries widened as they are packed) and its
 /// backward (its operands widened into its workspace, its gradients rounded
 /// once) when all of their tensors but a mask, ALiBi slopes and the f32
-/// log-sum-exp are bf16, the optimizer's
+/// log-sum-exp are bf16, rope (each element widened as it is read, each
+/// result rounded once) with bf16 input and result, the optimizer's
 /// ops (which widen bf16 gradients as they read them), and ops that only
 /// move or make data.
 bool runsInBf16(Operation *op) {
@@ -48,6 +49,8 @@ bool runsInBf16(Operation *op) {
     return isBf16(grouped.getType()); // C3: x and weights alike
   if (isa<CrossEntropyOp>(op))        // bf16 logits widened as they are read
     return true;
+  if (auto rope = dyn_cast<RopeOp>(op)) // widened as read, rounded once
+    return isBf16(rope.getX().getType()) && isBf16(rope.getType());
   return false;
 }
 

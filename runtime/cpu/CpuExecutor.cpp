@@ -217,8 +217,9 @@ void CpuExecutor::prepareSteps() {
           fn == "all_to_all" || fn == "offload" || fn == "reload";
       if (fn != "linear_bf16" && fn != "grouped_linear_bf16" &&
           fn != "matmul_bf16" && fn != "cross_entropy_bf16" &&
-          fn != "attention_bf16" && fn != "attention_grad_bf16" &&
-          fn != "grad_norm" && fn != "adamw" && !movesAnyType)
+          fn != "rope_bf16" && fn != "attention_bf16" &&
+          fn != "attention_grad_bf16" && fn != "grad_norm" && fn != "adamw" &&
+          !movesAnyType)
         floatsAre(plan::F32);
       auto bufferBytes = [&](int i) {
         return plan.buffers(call.buffers(i)).bytes();
@@ -297,18 +298,28 @@ void CpuExecutor::prepareSteps() {
                                    f(6), f(7), f(8), f(9), s, kind, scale,
                                    in(9), f(10), n, f(11));
         });
-      } else if (fn == "rope") { // x, positions, y; batch, seq, heads, dim,
-                                 // interleaved; theta, frequencies...?
+      } else if (fn == "rope" || fn == "rope_bf16") {
+        // x, positions, y; batch, seq, heads, dim, interleaved; theta,
+        // frequencies...? (_bf16: bf16 x and y)
         if (call.buffers_size() != 3 || call.ints_size() != 5 ||
             (call.floats_size() != 1 && call.floats_size() != 1 + in(3) / 2))
           throw fail("expects 3 buffers, 5 ints and 1 or 1 + dim / 2 floats");
+        const bool bf16 = fn == "rope_bf16";
+        if (bf16 && (plan.buffers(call.buffers(0)).dtype() != plan::BF16 ||
+                     plan.buffers(call.buffers(2)).dtype() != plan::BF16))
+          throw fail("expects bf16 x and y");
         double theta = call.floats(0);
         std::vector<double> frequencies(call.floats().begin() + 1,
                                         call.floats().end());
         steps.push_back([=] {
-          cpu::rope(f(0), ix(1), f(2), in(0), in(1), in(2), in(3), theta,
-                    in(4) != 0,
-                    frequencies.empty() ? nullptr : frequencies.data());
+          const double *given =
+              frequencies.empty() ? nullptr : frequencies.data();
+          if (bf16)
+            cpu::ropeBf16(bf(0), ix(1), bf(2), in(0), in(1), in(2), in(3),
+                          theta, in(4) != 0, given);
+          else
+            cpu::rope(f(0), ix(1), f(2), in(0), in(1), in(2), in(3), theta,
+                      in(4) != 0, given);
         });
       } else if (fn == "softmax") { // x, y; outer, dim, inner, logarithm
         arity(2, 4, 0);

@@ -566,13 +566,18 @@ void CudaExecutor::State::prepare() {
         steps.push_back([this, function, gridX, gridY, args] {
           launch(function, gridX, gridY, kAttentionWarps * 32, *args);
         });
-      } else if (fn == "rope") {
+      } else if (fn == "rope" || fn == "rope_bf16") {
         // x, positions, y; batch, seq, heads, dim, interleaved; theta,
-        // frequencies...?
+        // frequencies...? (_bf16: bf16 x and y)
         if (call.buffers_size() != 3 || call.ints_size() != 5 ||
             (call.floats_size() != 1 && call.floats_size() != 1 + in(3) / 2))
           throw Error(where + "expects 3 buffers, 5 ints and 1 or 1 + dim / 2 "
                               "floats");
+        const bool bf16 = fn == "rope_bf16";
+        const plan::DType element = bf16 ? plan::BF16 : plan::F32;
+        if (plan.buffers(call.buffers(0)).dtype() != element ||
+            plan.buffers(call.buffers(2)).dtype() != element)
+          throw Error(where + "expects " + dtypeName(element) + " x and y");
         const int64_t half = in(3) / 2;
         const int64_t offset = static_cast<int64_t>(tables.size());
         tables.resize(tables.size() + alignUp(half * 4));
@@ -592,7 +597,8 @@ void CudaExecutor::State::prepare() {
         args->add(block + tableOffset + offset);
         args->add(static_cast<int>(in(4)));
         const int64_t total = in(0) * in(1) * in(2) * half;
-        CUfunction function = libraryFunction("weft_rope");
+        CUfunction function =
+            libraryFunction(bf16 ? "weft_rope_bf16" : "weft_rope");
         steps.push_back([this, function, total, args] {
           launch(function, gridFor(total), 1, 256, *args);
         });

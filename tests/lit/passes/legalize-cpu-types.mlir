@@ -1,14 +1,13 @@
 // RUN: weft-opt %s -split-input-file -pass-pipeline='builtin.module(func.func(weft-legalize-cpu-types))' | FileCheck %s
 
-// Rope computes in f32: its bf16 operand is widened and its result narrowed
-// back, so every value keeps its type. Attention on bf16 q, k and v runs as
-// it is (its kernel widens while it packs).
+// Rope on bf16 runs as it is (its kernel widens each element as it reads it
+// and rounds each result once); so does attention on bf16 q, k and v (its
+// kernel widens while it packs).
 // CHECK-LABEL: func.func @widened(
-// CHECK: %[[Q:.*]] = weft.convert %arg0 : tensor<1x8x4x16xbf16> -> tensor<1x8x4x16xf32>
-// CHECK: %[[R:.*]] = weft.rope %[[Q]], %arg3 {{.*}} -> tensor<1x8x4x16xf32>
-// CHECK: %[[RB:.*]] = weft.convert %[[R]] : tensor<1x8x4x16xf32> -> tensor<1x8x4x16xbf16>
 // CHECK-NOT: weft.convert
-// CHECK: %[[A:.*]] = weft.attention causal %[[RB]], %arg1, %arg2 : {{.*}} -> tensor<1x8x4x16xbf16>
+// CHECK: %[[R:.*]] = weft.rope %arg0, %arg3 {{.*}} -> tensor<1x8x4x16xbf16>
+// CHECK-NOT: weft.convert
+// CHECK: %[[A:.*]] = weft.attention causal %[[R]], %arg1, %arg2 : {{.*}} -> tensor<1x8x4x16xbf16>
 // CHECK-NEXT: return %[[A]]
 func.func @widened(%q: tensor<1x8x4x16xbf16>, %k: tensor<1x8x2x16xbf16>, %v: tensor<1x8x2x16xbf16>, %pos: tensor<1x8xi64>) -> tensor<1x8x4x16xbf16> {
   %r = weft.rope %q, %pos theta 1.0e4 : (tensor<1x8x4x16xbf16>, tensor<1x8xi64>) -> tensor<1x8x4x16xbf16>

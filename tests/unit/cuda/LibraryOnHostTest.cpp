@@ -367,28 +367,43 @@ TEST(LibraryOnHost, ReduceMatchesTheCpuKernel) {
     }
 }
 
-// Rotary embeddings, half-split and interleaved, at arbitrary positions.
+// Rotary embeddings, half-split and interleaved, at arbitrary positions, of
+// f32 and of bf16 (widened as read, rounded once).
 TEST(LibraryOnHost, RopeMatchesTheCpuKernel) {
   const int64_t batch = 2, seq = 13, heads = 3, dim = 64;
   const double theta = 10000.0;
   std::mt19937 rng(6);
   const std::vector<float> x = randomFloats(batch * seq * heads * dim, rng);
+  const std::vector<uint16_t> x16 = toBf16(x);
   std::vector<long long> positions(batch * seq);
   for (size_t i = 0; i < positions.size(); ++i)
-    positions[i] = static_cast<long long>(i * 37 % 500);
+    positions[i] = static_cast<long long>(i * 37 % 500) - 9;
+  const auto *positions64 = reinterpret_cast<const int64_t *>(positions.data());
   std::vector<float> invFreq(dim / 2); // as CudaExecutor tabulates them
   for (int64_t j = 0; j < dim / 2; ++j)
     invFreq[j] = static_cast<float>(
         1.0 / std::pow(theta, static_cast<double>(2 * j) / dim));
+  const unsigned blocks = gridFor(batch * seq * heads * dim / 2);
   for (int interleaved : {0, 1}) {
     SCOPED_TRACE(interleaved ? "interleaved" : "half-split");
     std::vector<float> got(x.size(), kPoison), want(x.size());
-    cpu::rope(x.data(), reinterpret_cast<const int64_t *>(positions.data()),
-              want.data(), batch, seq, heads, dim, theta, interleaved != 0);
-    launch(gridFor(batch * seq * heads * dim / 2), 1, 256, 0, [&] {
+    cpu::rope(x.data(), positions64, want.data(), batch, seq, heads, dim, theta,
+              interleaved != 0);
+    launch(blocks, 1, 256, 0, [&] {
       weft_rope(x.data(), positions.data(), got.data(), batch * seq, heads, dim,
                 invFreq.data(), interleaved);
     });
     EXPECT_LE(relativeError(got, want), 1e-5);
+
+    std::vector<uint16_t> got16(x.size(), 0xffff), want16(x.size());
+    cpu::ropeBf16(x16.data(), positions64, want16.data(), batch, seq, heads,
+                  dim, theta, interleaved != 0);
+    launch(blocks, 1, 256, 0, [&] {
+      weft_rope_bf16(reinterpret_cast<const __nv_bfloat16 *>(x16.data()),
+                     positions.data(),
+                     reinterpret_cast<__nv_bfloat16 *>(got16.data()),
+                     batch * seq, heads, dim, invFreq.data(), interleaved);
+    });
+    EXPECT_LE(relativeError(got16, want16), 1e-2);
   }
 }

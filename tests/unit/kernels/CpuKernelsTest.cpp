@@ -544,6 +544,30 @@ TEST(Rope, MatchesReferenceInBothLayouts) {
   }
 }
 
+// bf16 rope is the f32 rope of the widened input, rounded once: to the bit,
+// with the default frequencies and with given ones.
+TEST(Rope, Bf16IsTheWidenedRopeRounded) {
+  const int64_t batch = 2, seq = 7, heads = 3, dim = 16;
+  const auto x = roundToBf16(randomFloats(batch * seq * heads * dim, 31));
+  std::vector<int64_t> pos(batch * seq);
+  for (size_t i = 0; i < pos.size(); ++i)
+    pos[i] = static_cast<int64_t>(i * 53 % 4000) - 7; // negative: backward
+  std::vector<double> frequencies(dim / 2);
+  for (int64_t j = 0; j < dim / 2; ++j)
+    frequencies[j] = 0.5 / (j + 1);
+  for (bool interleaved : {false, true})
+    for (const double *given :
+         std::vector<const double *>{nullptr, frequencies.data()}) {
+      std::vector<uint16_t> got(x.size(), 0xffff);
+      ropeBf16(x.data(), pos.data(), got.data(), batch, seq, heads, dim,
+               10000.0, interleaved, given);
+      std::vector<float> wide = widen(x), y(x.size());
+      rope(wide.data(), pos.data(), y.data(), batch, seq, heads, dim, 10000.0,
+           interleaved, given);
+      EXPECT_EQ(got, roundToBf16(y));
+    }
+}
+
 TEST(Softmax, MatchesReferenceAlongAnyDimension) {
   for (bool logarithm : {false, true})
     for (auto [outer, dim, inner] :
