@@ -209,8 +209,12 @@ int compareStepByStep(const Case &c) {
       std::memset(address(id), 0xff, cudaPlan.buffers(id).bytes());
     const plan::Kernel &kernel = cudaPlan.kernels(step.launch().kernel());
     std::vector<char *> args;
-    for (int id : step.launch().buffers())
+    for (int id : step.launch().buffers()) {
+      // A 16-byte vector access of a misaligned buffer faults on a GPU.
+      EXPECT_EQ(cudaPlan.buffers(id).offset() % 16, 0)
+          << "step " << i << " buffer " << cudaPlan.buffers(id).name();
       args.push_back(address(id));
+    }
     const std::string error = emulated.run(
         step.launch().kernel(), args.data(),
         static_cast<long>(kernel.grid_blocks()), kernel.block_threads());
