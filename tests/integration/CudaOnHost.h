@@ -120,9 +120,8 @@ inline std::string runBlock(Launch &l, char *stacks) {
         atWarp = true;
         if (done > 0)
           return "block " + std::to_string(l.blockIdx.x) +
-                 ": a shuffle of "
-                 "warp " +
-                 std::to_string(w / 32) + " with lanes that have exited";
+                 ": a shuffle of warp " + std::to_string(w / 32) +
+                 " with lanes that have exited";
       }
     }
     if (released)
