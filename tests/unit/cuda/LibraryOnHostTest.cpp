@@ -407,3 +407,136 @@ TEST(LibraryOnHost, RopeMatchesTheCpuKernel) {
     EXPECT_LE(relativeError(got16, want16), 1e-2);
   }
 }
+
+// Attention a warp per query row (the shapes and masks the tensor-core
+// kernel and cuDNN do not take): every kind — full, causal with a window,
+// ALiBi, an explicit per-batch mask — with grouped heads, different key and
+// value head dimensions and more keys than queries, in f32 and bf16.
+TEST(LibraryOnHost, RowAttentionMatchesTheCpuKernel) {
+  const int64_t batch = 2, sq = 19, skv = 45, heads = 4, kvHeads = 2;
+  const int64_t dqk = 40, dv = 24;
+  const cpu::AttentionShape shape{batch, sq, skv, heads, kvHeads, dqk, dv};
+  std::mt19937 rng(7);
+  const std::vector<float> q = randomFloats(batch * sq * heads * dqk, rng),
+                           k = randomFloats(batch * skv * kvHeads * dqk, rng),
+                           v = randomFloats(batch * skv * kvHeads * dv, rng),
+                           slopes = {0.5f, 0.25f, 0.125f, 0.0625f};
+  std::vector<uint8_t> mask(batch * sq * skv);
+  for (size_t i = 0; i < mask.size(); ++i)
+    mask[i] = (i * 7919) % 5 != 0;
+  mask[3 * skv + 0] = 0; // row 3 of batch 0 attends nothing but key 1
+  for (int64_t j = 2; j < skv; ++j)
+    mask[3 * skv + j] = 0;
+  struct Case {
+    cpu::AttentionKind kind;
+    int64_t window;
+  };
+  const float scale = 0.15f;
+  for (Case c :
+       {Case{cpu::AttentionKind::Full, 0}, Case{cpu::AttentionKind::Causal, 7},
+        Case{cpu::AttentionKind::Alibi, 0}, Case{cpu::AttentionKind::Mask, 0}})
+    for (bool bf16 : {false, true}) {
+      SCOPED_TRACE("kind " + std::to_string(static_cast<int>(c.kind)) +
+                   (bf16 ? " bf16" : " f32"));
+      const float *slopesOf =
+          c.kind == cpu::AttentionKind::Alibi ? slopes.data() : nullptr;
+      const uint8_t *maskOf =
+          c.kind == cpu::AttentionKind::Mask ? mask.data() : nullptr;
+      const int64_t outSize = batch * sq * heads * dv;
+      std::vector<float> wantLse(batch * heads * sq),
+          gotLse(wantLse.size(), kPoison);
+      std::vector<float> workspace(cpu::attentionWorkspace(shape, 1, bf16));
+      const unsigned gridX = (sq + 3) / 4, gridY = batch * heads;
+      const int threads = 4 * 32; // kAttentionWarps warps, a row each
+      if (!bf16) {
+        std::vector<float> want(outSize), got(outSize, kPoison);
+        cpu::attention(q.data(), k.data(), v.data(), maskOf, true, slopesOf,
+                       want.data(), shape, c.kind, scale, c.window,
+                       workspace.data(), 1, wantLse.data());
+        launch(gridX, gridY, threads, 0, [&] {
+          weft_attention(q.data(), k.data(), v.data(), maskOf, slopesOf,
+                         got.data(), batch, sq, skv, heads, kvHeads, dqk, dv,
+                         static_cast<int>(c.kind), 1, c.window, scale,
+                         gotLse.data());
+        });
+        EXPECT_LE(relativeError(got, want), 1e-5);
+      } else {
+        const std::vector<uint16_t> q16 = toBf16(q), k16 = toBf16(k),
+                                    v16 = toBf16(v);
+        std::vector<uint16_t> want(outSize), got(outSize, 0xffff);
+        cpu::attentionBf16(q16.data(), k16.data(), v16.data(), maskOf, true,
+                           slopesOf, want.data(), shape, c.kind, scale,
+                           c.window, workspace.data(), 1, wantLse.data());
+        auto bf = [](const std::vector<uint16_t> &x) {
+          return reinterpret_cast<const __nv_bfloat16 *>(x.data());
+        };
+        launch(gridX, gridY, threads, 0, [&] {
+          weft_attention_bf16_rows(
+              bf(q16), bf(k16), bf(v16), maskOf, slopesOf,
+              reinterpret_cast<__nv_bfloat16 *>(got.data()), batch, sq, skv,
+              heads, kvHeads, dqk, dv, static_cast<int>(c.kind), 1, c.window,
+              scale, gotLse.data());
+        });
+        EXPECT_LE(relativeError(got, want), 1e-2);
+      }
+      EXPECT_LE(relativeError(gotLse, wantLse), 1e-5);
+    }
+}
+
+// Softmax and log-softmax along a middle dimension, gather of rows (f32 and
+// any element size) and scatter-add with repeated indices.
+TEST(LibraryOnHost, SoftmaxGatherAndScatterAddMatchTheCpuKernels) {
+  std::mt19937 rng(8);
+  const int64_t outer = 3, dim = 50, inner = 7;
+  const std::vector<float> x = randomFloats(outer * dim * inner, rng, 4.0f);
+  for (int logarithm : {0, 1}) {
+    std::vector<float> got(x.size(), kPoison), want(x.size());
+    cpu::softmax(x.data(), want.data(), outer, dim, inner, logarithm != 0);
+    launch(gridFor(outer * inner), 1, 256, 0, [&] {
+      weft_softmax(x.data(), got.data(), outer, dim, inner, logarithm);
+    });
+    EXPECT_LE(relativeError(got, want), 1e-6) << "logarithm " << logarithm;
+  }
+
+  // Rows of 6 bytes (bf16 triples: not a multiple of 4) and of 20.
+  const int64_t size = 11, count = 9;
+  std::vector<long long> indices(count);
+  for (int64_t i = 0; i < count; ++i)
+    indices[i] = (i * 5) % size;
+  const auto *indices64 = reinterpret_cast<const int64_t *>(indices.data());
+  for (int64_t innerBytes : {6, 20}) {
+    std::vector<char> table(2 * size * innerBytes);
+    for (size_t i = 0; i < table.size(); ++i)
+      table[i] = static_cast<char>(i * 31 + 7);
+    std::vector<char> got(2 * count * innerBytes, 0x5a), want(got.size(), 0x00);
+    EXPECT_EQ(cpu::gather(table.data(), indices64, want.data(), 2, size,
+                          innerBytes, count),
+              -1);
+    std::vector<long long> status(2, 0);
+    const int64_t total =
+        2 * count * (innerBytes % 4 == 0 ? innerBytes / 4 : innerBytes);
+    launch(gridFor(total), 1, 256, 0, [&] {
+      weft_gather(table.data(), indices.data(), got.data(), 2, size, innerBytes,
+                  count, status.data());
+    });
+    EXPECT_EQ(got, want) << innerBytes << "-byte rows";
+    EXPECT_EQ(status[0], 0);
+  }
+
+  const int64_t rows = 2, columns = 13;
+  std::vector<long long> repeated = {4, 1, 4, 0, 10, 4, 1, 3, 9};
+  const std::vector<float> base = randomFloats(rows * size * columns, rng),
+                           updates = randomFloats(rows * count * columns, rng);
+  std::vector<float> want(base.size()), got = base; // the runtime copies base
+  EXPECT_EQ(cpu::scatterAdd(
+                base.data(), reinterpret_cast<const int64_t *>(repeated.data()),
+                updates.data(), want.data(), rows, size, columns, count),
+            -1);
+  std::vector<long long> status(2, 0);
+  launch(gridFor(rows * columns), 1, 256, 0, [&] {
+    weft_scatter_add(repeated.data(), updates.data(), got.data(), rows, size,
+                     columns, count, status.data());
+  });
+  EXPECT_EQ(status[0], 0);
+  EXPECT_LE(relativeError(got, want), 1e-6);
+}
