@@ -104,7 +104,14 @@ public:
   FailureOr<codegen::CudaKernelSource> generate();
 
 private:
+  /// The loop over a thread's chunks of the row (a block per row) or of the
+  /// tensor (elementwise), opened; c0 is the chunk's first column.
+  void emitLoopHead(llvm::raw_ostream &os);
+  /// Loads every input's values at the chunk (or, when the rows stay in
+  /// registers, names the loaded ones).
   LogicalResult emitChunkStart(llvm::raw_ostream &os);
+  /// Loads each thread's chunks of the row once, for every pass.
+  LogicalResult emitKeptChunks(llvm::raw_ostream &os);
   /// The ops before `limit` (all when null) at column c0 + j.
   LogicalResult emitBody(llvm::raw_ostream &os, Operation *limit);
   /// Passes computing `op`'s row statistics into s<k>_* scalars.
@@ -121,6 +128,10 @@ private:
   int64_t rows = 0, cols = 0;
   int vector = 1;
   bool rowMode = false;
+  /// Chunks of each row input a thread keeps in registers across the passes
+  /// (a block per row whose row takes at most two chunks a thread); 0: each
+  /// pass loads them again.
+  int kept = 0;
   llvm::DenseMap<Value, std::string> names;
   llvm::DenseMap<Operation *, unsigned> rowOpIndex;
   SmallVector<codegen::InputLayout> layouts;
@@ -138,13 +149,63 @@ LogicalResult Generator::emitChunkStart(llvm::raw_ostream &os) {
          << (rowMode ? "blockIdx.x" : "i0 / kCols") << "];\n";
       continue;
     }
-    os << "      const WeftChunk<" << t->storage << ", " << vector << "> a" << i
-       << " = weftLoad<" << vector << ">(in" << i << " + "
-       << (layouts[i] == codegen::InputLayout::Row
-               ? (rowMode ? "rowStart + c0" : "i0")
-               : "c0")
-       << ");\n";
+    os << "      const WeftChunk<" << t->storage << ", " << vector << "> "
+       << (kept ? "&" : "") << "a" << i << " = ";
+    if (kept)
+      os << "a" << i << "_kept[k];\n";
+    else
+      os << "weftLoad<" << vector << ">(in" << i << " + "
+         << (layouts[i] == codegen::InputLayout::Row
+                 ? (rowMode ? "rowStart + c0" : "i0")
+                 : "c0")
+         << ");\n";
   }
+  return success();
+}
+
+void Generator::emitLoopHead(llvm::raw_ostream &os) {
+  if (!rowMode) {
+    os << "  for (int64_t i0 = (static_cast<int64_t>(blockIdx.x) * blockDim.x "
+          "+ threadIdx.x) * "
+       << vector << "; i0 < kRows * kCols; i0 += static_cast<int64_t>("
+       << "gridDim.x) * blockDim.x * " << vector << ") {\n"
+       << "    const int64_t c0 = i0 % kCols;\n";
+    return;
+  }
+  if (kept) {
+    os << "#pragma unroll\n  for (int k = 0; k < " << kept << "; ++k) {\n"
+       << "    const int64_t c0 = (static_cast<int64_t>(threadIdx.x) + "
+          "static_cast<int64_t>(k) * blockDim.x) * "
+       << vector << ";\n    if (c0 >= kCols)\n      break;\n";
+    return;
+  }
+  os << "  for (int64_t c0 = static_cast<int64_t>(threadIdx.x) * " << vector
+     << "; c0 < kCols; c0 += static_cast<int64_t>(blockDim.x) * " << vector
+     << ") {\n";
+}
+
+LogicalResult Generator::emitKeptChunks(llvm::raw_ostream &os) {
+  Block &body = group.getBody().front();
+  for (BlockArgument input : body.getArguments()) {
+    unsigned i = input.getArgNumber();
+    if (layouts[i] == codegen::InputLayout::PerRow)
+      continue;
+    FailureOr<ValueTypes> t = typesOf(group, input.getType());
+    if (failed(t))
+      return failure();
+    os << "  WeftChunk<" << t->storage << ", " << vector << "> a" << i
+       << "_kept[" << kept << "];\n";
+  }
+  emitLoopHead(os);
+  for (BlockArgument input : body.getArguments()) {
+    unsigned i = input.getArgNumber();
+    if (layouts[i] != codegen::InputLayout::PerRow)
+      os << "    a" << i << "_kept[k] = weftLoad<" << vector << ">(in" << i
+         << " + "
+         << (layouts[i] == codegen::InputLayout::Row ? "rowStart + c0" : "c0")
+         << ");\n";
+  }
+  os << "  }\n";
   return success();
 }
 
@@ -211,10 +272,8 @@ LogicalResult Generator::emitStatistics(llvm::raw_ostream &os, Operation &op,
   std::string s = "s" + std::to_string(k);
   auto pass = [&](const std::string &init, const std::string &accumulate,
                   const std::string &after) -> LogicalResult {
-    os << "  {\n    float acc = " << init << ";\n"
-       << "    for (int64_t c0 = static_cast<int64_t>(threadIdx.x) * " << vector
-       << "; c0 < kCols; c0 += static_cast<int64_t>(blockDim.x) * " << vector
-       << ") {\n";
+    os << "  {\n    float acc = " << init << ";\n";
+    emitLoopHead(os);
     if (failed(emitChunkStart(os)))
       return failure();
     os << "#pragma unroll\n      for (int j = 0; j < " << vector
@@ -310,25 +369,23 @@ FailureOr<codegen::CudaKernelSource> Generator::generate() {
     kernel.blockThreads =
         static_cast<int>(std::clamp<int64_t>((chunks + 31) / 32 * 32, 32, 512));
     kernel.gridBlocks = std::max<int64_t>(rows, 1);
+    const int64_t perThread =
+        (chunks + kernel.blockThreads - 1) / kernel.blockThreads;
+    kept = perThread <= 2 ? static_cast<int>(perThread) : 0;
     os << "  if (blockIdx.x >= kRows)\n    return;\n"
        << "  const int64_t rowStart = static_cast<int64_t>(blockIdx.x) * "
           "kCols;\n";
+    if (kept && failed(emitKeptChunks(os)))
+      return failure();
     for (Operation &op : body.without_terminator())
       if (isRowOp(op) && failed(emitStatistics(os, op, rowOpIndex.lookup(&op))))
         return failure();
-    os << "  for (int64_t c0 = static_cast<int64_t>(threadIdx.x) * " << vector
-       << "; c0 < kCols; c0 += static_cast<int64_t>(blockDim.x) * " << vector
-       << ") {\n";
   } else {
     kernel.blockThreads = 256;
     int64_t chunks = (rows * cols + vector - 1) / vector;
     kernel.gridBlocks = std::clamp<int64_t>((chunks + 255) / 256, 1, 1 << 16);
-    os << "  for (int64_t i0 = (static_cast<int64_t>(blockIdx.x) * blockDim.x "
-          "+ threadIdx.x) * "
-       << vector << "; i0 < kRows * kCols; i0 += static_cast<int64_t>("
-       << "gridDim.x) * blockDim.x * " << vector << ") {\n"
-       << "    const int64_t c0 = i0 % kCols;\n";
   }
+  emitLoopHead(os);
   // The last pass: every value, the results stored.
   if (failed(emitChunkStart(os)))
     return failure();

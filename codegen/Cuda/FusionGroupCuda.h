@@ -4,7 +4,9 @@
 // row-wise op's statistics come from a pass over the row ending in a block
 // reduction, and the last pass computes and stores the results. Values are
 // recomputed from the inputs in every pass instead of kept in memory, so a
-// group needs no scratch and any row length. Each thread handles chunks of
+// group needs no scratch and any row length; where a row takes at most two
+// chunks a thread, each thread loads its chunks of the inputs once, into
+// registers, for every pass. Each thread handles chunks of
 // V adjacent columns, loaded and stored as one vector (16 bytes for f32).
 #ifndef WEFT_CODEGEN_CUDA_FUSIONGROUPCUDA_H
 #define WEFT_CODEGEN_CUDA_FUSIONGROUPCUDA_H

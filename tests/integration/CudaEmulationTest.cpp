@@ -18,6 +18,7 @@
 #include <dlfcn.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <random>
@@ -275,6 +276,28 @@ TEST(CudaEmulation, TrainingKernelsMatchTheCpuKernels) {
   for (const Case &c : cases) {
     SCOPED_TRACE(c.dir + " " + c.options.dtype + " training");
     EXPECT_GT(compareStepByStep(c), 20);
+  }
+}
+
+// Rows a block keeps in registers over two chunks a thread, and rows it
+// reads again in every pass: the loss gradient's rows of vocab 3000 and
+// 5000 (f32, 512 threads: 750 and 1250 chunks), the tiny Llama otherwise.
+TEST(CudaEmulation, WideRowsMatchTheCpuKernels) {
+  for (int vocab : {3000, 5000}) {
+    const std::string dir =
+        ::testing::TempDir() + "/weft-vocab-" + std::to_string(vocab);
+    std::filesystem::create_directories(dir);
+    std::ifstream in(WEFT_SOURCE_DIR "/tests/fixtures/tiny-llama/config.json");
+    std::stringstream config;
+    config << in.rdbuf();
+    std::string text = config.str();
+    const std::string key = "\"vocab_size\": 512";
+    ASSERT_NE(text.find(key), std::string::npos);
+    text.replace(text.find(key), key.size(),
+                 "\"vocab_size\": " + std::to_string(vocab));
+    std::ofstream(dir + "/config.json") << text;
+    SCOPED_TRACE("vocab " + std::to_string(vocab));
+    EXPECT_GT(compareStepByStep({dir, {1, 16, "f32", true}, true}), 20);
   }
 }
 
