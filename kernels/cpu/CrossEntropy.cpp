@@ -9,9 +9,6 @@
 using namespace weft::kernels::cpu;
 
 namespace {
-float widen(float x) { return x; }
-float widen(uint16_t bits) { return bf16ToFloat(bits); }
-
 template <typename T>
 int64_t crossEntropyOf(const T *logits, const int64_t *labels, float *out,
                        int64_t tokens, int64_t vocab, int64_t ignoreIndex,
@@ -27,11 +24,11 @@ int64_t crossEntropyOf(const T *logits, const int64_t *labels, float *out,
     const T *row = logits + t * vocab;
     float max = -std::numeric_limits<float>::infinity();
     for (int64_t c = 0; c < vocab; ++c)
-      max = std::max(max, widen(row[c]));
+      max = std::max(max, toFloat(row[c]));
     double sum = 0.0;
     for (int64_t c = 0; c < vocab; ++c)
-      sum += std::exp(static_cast<double>(widen(row[c]) - max));
-    losses[t] = std::log(sum) + max - widen(row[labels[t]]);
+      sum += std::exp(static_cast<double>(toFloat(row[c]) - max));
+    losses[t] = std::log(sum) + max - toFloat(row[labels[t]]);
   }
   if (reduction == LossReduction::None) {
     for (int64_t t = 0; t < tokens; ++t)

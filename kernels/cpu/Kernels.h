@@ -25,6 +25,18 @@ inline uint16_t floatToBf16(float value) {
   return static_cast<uint16_t>(word >> 16);
 }
 
+/// An element of a kernel templated over f32 and bf16 (uint16_t), as fp32;
+/// and an fp32 result as such an element (bf16: rounded to nearest even).
+inline float toFloat(float x) { return x; }
+inline float toFloat(uint16_t bits) { return bf16ToFloat(bits); }
+template <typename T> T fromFloat(float x) {
+  static_assert(sizeof(T) == 4 || sizeof(T) == 2, "f32 or bf16 elements");
+  if constexpr (sizeof(T) == 2)
+    return floatToBf16(x);
+  else
+    return x;
+}
+
 /// IEEE half → fp32.
 float f16ToFloat(uint16_t bits);
 

@@ -83,12 +83,7 @@ template <typename T> double squares(const T *x, int64_t n, float scale) {
   for (int64_t c = 0; c < chunks; ++c) {
     double sum = 0;
     for (int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i) {
-      float f;
-      if constexpr (sizeof(T) == 2)
-        f = bf16ToFloat(x[i]);
-      else
-        f = x[i];
-      const double v = f * scale;
+      const double v = toFloat(x[i]) * scale;
       sum += v * v;
     }
     partial[c] = sum;

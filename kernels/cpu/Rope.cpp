@@ -3,7 +3,6 @@
 #include "kernels/cpu/Kernels.h"
 
 #include <cmath>
-#include <type_traits>
 #include <vector>
 
 namespace {
@@ -13,20 +12,8 @@ template <typename T>
 void rotate(const T *x, const int64_t *positions, T *y, int64_t batch,
             int64_t seq, int64_t heads, int64_t headDim, double theta,
             bool interleaved, const double *frequencies) {
-  using weft::kernels::cpu::bf16ToFloat;
-  using weft::kernels::cpu::floatToBf16;
-  auto load = [](T v) {
-    if constexpr (std::is_same_v<T, uint16_t>)
-      return bf16ToFloat(v);
-    else
-      return v;
-  };
-  auto store = [](float v) -> T {
-    if constexpr (std::is_same_v<T, uint16_t>)
-      return floatToBf16(v);
-    else
-      return v;
-  };
+  using weft::kernels::cpu::fromFloat;
+  using weft::kernels::cpu::toFloat;
   const int64_t half = headDim / 2;
   std::vector<float> invFreq(half);
   for (int64_t j = 0; j < half; ++j)
@@ -45,9 +32,9 @@ void rotate(const T *x, const int64_t *positions, T *y, int64_t batch,
         T *o = y + (t * heads + h) * headDim;
         const int64_t a = interleaved ? 2 * j : j;
         const int64_t b = interleaved ? 2 * j + 1 : j + half;
-        const float xa = load(in[a]), xb = load(in[b]);
-        o[a] = store(xa * c - xb * s);
-        o[b] = store(xb * c + xa * s);
+        const float xa = toFloat(in[a]), xb = toFloat(in[b]);
+        o[a] = fromFloat<T>(xa * c - xb * s);
+        o[b] = fromFloat<T>(xb * c + xa * s);
       }
     }
   }

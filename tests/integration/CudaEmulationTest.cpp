@@ -132,14 +132,15 @@ struct Case {
 /// and what it writes is compared with what the CPU kernel writes.
 /// Returns the number of kernel steps compared.
 int compareStepByStep(const Case &c) {
-  plan::Plan cpuPlan =
-      compileModel(c.dir, c.options, codegen::Device::Cpu, c.train, "none", 0,
-                   c.train ? std::optional<OptimizerOptions>(OptimizerOptions{})
-                           : std::nullopt);
-  plan::Plan cudaPlan =
-      compileModel(c.dir, c.options, codegen::Device::Cuda, c.train, "none", 0,
-                   c.train ? std::optional<OptimizerOptions>(OptimizerOptions{})
-                           : std::nullopt);
+  std::optional<OptimizerOptions> optimizer;
+  if (c.train)
+    optimizer = OptimizerOptions{};
+  auto compile = [&](codegen::Device device) {
+    return compileModel(c.dir, c.options, device, c.train, "none", 0,
+                        optimizer);
+  };
+  const plan::Plan cpuPlan = compile(codegen::Device::Cpu);
+  const plan::Plan cudaPlan = compile(codegen::Device::Cuda);
   if (cpuPlan.buffers_size() == 0 ||
       cpuPlan.buffers_size() != cudaPlan.buffers_size()) {
     ADD_FAILURE() << "the CPU and CUDA plans differ";
