@@ -809,10 +809,18 @@ LogicalResult PlanBuilder::addProgram(func::FuncOp entry,
       return func.emitError()
              << "has no '" << attr
              << "'; run the bufferize phase before code generation";
+  const char *device = options.device == codegen::Device::Cuda ? "cuda" : "cpu";
+  if (auto planned = func->getAttrOfType<StringAttr>("weft.device");
+      !planned || planned.getValue() != device)
+    return func.emitError()
+           << "has its workspace planned for "
+           << (planned ? planned.getValue() : StringRef("no device"))
+           << ", not " << device << " (weft-assign-buffers{device=" << device
+           << "})";
   const bool first = program.empty();
   if (first) {
     plan.set_model(options.model);
-    plan.set_device(options.device == codegen::Device::Cuda ? "cuda" : "cpu");
+    plan.set_device(device);
     plan.set_strategy("single rank");
     plan.set_threads(static_cast<int>(funcAttr("weft.threads")));
   } else if (plan.threads() != funcAttr("weft.threads")) {

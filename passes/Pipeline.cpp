@@ -76,7 +76,7 @@ LogicalResult weft::buildPipeline(OpPassManager &pm,
     }
     if (phase == "bufferize")
       pm.addNestedPass<func::FuncOp>(weft::createAssignBuffers(
-          weft::AssignBuffersOptions{options.threads}));
+          weft::AssignBuffersOptions{options.threads, options.device}));
     if (phase == last)
       break;
   }

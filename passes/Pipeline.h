@@ -46,6 +46,9 @@ struct PipelineOptions {
   /// The memory phase, for a training step: weft-offload-activations after
   /// weft-rematerialize (what it saves waits in host memory).
   bool offloadActivations = false;
+  /// The bufferize phase: the device ("cpu" or "cuda") whose kernels the
+  /// workspace is planned for.
+  std::string device = "cpu";
 };
 
 /// Adds the passes of every phase up to and including `options.compileTo` to

@@ -33,6 +33,13 @@ struct AttentionGrad {
 
 constexpr int kAttentionGradWarps = 4; // rows (queries or keys) per block
 
+/// Workspace bytes attention's backward takes from the plan: each query
+/// row's δ and log-sum-exp (the latter used when the forward gave none).
+constexpr long long attentionGradWorkspaceBytes(long long batch,
+                                                long long heads, long long sq) {
+  return 2 * batch * heads * sq * 4;
+}
+
 } // namespace weft::kernels::cuda::training
 
 #endif // WEFT_KERNELS_CUDA_TRAINING_H

@@ -2,6 +2,7 @@
 #include "passes/Bufferize/Passes.h"
 
 #include "kernels/cpu/Kernels.h"
+#include "kernels/cuda/Training.h"
 
 #include "mlir/IR/Builders.h"
 #include "llvm/ADT/DenseMap.h"
@@ -23,6 +24,8 @@ constexpr int64_t kAlignment = 64;
 int64_t alignUp(int64_t bytes) {
   return (bytes + kAlignment - 1) / kAlignment * kAlignment;
 }
+
+int64_t workspaceBytes(Operation *op, StringRef device, int threads);
 
 /// One stretch of arena memory (or host memory: a weft.offload result) and
 /// the op positions it is live over.
@@ -115,17 +118,21 @@ struct AssignBuffers : public weft::impl::AssignBuffersBase<AssignBuffers> {
     if (failed(claimUpdates(func, updates)))
       return signalPassFailure();
 
+    if (device != "cpu" && device != "cuda") {
+      func.emitError() << "the workspace is planned for the cpu or cuda, not '"
+                       << device << "'";
+      return signalPassFailure();
+    }
     const int planThreads =
         threads > 0 ? threads
                     : std::max(1u, std::thread::hardware_concurrency());
     int position = 0;
-    int64_t groupScratchPerThread = 0, workspaceBytes = 0;
+    int64_t groupScratchPerThread = 0, workspace = 0;
     for (Operation &op : body.without_terminator()) {
-      if (auto group = dyn_cast<FusionGroupOp>(op))
+      if (auto group = dyn_cast<FusionGroupOp>(op); group && device == "cpu")
         groupScratchPerThread = std::max(
             groupScratchPerThread, alignUp(group.getScratchBytesPerThread()));
-      workspaceBytes =
-          std::max(workspaceBytes, cpuWorkspaceBytes(&op, planThreads));
+      workspace = std::max(workspace, workspaceBytes(&op, device, planThreads));
       for (Value result : op.getResults()) {
         auto type = dyn_cast<RankedTensorType>(result.getType());
         if (!type || !type.hasStaticShape()) {
@@ -244,9 +251,10 @@ struct AssignBuffers : public weft::impl::AssignBuffersBase<AssignBuffers> {
                   b.getI64IntegerAttr(activationBytes));
     func->setAttr("weft.workspace_per_thread",
                   b.getI64IntegerAttr(groupScratchPerThread));
-    func->setAttr("weft.workspace_bytes", b.getI64IntegerAttr(workspaceBytes));
+    func->setAttr("weft.workspace_bytes", b.getI64IntegerAttr(workspace));
     func->setAttr("weft.arena_bytes",
-                  b.getI64IntegerAttr(activationBytes + workspaceBytes));
+                  b.getI64IntegerAttr(activationBytes + workspace));
+    func->setAttr("weft.device", b.getStringAttr(device));
     func->setAttr("weft.parameter_bytes", b.getI64IntegerAttr(parameterBytes));
     func->setAttr("weft.constant_bytes", b.getI64IntegerAttr(constantBytes));
     if (hostBytes > 0)
@@ -344,9 +352,34 @@ template <typename OpT> kernels::cpu::AttentionShape attentionShape(OpT op) {
   return {
       q[0], q[1], k[1], q[2], k[2], q[3], op.getV().getType().getDimSize(3)};
 }
-} // namespace
 
-int64_t weft::cpuWorkspaceBytes(Operation *op, int threads) {
+/// Bytes of staging a collective takes from the workspace on either device:
+/// a gather along an inner dimension receives every member's block into a
+/// staging copy first; an all-to-all stages what it sends when it splits an
+/// inner dimension and what it receives when it joins one.
+int64_t stagingBytes(Operation *op) {
+  auto inner = [](RankedTensorType type, int64_t dim) {
+    int64_t outer = 1;
+    for (int64_t d = 0; d < dim; ++d)
+      outer *= type.getDimSize(d);
+    return outer != 1;
+  };
+  if (auto gather = dyn_cast<AllGatherOp>(op))
+    return inner(gather.getX().getType(), gather.getDim())
+               ? alignUp(tensorBytes(gather.getType()))
+               : 0;
+  if (auto exchange = dyn_cast<AllToAllOp>(op)) {
+    auto x = cast<RankedTensorType>(exchange.getX().getType());
+    return alignUp(tensorBytes(x)) *
+           (inner(x, exchange.getSplitDim()) +
+            inner(exchange.getType(), exchange.getConcatDim()));
+  }
+  return 0;
+}
+
+/// Workspace bytes the CPU kernel of `op` needs when run with `threads`
+/// threads (0 for most ops).
+int64_t cpuWorkspaceBytes(Operation *op, int threads) {
   if (auto attention = dyn_cast<AttentionOp>(op))
     return alignUp(
         4 * kernels::cpu::attentionWorkspace(
@@ -381,24 +414,24 @@ int64_t weft::cpuWorkspaceBytes(Operation *op, int threads) {
   }
   if (auto group = dyn_cast<FusionGroupOp>(op))
     return alignUp(group.getScratchBytesPerThread()) * threads;
-  // A gather along an inner dimension receives every member's block into a
-  // staging copy first; an all-to-all stages what it sends when it splits an
-  // inner dimension and what it receives when it joins one.
-  auto inner = [](RankedTensorType type, int64_t dim) {
-    int64_t outer = 1;
-    for (int64_t d = 0; d < dim; ++d)
-      outer *= type.getDimSize(d);
-    return outer != 1;
-  };
-  if (auto gather = dyn_cast<AllGatherOp>(op))
-    return inner(gather.getX().getType(), gather.getDim())
-               ? alignUp(tensorBytes(gather.getType()))
-               : 0;
-  if (auto exchange = dyn_cast<AllToAllOp>(op)) {
-    auto x = cast<RankedTensorType>(exchange.getX().getType());
-    return alignUp(tensorBytes(x)) *
-           (inner(x, exchange.getSplitDim()) +
-            inner(exchange.getType(), exchange.getConcatDim()));
-  }
-  return 0;
+  return stagingBytes(op);
 }
+
+/// Workspace bytes the CUDA runtime's step for `op` takes from the plan:
+/// GEMMs use cuBLASLt's workspace, attention's forward and the generated
+/// kernels none (a row stays in registers and shared memory), the runtime
+/// allocates cuDNN's and its own scratch beside the plan's memory.
+int64_t cudaWorkspaceBytes(Operation *op) {
+  if (auto grad = dyn_cast<AttentionGradOp>(op)) {
+    const kernels::cpu::AttentionShape s = attentionShape(grad);
+    return alignUp(kernels::cuda::training::attentionGradWorkspaceBytes(
+        s.batch, s.heads, s.sq));
+  }
+  return stagingBytes(op);
+}
+
+int64_t workspaceBytes(Operation *op, StringRef device, int threads) {
+  return device == "cuda" ? cudaWorkspaceBytes(op)
+                          : cpuWorkspaceBytes(op, threads);
+}
+} // namespace

@@ -15,10 +15,6 @@ namespace weft {
 
 /// Bytes of `type` in memory, rounded up to the arena's 64-byte alignment.
 int64_t alignedBytes(mlir::Type type);
-
-/// Workspace bytes the CPU kernel of `op` needs when run with `threads`
-/// threads (0 for most ops).
-int64_t cpuWorkspaceBytes(mlir::Operation *op, int threads);
 } // namespace weft
 
 #endif // WEFT_PASSES_BUFFERIZE_PASSES_H

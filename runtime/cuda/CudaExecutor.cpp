@@ -785,13 +785,15 @@ void CudaExecutor::State::prepare() {
                      {p(0), p(1), p(2), p(3), p(4), p(11), p(7), p(8), p(9)}))
           continue;
         checkHeadDims();
+        namespace tr = kernels::cuda::training;
         const int64_t rows = in(0) * in(3) * in(1);
-        if (bytes(10) < 2 * rows * 4)
+        if (const int64_t needed =
+                tr::attentionGradWorkspaceBytes(in(0), in(3), in(1));
+            bytes(10) < needed)
           throw Error(where + "its workspace holds " +
                       std::to_string(bytes(10)) + " bytes, not the " +
-                      std::to_string(2 * rows * 4) +
+                      std::to_string(needed) +
                       " of each query row's log-sum-exp and δ");
-        namespace tr = kernels::cuda::training;
         tr::AttentionGrad g{};
         g.q = p(0), g.k = p(1), g.v = p(2), g.out = p(3), g.dout = p(4);
         g.mask = p(5), g.slopes = p(6), g.dq = p(7), g.dk = p(8), g.dv = p(9);

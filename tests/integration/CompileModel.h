@@ -27,7 +27,9 @@ inline plan::Plan compileModel(const std::string &dir,
   auto module = frontend::buildForward(context, *config, options);
   mlir::PassManager pm(&context);
   std::string error;
-  EXPECT_TRUE(succeeded(buildPipeline(pm, pipeline, error))) << error;
+  PipelineOptions planned = pipeline;
+  planned.device = device == codegen::Device::Cuda ? "cuda" : "cpu";
+  EXPECT_TRUE(succeeded(buildPipeline(pm, planned, error))) << error;
   EXPECT_TRUE(succeeded(pm.run(*module)));
   auto plan = codegen::buildPlan(*module, {dir, "", device});
   EXPECT_TRUE(succeeded(plan));

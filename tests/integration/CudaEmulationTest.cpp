@@ -142,7 +142,8 @@ int compareStepByStep(const Case &c) {
   const plan::Plan cpuPlan = compile(codegen::Device::Cpu);
   const plan::Plan cudaPlan = compile(codegen::Device::Cuda);
   if (cpuPlan.buffers_size() == 0 ||
-      cpuPlan.buffers_size() != cudaPlan.buffers_size()) {
+      cpuPlan.buffers_size() != cudaPlan.buffers_size() ||
+      cpuPlan.memory().activations() != cudaPlan.memory().activations()) {
     ADD_FAILURE() << "the CPU and CUDA plans differ";
     return 0;
   }

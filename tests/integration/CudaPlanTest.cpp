@@ -8,6 +8,7 @@
 // (the generated ones also on the host: CudaEmulationTest.cpp).
 #include "CompileModel.h"
 #include "codegen/Cuda/NvrtcCompiler.h"
+#include "kernels/cuda/Training.h"
 #include "runtime/Error.h"
 #include "runtime/cpu/CpuExecutor.h"
 #include "runtime/cuda/CudaDriver.h"
@@ -147,8 +148,11 @@ TEST(CudaPlan, CheckPlanPreparesEveryStepWithoutAGpu) {
         compileModel(tiny, {s.batch, 64, "f32", true}, codegen::Device::Cuda,
                      pipeline(s.dp, s.zero, s.sp, s.tp));
     EXPECT_NO_THROW(rt::CudaExecutor::checkPlan(plan, s.name));
-    // Each attention hands its backward each row's log-sum-exp.
+    // Each attention hands its backward each row's log-sum-exp. The
+    // workspace holds the largest backward's δ and log-sum-exp (and, with
+    // more ranks, what the collectives stage), not the CPU's scratch.
     int attentions = 0, withLse = 0, grads = 0, gradsWithLse = 0;
+    int64_t backwardBytes = 0;
     for (const plan::Step &step : plan.streams(0).steps()) {
       if (!step.has_call())
         continue;
@@ -159,8 +163,15 @@ TEST(CudaPlan, CheckPlanPreparesEveryStepWithoutAGpu) {
       } else if (call.function() == "attention_grad") {
         ++grads;
         gradsWithLse += call.buffers(11) >= 0;
+        backwardBytes = std::max<int64_t>(
+            backwardBytes, kernels::cuda::training::attentionGradWorkspaceBytes(
+                               call.ints(0), call.ints(3), call.ints(1)));
       }
     }
+    if (s.sp == 1 && s.tp == 1 && s.dp == 1)
+      EXPECT_EQ(plan.memory().workspace(), backwardBytes);
+    else
+      EXPECT_GE(plan.memory().workspace(), backwardBytes);
     EXPECT_GT(attentions, 0);
     EXPECT_EQ(withLse, attentions);
     EXPECT_EQ(grads, attentions);
@@ -194,10 +205,18 @@ TEST(CudaPlan, HasTheCpuPlansBuffersAndSteps) {
     plan::Plan cpu = compileModel(dir, {2, 64, dtype}, codegen::Device::Cpu);
     plan::Plan cuda = compileModel(dir, {2, 64, dtype}, codegen::Device::Cuda);
     EXPECT_EQ(cpu.device(), "cpu");
+    // The same buffers at the same places; the workspace is each device's
+    // own (a forward's CUDA kernels take none: GEMMs use cuBLASLt's).
     ASSERT_EQ(cpu.buffers_size(), cuda.buffers_size());
-    for (int i = 0; i < cpu.buffers_size(); ++i)
-      EXPECT_EQ(cpu.buffers(i).SerializeAsString(),
-                cuda.buffers(i).SerializeAsString());
+    for (int i = 0; i < cpu.buffers_size(); ++i) {
+      plan::Buffer a = cpu.buffers(i), b = cuda.buffers(i);
+      if (a.name() == "workspace") {
+        EXPECT_EQ(b.bytes(), 0);
+        a.clear_bytes(), b.clear_bytes();
+        a.clear_shape(), b.clear_shape();
+      }
+      EXPECT_EQ(a.SerializeAsString(), b.SerializeAsString());
+    }
     ASSERT_EQ(cpu.streams(0).steps_size(), cuda.streams(0).steps_size());
     for (int i = 0; i < cpu.streams(0).steps_size(); ++i) {
       const plan::Step &a = cpu.streams(0).steps(i),
@@ -210,9 +229,37 @@ TEST(CudaPlan, HasTheCpuPlansBuffersAndSteps) {
       EXPECT_EQ(std::vector<int>(a.writes().begin(), a.writes().end()),
                 std::vector<int>(b.writes().begin(), b.writes().end()));
     }
-    EXPECT_EQ(cpu.memory().SerializeAsString(),
-              cuda.memory().SerializeAsString());
+    EXPECT_GT(cpu.memory().workspace(), 0);
+    EXPECT_EQ(cuda.memory().workspace(), 0);
+    plan::Memory a = cpu.memory(), b = cuda.memory();
+    for (plan::Memory *m : {&a, &b})
+      m->clear_workspace(), m->clear_arena(), m->clear_peak();
+    EXPECT_EQ(a.SerializeAsString(), b.SerializeAsString());
+    EXPECT_EQ(cuda.memory().arena(), cuda.memory().activations());
   }
+}
+
+// A module bufferized for one device is not built for the other: its
+// workspace is that device's kernels'.
+TEST(CudaPlan, RefusesAModuleBufferizedForTheCpu) {
+  const std::string dir = WEFT_SOURCE_DIR "/tests/fixtures/tiny-llama";
+  mlir::MLIRContext context;
+  auto config = frontend::readModelConfig(dir);
+  ASSERT_TRUE(static_cast<bool>(config));
+  auto module = frontend::buildForward(context, *config, {1, 16, "f32"});
+  mlir::PassManager pm(&context);
+  std::string error;
+  ASSERT_TRUE(succeeded(buildPipeline(pm, {"", 2}, error))) << error;
+  ASSERT_TRUE(succeeded(pm.run(*module)));
+  std::string diagnostics;
+  mlir::ScopedDiagnosticHandler handler(&context, [&](mlir::Diagnostic &d) {
+    diagnostics += d.str();
+    return mlir::success();
+  });
+  EXPECT_TRUE(
+      failed(codegen::buildPlan(*module, {dir, "", codegen::Device::Cuda})));
+  EXPECT_EQ(diagnostics, "has its workspace planned for cpu, not cuda "
+                         "(weft-assign-buffers{device=cuda})");
 }
 
 TEST(CudaPlan, ReadsThePtxasReport) {

@@ -186,8 +186,10 @@ int main(int argc, char **argv) {
     const plan::Plan cudaPlan = collectives
                                     ? cudacheck::collectivesPlan(ranks, "cuda")
                                     : readPlan(positional[1]);
+    // The same plan but for the workspace (each device's kernels take their
+    // own scratch from it).
     if (cpuPlan.buffers_size() != cudaPlan.buffers_size() ||
-        cpuPlan.memory().arena() != cudaPlan.memory().arena())
+        cpuPlan.memory().activations() != cudaPlan.memory().activations())
       throw Error(positional[0] + " and " + positional[1] +
                   " are not builds of the same plan");
     CpuExecutor cpu(cpuPlan, positional[0]);
@@ -286,7 +288,8 @@ int main(int argc, char **argv) {
       for (int i = 0; i < steps.size(); ++i) {
         const plan::Step &step = *steps[i];
         cpu.runSteps(i, i); // a program's first step: its inputs copied in
-        std::memcpy(arena.data(), cpu.region(plan::ARENA), arena.size());
+        std::memcpy(arena.data(), cpu.region(plan::ARENA),
+                    cudaPlan.memory().activations());
         gpu.upload(plan::ARENA, arena.data());
         if (!gpuHost.empty()) // what weft.offload moved out
           gpu.upload(plan::HOST, cpu.region(plan::HOST));

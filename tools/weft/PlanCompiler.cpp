@@ -32,12 +32,13 @@ llvm::Error weft::cli::runPipeline(ModuleOp module,
                                    const CompileOptions &options) {
   PassManager pm(module->getContext());
   std::string error;
-  if (failed(buildPipeline(pm,
-                           {options.compileTo, options.threads, options.train,
-                            options.frozen, options.remat, options.rematBudget,
-                            options.optimizer, options.dp, options.zero,
-                            options.sp, options.tp, options.offloadActivations},
-                           error)))
+  if (failed(buildPipeline(
+          pm,
+          {options.compileTo, options.threads, options.train, options.frozen,
+           options.remat, options.rematBudget, options.optimizer, options.dp,
+           options.zero, options.sp, options.tp, options.offloadActivations,
+           options.device == codegen::Device::Cuda ? "cuda" : "cpu"},
+          error)))
     return makeError(error);
   if (failed(pm.run(module)))
     return makeError(options.model +
