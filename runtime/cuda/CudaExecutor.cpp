@@ -4,6 +4,7 @@
 
 #include "kernels/cpu/Kernels.h"
 #include "kernels/cuda/Attention.h"
+#include "kernels/cuda/Launch.h"
 #include "kernels/cuda/Reduce.h"
 #include "kernels/cuda/Training.h"
 #include "runtime/Communicator.h"
@@ -22,6 +23,7 @@
 #include <optional>
 
 using namespace weft::runtime;
+using weft::kernels::cuda::gridFor;
 using weft::plan::Buffer;
 
 /// kernels/cuda/Library.cu compiled for sm_90a at build time.
@@ -68,11 +70,6 @@ private:
   std::vector<void *> pointerArray;
 };
 
-/// Blocks for a grid-stride loop over `total` items, `perBlock` to a block.
-unsigned gridFor(int64_t total, int64_t perBlock = 256) {
-  return static_cast<unsigned>(
-      std::clamp<int64_t>((total + perBlock - 1) / perBlock, 1, 132 * 16));
-}
 } // namespace
 
 struct CudaExecutor::State {

@@ -6,6 +6,7 @@
 // without a GPU. Library calls (cuBLASLt, cuDNN, kernels/cuda) run on the
 // CPU here; scripts/gpu-check checks them on a GPU.
 #include "CompileModel.h"
+#include "RelativeError.h"
 #include "codegen/Cpu/KernelCompiler.h"
 #include "kernels/cpu/Kernels.h"
 #include "runtime/HostTensor.h"
@@ -96,29 +97,20 @@ void load(const std::string &source, const char *symbol, Loaded &loaded) {
   ASSERT_NE(loaded.run, nullptr) << symbol;
 }
 
-/// max |got − want| / max |want| over a float buffer; infinite where the
-/// CPU's value is finite and the kernel's is not (the poison left unwritten),
-/// and for any integer that differs.
+/// RelativeError.h's measure over a buffer of `dtype` (infinite where the
+/// CPU's value is finite and the kernel's is not: the poison left
+/// unwritten), and infinite for any integer that differs.
 double relativeError(plan::DType dtype, const char *got, const char *want,
                      int64_t bytes) {
-  if (dtype != plan::F32 && dtype != plan::BF16)
-    return std::memcmp(got, want, bytes) == 0 ? 0 : INFINITY;
-  auto read = [&](const char *p, int64_t i) -> double {
-    return dtype == plan::F32 ? reinterpret_cast<const float *>(p)[i]
-                              : kernels::cpu::bf16ToFloat(
-                                    reinterpret_cast<const uint16_t *>(p)[i]);
-  };
-  double maxError = 0, maxValue = 0;
-  for (int64_t i = 0; i < bytes / rt::dtypeBytes(dtype); ++i) {
-    const double g = read(got, i), w = read(want, i);
-    if (!std::isfinite(w))
-      continue;
-    if (!std::isfinite(g))
-      return INFINITY;
-    maxError = std::max(maxError, std::abs(g - w));
-    maxValue = std::max(maxValue, std::abs(w));
-  }
-  return maxError / std::max(maxValue, 1e-30);
+  if (dtype == plan::F32)
+    return weft::testing::relativeError(reinterpret_cast<const float *>(got),
+                                        reinterpret_cast<const float *>(want),
+                                        bytes / 4);
+  if (dtype == plan::BF16)
+    return weft::testing::relativeError(
+        reinterpret_cast<const uint16_t *>(got),
+        reinterpret_cast<const uint16_t *>(want), bytes / 2);
+  return std::memcmp(got, want, bytes) == 0 ? 0 : INFINITY;
 }
 
 struct Case {

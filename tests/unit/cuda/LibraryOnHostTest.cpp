@@ -9,6 +9,8 @@
 #include "kernels/cuda/Library.cu"
 
 #include "kernels/cpu/Kernels.h"
+#include "kernels/cuda/Launch.h"
+#include "tests/integration/RelativeError.h"
 
 #include <gtest/gtest.h>
 
@@ -18,6 +20,8 @@
 #include <vector>
 
 namespace cpu = weft::kernels::cpu;
+using weft::kernels::cuda::gridFor;
+using weft::testing::relativeError;
 
 namespace {
 
@@ -39,39 +43,12 @@ std::vector<uint16_t> toBf16(const std::vector<float> &x) {
   return y;
 }
 
-/// max |got − want| / max |want|; infinite for a NaN where want is finite.
-template <typename T>
-double relativeError(const std::vector<T> &got, const std::vector<T> &want) {
-  auto value = [](T x) -> double {
-    if constexpr (std::is_same_v<T, uint16_t>)
-      return cpu::bf16ToFloat(x);
-    else
-      return x;
-  };
-  double error = 0, scale = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    const double g = value(got[i]), w = value(want[i]);
-    if (!std::isfinite(w))
-      continue;
-    if (!std::isfinite(g))
-      return INFINITY;
-    error = std::max(error, std::abs(g - w));
-    scale = std::max(scale, std::abs(w));
-  }
-  return error / std::max(scale, 1e-30);
-}
-
 /// Launches `body` as a kernel of grid × threads; fails the test on an
 /// error of the emulation (a barrier the hardware would not pass).
 template <typename F>
 void launch(unsigned gridX, unsigned gridY, int threads, size_t shared,
             F body) {
   EXPECT_EQ(weftemu::launchBody({gridX, gridY, 1}, threads, shared, body), "");
-}
-
-unsigned gridFor(int64_t total) { // CudaExecutor's
-  return static_cast<unsigned>(
-      std::clamp<int64_t>((total + 255) / 256, 1, 132 * 16));
 }
 
 } // namespace
@@ -356,9 +333,8 @@ TEST(LibraryOnHost, ReduceMatchesTheCpuKernel) {
                   static_cast<cpu::ReduceKind>(kind));
       const weft::kernels::cuda::ReduceShape shape =
           weft::kernels::cuda::reduceShapeOf(c.shape, c.reduced);
-      const unsigned blocks = static_cast<unsigned>(std::clamp<int64_t>(
-          shape.innerReduced ? shape.outputs : (shape.outputs + 31) / 32, 1,
-          132 * 16));
+      const unsigned blocks =
+          gridFor(shape.outputs, shape.innerReduced ? 1 : 32);
       launch(blocks, 1, 256, 0,
              [&] { weft_reduce(x.data(), got.data(), shape, kind); });
       for (int64_t o = 0; o < outputs; ++o)
