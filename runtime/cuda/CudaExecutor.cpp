@@ -15,6 +15,7 @@
 #include "runtime/cuda/Cudnn.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -132,7 +133,7 @@ struct CudaExecutor::State {
   // attention step.
   void *cudnn = nullptr;
   std::vector<std::unique_ptr<CudnnSdpa>> sdpa;
-  int64_t cudnnWorkspaceBytes = 0;
+  int64_t cudnnWorkspaceBytes = 0, cudnnBudget = 0;
   CUdeviceptr cudnnWorkspace = 0;
   std::vector<std::string> attentionNotes;
   /// Runs the step on cuDNN when it takes it: true and the step's closure
@@ -964,7 +965,12 @@ bool CudaExecutor::State::tryCudnn(const std::string &stepName,
     auto graph = std::make_unique<CudnnSdpa>(shape, pass);
     if (!cudnn)
       cudnn = CudnnSdpa::createHandle(stream);
-    cudnnWorkspaceBytes = std::max(cudnnWorkspaceBytes, graph->build(cudnn));
+    if (const int64_t bytes = graph->build(cudnn); bytes > cudnnBudget)
+      throw Error("cuDNN's workspace of " + gibibytes(bytes) + " is over the " +
+                  gibibytes(cudnnBudget) +
+                  " it may take beside the plan (WEFT_CUDNN_WORKSPACE)");
+    else
+      cudnnWorkspaceBytes = std::max(cudnnWorkspaceBytes, bytes);
     const CudnnSdpa *run = graph.get();
     sdpa.push_back(std::move(graph));
     steps.push_back(
@@ -972,9 +978,8 @@ bool CudaExecutor::State::tryCudnn(const std::string &stepName,
     attentionNotes.push_back("step '" + stepName + "': cuDNN SDPA");
     return true;
   } catch (const Error &error) {
-    attentionNotes.push_back(
-        "step '" + stepName +
-        "': weft's kernels (cuDNN declines: " + error.what() + ")");
+    attentionNotes.push_back("step '" + stepName + "': weft's kernels (" +
+                             error.what() + ")");
     return false;
   }
 }
@@ -1161,6 +1166,29 @@ void weft::runtime::checkPlanForGpu(const plan::Plan &plan,
                 kLibraryTarget + "; " + gpu);
 }
 
+int64_t weft::runtime::cudnnWorkspaceBudget(const plan::Plan &plan,
+                                            const std::string &planName) {
+  const char *text = std::getenv("WEFT_CUDNN_WORKSPACE");
+  if (!text)
+    return std::max<int64_t>(plan.memory().arena(), 256 << 20);
+  const std::string value = text;
+  size_t digits = 0;
+  while (digits < value.size() && std::isdigit(value[digits]))
+    ++digits;
+  const std::string suffix = value.substr(digits);
+  const int shift = suffix == "K"   ? 10
+                    : suffix == "M" ? 20
+                    : suffix == "G" ? 30
+                                    : 0;
+  // A count of at most 2^32 (15 digits read) times at most 2^30 fits.
+  if (digits == 0 || digits > 15 || (!suffix.empty() && shift == 0) ||
+      std::stoll(value.substr(0, digits)) > (int64_t{1} << 32))
+    throw Error(planName + ": WEFT_CUDNN_WORKSPACE is '" + value +
+                "'; expected bytes (at most 2^32), with an optional K, M or "
+                "G suffix");
+  return std::stoll(value.substr(0, digits)) << shift;
+}
+
 void CudaExecutor::checkPlan(const plan::Plan &plan,
                              const std::string &planName) {
   if (plan.device() != "cuda")
@@ -1180,8 +1208,10 @@ CudaExecutor::CudaExecutor(const plan::Plan &plan, std::string planName,
                            int deviceIndex) {
   if (plan.device() != "cuda") // before looking for a driver
     checkPlanForGpu(plan, planName, "", "");
+  const int64_t cudnnBudget = cudnnWorkspaceBudget(plan, planName);
   state = std::make_unique<State>(plan, planName);
   State &s = *state;
+  s.cudnnBudget = cudnnBudget;
   const CudaDriver &cu = s.cu;
   int count = 0;
   cu.check(cu.cuDeviceGetCount(&count), "cuDeviceGetCount");

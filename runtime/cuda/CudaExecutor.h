@@ -26,6 +26,16 @@ namespace weft::runtime {
 void checkPlanForGpu(const plan::Plan &plan, const std::string &planName,
                      const std::string &architecture, const std::string &gpu);
 
+/// The most workspace cuDNN's attention may take beside the plan: the plan's
+/// arena, or 256 MiB (cudnn-frontend's own default bound on its dP
+/// workspace) where that is more. The device then holds at most about twice
+/// what the plan computes in, and a workspace quadratic in the sequence
+/// (cuDNN's deterministic backward decomposes dP in b·h·s_q·s_kv·2 bytes)
+/// gives way to weft's kernels, linear in it. WEFT_CUDNN_WORKSPACE=BYTES
+/// (K, M or G suffix) sets another; Error names a value that is not one.
+int64_t cudnnWorkspaceBudget(const plan::Plan &plan,
+                             const std::string &planName);
+
 class CudaExecutor : public Executor {
 public:
   /// Checks the plan and the GPU (driver, architecture, free memory) before
@@ -92,7 +102,8 @@ public:
   /// Device bytes this executor allocated (cuDNN's workspace too).
   int64_t deviceBytes() const;
   /// What runs each bf16 attention step: "step 'x': cuDNN SDPA", or weft's
-  /// kernels and why cuDNN declined (WEFT_CUDNN=0 turns cuDNN off).
+  /// kernels and why not cuDNN (it declines, or its workspace is over
+  /// cudnnWorkspaceBudget; WEFT_CUDNN=0 turns cuDNN off).
   const std::vector<std::string> &attentionNotes() const;
 
 private:

@@ -359,6 +359,40 @@ TEST(CudaRuntime, RefusesAPlanForAnotherArchitecture) {
   }
 }
 
+// cuDNN's attention takes at most the plan's arena (or 256 MiB) beside it
+// (its deterministic backward's workspace grows with the square of the
+// sequence), or what WEFT_CUDNN_WORKSPACE says; a value that is not bytes is
+// named.
+TEST(CudaRuntime, BoundsCudnnsWorkspace) {
+  plan::Plan cuda = compileModel(WEFT_SOURCE_DIR "/tests/fixtures/tiny-llama",
+                                 {2, 64, "f32"}, codegen::Device::Cuda);
+  ::unsetenv("WEFT_CUDNN_WORKSPACE");
+  EXPECT_EQ(rt::cudnnWorkspaceBudget(cuda, "cuda.plan"), 256 << 20);
+  cuda.mutable_memory()->set_arena(int64_t{5} << 30);
+  EXPECT_EQ(rt::cudnnWorkspaceBudget(cuda, "cuda.plan"), int64_t{5} << 30);
+  for (auto [text, bytes] :
+       {std::pair<const char *, int64_t>{"1048576", 1 << 20},
+        {"64M", 64 << 20},
+        {"3G", int64_t{3} << 30},
+        {"0", 0}}) {
+    ::setenv("WEFT_CUDNN_WORKSPACE", text, 1);
+    EXPECT_EQ(rt::cudnnWorkspaceBudget(cuda, "cuda.plan"), bytes) << text;
+  }
+  for (const char *bad : {"", "lots", "12Q", "-5", "1.5G", "99999999999G"}) {
+    ::setenv("WEFT_CUDNN_WORKSPACE", bad, 1);
+    try {
+      rt::cudnnWorkspaceBudget(cuda, "cuda.plan");
+      ADD_FAILURE() << "took '" << bad << "'";
+    } catch (const rt::Error &error) {
+      EXPECT_EQ(std::string(error.what()),
+                std::string("cuda.plan: WEFT_CUDNN_WORKSPACE is '") + bad +
+                    "'; expected bytes (at most 2^32), with an optional K, M "
+                    "or G suffix");
+    }
+  }
+  ::unsetenv("WEFT_CUDNN_WORKSPACE");
+}
+
 // cuDNN's SDPA graphs for the plans' attentions validate for Hopper here,
 // without a GPU (cuDNN's own support checks: layouts, grouped heads, the
 // causal diagonal, the log-sum-exp as Stats); a head dimension cuDNN does not

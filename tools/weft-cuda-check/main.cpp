@@ -5,6 +5,7 @@
 //
 //   weft-cuda-check CPU_PLAN CUDA_PLAN [--json OUT] [--seed S] [--max-id N]
 //                   [--repeat N] [--no-steps] [--train-steps N] [--no-cudnn]
+//                   [--cudnn-workspace BYTES]
 //   weft-cuda-check --collectives [options]   every collective on a mesh
 //                   of the launch's ranks (CollectivesPlan.h)
 //
@@ -154,6 +155,8 @@ int main(int argc, char **argv) {
       collectives = true;
     else if (arg == "--no-cudnn") // weft's own attention kernels throughout
       ::setenv("WEFT_CUDNN", "0", 1);
+    else if (arg == "--cudnn-workspace") // cuDNN where its workspace fits
+      ::setenv("WEFT_CUDNN_WORKSPACE", value().c_str(), 1);
     else if (!arg.empty() && arg[0] == '-') {
       std::cerr << "weft-cuda-check: unknown option " << arg << "\n";
       return 2;
@@ -163,7 +166,7 @@ int main(int argc, char **argv) {
   if (positional.size() != (collectives ? 0 : 2)) {
     std::cerr << "usage: weft-cuda-check CPU_PLAN CUDA_PLAN [--json OUT] "
                  "[--seed S] [--max-id N] [--repeat N] [--no-steps] "
-                 "[--train-steps N] [--no-cudnn]\n"
+                 "[--train-steps N] [--no-cudnn] [--cudnn-workspace BYTES]\n"
                  "       weft-cuda-check --collectives [--json OUT] "
                  "[--seed S] [--repeat N]\n";
     return 2;
