@@ -48,9 +48,39 @@ BlockArgument updatedArgument(func::FuncOp func, StringRef name) {
   return nullptr;
 }
 
+/// Whether `group` may write its result `resultIndex` over its operand
+/// `input` (of the result's type) when no later op reads it, on both
+/// devices. Each element of a row input is read for the results of its own
+/// row alone (rope, which reads pairs, aside): the CUDA kernels read a chunk
+/// of every input before they store that chunk of the results, after their
+/// passes over the row; the CPU's widen bf16 inputs into scratch rows at the
+/// start and narrow bf16 results at the end, but read f32 inputs and write
+/// f32 results as each op runs — so there every read of the input must come
+/// at or before the op computing the result.
+bool overwritesInput(FusionGroupOp group, Value input, unsigned resultIndex) {
+  Block &body = group.getBody().front();
+  Value result = group.getResult(resultIndex);
+  if (input.getType() != result.getType() || !body.getOps<RopeOp>().empty())
+    return false;
+  if (cast<RankedTensorType>(result.getType()).getElementType().isBF16())
+    return true;
+  Operation *producer =
+      group.getYield().getValues()[resultIndex].getDefiningOp();
+  if (!producer)
+    return false;
+  for (OpOperand &operand : group->getOpOperands())
+    if (operand.get() == input)
+      for (Operation *user :
+           body.getArgument(operand.getOperandNumber()).getUsers())
+        if (isa<YieldOp>(user) ||
+            (user != producer && producer->isBeforeInBlock(user)))
+          return false;
+  return true;
+}
+
 /// Whether `op` may write its result `result` over its operand `arg` while
-/// reading it: AdamW's moments and weights, and generated elementwise
-/// kernels, read each element before writing the same element.
+/// reading it: AdamW's moments and weights read each element before writing
+/// the same element; fusion groups as overwritesInput says.
 bool updatesInPlace(Operation *op, Value result, Value arg) {
   if (auto adamw = dyn_cast<AdamWUpdateOp>(op)) {
     unsigned index = cast<OpResult>(result).getResultNumber();
@@ -58,16 +88,8 @@ bool updatesInPlace(Operation *op, Value result, Value arg) {
     return read[index] == arg && adamw.getGrad() != arg;
   }
   auto group = dyn_cast<FusionGroupOp>(op);
-  if (!group || arg.getType() != result.getType())
-    return false;
-  return llvm::all_of(
-      group.getBody().front().without_terminator(), [](Operation &inner) {
-        if (isa<ConstantOp>(inner)) // a literal
-          return true;
-        auto fusible = dyn_cast<FusibleOpInterface>(inner);
-        return fusible && !isa<RopeOp, BroadcastOp>(inner) &&
-               fusible.getFusionKind() == FusionKind::Elementwise;
-      });
+  return group &&
+         overwritesInput(group, arg, cast<OpResult>(result).getResultNumber());
 }
 
 struct AssignBuffers : public weft::impl::AssignBuffersBase<AssignBuffers> {
@@ -175,10 +197,45 @@ struct AssignBuffers : public weft::impl::AssignBuffersBase<AssignBuffers> {
       ++position;
     }
 
+    // A fusion group's result written over a row input of the same type
+    // that dies there: the two values share one storage.
+    std::vector<bool> merged(storages.size(), false);
+    auto overwrite = [&](FusionGroupOp group, OpResult result, int at) {
+      auto r = storageOf.find(result);
+      if (r == storageOf.end())
+        return;
+      const unsigned gone = r->second;
+      for (OpOperand &operand : group->getOpOperands()) {
+        auto x = storageOf.find(operand.get());
+        if (x == storageOf.end() || x->second == gone)
+          continue;
+        Storage &into = storages[x->second];
+        const Storage &from = storages[gone];
+        if (into.last != at || into.first < 0 || into.host || from.host ||
+            into.bytes != from.bytes ||
+            !overwritesInput(group, operand.get(), result.getResultNumber()))
+          continue;
+        into.last = std::max(into.last, from.last);
+        merged[gone] = true;
+        for (auto &entry : storageOf)
+          if (entry.second == gone)
+            entry.second = x->second;
+        return;
+      }
+    };
+    position = 0;
+    for (Operation &op : body) {
+      if (auto group = dyn_cast<FusionGroupOp>(op))
+        for (OpResult result : group->getResults())
+          overwrite(group, result, position);
+      ++position;
+    }
+
     // Largest first, each at the lowest offset free over its live range.
-    std::vector<unsigned> order(storages.size());
-    for (unsigned i = 0; i < order.size(); ++i)
-      order[i] = i;
+    std::vector<unsigned> order;
+    for (unsigned i = 0; i < storages.size(); ++i)
+      if (!merged[i])
+        order.push_back(i);
     std::stable_sort(order.begin(), order.end(), [&](unsigned a, unsigned b) {
       return storages[a].bytes > storages[b].bytes;
     });
@@ -240,8 +297,9 @@ struct AssignBuffers : public weft::impl::AssignBuffersBase<AssignBuffers> {
       }
       op.setAttr("weft.buffers", b.getArrayAttr(buffers));
       int64_t live = 0;
-      for (const Storage &s : storages)
-        if (!s.host && s.first <= position && position <= s.last)
+      for (unsigned i = 0; i < storages.size(); ++i)
+        if (const Storage &s = storages[i];
+            !merged[i] && !s.host && s.first <= position && position <= s.last)
           live += s.bytes;
       op.setAttr("weft.live_bytes", b.getI64IntegerAttr(live));
       ++position;

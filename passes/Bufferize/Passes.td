@@ -8,8 +8,10 @@ def AssignBuffers : Pass<"weft-assign-buffers", "mlir::func::FuncOp"> {
   let summary = "Places every tensor at an offset in one arena";
   let description = [{
     Computes each value's live range over the function's (scheduled) op
-    order — a reshape shares its operand's storage; inputs live from the
-    start and outputs to the end — and packs the ranges into one arena,
+    order — a reshape shares its operand's storage, and so does a fusion
+    group's result with a row input of its type that dies there where both
+    devices' kernels allow it; inputs live from the start and outputs to the
+    end — and packs the ranges into one arena,
     largest first, each at the lowest 64-byte aligned offset that no
     overlapping range occupies. Parameters get consecutive offsets in the
     parameter region and constants in the constant region. The scratch the

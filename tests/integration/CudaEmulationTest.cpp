@@ -183,7 +183,7 @@ int compareStepByStep(const Case &c) {
   for (const plan::Stream &stream : cudaPlan.streams())
     for (const plan::Step &step : stream.steps())
       steps.push_back(&step);
-  int compared = 0;
+  int compared = 0, inPlace = 0;
   std::map<plan::DType, double> worst;
   cpu.runSteps(0, 0);
   for (size_t i = 0; i < steps.size(); ++i) {
@@ -200,8 +200,22 @@ int compareStepByStep(const Case &c) {
       const plan::Buffer &b = cudaPlan.buffers(id);
       return copy[b.region()].data() + b.offset();
     };
-    for (int id : step.writes()) // NaN for floats: what is left unwritten
-      std::memset(address(id), 0xff, cudaPlan.buffers(id).bytes());
+    // NaN for floats: what is left unwritten (a result written over its
+    // input, which the bufferizer allows, keeps the input).
+    auto overwritesInput = [&](int id) {
+      const plan::Buffer &out = cudaPlan.buffers(id);
+      return llvm::any_of(step.launch().buffers(), [&](int other) {
+        const plan::Buffer &in = cudaPlan.buffers(other);
+        return other != id && in.region() == out.region() &&
+               in.offset() < out.offset() + out.bytes() &&
+               out.offset() < in.offset() + in.bytes();
+      });
+    };
+    for (int id : step.writes())
+      if (!overwritesInput(id))
+        std::memset(address(id), 0xff, cudaPlan.buffers(id).bytes());
+      else
+        ++inPlace;
     const plan::Kernel &kernel = cudaPlan.kernels(step.launch().kernel());
     std::vector<char *> args;
     for (int id : step.launch().buffers()) {
@@ -232,12 +246,12 @@ int compareStepByStep(const Case &c) {
     }
     ++compared;
   }
-  std::printf("%s %s seq %lld%s: %d kernel steps of %d kernels, worst "
-              "relative error f32 %.1e, bf16 %.1e\n",
+  std::printf("%s %s seq %lld%s: %d kernel steps of %d kernels (%d results "
+              "over their input), worst relative error f32 %.1e, bf16 %.1e\n",
               c.dir.substr(c.dir.rfind('/') + 1).c_str(),
               c.options.dtype.c_str(), static_cast<long long>(c.options.seq),
               c.train ? " training" : "", compared, cudaPlan.kernels_size(),
-              worst[plan::F32], worst[plan::BF16]);
+              inPlace, worst[plan::F32], worst[plan::BF16]);
   return compared;
 }
 

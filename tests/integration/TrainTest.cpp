@@ -234,7 +234,8 @@ TEST(Train, Bf16TracksFp32) {
 
 // Recomputing activations in the backward changes no number: every policy
 // gives the losses of keeping them, bit for bit, with a lower planned peak;
-// auto fits its budget of saved activations between the two.
+// auto, keeping more than mincut within its budget, plans a peak between the
+// two (here mincut's: both peak at the lm_head's weight gradient).
 TEST(Train, RematerialisationKeepsTheLossesAndLowersThePeak) {
   // Long enough sequences that the saved activations, not the gradients at
   // the end of the backward, make the peak.
@@ -257,7 +258,7 @@ TEST(Train, RematerialisationKeepsTheLossesAndLowersThePeak) {
       trainFixture(run, 3, {"f32", "auto", 30 << 20, &autoPeak});
   EXPECT_EQ(losses, base);
   EXPECT_LT(autoPeak, basePeak);
-  EXPECT_GT(autoPeak, peaks["mincut"]);
+  EXPECT_GE(autoPeak, peaks["mincut"]);
   std::printf("planned peak: none %lld, full %lld, selective %lld, mincut "
               "%lld, auto (30 MiB saved) %lld bytes\n",
               (long long)basePeak, (long long)peaks["full"],

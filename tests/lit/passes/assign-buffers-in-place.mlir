@@ -1,0 +1,45 @@
+// RUN: weft-opt %s -pass-pipeline='builtin.module(func.func(weft-form-fusion-groups,weft-assign-buffers{threads=2}))' | FileCheck %s
+
+// A fusion group's result takes the memory of a row input of its type that
+// dies there: the bf16 group computes into the linear's memory (the CPU
+// widens bf16 inputs into scratch rows first; CUDA reads each chunk before
+// it stores it), so the arena holds two rows of values, not three.
+// CHECK-LABEL: func.func @bf16_in_place(
+// CHECK-SAME: weft.activation_bytes = 1024 : i64
+// CHECK: weft.linear {{.*}}weft.buffers = [#weft.buffer<"arena", [[A:[0-9]+]]>]
+// CHECK: weft.fusion_group
+// CHECK: } {weft.buffers = [#weft.buffer<"arena", [[A]]>]
+func.func @bf16_in_place(%x: tensor<4x64xbf16>, %w: tensor<64x64xbf16> {weft.param = "w"}) -> tensor<4x64xbf16> {
+  %a = weft.linear %x, %w : (tensor<4x64xbf16>, tensor<64x64xbf16>) -> tensor<4x64xbf16>
+  %b = weft.exp %a : tensor<4x64xbf16>
+  %c = weft.mul %b, %a : tensor<4x64xbf16>
+  return %c : tensor<4x64xbf16>
+}
+
+// f32: the CPU writes each result as its op runs and reads f32 inputs where
+// they are, so only a result computed after the input's last read takes its
+// memory — the product (the mul reads %a last), not the exp (%a is read
+// after it).
+// CHECK-LABEL: func.func @f32_after_the_last_read(
+// CHECK: weft.linear {{.*}}weft.buffers = [#weft.buffer<"arena", [[A:[0-9]+]]>]
+// CHECK: weft.fusion_group
+// CHECK: } {weft.buffers = [#weft.buffer<"arena", 0>, #weft.buffer<"arena", [[A]]>]
+func.func @f32_after_the_last_read(%x: tensor<4x64xf32>, %w: tensor<64x64xf32> {weft.param = "w"}) -> (tensor<4x64xf32>, tensor<4x64xf32>) {
+  %a = weft.linear %x, %w : (tensor<4x64xf32>, tensor<64x64xf32>) -> tensor<4x64xf32>
+  %b = weft.exp %a : tensor<4x64xf32>
+  %c = weft.mul %b, %a : tensor<4x64xf32>
+  return %b, %c : tensor<4x64xf32>, tensor<4x64xf32>
+}
+
+// An input read after the group keeps its memory.
+// CHECK-LABEL: func.func @read_later(
+// CHECK: weft.linear {{.*}}weft.buffers = [#weft.buffer<"arena", [[A:[0-9]+]]>]
+// CHECK: weft.fusion_group
+// CHECK-NOT: #weft.buffer<"arena", [[A]]>]
+// CHECK: weft.linear
+func.func @read_later(%x: tensor<4x64xf32>, %w: tensor<64x64xf32> {weft.param = "w"}) -> (tensor<4x64xf32>, tensor<4x64xf32>) {
+  %a = weft.linear %x, %w : (tensor<4x64xf32>, tensor<64x64xf32>) -> tensor<4x64xf32>
+  %b = weft.exp %a : tensor<4x64xf32>
+  %d = weft.linear %a, %w : (tensor<4x64xf32>, tensor<64x64xf32>) -> tensor<4x64xf32>
+  return %b, %d : tensor<4x64xf32>, tensor<4x64xf32>
+}
