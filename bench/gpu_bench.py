@@ -199,6 +199,17 @@ def elementwise_peers(profile):
     return {"copy_gb_per_s": copy_gbs, "kernels": rows}
 
 
+def memory(weft):
+    """What weft's device memory holds: the plan's planned peak, cuDNN's
+    workspace, and the runtime's own (cuBLASLt's workspace, tables)."""
+    total, planned = weft.get("device_bytes"), weft.get("planned_peak_bytes")
+    cudnn = weft.get("cudnn_workspace_bytes") or 0
+    if not total or not planned:
+        return ""
+    return (f"(plan {planned / 2**30:.2f} + cuDNN {cudnn / 2**30:.2f} "
+            f"+ runtime {(total - planned - cudnn) / 2**30:.2f} GiB)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True)
@@ -229,7 +240,8 @@ def main():
         "weft": {"forward_ms": weft.get("forward_ms"),
                  "tokens_per_s": weft.get("tokens_per_s"),
                  "device_bytes": weft.get("device_bytes"),
-                 "planned_peak_bytes": weft.get("planned_peak_bytes")},
+                 "planned_peak_bytes": weft.get("planned_peak_bytes"),
+                 "cudnn_workspace_bytes": weft.get("cudnn_workspace_bytes")},
         "gemm": gemm_peers(profile),
         "attention": attention_peers(profile),
         "elementwise": elementwise_peers(profile),
@@ -244,6 +256,8 @@ def main():
                      "tokens_per_s": weft_train.get("tokens_per_s"),
                      "device_bytes": weft_train.get("device_bytes"),
                      "planned_peak_bytes": weft_train.get("planned_peak_bytes"),
+                     "cudnn_workspace_bytes":
+                         weft_train.get("cudnn_workspace_bytes"),
                      "error": weft_train.get("error")},
             "peers": train_peers(args.config, args.batch, args.seq),
         }
@@ -291,7 +305,7 @@ def main():
     if w["forward_ms"]:
         print(f"  weft           {w['forward_ms']:9.2f} ms  "
               f"{w['tokens_per_s']:10.0f} tok/s  "
-              f"{(w['device_bytes'] or 0) / 2**30:5.2f} GiB")
+              f"{(w['device_bytes'] or 0) / 2**30:5.2f} GiB  {memory(w)}")
     for name, peer in report["peers"].items():
         if "error" in peer:
             print(f"  {name:<14} {peer['error'][:90]}")
@@ -308,7 +322,8 @@ def main():
         if t["weft"]["step_ms"]:
             print(f"  weft           {t['weft']['step_ms']:9.2f} ms  "
                   f"{t['weft']['tokens_per_s']:10.0f} tok/s  "
-                  f"{(t['weft']['device_bytes'] or 0) / 2**30:5.2f} GiB")
+                  f"{(t['weft']['device_bytes'] or 0) / 2**30:5.2f} GiB  "
+                  f"{memory(t['weft'])}")
         elif t["weft"]["error"]:
             print(f"  weft           {t['weft']['error'][:90]}")
         for name, peer in t["peers"].items():

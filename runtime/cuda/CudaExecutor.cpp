@@ -1473,6 +1473,10 @@ int64_t CudaExecutor::deviceBytes() const {
   return state->blockBytes + state->cudnnWorkspaceBytes;
 }
 
+int64_t CudaExecutor::cudnnWorkspaceBytes() const {
+  return state->cudnnWorkspaceBytes;
+}
+
 const std::vector<std::string> &CudaExecutor::attentionNotes() const {
   return state->attentionNotes;
 }

@@ -99,8 +99,10 @@ public:
 
   /// "NVIDIA H100 80GB HBM3 (sm_90, 79.1 GiB)".
   std::string deviceDescription() const;
-  /// Device bytes this executor allocated (cuDNN's workspace too).
+  /// Device bytes this executor allocated (cuDNN's workspace too), and of
+  /// them cuDNN's workspace.
   int64_t deviceBytes() const;
+  int64_t cudnnWorkspaceBytes() const;
   /// What runs each bf16 attention step: "step 'x': cuDNN SDPA", or weft's
   /// kernels and why not cuDNN (it declines, or its workspace is over
   /// cudnnWorkspaceBudget; WEFT_CUDNN=0 turns cuDNN off).

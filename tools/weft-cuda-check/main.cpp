@@ -201,6 +201,7 @@ int main(int argc, char **argv) {
     report["model"] = cudaPlan.model();
     report["device"] = gpu.deviceDescription();
     report["device_bytes"] = gpu.deviceBytes();
+    report["cudnn_workspace_bytes"] = gpu.cudnnWorkspaceBytes();
     report["planned_peak_bytes"] = cudaPlan.memory().peak();
     std::cout << positional[1] << " on " << gpu.deviceDescription() << "\n";
     // Which bf16 attention steps run on cuDNN's SDPA, and why the others do
