@@ -73,6 +73,64 @@ private:
 
 } // namespace
 
+namespace weft::runtime {
+namespace {
+/// Where the runtime puts everything in its one device block: the plan's
+/// regions, a status word per step, cuBLASLt's workspace, cross-entropy's
+/// per-token losses, the norm's partial sums, then a reserve for the rope
+/// tables (at most a few KiB a step).
+struct BlockLayout {
+  int64_t regionOffset[5] = {0, 0, 0, 0, 0}; // by plan::Region (not HOST)
+  int64_t statusOffset = 0, gemmOffset = 0, scratchOffset = 0, normOffset = 0,
+          tableOffset = 0, bytes = 0;
+};
+
+BlockLayout blockLayoutOf(const plan::Plan &plan) {
+  const plan::Memory &m = plan.memory();
+  int64_t stepCount = 0, scratchBytes = 0, normBytes = 0;
+  for (const auto &stream : plan.streams())
+    for (const auto &step : stream.steps()) {
+      ++stepCount;
+      if (!step.has_call())
+        continue;
+      const plan::LibraryCall &call = step.call();
+      // Per-token losses of the largest cross-entropy.
+      if ((call.function() == "cross_entropy" ||
+           call.function() == "cross_entropy_bf16") &&
+          call.ints_size() > 0)
+        scratchBytes = std::max(scratchBytes, call.ints(0) * 8);
+      // Each gradient's partial sums of squares, for the largest grad_norm.
+      if (call.function() == "grad_norm")
+        normBytes = std::max<int64_t>(
+            normBytes,
+            ((call.buffers_size() - 1) * kernels::cuda::training::kNormBlocks +
+             1) *
+                static_cast<int64_t>(sizeof(double)));
+    }
+  BlockLayout l;
+  int64_t offset = 0;
+  for (auto [region, bytes] : {std::pair{plan::ARENA, m.arena()},
+                               {plan::PARAMETERS, m.parameters()},
+                               {plan::CONSTANTS, m.constants()},
+                               {plan::STATE, m.state()}}) {
+    l.regionOffset[region] = offset;
+    offset += alignUp(bytes);
+  }
+  l.statusOffset = offset;
+  offset += alignUp(stepCount * 16);
+  l.gemmOffset = offset;
+  offset += kGemmWorkspaceBytes;
+  l.scratchOffset = offset;
+  offset += alignUp(scratchBytes);
+  l.normOffset = offset;
+  offset += alignUp(normBytes);
+  l.tableOffset = offset;
+  l.bytes = offset + alignUp(stepCount * 2048);
+  return l;
+}
+} // namespace
+} // namespace weft::runtime
+
 struct CudaExecutor::State {
   const plan::Plan &plan;
   std::string planName;
@@ -1189,6 +1247,20 @@ int64_t weft::runtime::cudnnWorkspaceBudget(const plan::Plan &plan,
   return std::stoll(value.substr(0, digits)) << shift;
 }
 
+CudaExecutor::DeviceMemory
+CudaExecutor::deviceMemory(const plan::Plan &plan,
+                           const std::string &planName) {
+  bool bf16Attention = false;
+  for (const auto &stream : plan.streams())
+    for (const auto &step : stream.steps())
+      bf16Attention |=
+          step.has_call() && (step.call().function() == "attention_bf16" ||
+                              step.call().function() == "attention_grad_bf16");
+  const BlockLayout layout = blockLayoutOf(plan);
+  return {layout.bytes, layout.bytes - layout.statusOffset,
+          bf16Attention ? cudnnWorkspaceBudget(plan, planName) : 0};
+}
+
 void CudaExecutor::checkPlan(const plan::Plan &plan,
                              const std::string &planName) {
   if (plan.device() != "cuda")
@@ -1245,51 +1317,18 @@ CudaExecutor::CudaExecutor(const plan::Plan &plan, std::string planName,
 
   // Memory, checked before anything is allocated.
   const plan::Memory &m = plan.memory();
-  int64_t stepCount = 0;
-  for (const auto &stream : plan.streams())
-    stepCount += stream.steps_size();
-  int64_t offset = 0;
-  s.regionOffset[plan::ARENA] = offset;
-  offset += alignUp(m.arena());
-  s.regionOffset[plan::PARAMETERS] = offset;
-  offset += alignUp(m.parameters());
-  s.regionOffset[plan::CONSTANTS] = offset;
-  offset += alignUp(m.constants());
-  s.regionOffset[plan::STATE] = offset;
-  offset += alignUp(m.state());
-  s.statusOffset = offset;
-  offset += alignUp(stepCount * 16);
-  s.gemmOffset = offset;
-  offset += kGemmWorkspaceBytes;
-  // Per-token losses of the largest cross-entropy.
-  int64_t scratchBytes = 0;
-  for (const auto &stream : plan.streams())
-    for (const auto &step : stream.steps())
-      if (step.has_call() &&
-          (step.call().function() == "cross_entropy" ||
-           step.call().function() == "cross_entropy_bf16") &&
-          step.call().ints_size() > 0)
-        scratchBytes = std::max(scratchBytes, step.call().ints(0) * 8);
-  s.scratchOffset = offset;
-  offset += alignUp(scratchBytes);
-  // Each gradient's partial sums of squares, for the largest grad_norm.
-  int64_t normBytes = 0;
-  for (const auto &stream : plan.streams())
-    for (const auto &step : stream.steps())
-      if (step.has_call() && step.call().function() == "grad_norm")
-        normBytes = std::max<int64_t>(
-            normBytes, ((step.call().buffers_size() - 1) *
-                            kernels::cuda::training::kNormBlocks +
-                        1) *
-                           static_cast<int64_t>(sizeof(double)));
-  s.normOffset = offset;
-  offset += alignUp(normBytes);
-  s.tableOffset = offset;
+  const BlockLayout layout = blockLayoutOf(plan);
+  std::copy(std::begin(layout.regionOffset), std::end(layout.regionOffset),
+            std::begin(s.regionOffset));
+  s.statusOffset = layout.statusOffset;
+  s.gemmOffset = layout.gemmOffset;
+  s.scratchOffset = layout.scratchOffset;
+  s.normOffset = layout.normOffset;
+  s.tableOffset = layout.tableOffset;
   size_t freeBytes = 0, totalBytes = 0;
   cu.check(cu.cuMemGetInfo(&freeBytes, &totalBytes), "cuMemGetInfo");
-  // The rope tables are at most a few KiB per step.
-  const int64_t tableReserve = alignUp(stepCount * 2048);
-  s.blockBytes = offset + tableReserve;
+  const int64_t tableReserve = layout.bytes - layout.tableOffset;
+  s.blockBytes = layout.bytes;
   if (s.blockBytes > static_cast<int64_t>(freeBytes))
     throw Error(planName + " needs " + gibibytes(s.blockBytes) +
                 " of device memory; GPU " + std::to_string(deviceIndex) + " (" +

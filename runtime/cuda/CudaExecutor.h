@@ -52,6 +52,18 @@ public:
   /// `weft compile --device cuda` runs it, so that a plan this runtime
   /// would refuse is refused where it is made. Throws Error naming the step.
   static void checkPlan(const plan::Plan &plan, const std::string &planName);
+  /// The device memory an executor of `plan` allocates, known before
+  /// launch: one block of the plan's regions (`block`, of which `runtime`
+  /// is the runtime's own: a status word per step, cuBLASLt's 32 MiB
+  /// workspace, cross-entropy's losses, the norm's partial sums, the rope
+  /// tables) and, where the plan has bf16 attention, cuDNN's workspace of at
+  /// most `cudnnAtMost` (cudnnWorkspaceBudget). deviceBytes() is at most
+  /// block + cudnnAtMost.
+  struct DeviceMemory {
+    int64_t block = 0, runtime = 0, cudnnAtMost = 0;
+  };
+  static DeviceMemory deviceMemory(const plan::Plan &plan,
+                                   const std::string &planName);
 
   void loadParameters(const SafetensorsCheckpoint &checkpoint) override;
   void initializeParameters(uint64_t seed) override;

@@ -393,6 +393,32 @@ TEST(CudaRuntime, BoundsCudnnsWorkspace) {
   ::unsetenv("WEFT_CUDNN_WORKSPACE");
 }
 
+// The device memory a plan takes on a GPU is known before launch: its
+// regions, the runtime's own (cuBLASLt's 32 MiB workspace, a status word
+// per step, cross-entropy's losses, the norm's partial sums, the rope
+// tables) and, with bf16 attention, cuDNN's workspace up to its budget.
+TEST(CudaRuntime, KnowsItsDeviceMemoryBeforeLaunch) {
+  const std::string tiny = WEFT_SOURCE_DIR "/tests/fixtures/tiny-llama";
+  ::unsetenv("WEFT_CUDNN_WORKSPACE");
+  for (const char *dtype : {"f32", "bf16"}) {
+    SCOPED_TRACE(dtype);
+    plan::Plan cuda =
+        compileModel(tiny, {2, 64, dtype, true}, codegen::Device::Cuda,
+                     /*train=*/true, "none", 0, OptimizerOptions{});
+    const rt::CudaExecutor::DeviceMemory d =
+        rt::CudaExecutor::deviceMemory(cuda, "cuda.plan");
+    const plan::Memory &m = cuda.memory();
+    int64_t steps = 0;
+    for (const plan::Stream &stream : cuda.streams())
+      steps += stream.steps_size();
+    EXPECT_GE(d.block - d.runtime, m.peak());
+    EXPECT_LT(d.block - d.runtime, m.peak() + 4 * 256); // region alignment
+    EXPECT_GE(d.runtime, (32 << 20) + steps * 16 + 2 * 64 * 8);
+    EXPECT_LT(d.runtime, (33 << 20) + steps * 2048);
+    EXPECT_EQ(d.cudnnAtMost, dtype == std::string("bf16") ? 256 << 20 : 0);
+  }
+}
+
 // cuDNN's SDPA graphs for the plans' attentions validate for Hopper here,
 // without a GPU (cuDNN's own support checks: layouts, grouped heads, the
 // causal diagonal, the log-sum-exp as Stats); a head dimension cuDNN does not

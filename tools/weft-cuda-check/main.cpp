@@ -204,6 +204,16 @@ int main(int argc, char **argv) {
     report["cudnn_workspace_bytes"] = gpu.cudnnWorkspaceBytes();
     report["planned_peak_bytes"] = cudaPlan.memory().peak();
     std::cout << positional[1] << " on " << gpu.deviceDescription() << "\n";
+    // What the runtime allocates stays within what it said before launch.
+    const CudaExecutor::DeviceMemory planned =
+        CudaExecutor::deviceMemory(cudaPlan, positional[1]);
+    report["device_bytes_at_most"] = planned.block + planned.cudnnAtMost;
+    if (gpu.deviceBytes() > planned.block + planned.cudnnAtMost) {
+      ok = false;
+      std::cout << "  MISMATCH device memory: " << gpu.deviceBytes()
+                << " bytes, over the " << planned.block + planned.cudnnAtMost
+                << " known before launch\n";
+    }
     // Which bf16 attention steps run on cuDNN's SDPA, and why the others do
     // not (WEFT_CUDNN=0 turns it off).
     if (!gpu.attentionNotes().empty()) {

@@ -5,6 +5,9 @@
 #include "runtime/Error.h"
 #include "runtime/HostTensor.h"
 #include "runtime/PlanFile.h"
+#ifdef WEFT_HAVE_CUDA_RUNTIME
+#include "runtime/cuda/CudaExecutor.h"
+#endif
 
 #include "llvm/Support/raw_ostream.h"
 
@@ -163,6 +166,20 @@ int weft::cli::inspectPlan(const std::string &path, bool json) {
      << " (activations " << binary(m.activations()) << ", workspace "
      << binary(m.workspace()) << ") + constants " << binary(m.constants())
      << (m.state() > 0 ? " + training state " + binary(m.state()) : "") << "\n";
+#ifdef WEFT_HAVE_CUDA_RUNTIME
+  if (plan.device() == "cuda") {
+    const runtime::CudaExecutor::DeviceMemory d =
+        runtime::CudaExecutor::deviceMemory(plan, path);
+    os << "on a GPU     at most " << binary(d.block + d.cudnnAtMost)
+       << ": the peak, the CUDA runtime's " << binary(d.runtime)
+       << " (cuBLASLt's workspace, step status, tables)"
+       << (d.cudnnAtMost > 0
+               ? " and cuDNN's attention workspace, up to " +
+                     binary(d.cudnnAtMost) + " (WEFT_CUDNN_WORKSPACE)"
+               : std::string())
+       << "\n";
+  }
+#endif
   if (m.host() > 0)
     os << "host memory  " << binary(m.host())
        << " of offloaded tensors (weft.offload), outside the peak\n";
