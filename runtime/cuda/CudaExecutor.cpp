@@ -1020,7 +1020,7 @@ bool CudaExecutor::State::tryCudnn(const std::string &stepName,
   if (dry || (disabled && std::string(disabled) == "0"))
     return false;
   try {
-    auto graph = std::make_unique<CudnnSdpa>(shape, pass);
+    auto graph = std::make_unique<CudnnSdpa>(shape, pass, cudnnBudget);
     if (!cudnn)
       cudnn = CudnnSdpa::createHandle(stream);
     if (const int64_t bytes = graph->build(cudnn); bytes > cudnnBudget)

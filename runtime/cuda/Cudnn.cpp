@@ -8,7 +8,9 @@
 
 #include <dlfcn.h>
 
+#include <cstdlib>
 #include <mutex>
+#include <string>
 
 namespace cudnn_frontend {
 /// The library the frontend's calls resolve in (its dynamic loading).
@@ -82,9 +84,35 @@ struct CudnnSdpa::Graph {
   std::vector<int64_t> uids; // in run()'s pointer order
 };
 
-CudnnSdpa::CudnnSdpa(const SdpaShape &s, Pass pass)
+namespace {
+/// cudnn-frontend's bound on the deterministic backward's dP workspace, set
+/// to `bytes` while a graph is made (it reads it then) unless the user has
+/// set it.
+class DpWorkspaceLimit {
+public:
+  explicit DpWorkspaceLimit(int64_t bytes) {
+    if (bytes < 0 || std::getenv(kName))
+      return;
+    ::setenv(kName, std::to_string(bytes).c_str(), 1);
+    set = true;
+  }
+  ~DpWorkspaceLimit() {
+    if (set)
+      ::unsetenv(kName);
+  }
+  DpWorkspaceLimit(const DpWorkspaceLimit &) = delete;
+  DpWorkspaceLimit &operator=(const DpWorkspaceLimit &) = delete;
+
+private:
+  static constexpr const char *kName = "CUDNN_FRONTEND_ATTN_DP_WORKSPACE_LIMIT";
+  bool set = false;
+};
+} // namespace
+
+CudnnSdpa::CudnnSdpa(const SdpaShape &s, Pass pass, int64_t workspaceLimit)
     : graph(std::make_unique<Graph>()), pass(pass) {
   load();
+  const DpWorkspaceLimit limit(pass == Pass::Backward ? workspaceLimit : -1);
   try {
     auto g = std::make_shared<fe::graph::Graph>();
     g->set_io_data_type(fe::DataType_t::BFLOAT16)

@@ -32,8 +32,13 @@ public:
     Backward,         // q, k, v, out, dout, lse → dq, dk, dv (deterministic)
   };
   /// The graph, validated for sm_90 (cuDNN loaded; no GPU needed). Throws
-  /// Error saying why cuDNN does not take it.
-  CudnnSdpa(const SdpaShape &shape, Pass pass);
+  /// Error saying why cuDNN does not take it. The deterministic backward
+  /// decomposes dP in a workspace of b·h·s_q·s_kv·2 bytes; where that is
+  /// over `workspaceLimit` (≥ 0), cuDNN 9.25 or later accumulates dQ in
+  /// order instead, its workspace linear in the sequence (cudnn-frontend's
+  /// CUDNN_FRONTEND_ATTN_DP_WORKSPACE_LIMIT, which a user's setting
+  /// overrides); earlier cuDNN keeps the dP workspace.
+  CudnnSdpa(const SdpaShape &shape, Pass pass, int64_t workspaceLimit = -1);
   ~CudnnSdpa();
   CudnnSdpa(const CudnnSdpa &) = delete;
   CudnnSdpa &operator=(const CudnnSdpa &) = delete;

@@ -287,6 +287,16 @@ TEST(CudaEmulation, TrainingKernelsMatchTheCpuKernels) {
   }
 }
 
+// The small Llama's bf16 training step (hidden 1024, 8 layers, vocab 32000:
+// the loss gradient's 32000-wide rows over the logits, 512 threads): 2-3
+// minutes, so run by hand (--gtest_also_run_disabled_tests).
+TEST(CudaEmulation, DISABLED_SmallLlamaTrainingKernelsMatchTheCpuKernels) {
+  EXPECT_GT(compareStepByStep({WEFT_SOURCE_DIR "/bench/configs/small-llama",
+                               {1, 32, "bf16", true},
+                               true}),
+            200);
+}
+
 // Rows a block keeps in registers over two chunks a thread, and rows it
 // reads again in every pass: the loss gradient's rows of vocab 3000 and
 // 5000 (f32, 512 threads: 750 and 1250 chunks), the tiny Llama otherwise.

@@ -446,6 +446,16 @@ TEST(Cudnn, SdpaGraphsValidateForHopper) {
                    std::to_string(static_cast<int>(pass)));
       EXPECT_NO_THROW(rt::CudnnSdpa(s, pass));
     }
+  // A backward made under a workspace limit (cuDNN 9.25 or later accumulates
+  // dQ in order past it) leaves the environment as it found it.
+  const char *limit = "CUDNN_FRONTEND_ATTN_DP_WORKSPACE_LIMIT";
+  ::unsetenv(limit);
+  EXPECT_NO_THROW(rt::CudnnSdpa(shapes[1], Pass::Backward, 256 << 20));
+  EXPECT_EQ(std::getenv(limit), nullptr);
+  ::setenv(limit, "12345", 1);
+  EXPECT_NO_THROW(rt::CudnnSdpa(shapes[1], Pass::Backward, 256 << 20));
+  EXPECT_STREQ(std::getenv(limit), "12345");
+  ::unsetenv(limit);
   try {
     rt::CudnnSdpa({1, 64, 64, 4, 4, 12, true, 0.3f}, Pass::Forward);
     ADD_FAILURE() << "cuDNN took a head dimension of 12";
