@@ -140,6 +140,21 @@ const VerbSpec &weft::cli::trainSpec() {
 }
 
 namespace {
+/// On a GPU: the most device memory the run takes, known before launch.
+std::string deviceMemoryNote(const weft::plan::Plan &plan,
+                             const std::string &model) {
+#ifdef WEFT_HAVE_CUDA_RUNTIME
+  if (plan.device() == "cuda") {
+    const rt::CudaExecutor::DeviceMemory d =
+        rt::CudaExecutor::deviceMemory(plan, model);
+    return "; on the GPU at most " + binary(d.block + d.cudnnAtMost) +
+           " with the runtime's own and cuDNN's workspace";
+  }
+#endif
+  (void)plan, (void)model;
+  return "";
+}
+
 struct Settings {
   std::string data, tokenDtype = "u16", order = "shuffled";
   int64_t steps = 0, batch = 8, seq = 128, accumulation = 1;
@@ -791,7 +806,7 @@ int weft::cli::runTrain(llvm::ArrayRef<std::string> args) {
                          ? "; host memory " + binary(plan.memory().host()) +
                                " of offloaded activations"
                          : std::string())
-                 << "\n";
+                 << deviceMemoryNote(plan, model) << "\n";
     llvm::outs().flush();
 
     std::unique_ptr<std::ofstream> log;
