@@ -302,8 +302,10 @@ int main(int argc, char **argv) {
       for (int i = 0; i < steps.size(); ++i) {
         const plan::Step &step = *steps[i];
         cpu.runSteps(i, i); // a program's first step: its inputs copied in
-        std::memcpy(arena.data(), cpu.region(plan::ARENA),
-                    cudaPlan.memory().activations());
+        // The activations (and as much of the workspaces as both have).
+        std::memcpy(
+            arena.data(), cpu.region(plan::ARENA),
+            std::min(cpuPlan.memory().arena(), cudaPlan.memory().arena()));
         gpu.upload(plan::ARENA, arena.data());
         if (!gpuHost.empty()) // what weft.offload moved out
           gpu.upload(plan::HOST, cpu.region(plan::HOST));
