@@ -1024,8 +1024,8 @@ bool CudaExecutor::State::tryCudnn(const std::string &stepName,
     if (!cudnn)
       cudnn = CudnnSdpa::createHandle(stream);
     if (const int64_t bytes = graph->build(cudnn); bytes > cudnnBudget)
-      throw Error("cuDNN's workspace of " + gibibytes(bytes) + " is over the " +
-                  gibibytes(cudnnBudget) +
+      throw Error("cuDNN's workspace of " + std::to_string(bytes) +
+                  " bytes is over the " + std::to_string(cudnnBudget) +
                   " it may take beside the plan (WEFT_CUDNN_WORKSPACE)");
     else
       cudnnWorkspaceBytes = std::max(cudnnWorkspaceBytes, bytes);
