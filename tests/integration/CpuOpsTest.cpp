@@ -1,7 +1,7 @@
 // Data-movement and reduction ops through the whole CPU path (schedule,
 // bufferize, plan, runtime) against plain references on random inputs:
 // transpose, slice, broadcast, concat, reduce, scatter_add and select, in
-// f32 and with bf16 storage.
+// f32 and with bf16 storage; fusion groups computing over their inputs.
 #include "codegen/PlanBuilder.h"
 #include "ir/WeftDialect.h"
 #include "kernels/cpu/Kernels.h"
@@ -231,4 +231,50 @@ TEST(CpuOps, SelectByARowMask) {
     })",
                  {f32Tensor({12, 4}, x), i64Tensor({12}, rows)}),
              expected, 0.0);
+}
+
+// Fusion groups writing results over inputs that die there
+// (weft-assign-buffers): an f32 group whose second result takes the
+// memory of the input it reads last (the first, read before that, may not),
+// then a group over both results; and a bf16 norm written over the row it
+// normalises.
+TEST(CpuOps, ResultsOverDyingInputs) {
+  const std::vector<float> x = randomFloats(32, 41);
+  std::vector<double> expected(32);
+  for (int i = 0; i < 32; ++i)
+    expected[i] = std::exp(x[i]) - std::exp(x[i]) * x[i];
+  expectNear(run(R"(
+    func.func @forward(%x: tensor<8x4xf32>) -> tensor<8x4xf32> {
+      %a = weft.transpose %x [1, 0] : (tensor<8x4xf32>) -> tensor<4x8xf32>
+      %b = weft.exp %a : tensor<4x8xf32>
+      %c = weft.mul %b, %a : tensor<4x8xf32>
+      %bt = weft.transpose %b [1, 0] : (tensor<4x8xf32>) -> tensor<8x4xf32>
+      %ct = weft.transpose %c [1, 0] : (tensor<4x8xf32>) -> tensor<8x4xf32>
+      %s = weft.sub %bt, %ct : tensor<8x4xf32>
+      return %s : tensor<8x4xf32>
+    })",
+                 {f32Tensor({8, 4}, x)}),
+             expected, 1e-6);
+
+  const std::vector<float> w = randomFloats(8, 42);
+  std::vector<double> normed(32);
+  for (int r = 0; r < 4; ++r) {
+    double sum = 0;
+    for (int c = 0; c < 8; ++c)
+      sum += roundBf16(x[c * 4 + r]) * roundBf16(x[c * 4 + r]);
+    const double inv = 1.0 / std::sqrt(sum / 8 + 1e-5);
+    for (int c = 0; c < 8; ++c) {
+      const double a = roundBf16(x[c * 4 + r]);
+      normed[r * 8 + c] = a * inv * roundBf16(w[c]) * a;
+    }
+  }
+  expectNear(run(R"(
+    func.func @forward(%x: tensor<8x4xbf16>, %w: tensor<8xbf16>) -> tensor<4x8xbf16> {
+      %a = weft.transpose %x [1, 0] : (tensor<8x4xbf16>) -> tensor<4x8xbf16>
+      %n = weft.rms_norm %a, %w epsilon 1.0e-5 : (tensor<4x8xbf16>, tensor<8xbf16>) -> tensor<4x8xbf16>
+      %m = weft.mul %n, %a : tensor<4x8xbf16>
+      return %m : tensor<4x8xbf16>
+    })",
+                 {f32Tensor({8, 4}, x), f32Tensor({8}, w)}),
+             normed, 1e-2);
 }
