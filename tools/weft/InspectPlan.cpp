@@ -97,6 +97,15 @@ int weft::cli::inspectPlan(const std::string &path, bool json) {
                      {"state", m.state()},
                      {"host", m.host()},
                      {"peak", m.peak()}};
+#ifdef WEFT_HAVE_CUDA_RUNTIME
+    if (plan.device() == "cuda") {
+      const runtime::CudaExecutor::DeviceMemory d =
+          runtime::CudaExecutor::deviceMemory(plan, path);
+      out["memory"]["gpu"] = {{"at_most", d.block + d.cudnnAtMost},
+                              {"runtime", d.runtime},
+                              {"cudnn_at_most", d.cudnnAtMost}};
+    }
+#endif
     out["per_rank"] = {{"ranks", ranks},
                        {"parameters", m.parameters()},
                        {"gradients", gradients},
