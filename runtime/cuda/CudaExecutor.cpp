@@ -145,14 +145,9 @@ struct CudaExecutor::State {
   CUstream stream = nullptr;
   CUevent start = nullptr, stop = nullptr;
   std::string description;
-  // One block: arena, parameters, constants, per-step status, cuBLASLt's
-  // workspace, cross-entropy's per-token losses, then the small tables the
-  // steps need (rope frequencies).
+  // One block, laid out by blockLayoutOf.
+  const BlockLayout layout;
   CUdeviceptr block = 0;
-  int64_t blockBytes = 0;
-  int64_t regionOffset[5] = {0, 0, 0, 0, 0}; // by plan::Region (not HOST)
-  int64_t statusOffset = 0, gemmOffset = 0, scratchOffset = 0, normOffset = 0,
-          tableOffset = 0;
   std::vector<char> tables; // host copy of the tables
   CUmodule library = nullptr;
   std::vector<CUmodule> modules;
@@ -212,7 +207,8 @@ struct CudaExecutor::State {
   /// and builds closures that never run (CudaExecutor::checkPlan).
   State(const plan::Plan &plan, std::string planName, bool dry = false)
       : plan(plan), planName(std::move(planName)),
-        cu(dry ? noDriver() : CudaDriver::get()), dry(dry) {}
+        cu(dry ? noDriver() : CudaDriver::get()), dry(dry),
+        layout(blockLayoutOf(plan)) {}
   ~State();
 
   CUdeviceptr address(int bufferId) const {
@@ -221,10 +217,10 @@ struct CudaExecutor::State {
     const Buffer &buffer = plan.buffers(bufferId);
     if (buffer.region() == plan::HOST) // pinned: one address space (UVA)
       return reinterpret_cast<CUdeviceptr>(host) + buffer.offset();
-    return block + regionOffset[buffer.region()] + buffer.offset();
+    return block + layout.regionOffset[buffer.region()] + buffer.offset();
   }
   CUdeviceptr status(size_t step) const {
-    return block + statusOffset + static_cast<int64_t>(step) * 16;
+    return block + layout.statusOffset + static_cast<int64_t>(step) * 16;
   }
   CUfunction libraryFunction(const char *name) {
     if (dry)
@@ -389,7 +385,8 @@ void CudaExecutor::State::addGemm(const Gemm &g, CUdeviceptr a, CUdeviceptr b,
     blas.cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
                                         &pointer, sizeof pointer);
   }
-  auto layout = [&](int64_t rows, int64_t cols, int64_t ld, int64_t stride) {
+  auto matrixLayout = [&](int64_t rows, int64_t cols, int64_t ld,
+                          int64_t stride) {
     cublasLtMatrixLayout_t l;
     blas.check(blas.cublasLtMatrixLayoutCreate(&l, g.type, rows, cols, ld),
                where);
@@ -401,11 +398,11 @@ void CudaExecutor::State::addGemm(const Gemm &g, CUdeviceptr a, CUdeviceptr b,
         l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof stride);
     return l;
   };
-  cublasLtMatrixLayout_t la = g.ta ? layout(g.k, g.m, g.lda, g.strideA)
-                                   : layout(g.m, g.k, g.lda, g.strideA);
-  cublasLtMatrixLayout_t lb = g.tb ? layout(g.n, g.k, g.ldb, g.strideB)
-                                   : layout(g.k, g.n, g.ldb, g.strideB);
-  cublasLtMatrixLayout_t lc = layout(g.m, g.n, g.ldc, g.strideC);
+  cublasLtMatrixLayout_t la = g.ta ? matrixLayout(g.k, g.m, g.lda, g.strideA)
+                                   : matrixLayout(g.m, g.k, g.lda, g.strideA);
+  cublasLtMatrixLayout_t lb = g.tb ? matrixLayout(g.n, g.k, g.ldb, g.strideB)
+                                   : matrixLayout(g.k, g.n, g.ldb, g.strideB);
+  cublasLtMatrixLayout_t lc = matrixLayout(g.m, g.n, g.ldc, g.strideC);
   // One algorithm per shape, chosen once.
   std::string key = std::to_string(g.type) + " " + std::to_string(g.ta) +
                     std::to_string(g.tb) + (bias ? "b" : "") + " " +
@@ -433,7 +430,7 @@ void CudaExecutor::State::addGemm(const Gemm &g, CUdeviceptr a, CUdeviceptr b,
     it = algorithms.emplace(key, result.algo).first;
   }
   const cublasLtMatmulAlgo_t algo = it->second;
-  const CUdeviceptr workspace = block + gemmOffset;
+  const CUdeviceptr workspace = block + layout.gemmOffset;
   steps.push_back([this, desc, la, lb, lc, algo, a, b, c, workspace, where] {
     const float alpha = 1.0f, beta = 0.0f;
     const Cublas &blas = Cublas::get();
@@ -650,7 +647,7 @@ void CudaExecutor::State::prepare() {
         args->add(static_cast<long long>(in(0) * in(1)))
             .add(static_cast<long long>(in(2)))
             .add(static_cast<long long>(in(3)));
-        args->add(block + tableOffset + offset);
+        args->add(block + layout.tableOffset + offset);
         args->add(static_cast<int>(in(4)));
         const int64_t total = in(0) * in(1) * in(2) * half;
         CUfunction function =
@@ -723,7 +720,7 @@ void CudaExecutor::State::prepare() {
                       std::to_string(in(3)));
         stepBounds.back() = in(1);
         auto args = std::make_shared<Arguments>();
-        const CUdeviceptr losses = block + scratchOffset;
+        const CUdeviceptr losses = block + layout.scratchOffset;
         args->add(p(0)).add(p(1)).add(losses);
         args->add(static_cast<long long>(in(1)))
             .add(static_cast<long long>(in(2)))
@@ -892,7 +889,7 @@ void CudaExecutor::State::prepare() {
         const GradNormCall checked = readGradNorm(plan, call, where);
         const uint32_t group = checked.group;
         const int count = static_cast<int>(checked.counts.size());
-        const CUdeviceptr partials = block + normOffset;
+        const CUdeviceptr partials = block + layout.normOffset;
         std::vector<std::shared_ptr<Arguments>> squares;
         for (int i = 0; i < count; ++i) {
           auto args = std::make_shared<Arguments>();
@@ -1317,25 +1314,17 @@ CudaExecutor::CudaExecutor(const plan::Plan &plan, std::string planName,
 
   // Memory, checked before anything is allocated.
   const plan::Memory &m = plan.memory();
-  const BlockLayout layout = blockLayoutOf(plan);
-  std::copy(std::begin(layout.regionOffset), std::end(layout.regionOffset),
-            std::begin(s.regionOffset));
-  s.statusOffset = layout.statusOffset;
-  s.gemmOffset = layout.gemmOffset;
-  s.scratchOffset = layout.scratchOffset;
-  s.normOffset = layout.normOffset;
-  s.tableOffset = layout.tableOffset;
+  const BlockLayout &layout = s.layout;
   size_t freeBytes = 0, totalBytes = 0;
   cu.check(cu.cuMemGetInfo(&freeBytes, &totalBytes), "cuMemGetInfo");
   const int64_t tableReserve = layout.bytes - layout.tableOffset;
-  s.blockBytes = layout.bytes;
-  if (s.blockBytes > static_cast<int64_t>(freeBytes))
-    throw Error(planName + " needs " + gibibytes(s.blockBytes) +
+  if (layout.bytes > static_cast<int64_t>(freeBytes))
+    throw Error(planName + " needs " + gibibytes(layout.bytes) +
                 " of device memory; GPU " + std::to_string(deviceIndex) + " (" +
                 s.description + ") has " +
                 gibibytes(static_cast<int64_t>(freeBytes)) + " free");
-  cu.check(cu.cuMemAlloc(&s.block, s.blockBytes),
-           planName + ": allocating " + gibibytes(s.blockBytes));
+  cu.check(cu.cuMemAlloc(&s.block, layout.bytes),
+           planName + ": allocating " + gibibytes(layout.bytes));
   cu.check(cu.cuStreamCreate(&s.stream, CU_STREAM_NON_BLOCKING),
            "cuStreamCreate");
   cu.check(cu.cuStreamCreate(&s.commStream, CU_STREAM_NON_BLOCKING),
@@ -1352,11 +1341,11 @@ CudaExecutor::CudaExecutor(const plan::Plan &plan, std::string planName,
   cu.check(cu.cuEventCreate(&s.start, CU_EVENT_DEFAULT), "cuEventCreate");
   cu.check(cu.cuEventCreate(&s.stop, CU_EVENT_DEFAULT), "cuEventCreate");
   if (m.state() > 0)
-    cu.check(cu.cuMemsetD8Async(s.block + s.regionOffset[plan::STATE], 0,
+    cu.check(cu.cuMemsetD8Async(s.block + s.layout.regionOffset[plan::STATE], 0,
                                 m.state(), s.stream),
              planName + ": zeroing the training state");
   if (m.constants() > 0)
-    cu.check(cu.cuMemcpyHtoD(s.block + s.regionOffset[plan::CONSTANTS],
+    cu.check(cu.cuMemcpyHtoD(s.block + s.layout.regionOffset[plan::CONSTANTS],
                              plan.constants().data(), plan.constants().size()),
              planName + ": constants");
 
@@ -1401,7 +1390,7 @@ CudaExecutor::CudaExecutor(const plan::Plan &plan, std::string planName,
   if (static_cast<int64_t>(s.tables.size()) > tableReserve)
     throw Error(planName + ": its rope tables outgrow their reserve");
   if (!s.tables.empty())
-    cu.check(cu.cuMemcpyHtoD(s.block + s.tableOffset, s.tables.data(),
+    cu.check(cu.cuMemcpyHtoD(s.block + s.layout.tableOffset, s.tables.data(),
                              s.tables.size()),
              planName + ": tables");
 }
@@ -1479,9 +1468,10 @@ void CudaExecutor::upload(plan::Region region, const char *host, int64_t offset,
     return;
   }
   if (bytes > 0)
-    s.cu.check(s.cu.cuMemcpyHtoD(s.block + s.regionOffset[region] + offset,
-                                 host + offset, bytes),
-               s.planName + ": upload");
+    s.cu.check(
+        s.cu.cuMemcpyHtoD(s.block + s.layout.regionOffset[region] + offset,
+                          host + offset, bytes),
+        s.planName + ": upload");
 }
 
 void CudaExecutor::download(plan::Region region, char *host, int64_t offset,
@@ -1496,9 +1486,9 @@ void CudaExecutor::download(plan::Region region, char *host, int64_t offset,
     return;
   }
   if (bytes > 0)
-    s.cu.check(s.cu.cuMemcpyDtoH(host + offset,
-                                 s.block + s.regionOffset[region] + offset,
-                                 bytes),
+    s.cu.check(s.cu.cuMemcpyDtoH(
+                   host + offset,
+                   s.block + s.layout.regionOffset[region] + offset, bytes),
                s.planName + ": download");
 }
 
@@ -1509,7 +1499,7 @@ std::string CudaExecutor::deviceDescription() const {
 }
 
 int64_t CudaExecutor::deviceBytes() const {
-  return state->blockBytes + state->cudnnWorkspaceBytes;
+  return state->layout.bytes + state->cudnnWorkspaceBytes;
 }
 
 int64_t CudaExecutor::cudnnWorkspaceBytes() const {
@@ -1562,7 +1552,7 @@ void CudaExecutor::runProgram(const std::string &program, TraceWriter *trace) {
   for (int i = 0; i < plan.inputs_size(); ++i)
     if (plan.inputs(i).program() == program && !s.given[i])
       throw Error("input '" + plan.inputs(i).name() + "' was not given");
-  s.cu.check(s.cu.cuMemsetD8Async(s.block + s.statusOffset, 0,
+  s.cu.check(s.cu.cuMemsetD8Async(s.block + s.layout.statusOffset, 0,
                                   s.steps.size() * 16, s.stream),
              s.planName + ": status");
   // The arena reuses an input's memory once it is dead: every run copies
@@ -1605,7 +1595,7 @@ void CudaExecutor::runProgram(const std::string &program, TraceWriter *trace) {
     }
   }
   lastMilliseconds = total;
-  checkStatus(s.cu, s.block + s.statusOffset, s.stepNames, s.stepBounds,
+  checkStatus(s.cu, s.block + s.layout.statusOffset, s.stepNames, s.stepBounds,
               s.stepMessages, s.planName);
 }
 
@@ -1635,12 +1625,12 @@ void CudaExecutor::runStep(size_t index) {
   State &s = *state;
   if (index >= s.steps.size())
     throw Error(s.planName + " has no step " + std::to_string(index));
-  s.cu.check(s.cu.cuMemsetD8Async(s.block + s.statusOffset, 0,
+  s.cu.check(s.cu.cuMemsetD8Async(s.block + s.layout.statusOffset, 0,
                                   s.steps.size() * 16, s.stream),
              s.planName + ": status");
   s.steps[index]();
   s.synchronize(s.planName + ": step '" + s.stepNames[index] + "'");
-  checkStatus(s.cu, s.block + s.statusOffset, s.stepNames, s.stepBounds,
+  checkStatus(s.cu, s.block + s.layout.statusOffset, s.stepNames, s.stepBounds,
               s.stepMessages, s.planName);
 }
 
