@@ -199,6 +199,50 @@ def elementwise_peers(profile):
     return {"copy_gb_per_s": copy_gbs, "kernels": rows}
 
 
+def time_by_kind(profile, whole_ms):
+    """Where a plan's time goes: each step's time (profiled one by one)
+    summed by what it runs — GEMMs, attention, the generated (fused)
+    kernels, the optimizer, the rest by library call — largest first, and
+    what the steps add up to against the whole run's time (the difference:
+    launch gaps, and overlap where streams run side by side)."""
+    def kind(what):
+        if what.startswith(("linear", "matmul")):
+            return "GEMM (cuBLASLt)"
+        if what.startswith("attention"):
+            return "attention"
+        if what.startswith("weft_cuda_"):
+            return "fused kernels"
+        if what.startswith(("adamw", "grad_norm")):
+            return "optimizer"
+        return what
+    kinds = {}
+    for step in profile:
+        entry = kinds.setdefault(kind(step["what"]), {"ms": 0.0, "steps": 0})
+        entry["ms"] += step["ms"]
+        entry["steps"] += 1
+    total = sum(k["ms"] for k in kinds.values())
+    return {"steps_ms": total, "whole_ms": whole_ms,
+            "kinds": [{"kind": name, "ms": k["ms"], "steps": k["steps"],
+                       "share": k["ms"] / total if total else 0}
+                      for name, k in sorted(kinds.items(),
+                                            key=lambda kv: -kv[1]["ms"])]}
+
+
+def print_time_by_kind(breakdown, rows=8):
+    if not breakdown["kinds"]:
+        return
+    print(f"  where weft's time goes: its steps one by one add up to "
+          f"{breakdown['steps_ms']:.2f} ms (the whole run "
+          f"{breakdown['whole_ms'] or 0:.2f} ms):")
+    for k in breakdown["kinds"][:rows]:
+        print(f"    {k['kind']:<22} {k['ms']:8.2f} ms {100 * k['share']:5.1f}%"
+              f"  ({k['steps']} steps)")
+    rest = breakdown["kinds"][rows:]
+    if rest:
+        print(f"    {str(len(rest)) + ' more kinds':<22} "
+              f"{sum(k['ms'] for k in rest):8.2f} ms")
+
+
 def memory(weft):
     """What weft's device memory holds: the plan's planned peak, cuDNN's
     workspace, and the runtime's own (cuBLASLt's workspace, tables)."""
@@ -245,6 +289,7 @@ def main():
         "gemm": gemm_peers(profile),
         "attention": attention_peers(profile),
         "elementwise": elementwise_peers(profile),
+        "time_by_kind": time_by_kind(profile, weft.get("forward_ms")),
     }
     report["peers"] = forward_peers(args.config, args.batch, args.seq)
     weft_train = {}
@@ -259,6 +304,8 @@ def main():
                      "cudnn_workspace_bytes":
                          weft_train.get("cudnn_workspace_bytes"),
                      "error": weft_train.get("error")},
+            "time_by_kind": time_by_kind(weft_train.get("step_profile", []),
+                                         weft_train.get("forward_ms")),
             "peers": train_peers(args.config, args.batch, args.seq),
         }
     checks = []
@@ -315,6 +362,7 @@ def main():
                   f"{peer['tokens_per_s']:10.0f} tok/s  "
                   f"{peer['peak_bytes'] / 2**30:5.2f} GiB  "
                   f"(weft speed ×{ratio:.2f})")
+    print_time_by_kind(report["time_by_kind"])
     if "train" in report:
         t = report["train"]
         print(f"training step, bf16, batch {args.batch} × seq {args.seq} "
@@ -336,6 +384,7 @@ def main():
                       f"{peer['tokens_per_s']:10.0f} tok/s  "
                       f"{peer['peak_bytes'] / 2**30:5.2f} GiB  "
                       f"(weft speed ×{ratio:.2f})")
+        print_time_by_kind(t["time_by_kind"])
     print("GEMM (cuBLASLt vs torch.matmul):")
     for g in report["gemm"]:
         print(f"  {g['shape']:<34} weft {g['weft_tflops']:6.1f} TFLOP/s  "
