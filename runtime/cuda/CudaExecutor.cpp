@@ -7,6 +7,7 @@
 #include "kernels/cuda/Launch.h"
 #include "kernels/cuda/Reduce.h"
 #include "kernels/cuda/Training.h"
+#include "runtime/ByteCount.h"
 #include "runtime/Communicator.h"
 #include "runtime/Error.h"
 #include "runtime/LibraryCalls.h"
@@ -1226,22 +1227,11 @@ int64_t weft::runtime::cudnnWorkspaceBudget(const plan::Plan &plan,
   const char *text = std::getenv("WEFT_CUDNN_WORKSPACE");
   if (!text)
     return std::max<int64_t>(plan.memory().arena(), 256 << 20);
-  const std::string value = text;
-  size_t digits = 0;
-  while (digits < value.size() && std::isdigit(value[digits]))
-    ++digits;
-  const std::string suffix = value.substr(digits);
-  const int shift = suffix == "K"   ? 10
-                    : suffix == "M" ? 20
-                    : suffix == "G" ? 30
-                                    : 0;
-  // A count of at most 2^32 (15 digits read) times at most 2^30 fits.
-  if (digits == 0 || digits > 15 || (!suffix.empty() && shift == 0) ||
-      std::stoll(value.substr(0, digits)) > (int64_t{1} << 32))
-    throw Error(planName + ": WEFT_CUDNN_WORKSPACE is '" + value +
-                "'; expected bytes (at most 2^32), with an optional K, M or "
-                "G suffix");
-  return std::stoll(value.substr(0, digits)) << shift;
+  const std::optional<int64_t> bytes = parseByteCount(text);
+  if (!bytes)
+    throw Error(planName + ": WEFT_CUDNN_WORKSPACE is '" + text +
+                "'; expected bytes, with an optional K, M or G suffix");
+  return *bytes;
 }
 
 CudaExecutor::DeviceMemory

@@ -4,6 +4,7 @@
 #include "codegen/PlanBuilder.h"
 #include "passes/Pipeline.h"
 #ifdef WEFT_HAVE_CUDA_RUNTIME
+#include "runtime/ByteCount.h"
 #include "runtime/Error.h"
 #include "runtime/cuda/CudaExecutor.h"
 #endif
@@ -98,20 +99,12 @@ llvm::Error weft::cli::readRematOptions(const ParsedArgs &args,
     return makeError("--remat auto needs --remat-budget BYTES");
   if (!budget)
     return llvm::Error::success();
-  llvm::StringRef text(*budget);
-  int64_t scale = 1;
-  if (text.ends_with("K") || text.ends_with("M") || text.ends_with("G")) {
-    scale = text.back() == 'K'   ? 1 << 10
-            : text.back() == 'M' ? 1 << 20
-                                 : 1 << 30;
-    text = text.drop_back();
-  }
-  int64_t value;
-  if (text.getAsInteger(10, value) || value < 0)
+  std::optional<int64_t> bytes = runtime::parseByteCount(*budget);
+  if (!bytes)
     return makeError("--remat-budget expects bytes (with an optional K, M or "
                      "G suffix), found '" +
                      *budget + "'");
-  options.rematBudget = value * scale;
+  options.rematBudget = *bytes;
   return llvm::Error::success();
 }
 
