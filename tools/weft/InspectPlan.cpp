@@ -58,6 +58,29 @@ std::string kernelResources(const weft::plan::Kernel &kernel) {
          " spilled, " + std::to_string(kernel.grid_blocks()) + " × " +
          std::to_string(kernel.block_threads()) + " threads";
 }
+/// The kernel a step launches or the library function it calls.
+const std::string &stepWhat(const weft::plan::Plan &plan,
+                            const weft::plan::Step &step) {
+  return step.has_launch() ? plan.kernels(step.launch().kernel()).name()
+                           : step.call().function();
+}
+
+/// The step during which the planner holds the most arena bytes live (the
+/// first of them): where a plan's memory peaks.
+struct MostLive {
+  const weft::plan::Stream *stream = nullptr;
+  int step = -1;
+  int64_t bytes = 0;
+};
+
+MostLive mostLive(const weft::plan::Plan &plan) {
+  MostLive most;
+  for (const auto &stream : plan.streams())
+    for (int i = 0; i < stream.steps_size(); ++i)
+      if (!most.stream || stream.steps(i).live_bytes() > most.bytes)
+        most = {&stream, i, stream.steps(i).live_bytes()};
+  return most;
+}
 } // namespace
 
 int weft::cli::inspectPlan(const std::string &path, bool json) {
@@ -97,6 +120,14 @@ int weft::cli::inspectPlan(const std::string &path, bool json) {
                      {"state", m.state()},
                      {"host", m.host()},
                      {"peak", m.peak()}};
+    if (const MostLive most = mostLive(plan); most.stream) {
+      const plan::Step &step = most.stream->steps(most.step);
+      out["memory"]["most_live"] = {{"bytes", most.bytes},
+                                    {"stream", most.stream->name()},
+                                    {"step", most.step},
+                                    {"name", step.name()},
+                                    {"what", stepWhat(plan, step)}};
+    }
 #ifdef WEFT_HAVE_CUDA_RUNTIME
     if (plan.device() == "cuda") {
       const runtime::CudaExecutor::DeviceMemory d =
@@ -175,6 +206,13 @@ int weft::cli::inspectPlan(const std::string &path, bool json) {
      << " (activations " << binary(m.activations()) << ", workspace "
      << binary(m.workspace()) << ") + constants " << binary(m.constants())
      << (m.state() > 0 ? " + training state " + binary(m.state()) : "") << "\n";
+  if (const MostLive most = mostLive(plan); most.stream) {
+    const plan::Step &step = most.stream->steps(most.step);
+    os << "             the arena holds the most, " << binary(most.bytes)
+       << " live, at step " << most.step << " on stream " << most.stream->name()
+       << ofProgram(most.stream->program()) << ": " << step.name() << " ("
+       << stepWhat(plan, step) << ")\n";
+  }
 #ifdef WEFT_HAVE_CUDA_RUNTIME
   if (plan.device() == "cuda") {
     const runtime::CudaExecutor::DeviceMemory d =
@@ -210,12 +248,10 @@ int weft::cli::inspectPlan(const std::string &path, bool json) {
        << stream.name() << ofProgram(stream.program()) << "\n";
     for (int i = 0; i < stream.steps_size(); ++i) {
       const auto &step = stream.steps(i);
-      std::string what = step.has_launch()
-                             ? plan.kernels(step.launch().kernel()).name()
-                             : step.call().function();
       os << "  " << llvm::right_justify(std::to_string(i), 4) << "  "
-         << llvm::left_justify(step.name(), 44) << llvm::left_justify(what, 30)
-         << " live " << binary(step.live_bytes()) << "\n";
+         << llvm::left_justify(step.name(), 44)
+         << llvm::left_justify(stepWhat(plan, step), 30) << " live "
+         << binary(step.live_bytes()) << "\n";
     }
   }
   os << "buffers      " << plan.buffers_size() << "\n";
