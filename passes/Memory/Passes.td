@@ -16,7 +16,9 @@ def Rematerialize : Pass<"weft-rematerialize", "mlir::func::FuncOp"> {
     by layer from their location, `model.layers.N.…` or
     `transformer.h.N.…`), so that what they produced dies in the forward.
     A value another layer's forward reads (a layer's output, the next one's
-    input) is always saved. Policies:
+    input) is always saved, but a ZeRO-3 parameter gathered whole is not:
+    a recomputed op that reads one gathers it again, as DeepSpeed's
+    recomputation does. Policies:
     - `none`: nothing is recomputed.
     - `full`: per-layer checkpointing: only each layer's inputs are saved;
       every forward op of a layer is recomputed for its backward.

@@ -13,6 +13,7 @@
 #include <boost/graph/adjacency_list.hpp>
 #include <boost/graph/boykov_kolmogorov_max_flow.hpp>
 
+#include <functional>
 #include <map>
 #include <queue>
 
@@ -201,9 +202,22 @@ struct Rematerialize : public weft::impl::RematerializeBase<Rematerialize> {
     return recomputed;
   }
 
+  /// Whether `value` is a ZeRO-3 parameter gathered whole: an all_gather of
+  /// a function argument, with the slices, reshapes and converts that make
+  /// the parameter's shape of it.
+  static bool isGatheredParameter(Value value) {
+    Operation *op = value.getDefiningOp();
+    if (isa_and_nonnull<AllGatherOp>(op))
+      return isa<BlockArgument>(op->getOperand(0));
+    return isa_and_nonnull<SliceOp, ReshapeOp, ConvertOp>(op) &&
+           isGatheredParameter(op->getOperand(0));
+  }
+
   /// Recomputes `ops` (forward ops of one layer, in block order) right
   /// before the first backward op that reads one of them; the backward then
-  /// reads the copies.
+  /// reads the copies. A parameter a copy reads gathered (ZeRO-3) is gathered
+  /// again for it, as DeepSpeed's recomputation does: the forward's gather
+  /// dies at its forward reader instead of living on to the backward.
   void recompute(ArrayRef<Operation *> ops) {
     llvm::DenseSet<Operation *> chosen(ops.begin(), ops.end());
     // What the backward needs of them, with what those need of them.
@@ -237,8 +251,23 @@ struct Rematerialize : public weft::impl::RematerializeBase<Rematerialize> {
     OpBuilder b(first);
     IRMapping mapping;
     llvm::DenseSet<Operation *> copies;
-    for (Operation *op : ordered)
+    std::function<void(Value)> gatherAgain = [&](Value value) {
+      Operation *op = value.getDefiningOp();
+      if (mapping.contains(value) || !op)
+        return;
+      for (Value operand : op->getOperands())
+        gatherAgain(operand);
+      Operation *copy = b.clone(*op, mapping);
+      copy->removeAttr("weft.prefetch"); // its reader follows it
+      copies.insert(copy);
+    };
+    for (Operation *op : ordered) {
+      for (Value operand : op->getOperands())
+        if (!needed.contains(operand.getDefiningOp()) &&
+            isGatheredParameter(operand))
+          gatherAgain(operand);
       copies.insert(b.clone(*op, mapping));
+    }
     for (Operation *op : ordered)
       for (Value result : op->getResults())
         for (OpOperand &use : llvm::make_early_inc_range(result.getUses()))

@@ -5,7 +5,7 @@ The tiny Llama trains 20 steps on the built-in corpus (sequential samples,
 fp32) on one rank, then under `mpirun -np N weft train ... --dp N`: every
 configuration (data parallelism, ZeRO-1/2/3, Ulysses sequence parallelism
 alone and with dp and ZeRO, tensor parallelism (column/row-parallel linears)
-alone and with dp, a GQA model with more sp ranks than kv heads, a
+alone and with dp, ZeRO-3 under rematerialisation, a GQA model with more sp ranks than kv heads, a
 sequence that sp does not divide, and checkpoints crossing between a
 multi-rank run and a single-rank one) must give the single-rank losses within
 1e-5 relative and the
@@ -36,7 +36,7 @@ WEIGHT_TOLERANCE = 2e-5  # relative L2 per tensor
 STEPS = 20  # 10 under --quick
 # --quick (under AddressSanitizer, where each run is several times slower):
 # every collective, ZeRO stage, Ulysses path and checkpoint crossing once.
-QUICK = {"dp=2, 2 micro-batches", "dp=2 ZeRO-3",
+QUICK = {"dp=2, 2 micro-batches", "dp=2 ZeRO-3", "dp=2 ZeRO-3, full remat",
          "dp=2 ZeRO-3, 2 micro-batches", "1 rank from ZeRO-3 dp=2",
          "dp=2×sp=2 ZeRO-2", "sp=2 from 1 rank", "tp=2", "tp=2 from 1 rank"}
 
@@ -259,6 +259,10 @@ def main():
             ("dp=2 ZeRO-3, 2 micro-batches", 2,
              ("--zero", "3", "--grad-accum", "2")),
             ("dp=4 ZeRO-3", 4, ("--zero", "3")),
+            # Recomputation gathers the parameters it reads again.
+            ("dp=2 ZeRO-3, full remat", 2, ("--zero", "3", "--remat", "full")),
+            ("dp=2×sp=2 ZeRO-3, mincut", 4,
+             ("--dp", "2", "--sp", "2", "--zero", "3", "--remat", "mincut")),
             ("1 rank from ZeRO-3 dp=2", 1,
              ("--resume", str(work / "dp2ZeRO-3" / f"step-{STEPS // 2}"))),
             ("ZeRO-2 dp=2 from 1 rank", 2,
