@@ -80,13 +80,17 @@ bool overwritesInput(FusionGroupOp group, Value input, unsigned resultIndex) {
 
 /// Whether `op` may write its result `result` over its operand `arg` while
 /// reading it: AdamW's moments and weights read each element before writing
-/// the same element; fusion groups as overwritesInput says.
+/// the same element; scatter_add adds into its base where it is its output
+/// (both runtimes copy the base only when they differ); fusion groups as
+/// overwritesInput says.
 bool updatesInPlace(Operation *op, Value result, Value arg) {
   if (auto adamw = dyn_cast<AdamWUpdateOp>(op)) {
     unsigned index = cast<OpResult>(result).getResultNumber();
     Value read[] = {adamw.getParam(), adamw.getExpAvg(), adamw.getExpAvgSq()};
     return read[index] == arg && adamw.getGrad() != arg;
   }
+  if (auto scatter = dyn_cast<ScatterAddOp>(op))
+    return scatter.getBase() == arg && scatter.getUpdates() != arg;
   auto group = dyn_cast<FusionGroupOp>(op);
   return group &&
          overwritesInput(group, arg, cast<OpResult>(result).getResultNumber());
@@ -197,15 +201,16 @@ struct AssignBuffers : public weft::impl::AssignBuffersBase<AssignBuffers> {
       ++position;
     }
 
-    // A fusion group's result written over a row input of the same type
-    // that dies there: the two values share one storage.
+    // A result written over an input of the same size that dies there (a
+    // fusion group's row input, scatter_add's base): the two values share
+    // one storage.
     std::vector<bool> merged(storages.size(), false);
-    auto overwrite = [&](FusionGroupOp group, OpResult result, int at) {
+    auto overwrite = [&](Operation *op, OpResult result, int at) {
       auto r = storageOf.find(result);
       if (r == storageOf.end())
         return;
       const unsigned gone = r->second;
-      for (OpOperand &operand : group->getOpOperands()) {
+      for (OpOperand &operand : op->getOpOperands()) {
         auto x = storageOf.find(operand.get());
         if (x == storageOf.end() || x->second == gone)
           continue;
@@ -213,7 +218,7 @@ struct AssignBuffers : public weft::impl::AssignBuffersBase<AssignBuffers> {
         const Storage &from = storages[gone];
         if (into.last != at || into.first < 0 || into.host || from.host ||
             into.bytes != from.bytes ||
-            !overwritesInput(group, operand.get(), result.getResultNumber()))
+            !updatesInPlace(op, result, operand.get()))
           continue;
         into.last = std::max(into.last, from.last);
         merged[gone] = true;
@@ -225,9 +230,9 @@ struct AssignBuffers : public weft::impl::AssignBuffersBase<AssignBuffers> {
     };
     position = 0;
     for (Operation &op : body) {
-      if (auto group = dyn_cast<FusionGroupOp>(op))
-        for (OpResult result : group->getResults())
-          overwrite(group, result, position);
+      if (isa<FusionGroupOp, ScatterAddOp>(op))
+        for (OpResult result : op.getResults())
+          overwrite(&op, result, position);
       ++position;
     }
 

@@ -352,16 +352,16 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
         b.setInsertionPointAfter(gradient.getDefiningOp());
       else
         b.setInsertionPoint(norm);
-      // Summed in f32.
-      Type element =
-          cast<RankedTensorType>(gradient.getType()).getElementType();
-      Value grad = flat(gradient, element);
-      if (!element.isF32())
-        grad = b.create<ConvertOp>(
-            loc, cast<RankedTensorType>(grad.getType()).clone(b.getF32Type()),
-            grad);
-      grad =
-          padFlat(b, loc, grad, blockOf(type.getNumElements(), ranks) * ranks);
+      // Summed in f32, widened before it is flattened: the widening then
+      // joins the group that computed the gradient (a bf16 one rounded from
+      // f32 becomes one f32 → bf16 → f32 group, written over its input).
+      auto gradientType = cast<RankedTensorType>(gradient.getType());
+      Value grad = gradient;
+      if (!gradientType.getElementType().isF32())
+        grad =
+            b.create<ConvertOp>(loc, gradientType.clone(b.getF32Type()), grad);
+      grad = padFlat(b, loc, flat(grad, b.getF32Type()),
+                     blockOf(type.getNumElements(), ranks) * ranks);
       blocks.push_back(
           b.create<ReduceScatterOp>(loc, ReduceKind::sum, grad, mesh, axes, 0));
     }

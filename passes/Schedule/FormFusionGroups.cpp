@@ -129,8 +129,8 @@ struct FormFusionGroups
       if (!group.ops.empty()) // (emptied by a merge)
         materialize(group);
     // Splat constants and row producers every reader of which now holds a
-    // copy.
-    for (Operation &op : llvm::make_early_inc_range(body))
+    // copy (readers first: a broadcast before the constant it reads).
+    for (Operation &op : llvm::make_early_inc_range(llvm::reverse(body)))
       if ((isSplatConstant(&op) || isa<IotaOp, BroadcastOp>(op)) &&
           op.use_empty())
         op.erase();
@@ -196,14 +196,22 @@ struct FormFusionGroups
                        llvm::seq<int64_t>(0, shape.size() - 1));
   }
 
-  /// A constant whose every element is one value: a group holds its own
-  /// copy (a literal in the kernel) instead of reading a buffer of it.
-  static bool isSplatConstant(Operation *op) {
+  /// The value of a constant whose every element is one value, or of a
+  /// broadcast of one (an embedding gradient's zeros): a group holds its
+  /// own copy (a literal in the kernel) instead of reading a buffer of it.
+  static DenseElementsAttr splatOf(Operation *op) {
+    if (auto broadcast = dyn_cast_or_null<BroadcastOp>(op)) {
+      DenseElementsAttr value = splatOf(broadcast.getX().getDefiningOp());
+      return value ? DenseElementsAttr::get(broadcast.getType(),
+                                            value.getSplatValue<Attribute>())
+                   : nullptr;
+    }
     auto constant = dyn_cast_or_null<ConstantOp>(op);
     auto value =
         constant ? dyn_cast<DenseElementsAttr>(constant.getValue()) : nullptr;
-    return value && value.isSplat();
+    return value && value.isSplat() ? value : nullptr;
   }
+  static bool isSplatConstant(Operation *op) { return bool(splatOf(op)); }
 
   /// Replaces the group's ops by one weft.fusion_group where the last was.
   void materialize(Group &group) {
@@ -241,7 +249,9 @@ struct FormFusionGroups
     for (Value input : inputs)
       mapping.map(input, block->addArgument(input.getType(), input.getLoc()));
     for (Operation *splat : splats)
-      builder.clone(*splat, mapping);
+      mapping.map(splat->getResult(0),
+                  builder.create<ConstantOp>(splat->getLoc(), splatOf(splat))
+                      .getResult());
     for (Operation *producer : producers)
       builder.clone(*producer, mapping);
     for (Operation *op : group.ops)

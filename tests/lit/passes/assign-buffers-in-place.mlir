@@ -43,3 +43,31 @@ func.func @read_later(%x: tensor<4x64xf32>, %w: tensor<64x64xf32> {weft.param = 
   %d = weft.linear %a, %w : (tensor<4x64xf32>, tensor<64x64xf32>) -> tensor<4x64xf32>
   return %b, %d : tensor<4x64xf32>, tensor<4x64xf32>
 }
+
+// scatter_add adds into its base where the base dies there (an embedding's
+// gradient over its zeros: one table in the arena, not two); a base read
+// later keeps its memory.
+// CHECK-LABEL: func.func @scatter_into_base(
+// CHECK: weft.fusion_group
+// CHECK: } {weft.buffers = [#weft.buffer<"arena", [[Z:[0-9]+]]>]
+// CHECK: weft.scatter_add {{.*}}weft.buffers = [#weft.buffer<"arena", [[Z]]>]
+func.func @scatter_into_base(%ids: tensor<1x16xi64>, %x: tensor<1x16x256xf32>) -> tensor<512x256xf32> {
+  %zero = weft.constant dense<0.0> : tensor<512x256xf32>
+  %one = weft.constant dense<1.0> : tensor<512x256xf32>
+  %base = weft.mul %zero, %one : tensor<512x256xf32>
+  %g = weft.scatter_add %base[%ids], %x axis 0 : (tensor<512x256xf32>, tensor<1x16xi64>, tensor<1x16x256xf32>) -> tensor<512x256xf32>
+  return %g : tensor<512x256xf32>
+}
+
+// CHECK-LABEL: func.func @scatter_base_read_later(
+// CHECK: weft.fusion_group
+// CHECK: } {weft.buffers = [#weft.buffer<"arena", [[Z:[0-9]+]]>]
+// CHECK-NOT: weft.scatter_add {{.*}}weft.buffers = [#weft.buffer<"arena", [[Z]]>]
+// CHECK: weft.scatter_add
+func.func @scatter_base_read_later(%ids: tensor<1x16xi64>, %x: tensor<1x16x256xf32>) -> (tensor<512x256xf32>, tensor<512x256xf32>) {
+  %zero = weft.constant dense<0.0> : tensor<512x256xf32>
+  %one = weft.constant dense<1.0> : tensor<512x256xf32>
+  %base = weft.mul %zero, %one : tensor<512x256xf32>
+  %g = weft.scatter_add %base[%ids], %x axis 0 : (tensor<512x256xf32>, tensor<1x16xi64>, tensor<1x16x256xf32>) -> tensor<512x256xf32>
+  return %g, %base : tensor<512x256xf32>, tensor<512x256xf32>
+}

@@ -133,6 +133,26 @@ func.func @row_producers(%labels: tensor<2xi64>, %p: tensor<2x8xf32>, %c: tensor
 
 // -----
 
+// A broadcast of a splat constant is a splat constant too: the group holds
+// a literal of its shape (a bf16 embedding gradient's zeros widened to f32
+// are computed in f32 directly, never written in bf16 first); the broadcast
+// and the constant it read are gone.
+// CHECK-LABEL: func.func @broadcast_splat
+// CHECK-NOT: weft.broadcast
+// CHECK: weft.fusion_group {
+// CHECK-NEXT: %[[Z:.*]] = weft.constant dense<0.000000e+00> : tensor<4x8xbf16>
+// CHECK-NEXT: weft.convert %[[Z]] : tensor<4x8xbf16> -> tensor<4x8xf32>
+// CHECK-NOT: weft.constant
+// CHECK: return
+func.func @broadcast_splat() -> tensor<4x8xf32> {
+  %zero = weft.constant dense<0.0> : tensor<bf16>
+  %zeros = weft.broadcast %zero dims [] : tensor<bf16> -> tensor<4x8xbf16>
+  %wide = weft.convert %zeros : tensor<4x8xbf16> -> tensor<4x8xf32>
+  return %wide : tensor<4x8xf32>
+}
+
+// -----
+
 // An op reading two groups joins them into one (a loss's gradient: the
 // softmax and the one-hot in one kernel, neither [2, 8] result written).
 // CHECK-LABEL: func.func @joins_groups
