@@ -18,7 +18,8 @@ def Rematerialize : Pass<"weft-rematerialize", "mlir::func::FuncOp"> {
     A value another layer's forward reads (a layer's output, the next one's
     input) is always saved, but a ZeRO-3 parameter gathered whole is not:
     a recomputed op that reads one gathers it again, as DeepSpeed's
-    recomputation does. Policies:
+    recomputation does (prefetched like weft-data-parallel's gathers: each
+    starts where the gather before it did). Policies:
     - `none`: nothing is recomputed.
     - `full`: per-layer checkpointing: only each layer's inputs are saved;
       every forward op of a layer is recomputed for its backward.

@@ -85,6 +85,8 @@ struct Rematerialize : public weft::impl::RematerializeBase<Rematerialize> {
 
   func::ReturnOp ret;
   llvm::DenseSet<Operation *> forward;
+  /// The parameter gathers recomputation added (see recompute).
+  llvm::DenseSet<Operation *> gatheredAgain;
 
   /// A use by the backward: neither the forward nor the function's return.
   bool isBackwardUse(OpOperand &use) {
@@ -258,7 +260,8 @@ struct Rematerialize : public weft::impl::RematerializeBase<Rematerialize> {
       for (Value operand : op->getOperands())
         gatherAgain(operand);
       Operation *copy = b.clone(*op, mapping);
-      copy->removeAttr("weft.prefetch"); // its reader follows it
+      if (isa<AllGatherOp>(copy))
+        gatheredAgain.insert(copy);
       copies.insert(copy);
     };
     for (Operation *op : ordered) {
@@ -273,6 +276,26 @@ struct Rematerialize : public weft::impl::RematerializeBase<Rematerialize> {
         for (OpOperand &use : llvm::make_early_inc_range(result.getUses()))
           if (isBackwardUse(use) && !copies.contains(use.getOwner()))
             use.set(mapping.lookup(result));
+  }
+
+  /// ZeRO-3's prefetch for the gathers recomputation added, as
+  /// weft-data-parallel placed the others: each starts where the parameter
+  /// gather before it did, so it runs while the op reading that one
+  /// computes.
+  void prefetch(Block &body) {
+    SmallVector<Operation *> gathers, after;
+    for (auto gather : body.getOps<AllGatherOp>())
+      if (isa<BlockArgument>(gather.getX())) {
+        gathers.push_back(gather);
+        after.push_back(gather->getNextNode());
+      }
+    for (size_t k = 1; k < gathers.size(); ++k) {
+      if (!gatheredAgain.contains(gathers[k]))
+        continue;
+      if (after[k - 1] != gathers[k])
+        gathers[k]->moveBefore(after[k - 1]);
+      gathers[k]->setAttr("weft.prefetch", UnitAttr::get(&getContext()));
+    }
   }
 
   void runOnOperation() override {
@@ -312,6 +335,7 @@ struct Rematerialize : public weft::impl::RematerializeBase<Rematerialize> {
     } else if (policy != "none") {
       apply(policy);
     }
+    prefetch(body);
     func->setAttr("weft.saved_bytes",
                   OpBuilder(func).getI64IntegerAttr(savedBytes(body)));
   }
