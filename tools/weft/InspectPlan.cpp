@@ -58,6 +58,7 @@ std::string kernelResources(const weft::plan::Kernel &kernel) {
          " spilled, " + std::to_string(kernel.grid_blocks()) + " × " +
          std::to_string(kernel.block_threads()) + " threads";
 }
+
 /// The kernel a step launches or the library function it calls.
 const std::string &stepWhat(const weft::plan::Plan &plan,
                             const weft::plan::Step &step) {

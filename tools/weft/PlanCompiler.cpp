@@ -3,8 +3,8 @@
 
 #include "codegen/PlanBuilder.h"
 #include "passes/Pipeline.h"
-#ifdef WEFT_HAVE_CUDA_RUNTIME
 #include "runtime/ByteCount.h"
+#ifdef WEFT_HAVE_CUDA_RUNTIME
 #include "runtime/Error.h"
 #include "runtime/cuda/CudaExecutor.h"
 #endif
