@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -82,6 +83,59 @@ MostLive mostLive(const weft::plan::Plan &plan) {
         most = {&stream, i, stream.steps(i).live_bytes()};
   return most;
 }
+
+/// The largest arena buffers live at `most`'s step, at most `count`, each
+/// memory once: a buffer is live from the first step of its stream that
+/// touches it (its program's inputs from the start) to the last (its
+/// outputs to the end); of buffers sharing memory (views, results written
+/// over their inputs) the largest stands for them. The workspace is not
+/// among them.
+std::vector<int> largestLive(const weft::plan::Plan &plan, const MostLive &most,
+                             size_t count) {
+  const weft::plan::Stream &stream = *most.stream;
+  const int end = stream.steps_size();
+  std::map<int, std::pair<int, int>> range; // buffer -> [first, last] step
+  auto touch = [&](int id, int step) {
+    if (id < 0 || plan.buffers(id).region() != weft::plan::ARENA ||
+        plan.buffers(id).name() == "workspace")
+      return;
+    auto [it, added] = range.try_emplace(id, step, step);
+    it->second.first = std::min(it->second.first, step);
+    it->second.second = std::max(it->second.second, step);
+  };
+  for (const auto &input : plan.inputs())
+    if (input.program() == stream.program())
+      touch(input.buffer(), 0);
+  for (const auto &output : plan.outputs())
+    if (output.program() == stream.program())
+      touch(output.buffer(), end);
+  for (int i = 0; i < end; ++i) {
+    const weft::plan::Step &step = stream.steps(i);
+    for (int id :
+         step.has_launch() ? step.launch().buffers() : step.call().buffers())
+      touch(id, i);
+  }
+  std::vector<int> live;
+  for (auto [id, span] : range)
+    if (span.first <= most.step && most.step <= span.second)
+      live.push_back(id);
+  std::stable_sort(live.begin(), live.end(), [&](int a, int b) {
+    return plan.buffers(a).bytes() > plan.buffers(b).bytes();
+  });
+  std::vector<int> largest;
+  for (int id : live) {
+    const auto &b = plan.buffers(id);
+    if (largest.size() == count)
+      break;
+    if (llvm::none_of(largest, [&](int other) {
+          const auto &o = plan.buffers(other);
+          return b.offset() < o.offset() + o.bytes() &&
+                 o.offset() < b.offset() + b.bytes();
+        }))
+      largest.push_back(id);
+  }
+  return largest;
+}
 } // namespace
 
 int weft::cli::inspectPlan(const std::string &path, bool json) {
@@ -128,6 +182,12 @@ int weft::cli::inspectPlan(const std::string &path, bool json) {
                                     {"step", most.step},
                                     {"name", step.name()},
                                     {"what", stepWhat(plan, step)}};
+      for (int id : largestLive(plan, most, 5))
+        out["memory"]["most_live"]["largest"].push_back(
+            {{"buffer", id},
+             {"name", plan.buffers(id).name()},
+             {"bytes", plan.buffers(id).bytes()},
+             {"type", describeBuffer(plan.buffers(id))}});
     }
 #ifdef WEFT_HAVE_CUDA_RUNTIME
     if (plan.device() == "cuda") {
@@ -213,6 +273,14 @@ int weft::cli::inspectPlan(const std::string &path, bool json) {
        << " live, at step " << most.step << " on stream " << most.stream->name()
        << ofProgram(most.stream->program()) << ": " << step.name() << " ("
        << stepWhat(plan, step) << ")\n";
+    std::string largest;
+    for (int id : largestLive(plan, most, 5))
+      largest += std::string(largest.empty() ? "" : ", ") +
+                 plan.buffers(id).name() + " " +
+                 describeBuffer(plan.buffers(id)) + " " +
+                 binary(plan.buffers(id).bytes());
+    if (!largest.empty())
+      os << "             the largest there: " << largest << "\n";
   }
 #ifdef WEFT_HAVE_CUDA_RUNTIME
   if (plan.device() == "cuda") {
