@@ -285,6 +285,12 @@ int64_t weft::runtime::meshGroupSize(const plan::Plan &plan,
   return size;
 }
 
+const std::string &weft::runtime::stepFunction(const plan::Plan &plan,
+                                               const plan::Step &step) {
+  return step.has_launch() ? plan.kernels(step.launch().kernel()).name()
+                           : step.call().function();
+}
+
 bool weft::runtime::stepTouches(const plan::Plan &plan, const plan::Step &step,
                                 const std::vector<int> &buffers) {
   auto overlap = [&](int a, int b) {

@@ -68,6 +68,10 @@ int64_t shardMember(const plan::Plan &plan, const std::string &planName,
 /// Communicator::groupSize of a launch laid out on this mesh.
 int64_t meshGroupSize(const plan::Plan &plan, uint32_t axisMask);
 
+/// What a step runs: the name of the kernel it launches or of the library
+/// function it calls.
+const std::string &stepFunction(const plan::Plan &plan, const plan::Step &step);
+
 /// Whether `step` reads or writes memory of any of `buffers` (reshapes
 /// alias, so ids are not enough): where a started collective is waited for.
 bool stepTouches(const plan::Plan &plan, const plan::Step &step,

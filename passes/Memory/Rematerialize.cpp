@@ -2,6 +2,7 @@
 #include "passes/Memory/Passes.h"
 
 #include "passes/Memory/Forward.h"
+#include "passes/Partition/Prefetch.h"
 
 #include "ir/WeftDialect.h"
 
@@ -204,15 +205,13 @@ struct Rematerialize : public weft::impl::RematerializeBase<Rematerialize> {
     return recomputed;
   }
 
-  /// Whether `value` is a ZeRO-3 parameter gathered whole: an all_gather of
-  /// a function argument, with the slices, reshapes and converts that make
-  /// the parameter's shape of it.
+  /// Whether `value` is a ZeRO-3 parameter gathered whole: its gather, with
+  /// the slices, reshapes and converts that make the parameter's shape of it.
   static bool isGatheredParameter(Value value) {
     Operation *op = value.getDefiningOp();
-    if (isa_and_nonnull<AllGatherOp>(op))
-      return isa<BlockArgument>(op->getOperand(0));
-    return isa_and_nonnull<SliceOp, ReshapeOp, ConvertOp>(op) &&
-           isGatheredParameter(op->getOperand(0));
+    return gathersParameter(op) ||
+           (isa_and_nonnull<SliceOp, ReshapeOp, ConvertOp>(op) &&
+            isGatheredParameter(op->getOperand(0)));
   }
 
   /// Recomputes `ops` (forward ops of one layer, in block order) right
@@ -278,26 +277,6 @@ struct Rematerialize : public weft::impl::RematerializeBase<Rematerialize> {
             use.set(mapping.lookup(result));
   }
 
-  /// ZeRO-3's prefetch for the gathers recomputation added, as
-  /// weft-data-parallel placed the others: each starts where the parameter
-  /// gather before it did, so it runs while the op reading that one
-  /// computes.
-  void prefetch(Block &body) {
-    SmallVector<Operation *> gathers, after;
-    for (auto gather : body.getOps<AllGatherOp>())
-      if (isa<BlockArgument>(gather.getX())) {
-        gathers.push_back(gather);
-        after.push_back(gather->getNextNode());
-      }
-    for (size_t k = 1; k < gathers.size(); ++k) {
-      if (!gatheredAgain.contains(gathers[k]))
-        continue;
-      if (after[k - 1] != gathers[k])
-        gathers[k]->moveBefore(after[k - 1]);
-      gathers[k]->setAttr("weft.prefetch", UnitAttr::get(&getContext()));
-    }
-  }
-
   void runOnOperation() override {
     func::FuncOp func = getOperation();
     Block &body = func.getBody().front();
@@ -335,7 +314,10 @@ struct Rematerialize : public weft::impl::RematerializeBase<Rematerialize> {
     } else if (policy != "none") {
       apply(policy);
     }
-    prefetch(body);
+    // Prefetched as weft-data-parallel's gathers are.
+    prefetchGathers(func, [&](Operation *gather) {
+      return gatheredAgain.contains(gather);
+    });
     func->setAttr("weft.saved_bytes",
                   OpBuilder(func).getI64IntegerAttr(savedBytes(body)));
   }

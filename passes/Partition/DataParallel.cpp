@@ -1,6 +1,8 @@
 // weft-data-parallel: the collectives of data parallelism (see Passes.td).
 #include "passes/Partition/Passes.h"
 
+#include "passes/Partition/Prefetch.h"
+
 #include "ir/WeftDialect.h"
 
 #include "mlir/IR/Builders.h"
@@ -148,7 +150,7 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
               failed(shardParameter(func, arg, group)))
             return signalPassFailure();
         }
-        prefetch(func);
+        prefetchGathers(func, [](Operation *) { return true; });
       }
     }
 
@@ -259,27 +261,6 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
     return success();
   }
 
-  /// ZeRO-3's prefetch: each parameter gather but the first starts where
-  /// the one before it did (so it runs while the op that reads the previous
-  /// parameter computes), marked `weft.prefetch`: the runtime starts it
-  /// there and waits for it at its first reader.
-  void prefetch(func::FuncOp func) {
-    SmallVector<AllGatherOp> gathers;
-    for (auto gather : func.getOps<AllGatherOp>()) {
-      auto block = dyn_cast<BlockArgument>(gather.getX());
-      if (block && func.getArgAttr(block.getArgNumber(), "weft.param_shard"))
-        gathers.push_back(gather);
-    }
-    SmallVector<Operation *> after;
-    for (AllGatherOp gather : gathers)
-      after.push_back(gather->getNextNode());
-    for (size_t k = 0; k < gathers.size(); ++k) {
-      if (k > 0)
-        gathers[k]->moveBefore(after[k - 1]);
-      gathers[k]->setAttr("weft.prefetch", UnitAttr::get(func.getContext()));
-    }
-  }
-
   /// ZeRO-1/2: each rank keeps 1/dp of every parameter's optimizer state
   /// (moments and master weights, flattened) and updates that block only:
   /// the gradients are reduce-scattered (stage 2: each as soon as it is
@@ -326,7 +307,7 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
         if (failed(shardParameter(func, param, group)))
           return failure();
       }
-      prefetch(func);
+      prefetchGathers(func, [](Operation *) { return true; });
     }
     // Each gradient's block on this rank, summed over the group. Partial
     // gradients (each dp rank's, each sp rank's share of the tokens) sum

@@ -16,7 +16,6 @@
 #include "runtime/cuda/Cudnn.h"
 
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>

@@ -116,11 +116,6 @@ template <typename T> HostTensor scalar(plan::DType dtype, T value) {
   std::memcpy(t.bytes.data(), &value, sizeof(T));
   return t;
 }
-
-std::string what(const plan::Plan &plan, const plan::Step &step) {
-  return step.has_launch() ? plan.kernels(step.launch().kernel()).name()
-                           : step.call().function();
-}
 } // namespace
 
 int main(int argc, char **argv) {
@@ -319,7 +314,7 @@ int main(int argc, char **argv) {
             gpu.download(cudaPlan.buffers(id).region(), image->data(),
                          cudaPlan.buffers(id).offset(),
                          cudaPlan.buffers(id).bytes());
-        const std::string kind = what(cudaPlan, step);
+        const std::string kind = stepFunction(cudaPlan, step);
         double rel = 0;
         bool stepOk = true;
         for (int id : step.writes()) {
@@ -518,7 +513,7 @@ int main(int argc, char **argv) {
       read -= written;
       nlohmann::json entry = {{"step", i},
                               {"name", step.name()},
-                              {"what", what(cudaPlan, step)},
+                              {"what", stepFunction(cudaPlan, step)},
                               {"ms", stepTimes[i]},
                               {"bytes_read", read},
                               {"bytes_written", written}};

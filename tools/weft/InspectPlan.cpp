@@ -60,13 +60,6 @@ std::string kernelResources(const weft::plan::Kernel &kernel) {
          std::to_string(kernel.block_threads()) + " threads";
 }
 
-/// The kernel a step launches or the library function it calls.
-const std::string &stepWhat(const weft::plan::Plan &plan,
-                            const weft::plan::Step &step) {
-  return step.has_launch() ? plan.kernels(step.launch().kernel()).name()
-                           : step.call().function();
-}
-
 /// The step during which the planner holds the most arena bytes live (the
 /// first of them): where a plan's memory peaks.
 struct MostLive {
@@ -181,7 +174,7 @@ int weft::cli::inspectPlan(const std::string &path, bool json) {
                                     {"stream", most.stream->name()},
                                     {"step", most.step},
                                     {"name", step.name()},
-                                    {"what", stepWhat(plan, step)}};
+                                    {"what", rt::stepFunction(plan, step)}};
       for (int id : largestLive(plan, most, 5))
         out["memory"]["most_live"]["largest"].push_back(
             {{"buffer", id},
@@ -272,7 +265,7 @@ int weft::cli::inspectPlan(const std::string &path, bool json) {
     os << "             the arena holds the most, " << binary(most.bytes)
        << " live, at step " << most.step << " on stream " << most.stream->name()
        << ofProgram(most.stream->program()) << ": " << step.name() << " ("
-       << stepWhat(plan, step) << ")\n";
+       << rt::stepFunction(plan, step) << ")\n";
     std::string largest;
     for (int id : largestLive(plan, most, 5))
       largest += std::string(largest.empty() ? "" : ", ") +
@@ -319,7 +312,7 @@ int weft::cli::inspectPlan(const std::string &path, bool json) {
       const auto &step = stream.steps(i);
       os << "  " << llvm::right_justify(std::to_string(i), 4) << "  "
          << llvm::left_justify(step.name(), 44)
-         << llvm::left_justify(stepWhat(plan, step), 30) << " live "
+         << llvm::left_justify(rt::stepFunction(plan, step), 30) << " live "
          << binary(step.live_bytes()) << "\n";
     }
   }
