@@ -76,7 +76,10 @@ const VerbSpec &weft::cli::inspectSpec() {
         "file. Prints the inputs, outputs and parameters, the ops by family "
         "and\n"
         "the FLOPs, memory traffic, network bytes and host transfers of one\n"
-        "forward step, from each op's cost (see ir/WeftInterfaces.td).";
+        "forward step, from each op's cost (see ir/WeftInterfaces.td).\n"
+        "A .plan file (weft compile) shows its memory: the peak, the step\n"
+        "where the arena holds the most and the largest buffers live there;\n"
+        "then its kernels, steps and buffers.";
     s.options = shapeOptions();
     s.options.push_back({"json", "", "", "print JSON instead of a table"});
     s.minPositional = s.maxPositional = 1;
