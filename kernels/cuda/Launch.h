@@ -14,6 +14,19 @@ constexpr unsigned gridFor(long long total, long long perBlock = 256) {
       std::clamp<long long>((total + perBlock - 1) / perBlock, 1, 132 * 16));
 }
 
+/// weft_scatter_add's grid: x a block per 256 of the outer × inner columns,
+/// y as many ranges of the `size` rows as bring the blocks to about 8 for
+/// each of an H100's SMs (a range holds at least one row).
+struct ScatterAddGrid {
+  unsigned x, y;
+};
+constexpr ScatterAddGrid scatterAddGrid(long long columns, long long size) {
+  const long long x = std::max<long long>((columns + 255) / 256, 1);
+  const long long y = std::clamp<long long>(
+      (132 * 8 + x - 1) / x, 1, std::clamp<long long>(size, 1, 65535));
+  return {static_cast<unsigned>(x), static_cast<unsigned>(y)};
+}
+
 } // namespace weft::kernels::cuda
 
 #endif // WEFT_KERNELS_CUDA_LAUNCH_H

@@ -778,14 +778,15 @@ void CudaExecutor::State::prepare() {
         for (int i = 0; i < 4; ++i)
           args->add(static_cast<long long>(in(i)));
         args->add(status(index));
-        const int64_t columns = in(0) * in(2);
+        const kernels::cuda::ScatterAddGrid grid =
+            kernels::cuda::scatterAddGrid(in(0) * in(2), in(1));
         CUfunction function = libraryFunction("weft_scatter_add");
-        steps.push_back([this, function, base, out, baseBytes, columns, args,
+        steps.push_back([this, function, base, out, baseBytes, grid, args,
                          where] {
           if (out != base)
             cu.check(cu.cuMemcpyDtoDAsync(out, base, baseBytes, this->stream),
                      where);
-          launch(function, gridFor(columns), 1, 256, *args);
+          launch(function, grid.x, grid.y, 256, *args);
         });
       } else if (fn == "copy") { // src, dst; bytes
         arity(2, 1, 0);

@@ -21,6 +21,7 @@
 
 namespace cpu = weft::kernels::cpu;
 using weft::kernels::cuda::gridFor;
+using weft::kernels::cuda::scatterAddGrid;
 using weft::testing::relativeError;
 
 namespace {
@@ -509,10 +510,54 @@ TEST(LibraryOnHost, SoftmaxGatherAndScatterAddMatchTheCpuKernels) {
                 updates.data(), want.data(), rows, size, columns, count),
             -1);
   std::vector<long long> status(2, 0);
-  launch(gridFor(rows * columns), 1, 256, 0, [&] {
+  const auto grid = scatterAddGrid(rows * columns, size);
+  launch(grid.x, grid.y, 256, 0, [&] {
     weft_scatter_add(repeated.data(), updates.data(), got.data(), rows, size,
                      columns, count, status.data());
   });
   EXPECT_EQ(status[0], 0);
-  EXPECT_LE(relativeError(got, want), 1e-6);
+  EXPECT_EQ(got, want); // the same additions in the same order
+}
+
+// Scatter-add over several tiles of 256 indices, with rows repeated within a
+// batch of 8 and across batches and tiles, columns over one block, and the
+// rows split into 1, 3 and one range per row: the CPU's sums to the bit. A
+// bad index stops every block and reports the first one.
+TEST(LibraryOnHost, ScatterAddMatchesTheCpuKernelBitForBit) {
+  std::mt19937 rng(9);
+  const int64_t outer = 2, size = 40, inner = 150, count = 700;
+  std::vector<long long> indices(count);
+  std::uniform_int_distribution<int> row(0, static_cast<int>(size) - 1);
+  for (int64_t i = 0; i < count; ++i) // a hot row, repeats, random rows
+    indices[i] = i % 10 < 3 ? 7 : i % 10 < 5 ? indices[i - 1] : row(rng);
+  const auto *indices64 = reinterpret_cast<const int64_t *>(indices.data());
+  const std::vector<float> base = randomFloats(outer * size * inner, rng),
+                           updates = randomFloats(outer * count * inner, rng);
+  std::vector<float> want(base.size());
+  ASSERT_EQ(cpu::scatterAdd(base.data(), indices64, updates.data(), want.data(),
+                            outer, size, inner, count),
+            -1);
+  const auto grid = scatterAddGrid(outer * inner, size);
+  EXPECT_EQ(grid.x, 2u);
+  for (unsigned ranges : {1u, 3u, static_cast<unsigned>(size), grid.y}) {
+    std::vector<float> got = base;
+    std::vector<long long> status(2, 0);
+    launch(grid.x, ranges, 256, 0, [&] {
+      weft_scatter_add(indices.data(), updates.data(), got.data(), outer, size,
+                       inner, count, status.data());
+    });
+    EXPECT_EQ(status[0], 0) << ranges << " ranges";
+    EXPECT_EQ(got, want) << ranges << " ranges";
+  }
+
+  indices[300] = size;
+  indices[650] = -1;
+  std::vector<float> got = base;
+  std::vector<long long> status(2, 0);
+  launch(grid.x, 3, 256, 0, [&] {
+    weft_scatter_add(indices.data(), updates.data(), got.data(), outer, size,
+                     inner, count, status.data());
+  });
+  EXPECT_EQ(status[0], 301); // 1 + the position
+  EXPECT_EQ(status[1], size);
 }
