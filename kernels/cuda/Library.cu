@@ -302,15 +302,17 @@ weft_cross_entropy_reduce(const double *losses, const long long *labels,
 
 using weft::kernels::cuda::ReduceShape;
 
+/// The offset of element `index` (below the product of `shape`): no division
+/// for the outermost dimension, so none at all for one dimension.
 __device__ long long reduceOffset(long long index, int rank,
                                   const long long *shape,
                                   const long long *stride) {
   long long offset = 0;
-  for (int d = rank - 1; d >= 0; --d) {
+  for (int d = rank - 1; d > 0; --d) {
     offset += index % shape[d] * stride[d];
     index /= shape[d];
   }
-  return offset;
+  return rank > 0 ? offset + index * stride[0] : 0;
 }
 
 /// max (kind 1) or min (kind 2) of best and v, NaN propagating.
@@ -344,7 +346,22 @@ extern "C" __global__ void weft_reduce(const float *x, float *y, ReduceShape r,
     if (o < r.outputs) {
       const float *base =
           x + reduceOffset(o, r.keptRank, r.keptShape, r.keptStride);
-      for (long long i = lane; i < r.count; i += lanes) {
+      // kUnroll loads in flight before their sums, which keep their order.
+      constexpr int kUnroll = 8;
+      long long i = lane;
+      for (; i + (kUnroll - 1) * lanes < r.count; i += kUnroll * lanes) {
+        float v[kUnroll];
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u)
+          v[u] = base[reduceOffset(i + u * lanes, r.reducedRank, r.reducedShape,
+                                   r.reducedStride)];
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) {
+          sum += v[u];
+          best = reducePick(best, v[u], kind);
+        }
+      }
+      for (; i < r.count; i += lanes) {
         const float v = base[reduceOffset(i, r.reducedRank, r.reducedShape,
                                           r.reducedStride)];
         sum += v;

@@ -313,7 +313,9 @@ TEST(LibraryOnHost, ReduceMatchesTheCpuKernel) {
                         {{300, 37}, {true, false}},
                         {{3, 1, 40, 5, 7}, {true, false, false, true, false}},
                         {{4096}, {true}},
-                        {{6, 9, 11}, {false, true, true}}};
+                        {{6, 9, 11}, {false, true, true}},
+                        {{3, 2500}, {false, true}},
+                        {{50, 3, 9, 4}, {true, false, true, false}}};
   std::mt19937 rng(5);
   for (const Case &c : cases)
     for (int kind : {0, 1, 2, 3}) {
