@@ -21,11 +21,14 @@
 
 using namespace mlir;
 
-static llvm::cl::opt<std::string> compileTo(
-    "compile-to",
-    llvm::cl::desc("Run the weft pipeline up to and including this phase (" +
-                   llvm::join(weft::getPhaseNames(), ", ") + ")"),
-    llvm::cl::value_desc("phase"), llvm::cl::init(""));
+// cl::desc keeps a StringRef: the text must outlive the option.
+static const std::string compileToHelp =
+    "Run the weft pipeline up to and including this phase (" +
+    llvm::join(weft::getPhaseNames(), ", ") + ")";
+static llvm::cl::opt<std::string> compileTo("compile-to",
+                                            llvm::cl::desc(compileToHelp),
+                                            llvm::cl::value_desc("phase"),
+                                            llvm::cl::init(""));
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);

@@ -5,6 +5,9 @@
 // RUN: weft-opt %s --compile-to=schedule | FileCheck %s --check-prefix=SCHEDULE
 // RUN: weft-opt %s --compile-to=bufferize | FileCheck %s --check-prefix=BUFFERIZE
 // RUN: not weft-opt %s --compile-to=lowering 2>&1 | FileCheck %s --check-prefix=BAD
+// RUN: weft-opt --help | FileCheck %s --check-prefix=HELP
+
+// HELP: --compile-to=<phase> - Run the weft pipeline up to and including this phase (import-cleanup, model, train, strategy, partition, memory, schedule, bufferize)
 
 // BAD: weft-opt: unknown phase 'lowering' for --compile-to; the phases are import-cleanup, model, train, strategy, partition, memory, schedule, bufferize
 
