@@ -69,9 +69,12 @@ LogicalResult weft::codegen::checkRowProducer(FusionGroupOp group,
   if (succeeded(layout) && *layout == InputLayout::PerRow &&
       llvm::equal(broadcast.getDims(), llvm::seq<int64_t>(0, shape.size() - 1)))
     return success();
+  if (succeeded(layout) && *layout == InputLayout::Column &&
+      broadcast.getDims() == ArrayRef<int64_t>{int64_t(shape.size()) - 1})
+    return success();
   return op->emitError()
          << "in a fusion group broadcasts other than a group input's value "
-            "per row along the rows";
+            "per row along the rows or its column vector to every row";
 }
 
 const char *const weft::codegen::kSelectHelper =

@@ -38,8 +38,8 @@ mlir::FailureOr<InputLayout> inputLayout(FusionGroupOp group,
                                          mlir::BlockArgument input);
 
 /// That `op` of `group` is a row producer the generators take: an iota along
-/// the last dimension, or a broadcast of a per-row input along the rows; an
-/// error on the op otherwise.
+/// the last dimension, a broadcast of a per-row input along the rows or of a
+/// column input to every row; an error on the op otherwise.
 mlir::LogicalResult checkRowProducer(FusionGroupOp group, mlir::Operation *op);
 
 /// `value` as a C++ float literal that reads back to the same float.

@@ -166,7 +166,15 @@ weft::codegen::generateFusionGroupSource(FusionGroupOp group,
       FailureOr<StringRef> t = computeType(&op, op.getResult(0).getType());
       if (failed(t) || failed(codegen::checkRowProducer(group, &op)))
         return failure();
-      expression = isa<IotaOp>(op) ? "static_cast<" + t->str() + ">(c)" : in[0];
+      // A value per row is a scalar; a column vector is indexed.
+      if (isa<IotaOp>(op))
+        expression = "static_cast<" + t->str() + ">(c)";
+      else
+        expression = *codegen::inputLayout(
+                         group, cast<BlockArgument>(op.getOperand(0))) ==
+                             codegen::InputLayout::PerRow
+                         ? in[0]
+                         : columns[0];
     }
     if (!expression.empty()) {
       os << "    for (int64_t c = 0; c < kCols; ++c)\n      " << out

@@ -176,11 +176,12 @@ struct FormFusionGroups
     return longer <= unwritten;
   }
 
-  /// An iota along the last dimension, or a broadcast that only adds the
-  /// last dimension (a value per row, such as each token's label), of the
-  /// group's shape: a group computes its own copy (the column index, or its
-  /// row's element of the broadcast operand) instead of reading a
-  /// materialised tensor of it.
+  /// An iota along the last dimension, a broadcast that only adds the last
+  /// dimension (a value per row, such as each token's label), or one of a
+  /// vector along the last dimension to every row (a norm's weight in its
+  /// backward), of the group's shape: a group computes its own copy (the
+  /// column index, its row's element or its column's element of the
+  /// broadcast operand) instead of reading a materialised tensor of it.
   static bool isRowProducer(Operation *op, ArrayRef<int64_t> shape) {
     if (!op || op->getNumResults() != 1 || shape.empty() ||
         cast<RankedTensorType>(op->getResult(0).getType()).getShape() != shape)
@@ -191,9 +192,12 @@ struct FormFusionGroups
     if (!broadcast)
       return false;
     ArrayRef<int64_t> from = broadcast.getX().getType().getShape();
-    return from == shape.drop_back() &&
-           llvm::equal(broadcast.getDims(),
-                       llvm::seq<int64_t>(0, shape.size() - 1));
+    if (from == shape.drop_back())
+      return llvm::equal(broadcast.getDims(),
+                         llvm::seq<int64_t>(0, shape.size() - 1));
+    // A column vector; never where it could read as a value per row.
+    return shape.size() > 1 && from == shape.take_back() &&
+           broadcast.getDims() == ArrayRef<int64_t>{int64_t(shape.size()) - 1};
   }
 
   /// The value of a constant whose every element is one value, or of a

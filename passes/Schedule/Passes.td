@@ -15,6 +15,10 @@ def FormFusionGroups : Pass<"weft-form-fusion-groups", "mlir::func::FuncOp"> {
     delays no use of the group's values by an op outside it; otherwise it
     starts a new group. Residual add + RMSNorm and SiLU · up (SwiGLU) become
     single groups this way. Every group is placed where its last op was.
+    Splat constants and row producers (an iota along the last dimension, a
+    broadcast of a value per row along the rows or of a vector to every row,
+    as a norm's weight in its backward) go into each group that reads them,
+    instead of being written out as tensors of the group's shape.
   }];
   let dependentDialects = ["::weft::WeftDialect"];
 }

@@ -105,18 +105,21 @@ func.func @splat_constants(%x: tensor<2x8xf32>) -> tensor<2x8xf32> {
 // -----
 
 // Row producers: the one-hot of each token's label (an iota along the last
-// dimension compared with the labels broadcast along it) is computed inside
-// the group that reads it; neither [2, 8] tensor is materialised. A
-// broadcast along another dimension, and an iota used outside a group, stay.
+// dimension compared with the labels broadcast along it) and a vector
+// broadcast to every row are computed inside the group that reads them; no
+// [2, 8] tensor of theirs is materialised. An iota along another dimension
+// used outside a group stays.
 // CHECK-LABEL: func.func @row_producers
 // CHECK-NOT: weft.iota dim 1 : tensor<2x8xi64>
-// CHECK: %[[COL:.*]] = weft.broadcast %{{.*}} dims [1] : tensor<8xf32> -> tensor<2x8xf32>
+// CHECK-NOT: weft.broadcast
 // CHECK: %[[KEEP:.*]] = weft.iota dim 0 : tensor<2x8xi64>
-// CHECK: weft.fusion_group(%{{.*}}, %{{.*}}, %[[COL]] : tensor<2xi64>, tensor<2x8xf32>, tensor<2x8xf32>)
-// CHECK-NEXT: ^bb0(%[[L:.*]]: tensor<2xi64>, %{{.*}}: tensor<2x8xf32>, %{{.*}}: tensor<2x8xf32>):
+// CHECK: weft.fusion_group(%{{.*}}, %{{.*}}, %{{.*}} : tensor<2xi64>, tensor<2x8xf32>, tensor<8xf32>)
+// CHECK-NEXT: ^bb0(%[[L:.*]]: tensor<2xi64>, %{{.*}}: tensor<2x8xf32>, %[[C:.*]]: tensor<8xf32>):
 // CHECK-NEXT: %[[I:.*]] = weft.iota dim 1 : tensor<2x8xi64>
 // CHECK-NEXT: %[[B:.*]] = weft.broadcast %[[L]] dims [0] : tensor<2xi64> -> tensor<2x8xi64>
+// CHECK-NEXT: %[[COL:.*]] = weft.broadcast %[[C]] dims [1] : tensor<8xf32> -> tensor<2x8xf32>
 // CHECK-NEXT: weft.compare eq, %[[I]], %[[B]]
+// CHECK: weft.mul %{{.*}}, %[[COL]]
 // CHECK: weft.fusion_group(%[[KEEP]] : tensor<2x8xi64>)
 func.func @row_producers(%labels: tensor<2xi64>, %p: tensor<2x8xf32>, %c: tensor<8xf32>) -> (tensor<2x8xf32>, tensor<2x8xi64>) {
   %iota = weft.iota dim 1 : tensor<2x8xi64>
@@ -129,6 +132,27 @@ func.func @row_producers(%labels: tensor<2xi64>, %p: tensor<2x8xf32>, %c: tensor
   %e = weft.mul %d, %col : tensor<2x8xf32>
   %k = weft.add %keep, %keep : tensor<2x8xi64>
   return %e, %k : tensor<2x8xf32>, tensor<2x8xi64>
+}
+
+// -----
+
+// A norm weight's broadcast to every row (its backward reads it so) is a
+// column vector the group reads, not a materialised tensor; in a square group,
+// where a vector along the last dimension could read as a value per row, it
+// stays.
+// CHECK-LABEL: func.func @column_producers
+// CHECK: weft.fusion_group(%{{.*}}, %{{.*}} : tensor<2x8xf32>, tensor<8xf32>)
+// CHECK-NEXT: ^bb0(%{{.*}}: tensor<2x8xf32>, %[[W:.*]]: tensor<8xf32>):
+// CHECK-NEXT: %[[B:.*]] = weft.broadcast %[[W]] dims [1] : tensor<8xf32> -> tensor<2x8xf32>
+// CHECK-NEXT: weft.mul %{{.*}}, %[[B]]
+// CHECK: %[[SQ:.*]] = weft.broadcast %{{.*}} dims [1] : tensor<8xf32> -> tensor<8x8xf32>
+// CHECK: weft.fusion_group(%{{.*}}, %[[SQ]] : tensor<8x8xf32>, tensor<8x8xf32>)
+func.func @column_producers(%x: tensor<2x8xf32>, %w: tensor<8xf32>, %s: tensor<8x8xf32>) -> (tensor<2x8xf32>, tensor<8x8xf32>) {
+  %b = weft.broadcast %w dims [1] : tensor<8xf32> -> tensor<2x8xf32>
+  %y = weft.mul %x, %b : tensor<2x8xf32>
+  %sq = weft.broadcast %w dims [1] : tensor<8xf32> -> tensor<8x8xf32>
+  %z = weft.mul %s, %sq : tensor<8x8xf32>
+  return %y, %z : tensor<2x8xf32>, tensor<8x8xf32>
 }
 
 // -----
