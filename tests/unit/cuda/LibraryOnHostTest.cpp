@@ -264,6 +264,21 @@ TEST(LibraryOnHost, GradientNormAndAdamWMatchTheCpuKernels) {
   std::vector<double> total(1, kPoison);
   std::vector<float> norm(1, kPoison);
   const float gradScale = 0.5f;
+  // An f32 gradient long enough for each thread's unrolled loop and its
+  // tail, then the bf16 one AdamW reads below.
+  const int64_t longer = 8 * tr::kNormBlocks * tr::kNormThreads * 2 + 12345;
+  const std::vector<float> longGrad = randomFloats(longer, rng);
+  launch(tr::kNormBlocks, 1, tr::kNormThreads, 0, [&] {
+    weft_sum_squares(longGrad.data(), longer, 0, gradScale, partials.data());
+  });
+  launch(1, 1, tr::kNormThreads, 0, [&] {
+    weft_norm_finish(partials.data(), tr::kNormBlocks, total.data(),
+                     norm.data());
+  });
+  const double longSquares =
+      cpu::sumOfSquares(longGrad.data(), longer, gradScale);
+  EXPECT_NEAR(total[0], longSquares, 1e-12 * longSquares);
+
   launch(tr::kNormBlocks, 1, tr::kNormThreads, 0, [&] {
     weft_sum_squares(grad16.data(), n, 1, gradScale, partials.data());
   });
