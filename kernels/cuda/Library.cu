@@ -91,25 +91,41 @@ extern "C" __global__ void weft_iota(long long *y, long long outer,
 /// Rotary embedding of x [B·S, H, D] at positions [B·S] with the D/2 inverse
 /// frequencies `invFreq` (fp32, as the CPU kernel rounds them): one thread
 /// per (token, head, pair); bf16 elements widened as read, rounded once.
-template <typename T>
+/// Index arithmetic in I: 32-bit where every index fits (a 64-bit division
+/// costs tens of instructions, and each pair takes three).
+template <typename I, typename T>
 __device__ __forceinline__ void
-rope(const T *x, const long long *positions, T *y, long long tokens,
-     long long heads, long long dim, const float *invFreq, int interleaved) {
-  const long long half = dim / 2, total = tokens * heads * half;
-  for (long long t =
-           blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
-       t < total; t += static_cast<long long>(gridDim.x) * blockDim.x) {
-    const long long j = t % half, th = t / half, token = th / heads;
+ropePairs(const T *x, const long long *positions, T *y, I heads, I dim, I total,
+          const float *invFreq, int interleaved) {
+  const I half = dim / 2;
+  for (I t = blockIdx.x * blockDim.x + threadIdx.x; t < total;
+       t += gridDim.x * blockDim.x) {
+    const I j = t % half, th = t / half, token = th / heads;
     const float angle = static_cast<float>(positions[token]) * invFreq[j];
     const float c = cosf(angle), s = sinf(angle);
-    const long long a = interleaved ? 2 * j : j;
-    const long long b = interleaved ? 2 * j + 1 : j + half;
-    const T *in = x + th * dim;
-    T *o = y + th * dim;
+    const I a = interleaved ? 2 * j : j;
+    const I b = interleaved ? 2 * j + 1 : j + half;
+    const T *in = x + static_cast<long long>(th) * dim;
+    T *o = y + static_cast<long long>(th) * dim;
     const float xa = toFloat(in[a]), xb = toFloat(in[b]);
     o[a] = fromFloat<T>(xa * c - xb * s);
     o[b] = fromFloat<T>(xb * c + xa * s);
   }
+}
+
+template <typename T>
+__device__ __forceinline__ void
+rope(const T *x, const long long *positions, T *y, long long tokens,
+     long long heads, long long dim, const float *invFreq, int interleaved) {
+  const long long total = tokens * heads * (dim / 2);
+  // Threads stay below 2^31 too (gridFor: at most 2112 blocks of 256).
+  if (total * 2 <= 0x7fffffffll)
+    ropePairs<unsigned>(x, positions, y, static_cast<unsigned>(heads),
+                        static_cast<unsigned>(dim),
+                        static_cast<unsigned>(total), invFreq, interleaved);
+  else
+    ropePairs<long long>(x, positions, y, heads, dim, total, invFreq,
+                         interleaved);
 }
 
 extern "C" __global__ void weft_rope(const float *x, const long long *positions,
