@@ -5,7 +5,8 @@ Reads weft-cuda-check's JSON for a plan (its forward time and each step's time)
 and runs the same model and shapes in PyTorch: the forward pass (eager and
 torch.compile), each GEMM shape (torch.matmul), the attention
 (scaled_dot_product_attention) and a device-to-device copy (the bandwidth the
-fused elementwise kernels are measured against). With --weft-train (the JSON
+fused elementwise kernels, and the training step's memory-bound library
+calls, are measured against). With --weft-train (the JSON
 of the same model's bf16 training plan: bf16 parameters and activations, fp32
 master weights and AdamW state) also a training step — forward, loss,
 backward, AdamW — against PyTorch's mixed-precision recipe (fp32 parameters,
@@ -176,27 +177,52 @@ def attention_peers(profile):
     return out
 
 
-def elementwise_peers(profile):
+def copy_bandwidth():
+    """GB/s of a 1 GiB device-to-device copy (read + written)."""
     copy_bytes = 1 << 30
     x = torch.empty(copy_bytes, dtype=torch.uint8, device="cuda")
     y = torch.empty_like(x)
     copy_ms = time_ms(lambda: y.copy_(x))
-    copy_gbs = 2 * copy_bytes / copy_ms / 1e6
+    return 2 * copy_bytes / copy_ms / 1e6
+
+
+# Library calls that stream memory (no GEMM, no attention): their bandwidth
+# says whether they keep the memory busy. scatter_add's and gather's buffers
+# are larger than what they touch (the rows indexed), so theirs reads low.
+MEMORY_CALLS = ("reduce", "grad_norm", "adamw", "rope", "copy_strided",
+                "cross_entropy", "scatter_add", "gather", "concat")
+
+
+def kernel_bandwidth(profile, copy_gbs, library=False):
+    """Each generated kernel's (and with `library`, each memory-bound library
+    call's) bandwidth: the bytes its buffers hold, read and written, over its
+    median step time, against a copy's; largest total time first."""
     kernels = {}
     for step in profile:
-        if step["what"].startswith("weft_cuda_"):
-            moved = step["bytes_read"] + step["bytes_written"]
-            kernels.setdefault(step["what"], []).append(
-                (step["name"], moved, step["ms"]))
+        what = step["what"]
+        if not (what.startswith("weft_cuda_") or
+                (library and what.startswith(MEMORY_CALLS))):
+            continue
+        moved = step["bytes_read"] + step["bytes_written"]
+        kernels.setdefault(what, []).append((moved, step["ms"]))
     rows = []
     for kernel, entries in kernels.items():
-        moved = entries[0][1]
-        ms = statistics.median(e[2] for e in entries)
-        gbs = moved / ms / 1e6
+        ms = statistics.median(e[1] for e in entries)
+        moved = statistics.median(e[0] for e in entries)
+        gbs = moved / ms / 1e6 if ms > 0 else 0.0
         rows.append({"kernel": kernel, "steps": len(entries),
-                     "bytes": moved, "ms": ms, "gb_per_s": gbs,
-                     "of_copy": gbs / copy_gbs})
+                     "bytes": moved, "ms": ms,
+                     "total_ms": sum(e[1] for e in entries),
+                     "gb_per_s": gbs, "of_copy": gbs / copy_gbs})
+    rows.sort(key=lambda r: -r["total_ms"])
     return {"copy_gb_per_s": copy_gbs, "kernels": rows}
+
+
+def print_bandwidth(title, bandwidth, rows=None):
+    print(f"{title} vs a D2D copy ({bandwidth['copy_gb_per_s']:.0f} GB/s):")
+    for k in bandwidth["kernels"][:rows]:
+        print(f"  {k['kernel']:<28} ×{k['steps']:<3} {k['total_ms']:7.3f} ms "
+              f"{k['gb_per_s']:7.0f} GB/s ({100 * k['of_copy']:.0f}% of copy)")
 
 
 def time_by_kind(profile, whole_ms):
@@ -288,7 +314,7 @@ def main():
                  "cudnn_workspace_bytes": weft.get("cudnn_workspace_bytes")},
         "gemm": gemm_peers(profile),
         "attention": attention_peers(profile),
-        "elementwise": elementwise_peers(profile),
+        "elementwise": kernel_bandwidth(profile, copy_bandwidth()),
         "time_by_kind": time_by_kind(profile, weft.get("forward_ms")),
     }
     report["peers"] = forward_peers(args.config, args.batch, args.seq)
@@ -306,6 +332,9 @@ def main():
                      "error": weft_train.get("error")},
             "time_by_kind": time_by_kind(weft_train.get("step_profile", []),
                                          weft_train.get("forward_ms")),
+            "bandwidth": kernel_bandwidth(
+                weft_train.get("step_profile", []),
+                report["elementwise"]["copy_gb_per_s"], library=True),
             "peers": train_peers(args.config, args.batch, args.seq),
         }
     checks = []
@@ -394,11 +423,12 @@ def main():
         print(f"  {a['shape']:<30} weft {a['weft_ms']:8.3f} ms  "
               f"sdpa fp32 {a['sdpa_float32_ms']:7.3f}  "
               f"bf16 {a['sdpa_bfloat16_ms']:7.3f}")
-    e = report["elementwise"]
-    print(f"fused elementwise kernels vs a D2D copy ({e['copy_gb_per_s']:.0f} GB/s):")
-    for k in e["kernels"]:
-        print(f"  {k['kernel']:<28} ×{k['steps']:<3} {k['gb_per_s']:7.0f} GB/s "
-              f"({100 * k['of_copy']:.0f}% of copy)")
+    print_bandwidth("fused elementwise kernels of the forward",
+                    report["elementwise"])
+    if "train" in report:
+        print_bandwidth("the training step's memory-bound kernels, most time "
+                        "first,",
+                        report["train"]["bandwidth"], rows=10)
 
 
 if __name__ == "__main__":
