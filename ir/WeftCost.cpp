@@ -107,6 +107,7 @@ OpCost ReduceOp::getCost() { return streamingCost(*this, 1, getX().getType()); }
 OpCost SoftmaxOp::getCost() { return streamingCost(*this, 5, getType()); }
 OpCost LogSoftmaxOp::getCost() { return streamingCost(*this, 5, getType()); }
 OpCost RmsNormOp::getCost() { return streamingCost(*this, 4, getType()); }
+OpCost RmsNormGradOp::getCost() { return streamingCost(*this, 9, getType()); }
 OpCost LayerNormOp::getCost() { return streamingCost(*this, 7, getType()); }
 OpCost RopeOp::getCost() { return streamingCost(*this, 3, getType()); }
 OpCost BroadcastOp::getCost() { return streamingCost(*this, 0, getType()); }

@@ -20,8 +20,10 @@ def Weft_CostOpInterface : OpInterface<"CostOpInterface"> {
       Elementwise ops count 1 per result element (transcendental or not).
       Reductions count 1 per input element. Composite row ops count per input
       element: softmax and log_softmax 5 (max, subtract, exp, sum, divide),
-      rms_norm 4 (square, sum, scale, weight), layer_norm 7 (plus the mean and
-      centering and the bias), rope 3 (two multiplies and an add),
+      rms_norm 4 (square, sum, scale, weight), rms_norm_grad 9 (square and
+      sum, grad·weight·x and sum, then four for the result), layer_norm 7
+      (plus the mean and centering and the bias), rope 3 (two multiplies and
+      an add),
       cross_entropy 5 per logit (the log-softmax) plus 1 per label.
       Attention counts only its two matrix products, 2·Dqk + 2·Dv per
       attending (query, key) pair and head: `full` and `mask` count every pair

@@ -468,6 +468,18 @@ LogicalResult RmsNormOp::inferReturnTypes(MLIRContext *,
   return inferNorm<RmsNormOp>(loc, adaptor, types);
 }
 
+LogicalResult RmsNormGradOp::inferReturnTypes(MLIRContext *,
+                                              std::optional<Location> loc,
+                                              Adaptor adaptor,
+                                              SmallVectorImpl<Type> &types) {
+  if (failed(inferNorm<RmsNormGradOp>(loc, adaptor, types)))
+    return failure();
+  if (tensorOf(adaptor.getGrad()) != types.front()) // C5
+    return fail<RmsNormGradOp>(loc, "needs grad of x's type ", types.front(),
+                               ", found ", tensorOf(adaptor.getGrad()));
+  return success();
+}
+
 LogicalResult LayerNormOp::inferReturnTypes(MLIRContext *,
                                             std::optional<Location> loc,
                                             Adaptor adaptor,

@@ -506,6 +506,38 @@ def Weft_RmsNormOp : Weft_InferredOp<"rms_norm", "RowReduction", [Pure, DeclareO
   }];
 }
 
+def Weft_RmsNormGradOp : Weft_InferredOp<"rms_norm_grad", "RowReduction", [Pure]> {
+  let summary = "rms_norm's gradient with respect to x";
+  let description = [{
+    `result = r·(grad·weight) − x·r³·mean(grad·weight·x, last dim)` with
+    `r = 1 / sqrt(mean(x², last dim) + epsilon)`: the gradient of
+    `rms_norm(x, weight)` with respect to x, given the gradient `grad` of its
+    result, computed in fp32 and rounded to x's element type once (one row
+    kernel, where the same formula in elementwise ops and reductions takes
+    several and rounds each step). weft-autodiff writes it for rms_norm's
+    backward; the weight's gradient is `Σ_rows grad · rms_norm(x, 1)`.
+
+    Example:
+    ```mlir
+    %dx = weft.rms_norm_grad %x, %w, %g epsilon 1.0e-05
+        : (tensor<1x16x256xf32>, tensor<256xf32>, tensor<1x16x256xf32>) -> tensor<1x16x256xf32>
+    ```
+
+    Constraints:
+    - (C1) x has rank at least 1.
+    - (C2) weight has rank 1 and the size of x's last dimension.
+    - (C3) weight has x's element type.
+    - (C4) epsilon ≥ 0.
+    - (C5) grad has x's type.
+  }];
+  let arguments = (ins Weft_FloatTensor:$x, Weft_FloatTensor:$weight,
+                       Weft_FloatTensor:$grad, F32Attr:$epsilon);
+  let results = (outs Weft_FloatTensor:$result);
+  let assemblyFormat = [{
+    $x `,` $weight `,` $grad `epsilon` $epsilon attr-dict `:` functional-type(operands, results)
+  }];
+}
+
 def Weft_LayerNormOp : Weft_InferredOp<"layer_norm", "RowReduction", [Pure, DeclareOpInterfaceMethods<Weft_DifferentiableOpInterface>]> {
   let summary = "Layer normalisation over the last dimension";
   let description = [{

@@ -424,6 +424,12 @@ OpShardingRule RmsNormOp::getShardingRule() {
   return normRule(*this, getX(), getWeight());
 }
 
+OpShardingRule RmsNormGradOp::getShardingRule() {
+  OpShardingRule rule = normRule(*this, getX(), getWeight());
+  rule.operandFactors.push_back(rule.operandFactors.front()); // grad: as x
+  return rule;
+}
+
 OpShardingRule LayerNormOp::getShardingRule() {
   return normRule(*this, getX(), {getWeight(), getBias()});
 }

@@ -669,33 +669,15 @@ LogicalResult RmsNormOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
   Value g = onlyGrad(resultGrads);
   if (!g)
     return grads.assign(2, Value()), success();
-  // y = x·r·w with r = (mean(x²) + ε)^(−1/2) over the last dimension n:
-  //   dx = r·(g·w) − x·r³·Σ(g·w·x)/n,  dw = Σ_rows g·x·r.
+  // y = x·r·w with r = (mean(x²) + ε)^(−1/2) over the last dimension:
+  //   dx = r·(g·w) − x·r³·mean(g·w·x) (weft.rms_norm_grad, one row op),
+  //   dw = Σ_rows g·x·r, x·r being rms_norm with a weight of ones.
   Location loc = getLoc();
   Value x = getX();
-  RankedTensorType type = tensorType(x);
-  int64_t last = type.getRank() - 1, n = type.getShape().back();
-  Value w = broadcastBack(b, loc, getWeight(), x,
-                          llvm::to_vector(llvm::seq<int64_t>(0, last)));
-  Value meanSquare =
-      b.create<ReduceOp>(loc, ReduceKind::mean, b.create<MulOp>(loc, x, x),
-                         b.getDenseI64ArrayAttr({last}), false);
-  Value r = b.create<RsqrtOp>(
-      loc, b.create<AddOp>(
-               loc, meanSquare,
-               splatLike(b, loc, meanSquare, getEpsilon().convertToDouble())));
-  Value rFull = broadcastBack(b, loc, r, x, {last});
-  Value gw = b.create<MulOp>(loc, g, w);
-  Value dot =
-      b.create<ReduceOp>(loc, ReduceKind::sum, b.create<MulOp>(loc, gw, x),
-                         b.getDenseI64ArrayAttr({last}), false);
-  Value dotFull = broadcastBack(b, loc, dot, x, {last});
-  Value r3 = b.create<MulOp>(loc, rFull, b.create<MulOp>(loc, rFull, rFull));
-  Value correction = b.create<MulOp>(
-      loc, b.create<MulOp>(loc, x, r3),
-      b.create<MulOp>(loc, dotFull, splatLike(b, loc, dotFull, 1.0 / n)));
-  Value dx = b.create<SubOp>(loc, b.create<MulOp>(loc, gw, rFull), correction);
-  Value normalized = b.create<MulOp>(loc, x, rFull);
+  const int64_t last = tensorType(x).getRank() - 1;
+  Value dx = b.create<RmsNormGradOp>(loc, x, getWeight(), g, getEpsilonAttr());
+  Value normalized = b.create<RmsNormOp>(
+      loc, x, splatLike(b, loc, getWeight(), 1.0), getEpsilonAttr());
   Value dw = sumTo(b, loc, b.create<MulOp>(loc, g, normalized),
                    llvm::to_vector(llvm::seq<int64_t>(0, last)),
                    tensorType(getWeight()));

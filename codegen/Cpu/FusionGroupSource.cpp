@@ -187,6 +187,19 @@ weft::codegen::generateFusionGroupSource(FusionGroupOp group,
          << codegen::floatLiteral(norm.getEpsilon().convertToDouble()) << ");\n"
          << "      for (int64_t c = 0; c < kCols; ++c)\n        " << out
          << "[c] = " << in[0] << "[c] * inv * " << in[1] << "[c];\n    }\n";
+    } else if (auto grad = dyn_cast<RmsNormGradOp>(op)) {
+      // x, weight, grad: r·(g·w) − x·r³·mean(g·w·x), as the CUDA kernel.
+      os << "    {\n      float sum = 0.0f, dot = 0.0f;\n"
+         << "      for (int64_t c = 0; c < kCols; ++c) {\n        sum += "
+         << in[0] << "[c] * " << in[0] << "[c];\n        dot += " << in[2]
+         << "[c] * " << in[1] << "[c] * " << in[0] << "[c];\n      }\n"
+         << "      const float inv = 1.0f / std::sqrt(sum / kCols + "
+         << codegen::floatLiteral(grad.getEpsilon().convertToDouble())
+         << ");\n      const float inv3 = inv * inv * inv, mean = dot / "
+            "kCols;\n"
+         << "      for (int64_t c = 0; c < kCols; ++c)\n        " << out
+         << "[c] = inv * (" << in[2] << "[c] * " << in[1] << "[c]) - " << in[0]
+         << "[c] * inv3 * mean;\n    }\n";
     } else if (auto norm = dyn_cast<LayerNormOp>(op)) {
       os << "    {\n      float mean = 0.0f, var = 0.0f;\n"
          << "      for (int64_t c = 0; c < kCols; ++c)\n        mean += "

@@ -95,7 +95,8 @@ template <bool kMax> __device__ __forceinline__ float weftBlockReduce(float v) {
 )";
 
 bool isRowOp(Operation &op) {
-  return isa<RmsNormOp, LayerNormOp, SoftmaxOp, LogSoftmaxOp>(op);
+  return isa<RmsNormOp, RmsNormGradOp, LayerNormOp, SoftmaxOp, LogSoftmaxOp>(
+      op);
 }
 
 class Generator {
@@ -250,6 +251,9 @@ LogicalResult Generator::emitBody(llvm::raw_ostream &os, Operation *limit) {
       std::string s = "s" + std::to_string(rowOpIndex.lookup(&op));
       if (isa<RmsNormOp>(op))
         expression = in[0] + " * " + s + "_inv * " + in[1];
+      else if (isa<RmsNormGradOp>(op)) // r·(g·w) − x·r³·mean(g·w·x)
+        expression = s + "_inv * (" + in[2] + " * " + in[1] + ") - " + in[0] +
+                     " * " + s + "_inv3 * " + s + "_dot";
       else if (auto norm = dyn_cast<LayerNormOp>(op))
         expression = "(" + in[0] + " - " + s + "_mean) * " + s + "_inv * " +
                      in[1] + (norm.getBias() ? " + " + in[2] : "");
@@ -293,6 +297,21 @@ LogicalResult Generator::emitStatistics(llvm::raw_ostream &os, Operation &op,
                     "kCols + " +
                     codegen::floatLiteral(norm.getEpsilon().convertToDouble()) +
                     ")");
+  }
+  if (auto grad = dyn_cast<RmsNormGradOp>(op)) {
+    const std::string g = name(grad.getGrad()), w = name(grad.getWeight());
+    os << "  float " << s << "_inv, " << s << "_inv3, " << s << "_dot;\n";
+    if (failed(pass(
+            "0.0f", "acc += " + x + " * " + x,
+            s +
+                "_inv = 1.0f / std::sqrt(weftBlockReduce<false>(acc) / kCols "
+                "+ " +
+                codegen::floatLiteral(grad.getEpsilon().convertToDouble()) +
+                "); " + s + "_inv3 = " + s + "_inv * " + s + "_inv * " + s +
+                "_inv")))
+      return failure();
+    return pass("0.0f", "acc += " + g + " * " + w + " * " + x,
+                s + "_dot = weftBlockReduce<false>(acc) / kCols");
   }
   if (auto norm = dyn_cast<LayerNormOp>(op)) {
     os << "  float " << s << "_mean, " << s << "_inv;\n";

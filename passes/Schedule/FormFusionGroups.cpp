@@ -21,7 +21,7 @@ bool weft::isRowKernelOp(Operation *op) {
     return false;
   if (op->hasTrait<OpTrait::Elementwise>())
     return !isa<IotaOp, BroadcastOp>(op);
-  if (isa<RmsNormOp, LayerNormOp>(op))
+  if (isa<RmsNormOp, RmsNormGradOp, LayerNormOp>(op))
     return true;
   auto lastDim = [](Value x, int64_t dim) {
     return dim == cast<RankedTensorType>(x.getType()).getRank() - 1;

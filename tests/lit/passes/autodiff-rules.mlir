@@ -211,12 +211,17 @@ func.func @softmaxes(%x: tensor<2x5xf32>) -> tensor<f32> {
   return %l : tensor<f32>
 }
 // -----
-// rms_norm: r·(g·w) − x·r³·Σ(g·w·x)/n; layer_norm: r·(gw − mean(gw) −
+// rms_norm: weft.rms_norm_grad (r·(g·w) − x·r³·mean(g·w·x)), its weight
+// Σ g·rms_norm(x, 1) over rows; layer_norm: r·(gw − mean(gw) −
 // x̂·mean(gw·x̂)), its weight Σ g·x̂ and bias Σ g over rows.
 // CHECK-LABEL: func.func @norms(
-// CHECK: weft.reduce mean %{{.*}} dims [1]
-// CHECK: %[[R:.*]] = weft.rsqrt
-// CHECK: weft.constant dense<1.250000e-01>
+// CHECK: %[[N:.*]] = weft.layer_norm %arg0, %arg1, %arg2
+// CHECK: %[[G:.*]] = weft.broadcast
+// CHECK: %[[DN:.*]] = weft.rms_norm_grad %[[N]], %arg1, %[[G]] epsilon 9.99999974E-6 : (tensor<2x8xf32>, tensor<8xf32>, tensor<2x8xf32>) -> tensor<2x8xf32>
+// CHECK: %[[ONES:.*]] = weft.constant dense<1.000000e+00> : tensor<8xf32>
+// CHECK: %[[NN:.*]] = weft.rms_norm %[[N]], %[[ONES]]
+// CHECK: %[[GN:.*]] = weft.mul %[[G]], %[[NN]]
+// CHECK: weft.reduce sum %[[GN]] dims [0] : (tensor<2x8xf32>) -> tensor<8xf32>
 // CHECK: %[[MU:.*]] = weft.reduce mean %arg0 dims [1]
 // CHECK: %[[RL:.*]] = weft.rsqrt
 // CHECK: %[[XHAT:.*]] = weft.mul %{{.*}}, %[[RL]]

@@ -11,8 +11,8 @@
 // and mincut keep the linear's output (heavy) and recompute the norm.
 // NONE-LABEL: func.func @layer(
 // NONE-SAME: weft.saved_bytes = 640
-// NONE-COUNT-1: weft.rms_norm
-// NONE-NOT: weft.rms_norm
+// NONE-COUNT-1: weft.rms_norm %arg0, %arg1
+// NONE-NOT: weft.rms_norm %arg0, %arg1
 // NONE: return
 
 // FULL-LABEL: func.func @layer(
