@@ -311,7 +311,7 @@ int weft::cli::inspectPlan(const std::string &path, bool json) {
     for (int i = 0; i < stream.steps_size(); ++i) {
       const auto &step = stream.steps(i);
       os << "  " << llvm::right_justify(std::to_string(i), 4) << "  "
-         << llvm::left_justify(step.name(), 44)
+         << llvm::left_justify(step.name(), 44) << " "
          << llvm::left_justify(rt::stepFunction(plan, step), 30) << " live "
          << binary(step.live_bytes()) << "\n";
     }
@@ -320,7 +320,7 @@ int weft::cli::inspectPlan(const std::string &path, bool json) {
   for (int i = 0; i < plan.buffers_size(); ++i) {
     const auto &b = plan.buffers(i);
     os << "  " << llvm::right_justify(std::to_string(i), 4) << "  "
-       << llvm::left_justify(b.name(), 48)
+       << llvm::left_justify(b.name(), 48) << " "
        << llvm::left_justify(regionName(b.region()), 11)
        << llvm::right_justify(std::to_string(b.offset()), 12) << "  "
        << describeBuffer(b) << "\n";
