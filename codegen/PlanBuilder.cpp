@@ -374,8 +374,9 @@ LogicalResult PlanBuilder::lowerFusionGroup(FusionGroupOp group,
 
 /// grad_norm: the gradients then the norm; the group whose members hold
 /// blocks of them (an axis mask, 0 for none); grad_scale. adamw: param, grad,
-/// exp_avg, exp_avg_sq, lr, step, grad_norm, then the three results; beta1,
-/// beta2, eps, weight_decay, max_grad_norm, grad_scale.
+/// exp_avg, exp_avg_sq, lr, step, grad_norm, then the three results (four
+/// with the weights rounded to bf16); beta1, beta2, eps, weight_decay,
+/// max_grad_norm, grad_scale.
 LogicalResult PlanBuilder::lowerOptimizerOp(Operation *op,
                                             plan::LibraryCall &call) {
   call.set_function(isa<GradNormOp>(op) ? "grad_norm" : "adamw");

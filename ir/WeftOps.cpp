@@ -792,6 +792,8 @@ LogicalResult AdamWUpdateOp::inferReturnTypes(MLIRContext *,
                                  "parameter's shape ",
                                  param, ", found ", tensorOf(v));
   types.append(3, param);
+  if (adaptor.getRoundToBf16())
+    types.push_back(param.clone(BFloat16Type::get(param.getContext())));
   return success();
 }
 

@@ -908,8 +908,12 @@ def Weft_AdamWUpdateOp : Weft_InferredOp<"adamw_update", "Opaque", [Pure]> {
     `min(1, max_grad_norm / (grad_norm + 1e-6))` when `max_grad_norm` > 0,
     then `p ← p·(1 − lr·weight_decay)`, `m ← lerp(m, g, 1 − β1)`,
     `v ← β2·v + (1 − β2)·g²`, `p ← p − lr/(1 − β1^s) · m / (sqrt(v)/sqrt(1 − β2^s) + ε)`.
-    Results: the new weights and moments. The runtime updates them in place
-    when the bufferizer gives a result its operand's memory.
+    Results: the new weights and moments, and with `round_to_bf16` also the
+    new weights rounded to bf16 (nearest even: a bf16 parameter's copy of
+    its master weights, written by the same pass over them;
+    weft-form-fusion-groups folds an update's `weft.convert` to bf16 into
+    it). The runtime updates them in place when the bufferizer gives a
+    result its operand's memory.
 
     Example:
     ```mlir
@@ -931,10 +935,12 @@ def Weft_AdamWUpdateOp : Weft_InferredOp<"adamw_update", "Opaque", [Pure]> {
                        F64Attr:$beta1, F64Attr:$beta2, F64Attr:$eps,
                        F64Attr:$weight_decay,
                        DefaultValuedAttr<F64Attr, "0.0">:$max_grad_norm,
-                       DefaultValuedAttr<F32Attr, "1.0f">:$grad_scale);
+                       DefaultValuedAttr<F32Attr, "1.0f">:$grad_scale,
+                       UnitAttr:$round_to_bf16);
   let results = (outs RankedTensorOf<[F32]>:$new_param,
                       RankedTensorOf<[F32]>:$new_exp_avg,
-                      RankedTensorOf<[F32]>:$new_exp_avg_sq);
+                      RankedTensorOf<[F32]>:$new_exp_avg_sq,
+                      Optional<RankedTensorOf<[BF16]>>:$rounded_param);
   let assemblyFormat = [{
     $param `,` $grad `,` $exp_avg `,` $exp_avg_sq `lr` $lr `step` $step
     `norm` $grad_norm attr-dict `:` functional-type(operands, results)

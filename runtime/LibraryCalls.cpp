@@ -46,9 +46,9 @@ weft::runtime::readStridedCopy(const plan::Plan &plan,
 AdamWCall weft::runtime::readAdamW(const plan::Plan &plan,
                                    const plan::LibraryCall &call,
                                    const std::string &where) {
-  if (call.buffers_size() != 10 || call.ints_size() != 0 ||
-      call.floats_size() != 6)
-    throw Error(where + "expects 10 buffers, 0 ints and 6 floats");
+  if ((call.buffers_size() != 10 && call.buffers_size() != 11) ||
+      call.ints_size() != 0 || call.floats_size() != 6)
+    throw Error(where + "expects 10 or 11 buffers, 0 ints and 6 floats");
   const plan::Buffer &param = plan.buffers(call.buffers(0));
   const int64_t count = param.bytes() / 4;
   for (int i : {0, 2, 3, 7, 8, 9})
@@ -65,10 +65,20 @@ AdamWCall weft::runtime::readAdamW(const plan::Plan &plan,
       plan.buffers(call.buffers(5)).dtype() != plan::I64 ||
       plan.buffers(call.buffers(6)).dtype() != plan::F32)
     throw Error(where + "expects lr f64, step i64 and the norm f32");
-  return {count,          grad.dtype() == plan::BF16,
-          call.floats(0), call.floats(1),
-          call.floats(2), call.floats(3),
-          call.floats(4), static_cast<float>(call.floats(5))};
+  const bool rounded = call.buffers_size() == 11;
+  if (rounded && (plan.buffers(call.buffers(10)).dtype() != plan::BF16 ||
+                  plan.buffers(call.buffers(10)).bytes() != count * 2))
+    throw Error(where + "buffer 10 is not " + std::to_string(count) +
+                " bf16 values");
+  return {count,
+          grad.dtype() == plan::BF16,
+          rounded,
+          call.floats(0),
+          call.floats(1),
+          call.floats(2),
+          call.floats(3),
+          call.floats(4),
+          static_cast<float>(call.floats(5))};
 }
 
 void weft::runtime::checkAttentionLse(const plan::Plan &plan,

@@ -20,12 +20,14 @@ kernels::cpu::StridedCopy readStridedCopy(const plan::Plan &plan,
                                           const std::string &where);
 
 /// An adamw call (param, grad, exp_avg, exp_avg_sq, lr (f64), step (i64),
-/// norm, new param, new exp_avg, new exp_avg_sq; beta1, beta2, eps,
-/// weight_decay, max_grad_norm, grad_scale), checked: f32 parameter and
-/// moments of one size, an f32 or bf16 gradient of as many elements.
+/// norm, new param, new exp_avg, new exp_avg_sq, optionally the new param
+/// rounded to bf16; beta1, beta2, eps, weight_decay, max_grad_norm,
+/// grad_scale), checked: f32 parameter and moments of one size, an f32 or
+/// bf16 gradient and a bf16 rounded copy of as many elements.
 struct AdamWCall {
   int64_t count; // parameters
   bool bf16Grad;
+  bool rounded; // buffer 10: the new weights rounded to bf16
   double beta1, beta2, eps, weightDecay, maxGradNorm;
   float gradMultiplier; // grad_scale: 1/K for the mean of K micro-batches
 };

@@ -1018,12 +1018,13 @@ extern "C" __global__ void weft_norm_root(const double *total, float *norm) {
 /// its own, fused only where torch's kernels fuse), so a step equals the CPU
 /// runtime's to the bit. lr (f64), step (i64) and the gradient norm (f32)
 /// are read from the plan's buffers; a step below 1 is reported in `status`
-/// and changes nothing.
+/// and changes nothing. Where `rounded` is not null it gets the new weights
+/// rounded to bf16 (a bf16 parameter's copy of its master weights).
 extern "C" __global__ void weft_adamw(float *master, float *m, float *v,
-                                      const void *grad, long long n,
-                                      const double *lr, const long long *step,
-                                      const float *norm, tr::AdamW a,
-                                      long long *status) {
+                                      const void *grad, __nv_bfloat16 *rounded,
+                                      long long n, const double *lr,
+                                      const long long *step, const float *norm,
+                                      tr::AdamW a, long long *status) {
   // decay, 1 - β1, β2, 1 - β2, √(1 - β2^t), ε, -lr / (1 - β1^t), clip scale
   __shared__ float c[8];
   const long long t = *step;
@@ -1068,6 +1069,8 @@ extern "C" __global__ void weft_adamw(float *master, float *m, float *v,
     master[i] = p;
     m[i] = mi;
     v[i] = vi;
+    if (rounded)
+      rounded[i] = __float2bfloat16_rn(p);
   }
 }
 

@@ -87,7 +87,7 @@ bool updatesInPlace(Operation *op, Value result, Value arg) {
   if (auto adamw = dyn_cast<AdamWUpdateOp>(op)) {
     unsigned index = cast<OpResult>(result).getResultNumber();
     Value read[] = {adamw.getParam(), adamw.getExpAvg(), adamw.getExpAvgSq()};
-    return read[index] == arg && adamw.getGrad() != arg;
+    return index < 3 && read[index] == arg && adamw.getGrad() != arg;
   }
   if (auto scatter = dyn_cast<ScatterAddOp>(op))
     return scatter.getBase() == arg && scatter.getUpdates() != arg;

@@ -399,7 +399,8 @@ struct DataParallel : public weft::impl::DataParallelBase<DataParallel> {
           adamw.getExpAvgSq(), adamw.getLr(), adamw.getStep(), sharded,
           adamw.getBeta1Attr(), adamw.getBeta2Attr(), adamw.getEpsAttr(),
           adamw.getWeightDecayAttr(), adamw.getMaxGradNormAttr(),
-          b.getF32FloatAttr(adamw.getGradScale().convertToFloat() * inverse));
+          b.getF32FloatAttr(adamw.getGradScale().convertToFloat() * inverse),
+          UnitAttr());
       // Every rank's new weights, in `element`, shaped as `like`.
       auto gathered = [&](Type element, Type like) -> Value {
         Value part = update.getNewParam();

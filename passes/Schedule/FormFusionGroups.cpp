@@ -47,6 +47,7 @@ struct FormFusionGroups
     : public weft::impl::FormFusionGroupsBase<FormFusionGroups> {
   void runOnOperation() override {
     Block &body = getOperation().getBody().front();
+    foldRoundings(body);
     DenseMap<Operation *, unsigned> position;
     for (auto [i, op] : llvm::enumerate(body))
       position[&op] = i;
@@ -134,6 +135,38 @@ struct FormFusionGroups
       if ((isSplatConstant(&op) || isa<IotaOp, BroadcastOp>(op)) &&
           op.use_empty())
         op.erase();
+  }
+
+  /// An update whose new weights are converted to bf16 (a bf16 parameter's
+  /// copy of its master weights) writes the copy itself (round_to_bf16):
+  /// one pass over the weights instead of two, and no kernel of its own.
+  static void foldRoundings(Block &body) {
+    for (AdamWUpdateOp adamw :
+         llvm::make_early_inc_range(body.getOps<AdamWUpdateOp>())) {
+      if (adamw.getRoundToBf16())
+        continue;
+      ConvertOp convert;
+      for (Operation *user : adamw.getNewParam().getUsers())
+        if (auto c = dyn_cast<ConvertOp>(user);
+            c && c.getType().getElementType().isBF16())
+          convert = c;
+      if (!convert)
+        continue;
+      OpBuilder b(adamw);
+      auto fused = b.create<AdamWUpdateOp>(
+          adamw.getLoc(), adamw.getParam(), adamw.getGrad(), adamw.getExpAvg(),
+          adamw.getExpAvgSq(), adamw.getLr(), adamw.getStep(),
+          adamw.getGradNorm(), adamw.getBeta1Attr(), adamw.getBeta2Attr(),
+          adamw.getEpsAttr(), adamw.getWeightDecayAttr(),
+          adamw.getMaxGradNormAttr(), adamw.getGradScaleAttr(),
+          b.getUnitAttr());
+      fused->setDiscardableAttrs(adamw->getDiscardableAttrDictionary());
+      for (unsigned i = 0; i < 3; ++i)
+        adamw->getResult(i).replaceAllUsesWith(fused->getResult(i));
+      convert.replaceAllUsesWith(fused.getRoundedParam());
+      convert.erase();
+      adamw.erase();
+    }
   }
 
   static int64_t bytesOf(Value v) {

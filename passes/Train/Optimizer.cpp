@@ -190,7 +190,8 @@ struct Optimizer : public weft::impl::OptimizerBase<Optimizer> {
             v[i], lr, step, norm, b.getF64FloatAttr(beta1),
             b.getF64FloatAttr(beta2), b.getF64FloatAttr(eps),
             b.getF64FloatAttr(p.decay ? weightDecay : 0.0),
-            b.getF64FloatAttr(maxGradNorm), b.getF32FloatAttr(gradScale));
+            b.getF64FloatAttr(maxGradNorm), b.getF32FloatAttr(gradScale),
+            UnitAttr());
         if (p.bf16) {
           results.add(b,
                       b.create<ConvertOp>(adamw.getLoc(),

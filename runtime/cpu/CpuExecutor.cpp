@@ -506,11 +506,12 @@ void CpuExecutor::prepareSteps() {
                         ": AdamW counts steps from 1");
           cpu::AdamWStep s{lr,   a.beta1, a.beta2,         a.eps, a.weightDecay,
                            step, scale,   a.gradMultiplier};
+          uint16_t *rounded = a.rounded ? bf(10) : nullptr;
           if (a.bf16Grad)
-            cpu::adamwUpdateBf16Grad(s, f(7), f(8), f(9), bf(1), nullptr,
+            cpu::adamwUpdateBf16Grad(s, f(7), f(8), f(9), bf(1), rounded,
                                      a.count);
           else
-            cpu::adamwUpdate(s, f(7), f(8), f(9), f(1), nullptr, a.count);
+            cpu::adamwUpdate(s, f(7), f(8), f(9), f(1), rounded, a.count);
         });
       } else if (fn == "all_reduce" || fn == "reduce_scatter" ||
                  fn == "all_gather" || fn == "all_slice" ||

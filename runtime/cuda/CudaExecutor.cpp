@@ -940,9 +940,9 @@ void CudaExecutor::State::prepare() {
         });
       } else if (fn == "adamw") {
         // param, grad, exp_avg, exp_avg_sq, lr (f64), step (i64), norm,
-        // new param, new exp_avg, new exp_avg_sq; beta1, beta2, eps,
-        // weight_decay, max_grad_norm, grad_scale. The results may be the
-        // operands' memory (in place).
+        // new param, new exp_avg, new exp_avg_sq, optionally the new param
+        // rounded to bf16; beta1, beta2, eps, weight_decay, max_grad_norm,
+        // grad_scale. The results may be the operands' memory (in place).
         namespace tr = kernels::cuda::training;
         const AdamWCall checked = readAdamW(plan, call, where);
         const int64_t count = checked.count;
@@ -953,6 +953,7 @@ void CudaExecutor::State::prepare() {
         stepMessages.back() = "AdamW counts steps from 1; this run's step is ";
         auto args = std::make_shared<Arguments>();
         args->add(p(7)).add(p(8)).add(p(9)).add(p(1));
+        args->add(checked.rounded ? p(10) : CUdeviceptr(0));
         args->add(static_cast<long long>(count));
         args->add(p(4)).add(p(5)).add(p(6)).add(a).add(status(index));
         std::vector<std::pair<CUdeviceptr, CUdeviceptr>> copies;

@@ -216,3 +216,21 @@ func.func @keeps_memory(%x1: tensor<2x8xf32>, %x2: tensor<2x8xf32>, %y: tensor<2
   %d = weft.sub %a, %b : tensor<2x8xf32>
   return %d : tensor<2x8xf32>
 }
+
+// -----
+
+// An update's convert of its new weights to bf16 (a bf16 parameter's copy of
+// its master weights) is folded into the update: one pass over the weights,
+// no kernel of its own. A convert to another type stays.
+// CHECK-LABEL: func.func @rounded_update
+// CHECK: %[[P:.*]], %[[M:.*]], %[[V:.*]], %[[R:.*]] = weft.adamw_update %arg0, %arg1, %arg2, %arg3 lr %arg4 step %arg5 norm %arg6 {{{.*}}round_to_bf16{{.*}}} : {{.*}} -> (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xbf16>)
+// CHECK-NOT: weft.convert %[[P]] : tensor<8xf32> -> tensor<8xbf16>
+// CHECK: weft.fusion_group(%[[P]] : tensor<8xf32>)
+// CHECK: weft.convert {{.*}} -> tensor<8xf64>
+// CHECK: return %[[R]], %[[P]], %[[M]], %[[V]],
+func.func @rounded_update(%p: tensor<8xf32>, %g: tensor<8xbf16>, %m: tensor<8xf32>, %v: tensor<8xf32>, %lr: tensor<f64>, %s: tensor<i64>, %n: tensor<f32>) -> (tensor<8xbf16>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf64>) {
+  %p1, %m1, %v1 = weft.adamw_update %p, %g, %m, %v lr %lr step %s norm %n {beta1 = 0.9, beta2 = 0.999, eps = 1.0e-8, weight_decay = 0.01} : (tensor<8xf32>, tensor<8xbf16>, tensor<8xf32>, tensor<8xf32>, tensor<f64>, tensor<i64>, tensor<f32>) -> (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>)
+  %b = weft.convert %p1 : tensor<8xf32> -> tensor<8xbf16>
+  %d = weft.convert %p1 : tensor<8xf32> -> tensor<8xf64>
+  return %b, %p1, %m1, %v1, %d : tensor<8xbf16>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf64>
+}

@@ -298,22 +298,28 @@ TEST(LibraryOnHost, GradientNormAndAdamWMatchTheCpuKernels) {
   for (float &x : v)
     x = x * x;
   std::vector<float> wantMaster = master, wantM = m, wantV = v;
-  std::vector<uint16_t> wantParam(n);
   cpu::AdamWStep s{lr, 0.9, 0.999, 1e-8, 0.01, step};
   s.gradScale = static_cast<float>(
       std::min(1.0, maxNorm / (static_cast<double>(norm[0]) + 1e-6)));
   cpu::adamwUpdateBf16Grad(s, wantMaster.data(), wantM.data(), wantV.data(),
-                           grad16.data(), wantParam.data(), n);
+                           grad16.data(), nullptr, n);
   std::vector<long long> status(2, 0);
   tr::AdamW a{0.9, 0.999, 1e-8, 0.01, maxNorm, 1.0f, 1};
+  // The bf16 copy of the new weights, poisoned (0xffff: a NaN).
+  std::vector<__nv_bfloat16> rounded(n, __nv_bfloat16{0xffff});
   launch(gridFor(n), 1, 256, 0, [&] {
-    weft_adamw(master.data(), m.data(), v.data(), grad16.data(), n, &lr, &step,
-               norm.data(), a, status.data());
+    weft_adamw(master.data(), m.data(), v.data(), grad16.data(), rounded.data(),
+               n, &lr, &step, norm.data(), a, status.data());
   });
   EXPECT_EQ(status[0], 0);
   EXPECT_LE(relativeError(master, wantMaster), 1e-6);
   EXPECT_LE(relativeError(m, wantM), 1e-6);
   EXPECT_LE(relativeError(v, wantV), 1e-6);
+  // Each rounded from this kernel's own new weight, as the CPU rounds them.
+  int64_t unrounded = 0;
+  for (int64_t i = 0; i < n; ++i)
+    unrounded += rounded[i].bits != cpu::floatToBf16(master[i]);
+  EXPECT_EQ(unrounded, 0);
 }
 
 // Reductions over kept and reduced dimensions in any order (a block per
