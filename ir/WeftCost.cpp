@@ -108,6 +108,9 @@ OpCost SoftmaxOp::getCost() { return streamingCost(*this, 5, getType()); }
 OpCost LogSoftmaxOp::getCost() { return streamingCost(*this, 5, getType()); }
 OpCost RmsNormOp::getCost() { return streamingCost(*this, 4, getType()); }
 OpCost RmsNormGradOp::getCost() { return streamingCost(*this, 9, getType()); }
+OpCost LayerNormGradOp::getCost() {
+  return streamingCost(*this, 14, getType());
+}
 OpCost LayerNormOp::getCost() { return streamingCost(*this, 7, getType()); }
 OpCost RopeOp::getCost() { return streamingCost(*this, 3, getType()); }
 OpCost BroadcastOp::getCost() { return streamingCost(*this, 0, getType()); }

@@ -22,8 +22,10 @@ def Weft_CostOpInterface : OpInterface<"CostOpInterface"> {
       element: softmax and log_softmax 5 (max, subtract, exp, sum, divide),
       rms_norm 4 (square, sum, scale, weight), rms_norm_grad 9 (square and
       sum, grad·weight·x and sum, then four for the result), layer_norm 7
-      (plus the mean and centering and the bias), rope 3 (two multiplies and
-      an add),
+      (plus the mean and centering and the bias), layer_norm_grad 14 (the
+      mean, centering, variance, x̂, grad·weight and its sum, its product
+      with x̂ and its sum, then four for the result), rope 3 (two multiplies
+      and an add),
       cross_entropy 5 per logit (the log-softmax) plus 1 per label.
       Attention counts only its two matrix products, 2·Dqk + 2·Dv per
       attending (query, key) pair and head: `full` and `mask` count every pair

@@ -468,16 +468,31 @@ LogicalResult RmsNormOp::inferReturnTypes(MLIRContext *,
   return inferNorm<RmsNormOp>(loc, adaptor, types);
 }
 
+/// A norm's gradient op: the norm's constraints, and grad of x's type (C5).
+template <typename OpT>
+static LogicalResult inferNormGrad(std::optional<Location> loc,
+                                   typename OpT::Adaptor adaptor,
+                                   SmallVectorImpl<Type> &types) {
+  if (failed(inferNorm<OpT>(loc, adaptor, types)))
+    return failure();
+  if (tensorOf(adaptor.getGrad()) != types.front()) // C5
+    return fail<OpT>(loc, "needs grad of x's type ", types.front(), ", found ",
+                     tensorOf(adaptor.getGrad()));
+  return success();
+}
+
 LogicalResult RmsNormGradOp::inferReturnTypes(MLIRContext *,
                                               std::optional<Location> loc,
                                               Adaptor adaptor,
                                               SmallVectorImpl<Type> &types) {
-  if (failed(inferNorm<RmsNormGradOp>(loc, adaptor, types)))
-    return failure();
-  if (tensorOf(adaptor.getGrad()) != types.front()) // C5
-    return fail<RmsNormGradOp>(loc, "needs grad of x's type ", types.front(),
-                               ", found ", tensorOf(adaptor.getGrad()));
-  return success();
+  return inferNormGrad<RmsNormGradOp>(loc, adaptor, types);
+}
+
+LogicalResult LayerNormGradOp::inferReturnTypes(MLIRContext *,
+                                                std::optional<Location> loc,
+                                                Adaptor adaptor,
+                                                SmallVectorImpl<Type> &types) {
+  return inferNormGrad<LayerNormGradOp>(loc, adaptor, types);
 }
 
 LogicalResult LayerNormOp::inferReturnTypes(MLIRContext *,

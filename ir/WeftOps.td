@@ -564,6 +564,38 @@ def Weft_LayerNormOp : Weft_InferredOp<"layer_norm", "RowReduction", [Pure, Decl
   }];
 }
 
+def Weft_LayerNormGradOp : Weft_InferredOp<"layer_norm_grad", "RowReduction", [Pure]> {
+  let summary = "layer_norm's gradient with respect to x";
+  let description = [{
+    `result = r·(grad·weight − mean(grad·weight) − x̂·mean(grad·weight·x̂))`
+    with `x̂ = (x − mean(x))·r` and `r = 1 / sqrt(var(x) + epsilon)` (the
+    biased variance) over the last dimension: the gradient of
+    `layer_norm(x, weight, bias)` with respect to x, given the gradient
+    `grad` of its result, computed in fp32 and rounded to x's element type
+    once. weft-autodiff writes it for layer_norm's backward; the weight's
+    gradient is `Σ_rows grad · layer_norm(x, 1)`, the bias's `Σ_rows grad`.
+
+    Example:
+    ```mlir
+    %dx = weft.layer_norm_grad %x, %w, %g epsilon 1.0e-05
+        : (tensor<1x16x256xf32>, tensor<256xf32>, tensor<1x16x256xf32>) -> tensor<1x16x256xf32>
+    ```
+
+    Constraints:
+    - (C1) x has rank at least 1.
+    - (C2) weight has rank 1 and the size of x's last dimension.
+    - (C3) weight has x's element type.
+    - (C4) epsilon ≥ 0.
+    - (C5) grad has x's type.
+  }];
+  let arguments = (ins Weft_FloatTensor:$x, Weft_FloatTensor:$weight,
+                       Weft_FloatTensor:$grad, F32Attr:$epsilon);
+  let results = (outs Weft_FloatTensor:$result);
+  let assemblyFormat = [{
+    $x `,` $weight `,` $grad `epsilon` $epsilon attr-dict `:` functional-type(operands, results)
+  }];
+}
+
 def Weft_RopeOp : Weft_InferredOp<"rope", "Elementwise", [Pure, DeclareOpInterfaceMethods<Weft_DifferentiableOpInterface>]> {
   let summary = "Rotary position embedding";
   let description = [{

@@ -430,6 +430,12 @@ OpShardingRule RmsNormGradOp::getShardingRule() {
   return rule;
 }
 
+OpShardingRule LayerNormGradOp::getShardingRule() {
+  OpShardingRule rule = normRule(*this, getX(), getWeight());
+  rule.operandFactors.push_back(rule.operandFactors.front()); // grad: as x
+  return rule;
+}
+
 OpShardingRule LayerNormOp::getShardingRule() {
   return normRule(*this, getX(), {getWeight(), getBias()});
 }

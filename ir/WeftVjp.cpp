@@ -631,34 +631,19 @@ LogicalResult LayerNormOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
   if (!g)
     return grads.assign(getNumOperands(), Value()), success();
   // x̂ = (x − μ)·r, r = (var + ε)^(−1/2), y = x̂·w + b over the last
-  // dimension n: dx = r·(gw − mean(gw) − x̂·mean(gw·x̂)), dw = Σ_rows g·x̂,
-  // db = Σ_rows g.
+  // dimension: dx = r·(gw − mean(gw) − x̂·mean(gw·x̂)) (weft.layer_norm_grad,
+  // one row op), dw = Σ_rows g·x̂, x̂ being layer_norm with a weight of ones
+  // and no bias, db = Σ_rows g.
   Location loc = getLoc();
   Value x = getX();
-  RankedTensorType type = tensorType(x);
-  int64_t last = type.getRank() - 1;
-  SmallVector<int64_t> rows = llvm::to_vector(llvm::seq<int64_t>(0, last));
-  auto meanOver = [&](Value v) {
-    Value mean = b.create<ReduceOp>(loc, ReduceKind::mean, v,
-                                    b.getDenseI64ArrayAttr({last}), false);
-    return broadcastBack(b, loc, mean, v, {last});
-  };
-  Value centered = b.create<SubOp>(loc, x, meanOver(x));
-  Value variance = meanOver(b.create<MulOp>(loc, centered, centered));
-  Value r = b.create<RsqrtOp>(
-      loc, b.create<AddOp>(
-               loc, variance,
-               splatLike(b, loc, variance, getEpsilon().convertToDouble())));
-  Value normalized = b.create<MulOp>(loc, centered, r);
-  Value gw =
-      b.create<MulOp>(loc, g, broadcastBack(b, loc, getWeight(), x, rows));
-  Value inner = b.create<SubOp>(
-      loc, b.create<SubOp>(loc, gw, meanOver(gw)),
-      b.create<MulOp>(loc, normalized,
-                      meanOver(b.create<MulOp>(loc, gw, normalized))));
-  grads.assign({b.create<MulOp>(loc, r, inner),
-                sumTo(b, loc, b.create<MulOp>(loc, g, normalized), rows,
-                      tensorType(getWeight()))});
+  SmallVector<int64_t> rows =
+      llvm::to_vector(llvm::seq<int64_t>(0, tensorType(x).getRank() - 1));
+  Value dx =
+      b.create<LayerNormGradOp>(loc, x, getWeight(), g, getEpsilonAttr());
+  Value normalized = b.create<LayerNormOp>(
+      loc, x, splatLike(b, loc, getWeight(), 1.0), Value(), getEpsilonAttr());
+  grads.assign({dx, sumTo(b, loc, b.create<MulOp>(loc, g, normalized), rows,
+                          tensorType(getWeight()))});
   if (getBias())
     grads.push_back(sumTo(b, loc, g, rows, tensorType(getBias())));
   return success();

@@ -200,6 +200,25 @@ weft::codegen::generateFusionGroupSource(FusionGroupOp group,
          << "      for (int64_t c = 0; c < kCols; ++c)\n        " << out
          << "[c] = inv * (" << in[2] << "[c] * " << in[1] << "[c]) - " << in[0]
          << "[c] * inv3 * mean;\n    }\n";
+    } else if (auto grad = dyn_cast<LayerNormGradOp>(op)) {
+      // x, weight, grad: r·(g·w − mean(g·w) − x̂·mean(g·w·x̂)), as the CUDA
+      // kernel.
+      const std::string x = in[0] + "[c]", w = in[1] + "[c]", g = in[2] + "[c]";
+      os << "    {\n      float mean = 0.0f, var = 0.0f, gw = 0.0f, gwx = "
+            "0.0f;\n"
+         << "      for (int64_t c = 0; c < kCols; ++c)\n        mean += " << x
+         << ";\n      mean /= kCols;\n"
+         << "      for (int64_t c = 0; c < kCols; ++c)\n        var += (" << x
+         << " - mean) * (" << x << " - mean);\n"
+         << "      const float inv = 1.0f / std::sqrt(var / kCols + "
+         << codegen::floatLiteral(grad.getEpsilon().convertToDouble()) << ");\n"
+         << "      for (int64_t c = 0; c < kCols; ++c) {\n        gw += " << g
+         << " * " << w << ";\n        gwx += " << g << " * " << w << " * (("
+         << x << " - mean) * inv);\n      }\n"
+         << "      gw /= kCols;\n      gwx /= kCols;\n"
+         << "      for (int64_t c = 0; c < kCols; ++c)\n        " << out
+         << "[c] = inv * (" << g << " * " << w << " - gw - (" << x
+         << " - mean) * inv * gwx);\n    }\n";
     } else if (auto norm = dyn_cast<LayerNormOp>(op)) {
       os << "    {\n      float mean = 0.0f, var = 0.0f;\n"
          << "      for (int64_t c = 0; c < kCols; ++c)\n        mean += "

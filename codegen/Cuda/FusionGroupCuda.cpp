@@ -95,8 +95,8 @@ template <bool kMax> __device__ __forceinline__ float weftBlockReduce(float v) {
 )";
 
 bool isRowOp(Operation &op) {
-  return isa<RmsNormOp, RmsNormGradOp, LayerNormOp, SoftmaxOp, LogSoftmaxOp>(
-      op);
+  return isa<RmsNormOp, RmsNormGradOp, LayerNormOp, LayerNormGradOp, SoftmaxOp,
+             LogSoftmaxOp>(op);
 }
 
 class Generator {
@@ -254,6 +254,10 @@ LogicalResult Generator::emitBody(llvm::raw_ostream &os, Operation *limit) {
       else if (isa<RmsNormGradOp>(op)) // r·(g·w) − x·r³·mean(g·w·x)
         expression = s + "_inv * (" + in[2] + " * " + in[1] + ") - " + in[0] +
                      " * " + s + "_inv3 * " + s + "_dot";
+      else if (isa<LayerNormGradOp>(op)) // r·(g·w − mean(g·w) − x̂·mean(g·w·x̂))
+        expression = s + "_inv * (" + in[2] + " * " + in[1] + " - " + s +
+                     "_gw - (" + in[0] + " - " + s + "_mean) * " + s +
+                     "_inv * " + s + "_gwx)";
       else if (auto norm = dyn_cast<LayerNormOp>(op))
         expression = "(" + in[0] + " - " + s + "_mean) * " + s + "_inv * " +
                      in[1] + (norm.getBias() ? " + " + in[2] : "");
@@ -312,6 +316,28 @@ LogicalResult Generator::emitStatistics(llvm::raw_ostream &os, Operation &op,
       return failure();
     return pass("0.0f", "acc += " + g + " * " + w + " * " + x,
                 s + "_dot = weftBlockReduce<false>(acc) / kCols");
+  }
+  if (auto grad = dyn_cast<LayerNormGradOp>(op)) {
+    const std::string g = name(grad.getGrad()), w = name(grad.getWeight());
+    const std::string centered = "(" + x + " - " + s + "_mean)";
+    os << "  float " << s << "_mean, " << s << "_inv, " << s << "_gw, " << s
+       << "_gwx;\n";
+    if (failed(pass("0.0f", "acc += " + x,
+                    s + "_mean = weftBlockReduce<false>(acc) / kCols")) ||
+        failed(pass(
+            "0.0f", "acc += " + centered + " * " + centered,
+            s +
+                "_inv = 1.0f / std::sqrt(weftBlockReduce<false>(acc) / kCols "
+                "+ " +
+                codegen::floatLiteral(grad.getEpsilon().convertToDouble()) +
+                ")")) ||
+        failed(pass("0.0f", "acc += " + g + " * " + w,
+                    s + "_gw = weftBlockReduce<false>(acc) / kCols")))
+      return failure();
+    return pass("0.0f",
+                "acc += " + g + " * " + w + " * (" + centered + " * " + s +
+                    "_inv)",
+                s + "_gwx = weftBlockReduce<false>(acc) / kCols");
   }
   if (auto norm = dyn_cast<LayerNormOp>(op)) {
     os << "  float " << s << "_mean, " << s << "_inv;\n";

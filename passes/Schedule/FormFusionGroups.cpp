@@ -21,7 +21,7 @@ bool weft::isRowKernelOp(Operation *op) {
     return false;
   if (op->hasTrait<OpTrait::Elementwise>())
     return !isa<IotaOp, BroadcastOp>(op);
-  if (isa<RmsNormOp, RmsNormGradOp, LayerNormOp>(op))
+  if (isa<RmsNormOp, RmsNormGradOp, LayerNormOp, LayerNormGradOp>(op))
     return true;
   auto lastDim = [](Value x, int64_t dim) {
     return dim == cast<RankedTensorType>(x.getType()).getRank() - 1;

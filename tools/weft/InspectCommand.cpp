@@ -36,8 +36,9 @@ StringRef familyOf(Operation *op) {
     add("reduction", {"reduce", "softmax", "log_softmax"});
     add("shape", {"reshape", "transpose", "slice", "concat", "broadcast",
                   "gather", "scatter_add", "iota", "constant"});
-    add("transformer", {"rms_norm", "rms_norm_grad", "layer_norm", "rope",
-                        "attention", "attention_grad", "cross_entropy"});
+    add("transformer",
+        {"rms_norm", "rms_norm_grad", "layer_norm", "layer_norm_grad", "rope",
+         "attention", "attention_grad", "cross_entropy"});
     add("collective", {"all_gather", "reduce_scatter", "all_reduce",
                        "all_to_all", "send", "recv", "collective_broadcast"});
     add("quantization", {"quantize_blockwise", "dequantize_blockwise"});

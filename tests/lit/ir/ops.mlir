@@ -137,6 +137,8 @@ func.func @transformer(%x: tensor<1x16x256xf32>, %w: tensor<256xf32>, %q: tensor
   %0 = weft.rms_norm %x, %w epsilon 1.0e-05 : (tensor<1x16x256xf32>, tensor<256xf32>) -> tensor<1x16x256xf32>
   // CHECK: weft.rms_norm_grad %{{.*}}, %{{.*}}, %{{.*}} epsilon 9.99999974E-6 : (tensor<1x16x256xf32>, tensor<256xf32>, tensor<1x16x256xf32>) -> tensor<1x16x256xf32>
   %dn = weft.rms_norm_grad %x, %w, %0 epsilon 1.0e-05 : (tensor<1x16x256xf32>, tensor<256xf32>, tensor<1x16x256xf32>) -> tensor<1x16x256xf32>
+  // CHECK: weft.layer_norm_grad %{{.*}}, %{{.*}}, %{{.*}} epsilon 9.99999974E-6 : (tensor<1x16x256xf32>, tensor<256xf32>, tensor<1x16x256xf32>) -> tensor<1x16x256xf32>
+  %dl = weft.layer_norm_grad %x, %w, %0 epsilon 1.0e-05 : (tensor<1x16x256xf32>, tensor<256xf32>, tensor<1x16x256xf32>) -> tensor<1x16x256xf32>
   // CHECK: weft.layer_norm %{{.*}}, %{{.*}}, %{{.*}} epsilon 9.99999974E-6 : (tensor<1x16x256xf32>, tensor<256xf32>, tensor<256xf32>) -> tensor<1x16x256xf32>
   %1 = weft.layer_norm %x, %w, %w epsilon 1.0e-05 : (tensor<1x16x256xf32>, tensor<256xf32>, tensor<256xf32>) -> tensor<1x16x256xf32>
   // CHECK: weft.layer_norm %{{.*}}, %{{.*}} epsilon 0.000000e+00 : (tensor<1x16x256xf32>, tensor<256xf32>) -> tensor<1x16x256xf32>

@@ -55,6 +55,15 @@ func.func @rms_norm_grad_c5(%x: tensor<4x256xbf16>, %w: tensor<256xbf16>, %g: te
 
 // -----
 
+func.func @layer_norm_grad_c5(%x: tensor<4x256xf32>, %w: tensor<256xf32>, %g: tensor<4x128xf32>) {
+  // expected-error@+2 {{'weft.layer_norm_grad' needs grad of x's type 'tensor<4x256xf32>', found 'tensor<4x128xf32>'}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = weft.layer_norm_grad %x, %w, %g epsilon 1.0e-05 : (tensor<4x256xf32>, tensor<256xf32>, tensor<4x128xf32>) -> tensor<4x256xf32>
+  return
+}
+
+// -----
+
 func.func @layer_norm_c1(%x: tensor<f32>, %w: tensor<1xf32>) {
   // expected-error@+2 {{'weft.layer_norm' needs x of rank at least 1}}
   // expected-error@+1 {{failed to infer returned types}}
