@@ -144,6 +144,17 @@ weft::codegen::generateFusionGroupSource(FusionGroupOp group,
         return failure();
     }
 
+  // LayerNorm's (and its gradient's) row statistics of the row `x`: its
+  // mean and the inverse root of its biased variance plus epsilon.
+  auto emitMeanAndInverse = [&](const std::string &x, APFloat epsilon) {
+    os << "      float mean = 0.0f, var = 0.0f;\n"
+       << "      for (int64_t c = 0; c < kCols; ++c)\n        mean += " << x
+       << "[c];\n      mean /= kCols;\n"
+       << "      for (int64_t c = 0; c < kCols; ++c)\n        var += (" << x
+       << "[c] - mean) * (" << x << "[c] - mean);\n"
+       << "      const float inv = 1.0f / std::sqrt(var / kCols + "
+       << codegen::floatLiteral(epsilon.convertToDouble()) << ");\n";
+  };
   for (Operation &op : body.without_terminator()) {
     SmallVector<std::string> in;
     for (Value operand : op.getOperands())
@@ -204,14 +215,9 @@ weft::codegen::generateFusionGroupSource(FusionGroupOp group,
       // x, weight, grad: r·(g·w − mean(g·w) − x̂·mean(g·w·x̂)), as the CUDA
       // kernel.
       const std::string x = in[0] + "[c]", w = in[1] + "[c]", g = in[2] + "[c]";
-      os << "    {\n      float mean = 0.0f, var = 0.0f, gw = 0.0f, gwx = "
-            "0.0f;\n"
-         << "      for (int64_t c = 0; c < kCols; ++c)\n        mean += " << x
-         << ";\n      mean /= kCols;\n"
-         << "      for (int64_t c = 0; c < kCols; ++c)\n        var += (" << x
-         << " - mean) * (" << x << " - mean);\n"
-         << "      const float inv = 1.0f / std::sqrt(var / kCols + "
-         << codegen::floatLiteral(grad.getEpsilon().convertToDouble()) << ");\n"
+      os << "    {\n";
+      emitMeanAndInverse(in[0], grad.getEpsilon());
+      os << "      float gw = 0.0f, gwx = 0.0f;\n"
          << "      for (int64_t c = 0; c < kCols; ++c) {\n        gw += " << g
          << " * " << w << ";\n        gwx += " << g << " * " << w << " * (("
          << x << " - mean) * inv);\n      }\n"
@@ -220,14 +226,9 @@ weft::codegen::generateFusionGroupSource(FusionGroupOp group,
          << "[c] = inv * (" << g << " * " << w << " - gw - (" << x
          << " - mean) * inv * gwx);\n    }\n";
     } else if (auto norm = dyn_cast<LayerNormOp>(op)) {
-      os << "    {\n      float mean = 0.0f, var = 0.0f;\n"
-         << "      for (int64_t c = 0; c < kCols; ++c)\n        mean += "
-         << in[0] << "[c];\n      mean /= kCols;\n"
-         << "      for (int64_t c = 0; c < kCols; ++c)\n        var += ("
-         << in[0] << "[c] - mean) * (" << in[0] << "[c] - mean);\n"
-         << "      const float inv = 1.0f / std::sqrt(var / kCols + "
-         << codegen::floatLiteral(norm.getEpsilon().convertToDouble()) << ");\n"
-         << "      for (int64_t c = 0; c < kCols; ++c)\n        " << out
+      os << "    {\n";
+      emitMeanAndInverse(in[0], norm.getEpsilon());
+      os << "      for (int64_t c = 0; c < kCols; ++c)\n        " << out
          << "[c] = (" << in[0] << "[c] - mean) * inv * " << in[1] << "[c]"
          << (norm.getBias() ? " + " + in[2] + "[c]" : "") << ";\n    }\n";
     } else if (isa<SoftmaxOp, LogSoftmaxOp>(op)) {

@@ -293,64 +293,52 @@ LogicalResult Generator::emitStatistics(llvm::raw_ostream &os, Operation &op,
     return success();
   };
   const std::string x = name(op.getOperand(0));
-  if (auto norm = dyn_cast<RmsNormOp>(op)) {
-    os << "  float " << s << "_inv;\n";
-    return pass("0.0f", "acc += " + x + " * " + x,
+  // The row's mean of `term` into `target`.
+  auto mean = [&](const std::string &term, const std::string &target) {
+    return pass("0.0f", "acc += " + term,
+                target + " = weftBlockReduce<false>(acc) / kCols");
+  };
+  // s_inv = 1 / sqrt(the row's mean of `term` + epsilon).
+  auto inverseRoot = [&](const std::string &term, APFloat epsilon) {
+    return pass("0.0f", "acc += " + term,
                 s +
                     "_inv = 1.0f / std::sqrt(weftBlockReduce<false>(acc) / "
                     "kCols + " +
-                    codegen::floatLiteral(norm.getEpsilon().convertToDouble()) +
-                    ")");
+                    codegen::floatLiteral(epsilon.convertToDouble()) + ")");
+  };
+  // LayerNorm's s_mean and s_inv; `centered` is x − s_mean.
+  const std::string centered = "(" + x + " - " + s + "_mean)";
+  auto meanAndInverse = [&](APFloat epsilon) {
+    return success(
+        succeeded(mean(x, s + "_mean")) &&
+        succeeded(inverseRoot(centered + " * " + centered, epsilon)));
+  };
+  if (auto norm = dyn_cast<RmsNormOp>(op)) {
+    os << "  float " << s << "_inv;\n";
+    return inverseRoot(x + " * " + x, norm.getEpsilon());
   }
   if (auto grad = dyn_cast<RmsNormGradOp>(op)) {
     const std::string g = name(grad.getGrad()), w = name(grad.getWeight());
     os << "  float " << s << "_inv, " << s << "_inv3, " << s << "_dot;\n";
-    if (failed(pass(
-            "0.0f", "acc += " + x + " * " + x,
-            s +
-                "_inv = 1.0f / std::sqrt(weftBlockReduce<false>(acc) / kCols "
-                "+ " +
-                codegen::floatLiteral(grad.getEpsilon().convertToDouble()) +
-                "); " + s + "_inv3 = " + s + "_inv * " + s + "_inv * " + s +
-                "_inv")))
+    if (failed(inverseRoot(x + " * " + x, grad.getEpsilon())))
       return failure();
-    return pass("0.0f", "acc += " + g + " * " + w + " * " + x,
-                s + "_dot = weftBlockReduce<false>(acc) / kCols");
+    os << "  " << s << "_inv3 = " << s << "_inv * " << s << "_inv * " << s
+       << "_inv;\n";
+    return mean(g + " * " + w + " * " + x, s + "_dot");
   }
   if (auto grad = dyn_cast<LayerNormGradOp>(op)) {
     const std::string g = name(grad.getGrad()), w = name(grad.getWeight());
-    const std::string centered = "(" + x + " - " + s + "_mean)";
     os << "  float " << s << "_mean, " << s << "_inv, " << s << "_gw, " << s
        << "_gwx;\n";
-    if (failed(pass("0.0f", "acc += " + x,
-                    s + "_mean = weftBlockReduce<false>(acc) / kCols")) ||
-        failed(pass(
-            "0.0f", "acc += " + centered + " * " + centered,
-            s +
-                "_inv = 1.0f / std::sqrt(weftBlockReduce<false>(acc) / kCols "
-                "+ " +
-                codegen::floatLiteral(grad.getEpsilon().convertToDouble()) +
-                ")")) ||
-        failed(pass("0.0f", "acc += " + g + " * " + w,
-                    s + "_gw = weftBlockReduce<false>(acc) / kCols")))
+    if (failed(meanAndInverse(grad.getEpsilon())) ||
+        failed(mean(g + " * " + w, s + "_gw")))
       return failure();
-    return pass("0.0f",
-                "acc += " + g + " * " + w + " * (" + centered + " * " + s +
-                    "_inv)",
-                s + "_gwx = weftBlockReduce<false>(acc) / kCols");
+    return mean(g + " * " + w + " * (" + centered + " * " + s + "_inv)",
+                s + "_gwx");
   }
   if (auto norm = dyn_cast<LayerNormOp>(op)) {
     os << "  float " << s << "_mean, " << s << "_inv;\n";
-    if (failed(pass("0.0f", "acc += " + x,
-                    s + "_mean = weftBlockReduce<false>(acc) / kCols")))
-      return failure();
-    return pass(
-        "0.0f",
-        "acc += (" + x + " - " + s + "_mean) * (" + x + " - " + s + "_mean)",
-        s +
-            "_inv = 1.0f / std::sqrt(weftBlockReduce<false>(acc) / "
-            "kCols + " +
-            codegen::floatLiteral(norm.getEpsilon().convertToDouble()) + ")");
+    return meanAndInverse(norm.getEpsilon());
   }
   // Softmax and log-softmax: the maximum, then the sum of exponentials.
   os << "  float " << s << "_max, " << s

@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/Attention.h"
+#include "kernels/cuda/Launch.h"
 #include "kernels/cuda/Reduce.h"
 #include "kernels/cuda/Training.h"
 
@@ -408,16 +409,18 @@ extern "C" __global__ void weft_reduce(const float *x, float *y, ReduceShape r,
 
 /// out[a, indices[i], :] += updates[a, i, :] over out = base (copied by the
 /// runtime first), in index order as kernels::cpu::scatterAdd adds, so the
-/// two agree to the bit. A thread per (a, column), 256 of them to a block
-/// along x (kernels::cuda::scatterAddGrid); y splits out's rows into ranges,
-/// so blocks never touch the same element. Each block walks the indices in
-/// tiles of 256, lists in order the tokens whose row is in its range, and
+/// two agree to the bit. A thread per (a, column), kScatterThreads of them
+/// to a block along x (kernels::cuda::scatterAddGrid); y splits out's rows
+/// into ranges, so blocks never touch the same element. Each block walks the
+/// indices in tiles of kScatterThreads, lists in order the tokens whose row
+/// is in its range, and
 /// adds them kScatterBatch at a time: the batch's rows read together, repeats
 /// folded in order in registers, then written back — memory latency overlaps
 /// instead of costing one round trip per token (as when a thread per column
 /// looped over every token).
+using weft::kernels::cuda::kScatterThreads;
 namespace {
-constexpr int kScatterThreads = 256, kScatterBatch = 8;
+constexpr int kScatterBatch = 8;
 } // namespace
 
 extern "C" __global__ void __launch_bounds__(kScatterThreads)

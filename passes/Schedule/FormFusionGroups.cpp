@@ -161,8 +161,7 @@ struct FormFusionGroups
           adamw.getMaxGradNormAttr(), adamw.getGradScaleAttr(),
           b.getUnitAttr());
       fused->setDiscardableAttrs(adamw->getDiscardableAttrDictionary());
-      for (unsigned i = 0; i < 3; ++i)
-        adamw->getResult(i).replaceAllUsesWith(fused->getResult(i));
+      adamw->replaceAllUsesWith(fused->getResults().take_front(3));
       convert.replaceAllUsesWith(fused.getRoundedParam());
       convert.erase();
       adamw.erase();

@@ -786,7 +786,8 @@ void CudaExecutor::State::prepare() {
           if (out != base)
             cu.check(cu.cuMemcpyDtoDAsync(out, base, baseBytes, this->stream),
                      where);
-          launch(function, grid.x, grid.y, 256, *args);
+          launch(function, grid.x, grid.y, kernels::cuda::kScatterThreads,
+                 *args);
         });
       } else if (fn == "copy") { // src, dst; bytes
         arity(2, 1, 0);

@@ -21,6 +21,7 @@
 
 namespace cpu = weft::kernels::cpu;
 using weft::kernels::cuda::gridFor;
+using weft::kernels::cuda::kScatterThreads;
 using weft::kernels::cuda::scatterAddGrid;
 using weft::testing::relativeError;
 
@@ -534,7 +535,7 @@ TEST(LibraryOnHost, SoftmaxGatherAndScatterAddMatchTheCpuKernels) {
             -1);
   std::vector<long long> status(2, 0);
   const auto grid = scatterAddGrid(rows * columns, size);
-  launch(grid.x, grid.y, 256, 0, [&] {
+  launch(grid.x, grid.y, kScatterThreads, 0, [&] {
     weft_scatter_add(repeated.data(), updates.data(), got.data(), rows, size,
                      columns, count, status.data());
   });
@@ -565,7 +566,7 @@ TEST(LibraryOnHost, ScatterAddMatchesTheCpuKernelBitForBit) {
   for (unsigned ranges : {1u, 3u, static_cast<unsigned>(size), grid.y}) {
     std::vector<float> got = base;
     std::vector<long long> status(2, 0);
-    launch(grid.x, ranges, 256, 0, [&] {
+    launch(grid.x, ranges, kScatterThreads, 0, [&] {
       weft_scatter_add(indices.data(), updates.data(), got.data(), outer, size,
                        inner, count, status.data());
     });
@@ -577,7 +578,7 @@ TEST(LibraryOnHost, ScatterAddMatchesTheCpuKernelBitForBit) {
   indices[650] = -1;
   std::vector<float> got = base;
   std::vector<long long> status(2, 0);
-  launch(grid.x, 3, 256, 0, [&] {
+  launch(grid.x, 3, kScatterThreads, 0, [&] {
     weft_scatter_add(indices.data(), updates.data(), got.data(), outer, size,
                      inner, count, status.data());
   });
