@@ -449,11 +449,15 @@ FailureOr<codegen::CudaKernelSource> Generator::generate() {
         (opNames.empty() ? "" : ", ") + op.getName().stripDialect().str();
   std::string source;
   llvm::raw_string_ostream src(source);
+  // Elementwise kernels keep at least 4 blocks of 256 threads an SM (64
+  // registers a thread, no spills): SwiGLU's backward, four inputs and two
+  // results a chunk, asked for 72 and half the warps.
   src << "// weft fusion group: " << opNames << " over " << rows << " rows of "
       << cols << (rowMode ? ", a block per row" : ", elementwise") << "\n"
       << kPrelude << "\n"
       << "extern \"C\" __global__ void __launch_bounds__("
-      << kernel.blockThreads << ")\n@ENTRY@(" << params << ") {\n"
+      << kernel.blockThreads << (rowMode ? "" : ", 4") << ")\n@ENTRY@("
+      << params << ") {\n"
       << "  constexpr int64_t kRows = " << rows << ", kCols = " << cols << ";\n"
       << code << "}\n";
   kernel.entry = "weft_cuda_" + codegen::contentHash(source);

@@ -45,87 +45,24 @@ struct Group {
 
 struct FormFusionGroups
     : public weft::impl::FormFusionGroupsBase<FormFusionGroups> {
+  /// Each op's place in the block, renumbered when ops move up.
+  DenseMap<Operation *, unsigned> position;
+  std::vector<Group> groups;
+  DenseMap<Operation *, unsigned> groupOf;
+
   void runOnOperation() override {
     Block &body = getOperation().getBody().front();
     foldRoundings(body);
-    DenseMap<Operation *, unsigned> position;
-    for (auto [i, op] : llvm::enumerate(body))
-      position[&op] = i;
-
-    std::vector<Group> groups;
-    DenseMap<Operation *, unsigned> groupOf;
-    // Joining moves groups `ids` down to `op` as one: no value of theirs may
-    // be used by an op outside them that comes before `op`.
-    auto canJoin = [&](ArrayRef<unsigned> ids, Operation *op) {
-      auto inside = [&](Operation *user) {
-        return llvm::any_of(ids, [&](unsigned id) {
-          return groups[id].members.contains(user);
-        });
-      };
-      for (unsigned id : ids)
-        for (Operation *member : groups[id].ops)
-          for (Operation *user : member->getUsers())
-            if (user != op && !inside(user) && position[user] < position[op])
-              return false;
-      return true;
-    };
-    for (Operation &op : body) {
-      if (!isRowKernelOp(&op))
-        continue;
-      std::optional<unsigned> chosen;
-      SmallVector<unsigned> operandGroups; // of op's shape
-      for (Value operand : op.getOperands()) {
-        Operation *def = operand.getDefiningOp();
-        auto it = def ? groupOf.find(def) : groupOf.end();
-        if (it == groupOf.end())
-          continue;
-        Group &group = groups[it->second];
-        if (shapeOf(group.ops.front()) != shapeOf(&op))
-          continue;
-        if (!llvm::is_contained(operandGroups, it->second))
-          operandGroups.push_back(it->second);
-        if (!canJoin(it->second, &op))
-          continue;
-        if (!chosen ||
-            position[groups[*chosen].ops.back()] < position[group.ops.back()])
-          chosen = it->second;
-      }
-      // An op reading several groups joins them all where it can and where
-      // no group's inputs would outlive what it stops writing (the softmax,
-      // the one-hot and the scale of a loss's gradient become one kernel
-      // instead of three, two of them writing [tokens, vocab]).
-      if (operandGroups.size() > 1 && canJoin(operandGroups, &op) &&
-          llvm::all_of(operandGroups, [&](unsigned id) {
-            return keepsMemory(groups, operandGroups, id, &op, position);
-          })) {
-        chosen = operandGroups.front();
-        for (unsigned id : operandGroups)
-          if (position[groups[id].ops.back()] >
-              position[groups[*chosen].ops.back()])
-            chosen = id;
-        Group &into = groups[*chosen];
-        for (unsigned id : operandGroups) {
-          if (id == *chosen)
-            continue;
-          for (Operation *member : groups[id].ops) {
-            into.ops.push_back(member);
-            into.members.insert(member);
-            groupOf[member] = *chosen;
-          }
-          groups[id] = Group();
-        }
-        llvm::sort(into.ops, [&](Operation *a, Operation *b) {
-          return position[a] < position[b];
-        });
-      }
-      if (!chosen) {
-        chosen = groups.size();
-        groups.emplace_back();
-      }
-      groups[*chosen].ops.push_back(&op);
-      groups[*chosen].members.insert(&op);
-      groupOf[&op] = *chosen;
-    }
+    position.clear();
+    groups.clear();
+    groupOf.clear();
+    number(body);
+    SmallVector<Operation *> ops;
+    for (Operation &op : body)
+      if (isRowKernelOp(&op))
+        ops.push_back(&op);
+    for (Operation *op : ops)
+      place(op);
     for (Group &group : groups)
       if (!group.ops.empty()) // (emptied by a merge)
         materialize(group);
@@ -135,6 +72,194 @@ struct FormFusionGroups
       if ((isSplatConstant(&op) || isa<IotaOp, BroadcastOp>(op)) &&
           op.use_empty())
         op.erase();
+  }
+
+  void number(Block &body) {
+    for (auto [i, op] : llvm::enumerate(body))
+      position[&op] = i;
+  }
+
+  bool before(Operation *a, Operation *b) {
+    return position.lookup(a) < position.lookup(b);
+  }
+
+  /// Puts `op` into a group: the group of an operand (or all of them, as
+  /// one), a group that ends just before it and reads one of its inputs, or
+  /// a group of its own.
+  void place(Operation *op) {
+    std::optional<unsigned> chosen;
+    SmallVector<unsigned> operandGroups; // of op's shape
+    for (Value operand : op->getOperands()) {
+      Operation *def = operand.getDefiningOp();
+      auto it = def ? groupOf.find(def) : groupOf.end();
+      if (it == groupOf.end())
+        continue;
+      Group &group = groups[it->second];
+      if (shapeOf(group.ops.front()) != shapeOf(op))
+        continue;
+      if (!llvm::is_contained(operandGroups, it->second))
+        operandGroups.push_back(it->second);
+      if (!canJoin(it->second, op))
+        continue;
+      if (!chosen || before(groups[*chosen].ops.back(), group.ops.back()))
+        chosen = it->second;
+    }
+    // An op reading several groups joins them all where it can and where
+    // no group's inputs would outlive what it stops writing (the softmax,
+    // the one-hot and the scale of a loss's gradient become one kernel
+    // instead of three, two of them writing [tokens, vocab]).
+    if (operandGroups.size() > 1 && canJoin(operandGroups, op) &&
+        llvm::all_of(operandGroups, [&](unsigned id) {
+          return keepsMemory(operandGroups, id, op);
+        })) {
+      chosen = operandGroups.front();
+      for (unsigned id : operandGroups)
+        if (before(groups[*chosen].ops.back(), groups[id].ops.back()))
+          chosen = id;
+      merge(*chosen, operandGroups);
+    } else if ((operandGroups.size() > 1 || !chosen) &&
+               !operandGroups.empty()) {
+      // Else up to the group that ends first, with the others, where that
+      // can be done (SwiGLU's gate gradient beside its up gradient), or up
+      // to one of them, the latest first (a residual add after its norm
+      // gradient's weight-sum rows, whose reduction reads the group before
+      // the add).
+      chosen = hoist(operandGroups, op);
+      llvm::sort(operandGroups, [&](unsigned a, unsigned b) {
+        return before(groups[b].ops.back(), groups[a].ops.back());
+      });
+      for (unsigned id : operandGroups)
+        if (!chosen && operandGroups.size() > 1)
+          chosen = hoist(id, op);
+    }
+    if (!chosen)
+      chosen = sibling(op);
+    if (!chosen) {
+      chosen = groups.size();
+      groups.emplace_back();
+    }
+    groups[*chosen].ops.push_back(op);
+    groups[*chosen].members.insert(op);
+    groupOf[op] = *chosen;
+  }
+
+  /// Joining moves groups `ids` down to `op` as one: no value of theirs may
+  /// be used by an op outside them that comes before `op`.
+  bool canJoin(ArrayRef<unsigned> ids, Operation *op) {
+    auto inside = [&](Operation *user) {
+      return llvm::any_of(
+          ids, [&](unsigned id) { return groups[id].members.contains(user); });
+    };
+    for (unsigned id : ids)
+      for (Operation *member : groups[id].ops)
+        for (Operation *user : member->getUsers())
+          if (user != op && !inside(user) && before(user, op))
+            return false;
+    return true;
+  }
+
+  /// Moves the members of groups `ids` into group `into`, in block order.
+  void merge(unsigned into, ArrayRef<unsigned> ids) {
+    Group &group = groups[into];
+    for (unsigned id : ids) {
+      if (id == into)
+        continue;
+      for (Operation *member : groups[id].ops) {
+        group.ops.push_back(member);
+        group.members.insert(member);
+        groupOf[member] = into;
+      }
+      groups[id] = Group();
+    }
+    llvm::sort(group.ops,
+               [&](Operation *a, Operation *b) { return before(a, b); });
+  }
+
+  /// Moves `op` and the groups of `ids` up to just after the one of them
+  /// that ends first, as one group there, where every input they read is
+  /// ready there and what they then hold longer (their results read
+  /// outside, now written earlier) weighs no more than what they free
+  /// (inputs read last by them, now dead earlier, and that group's values
+  /// read only by them, no longer written). Returns that group.
+  std::optional<unsigned> hoist(ArrayRef<unsigned> ids, Operation *op) {
+    unsigned first = ids.front();
+    for (unsigned id : ids)
+      if (before(groups[id].ops.back(), groups[first].ops.back()))
+        first = id;
+    Operation *last = groups[first].ops.back();
+    ArrayRef<int64_t> shape = shapeOf(op);
+    llvm::SmallPtrSet<Operation *, 16> moved{op};
+    for (unsigned id : ids)
+      if (id != first)
+        moved.insert(groups[id].ops.begin(), groups[id].ops.end());
+    auto merged = [&](Operation *user) {
+      return moved.contains(user) || groups[first].members.contains(user);
+    };
+    auto readyAt = [&](Value value) {
+      Operation *def = value.getDefiningOp();
+      return !def || !before(last, def);
+    };
+    int64_t held = 0, freed = 0;
+    llvm::SmallPtrSet<Value, 8> inputs;
+    for (Operation *member : moved) {
+      for (Value operand : member->getOperands()) {
+        Operation *def = operand.getDefiningOp();
+        if (def && (merged(def) || isSplatConstant(def)))
+          continue;
+        if (isRowProducer(def, shape)) {
+          if (!llvm::all_of(def->getOperands(), readyAt))
+            return std::nullopt;
+          continue;
+        }
+        if (!readyAt(operand))
+          return std::nullopt;
+        if (inputs.insert(operand).second &&
+            llvm::none_of(operand.getUsers(), [&](Operation *user) {
+              return !merged(user) && before(last, user);
+            }))
+          freed += bytesOf(operand);
+      }
+      for (Value result : member->getResults())
+        if (llvm::any_of(result.getUsers(), std::not_fn(merged)))
+          held += bytesOf(result);
+    }
+    for (Operation *member : groups[first].ops)
+      for (Value result : member->getResults())
+        if (llvm::all_of(result.getUsers(), merged) &&
+            llvm::any_of(result.getUsers(),
+                         [&](Operation *user) { return moved.contains(user); }))
+          freed += bytesOf(result);
+    if (held > freed)
+      return std::nullopt;
+    SmallVector<Operation *> order(moved.begin(), moved.end());
+    llvm::sort(order, [&](Operation *a, Operation *b) { return before(a, b); });
+    Operation *anchor = last->getNextNode();
+    for (Operation *member : order)
+      if (member == anchor)
+        anchor = anchor->getNextNode();
+      else
+        member->moveBefore(anchor);
+    number(*last->getBlock());
+    merge(first, ids);
+    return first;
+  }
+
+  /// A group of `op`'s shape that ends just before it and reads one of its
+  /// inputs (a gradient's two products with one upstream gradient): one
+  /// kernel reads the shared input once.
+  std::optional<unsigned> sibling(Operation *op) {
+    Operation *previous = op->getPrevNode();
+    auto it = previous ? groupOf.find(previous) : groupOf.end();
+    if (it == groupOf.end() ||
+        shapeOf(groups[it->second].ops.front()) != shapeOf(op))
+      return std::nullopt;
+    for (Value operand : op->getOperands())
+      if (!isSplatConstant(operand.getDefiningOp()) &&
+          llvm::any_of(operand.getUsers(), [&](Operation *user) {
+            return groups[it->second].members.contains(user);
+          }))
+        return it->second;
+    return std::nullopt;
   }
 
   /// An update whose new weights are converted to bf16 (a bf16 parameter's
@@ -175,20 +300,24 @@ struct FormFusionGroups
   }
 
   /// Whether group `id` can move down to `op` inside the groups `ids`
-  /// without more memory: the inputs it would keep alive longer (read by no
-  /// one at or after `op`) weigh no more than its values that stop being
-  /// written (read only inside the merged groups and `op`).
-  static bool keepsMemory(ArrayRef<Group> groups, ArrayRef<unsigned> ids,
-                          unsigned id, Operation *op,
-                          const DenseMap<Operation *, unsigned> &position) {
+  /// without more memory between: nothing lies there but their members, or
+  /// the inputs it would keep alive longer (read by no one else at or after
+  /// `op`) weigh no more than its values read outside it, which are then
+  /// not written until `op`.
+  bool keepsMemory(ArrayRef<unsigned> ids, unsigned id, Operation *op) {
     auto merged = [&](Operation *user) {
       return user == op || llvm::any_of(ids, [&](unsigned other) {
                return groups[other].members.contains(user);
              });
     };
     const Group &group = groups[id];
-    const unsigned at = position.lookup(op);
-    int64_t longer = 0, unwritten = 0;
+    bool between = false;
+    for (Operation *next = group.ops.back()->getNextNode(); next != op;
+         next = next->getNextNode())
+      between |= !merged(next) && !isSplatConstant(next);
+    if (!between)
+      return true;
+    int64_t longer = 0, later = 0;
     llvm::SmallPtrSet<Value, 8> inputs;
     for (Operation *member : group.ops) {
       for (Value operand : member->getOperands())
@@ -198,14 +327,16 @@ struct FormFusionGroups
             inputs.insert(operand).second &&
             llvm::none_of(operand.getUsers(), [&](Operation *user) {
               return !group.members.contains(user) &&
-                     (merged(user) || position.lookup(user) >= at);
+                     (merged(user) || !before(user, op));
             }))
           longer += bytesOf(operand);
       for (Value result : member->getResults())
-        if (llvm::all_of(result.getUsers(), merged))
-          unwritten += bytesOf(result);
+        if (llvm::any_of(result.getUsers(), [&](Operation *user) {
+              return !group.members.contains(user);
+            }))
+          later += bytesOf(result);
     }
-    return longer <= unwritten;
+    return longer <= later;
   }
 
   /// An iota along the last dimension, a broadcast that only adds the last

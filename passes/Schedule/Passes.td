@@ -14,7 +14,13 @@ def FormFusionGroups : Pass<"weft-form-fusion-groups", "mlir::func::FuncOp"> {
     when it has the group's result shape and moving the group down to the op
     delays no use of the group's values by an op outside it; otherwise it
     starts a new group. Residual add + RMSNorm and SiLU · up (SwiGLU) become
-    single groups this way. Every group is placed where its last op was.
+    single groups this way. An op reading several groups joins them all
+    where that keeps memory; where its groups cannot move down to it, it
+    moves up (with the later groups to the group that ends first, or alone
+    to one of them) where its inputs are ready there and what it holds
+    longer weighs no more than what it frees. An op that joins no producer's
+    group joins the group just before it when that reads one of its inputs
+    (siblings). Every group is placed where its last op is.
     Splat constants and row producers (an iota along the last dimension, a
     broadcast of a value per row along the rows or of a vector to every row,
     as a norm's weight in its backward) go into each group that reads them,

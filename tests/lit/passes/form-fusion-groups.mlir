@@ -199,22 +199,75 @@ func.func @joins_groups(%x: tensor<2x8xf32>, %labels: tensor<2xi64>) -> tensor<2
 // -----
 
 // No join that keeps more input alive than it saves writing: the sum's two
-// inputs, read by nothing else, would live on to the subtraction to save
-// writing one tensor of their size; the subtraction joins the other group.
+// inputs, read by nothing else, would live on past the linear to the
+// subtraction to save writing one tensor of their size, and the exp cannot
+// move up to the sum (its input comes later); the subtraction joins the exp.
 // CHECK-LABEL: func.func @keeps_memory
 // CHECK: %[[A:.*]] = weft.fusion_group(%{{.*}}, %{{.*}} : tensor<2x8xf32>, tensor<2x8xf32>)
 // CHECK-NEXT: ^bb0
 // CHECK-NEXT: weft.add
 // CHECK-NEXT: weft.yield
-// CHECK: weft.fusion_group(%{{.*}}, %[[A]] :
+// CHECK: %[[L:.*]] = weft.linear
+// CHECK: weft.fusion_group(%[[L]], %[[A]] :
 // CHECK-NEXT: ^bb0
 // CHECK-NEXT: weft.exp
 // CHECK-NEXT: weft.sub
-func.func @keeps_memory(%x1: tensor<2x8xf32>, %x2: tensor<2x8xf32>, %y: tensor<2x8xf32>) -> tensor<2x8xf32> {
+func.func @keeps_memory(%x1: tensor<2x8xf32>, %x2: tensor<2x8xf32>, %y: tensor<2x8xf32>, %w: tensor<8x8xf32>) -> tensor<2x8xf32> {
   %a = weft.add %x1, %x2 : tensor<2x8xf32>
-  %b = weft.exp %y : tensor<2x8xf32>
+  %l = weft.linear %y, %w : (tensor<2x8xf32>, tensor<8x8xf32>) -> tensor<2x8xf32>
+  %b = weft.exp %l : tensor<2x8xf32>
   %d = weft.sub %a, %b : tensor<2x8xf32>
   return %d : tensor<2x8xf32>
+}
+
+// -----
+
+// An op whose group cannot move down to it (the reduction reads the exp
+// first) moves up to the group instead, where its other input is ready: a
+// residual add after a norm gradient's weight-sum rows, one kernel.
+// CHECK-LABEL: func.func @hoists_op
+// CHECK: %[[G:.*]]:2 = weft.fusion_group(%arg0, %arg1 :
+// CHECK-NEXT: ^bb0
+// CHECK-NEXT: %[[E:.*]] = weft.exp
+// CHECK-NEXT: %[[A:.*]] = weft.add %[[E]],
+// CHECK-NEXT: weft.yield %[[E]], %[[A]]
+// CHECK: %[[S:.*]] = weft.reduce sum %[[G]]#0
+// CHECK: return %[[S]], %[[G]]#1
+func.func @hoists_op(%x: tensor<2x8xf32>, %r: tensor<2x8xf32>) -> (tensor<8xf32>, tensor<2x8xf32>) {
+  %e = weft.exp %x : tensor<2x8xf32>
+  %s = weft.reduce sum %e dims [0] : (tensor<2x8xf32>) -> tensor<8xf32>
+  %a = weft.add %e, %r : tensor<2x8xf32>
+  return %s, %a : tensor<8xf32>, tensor<2x8xf32>
+}
+
+// -----
+
+// SwiGLU's backward: the up gradient g·silu joins its sibling g·up (the
+// group just before it, reading g too); the gate gradient's chain, which
+// reads only forward values, moves up to them past the linear that reads
+// the up gradient: one kernel reads g, up, gate and silu once and writes
+// both gradients, instead of three kernels and a product between them.
+// CHECK-LABEL: func.func @hoists_groups
+// CHECK: %[[G:.*]]:2 = weft.fusion_group(%arg0, %arg1, %arg3, %arg2 :
+// CHECK: weft.mul
+// CHECK-NEXT: %[[DU:.*]] = weft.mul
+// CHECK-NEXT: weft.sigmoid
+// CHECK: weft.add
+// CHECK-NEXT: %[[DG:.*]] = weft.mul
+// CHECK-NEXT: weft.yield %[[DU]], %[[DG]]
+// CHECK: %[[X:.*]] = weft.linear %[[G]]#0
+// CHECK: return %[[X]], %[[G]]#1
+func.func @hoists_groups(%g: tensor<2x16xf32>, %up: tensor<2x16xf32>, %gate: tensor<2x16xf32>, %silu: tensor<2x16xf32>, %w: tensor<8x16xf32>) -> (tensor<2x8xf32>, tensor<2x16xf32>) {
+  %t = weft.mul %g, %up : tensor<2x16xf32>
+  %du = weft.mul %g, %silu : tensor<2x16xf32>
+  %x = weft.linear %du, %w : (tensor<2x16xf32>, tensor<8x16xf32>) -> tensor<2x8xf32>
+  %one = weft.constant dense<1.0> : tensor<2x16xf32>
+  %s = weft.sigmoid %gate : tensor<2x16xf32>
+  %1 = weft.sub %one, %s : tensor<2x16xf32>
+  %2 = weft.mul %silu, %1 : tensor<2x16xf32>
+  %3 = weft.add %s, %2 : tensor<2x16xf32>
+  %dg = weft.mul %t, %3 : tensor<2x16xf32>
+  return %x, %dg : tensor<2x8xf32>, tensor<2x16xf32>
 }
 
 // -----
