@@ -65,7 +65,7 @@ LogicalResult weft::buildPipeline(OpPassManager &pm,
          ((options.sp > 1 || options.tp > 1) && options.zero > 0)))
       pm.addPass(weft::createDataParallel(
           weft::DataParallelOptions{options.dp, options.zero}));
-    if (phase == "memory" && options.train && options.remat != "none")
+    if (phase == "memory" && options.train)
       pm.addNestedPass<func::FuncOp>(weft::createRematerialize(
           weft::RematerializeOptions{options.remat, options.rematBudget}));
     if (phase == "memory" && options.train && options.offloadActivations)

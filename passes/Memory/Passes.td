@@ -20,7 +20,12 @@ def Rematerialize : Pass<"weft-rematerialize", "mlir::func::FuncOp"> {
     a recomputed op that reads one gathers it again, as DeepSpeed's
     recomputation does (prefetched like weft-data-parallel's gathers: each
     starts where the gather before it did). Policies:
-    - `none`: nothing is recomputed.
+    Under every policy, first, a forward elementwise op whose inputs the
+    backward reads anyway and whose every backward reader is elementwise
+    (SwiGLU's silu(gate), read by its gradient's products) is recomputed
+    there instead of saved: the copy joins its readers' fused kernel, so it
+    costs no step and saves its bytes.
+    - `none`: nothing else is recomputed.
     - `full`: per-layer checkpointing: only each layer's inputs are saved;
       every forward op of a layer is recomputed for its backward.
     - `selective`: the outputs of heavy ops (linear, matmul, attention,

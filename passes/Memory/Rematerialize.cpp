@@ -277,6 +277,32 @@ struct Rematerialize : public weft::impl::RematerializeBase<Rematerialize> {
             use.set(mapping.lookup(result));
   }
 
+  /// Forward elementwise ops whose inputs the backward reads anyway and
+  /// whose every backward reader is elementwise too (SwiGLU's silu(gate),
+  /// read by its gradient's products): recomputed in the backward, where
+  /// the copy joins its readers' kernel, instead of saved.
+  void recomputeElementwise(Block &body) {
+    auto fusible = [](Operation *op) {
+      return op->hasTrait<OpTrait::Elementwise>() && op->getNumResults() == 1 &&
+             !isa<ConstantOp, IotaOp, BroadcastOp>(op);
+    };
+    auto saved = [&](Value value) {
+      Operation *def = value.getDefiningOp();
+      return !def || isa<ConstantOp>(def) || hasBackwardUse(def);
+    };
+    SmallVector<Operation *> ops;
+    for (Operation &op : body)
+      if (forward.contains(&op) && fusible(&op))
+        ops.push_back(&op);
+    // (One at a time: an input recomputed before is no longer saved.)
+    for (Operation *op : ops)
+      if (hasBackwardUse(op) && llvm::all_of(op->getOperands(), saved) &&
+          llvm::all_of(op->getUses(), [&](OpOperand &use) {
+            return !isBackwardUse(use) || fusible(use.getOwner());
+          }))
+        recompute(op);
+  }
+
   void runOnOperation() override {
     func::FuncOp func = getOperation();
     Block &body = func.getBody().front();
@@ -288,6 +314,7 @@ struct Rematerialize : public weft::impl::RematerializeBase<Rematerialize> {
       return signalPassFailure();
     }
     forward = forwardOps(func);
+    recomputeElementwise(body);
     std::map<int64_t, SmallVector<Operation *>> layers;
     for (Operation &op : body)
       if (forward.contains(&op))

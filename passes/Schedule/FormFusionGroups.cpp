@@ -251,7 +251,8 @@ struct FormFusionGroups
     Operation *previous = op->getPrevNode();
     auto it = previous ? groupOf.find(previous) : groupOf.end();
     if (it == groupOf.end() ||
-        shapeOf(groups[it->second].ops.front()) != shapeOf(op))
+        shapeOf(groups[it->second].ops.front()) != shapeOf(op) ||
+        !canJoin(it->second, op))
       return std::nullopt;
     for (Value operand : op->getOperands())
       if (!isSplatConstant(operand.getDefiningOp()) &&
