@@ -120,17 +120,19 @@ struct FormFusionGroups
     } else if ((operandGroups.size() > 1 || !chosen) &&
                !operandGroups.empty()) {
       // Else up to the group that ends first, with the others, where that
-      // can be done (SwiGLU's gate gradient beside its up gradient), or up
-      // to one of them, the latest first (a residual add after its norm
-      // gradient's weight-sum rows, whose reduction reads the group before
-      // the add).
-      chosen = hoist(operandGroups, op);
+      // can be done (SwiGLU's gate gradient beside its up gradient); where
+      // it can join none, up to one of them, the latest first (a residual
+      // add after its norm gradient's weight-sum rows, whose reduction reads
+      // the group before the add).
+      std::optional<unsigned> up = hoist(operandGroups, op);
       llvm::sort(operandGroups, [&](unsigned a, unsigned b) {
         return before(groups[b].ops.back(), groups[a].ops.back());
       });
       for (unsigned id : operandGroups)
-        if (!chosen && operandGroups.size() > 1)
-          chosen = hoist(id, op);
+        if (!up && !chosen && operandGroups.size() > 1)
+          up = hoist(id, op);
+      if (up)
+        chosen = up;
     }
     if (!chosen)
       chosen = sibling(op);
