@@ -83,6 +83,13 @@ OpShardingRule normRule(Operation *op, Value x, ValueRange perFeature) {
   rule.resultFactors.push_back(dims);
   return rule;
 }
+
+/// A norm's gradient (x, weight, grad): the norm's rule, grad split as x.
+OpShardingRule normGradRule(Operation *op, Value x, Value weight) {
+  OpShardingRule rule = normRule(op, x, weight);
+  rule.operandFactors.push_back(rule.operandFactors.front());
+  return rule;
+}
 } // namespace
 
 #define WEFT_ELEMENTWISE_SHARDING(OpT)                                         \
@@ -425,15 +432,11 @@ OpShardingRule RmsNormOp::getShardingRule() {
 }
 
 OpShardingRule RmsNormGradOp::getShardingRule() {
-  OpShardingRule rule = normRule(*this, getX(), getWeight());
-  rule.operandFactors.push_back(rule.operandFactors.front()); // grad: as x
-  return rule;
+  return normGradRule(*this, getX(), getWeight());
 }
 
 OpShardingRule LayerNormGradOp::getShardingRule() {
-  OpShardingRule rule = normRule(*this, getX(), getWeight());
-  rule.operandFactors.push_back(rule.operandFactors.front()); // grad: as x
-  return rule;
+  return normGradRule(*this, getX(), getWeight());
 }
 
 OpShardingRule LayerNormOp::getShardingRule() {

@@ -3,6 +3,7 @@
 
 #include "passes/Memory/Forward.h"
 #include "passes/Partition/Prefetch.h"
+#include "passes/Schedule/Passes.h"
 
 #include "ir/WeftDialect.h"
 
@@ -282,9 +283,9 @@ struct Rematerialize : public weft::impl::RematerializeBase<Rematerialize> {
   /// read by its gradient's products): recomputed in the backward, where
   /// the copy joins its readers' kernel, instead of saved.
   void recomputeElementwise(Block &body) {
+    // What weft-form-fusion-groups fuses, elementwise.
     auto fusible = [](Operation *op) {
-      return op->hasTrait<OpTrait::Elementwise>() && op->getNumResults() == 1 &&
-             !isa<ConstantOp, IotaOp, BroadcastOp>(op);
+      return isRowKernelOp(op) && op->hasTrait<OpTrait::Elementwise>();
     };
     auto saved = [&](Value value) {
       Operation *def = value.getDefiningOp();

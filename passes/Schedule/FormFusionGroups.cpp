@@ -124,13 +124,17 @@ struct FormFusionGroups
       // it can join none, up to one of them, the latest first (a residual
       // add after its norm gradient's weight-sum rows, whose reduction reads
       // the group before the add).
+      // (A move that succeeds empties the groups it merges: the fallback
+      // orders them only when it failed.)
       std::optional<unsigned> up = hoist(operandGroups, op);
-      llvm::sort(operandGroups, [&](unsigned a, unsigned b) {
-        return before(groups[b].ops.back(), groups[a].ops.back());
-      });
-      for (unsigned id : operandGroups)
-        if (!up && !chosen && operandGroups.size() > 1)
-          up = hoist(id, op);
+      if (!up && !chosen && operandGroups.size() > 1) {
+        llvm::sort(operandGroups, [&](unsigned a, unsigned b) {
+          return before(groups[b].ops.back(), groups[a].ops.back());
+        });
+        for (unsigned id : operandGroups)
+          if (!up)
+            up = hoist(id, op);
+      }
       if (up)
         chosen = up;
     }
@@ -219,18 +223,18 @@ struct FormFusionGroups
             llvm::none_of(operand.getUsers(), [&](Operation *user) {
               return !merged(user) && before(last, user);
             }))
-          freed += bytesOf(operand);
+          freed += tensorBytes(operand.getType());
       }
       for (Value result : member->getResults())
         if (llvm::any_of(result.getUsers(), std::not_fn(merged)))
-          held += bytesOf(result);
+          held += tensorBytes(result.getType());
     }
     for (Operation *member : groups[first].ops)
       for (Value result : member->getResults())
         if (llvm::all_of(result.getUsers(), merged) &&
             llvm::any_of(result.getUsers(),
                          [&](Operation *user) { return moved.contains(user); }))
-          freed += bytesOf(result);
+          freed += tensorBytes(result.getType());
     if (held > freed)
       return std::nullopt;
     SmallVector<Operation *> order(moved.begin(), moved.end());
@@ -296,12 +300,6 @@ struct FormFusionGroups
     }
   }
 
-  static int64_t bytesOf(Value v) {
-    auto type = cast<RankedTensorType>(v.getType());
-    return type.getNumElements() *
-           std::max<int64_t>(type.getElementTypeBitWidth() / 8, 1);
-  }
-
   /// Whether group `id` can move down to `op` inside the groups `ids`
   /// without more memory between: nothing lies there but their members, or
   /// the inputs it would keep alive longer (read by no one else at or after
@@ -332,12 +330,12 @@ struct FormFusionGroups
               return !group.members.contains(user) &&
                      (merged(user) || !before(user, op));
             }))
-          longer += bytesOf(operand);
+          longer += tensorBytes(operand.getType());
       for (Value result : member->getResults())
         if (llvm::any_of(result.getUsers(), [&](Operation *user) {
               return !group.members.contains(user);
             }))
-          later += bytesOf(result);
+          later += tensorBytes(result.getType());
     }
     return longer <= later;
   }
