@@ -605,7 +605,7 @@ LogicalResult PlanBuilder::lowerOp(Operation *op, plan::Step &step) {
     int64_t batch = product(result.drop_back(2));
     bool sharedRhs = shape(matmul.getRhs()).size() == 2 && result.size() > 2;
     if (failed(use(matmul.getLhs())) || failed(use(matmul.getRhs())) ||
-        failed(use(matmul.getResult())))
+        failed(use(matmul.getAcc())) || failed(use(matmul.getResult())))
       return failure();
     if (bf16AsIs)
       call->add_buffers(workspace);

@@ -87,7 +87,8 @@ OpCost MatmulOp::getCost() {
   RankedTensorType lhs = getLhs().getType();
   int64_t k = lhs.getDimSize(lhs.getRank() - (getTransposeLhs() ? 2 : 1));
   OpCost cost;
-  cost.flops = 2 * numElements(getType()) * k;
+  cost.flops =
+      2 * numElements(getType()) * k + (getAcc() ? numElements(getType()) : 0);
   cost.memoryBytes = operandAndResultBytes(*this);
   return cost;
 }

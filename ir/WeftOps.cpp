@@ -133,7 +133,15 @@ LogicalResult MatmulOp::inferReturnTypes(MLIRContext *,
     return fail<MatmulOp>(loc, "needs equal element types, found ",
                           lhs.getElementType(), " and ", rhs.getElementType());
   shape.append({m, n});
-  types.push_back(RankedTensorType::get(shape, lhs.getElementType()));
+  auto result = RankedTensorType::get(shape, lhs.getElementType());
+  if (Value accValue = adaptor.getAcc()) {
+    RankedTensorType acc = tensorOf(accValue);
+    if (acc.getElementType() != result.getElementType() ||
+        !shapesAgree(acc.getShape(), shape)) // C6
+      return fail<MatmulOp>(loc, "needs acc of the result's type ", result,
+                            ", found ", acc);
+  }
+  types.push_back(result);
   return success();
 }
 

@@ -44,14 +44,19 @@ class Weft_InferredOp<string mnemonic, string fusion, list<Trait> traits = []>
 def Weft_MatmulOp : Weft_InferredOp<"matmul", "Opaque", [Pure, DeclareOpInterfaceMethods<Weft_DifferentiableOpInterface>]> {
   let summary = "Batched matrix product";
   let description = [{
-    `result[b..., m, n] = sum_k lhs[b..., m, k] * rhs[b..., k, n]`, where
-    `transpose_lhs` reads lhs as [b..., k, m] and `transpose_rhs` reads rhs as
-    [b..., n, k]. A rank-2 rhs is shared by every batch.
+    `result[b..., m, n] = acc[b..., m, n] + sum_k lhs[b..., m, k] * rhs[b..., k, n]`,
+    where `transpose_lhs` reads lhs as [b..., k, m] and `transpose_rhs` reads
+    rhs as [b..., n, k]. A rank-2 rhs is shared by every batch. The
+    accumulator `acc` is optional (zero without it); the product is added to
+    it before rounding to the element type, and the result may be written over
+    it where it is read last (a GEMM's beta = 1).
 
     Example:
     ```mlir
     %s = weft.matmul %q, %k {transpose_rhs}
         : (tensor<8x128x64xf32>, tensor<8x128x64xf32>) -> tensor<8x128x128xf32>
+    %dw = weft.matmul %g, %x, acc %dw0 {transpose_lhs}
+        : (tensor<16x32xf32>, tensor<16x64xf32>, tensor<32x64xf32>) -> tensor<32x64xf32>
     ```
 
     Constraints:
@@ -60,11 +65,20 @@ def Weft_MatmulOp : Weft_InferredOp<"matmul", "Opaque", [Pure, DeclareOpInterfac
     - (C3) the batch dimensions of lhs and rhs are equal.
     - (C4) the contracting dimensions are equal.
     - (C5) the element types are equal.
+    - (C6) acc, when present, has the result's type.
   }];
   let arguments = (ins Weft_NumericTensor:$lhs, Weft_NumericTensor:$rhs,
+                       Optional<Weft_NumericTensor>:$acc,
                        UnitAttr:$transpose_lhs, UnitAttr:$transpose_rhs);
   let results = (outs Weft_NumericTensor:$result);
-  let assemblyFormat = "$lhs `,` $rhs attr-dict `:` functional-type(operands, results)";
+  let builders = [
+    OpBuilder<(ins "::mlir::Value":$lhs, "::mlir::Value":$rhs,
+                   "bool":$transposeLhs, "bool":$transposeRhs), [{
+      build($_builder, $_state, lhs, rhs, ::mlir::Value(), transposeLhs,
+            transposeRhs);
+    }]>
+  ];
+  let assemblyFormat = "$lhs `,` $rhs (`,` `acc` $acc^)? attr-dict `:` functional-type(operands, results)";
 }
 
 def Weft_LinearOp : Weft_InferredOp<"linear", "Opaque", [Pure, DeclareOpInterfaceMethods<Weft_DifferentiableOpInterface>]> {

@@ -160,7 +160,8 @@ OpShardingRule AdamWUpdateOp::getShardingRule() {
 
 OpShardingRule MatmulOp::getShardingRule() {
   // lhs [b..., m, k] (transposed: [b..., k, m]), rhs [b..., k, n]
-  // (transposed: [b..., n, k]) or rank 2 → [b..., m, n]; k is reduced.
+  // (transposed: [b..., n, k]) or rank 2, acc [b..., m, n] → [b..., m, n];
+  // k is reduced (weft-partition adds acc to the combined sum).
   OpShardingRule rule;
   RankedTensorType lhs = typeOf(getLhs()), rhs = typeOf(getRhs());
   const int64_t rank = lhs.getRank();
@@ -186,6 +187,8 @@ OpShardingRule MatmulOp::getShardingRule() {
   r.append(getTransposeRhs() ? DimFactors{n, k} : DimFactors{k, n});
   out.append({m, n});
   rule.operandFactors = {l, r};
+  if (getAcc())
+    rule.operandFactors.push_back(out);
   rule.resultFactors = {out};
   return rule;
 }

@@ -524,10 +524,10 @@ LogicalResult MatmulOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
                                  SmallVectorImpl<Value> &grads) {
   Value g = onlyGrad(resultGrads);
   if (!g || !isFloat(g))
-    return grads.assign(2, Value()), success();
-  // y = op(A) op(B): d op(A) = g op(B)ᵀ, d op(B) = op(A)ᵀ g, each transposed
-  // back where the operand is stored transposed; a shared rank-2 B sums
-  // over the batch.
+    return grads.assign(getNumOperands(), Value()), success();
+  // y = op(A) op(B) + acc: d op(A) = g op(B)ᵀ, d op(B) = op(A)ᵀ g, each
+  // transposed back where the operand is stored transposed; a shared rank-2
+  // B sums over the batch; d acc = g.
   Location loc = getLoc();
   Value lhs = getLhs(), rhs = getRhs();
   bool ta = getTransposeLhs(), tb = getTransposeRhs();
@@ -558,6 +558,8 @@ LogicalResult MatmulOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
   if (tb)
     dB = swapLast(dB);
   grads.assign({dA, dB});
+  if (getAcc())
+    grads.push_back(g);
   return success();
 }
 
@@ -675,9 +677,11 @@ LogicalResult CrossEntropyOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
   Value g = onlyGrad(resultGrads);
   if (!g)
     return grads.assign(2, Value()), success();
-  if (getReduction() != LossReduction::mean)
-    return emitOpError("has a gradient rule for the mean reduction only yet");
-  // d logits = (softmax(logits) − onehot(label)) · valid / max(count, 1) · g
+  if (getReduction() == LossReduction::none)
+    return emitOpError(
+        "has a gradient rule for the mean and sum reductions only yet");
+  // d logits = (softmax(logits) − onehot(label)) · valid · g, over
+  // max(count, 1) for the mean
   Location loc = getLoc();
   Value logits = getLogits(), labels = getLabels();
   RankedTensorType type = tensorType(logits);
@@ -703,10 +707,13 @@ LogicalResult CrossEntropyOp::buildVjp(OpBuilder &b, ValueRange resultGrads,
       b.create<CompareOp>(loc, CompareDirection::ne, labels, ignore));
   SmallVector<int64_t> allDims =
       llvm::to_vector(llvm::seq<int64_t>(0, tensorType(labels).getRank()));
-  Value count = b.create<ReduceOp>(loc, ReduceKind::sum, valid,
-                                   b.getDenseI64ArrayAttr(allDims), false);
-  count = b.create<MaxOp>(loc, count, splatLike(b, loc, count, 1.0));
-  Value scale = b.create<DivOp>(loc, g, count); // tensor<f32>
+  Value scale = g; // tensor<f32>
+  if (getReduction() == LossReduction::mean) {
+    Value count = b.create<ReduceOp>(loc, ReduceKind::sum, valid,
+                                     b.getDenseI64ArrayAttr(allDims), false);
+    count = b.create<MaxOp>(loc, count, splatLike(b, loc, count, 1.0));
+    scale = b.create<DivOp>(loc, g, count);
+  }
   Value weights =
       b.create<MulOp>(loc, valid, broadcastBack(b, loc, scale, valid, allDims));
   Value weightsFull = broadcastBack(b, loc, weights, logits, {last});

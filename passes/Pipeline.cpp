@@ -50,6 +50,24 @@ LogicalResult weft::buildPipeline(OpPassManager &pm,
     if (phase == "import-cleanup")
       addImportCleanup(pm);
     if (phase == "train" && options.train) {
+      const bool tiled = options.lossTiles > 1;
+      if (tiled && options.sp > 1) {
+        error = "tiling the loss (" + std::to_string(options.lossTiles) +
+                " tiles) with sequence parallelism (sp = " +
+                std::to_string(options.sp) +
+                ") is not supported yet: the tiles would cut the tokens "
+                "before they are split over the ranks";
+        return failure();
+      }
+      if (tiled && options.zero >= 3) {
+        error = "tiling the loss (" + std::to_string(options.lossTiles) +
+                " tiles) with ZeRO-3 is not supported yet: each tile would "
+                "gather the output projection's weight again";
+        return failure();
+      }
+      if (tiled)
+        pm.addPass(
+            weft::createTileLoss(weft::TileLossOptions{options.lossTiles}));
       pm.addNestedPass<func::FuncOp>(
           weft::createAutodiff(weft::AutodiffOptions{false, options.frozen}));
       pm.addPass(createCanonicalizerPass());
@@ -70,7 +88,10 @@ LogicalResult weft::buildPipeline(OpPassManager &pm,
           weft::RematerializeOptions{options.remat, options.rematBudget}));
     if (phase == "memory" && options.train && options.offloadActivations)
       pm.addNestedPass<func::FuncOp>(weft::createOffloadActivations());
+    if (phase == "memory" && options.train && options.lossTiles > 1)
+      pm.addNestedPass<func::FuncOp>(weft::createInterleaveLossTiles());
     if (phase == "schedule") {
+      pm.addNestedPass<func::FuncOp>(weft::createAccumulateProducts());
       pm.addNestedPass<func::FuncOp>(weft::createLegalizeCpuTypes());
       pm.addNestedPass<func::FuncOp>(weft::createFormFusionGroups());
     }

@@ -43,6 +43,10 @@ struct PipelineOptions {
   /// Tensor-parallel ranks: weft-partition splits the column- and
   /// row-parallel linears' weights over them.
   int64_t tp = 1;
+  /// With `train`: ALST's tiled logits and loss in this many tiles of
+  /// tokens (weft-tile-loss before the backward is built,
+  /// weft-interleave-loss-tiles after); 1: none.
+  int64_t lossTiles = 1;
   /// The memory phase, for a training step: weft-offload-activations after
   /// weft-rematerialize (what it saves waits in host memory).
   bool offloadActivations = false;

@@ -498,7 +498,8 @@ Value Importer::einsum(const onnx::NodeProto &node) {
                 n = extent(right);
   Value a3 = reshaped(at, arrange(0, batch + left + contracted), {b, m, k});
   Value b3 = reshaped(at, arrange(1, batch + contracted + right), {b, k, n});
-  Value product = checked<MatmulOp>(at, a3, b3, UnitAttr(), UnitAttr());
+  Value product =
+      checked<MatmulOp>(at, a3, b3, Value(), UnitAttr(), UnitAttr());
   const std::string order = batch + left + right;
   SmallVector<int64_t> shape, perm;
   for (char c : order)
@@ -1039,13 +1040,14 @@ void Importer::registerHandlers() {
     a = broadcastTo(loc(node), a, with(x.take_back(2)));
     if (y.size() > 2)
       b = broadcastTo(loc(node), b, with(y.take_back(2)));
-    define(node, 0, checked<MatmulOp>(loc(node), a, b, UnitAttr(), UnitAttr()));
+    define(node, 0,
+           checked<MatmulOp>(loc(node), a, b, Value(), UnitAttr(), UnitAttr()));
   };
   handlers["Gemm"] = [this](const onnx::NodeProto &node) {
     Value a = value(node.input(0)), b = value(node.input(1));
     UnitAttr ta = intAttr(node, "transA", 0) ? builder.getUnitAttr() : nullptr;
     UnitAttr tb = intAttr(node, "transB", 0) ? builder.getUnitAttr() : nullptr;
-    Value y = checked<MatmulOp>(loc(node), a, b, ta, tb);
+    Value y = checked<MatmulOp>(loc(node), a, b, Value(), ta, tb);
     auto scaled = [&](Value v, float s) -> Value {
       if (s == 1.0f)
         return v;
@@ -1368,7 +1370,8 @@ void Importer::registerHandlers() {
     Value last = transposed(loc(node), x, perm);
     SmallVector<int64_t> lastShape(typeOf(last).getShape());
     Value rows = reshaped(loc(node), last, {product(lastShape) / n, n});
-    Value sums = checked<MatmulOp>(loc(node), rows, t, UnitAttr(), UnitAttr());
+    Value sums =
+        checked<MatmulOp>(loc(node), rows, t, Value(), UnitAttr(), UnitAttr());
     SmallVector<int64_t> inverse(rank);
     for (int64_t d = 0; d < rank; ++d)
       inverse[perm[d]] = d;

@@ -26,14 +26,14 @@ namespace {
 /// 1024 flops).
 constexpr int64_t kBf16Tile = 512;
 
-/// c = op(a) · op(b) (+ bias[column]) over bf16 a, b, bias and c, `batch`
-/// times: tiles of op(a) and op(b) widened into `workspace`
-/// (matmulBf16Workspace floats), OpenBLAS's fp32 GEMM, each result rounded
-/// once.
-void tiledBf16Gemm(const uint16_t *a, const uint16_t *b, const uint16_t *bias,
-                   uint16_t *c, int64_t batch, int64_t m, int64_t n, int64_t k,
-                   bool transposeA, bool transposeB, int64_t bBatchStride,
-                   float *workspace) {
+/// c = acc + op(a) · op(b) (+ bias[column]) over bf16 a, b, acc, bias and
+/// c (acc and bias may be null, c may be acc), `batch` times: tiles of op(a),
+/// op(b) and acc widened into `workspace` (matmulBf16Workspace floats),
+/// OpenBLAS's fp32 GEMM, each result rounded once.
+void tiledBf16Gemm(const uint16_t *a, const uint16_t *b, const uint16_t *acc,
+                   const uint16_t *bias, uint16_t *c, int64_t batch, int64_t m,
+                   int64_t n, int64_t k, bool transposeA, bool transposeB,
+                   int64_t bBatchStride, float *workspace) {
   const int64_t tileM = std::min(m, kBf16Tile), tileN = std::min(n, kBf16Tile);
   // as: op(a)'s rows [m0, m0 + r) as op(a) keeps them ([r, k], or [k, r]
   // transposed); bs: op(b)'s columns [n0, n0 + o) likewise; cs: the fp32
@@ -42,6 +42,7 @@ void tiledBf16Gemm(const uint16_t *a, const uint16_t *b, const uint16_t *bias,
   for (int64_t i = 0; i < batch; ++i) {
     const uint16_t *ai = a + i * m * k, *bi = b + i * bBatchStride;
     uint16_t *ci = c + i * m * n;
+    const uint16_t *acci = acc ? acc + i * m * n : nullptr;
     for (int64_t m0 = 0; m0 < m; m0 += tileM) {
       const int64_t r = std::min(tileM, m - m0);
       if (!transposeA) // a [m, k]: r whole rows
@@ -58,9 +59,14 @@ void tiledBf16Gemm(const uint16_t *a, const uint16_t *b, const uint16_t *bias,
 #pragma omp parallel for if (o * k > (1 << 16))
           for (int64_t kk = 0; kk < k; ++kk)
             bf16ToF32(bi + kk * n + n0, bs + kk * o, o);
+        if (acci) // the tile's accumulator, read before c's tile is written
+#pragma omp parallel for if (r * o > (1 << 16))
+          for (int64_t row = 0; row < r; ++row)
+            bf16ToF32(acci + (m0 + row) * n + n0, cs + row * o, o);
         cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans,
                     transposeB ? CblasTrans : CblasNoTrans, r, o, k, 1.0f, as,
-                    transposeA ? r : k, bs, transposeB ? k : o, 0.0f, cs, o);
+                    transposeA ? r : k, bs, transposeB ? k : o,
+                    acci ? 1.0f : 0.0f, cs, o);
 #pragma omp parallel for if (r * o > (1 << 16))
         for (int64_t row = 0; row < r; ++row)
           for (int64_t j = 0; j < o; ++j) {
@@ -84,18 +90,22 @@ void weft::kernels::cpu::linearBf16(const uint16_t *x, const uint16_t *w,
                                     int64_t rows, int64_t in, int64_t out,
                                     float *workspace) {
   // y [rows, out] = x [rows, in] · w [out, in]ᵀ + bias.
-  tiledBf16Gemm(x, w, bias, y, 1, rows, out, in, false, true, 0, workspace);
+  tiledBf16Gemm(x, w, nullptr, bias, y, 1, rows, out, in, false, true, 0,
+                workspace);
 }
 
-void weft::kernels::cpu::matmul(const float *a, const float *b, float *c,
-                                int64_t batch, int64_t m, int64_t n, int64_t k,
+void weft::kernels::cpu::matmul(const float *a, const float *b,
+                                const float *acc, float *c, int64_t batch,
+                                int64_t m, int64_t n, int64_t k,
                                 bool transposeA, bool transposeB,
                                 int64_t bBatchStride) {
+  if (acc && acc != c)
+    std::copy(acc, acc + batch * m * n, c);
   for (int64_t i = 0; i < batch; ++i)
     cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans,
                 transposeB ? CblasTrans : CblasNoTrans, m, n, k, 1.0f,
                 a + i * m * k, transposeA ? m : k, b + i * bBatchStride,
-                transposeB ? k : n, 0.0f, c + i * m * n, n);
+                transposeB ? k : n, acc ? 1.0f : 0.0f, c + i * m * n, n);
 }
 
 int64_t weft::kernels::cpu::matmulBf16Workspace(int64_t m, int64_t n,
@@ -105,10 +115,10 @@ int64_t weft::kernels::cpu::matmulBf16Workspace(int64_t m, int64_t n,
 }
 
 void weft::kernels::cpu::matmulBf16(const uint16_t *a, const uint16_t *b,
-                                    uint16_t *c, int64_t batch, int64_t m,
-                                    int64_t n, int64_t k, bool transposeA,
-                                    bool transposeB, int64_t bBatchStride,
-                                    float *workspace) {
-  tiledBf16Gemm(a, b, nullptr, c, batch, m, n, k, transposeA, transposeB,
+                                    const uint16_t *acc, uint16_t *c,
+                                    int64_t batch, int64_t m, int64_t n,
+                                    int64_t k, bool transposeA, bool transposeB,
+                                    int64_t bBatchStride, float *workspace) {
+  tiledBf16Gemm(a, b, acc, nullptr, c, batch, m, n, k, transposeA, transposeB,
                 bBatchStride, workspace);
 }

@@ -59,22 +59,25 @@ void linearBf16(const uint16_t *x, const uint16_t *w, const uint16_t *bias,
                 float *workspace);
 
 /// Batched matrix product: for each of `batch` batches,
-/// c = op(a) · op(b) with op transposing when asked; a is [M, K] ([K, M]
-/// transposed), b is [K, N] ([N, K] transposed). `bBatchStride` is 0 when one
-/// b serves every batch.
-void matmul(const float *a, const float *b, float *c, int64_t batch, int64_t m,
-            int64_t n, int64_t k, bool transposeA, bool transposeB,
-            int64_t bBatchStride);
+/// c = acc + op(a) · op(b) with op transposing when asked; a is [M, K] ([K, M]
+/// transposed), b is [K, N] ([N, K] transposed), acc (null: zero) and c
+/// [M, N], and c may be acc. `bBatchStride` is 0 when one b serves every
+/// batch.
+void matmul(const float *a, const float *b, const float *acc, float *c,
+            int64_t batch, int64_t m, int64_t n, int64_t k, bool transposeA,
+            bool transposeB, int64_t bBatchStride);
 
 /// Floats of workspace `matmulBf16` needs.
 int64_t matmulBf16Workspace(int64_t m, int64_t n, int64_t k);
 
-/// `matmul` over bf16 a, b and c, computed in fp32: tiles of op(a) and op(b)
-/// are widened into `workspace` for the fp32 GEMM and each result is rounded
-/// once — what widening a and b, `matmul` and rounding c compute.
-void matmulBf16(const uint16_t *a, const uint16_t *b, uint16_t *c,
-                int64_t batch, int64_t m, int64_t n, int64_t k, bool transposeA,
-                bool transposeB, int64_t bBatchStride, float *workspace);
+/// `matmul` over bf16 a, b, acc and c, computed in fp32: tiles of op(a),
+/// op(b) and acc are widened into `workspace` for the fp32 GEMM and each
+/// result is rounded once — what widening a, b and acc, `matmul` and rounding
+/// c compute.
+void matmulBf16(const uint16_t *a, const uint16_t *b, const uint16_t *acc,
+                uint16_t *c, int64_t batch, int64_t m, int64_t n, int64_t k,
+                bool transposeA, bool transposeB, int64_t bBatchStride,
+                float *workspace);
 
 enum class AttentionKind { Full, Causal, Alibi, Mask };
 

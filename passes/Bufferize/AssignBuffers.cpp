@@ -80,8 +80,9 @@ bool overwritesInput(FusionGroupOp group, Value input, unsigned resultIndex) {
 
 /// Whether `op` may write its result `result` over its operand `arg` while
 /// reading it: AdamW's moments and weights read each element before writing
-/// the same element; scatter_add adds into its base where it is its output
-/// (both runtimes copy the base only when they differ); fusion groups as
+/// the same element; scatter_add adds into its base and matmul into its
+/// accumulator where it is its output (both runtimes copy the base only when
+/// they differ; cuBLASLt reads C before writing D); fusion groups as
 /// overwritesInput says.
 bool updatesInPlace(Operation *op, Value result, Value arg) {
   if (auto adamw = dyn_cast<AdamWUpdateOp>(op)) {
@@ -91,6 +92,9 @@ bool updatesInPlace(Operation *op, Value result, Value arg) {
   }
   if (auto scatter = dyn_cast<ScatterAddOp>(op))
     return scatter.getBase() == arg && scatter.getUpdates() != arg;
+  if (auto matmul = dyn_cast<MatmulOp>(op))
+    return matmul.getAcc() == arg && matmul.getLhs() != arg &&
+           matmul.getRhs() != arg;
   auto group = dyn_cast<FusionGroupOp>(op);
   return group &&
          overwritesInput(group, arg, cast<OpResult>(result).getResultNumber());
@@ -202,8 +206,8 @@ struct AssignBuffers : public weft::impl::AssignBuffersBase<AssignBuffers> {
     }
 
     // A result written over an input of the same size that dies there (a
-    // fusion group's row input, scatter_add's base): the two values share
-    // one storage.
+    // fusion group's row input, scatter_add's base, matmul's accumulator):
+    // the two values share one storage.
     std::vector<bool> merged(storages.size(), false);
     auto overwrite = [&](Operation *op, OpResult result, int at) {
       auto r = storageOf.find(result);
@@ -230,7 +234,7 @@ struct AssignBuffers : public weft::impl::AssignBuffersBase<AssignBuffers> {
     };
     position = 0;
     for (Operation &op : body) {
-      if (isa<FusionGroupOp, ScatterAddOp>(op))
+      if (isa<FusionGroupOp, ScatterAddOp, MatmulOp>(op))
         for (OpResult result : op.getResults())
           overwrite(&op, result, position);
       ++position;

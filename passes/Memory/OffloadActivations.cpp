@@ -41,7 +41,8 @@ struct OffloadActivations
     };
     std::vector<Saved> saved;
     for (Operation &op : body) {
-      if (!forward.contains(&op) || isa<ConstantOp, OffloadOp, ReloadOp>(op))
+      if (!forward.contains(&op) || isa<ConstantOp, OffloadOp, ReloadOp>(op) ||
+          op.hasAttr(kLossTileAttr))
         continue;
       for (Value result : op.getResults()) {
         if (!isa<RankedTensorType>(result.getType()) ||

@@ -6,6 +6,11 @@
 #include "mlir/Pass/Pass.h"
 
 namespace weft {
+/// What weft-tile-loss marks a loss tile's ops with (the tile's index):
+/// weft-interleave-loss-tiles moves them next to their backward, so the
+/// memory passes before it neither offload nor recompute what they make.
+constexpr llvm::StringLiteral kLossTileAttr = "weft.loss_tile";
+
 #define GEN_PASS_DECL
 #include "passes/Memory/Passes.h.inc"
 #define GEN_PASS_REGISTRATION

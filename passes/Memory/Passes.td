@@ -74,4 +74,37 @@ def OffloadActivations : Pass<"weft-offload-activations", "mlir::func::FuncOp"> 
   ];
 }
 
+def TileLoss : Pass<"weft-tile-loss", "mlir::ModuleOp"> {
+  let summary = "ALST's tiled logits and loss: the output projection and cross-entropy by tiles of tokens";
+  let description = [{
+    Runs on the forward, before weft-autodiff. The loss
+    `cross_entropy(linear(h, W), labels)` (mean or sum, the linear without a
+    bias and read only by the loss) becomes `tiles` tiles of the flattened
+    tokens, each `cross_entropy(linear(h_t, W), labels_t)` summed, the sum
+    over the count of non-ignored tokens for the mean — the same loss. Each
+    tile's ops carry `weft.loss_tile` (its index) and the ops that sum them
+    `weft.loss_sum`, for weft-interleave-loss-tiles after the backward is
+    built. With no such loss the pass fails, as it does with more tiles than
+    tokens.
+  }];
+  let options = [
+    Option<"tiles", "tiles", "int64_t", "2", "tiles of tokens (at least 2)">,
+  ];
+  let dependentDialects = ["::weft::WeftDialect"];
+}
+
+def InterleaveLossTiles : Pass<"weft-interleave-loss-tiles", "mlir::func::FuncOp"> {
+  let summary = "Runs each loss tile's forward right before its backward";
+  let description = [{
+    Runs after weft-autodiff on the tiles weft-tile-loss made: the ops that
+    sum the tiles' losses move to the end, and each tile's forward moves
+    down to the first backward op that reads it, so that a tile's logits
+    live from its projection to its gradient and no two tiles' logits are
+    alive at once — ALST's "backward done inside the forward". Each tile's
+    weight gradient lands on the previous tile's (weft-accumulate-products)
+    and its input gradient is added into the input's (a scatter into it).
+    Removes the markers.
+  }];
+}
+
 #endif // WEFT_PASSES_MEMORY_PASSES_TD

@@ -103,11 +103,13 @@ struct Rematerialize : public weft::impl::RematerializeBase<Rematerialize> {
     return false;
   }
 
-  /// Bytes of the forward values the backward reads.
+  /// Bytes of the forward values the backward reads (a loss tile's are
+  /// made right before its backward).
   int64_t savedBytes(Block &body) {
     int64_t bytes = 0;
     for (Operation &op : body)
-      if (forward.contains(&op) && !isa<ConstantOp>(op))
+      if (forward.contains(&op) && !isa<ConstantOp>(op) &&
+          !op.hasAttr(kLossTileAttr))
         for (Value result : op.getResults())
           if (llvm::any_of(result.getUses(),
                            [&](OpOperand &u) { return isBackwardUse(u); }))

@@ -560,25 +560,34 @@ struct Partition : public weft::impl::PartitionBase<Partition> {
     }
     if (partial) {
       // Each rank holds its blocks' share: a partial result, combined where
-      // it is read (a linear's bias added once, to the sum).
+      // it is read (a linear's bias and a product's accumulator added once,
+      // to the sum).
       if (op->getNumResults() != 1)
         return op->emitError("reduces a split dimension into several results");
       Value result = op->getResult(0);
       partials[result] = rule.reduction;
-      if (auto linear = dyn_cast<LinearOp>(op); linear && linear.getBias()) {
-        Value bias = linear.getBias();
-        linear.getBiasMutable().clear();
+      auto addToSum = [&](Value addend, auto broadcast) {
         Value total = combine(b, result);
         OpBuilder::InsertionGuard guard(b);
         b.setInsertionPointAfterValue(total);
-        RankedTensorType type = typeOf(total);
-        Value biased =
-            b.create<AddOp>(op->getLoc(), total,
-                            b.create<BroadcastOp>(
-                                op->getLoc(), type, bias,
-                                b.getDenseI64ArrayAttr({type.getRank() - 1})));
-        result.replaceAllUsesExcept(biased, total.getDefiningOp());
+        Value sum = b.create<AddOp>(op->getLoc(), total,
+                                    broadcast(typeOf(total), addend));
+        result.replaceAllUsesExcept(sum, total.getDefiningOp());
         partials.erase(result);
+      };
+      if (auto linear = dyn_cast<LinearOp>(op); linear && linear.getBias()) {
+        Value bias = linear.getBias();
+        linear.getBiasMutable().clear();
+        addToSum(bias, [&](RankedTensorType type, Value v) -> Value {
+          return b.create<BroadcastOp>(
+              op->getLoc(), type, v,
+              b.getDenseI64ArrayAttr({type.getRank() - 1}));
+        });
+      }
+      if (auto matmul = dyn_cast<MatmulOp>(op); matmul && matmul.getAcc()) {
+        Value acc = matmul.getAcc();
+        matmul.getAccMutable().clear();
+        addToSum(acc, [](RankedTensorType, Value v) { return v; });
       }
     }
     return success();

@@ -29,6 +29,26 @@ def FormFusionGroups : Pass<"weft-form-fusion-groups", "mlir::func::FuncOp"> {
   let dependentDialects = ["::weft::WeftDialect"];
 }
 
+def AccumulateProducts : Pass<"weft-accumulate-products", "mlir::func::FuncOp"> {
+  let summary = "Computes a matrix product onto the tensor it is added to";
+  let description = [{
+    `weft.add` of a float `weft.matmul` (seen through reshapes that nothing
+    else reads) and a tensor that is ready before the product becomes the
+    product with that tensor as its accumulator: `matmul %a, %b, acc %c`, a
+    GEMM with beta = 1. The gradients a value sums over its readers (x's
+    from q, k and v; from the gate and up projections; a tied embedding's
+    from its lookup and the output projection) no longer each take memory of
+    their own and an add that reads them all: each product lands on the sum
+    so far, over it where that dies there (weft-assign-buffers). Where both
+    addends are products, the later one accumulates onto the earlier; a
+    product made before its addend is left as it is (moving it later would
+    hold its operands longer). Runs after weft-partition (a product with a
+    split contraction adds its partial sum after the all-reduce) and before
+    `weft-legalize-cpu-types`.
+  }];
+  let dependentDialects = ["::weft::WeftDialect"];
+}
+
 def LegalizeCpuTypes : Pass<"weft-legalize-cpu-types", "mlir::func::FuncOp"> {
   let summary = "Computes in f32 around CPU kernels that have no bf16 form";
   let description = [{

@@ -236,18 +236,19 @@ void CpuExecutor::prepareSteps() {
           cpu::linearBf16(bf(0), bf(1), bf(2), bf(3), in(0), in(1), in(2),
                           f(4));
         });
-      } else if (fn == "matmul") { // a, b, c; batch, m, n, k, ta, tb, bStride
-        arity(3, 7, 0);
+      } else if (fn == "matmul") { // a, b, acc?, c; batch, m, n, k, ta, tb,
+                                   // bStride
+        arity(4, 7, 0);
         steps.push_back([=] {
-          cpu::matmul(f(0), f(1), f(2), in(0), in(1), in(2), in(3), in(4),
+          cpu::matmul(f(0), f(1), f(2), f(3), in(0), in(1), in(2), in(3), in(4),
                       in(5), in(6));
         });
-      } else if (fn == "matmul_bf16") { // a, b, c, workspace; as matmul
-        arity(4, 7, 0);
+      } else if (fn == "matmul_bf16") { // a, b, acc?, c, workspace; as matmul
+        arity(5, 7, 0);
         floatsAre(plan::BF16);
         steps.push_back([=] {
-          cpu::matmulBf16(bf(0), bf(1), bf(2), in(0), in(1), in(2), in(3),
-                          in(4), in(5), in(6), f(3));
+          cpu::matmulBf16(bf(0), bf(1), bf(2), bf(3), in(0), in(1), in(2),
+                          in(3), in(4), in(5), in(6), f(4));
         });
       } else if (fn == "attention" || fn == "attention_bf16") {
         // q, k, v, mask?, slopes?, out, workspace, lse?;

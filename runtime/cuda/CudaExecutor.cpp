@@ -295,15 +295,16 @@ struct CudaExecutor::State {
                                sharedBytes, stream, args.pointers(), nullptr),
              planName + ": launch");
   }
-  /// Column-major C[m, n] = op(A) op(B) (+ bias[m]) through cuBLASLt,
+  /// Column-major C[m, n] = Acc + op(A) op(B) (+ bias[m]) through
+  /// cuBLASLt (beta = 1 with an accumulator, which may be C; 0: none),
   /// `batch` times at the given element strides.
   struct Gemm {
     cudaDataType type;
     bool ta, tb;
     int64_t m, n, k, lda, ldb, ldc, batch, strideA, strideB, strideC;
   };
-  void addGemm(const Gemm &g, CUdeviceptr a, CUdeviceptr b, CUdeviceptr c,
-               CUdeviceptr bias, const std::string &where);
+  void addGemm(const Gemm &g, CUdeviceptr a, CUdeviceptr b, CUdeviceptr acc,
+               CUdeviceptr c, CUdeviceptr bias, const std::string &where);
   void prepare();
 };
 
@@ -357,8 +358,8 @@ CudaExecutor::State::~State() {
 }
 
 void CudaExecutor::State::addGemm(const Gemm &g, CUdeviceptr a, CUdeviceptr b,
-                                  CUdeviceptr c, CUdeviceptr bias,
-                                  const std::string &where) {
+                                  CUdeviceptr acc, CUdeviceptr c,
+                                  CUdeviceptr bias, const std::string &where) {
   if (dry) { // cuBLASLt chooses its algorithm on the GPU
     steps.push_back([] {});
     return;
@@ -404,14 +405,14 @@ void CudaExecutor::State::addGemm(const Gemm &g, CUdeviceptr a, CUdeviceptr b,
                                    : matrixLayout(g.k, g.n, g.ldb, g.strideB);
   cublasLtMatrixLayout_t lc = matrixLayout(g.m, g.n, g.ldc, g.strideC);
   // One algorithm per shape, chosen once.
-  std::string key = std::to_string(g.type) + " " + std::to_string(g.ta) +
-                    std::to_string(g.tb) + (bias ? "b" : "") + " " +
-                    std::to_string(g.m) + "x" + std::to_string(g.n) + "x" +
-                    std::to_string(g.k) + " " + std::to_string(g.lda) + "," +
-                    std::to_string(g.ldb) + "," + std::to_string(g.ldc) +
-                    " batch " + std::to_string(g.batch) + " " +
-                    std::to_string(g.strideA) + "," +
-                    std::to_string(g.strideB) + "," + std::to_string(g.strideC);
+  std::string key =
+      std::to_string(g.type) + " " + std::to_string(g.ta) +
+      std::to_string(g.tb) + (bias ? "b" : "") + (acc ? "+" : "") + " " +
+      std::to_string(g.m) + "x" + std::to_string(g.n) + "x" +
+      std::to_string(g.k) + " " + std::to_string(g.lda) + "," +
+      std::to_string(g.ldb) + "," + std::to_string(g.ldc) + " batch " +
+      std::to_string(g.batch) + " " + std::to_string(g.strideA) + "," +
+      std::to_string(g.strideB) + "," + std::to_string(g.strideC);
   auto it = algorithms.find(key);
   if (it == algorithms.end()) {
     cublasLtMatmulPreference_t preference;
@@ -431,18 +432,19 @@ void CudaExecutor::State::addGemm(const Gemm &g, CUdeviceptr a, CUdeviceptr b,
   }
   const cublasLtMatmulAlgo_t algo = it->second;
   const CUdeviceptr workspace = block + layout.gemmOffset;
-  steps.push_back([this, desc, la, lb, lc, algo, a, b, c, workspace, where] {
-    const float alpha = 1.0f, beta = 0.0f;
-    const Cublas &blas = Cublas::get();
-    blas.check(blas.cublasLtMatmul(
-                   lt, desc, &alpha, reinterpret_cast<const void *>(a), la,
-                   reinterpret_cast<const void *>(b), lb, &beta,
-                   reinterpret_cast<const void *>(c), lc,
-                   reinterpret_cast<void *>(c), lc, &algo,
-                   reinterpret_cast<void *>(workspace), kGemmWorkspaceBytes,
-                   reinterpret_cast<cudaStream_t>(stream)),
-               where);
-  });
+  steps.push_back(
+      [this, desc, la, lb, lc, algo, a, b, acc, c, workspace, where] {
+        const float alpha = 1.0f, beta = acc ? 1.0f : 0.0f;
+        const Cublas &blas = Cublas::get();
+        blas.check(blas.cublasLtMatmul(
+                       lt, desc, &alpha, reinterpret_cast<const void *>(a), la,
+                       reinterpret_cast<const void *>(b), lb, &beta,
+                       reinterpret_cast<const void *>(acc ? acc : c), lc,
+                       reinterpret_cast<void *>(c), lc, &algo,
+                       reinterpret_cast<void *>(workspace), kGemmWorkspaceBytes,
+                       reinterpret_cast<cudaStream_t>(stream)),
+                   where);
+      });
 }
 
 void CudaExecutor::State::prepare() {
@@ -534,11 +536,11 @@ void CudaExecutor::State::prepare() {
                0,
                0,
                0};
-        addGemm(g, p(1), p(0), p(3), call.buffers(2) >= 0 ? p(2) : 0, where);
+        addGemm(g, p(1), p(0), 0, p(3), call.buffers(2) >= 0 ? p(2) : 0, where);
       } else if (fn == "matmul" || fn == "matmul_bf16") {
-        // a, b, c (, the CPU's workspace); batch, m, n, k, ta, tb, bStride
-        // (row-major): column-major C[n, m] = op(B) op(A).
-        arity(fn == "matmul" ? 3 : 4, 7, 0);
+        // a, b, acc?, c (, the CPU's workspace); batch, m, n, k, ta, tb,
+        // bStride (row-major): column-major C[n, m] = Acc + op(B) op(A).
+        arity(fn == "matmul" ? 4 : 5, 7, 0);
         const int64_t batch = in(0), m = in(1), n = in(2), k = in(3);
         const bool ta = in(4) != 0, tb = in(5) != 0;
         Gemm g{fn == "matmul" ? CUDA_R_32F : CUDA_R_16BF,
@@ -554,7 +556,7 @@ void CudaExecutor::State::prepare() {
                in(6),
                m * k,
                m * n};
-        addGemm(g, p(1), p(0), p(2), 0, where);
+        addGemm(g, p(1), p(0), call.buffers(2) >= 0 ? p(2) : 0, p(3), 0, where);
       } else if (fn == "attention" || fn == "attention_bf16") {
         // q, k, v, mask?, slopes?, out, workspace, lse?; batch, sq, skv,
         // heads, kvHeads, dqk, dv, kind, maskPerBatch, window; scale. bf16

@@ -218,6 +218,35 @@ TEST(Autodiff, CrossEntropyWithAnIgnoredLabel) {
                        10, true);
 }
 
+TEST(Autodiff, CrossEntropySumOverTwoTiles) {
+  // The tiled loss's form: each half of the tokens summed, the total over
+  // the count of non-ignored tokens.
+  expectGradientsMatch(R"(
+    func.func @f(%x: tensor<6x10xf32>, %labels: tensor<6xi64>) -> tensor<f32> {
+      %x0 = weft.slice %x [0, 0] [3, 10] [1, 1] : (tensor<6x10xf32>) -> tensor<3x10xf32>
+      %x1 = weft.slice %x [3, 0] [6, 10] [1, 1] : (tensor<6x10xf32>) -> tensor<3x10xf32>
+      %t0 = weft.slice %labels [0] [3] [1] : (tensor<6xi64>) -> tensor<3xi64>
+      %t1 = weft.slice %labels [3] [6] [1] : (tensor<6xi64>) -> tensor<3xi64>
+      %s0 = weft.cross_entropy %x0, %t0 ignore_index -100 reduction sum : (tensor<3x10xf32>, tensor<3xi64>) -> tensor<f32>
+      %s1 = weft.cross_entropy %x1, %t1 ignore_index -100 reduction sum : (tensor<3x10xf32>, tensor<3xi64>) -> tensor<f32>
+      %s = weft.add %s0, %s1 : tensor<f32>
+      %n = weft.constant dense<5.0> : tensor<f32>
+      %l = weft.div %s, %n : tensor<f32>
+      return %l : tensor<f32>
+    })",
+                       10, true);
+}
+
+TEST(Autodiff, MatmulOntoAnAccumulator) {
+  expectGradientsMatch(R"(
+    func.func @f(%a: tensor<4x3xf32>, %b: tensor<5x3xf32>, %c: tensor<4x5xf32>, %r: tensor<4x5xf32>) -> tensor<f32> {
+      %p = weft.matmul %a, %b, acc %c {transpose_rhs} : (tensor<4x3xf32>, tensor<5x3xf32>, tensor<4x5xf32>) -> tensor<4x5xf32>
+      %q = weft.mul %p, %r : tensor<4x5xf32>
+      %l = weft.reduce sum %q dims [0, 1] : (tensor<4x5xf32>) -> tensor<f32>
+      return %l : tensor<f32>
+    })");
+}
+
 TEST(Autodiff, RopeInBothLayouts) {
   expectGradientsMatch(R"(
     func.func @f(%x: tensor<2x5x3x8xf32>, %pos: tensor<2x5xi64>, %r: tensor<2x5x3x8xf32>) -> tensor<f32> {

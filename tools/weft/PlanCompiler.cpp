@@ -37,7 +37,8 @@ llvm::Error weft::cli::runPipeline(ModuleOp module,
           pm,
           {options.compileTo, options.threads, options.train, options.frozen,
            options.remat, options.rematBudget, options.optimizer, options.dp,
-           options.zero, options.sp, options.tp, options.offloadActivations,
+           options.zero, options.sp, options.tp, options.lossTiles,
+           options.offloadActivations,
            options.device == codegen::Device::Cuda ? "cuda" : "cpu"},
           error)))
     return makeError(error);
@@ -83,13 +84,22 @@ std::vector<weft::cli::OptionSpec> weft::cli::rematOptions() {
            "keep the activations the backward reads (after --remat: what it "
            "saves) in host memory between the forward and the backward, "
            "each brought back one ahead of its use (ALST's offload: a GPU's "
-           "memory drops; on the CPU it is the same memory)"}};
+           "memory drops; on the CPU it is the same memory)"},
+          {"loss-tiles", "", "N",
+           "ALST's tiled logits and loss: the output projection, the loss "
+           "and their gradients by N tiles of tokens, each tile's backward "
+           "right after its forward, so that only one tile's logits are "
+           "alive (default 1: untiled)"}};
 }
 
 llvm::Error weft::cli::readRematOptions(const ParsedArgs &args,
                                         CompileOptions &options) {
   options.remat = args.get("remat").value_or("none");
   options.offloadActivations = args.has("offload-activations");
+  llvm::Expected<int64_t> tiles = args.getPositiveInt("loss-tiles", 1);
+  if (!tiles)
+    return tiles.takeError();
+  options.lossTiles = *tiles;
   if (!llvm::is_contained({"none", "full", "selective", "mincut", "auto"},
                           options.remat))
     return makeError("--remat is '" + options.remat +

@@ -35,11 +35,12 @@ struct CompileOptions {
   int64_t sp = 1;   // sequence-parallel (Ulysses) ranks
   int64_t tp = 1;   // tensor-parallel ranks (column/row-parallel linears)
   bool offloadActivations = false; // saved activations in host memory
+  int64_t lossTiles = 1;           // tiles of the logits and loss (ALST)
 };
 
-/// The --remat, --remat-budget and --offload-activations options of a
-/// training step, and reading them (the budget takes a K, M or G suffix:
-/// KiB, MiB, GiB).
+/// The --remat, --remat-budget, --offload-activations and --loss-tiles
+/// options of a training step, and reading them (the budget takes a K, M or
+/// G suffix: KiB, MiB, GiB).
 std::vector<OptionSpec> rematOptions();
 llvm::Error readRematOptions(const ParsedArgs &args, CompileOptions &options);
 

@@ -46,6 +46,24 @@ func.func @matmul_c5(%a: tensor<16x8xf32>, %b: tensor<8x4xbf16>) {
 
 // -----
 
+func.func @matmul_c6(%a: tensor<16x8xf32>, %b: tensor<8x4xf32>, %acc: tensor<16x4xbf16>) {
+  // expected-error@+2 {{'weft.matmul' needs acc of the result's type 'tensor<16x4xf32>', found 'tensor<16x4xbf16>'}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = weft.matmul %a, %b, acc %acc : (tensor<16x8xf32>, tensor<8x4xf32>, tensor<16x4xbf16>) -> tensor<16x4xf32>
+  return
+}
+
+// -----
+
+func.func @matmul_c6_shape(%a: tensor<16x8xf32>, %b: tensor<8x4xf32>, %acc: tensor<4x16xf32>) {
+  // expected-error@+2 {{'weft.matmul' needs acc of the result's type 'tensor<16x4xf32>', found 'tensor<4x16xf32>'}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = weft.matmul %a, %b, acc %acc : (tensor<16x8xf32>, tensor<8x4xf32>, tensor<4x16xf32>) -> tensor<16x4xf32>
+  return
+}
+
+// -----
+
 func.func @matmul_result(%a: tensor<16x8xf32>, %b: tensor<8x4xf32>) {
   // expected-error@+2 {{inferred type(s) 'tensor<16x4xf32>' are incompatible with return type(s) of operation 'tensor<16x5xf32>'}}
   // expected-error@+1 {{failed to infer returned types}}

@@ -18,6 +18,8 @@ func.func @linear_algebra(%a: tensor<8x16x32xf32>, %b: tensor<8x32x4xf32>,
   %2 = weft.matmul %a, %a {transpose_lhs} : (tensor<8x16x32xf32>, tensor<8x16x32xf32>) -> tensor<8x32x32xf32>
   // CHECK: weft.matmul %{{.*}}, %{{.*}} : (tensor<8x16x32xbf16>, tensor<32x4xbf16>) -> tensor<8x16x4xbf16>
   %3 = weft.matmul %ab, %shared : (tensor<8x16x32xbf16>, tensor<32x4xbf16>) -> tensor<8x16x4xbf16>
+  // CHECK: weft.matmul %{{.*}}, %{{.*}}, acc %{{.*}} {transpose_rhs} : (tensor<8x16x32xf32>, tensor<8x4x32xf32>, tensor<8x16x4xf32>) -> tensor<8x16x4xf32>
+  %6 = weft.matmul %a, %bt, acc %0 {transpose_rhs} : (tensor<8x16x32xf32>, tensor<8x4x32xf32>, tensor<8x16x4xf32>) -> tensor<8x16x4xf32>
   // CHECK: weft.linear %{{.*}}, %{{.*}} : (tensor<8x16x32xf32>, tensor<64x32xf32>) -> tensor<8x16x64xf32>
   %4 = weft.linear %a, %w : (tensor<8x16x32xf32>, tensor<64x32xf32>) -> tensor<8x16x64xf32>
   // CHECK: weft.linear %{{.*}}, %{{.*}}, %{{.*}} : (tensor<8x16x32xf32>, tensor<64x32xf32>, tensor<64xf32>) -> tensor<8x16x64xf32>

@@ -71,3 +71,29 @@ func.func @scatter_base_read_later(%ids: tensor<1x16xi64>, %x: tensor<1x16x256xf
   %g = weft.scatter_add %base[%ids], %x axis 0 : (tensor<512x256xf32>, tensor<1x16xi64>, tensor<1x16x256xf32>) -> tensor<512x256xf32>
   return %g, %base : tensor<512x256xf32>, tensor<512x256xf32>
 }
+
+// A product lands on its accumulator where that dies there (a gradient
+// summed over its readers: one tensor in the arena, not three); an
+// accumulator read later keeps its memory. The arena holds the 2 KiB input
+// and one 4 KiB product.
+// CHECK-LABEL: func.func @product_onto_accumulator(
+// CHECK-SAME: weft.activation_bytes = 6144 : i64
+// CHECK: weft.matmul {{.*}}weft.buffers = [#weft.buffer<"arena", [[P:[0-9]+]]>]
+// CHECK: weft.matmul {{.*}}, acc {{.*}}weft.buffers = [#weft.buffer<"arena", [[P]]>]
+// CHECK: weft.matmul {{.*}}, acc {{.*}}weft.buffers = [#weft.buffer<"arena", [[P]]>]
+func.func @product_onto_accumulator(%g: tensor<16x32xf32>, %w: tensor<32x64xf32> {weft.param = "w"}) -> tensor<16x64xf32> {
+  %a = weft.matmul %g, %w : (tensor<16x32xf32>, tensor<32x64xf32>) -> tensor<16x64xf32>
+  %b = weft.matmul %g, %w, acc %a : (tensor<16x32xf32>, tensor<32x64xf32>, tensor<16x64xf32>) -> tensor<16x64xf32>
+  %c = weft.matmul %g, %w, acc %b : (tensor<16x32xf32>, tensor<32x64xf32>, tensor<16x64xf32>) -> tensor<16x64xf32>
+  return %c : tensor<16x64xf32>
+}
+
+// CHECK-LABEL: func.func @accumulator_read_later(
+// CHECK: weft.matmul {{.*}}weft.buffers = [#weft.buffer<"arena", [[P:[0-9]+]]>]
+// CHECK-NOT: weft.matmul {{.*}}, acc {{.*}}weft.buffers = [#weft.buffer<"arena", [[P]]>]
+// CHECK: weft.matmul {{.*}}, acc
+func.func @accumulator_read_later(%g: tensor<16x32xf32>, %w: tensor<32x64xf32> {weft.param = "w"}) -> (tensor<16x64xf32>, tensor<16x64xf32>) {
+  %a = weft.matmul %g, %w : (tensor<16x32xf32>, tensor<32x64xf32>) -> tensor<16x64xf32>
+  %b = weft.matmul %g, %w, acc %a : (tensor<16x32xf32>, tensor<32x64xf32>, tensor<16x64xf32>) -> tensor<16x64xf32>
+  return %a, %b : tensor<16x64xf32>, tensor<16x64xf32>
+}

@@ -264,6 +264,18 @@ func.func @matmul(%a: tensor<2x3x4xf32>, %b: tensor<4x5xf32>) -> tensor<f32> {
   return %l : tensor<f32>
 }
 // -----
+// matmul with an accumulator: acc's gradient is g itself.
+// CHECK-LABEL: func.func @matmul_acc(
+// CHECK: %[[G:.*]] = weft.broadcast
+// CHECK-DAG: weft.matmul %[[G]], %arg1 {transpose_rhs} : (tensor<3x5xf32>, tensor<4x5xf32>) -> tensor<3x4xf32>
+// CHECK-DAG: weft.matmul %arg0, %[[G]] {transpose_lhs} : (tensor<3x4xf32>, tensor<3x5xf32>) -> tensor<4x5xf32>
+// CHECK: return %{{.*}}, %{{.*}}, %{{.*}}, %[[G]] :
+func.func @matmul_acc(%a: tensor<3x4xf32>, %b: tensor<4x5xf32>, %c: tensor<3x5xf32>) -> tensor<f32> {
+  %p = weft.matmul %a, %b, acc %c : (tensor<3x4xf32>, tensor<4x5xf32>, tensor<3x5xf32>) -> tensor<3x5xf32>
+  %l = weft.reduce sum %p dims [0, 1] : (tensor<3x5xf32>) -> tensor<f32>
+  return %l : tensor<f32>
+}
+// -----
 // MoE: combine's rows gradient dispatched as single-slot tokens, its weights'
 // from the rows put back in pair order; grouped_linear by the transposed
 // weights and, per expert, a product over the rows masked to its group;

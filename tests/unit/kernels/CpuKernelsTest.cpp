@@ -123,59 +123,85 @@ INSTANTIATE_TEST_SUITE_P(Shapes, LinearBf16Test,
                                            std::make_tuple(1100, 16, 33,
                                                            false)));
 
-TEST(Matmul, BatchedWithTransposesAndSharedRhs) {
+/// How a test GEMM accumulates: not at all, into a separate accumulator, or
+/// over it (c is acc).
+enum class Accumulate { None, Separate, InPlace };
+constexpr Accumulate kAccumulateModes[] = {
+    Accumulate::None, Accumulate::Separate, Accumulate::InPlace};
+
+TEST(Matmul, BatchedWithTransposesSharedRhsAndAccumulator) {
   const int batch = 3, m = 5, n = 7, k = 11;
   for (bool ta : {false, true})
     for (bool tb : {false, true})
-      for (bool shared : {false, true}) {
-        auto a = randomFloats(batch * m * k, 4),
-             b = randomFloats(batch * k * n, 5);
-        auto c = poisoned(batch * m * n);
-        matmul(a.data(), b.data(), c.data(), batch, m, n, k, ta, tb,
-               shared ? 0 : k * n);
-        std::vector<double> ref(batch * m * n);
-        for (int bi = 0; bi < batch; ++bi)
-          for (int i = 0; i < m; ++i)
-            for (int j = 0; j < n; ++j) {
-              double s = 0;
-              for (int l = 0; l < k; ++l) {
-                float av =
-                    ta ? a[bi * m * k + l * m + i] : a[bi * m * k + i * k + l];
-                const float *bb = b.data() + (shared ? 0 : bi * k * n);
-                float bv = tb ? bb[j * k + l] : bb[l * n + j];
-                s += double(av) * bv;
+      for (bool shared : {false, true})
+        for (Accumulate mode : kAccumulateModes) {
+          auto a = randomFloats(batch * m * k, 4),
+               b = randomFloats(batch * k * n, 5),
+               acc = randomFloats(batch * m * n, 6);
+          const std::vector<float> acc0 = acc;
+          auto c = mode == Accumulate::InPlace ? acc : poisoned(batch * m * n);
+          const float *accIn = mode == Accumulate::None      ? nullptr
+                               : mode == Accumulate::InPlace ? c.data()
+                                                             : acc.data();
+          matmul(a.data(), b.data(), accIn, c.data(), batch, m, n, k, ta, tb,
+                 shared ? 0 : k * n);
+          std::vector<double> ref(batch * m * n);
+          for (int bi = 0; bi < batch; ++bi)
+            for (int i = 0; i < m; ++i)
+              for (int j = 0; j < n; ++j) {
+                double s =
+                    mode == Accumulate::None ? 0 : acc0[(bi * m + i) * n + j];
+                for (int l = 0; l < k; ++l) {
+                  float av = ta ? a[bi * m * k + l * m + i]
+                                : a[bi * m * k + i * k + l];
+                  const float *bb = b.data() + (shared ? 0 : bi * k * n);
+                  float bv = tb ? bb[j * k + l] : bb[l * n + j];
+                  s += double(av) * bv;
+                }
+                ref[(bi * m + i) * n + j] = s;
               }
-              ref[(bi * m + i) * n + j] = s;
-            }
-        expectClose(c, ref, 1e-4);
-      }
+          expectClose(c, ref, 1e-4);
+          if (mode == Accumulate::Separate)
+            EXPECT_EQ(acc, acc0) << "the accumulator is read only";
+        }
 }
 
-/// bf16 a, b and c: each result is the bf16 nearest the f32 product of the
-/// widened inputs (within one bf16 step: the tiles' GEMMs may sum in another
-/// order), past the 512-row and 512-column tiles, every transpose.
+/// bf16 a, b, acc and c: each result is the bf16 nearest the f32 product of
+/// the widened inputs plus the widened accumulator (within one bf16 step:
+/// the tiles' GEMMs may sum in another order), past the 512-row and
+/// 512-column tiles, every transpose, accumulating or not, in place or not.
 TEST(MatmulBf16, RoundsTheF32ProductOnceInEveryTile) {
   const int batch = 2, m = 530, n = 600, k = 19;
   for (bool ta : {false, true})
     for (bool tb : {false, true})
-      for (bool shared : {false, true}) {
-        auto a = roundToBf16(randomFloats(batch * m * k, 21)),
-             b = roundToBf16(randomFloats(batch * k * n, 22));
-        std::vector<uint16_t> c(batch * m * n, 0x7fc1); // NaN
-        std::vector<float> workspace(matmulBf16Workspace(m, n, k), NAN);
-        matmulBf16(a.data(), b.data(), c.data(), batch, m, n, k, ta, tb,
-                   shared ? 0 : k * n, workspace.data());
-        std::vector<float> want(c.size());
-        matmul(widen(a).data(), widen(b).data(), want.data(), batch, m, n, k,
-               ta, tb, shared ? 0 : k * n);
-        for (size_t i = 0; i < c.size(); ++i) {
-          const float got = bf16ToFloat(c[i]),
-                      rounded = bf16ToFloat(floatToBf16(want[i]));
-          ASSERT_LE(std::abs(got - rounded), std::abs(rounded) / 128 + 1e-6)
-              << "element " << i << " (ta " << ta << ", tb " << tb
-              << ", shared " << shared << ")";
+      for (bool shared : {false, true})
+        for (Accumulate mode : kAccumulateModes) {
+          auto a = roundToBf16(randomFloats(batch * m * k, 21)),
+               b = roundToBf16(randomFloats(batch * k * n, 22)),
+               acc = roundToBf16(randomFloats(batch * m * n, 23));
+          std::vector<uint16_t> c =
+              mode == Accumulate::InPlace
+                  ? acc
+                  : std::vector<uint16_t>(batch * m * n, 0x7fc1); // NaN
+          std::vector<float> workspace(matmulBf16Workspace(m, n, k), NAN);
+          const uint16_t *accIn = mode == Accumulate::None      ? nullptr
+                                  : mode == Accumulate::InPlace ? c.data()
+                                                                : acc.data();
+          matmulBf16(a.data(), b.data(), accIn, c.data(), batch, m, n, k, ta,
+                     tb, shared ? 0 : k * n, workspace.data());
+          std::vector<float> want(c.size());
+          matmul(widen(a).data(), widen(b).data(),
+                 mode == Accumulate::None ? nullptr : widen(acc).data(),
+                 want.data(), batch, m, n, k, ta, tb, shared ? 0 : k * n);
+          for (size_t i = 0; i < c.size(); ++i) {
+            const float got = bf16ToFloat(c[i]),
+                        rounded = bf16ToFloat(floatToBf16(want[i]));
+            ASSERT_LE(std::abs(got - rounded), std::abs(rounded) / 128 + 1e-6)
+                << "element " << i << " (ta " << ta << ", tb " << tb
+                << ", shared " << shared << ", accumulate "
+                << static_cast<int>(mode) << ")";
+          }
         }
-      }
 }
 
 struct AttentionCase {
