@@ -54,6 +54,20 @@ bool runsInBf16(Operation *op) {
   return false;
 }
 
+/// Whether `use` reads a gradient of any float type as it is: the global
+/// norm and AdamW widen bf16 as they read it, so a gradient computed in f32
+/// at the end of the backward (an embedding's rows scattered, a norm
+/// weight's column sums) reaches them without a bf16 copy — and without the
+/// rounding.
+bool readsAnyFloat(OpOperand &use) {
+  Operation *user = use.getOwner();
+  if (isa<GradNormOp>(user))
+    return true;
+  auto adamw = dyn_cast<AdamWUpdateOp>(user);
+  return adamw && use.get() == adamw.getGrad() &&
+         use.getOperandNumber() == adamw.getGradMutable().getOperandNumber();
+}
+
 struct LegalizeCpuTypes
     : public weft::impl::LegalizeCpuTypesBase<LegalizeCpuTypes> {
   void runOnOperation() override {
@@ -85,13 +99,23 @@ struct LegalizeCpuTypes
       for (Type type : op->getResultTypes())
         state.addTypes(isBf16(type) ? f32(type) : type);
       Operation *wide = b.create(state);
-      SmallVector<Value> results;
-      for (auto [old, result] : llvm::zip(op->getResults(), wide->getResults()))
-        results.push_back(isBf16(old.getType())
-                              ? Value(b.create<ConvertOp>(
-                                    op->getLoc(), old.getType(), result))
-                              : Value(result));
-      op->replaceAllUsesWith(results);
+      for (auto [old, result] :
+           llvm::zip(op->getResults(), wide->getResults())) {
+        if (!isBf16(old.getType())) {
+          old.replaceAllUsesWith(result);
+          continue;
+        }
+        // A collective's sum stays bf16: it is made as the backward goes
+        // and waits for the optimizer, where f32 would hold twice the bytes.
+        const bool keepF32 = !isa<AllReduceOp, ReduceScatterOp>(op);
+        Value narrow; // made for the first reader that needs bf16
+        for (OpOperand &use : llvm::make_early_inc_range(old.getUses())) {
+          const bool wide = keepF32 && readsAnyFloat(use);
+          if (!wide && !narrow)
+            narrow = b.create<ConvertOp>(op->getLoc(), old.getType(), result);
+          use.set(wide ? result : narrow);
+        }
+      }
       op->erase();
     }
   }

@@ -61,7 +61,9 @@ def LegalizeCpuTypes : Pass<"weft-legalize-cpu-types", "mlir::func::FuncOp"> {
     operands to f32 and the results back to bf16, so that the op itself
     computes in f32 and every value keeps its type. Runs before
     `weft-form-fusion-groups`, which fuses the conversions into their
-    neighbours' row kernels.
+    neighbours' row kernels. A result the global norm and AdamW read as a
+    gradient stays f32 for them (they take any float type): an embedding's
+    gradient scattered in f32, a norm weight's column sums.
   }];
   let dependentDialects = ["::weft::WeftDialect"];
 }
