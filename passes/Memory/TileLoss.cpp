@@ -8,6 +8,7 @@
 
 #include "mlir/IR/Builders.h"
 #include "llvm/ADT/MapVector.h"
+#include "llvm/ADT/SetVector.h"
 
 namespace weft {
 #define GEN_PASS_DEF_TILELOSS
@@ -170,14 +171,26 @@ struct InterleaveLossTiles
       for (Operation *op : sums)
         op->removeAttr(kSumAttr);
     };
-    // The loss's sum moves to the end: only the return (and the sum
-    // itself) reads it.
+    // The loss's sum moves to the end, with what reads it but the return
+    // (the mean over data-parallel ranks): scalars that only the return
+    // reads in the end.
     Operation *end = body.getTerminator();
-    for (Operation *op : sums)
-      for (Operation *user : op->getUsers())
-        if (user != end && !llvm::is_contained(sums, user))
-          return clear();
-    for (Operation *op : sums)
+    llvm::SetVector<Operation *> loss(sums.begin(), sums.end());
+    for (size_t i = 0; i < loss.size(); ++i)
+      for (Operation *user : loss[i]->getUsers())
+        if (user != end)
+          loss.insert(user);
+    for (Operation *op : loss)
+      if (op->hasAttr(kLossTileAttr) ||
+          llvm::any_of(op->getResultTypes(), [](Type type) {
+            return cast<RankedTensorType>(type).getRank() != 0;
+          }))
+        return clear();
+    SmallVector<Operation *> ordered(loss.begin(), loss.end());
+    llvm::sort(ordered, [](Operation *a, Operation *b) {
+      return a->isBeforeInBlock(b);
+    });
+    for (Operation *op : ordered)
       op->moveBefore(end);
     // Each tile's forward moves down to the first op outside it that reads
     // it (its gradient's first op), where every other reader follows.
@@ -185,8 +198,7 @@ struct InterleaveLossTiles
       Operation *first = nullptr;
       for (Operation *op : ops)
         for (Operation *user : op->getUsers())
-          if (!llvm::is_contained(ops, user) &&
-              !llvm::is_contained(sums, user) &&
+          if (!llvm::is_contained(ops, user) && !loss.contains(user) &&
               (!first || user->isBeforeInBlock(first)))
             first = user;
       if (!first || first == end)

@@ -287,6 +287,10 @@ def main():
             ("tp=2, 2 micro-batches", 2, ("--tp", "2", "--grad-accum", "2")),
             ("tp=2 from 1 rank", 2,
              ("--tp", "2", "--resume", str(single / f"step-{STEPS // 2}"))),
+            # ALST's tiled logits and loss, tiles of unequal size.
+            ("dp=2 ZeRO-1, tiled loss", 2, ("--zero", "1", "--loss-tiles", "3")),
+            ("dp=2×tp=2, tiled loss", 4,
+             ("--dp", "2", "--tp", "2", "--loss-tiles", "3")),
             # The strategy from DeepSpeed's keys instead of flags.
             ("ds_config sp=2 ZeRO-3", 2, ("--config", str(ds_config(
                 work, "sp2-zero3", {"sequence_parallel_size": 2,

@@ -1,5 +1,6 @@
 // RUN: weft-opt %s --weft-tile-loss='tiles=3' | FileCheck %s
 // RUN: weft-opt %s -pass-pipeline='builtin.module(weft-tile-loss{tiles=2},func.func(weft-autodiff),canonicalize,cse,func.func(weft-offload-activations,weft-interleave-loss-tiles))' | FileCheck %s --check-prefix=BACKWARD
+// RUN: weft-opt %s -pass-pipeline='builtin.module(weft-tile-loss{tiles=2},func.func(weft-autodiff),canonicalize,cse,weft-optimizer,weft-data-parallel{dp=2},func.func(weft-interleave-loss-tiles))' | FileCheck %s --check-prefix=DP
 
 // A model's loss over 2 × 4 tokens in 3 tiles (3, 3 and 2 tokens): each
 // tile's projection and summed loss, the total over the count of
@@ -41,6 +42,20 @@
 // BACKWARD: weft.add %[[S0]], %[[S1]]
 // BACKWARD-NEXT: weft.div
 // BACKWARD-NEXT: return
+
+// Data parallel: the loss's mean over the ranks moves to the end with the
+// sum it reads, after the optimizer step.
+// DP: %[[Z1:.*]] = weft.linear {{.*}} -> tensor<4x16xf32>
+// DP-NEXT: %[[S1:.*]] = weft.cross_entropy %[[Z1]]
+// DP-NEXT: weft.softmax %[[Z1]]
+// DP: %[[Z0:.*]] = weft.linear {{.*}} -> tensor<4x16xf32>
+// DP-NEXT: %[[S0:.*]] = weft.cross_entropy %[[Z0]]
+// DP-NEXT: weft.softmax %[[Z0]]
+// DP: weft.adamw_update
+// DP-NEXT: %[[T:.*]] = weft.add %[[S0]], %[[S1]]
+// DP-NEXT: %[[L:.*]] = weft.div %[[T]]
+// DP-NEXT: %[[M:.*]] = weft.all_reduce mean %[[L]]
+// DP-NEXT: return %[[M]]
 
 func.func @forward(%h: tensor<2x4x8xf32> {weft.input = "h"},
                    %labels: tensor<2x4xi64> {weft.input = "labels"},
