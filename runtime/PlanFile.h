@@ -15,8 +15,9 @@ namespace weft::runtime {
 class Communicator;
 class SafetensorsCheckpoint;
 
-/// The Plan format this runtime reads and the compiler writes.
-constexpr uint32_t kPlanFormatVersion = 2;
+/// The Plan format this runtime reads and the compiler writes (3: a matmul
+/// call names its accumulator, -1 for none).
+constexpr uint32_t kPlanFormatVersion = 3;
 
 /// Checksum of `plan` as stored in its checksum field.
 uint64_t planChecksum(const plan::Plan &plan);

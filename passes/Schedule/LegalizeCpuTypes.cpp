@@ -110,10 +110,10 @@ struct LegalizeCpuTypes
         const bool keepF32 = !isa<AllReduceOp, ReduceScatterOp>(op);
         Value narrow; // made for the first reader that needs bf16
         for (OpOperand &use : llvm::make_early_inc_range(old.getUses())) {
-          const bool wide = keepF32 && readsAnyFloat(use);
-          if (!wide && !narrow)
+          const bool asIs = keepF32 && readsAnyFloat(use);
+          if (!asIs && !narrow)
             narrow = b.create<ConvertOp>(op->getLoc(), old.getType(), result);
-          use.set(wide ? result : narrow);
+          use.set(asIs ? result : narrow);
         }
       }
       op->erase();

@@ -154,6 +154,11 @@ int weft::cli::runCompile(llvm::ArrayRef<std::string> args) {
   }
   if (llvm::Error error = readRematOptions(parsed, options))
     return fail(std::move(error));
+  if (options.lossTiles > 1 && !options.train) {
+    llvm::errs() << "weft compile: --loss-tiles needs --train (it tiles the "
+                    "loss and its gradient)\n";
+    return 2;
+  }
   llvm::Expected<weft::codegen::Device> device =
       readDevice(parsed.get("device"));
   if (!device) {
