@@ -72,15 +72,6 @@ struct TileLoss : public weft::impl::TileLossBase<TileLoss> {
 
   LogicalResult tile(CrossEntropyOp loss) {
     auto linear = loss.getLogits().getDefiningOp<LinearOp>();
-    // The logits are never whole: the function no longer returns them.
-    for (OpOperand &use : llvm::make_early_inc_range(linear->getUses()))
-      if (isLogitsResult(use)) {
-        auto ret = cast<func::ReturnOp>(use.getOwner());
-        auto func = ret->getParentOfType<func::FuncOp>();
-        unsigned index = use.getOperandNumber();
-        ret->eraseOperand(index);
-        func.eraseResult(index);
-      }
     Value h = linear.getX(), weight = linear.getWeight();
     Value labels = loss.getLabels();
     auto hType = cast<RankedTensorType>(h.getType());
@@ -91,18 +82,32 @@ struct TileLoss : public weft::impl::TileLossBase<TileLoss> {
       return emitError(loss.getLoc())
              << "weft-tile-loss: " << static_cast<int64_t>(tiles)
              << " tiles of " << tokens << " tokens (at most one a token)";
+    if (hType.getNumElements() != tokens * hidden)
+      return emitError(loss.getLoc())
+             << "weft-tile-loss: the projection reads " << hType
+             << " for labels " << labelType << "; expected a row a label";
+    // The logits are never whole: the function no longer returns them.
+    for (OpOperand &use : llvm::make_early_inc_range(linear->getUses()))
+      if (isLogitsResult(use)) {
+        auto ret = cast<func::ReturnOp>(use.getOwner());
+        auto func = ret->getParentOfType<func::FuncOp>();
+        unsigned index = use.getOperandNumber();
+        ret->eraseOperand(index);
+        func.eraseResult(index);
+      }
     Location loc = loss.getLoc();
     OpBuilder b(loss);
     Value rows = b.create<ReshapeOp>(loc, hType.clone({tokens, hidden}), h);
     Value flatLabels =
         b.create<ReshapeOp>(loc, labelType.clone({tokens}), labels);
-    const int64_t size = (tokens + tiles - 1) / tiles;
     auto i64s = [&](ArrayRef<int64_t> values) {
       return b.getDenseI64ArrayAttr(values);
     };
+    // Tile t takes tokens [t·T/N, (t+1)·T/N): N tiles whose sizes differ by
+    // one at most.
     Value total;
-    for (int64_t t = 0, start = 0; start < tokens; ++t, start += size) {
-      const int64_t end = std::min(tokens, start + size);
+    for (int64_t t = 0; t < tiles; ++t) {
+      const int64_t start = t * tokens / tiles, end = (t + 1) * tokens / tiles;
       auto mark = [&](Value v) {
         v.getDefiningOp()->setAttr(kLossTileAttr, b.getI64IntegerAttr(t));
         return v;

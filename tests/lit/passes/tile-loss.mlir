@@ -2,21 +2,21 @@
 // RUN: weft-opt %s -pass-pipeline='builtin.module(weft-tile-loss{tiles=2},func.func(weft-autodiff),canonicalize,cse,func.func(weft-offload-activations,weft-interleave-loss-tiles))' | FileCheck %s --check-prefix=BACKWARD
 // RUN: weft-opt %s -pass-pipeline='builtin.module(weft-tile-loss{tiles=2},func.func(weft-autodiff),canonicalize,cse,weft-optimizer,weft-data-parallel{dp=2},func.func(weft-interleave-loss-tiles))' | FileCheck %s --check-prefix=DP
 
-// A model's loss over 2 × 4 tokens in 3 tiles (3, 3 and 2 tokens): each
+// A model's loss over 2 × 4 tokens in 3 tiles (2, 3 and 3 tokens): each
 // tile's projection and summed loss, the total over the count of
 // non-ignored tokens; the logits are no longer returned.
 // CHECK-LABEL: func.func @forward(
 // CHECK-SAME: -> (tensor<f32> {weft.output = "loss"})
 // CHECK: %[[H:.*]] = weft.reshape %arg0 : tensor<2x4x8xf32> -> tensor<8x8xf32>
 // CHECK: %[[L:.*]] = weft.reshape %arg1 : tensor<2x4xi64> -> tensor<8xi64>
-// CHECK: %[[H0:.*]] = weft.slice %[[H]] [0, 0] [3, 8] [1, 1] {weft.loss_tile = 0 : i64}
-// CHECK: %[[L0:.*]] = weft.slice %[[L]] [0] [3] [1] {weft.loss_tile = 0 : i64}
-// CHECK: %[[Z0:.*]] = weft.linear %[[H0]], %arg2 {weft.loss_tile = 0 : i64} : (tensor<3x8xf32>, tensor<16x8xf32>) -> tensor<3x16xf32>
+// CHECK: %[[H0:.*]] = weft.slice %[[H]] [0, 0] [2, 8] [1, 1] {weft.loss_tile = 0 : i64}
+// CHECK: %[[L0:.*]] = weft.slice %[[L]] [0] [2] [1] {weft.loss_tile = 0 : i64}
+// CHECK: %[[Z0:.*]] = weft.linear %[[H0]], %arg2 {weft.loss_tile = 0 : i64} : (tensor<2x8xf32>, tensor<16x8xf32>) -> tensor<2x16xf32>
 // CHECK: %[[S0:.*]] = weft.cross_entropy %[[Z0]], %[[L0]] ignore_index -100 reduction sum {weft.loss_tile = 0 : i64}
-// CHECK: weft.slice %[[H]] [3, 0] [6, 8] [1, 1] {weft.loss_tile = 1 : i64}
+// CHECK: weft.slice %[[H]] [2, 0] [5, 8] [1, 1] {weft.loss_tile = 1 : i64}
 // CHECK: %[[S1:.*]] = weft.cross_entropy {{.*}} {weft.loss_tile = 1 : i64}
 // CHECK: %[[T1:.*]] = weft.add %[[S0]], %[[S1]] {weft.loss_sum}
-// CHECK: weft.slice %[[H]] [6, 0] [8, 8] [1, 1] {weft.loss_tile = 2 : i64} : (tensor<8x8xf32>) -> tensor<2x8xf32>
+// CHECK: weft.slice %[[H]] [5, 0] [8, 8] [1, 1] {weft.loss_tile = 2 : i64} : (tensor<8x8xf32>) -> tensor<3x8xf32>
 // CHECK: %[[S2:.*]] = weft.cross_entropy {{.*}} {weft.loss_tile = 2 : i64}
 // CHECK: %[[T2:.*]] = weft.add %[[T1]], %[[S2]] {weft.loss_sum}
 // CHECK: weft.compare ne, %[[L]]
