@@ -95,6 +95,20 @@ void weft::runtime::checkAttentionLse(const plan::Plan &plan,
                 std::to_string(rows * 4) + " bytes)");
 }
 
+void weft::runtime::checkAccumulator(const plan::Plan &plan,
+                                     const plan::LibraryCall &call, int acc,
+                                     int result, const std::string &where) {
+  if (call.buffers(acc) < 0)
+    return;
+  const plan::Buffer &a = plan.buffers(call.buffers(acc));
+  const plan::Buffer &c = plan.buffers(call.buffers(result));
+  if (a.dtype() != c.dtype() || a.bytes() != c.bytes())
+    throw Error(where + "its accumulator '" + a.name() + "' is " +
+                dtypeName(a.dtype()) + " of " + std::to_string(a.bytes()) +
+                " bytes, its result '" + c.name() + "' " +
+                dtypeName(c.dtype()) + " of " + std::to_string(c.bytes()));
+}
+
 GradNormCall weft::runtime::readGradNorm(const plan::Plan &plan,
                                          const plan::LibraryCall &call,
                                          const std::string &where) {

@@ -40,6 +40,12 @@ AdamWCall readAdamW(const plan::Plan &plan, const plan::LibraryCall &call,
 void checkAttentionLse(const plan::Plan &plan, const plan::LibraryCall &call,
                        int index, const std::string &where);
 
+/// A matmul's accumulator, buffer `acc` of `call` when given (not -1):
+/// the result's (buffer `result`) type and size. Throws Error(`where` + what
+/// is wrong).
+void checkAccumulator(const plan::Plan &plan, const plan::LibraryCall &call,
+                      int acc, int result, const std::string &where);
+
 /// A grad_norm call (gradients (f32 or bf16)..., the norm (one f32); the
 /// group holding blocks of the gradients (a mask of the plan's mesh axes, 0:
 /// none); grad_scale), checked. Each gradient's elements and whether it is

@@ -239,12 +239,14 @@ void CpuExecutor::prepareSteps() {
       } else if (fn == "matmul") { // a, b, acc?, c; batch, m, n, k, ta, tb,
                                    // bStride
         arity(4, 7, 0);
+        checkAccumulator(plan, call, 2, 3, where);
         steps.push_back([=] {
           cpu::matmul(f(0), f(1), f(2), f(3), in(0), in(1), in(2), in(3), in(4),
                       in(5), in(6));
         });
       } else if (fn == "matmul_bf16") { // a, b, acc?, c, workspace; as matmul
         arity(5, 7, 0);
+        checkAccumulator(plan, call, 2, 3, where);
         floatsAre(plan::BF16);
         steps.push_back([=] {
           cpu::matmulBf16(bf(0), bf(1), bf(2), bf(3), in(0), in(1), in(2),

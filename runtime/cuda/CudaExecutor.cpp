@@ -541,6 +541,7 @@ void CudaExecutor::State::prepare() {
         // a, b, acc?, c (, the CPU's workspace); batch, m, n, k, ta, tb,
         // bStride (row-major): column-major C[n, m] = Acc + op(B) op(A).
         arity(fn == "matmul" ? 4 : 5, 7, 0);
+        checkAccumulator(plan, call, 2, 3, where);
         const int64_t batch = in(0), m = in(1), n = in(2), k = in(3);
         const bool ta = in(4) != 0, tb = in(5) != 0;
         Gemm g{fn == "matmul" ? CUDA_R_32F : CUDA_R_16BF,

@@ -1,11 +1,13 @@
 // Data-movement and reduction ops through the whole CPU path (schedule,
 // bufferize, plan, runtime) against plain references on random inputs:
-// transpose, slice, broadcast, concat, reduce, scatter_add and select, in
-// f32 and with bf16 storage; fusion groups computing over their inputs.
+// transpose, slice, broadcast, concat, reduce, scatter_add, select and
+// products onto accumulators, in f32 and with bf16 storage; fusion groups
+// computing over their inputs.
 #include "codegen/PlanBuilder.h"
 #include "ir/WeftDialect.h"
 #include "kernels/cpu/Kernels.h"
 #include "passes/Pipeline.h"
+#include "runtime/Error.h"
 #include "runtime/cpu/CpuExecutor.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -48,10 +50,8 @@ rt::HostTensor i64Tensor(const std::vector<int64_t> &shape,
   return t;
 }
 
-/// Compiles `source` (one @forward) for the CPU, runs it on `inputs` (named
-/// arg0, arg1, … in order) and returns result 0 as floats.
-std::vector<float> run(const std::string &source,
-                       const std::vector<rt::HostTensor> &inputs) {
+/// `source` (one @forward) compiled for the CPU.
+plan::Plan compile(const std::string &source) {
   mlir::MLIRContext context;
   context.loadDialect<WeftDialect, mlir::func::FuncDialect>();
   mlir::OwningOpRef<mlir::ModuleOp> module =
@@ -65,9 +65,17 @@ std::vector<float> run(const std::string &source,
   EXPECT_TRUE(succeeded(pm.run(*module)));
   auto plan = codegen::buildPlan(*module, {"ops", ""});
   EXPECT_TRUE(succeeded(plan));
-  if (failed(plan))
+  return succeeded(plan) ? *plan : plan::Plan();
+}
+
+/// Compiles `source` (one @forward) for the CPU, runs it on `inputs` (named
+/// arg0, arg1, … in order) and returns result 0 as floats.
+std::vector<float> run(const std::string &source,
+                       const std::vector<rt::HostTensor> &inputs) {
+  plan::Plan plan = compile(source);
+  if (plan.streams_size() == 0)
     return {};
-  rt::CpuExecutor executor(*plan, "ops");
+  rt::CpuExecutor executor(plan, "ops");
   for (size_t i = 0; i < inputs.size(); ++i)
     executor.setInput("arg" + std::to_string(i), inputs[i]);
   executor.run();
@@ -277,4 +285,80 @@ TEST(CpuOps, ResultsOverDyingInputs) {
     })",
                  {f32Tensor({8, 4}, x), f32Tensor({8}, w)}),
              normed, 1e-2);
+}
+
+// A gradient summed over three products (weft-accumulate-products: each
+// product computed onto the sum so far, over it) and a product onto an
+// accumulator that is read again (computed beside it), in f32 and bf16.
+TEST(CpuOps, ProductsOntoAnAccumulator) {
+  const std::vector<float> x = randomFloats(4 * 6, 51),
+                           a = randomFloats(30, 52), b = randomFloats(30, 53),
+                           c = randomFloats(30, 54);
+  for (const char *type : {"f32", "bf16"}) {
+    SCOPED_TRACE(type);
+    const bool bf16 = std::string(type) == "bf16";
+    auto value = [&](float v) { return bf16 ? roundBf16(v) : v; };
+    std::vector<double> expected(20);
+    for (int i = 0; i < 4; ++i)
+      for (int j = 0; j < 5; ++j) {
+        double sum = 0, again = 0;
+        for (int k = 0; k < 6; ++k) {
+          const double xv = value(x[i * 6 + k]);
+          sum += xv * (value(a[k * 5 + j]) + value(b[k * 5 + j]) +
+                       value(c[k * 5 + j]));
+          again += xv * value(a[k * 5 + j]);
+        }
+        expected[i * 5 + j] = sum + again;
+      }
+    std::string source = R"(
+      func.func @forward(%x: tensor<4x6xT>, %a: tensor<6x5xT>, %b: tensor<6x5xT>, %c: tensor<6x5xT>) -> tensor<4x5xT> {
+        %p = weft.matmul %x, %a : (tensor<4x6xT>, tensor<6x5xT>) -> tensor<4x5xT>
+        %q = weft.matmul %x, %b : (tensor<4x6xT>, tensor<6x5xT>) -> tensor<4x5xT>
+        %pq = weft.add %p, %q : tensor<4x5xT>
+        %r = weft.matmul %x, %c : (tensor<4x6xT>, tensor<6x5xT>) -> tensor<4x5xT>
+        %s = weft.add %pq, %r : tensor<4x5xT>
+        %t = weft.matmul %x, %a, acc %s : (tensor<4x6xT>, tensor<6x5xT>, tensor<4x5xT>) -> tensor<4x5xT>
+        %u = weft.add %t, %s : tensor<4x5xT>
+        %v = weft.sub %u, %s : tensor<4x5xT>
+        return %v : tensor<4x5xT>
+      })";
+    for (size_t at = source.find('T'); at != std::string::npos;
+         at = source.find('T', at))
+      if (source[at - 1] == 'x')
+        source.replace(at, 1, type);
+      else
+        ++at;
+    expectNear(run(source, {f32Tensor({4, 6}, x), f32Tensor({6, 5}, a),
+                            f32Tensor({6, 5}, b), f32Tensor({6, 5}, c)}),
+               expected, bf16 ? 3e-2 : 1e-5);
+  }
+}
+
+// A plan whose matmul names an accumulator of another size than its result
+// is refused when it is loaded, naming both.
+TEST(CpuOps, RefusesAMismatchedAccumulator) {
+  plan::Plan plan = compile(R"(
+    func.func @forward(%x: tensor<4x6xf32>, %a: tensor<6x5xf32>, %c: tensor<4x5xf32>) -> tensor<4x5xf32> {
+      %p = weft.matmul %x, %a, acc %c : (tensor<4x6xf32>, tensor<6x5xf32>, tensor<4x5xf32>) -> tensor<4x5xf32>
+      return %p : tensor<4x5xf32>
+    })");
+  plan::LibraryCall *matmul = nullptr;
+  for (plan::Stream &stream : *plan.mutable_streams())
+    for (plan::Step &step : *stream.mutable_steps())
+      if (step.has_call() && step.call().function() == "matmul")
+        matmul = step.mutable_call();
+  ASSERT_NE(matmul, nullptr);
+  ASSERT_GE(matmul->buffers(2), 0);
+  matmul->set_buffers(2, matmul->buffers(0)); // x: 96 bytes, not 80
+  try {
+    rt::CpuExecutor executor(plan, "ops");
+    ADD_FAILURE() << "loaded";
+  } catch (const rt::Error &error) {
+    EXPECT_NE(std::string(error.what()).find("its accumulator"),
+              std::string::npos)
+        << error.what();
+    EXPECT_NE(std::string(error.what()).find("of 96 bytes, its result"),
+              std::string::npos)
+        << error.what();
+  }
 }
