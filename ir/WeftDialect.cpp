@@ -2,6 +2,7 @@
 #include "ir/WeftDialect.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/DialectImplementation.h"
 #include "mlir/IR/OpImplementation.h"
@@ -89,6 +90,21 @@ int64_t weft::tensorBytes(Type type) {
   if (!tensor.hasStaticShape())
     return ShapedType::kDynamic;
   return tensor.getNumElements() * ((tensor.getElementTypeBitWidth() + 7) / 8);
+}
+
+Value weft::countLabeledTokens(OpBuilder &b, Location loc, Value labels,
+                               int64_t ignoreIndex) {
+  auto type = cast<RankedTensorType>(labels.getType());
+  Value ignore = b.create<ConstantOp>(
+      loc, DenseElementsAttr::get(
+               type, b.getIntegerAttr(type.getElementType(), ignoreIndex)));
+  Value counted = b.create<ConvertOp>(
+      loc, type.clone(b.getF32Type()),
+      b.create<CompareOp>(loc, CompareDirection::ne, labels, ignore));
+  SmallVector<int64_t> all =
+      llvm::to_vector(llvm::seq<int64_t>(0, type.getRank()));
+  return b.create<ReduceOp>(loc, ReduceKind::sum, counted,
+                            b.getDenseI64ArrayAttr(all), false);
 }
 
 func::FuncOp weft::findEntryFunction(ModuleOp module) {

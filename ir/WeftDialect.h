@@ -36,6 +36,12 @@ bool isHostTensor(mlir::Type type);
 /// ShapedType::kDynamic when its shape is not static.
 int64_t tensorBytes(mlir::Type type);
 
+/// How many of `labels` are not `ignoreIndex`, as an f32 scalar: the
+/// tokens a cross-entropy's mean divides by (before it is taken as 1 at
+/// least).
+mlir::Value countLabeledTokens(mlir::OpBuilder &b, mlir::Location loc,
+                               mlir::Value labels, int64_t ignoreIndex);
+
 /// The function that computes a model: @forward, else @train_step, else the
 /// module's only function; null when there is none of them.
 mlir::func::FuncOp findEntryFunction(mlir::ModuleOp module);

@@ -131,21 +131,11 @@ struct TileLoss : public weft::impl::TileLossBase<TileLoss> {
     }
     if (loss.getReduction() == LossReduction::mean) {
       // Over the count of non-ignored tokens, 1 at least: the mean's.
-      auto f32 = [&](ArrayRef<int64_t> shape) {
-        return RankedTensorType::get(shape, b.getF32Type());
-      };
-      Value ignore = b.create<ConstantOp>(
-          loc,
-          DenseElementsAttr::get(labelType.clone({tokens}),
-                                 b.getIntegerAttr(labelType.getElementType(),
-                                                  loss.getIgnoreIndex())));
-      Value valid = b.create<ConvertOp>(
-          loc, f32({tokens}),
-          b.create<CompareOp>(loc, CompareDirection::ne, flatLabels, ignore));
       Value count =
-          b.create<ReduceOp>(loc, ReduceKind::sum, valid, i64s({0}), false);
+          countLabeledTokens(b, loc, flatLabels, loss.getIgnoreIndex());
       Value one = b.create<ConstantOp>(
-          loc, DenseElementsAttr::get(f32({}), b.getF32FloatAttr(1.0f)));
+          loc, DenseElementsAttr::get(RankedTensorType::get({}, b.getF32Type()),
+                                      b.getF32FloatAttr(1.0f)));
       count = b.create<MaxOp>(loc, count, one);
       total = b.create<DivOp>(loc, total, count);
       total.getDefiningOp()->setAttr(kSumAttr, b.getUnitAttr());

@@ -885,17 +885,7 @@ struct Partition : public weft::impl::PartitionBase<Partition> {
     Value total = b.create<AllReduceOp>(loc, ReduceKind::sum, sum, mesh, axes);
     Value result = total;
     if (loss.getReduction() == LossReduction::mean) {
-      RankedTensorType labelType = typeOf(labels);
-      Value ignore = b.create<ConstantOp>(
-          loc, DenseElementsAttr::get(
-                   labelType, b.getI64IntegerAttr(loss.getIgnoreIndex())));
-      Value counted = b.create<ConvertOp>(
-          loc, labelType.clone(b.getF32Type()),
-          b.create<CompareOp>(loc, CompareDirection::ne, labels, ignore));
-      SmallVector<int64_t> all =
-          llvm::to_vector(llvm::seq<int64_t>(0, labelType.getRank()));
-      Value count = b.create<ReduceOp>(loc, ReduceKind::sum, counted,
-                                       b.getDenseI64ArrayAttr(all), false);
+      Value count = countLabeledTokens(b, loc, labels, loss.getIgnoreIndex());
       count = b.create<AllReduceOp>(loc, ReduceKind::sum, count, mesh, axes);
       count = b.create<MaxOp>(
           loc, count,
